@@ -1,0 +1,16 @@
+#pragma once
+// Subcommands of the `loantwin` CLI. Each registers its options and returns the function that
+// runs it (exit code).
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace loantwin::cli {
+
+using Runner = std::function<int()>;
+
+Runner RegisterSimulate(CLI::App& app);
+Runner RegisterList(CLI::App& app);
+
+}  // namespace loantwin::cli

@@ -1,0 +1,41 @@
+// loantwin: command-line entry point. See docs/cli.md.
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "env/config_error.h"
+#include "env/twin.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"loantwin - multi-agent RL on a digital twin of a retail lending portfolio"};
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, loantwin::cli::Runner>> commands;
+  auto add = [&](loantwin::cli::Runner (*reg)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    auto runner = reg(app);
+    commands.emplace_back(app.get_subcommands({})[before], runner);
+  };
+  add(loantwin::cli::RegisterSimulate);
+  add(loantwin::cli::RegisterList);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const loantwin::ConfigError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const loantwin::InvariantError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,57 @@
+#pragma once
+// N twin instances stepped in parallel into one pre-allocated metrics buffer [N, kNumMetrics].
+// Instances are independent and each draws from its own counter-based stream, so results are
+// bit-identical for any thread count.
+
+#include <memory>
+#include <vector>
+
+#include "env/twin.h"
+
+namespace boost::asio {
+class thread_pool;
+}
+
+namespace loantwin {
+
+struct VecEnvOptions {
+  int num_envs = 1;
+  int num_threads = 1;       ///< 1 = step in the calling thread
+  uint64_t seed = 0;
+  int first_instance = 0;    ///< instance ids are first_instance .. first_instance + num_envs - 1
+  TwinOptions twin;
+};
+
+class VecEnv {
+ public:
+  VecEnv(std::shared_ptr<const InstitutionConfig> institution,
+         std::shared_ptr<const Scenario> scenario, const VecEnvOptions& options);
+  ~VecEnv();
+  VecEnv(const VecEnv&) = delete;
+  VecEnv& operator=(const VecEnv&) = delete;
+
+  /// Resets every instance to month 0 of `episode`.
+  void Reset(uint64_t episode = 0);
+  /// Steps every instance one month. `levers` has one entry per instance, or one shared by all.
+  /// The first exception thrown by any instance is rethrown here after all tasks finished.
+  void Step(const std::vector<Levers>& levers);
+
+  int num_envs() const { return static_cast<int>(twins_.size()); }
+  int num_threads() const { return num_threads_; }
+  /// Row-major [num_envs, kNumMetrics] metrics of the last step.
+  const double* metrics() const { return metrics_.data(); }
+  const double* metrics(int env) const { return metrics_.data() + static_cast<size_t>(env) * kNumMetrics; }
+  Twin& twin(int env) { return *twins_[env]; }
+  const Twin& twin(int env) const { return *twins_[env]; }
+
+ private:
+  template <typename Fn>
+  void ParallelFor(Fn&& fn);
+
+  std::vector<std::unique_ptr<Twin>> twins_;
+  std::vector<double> metrics_;
+  int num_threads_;
+  std::unique_ptr<boost::asio::thread_pool> pool_;
+};
+
+}  // namespace loantwin

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages loantwin needs (see DESIGN.md), only those that are missing.
+# Idempotent: prints nothing and touches nothing when everything is installed.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libtorch-dev
+  libeigen3-dev
+  libyaml-cpp-dev
+  libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  libboost-dev
+  nlohmann-json3-dev
+  libcli11-dev
+  libopenblas0-pthread
+  libgloo-dev
+  protobuf-compiler libprotobuf-dev
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+((${#missing[@]} == 0)) && exit 0
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 || {
+    echo "install-deps: not root and sudo is not available; install: ${missing[*]}" >&2
+    exit 1
+  }
+  SUDO=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

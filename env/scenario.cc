@@ -125,9 +125,16 @@ MacroModel::MacroModel(std::shared_ptr<const Scenario> scenario) : scenario_(std
     for (int j = 0; j < kNumMacroVars; ++j)
       cov(i, j) = kCorrelation[i][j] * scenario_->shock_sd[i] * scenario_->shock_sd[j] *
                   scenario_->shock_scale * scenario_->shock_scale;
-  // Small ridge keeps the factorisation defined when a scenario zeroes some sds.
-  cov.diagonal().array() += 1e-14;
-  chol_ = cov.llt().matrixL();
+  Eigen::LLT<decltype(cov)> llt(cov);
+  if (llt.info() != Eigen::Success) {
+    // Some sds are zero: factor the correlation of the non-degenerate part with a tiny ridge,
+    // then zero the rows of variables without shocks so they stay exactly on their anchors.
+    cov.diagonal().array() += 1e-18;
+    llt.compute(cov);
+  }
+  chol_ = llt.matrixL();
+  for (int i = 0; i < kNumMacroVars; ++i)
+    if (scenario_->shock_sd[i] * scenario_->shock_scale == 0) chol_.row(i).setZero();
   Reset(0);
 }
 

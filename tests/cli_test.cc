@@ -1,0 +1,109 @@
+// The `loantwin` binary: happy path and every bad-input case exits non-zero with a message.
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+
+#include "tests/test_util.h"
+
+namespace loantwin {
+namespace {
+
+using testing::ReadFile;
+using testing::TempDir;
+
+struct Result {
+  int code;
+  std::string output;
+};
+
+Result RunCli(const std::string& args) {
+  const std::string cmd = std::string(LOANTWIN_CLI) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+TEST(Cli, SimulateWritesCsvAndSummary) {
+  TempDir dir;
+  const std::string out = dir.path() + "/run.csv";
+  const Result r = RunCli("simulate --institution cu_small --scenario mild_recession --months 12 "
+                       "--paths 3 --seed 4 --threads 2 --check-invariants --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("peak charge-off rate"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("minimum CET1 ratio"), std::string::npos);
+  EXPECT_NE(r.output.find("cumulative net income"), std::string::npos);
+  EXPECT_NE(r.output.find("invariant breaches: 0"), std::string::npos);
+  const std::string csv = ReadFile(out);
+  EXPECT_EQ(csv.rfind("path,month,unemployment,", 0), 0u);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 * 12);
+}
+
+TEST(Cli, BandsLayoutAndScenarioByPath) {
+  TempDir dir;
+  const std::string out = dir.path() + "/bands.csv";
+  const Result r = RunCli("simulate --institution " + std::string(LOANTWIN_SOURCE_DIR) +
+                       "/configs/institutions/cu_small.yaml --scenario " +
+                       std::string(LOANTWIN_SOURCE_DIR) +
+                       "/configs/scenarios/rate_shock.yaml --months 6 --paths 4 --output bands "
+                       "--out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string csv = ReadFile(out);
+  EXPECT_EQ(csv.rfind("month,metric,mean,p05,p50,p95\n", 0), 0u);
+  EXPECT_NE(csv.find("\n6,cet1_ratio,"), std::string::npos);
+}
+
+TEST(Cli, SameSeedSameCsvAcrossThreadCounts) {
+  TempDir dir;
+  const std::string a = dir.path() + "/a.csv", b = dir.path() + "/b.csv";
+  ASSERT_EQ(RunCli("simulate --months 8 --paths 3 --threads 1 --out " + a).code, 0);
+  ASSERT_EQ(RunCli("simulate --months 8 --paths 3 --threads 2 --batch 2 --out " + b).code, 0);
+  EXPECT_EQ(ReadFile(a), ReadFile(b));
+}
+
+TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
+  struct Case {
+    std::string args, expect;
+  };
+  TempDir dir;
+  const std::string bad_yaml = dir.File("bad.yaml", "name: x\nmembers: 10\nproducts:\n  carrd:\n    initial_loans: 1\n");
+  const std::vector<Case> cases = {
+      {"simulate --institution cu_nope", "unknown institution 'cu_nope'"},
+      {"simulate --scenario nowhere", "unknown scenario 'nowhere'"},
+      {"simulate --scenario /no/such/file.yaml", "no such file"},
+      {"simulate --institution " + bad_yaml, "bad.yaml:4:3: key 'products.carrd': unknown key"},
+      {"simulate --months 0", "--months"},
+      {"simulate --months abc", "--months"},
+      {"simulate --paths -3", "--paths"},
+      {"simulate --output wide", "--output"},
+      {"simulate --threads x", "--threads"},
+      {"simulate --bogus", "bogus"},
+      {"frobnicate", "frobnicate"},
+      {"", "subcommand"},
+      {"simulate --months 2 --paths 1 --out /no/such/dir/run.csv", "cannot open"},
+  };
+  for (const auto& c : cases) {
+    const Result r = RunCli(c.args);
+    EXPECT_NE(r.code, 0) << c.args << "\n" << r.output;
+    EXPECT_LT(r.code, 128) << "crashed: " << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
+TEST(Cli, ListShowsPresetsScenariosAndMetrics) {
+  const Result r = RunCli("list");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* s : {"cu_mid", "marketplace_lender", "dfast_2025_severely_adverse", "cet1_ratio",
+                        "card_charge_off_rate"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace loantwin

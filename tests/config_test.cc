@@ -1,0 +1,230 @@
+// Config loading: every error names the file, the line and the key path.
+
+#include <gtest/gtest.h>
+
+#include "env/config_error.h"
+#include "env/config_paths.h"
+#include "env/institution.h"
+#include "env/levers.h"
+#include "env/scenario.h"
+#include "tests/test_util.h"
+
+using loantwin::testing::ReadFile;
+
+namespace loantwin {
+namespace {
+
+using testing::TempDir;
+
+const char* kMinimalInstitution = R"(name: tiny
+members: 1000
+products:
+  personal:
+    initial_loans: 100
+)";
+
+std::string ErrorOf(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no ConfigError>";
+}
+
+TEST(InstitutionConfig, EveryPresetLoadsByNameAndByPath) {
+  const auto names = ListConfigs("institutions");
+  for (const char* expected : {"cu_small", "cu_mid", "cu_large", "cu_digital", "marketplace_lender"})
+    EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
+  for (const auto& name : names) {
+    auto by_name = LoadInstitution(name);
+    EXPECT_EQ(by_name->name, name);
+    auto by_path = LoadInstitution(ResolveConfig("institutions", name));
+    EXPECT_EQ(by_path->members, by_name->members);
+  }
+  const auto mid = LoadInstitution("cu_mid");
+  EXPECT_TRUE(mid->products[kHome].offered);
+  EXPECT_FALSE(mid->products[kBusiness].offered);
+  EXPECT_TRUE(LoadInstitution("cu_large")->products[kBusiness].offered);
+}
+
+TEST(InstitutionConfig, ProductOverridesApply) {
+  TempDir dir;
+  const auto cfg = LoadInstitution(dir.File("x.yaml", std::string(kMinimalInstitution) +
+                                                          "    lgd: 0.6\n    default_cutoff: 2\n"));
+  EXPECT_DOUBLE_EQ(cfg->products[kPersonal].spec.lgd, 0.6);
+  EXPECT_EQ(cfg->products[kPersonal].spec.default_cutoff, 2);
+  EXPECT_EQ(DefaultLevers(*cfg).approval_cutoff[kPersonal], 2);
+}
+
+TEST(InstitutionConfig, UnknownKeyNamesFileLineAndPath) {
+  TempDir dir;
+  const std::string f = dir.File("bad.yaml", std::string(kMinimalInstitution) + "    lgdd: 0.5\n");
+  const std::string msg = ErrorOf([&] { LoadInstitution(f); });
+  EXPECT_NE(msg.find("bad.yaml:6:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("products.personal.lgdd"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown key"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("lgd"), std::string::npos) << msg;  // lists known keys
+}
+
+TEST(InstitutionConfig, WrongTypeNamesKey) {
+  TempDir dir;
+  const std::string f =
+      dir.File("t.yaml", "name: t\nmembers: many\nproducts:\n  card:\n    initial_loans: 5\n");
+  const std::string msg = ErrorOf([&] { LoadInstitution(f); });
+  EXPECT_NE(msg.find("t.yaml:2:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'members'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected an integer, got 'many'"), std::string::npos) << msg;
+}
+
+TEST(InstitutionConfig, OutOfRangeNamesValueAndRange) {
+  TempDir dir;
+  const std::string f = dir.File("r.yaml", std::string(kMinimalInstitution) + "    lgd: 1.7\n");
+  const std::string msg = ErrorOf([&] { LoadInstitution(f); });
+  EXPECT_NE(msg.find("r.yaml:6:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("products.personal.lgd"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("1.7 is out of range [0, 1]"), std::string::npos) << msg;
+}
+
+TEST(InstitutionConfig, ListLengthAndEnumErrors) {
+  TempDir dir;
+  std::string msg = ErrorOf([&] {
+    LoadInstitution(dir.File("l.yaml", std::string(kMinimalInstitution) + "    pd: [0.1, 0.2]\n"));
+  });
+  EXPECT_NE(msg.find("expected 7 values, got 2"), std::string::npos) << msg;
+  msg = ErrorOf([&] {
+    LoadInstitution(
+        dir.File("e.yaml", std::string(kMinimalInstitution) + "    basel_class: corporate\n"));
+  });
+  EXPECT_NE(msg.find("'corporate' is not one of: mortgage, revolving, other_retail"),
+            std::string::npos)
+      << msg;
+  msg = ErrorOf([&] {
+    LoadInstitution(dir.File("p.yaml", std::string(kMinimalInstitution) +
+                                           "    pd: [0.1, 0.05, 0.2, 0.3, 0.4, 0.5, 0.6]\n"));
+  });
+  EXPECT_NE(msg.find("'pd' must not decrease"), std::string::npos) << msg;
+}
+
+TEST(InstitutionConfig, MissingRequiredKeyAndMissingFile) {
+  TempDir dir;
+  std::string msg = ErrorOf([&] { LoadInstitution(dir.File("m.yaml", "name: m\nmembers: 5\n")); });
+  EXPECT_NE(msg.find("missing required key 'products'"), std::string::npos) << msg;
+  msg = ErrorOf([&] { LoadInstitution(dir.path() + "/nope.yaml"); });
+  EXPECT_NE(msg.find("nope.yaml: no such file"), std::string::npos) << msg;
+  msg = ErrorOf([&] { LoadInstitution("cu_nonexistent"); });
+  EXPECT_NE(msg.find("unknown institution 'cu_nonexistent'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cu_mid"), std::string::npos) << msg;  // lists the built-in presets
+}
+
+TEST(InstitutionConfig, YamlSyntaxErrorNamesLine) {
+  TempDir dir;
+  const std::string msg =
+      ErrorOf([&] { LoadInstitution(dir.File("s.yaml", "name: s\nmembers: [1, 2\n")); });
+  EXPECT_NE(msg.find("s.yaml:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("YAML syntax error"), std::string::npos) << msg;
+}
+
+TEST(ScenarioConfig, EveryScenarioLoads) {
+  const auto names = ListConfigs("scenarios");
+  for (const char* expected :
+       {"steady_state", "mild_recession", "severe_recession", "rate_shock", "stagflation",
+        "house_price_crash", "fraud_spike", "dfast_2025_baseline", "dfast_2025_severely_adverse"})
+    EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
+  for (const auto& name : names) {
+    const auto s = LoadScenario(name);
+    EXPECT_EQ(s->name, name);
+    for (int v = 0; v < kNumMacroVars; ++v) EXPECT_FALSE(s->anchors[v].empty());
+  }
+}
+
+TEST(ScenarioConfig, DfastSeverelyAdverseMatchesFedTable) {
+  const auto s = LoadScenario("dfast_2025_severely_adverse");
+  // 2024 Q4 jump-off + 13 quarters; unemployment peaks at 10.0% in 2026 Q3; HPI 322.1 -> 214.4.
+  ASSERT_EQ(s->anchors[kUnemploymentVar].size(), 14u);
+  EXPECT_DOUBLE_EQ(*std::max_element(s->anchors[kUnemploymentVar].begin(),
+                                     s->anchors[kUnemploymentVar].end()),
+                   10.0);
+  EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][0], 322.1);
+  EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][7], 214.4);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 3), 5.6);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 4), 5.6 + (6.8 - 5.6) / 3);
+  // Long-run reversion after the horizon.
+  EXPECT_NEAR(s->AnchorAt(kUnemploymentVar, 39 + 24), 4.5, 1e-12);
+  EXPECT_NEAR(s->AnchorAt(kUnemploymentVar, 39 + 12), (7.5 + 4.5) / 2, 1e-12);
+}
+
+TEST(ScenarioConfig, UserScenarioWithMonthlyPointsAndErrors) {
+  TempDir dir;
+  const std::string ok = dir.File("mine.yaml", R"(name: mine
+step_months: 1
+paths:
+  unemployment: [4, 5, 6]
+  gdp_growth: [2]
+  policy_rate: [3]
+  rate_10y: [4]
+  mortgage_rate: [6]
+  hpi: [200, 190]
+  credit_spread: [1.5]
+shocks:
+  scale: 0
+)");
+  const auto s = LoadScenario(ok);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 1), 5.0);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 10), 6.0);  // last point holds
+  MacroModel macro(s);
+  macro.Reset(1);
+  macro.Step(0);
+  const MacroState& m1 = macro.Step(1);
+  EXPECT_DOUBLE_EQ(m1.unemployment, 0.05);  // shocks off: exactly the anchor
+  EXPECT_DOUBLE_EQ(m1.hpi, 0.95);
+
+  std::string text = ReadFile(ok);
+  const std::string bad = dir.File("bad.yaml", text.replace(text.find("rate_10y"), 8, "rate_11y"));
+  const std::string msg = ErrorOf([&] { LoadScenario(bad); });
+  EXPECT_NE(msg.find("bad.yaml:"), std::string::npos) << msg;
+  EXPECT_TRUE(msg.find("paths.rate_11y") != std::string::npos ||
+              msg.find("missing required key 'rate_10y'") != std::string::npos)
+      << msg;
+  const std::string neg = dir.File("neg.yaml", R"(name: neg
+paths: {unemployment: [-1], gdp_growth: [2], policy_rate: [3], rate_10y: [4], mortgage_rate: [6], hpi: [100], credit_spread: [1]}
+)");
+  EXPECT_NE(ErrorOf([&] { LoadScenario(neg); }).find("paths.unemployment[0]"), std::string::npos);
+}
+
+TEST(Levers, DefaultsValidAndOutOfRangeRejected) {
+  const auto cfg = LoadInstitution("cu_mid");
+  Levers l = DefaultLevers(*cfg);
+  EXPECT_NO_THROW(ValidateLevers(l));
+  EXPECT_EQ(l.approval_cutoff[kBusiness], -1);  // not offered
+  l.rate_spread[kCard] = 0.9;
+  try {
+    ValidateLevers(l);
+    FAIL() << "expected invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("rate_spread[card] = 0.9"), std::string::npos) << e.what();
+  }
+  l = DefaultLevers(*cfg);
+  l.collection_intensity[2] = 4;
+  EXPECT_THROW(ValidateLevers(l), std::invalid_argument);
+  l = DefaultLevers(*cfg);
+  l.risk_appetite = 5;
+  EXPECT_THROW(ValidateLevers(l), std::invalid_argument);
+}
+
+TEST(Levers, RiskAppetiteBoundsCutoffAndBudget) {
+  Levers l = DefaultLevers(*LoadInstitution("cu_mid"));
+  l.approval_cutoff.fill(6);
+  l.origination_budget.fill(3.0);
+  l.risk_appetite = 0;
+  const Levers eff = ApplyRiskAppetite(l);
+  for (int p = 0; p < kNumProducts; ++p) {
+    EXPECT_EQ(eff.approval_cutoff[p], GetRiskAppetite(0).max_cutoff);
+    EXPECT_DOUBLE_EQ(eff.origination_budget[p], GetRiskAppetite(0).max_budget);
+  }
+  l.risk_appetite = 4;
+  EXPECT_EQ(ApplyRiskAppetite(l).approval_cutoff[0], 6);
+}
+
+}  // namespace
+}  // namespace loantwin

@@ -15,7 +15,7 @@ build: configure
 
 demo: build
 	./$(BUILD_DIR)/bin/loantwin simulate --institution cu_small --scenario severe_recession \
-	  --months 60 --paths 16 --seed 1 --out $(BUILD_DIR)/demo_cu_small.csv --check-invariants
+	  --months 120 --paths 100 --seed 1 --out $(BUILD_DIR)/demo_cu_small.csv --check-invariants
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

@@ -2,26 +2,42 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 namespace loantwin {
+namespace {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+}  // namespace
 
 VecEnv::VecEnv(std::shared_ptr<const InstitutionConfig> institution,
                std::shared_ptr<const Scenario> scenario, const VecEnvOptions& options)
-    : num_threads_(options.num_threads) {
+    : num_threads_(options.num_threads), spin_microseconds_(options.spin_microseconds) {
   if (options.num_envs < 1)
     throw std::invalid_argument(fmt::format("num_envs must be >= 1, got {}", options.num_envs));
   if (options.num_threads < 1)
     throw std::invalid_argument(fmt::format("num_threads must be >= 1, got {}", options.num_threads));
+  if (options.spin_microseconds < 0)
+    throw std::invalid_argument("spin_microseconds must be >= 0");
   twins_.resize(options.num_envs);
   metrics_.assign(static_cast<size_t>(options.num_envs) * kNumMetrics, 0.0);
-  if (num_threads_ > 1) pool_ = std::make_unique<boost::asio::thread_pool>(num_threads_);
+  if (num_threads_ > 1) {
+    // The pool's threads run one long-lived worker loop each until the VecEnv is destroyed.
+    pool_ = std::make_unique<boost::asio::thread_pool>(num_threads_ - 1);
+    for (int t = 0; t < num_threads_ - 1; ++t) boost::asio::post(*pool_, [this] { WorkerLoop(); });
+  }
   // Building the initial books is the expensive part of construction: do it in parallel too.
   ParallelFor([&](int i) {
     twins_[i] = std::make_unique<Twin>(institution, scenario, options.seed,
@@ -30,40 +46,84 @@ VecEnv::VecEnv(std::shared_ptr<const InstitutionConfig> institution,
 }
 
 VecEnv::~VecEnv() {
-  if (pool_) pool_->join();
+  if (!pool_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  work_cv_.notify_all();
+  pool_->join();
 }
 
-template <typename Fn>
-void VecEnv::ParallelFor(Fn&& fn) {
+void VecEnv::RunItems() {
   const int n = static_cast<int>(twins_.size());
+  for (int i = next_.fetch_add(1, std::memory_order_relaxed); i < n;
+       i = next_.fetch_add(1, std::memory_order_relaxed)) {
+    try {
+      (*job_)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+}
+
+void VecEnv::WorkerLoop() {
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t gen = generation_.load(std::memory_order_acquire);
+    const auto spin_end =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(spin_microseconds_);
+    while (gen == seen && std::chrono::steady_clock::now() < spin_end) {
+      for (int k = 0; k < 64; ++k) CpuRelax();
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    if (gen == seen) {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    seen = gen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+    }
+    RunItems();
+    if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
+  }
+}
+
+void VecEnv::ParallelFor(const std::function<void(int)>& fn) {
   if (!pool_) {
-    for (int i = 0; i < n; ++i) fn(i);
+    for (int i = 0; i < static_cast<int>(twins_.size()); ++i) fn(i);
     return;
   }
-  // Workers pull instance indices from a shared counter (dynamic load balance); which thread
-  // runs an instance does not affect its result.
-  std::atomic<int> next{0};
-  std::mutex mu;
-  std::condition_variable done_cv;
-  int running = num_threads_;
-  std::exception_ptr error;
-  for (int t = 0; t < num_threads_; ++t) {
-    boost::asio::post(*pool_, [&] {
-      for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
-        try {
-          fn(i);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(mu);
-          if (!error) error = std::current_exception();
-        }
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      if (--running == 0) done_cv.notify_one();
-    });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &fn;
+    error_ = nullptr;
+    next_.store(0, std::memory_order_relaxed);
+    pending_workers_.store(num_threads_ - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  std::unique_lock<std::mutex> lock(mu);
-  done_cv.wait(lock, [&] { return running == 0; });
-  if (error) std::rethrow_exception(error);
+  work_cv_.notify_all();
+  RunItems();  // the calling thread works too
+  // Workers finish their last instance; spin briefly, then block.
+  const auto spin_end =
+      std::chrono::steady_clock::now() + std::chrono::microseconds(spin_microseconds_);
+  while (pending_workers_.load(std::memory_order_acquire) > 0 &&
+         std::chrono::steady_clock::now() < spin_end)
+    CpuRelax();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return pending_workers_.load(std::memory_order_acquire) == 0; });
+    job_ = nullptr;
+  }
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
 void VecEnv::Reset(uint64_t episode) {

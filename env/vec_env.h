@@ -3,7 +3,12 @@
 // Instances are independent and each draws from its own counter-based stream, so results are
 // bit-identical for any thread count.
 
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "env/twin.h"
@@ -17,6 +22,9 @@ namespace loantwin {
 struct VecEnvOptions {
   int num_envs = 1;
   int num_threads = 1;       ///< 1 = step in the calling thread
+  /// After a step, pool workers spin this long for the next one before blocking: steps of a
+  /// few hundred microseconds would otherwise pay a thread wake-up each (0 = block at once).
+  int spin_microseconds = 200;
   uint64_t seed = 0;
   int first_instance = 0;    ///< instance ids are first_instance .. first_instance + num_envs - 1
   TwinOptions twin;
@@ -45,13 +53,26 @@ class VecEnv {
   const Twin& twin(int env) const { return *twins_[env]; }
 
  private:
-  template <typename Fn>
-  void ParallelFor(Fn&& fn);
+  /// Runs fn(i) for every instance: the calling thread and the pool's workers pull indices
+  /// from a shared counter. Rethrows the first exception.
+  void ParallelFor(const std::function<void(int)>& fn);
+  void WorkerLoop();
+  void RunItems();
 
   std::vector<std::unique_ptr<Twin>> twins_;
   std::vector<double> metrics_;
   int num_threads_;
+  int spin_microseconds_;
   std::unique_ptr<boost::asio::thread_pool> pool_;
+  // Work hand-off between ParallelFor and the workers (num_threads - 1 of them).
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> next_{0};
+  std::atomic<int> pending_workers_{0};
+  const std::function<void(int)>* job_ = nullptr;
+  bool stop_ = false;
+  std::exception_ptr error_;
 };
 
 }  // namespace loantwin

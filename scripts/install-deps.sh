@@ -3,13 +3,13 @@
 # Idempotent: prints nothing and touches nothing when everything is installed.
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake pkg-config
+# The libraries listed in DESIGN.md ("Dependencies").
+LIBRARIES=(
   libtorch-dev
   libeigen3-dev
   libyaml-cpp-dev
   libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev
   libbenchmark-dev
   libboost-dev
   nlohmann-json3-dev
@@ -18,6 +18,9 @@ PACKAGES=(
   libgloo-dev
   protobuf-compiler libprotobuf-dev
 )
+# The toolchain, for machines that lack it.
+TOOLCHAIN=(g++ make cmake)
+PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

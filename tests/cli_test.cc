@@ -7,6 +7,10 @@
 #include <string>
 #include <sys/wait.h>
 
+#include <filesystem>
+#include <sstream>
+#include <vector>
+
 #include "tests/test_util.h"
 
 namespace loantwin {
@@ -20,8 +24,8 @@ struct Result {
   std::string output;
 };
 
-Result RunCli(const std::string& args) {
-  const std::string cmd = std::string(LOANTWIN_CLI) + " " + args + " 2>&1";
+Result RunShell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -30,6 +34,8 @@ Result RunCli(const std::string& args) {
   const int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
 }
+
+Result RunCli(const std::string& args) { return RunShell(std::string(LOANTWIN_CLI) + " " + args); }
 
 TEST(Cli, SimulateWritesCsvAndSummary) {
   TempDir dir;
@@ -103,6 +109,76 @@ TEST(Cli, ListShowsPresetsScenariosAndMetrics) {
   for (const char* s : {"cu_mid", "marketplace_lender", "dfast_2025_severely_adverse", "cet1_ratio",
                         "card_charge_off_rate"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace loantwin
+
+namespace loantwin {
+namespace {
+
+/// Fenced blocks of a given language in a Markdown file.
+std::vector<std::string> FencedBlocks(const std::string& file, const std::string& lang) {
+  std::vector<std::string> blocks;
+  std::istringstream in(ReadFile(file));
+  std::string line, current;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (!inside && line == "```" + lang) {
+      inside = true;
+      current.clear();
+    } else if (inside && line == "```") {
+      inside = false;
+      blocks.push_back(current);
+    } else if (inside) {
+      current += line + "\n";
+    }
+  }
+  return blocks;
+}
+
+TEST(Docs, EveryCommandInTheDocsRuns) {
+  TempDir dir;
+  // Relative config paths in the examples resolve against the repository root.
+  std::filesystem::create_directory_symlink(std::string(LOANTWIN_SOURCE_DIR) + "/configs",
+                                            dir.path() + "/configs");
+  int commands = 0;
+  for (const char* doc : {"docs/cli.md", "README.md"}) {
+    for (const auto& block : FencedBlocks(std::string(LOANTWIN_SOURCE_DIR) + "/" + doc, "sh")) {
+      std::istringstream lines(block);
+      std::string line, cmd;
+      while (std::getline(lines, line)) {
+        const bool continued = !line.empty() && line.back() == '\\';
+        cmd += continued ? line.substr(0, line.size() - 1) : line;
+        if (continued) continue;
+        const size_t pos = cmd.find("loantwin ");
+        if (pos != std::string::npos && cmd.find("make ") == std::string::npos) {
+          std::string args = cmd.substr(pos + 9);
+          args = args.substr(0, args.find('#'));
+          const Result r = RunShell("cd " + dir.path() + " && " + LOANTWIN_CLI + " " + args);
+          EXPECT_EQ(r.code, 0) << doc << ": " << cmd << "\n" << r.output;
+          ++commands;
+        }
+        cmd.clear();
+      }
+    }
+  }
+  EXPECT_GE(commands, 7);
+}
+
+TEST(Docs, EveryYamlExampleLoadsAndRuns) {
+  TempDir dir;
+  int examples = 0;
+  for (const char* doc : {"docs/institutions.md", "docs/scenarios.md"}) {
+    for (const auto& block : FencedBlocks(std::string(LOANTWIN_SOURCE_DIR) + "/" + doc, "yaml")) {
+      const std::string file = dir.File("example" + std::to_string(examples++) + ".yaml", block);
+      const bool scenario = block.find("\npaths:") != std::string::npos;
+      const Result r = RunCli(std::string("simulate --months 6 --paths 2 --check-invariants ") +
+                              (scenario ? "--scenario " : "--institution ") + file);
+      EXPECT_EQ(r.code, 0) << doc << "\n" << block << "\n" << r.output;
+    }
+  }
+  EXPECT_GE(examples, 2);
 }
 
 }  // namespace

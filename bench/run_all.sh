@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every benchmark of docs/performance.md. Usage: bench/run_all.sh [build-dir]
+set -euo pipefail
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+echo "== twin_bench: single-thread step throughput (items_per_second = loan-months/s)"
+"$BUILD/bin/twin_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+echo "== vec_env_bench: 16 cu_small instances on 1 and 2 threads"
+"$BUILD/bin/vec_env_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+echo "== simulate wall time: cu_large, 120 months, 100 paths"
+bash bench/simulate_wall.sh "$BUILD"

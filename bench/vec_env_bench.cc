@@ -32,7 +32,12 @@ void BM_VecEnvStep(benchmark::State& state) {
   state.SetItemsProcessed(steps);
 }
 
-BENCHMARK(BM_VecEnvStep)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_VecEnvStep)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -8,13 +8,16 @@
 namespace loantwin::cli {
 
 Runner RegisterCalibrate(CLI::App& app) {
-  auto* cmd = app.add_subcommand("calibrate", "Simulate the calibration checks and print "
-                                              "target vs simulated (exit 1 if any fails)");
+  auto* cmd = app.add_subcommand("calibrate",
+                                 "Simulate the calibration checks and print "
+                                 "target vs simulated (exit 1 if any fails)");
   auto o = std::make_shared<CalibrationOptions>();
   cmd->add_option("--paths", o->paths, "Monte Carlo paths per scenario")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed (>= 0)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "worker threads")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();

@@ -3,7 +3,6 @@
 // runs it (exit code).
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace loantwin::cli {

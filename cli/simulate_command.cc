@@ -46,7 +46,8 @@ void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Sc
   };
   row("peak charge-off rate (3m avg)",
       column([](const PathSummary& s) { return s.peak_charge_off_rate; }), 100, "%");
-  row("minimum CET1 ratio", column([](const PathSummary& s) { return s.min_cet1_ratio; }), 100, "%");
+  row("minimum CET1 ratio", column([](const PathSummary& s) { return s.min_cet1_ratio; }), 100,
+      "%");
   row("cumulative net income (millions)",
       column([](const PathSummary& s) { return s.cumulative_net_income; }), 1e-6, " ");
   row("final equity (millions)", column([](const PathSummary& s) { return s.final_equity; }), 1e-6,
@@ -63,10 +64,11 @@ void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Sc
   row("average NIM", nim, 100, "%");
   row("average charge-off rate", co, 100, "%");
   int below_min = 0, below_buffer = 0;
-  for (const auto& s : summaries) below_min += s.months_below_minimum > 0,
-                                  below_buffer += s.months_below_buffer > 0;
-  fmt::print("capital breaches: {} of {} paths fell below CET1 4.5%, {} below 7.0% (min + buffer)\n",
-             below_min, a.paths, below_buffer);
+  for (const auto& s : summaries)
+    below_min += s.months_below_minimum > 0, below_buffer += s.months_below_buffer > 0;
+  fmt::print(
+      "capital breaches: {} of {} paths fell below CET1 4.5%, {} below 7.0% (min + buffer)\n",
+      below_min, a.paths, below_buffer);
   fmt::print("invariant breaches: {}\n",
              a.check_invariants ? "0 (checked every month)" : "not checked (--check-invariants)");
 }
@@ -87,7 +89,9 @@ Runner RegisterSimulate(CLI::App& app) {
   cmd->add_option("--paths", a->paths, "Monte Carlo paths")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "experiment seed")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "experiment seed (>= 0)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "CSV file to write (written atomically)");
   cmd->add_option("--output", a->output,
                   "CSV layout: 'paths' (a row per path and month) or 'bands' (mean, p05, p50, "

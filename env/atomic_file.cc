@@ -9,8 +9,7 @@
 
 namespace loantwin {
 
-void WriteFileAtomically(const std::string& path,
-                         const std::function<void(std::ostream&)>& write) {
+void WriteFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
   const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -79,12 +79,14 @@ std::vector<CalibrationCheck> RunCalibration(const CalibrationOptions& o) {
   };
   std::vector<CalibrationCheck> checks;
   const PathSet steady = simulate("cu_mid", "steady_state");
-  auto co = [&](int p) { return MeanMetric(steady, ProductMetricIndex(p, kPChargeOffRate), 12, 120); };
+  auto co = [&](int p) {
+    return MeanMetric(steady, ProductMetricIndex(p, kPChargeOffRate), 12, 120);
+  };
   const std::string fed = "Federal Reserve charge-off release; S&P/Experian default indices";
-  checks.push_back({"cu_mid steady_state card charge-off rate", "3.5-4.5% (3.8% pre-2008, 4.2% 2023Q4)",
-                    fed, co(kCard), 0.035, 0.045});
-  checks.push_back({"cu_mid steady_state personal charge-off rate", "1-3%", fed, co(kPersonal), 0.01,
-                    0.03});
+  checks.push_back({"cu_mid steady_state card charge-off rate",
+                    "3.5-4.5% (3.8% pre-2008, 4.2% 2023Q4)", fed, co(kCard), 0.035, 0.045});
+  checks.push_back(
+      {"cu_mid steady_state personal charge-off rate", "1-3%", fed, co(kPersonal), 0.01, 0.03});
   checks.push_back({"cu_mid steady_state auto charge-off rate", "0.5-2% (auto default 1.05% 2019)",
                     fed, co(kAuto), 0.005, 0.02});
   checks.push_back({"cu_mid steady_state home charge-off rate", "0.05-0.5% (0.08% in 2006)", fed,
@@ -97,21 +99,24 @@ std::vector<CalibrationCheck> RunCalibration(const CalibrationOptions& o) {
     const std::string name = std::string("cu_mid ") + scenario;
     const int card = ProductMetricIndex(kCard, kPChargeOffRate);
     const int home = ProductMetricIndex(kHome, kPChargeOffRate);
-    checks.push_back({name + " card charge-off peak / steady", ">= 2.2x (2010Q2 peak 10.5% vs 3.8%)",
-                      fed, PeakQuarterlyMetric(s, card) / co(kCard), 2.2, 1e9});
-    checks.push_back({name + " home charge-off peak / steady", ">= 8x (2.8% in 2009Q4 vs 0.08%)", fed,
-                      PeakQuarterlyMetric(s, home) / co(kHome), 8.0, 1e9});
+    checks.push_back({name + " card charge-off peak / steady",
+                      ">= 2.2x (2010Q2 peak 10.5% vs 3.8%)", fed,
+                      PeakQuarterlyMetric(s, card) / co(kCard), 2.2, 1e9});
+    checks.push_back({name + " home charge-off peak / steady", ">= 8x (2.8% in 2009Q4 vs 0.08%)",
+                      fed, PeakQuarterlyMetric(s, home) / co(kHome), 8.0, 1e9});
     const double start = MeanMetric(s, kCet1Ratio, 0, 1), low = MinMetric(s, kCet1Ratio);
     checks.push_back({name + " minimum CET1 (all paths)", "> 4.5% and below 80% of the start",
                       "Basel III minimum", low, 0.045, 0.8 * start});
   }
 
-  const CohortStudy lc = RunCohortStudy("marketplace_lender", "steady_state", kPersonal, 12, 4, o.seed);
-  const std::string lc_src = "Lending Club 2007-2011 (shared/data/credit/lending_club_2007_2011.csv)";
-  checks.push_back({"marketplace_lender 36-month lifetime charge-off", "9-13% (data: 11.1%)", lc_src,
-                    lc.ChargeOffRate(0), 0.09, 0.13});
-  checks.push_back({"marketplace_lender 60-month lifetime charge-off", "19-27% (data: 22.9%)", lc_src,
-                    lc.ChargeOffRate(1), 0.19, 0.27});
+  const CohortStudy lc =
+      RunCohortStudy("marketplace_lender", "steady_state", kPersonal, 12, 4, o.seed);
+  const std::string lc_src =
+      "Lending Club 2007-2011 (shared/data/credit/lending_club_2007_2011.csv)";
+  checks.push_back({"marketplace_lender 36-month lifetime charge-off", "9-13% (data: 11.1%)",
+                    lc_src, lc.ChargeOffRate(0), 0.09, 0.13});
+  checks.push_back({"marketplace_lender 60-month lifetime charge-off", "19-27% (data: 22.9%)",
+                    lc_src, lc.ChargeOffRate(1), 0.19, 0.27});
   return checks;
 }
 

@@ -12,11 +12,11 @@
 namespace loantwin {
 
 struct CalibrationCheck {
-  std::string name;      ///< what is measured
-  std::string target;    ///< the published figure, in words
-  std::string source;    ///< where the figure comes from
-  double simulated = 0;  ///< the twin's value
-  double lo = 0, hi = 0; ///< accepted range
+  std::string name;       ///< what is measured
+  std::string target;     ///< the published figure, in words
+  std::string source;     ///< where the figure comes from
+  double simulated = 0;   ///< the twin's value
+  double lo = 0, hi = 0;  ///< accepted range
   bool pass() const { return simulated >= lo && simulated <= hi; }
 };
 
@@ -39,9 +39,9 @@ struct CohortStudy {
   std::vector<CohortCounts> terms;  ///< per term option of the product, summed over instances
   std::vector<int> term_months;
   double ChargeOffRate(size_t term) const {
-    return terms[term].originated ? static_cast<double>(terms[term].charged_off) /
-                                        terms[term].originated
-                                  : 0.0;
+    return terms[term].originated
+               ? static_cast<double>(terms[term].charged_off) / terms[term].originated
+               : 0.0;
   }
 };
 CohortStudy RunCohortStudy(const std::string& institution, const std::string& scenario, int product,

@@ -26,10 +26,16 @@ inline uint64_t RandomBits(uint64_t key, uint64_t counter) {
 }
 
 /// Uniform in [0, 1) from the top 53 bits.
-inline double ToUniform(uint64_t bits) { return (bits >> 11) * 0x1.0p-53; }
+inline double ToUniform(uint64_t bits) {
+  return (bits >> 11) * 0x1.0p-53;
+}
 /// Two uniforms in [0, 1) with 32-bit resolution from one draw (hot loops).
-inline float LowUniform(uint64_t bits) { return (bits & 0xffffffffu) * 0x1.0p-32f; }
-inline float HighUniform(uint64_t bits) { return (bits >> 32) * 0x1.0p-32f; }
+inline float LowUniform(uint64_t bits) {
+  return (bits & 0xffffffffu) * 0x1.0p-32f;
+}
+inline float HighUniform(uint64_t bits) {
+  return (bits >> 32) * 0x1.0p-32f;
+}
 
 /// A sequential stream over RandomBits, for code that needs a variable number of draws.
 class CounterRng {

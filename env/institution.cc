@@ -86,8 +86,22 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
   m.Done();
 
   bool any = false;
-  for (const auto& line : cfg->products) any |= line.offered;
+  int64_t loans = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductLine& line = cfg->products[p];
+    any |= line.offered;
+    loans += line.initial_loans;
+    if (line.offered && line.initial_loans == 0 && line.applications_per_month == 0)
+      root.Fail(
+          fmt::format("products.{} has neither initial_loans nor applications_per_month: "
+                      "it would never have a loan",
+                      kProductNames[p]));
+  }
   if (!any) root.Fail("'products' must offer at least one product");
+  if (loans == 0)
+    root.Fail(
+        "at least one product needs initial_loans > 0 (the opening balance sheet is sized "
+        "from the initial book)");
   if (cfg->equity_to_assets + cfg->liquid_share >= 1.0)
     root.Fail("balance_sheet.equity_to_assets + liquid_share must be below 1");
   return cfg;

@@ -9,10 +9,8 @@ namespace loantwin {
 
 const RiskAppetite& GetRiskAppetite(int level) {
   static const RiskAppetite kLevels[kNumRiskAppetites] = {
-      {"very_conservative", 2, 0.50, 0.12},
-      {"conservative", 3, 0.80, 0.10},
-      {"balanced", 4, 1.20, 0.09},
-      {"growth", 5, 2.00, 0.08},
+      {"very_conservative", 2, 0.50, 0.12}, {"conservative", 3, 0.80, 0.10},
+      {"balanced", 4, 1.20, 0.09},          {"growth", 5, 2.00, 0.08},
       {"aggressive", 6, 3.00, 0.07},
   };
   if (level < 0 || level >= kNumRiskAppetites)
@@ -44,14 +42,13 @@ void ValidateLevers(const Levers& l) {
       throw std::invalid_argument(fmt::format("rate_spread[{}] = {} is out of range [-0.05, 0.40]",
                                               kProductNames[p], l.rate_spread[p]));
     if (!(l.origination_budget[p] >= 0 && l.origination_budget[p] <= 3))
-      throw std::invalid_argument(
-          fmt::format("origination_budget[{}] = {} is out of range [0, 3]", kProductNames[p],
-                      l.origination_budget[p]));
+      throw std::invalid_argument(fmt::format("origination_budget[{}] = {} is out of range [0, 3]",
+                                              kProductNames[p], l.origination_budget[p]));
   }
   for (int k = 0; k < kNumDelinquentBuckets; ++k)
     if (l.collection_intensity[k] < 0 || l.collection_intensity[k] >= kNumCollectionIntensities)
-      throw std::invalid_argument(fmt::format("collection_intensity[{}] = {} is out of range [0, 3]",
-                                              k, l.collection_intensity[k]));
+      throw std::invalid_argument(fmt::format(
+          "collection_intensity[{}] = {} is out of range [0, 3]", k, l.collection_intensity[k]));
 }
 
 Levers ApplyRiskAppetite(const Levers& levers) {
@@ -65,8 +62,8 @@ Levers ApplyRiskAppetite(const Levers& levers) {
 }
 
 std::string DescribeLevers(const Levers& l) {
-  std::string s = fmt::format("risk_appetite={} ({})", l.risk_appetite,
-                              GetRiskAppetite(l.risk_appetite).name);
+  std::string s =
+      fmt::format("risk_appetite={} ({})", l.risk_appetite, GetRiskAppetite(l.risk_appetite).name);
   for (int p = 0; p < kNumProducts; ++p)
     s += fmt::format(" | {}: cutoff={} spread={:.4f} budget={:.2f}", kProductNames[p],
                      l.approval_cutoff[p] < 0 ? "none" : kBandNames[l.approval_cutoff[p]],

@@ -31,8 +31,12 @@ const Catalogue& Get() {
 
 }  // namespace
 
-const std::string& MetricName(int index) { return Get().names.at(index); }
-const std::string& MetricDescription(int index) { return Get().descriptions.at(index); }
+const std::string& MetricName(int index) {
+  return Get().names.at(index);
+}
+const std::string& MetricDescription(int index) {
+  return Get().descriptions.at(index);
+}
 int FindMetric(const std::string& name) {
   const auto& names = Get().names;
   for (size_t i = 0; i < names.size(); ++i)

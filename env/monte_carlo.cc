@@ -32,8 +32,9 @@ PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
     for (int m = 0; m < o.months; ++m) {
       env.Step(shared);
       for (int i = 0; i < vo.num_envs; ++i)
-        std::copy_n(env.metrics(i), kNumMetrics,
-                    set.data.begin() + ((static_cast<size_t>(start + i) * o.months + m) * kNumMetrics));
+        std::copy_n(
+            env.metrics(i), kNumMetrics,
+            set.data.begin() + ((static_cast<size_t>(start + i) * o.months + m) * kNumMetrics));
     }
     if (o.progress) o.progress(start + vo.num_envs);
   }
@@ -43,8 +44,12 @@ PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
 std::vector<PathSummary> SummarisePaths(const PathSet& set) {
   std::vector<PathSummary> out;
   for (int p = 0; p < set.paths; ++p) {
-    PathSummary s{-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity(),
-                  0, 0, 0, 0};
+    PathSummary s{-std::numeric_limits<double>::infinity(),
+                  std::numeric_limits<double>::infinity(),
+                  0,
+                  0,
+                  0,
+                  0};
     for (int m = 0; m < set.months; ++m) {
       double co = 0;
       int n = 0;

@@ -43,8 +43,8 @@ struct PathSummary {
   double min_cet1_ratio;
   double cumulative_net_income;
   double final_equity;
-  int months_below_minimum;     ///< CET1 < 4.5%
-  int months_below_buffer;      ///< CET1 < 7.0% (minimum + conservation buffer)
+  int months_below_minimum;  ///< CET1 < 4.5%
+  int months_below_buffer;   ///< CET1 < 7.0% (minimum + conservation buffer)
 };
 std::vector<PathSummary> SummarisePaths(const PathSet& set);
 

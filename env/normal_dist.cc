@@ -8,7 +8,7 @@ double NormalQuantile(double p) {
   p = std::clamp(p, 1e-15, 1.0 - 1e-15);
   // Rational approximations on a central region and two tails (coefficients of P. J. Acklam's
   // published algorithm).
-  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
                              1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
   static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
                              6.680131188771972e+01, -1.328068155288572e+01};

@@ -7,7 +7,9 @@
 namespace loantwin {
 
 /// N(x): standard normal cumulative distribution.
-inline double NormalCdf(double x) { return 0.5 * std::erfc(-x * M_SQRT1_2); }
+inline double NormalCdf(double x) {
+  return 0.5 * std::erfc(-x * M_SQRT1_2);
+}
 
 /// G(p) = N^-1(p) for p in (0, 1): rational approximation (relative error ~1e-9) refined by one
 /// Halley step against NormalCdf. p is clamped to [1e-15, 1 - 1e-15].
@@ -20,6 +22,8 @@ inline double VasicekPd(double pd, double rho, double z) {
 }
 
 /// Annual probability -> monthly probability with the same survival.
-inline double AnnualToMonthly(double p) { return 1.0 - std::pow(1.0 - p, 1.0 / 12.0); }
+inline double AnnualToMonthly(double p) {
+  return 1.0 - std::pow(1.0 - p, 1.0 / 12.0);
+}
 
 }  // namespace loantwin

@@ -157,8 +157,8 @@ void ParseProductSpec(YamlMap& m, ProductSpec* s) {
   m.Read("applicant_mix", &s->applicant_mix, 0.0, 1.0);
   m.Read("default_cutoff", &s->default_cutoff, 0, kNumBands - 1);
   if (auto v = m.Get("rate_index"))
-    s->rate_index = v->AsEnum({"policy", "mortgage"}) == "policy" ? RateIndex::kPolicy
-                                                                  : RateIndex::kMortgage;
+    s->rate_index =
+        v->AsEnum({"policy", "mortgage"}) == "policy" ? RateIndex::kPolicy : RateIndex::kMortgage;
   m.Read("variable_rate", &s->variable_rate);
   m.Read("default_spread", &s->default_spread, -0.05, 0.40);
   m.Read("market_spread", &s->market_spread, -0.05, 0.40);

@@ -32,9 +32,9 @@ enum class RateIndex { kPolicy, kMortgage };
 
 /// One origination term option of a product.
 struct TermOption {
-  int months = 36;          ///< contractual term; 0 = revolving (cards)
-  double weight = 1.0;      ///< share of applications choosing this term (normalised)
-  BandArray band_mix{};     ///< applicant score mix for this term (normalised); empty = product's
+  int months = 36;       ///< contractual term; 0 = revolving (cards)
+  double weight = 1.0;   ///< share of applications choosing this term (normalised)
+  BandArray band_mix{};  ///< applicant score mix for this term (normalised); empty = product's
   bool has_band_mix = false;
 };
 
@@ -48,27 +48,28 @@ struct ProductSpec {
 
   // --- pricing (annual rates as fractions: 0.05 = 5%) ---
   RateIndex rate_index = RateIndex::kPolicy;  ///< reference rate the spread is added to
-  bool variable_rate = false;     ///< rate resets with the reference rate every month
-  double default_spread = 0.06;   ///< rule-based spread over the reference rate
-  double market_spread = 0.06;    ///< competitors' spread: demand falls above it
-  double price_elasticity = 0.5;  ///< demand falls by exp(-e * pp) per percentage point above market
-  BandArray band_premium{};       ///< risk-based add-on per band
-  double origination_fee = 0.0;   ///< fraction of the amount, income at booking
-  double annual_fee = 0.0;        ///< per account per year (cards)
-  double late_fee = 0.0;          ///< per delinquent account-month
+  bool variable_rate = false;                 ///< rate resets with the reference rate every month
+  double default_spread = 0.06;               ///< rule-based spread over the reference rate
+  double market_spread = 0.06;                ///< competitors' spread: demand falls above it
+  double price_elasticity =
+      0.5;                       ///< demand falls by exp(-e * pp) per percentage point above market
+  BandArray band_premium{};      ///< risk-based add-on per band
+  double origination_fee = 0.0;  ///< fraction of the amount, income at booking
+  double annual_fee = 0.0;       ///< per account per year (cards)
+  double late_fee = 0.0;         ///< per delinquent account-month
 
   // --- credit risk ---
-  BandArray pd{};                 ///< annual PD per band at credit factor z = 0 (steady state)
-  double cycle_rho = 0.04;        ///< Vasicek correlation of the PD with the credit factor z
-  double payment_shock = 0.0;     ///< roll-rate multiplier 1 + b * (rise of reference rate in pp
-                                  ///< over 12 months), variable-rate products
-  double lgd = 0.8;               ///< LGD of unsecured exposure (secured: floor of the LGD)
-  double ltv_mean = 0.0;          ///< secured: loan-to-value at origination (0 = unsecured)
-  double ltv_sd = 0.0;            ///< secured: dispersion of LTV at origination
-  double sale_cost = 0.1;         ///< secured: liquidation cost as fraction of collateral value
-  double depreciation = 0.0;      ///< secured movable collateral: monthly value decline
+  BandArray pd{};              ///< annual PD per band at credit factor z = 0 (steady state)
+  double cycle_rho = 0.04;     ///< Vasicek correlation of the PD with the credit factor z
+  double payment_shock = 0.0;  ///< roll-rate multiplier 1 + b * (rise of reference rate in pp
+                               ///< over 12 months), variable-rate products
+  double lgd = 0.8;            ///< LGD of unsecured exposure (secured: floor of the LGD)
+  double ltv_mean = 0.0;       ///< secured: loan-to-value at origination (0 = unsecured)
+  double ltv_sd = 0.0;         ///< secured: dispersion of LTV at origination
+  double sale_cost = 0.1;      ///< secured: liquidation cost as fraction of collateral value
+  double depreciation = 0.0;   ///< secured movable collateral: monthly value decline
   double negative_equity_beta = 0.0;  ///< home: roll-rate multiplier 1 + b * max(0, LTV - 1)
-  double fraud_rate = 0.001;      ///< share of new loans that are first-payment fraud (LGD 100%)
+  double fraud_rate = 0.001;  ///< share of new loans that are first-payment fraud (LGD 100%)
   BaselClass basel_class = BaselClass::kOtherRetail;
 
   // --- prepayment (OTS S-curve on the coupon / market-rate ratio, scaled) ---
@@ -77,10 +78,10 @@ struct ProductSpec {
   double prepay_incentive = 1.0;  ///< 0 = flat CPR, 1 = full OTS S-curve shape
 
   // --- revolving (cards) ---
-  double payment_rate = 0.0;      ///< monthly principal repaid as fraction of balance
-  double draw_rate = 0.0;         ///< monthly new purchases as fraction of unused limit
+  double payment_rate = 0.0;         ///< monthly principal repaid as fraction of balance
+  double draw_rate = 0.0;            ///< monthly new purchases as fraction of unused limit
   double initial_utilisation = 0.3;  ///< drawn / limit at booking
-  double ccf = 0.75;              ///< credit conversion factor of undrawn limit (EAD)
+  double ccf = 0.75;                 ///< credit conversion factor of undrawn limit (EAD)
 
   // --- costs (currency) ---
   double origination_cost = 150;  ///< per booked loan

@@ -2,13 +2,12 @@
 // Macro scenarios: anchor paths of seven variables plus a stochastic component, and the
 // monthly macro model that turns them into Monte Carlo paths. Format: docs/scenarios.md.
 
+#include <Eigen/Core>
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <Eigen/Core>
 
 namespace loantwin {
 
@@ -23,21 +22,21 @@ enum MacroVar : int {
   kNumMacroVars
 };
 inline constexpr std::array<const char*, kNumMacroVars> kMacroVarNames = {
-    "unemployment", "gdp_growth", "policy_rate", "rate_10y", "mortgage_rate", "hpi",
-    "credit_spread"};
+    "unemployment",  "gdp_growth", "policy_rate",  "rate_10y",
+    "mortgage_rate", "hpi",        "credit_spread"};
 
 struct Scenario {
   std::string name, description, source, file;
-  int step_months = 3;  ///< spacing of the anchor points
+  int step_months = 3;                                     ///< spacing of the anchor points
   std::array<std::vector<double>, kNumMacroVars> anchors;  ///< file units (percent, index)
-  std::vector<double> fraud_multiplier;  ///< optional, same spacing; empty = 1
+  std::vector<double> fraud_multiplier;                    ///< optional, same spacing; empty = 1
   /// Optional reversion after the last anchor point: each variable moves linearly to its
   /// long-run value over `reversion_months` (HPI instead grows at long_run[kHpiVar] percent a
   /// year). Without it the last point holds.
   bool has_long_run = false;
   std::array<double, kNumMacroVars> long_run{};
   int reversion_months = 24;
-  double shock_scale = 1.0;              ///< multiplies every innovation sd (0 = deterministic)
+  double shock_scale = 1.0;  ///< multiplies every innovation sd (0 = deterministic)
   std::array<double, kNumMacroVars> shock_sd;           ///< monthly innovation sd, file units
   std::array<double, kNumMacroVars> shock_persistence;  ///< AR(1) coefficient of the deviation
 

@@ -22,14 +22,14 @@ constexpr double kForwardMult[kNumCollectionIntensities] = {1.25, 1.0, 0.80, 0.6
 constexpr double kCureMult[kNumCollectionIntensities] = {0.75, 1.0, 1.30, 1.60};
 constexpr double kCollectionCostPerAccount[kNumCollectionIntensities] = {0, 8, 30, 60};
 constexpr double kMaxHazard = 0.95;
-constexpr double kPdFloor = 0.0003;      // Basel PD floor
-constexpr double kDefaultedK = 0.08;     // capital per EAD on 90+ exposures (100% risk weight)
-constexpr double kOutputFloor = 0.725;   // Basel III final: RWA >= 72.5% of standardised RWA
-constexpr double kLiquidRiskWeight = 0.20;  // agency securities and bank deposits
+constexpr double kPdFloor = 0.0003;           // Basel PD floor
+constexpr double kDefaultedK = 0.08;          // capital per EAD on 90+ exposures (100% risk weight)
+constexpr double kOutputFloor = 0.725;        // Basel III final: RWA >= 72.5% of standardised RWA
+constexpr double kLiquidRiskWeight = 0.20;    // agency securities and bank deposits
 constexpr double kDefaultedRiskWeight = 1.0;  // standardised, past due 90+
-constexpr double kRevolvingLifeYears = 3;  // behavioural life for lifetime ECL of cards
+constexpr double kRevolvingLifeYears = 3;     // behavioural life for lifetime ECL of cards
 constexpr int kMaxLifeYears = 30;
-constexpr int kSmmTableSize = 151;       // coupon/market ratio 0.50 .. 2.00 by 0.01
+constexpr int kSmmTableSize = 151;           // coupon/market ratio 0.50 .. 2.00 by 0.01
 constexpr double kHistoricHpiGrowth = 0.03;  // for collateral of the initial book
 
 struct RollRates {
@@ -59,8 +59,10 @@ RollRates ComputeRollRates(const std::array<int, kNumDelinquentBuckets>& intensi
 
 double BaselCorrelation(BaselClass c, double pd) {
   switch (c) {
-    case BaselClass::kMortgage: return 0.15;
-    case BaselClass::kRevolving: return 0.04;
+    case BaselClass::kMortgage:
+      return 0.15;
+    case BaselClass::kRevolving:
+      return 0.04;
     case BaselClass::kOtherRetail: {
       const double w = (1 - std::exp(-35 * pd)) / (1 - std::exp(-35.0));
       return 0.03 * w + 0.16 * (1 - w);
@@ -73,13 +75,14 @@ double BaselCorrelation(BaselClass c, double pd) {
 double IrbCapitalUnit(BaselClass c, double pd) {
   pd = std::clamp(pd, kPdFloor, 0.9999);
   const double r = BaselCorrelation(c, pd);
-  return NormalCdf((NormalQuantile(pd) + std::sqrt(r) * NormalQuantile(0.999)) /
-                   std::sqrt(1 - r)) -
+  return NormalCdf((NormalQuantile(pd) + std::sqrt(r) * NormalQuantile(0.999)) / std::sqrt(1 - r)) -
          pd;
 }
 
 /// OTS prepayment S-curve, CPR as a function of coupon / market rate.
-double OtsCpr(double ratio) { return 0.2406 - 0.1389 * std::atan(5.952 * (1.089 - ratio)); }
+double OtsCpr(double ratio) {
+  return 0.2406 - 0.1389 * std::atan(5.952 * (1.089 - ratio));
+}
 
 double Annuity(double balance, double annual_rate, int months) {
   if (months <= 0) return balance;
@@ -104,17 +107,17 @@ Collateral CollateralOf(int p, const ProductSpec& s) {
 
 struct ProductMonth {
   const ProductSpec* spec = nullptr;
-  double ref_rate = 0;   // reference rate this month
-  double rate_add = 0;   // added to stored rates (variable-rate products)
+  double ref_rate = 0;                // reference rate this month
+  double rate_add = 0;                // added to stored rates (variable-rate products)
   std::array<float, 2 * 8> hazard{};  // [fraud * 8 + band] monthly roll into 30 dpd
   BandArray pd12{};                   // point-in-time annual PD
   std::array<std::array<float, kMaxLifeYears + 1>, kNumBands> pd_life{};
-  BandArray inv_market_rate{};        // 1 / market rate of a new loan per band (prepay ratio)
+  BandArray inv_market_rate{};  // 1 / market rate of a new loan per band (prepay ratio)
   std::array<float, kSmmTableSize> smm{};
   RollRates roll;
   std::array<bool, kNumBuckets> restructure{};
   double hpi = 1;
-  std::vector<float> depreciation;    // collateral value factor by age (auto)
+  std::vector<float> depreciation;  // collateral value factor by age (auto)
   double sicr_multiple = 2;
   double concession = 0;
 };
@@ -169,8 +172,8 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   for (int b = 0; b < kNumBands; ++b) {
     const double pd = VasicekPd(s.pd[b], s.cycle_rho, z);
     pm->pd12[b] = pd;
-    pm->hazard[b] = static_cast<float>(
-        std::min(kMaxHazard, AnnualToMonthly(pd) / eventual_base_[p] * shock));
+    pm->hazard[b] =
+        static_cast<float>(std::min(kMaxHazard, AnnualToMonthly(pd) / eventual_base_[p] * shock));
     pm->hazard[8 + b] = 1.0f;  // fraud: misses the first payment
     for (int y = 0; y <= kMaxLifeYears; ++y)
       pm->pd_life[b][y] = static_cast<float>(1 - std::pow(1 - pd, std::max(1, y)));
@@ -226,8 +229,9 @@ inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, do
   if (bucket == kCurrent) {
     const bool sicr = pm.pd12[band] > pm.sicr_multiple * pd_orig;
     if (sicr) {
-      int years = kAmort == Amortisation::kRevolving ? static_cast<int>(kRevolvingLifeYears)
-                                                     : std::min(kMaxLifeYears, (remaining + 11) / 12);
+      int years = kAmort == Amortisation::kRevolving
+                      ? static_cast<int>(kRevolvingLifeYears)
+                      : std::min(kMaxLifeYears, (remaining + 11) / 12);
       f->ecl[1] += el * pm.pd_life[band][years];
       f->stage2_balance += balance;
     } else {
@@ -262,7 +266,8 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
     f->opening += bal;
 
     double ltv = 0;
-    const double lgd = (flags & kFraudFlag) ? 1.0 : LoanLgd<kColl>(pm, bal, bk.collateral[i], age, &ltv);
+    const double lgd =
+        (flags & kFraudFlag) ? 1.0 : LoanLgd<kColl>(pm, bal, bk.collateral[i], age, &ltv);
     bool closed = false;
     if (bucket == kCurrent) {
       float hazard = pm.hazard[(flags & kFraudFlag) * 8 + band];
@@ -284,8 +289,8 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
           const int rem = bk.remaining[i];
           principal = rem <= 1 ? bal : bal / rem;
         } else {
-          principal = bk.remaining[i] <= 1 ? bal
-                                            : std::min(bal, std::max(0.0, bk.payment[i] - interest));
+          principal =
+              bk.remaining[i] <= 1 ? bal : std::min(bal, std::max(0.0, bk.payment[i] - interest));
         }
         if constexpr (kAmort != Amortisation::kRevolving) bk.remaining[i] -= 1;
         bal -= principal;
@@ -371,14 +376,19 @@ template <typename Fn>
 void DispatchKind(int p, const ProductSpec& s, Fn&& fn) {
   const Amortisation a = AmortisationOf(s);
   const Collateral c = CollateralOf(p, s);
-  if (a == Amortisation::kRevolving) return fn.template operator()<Amortisation::kRevolving, Collateral::kNone>();
+  if (a == Amortisation::kRevolving)
+    return fn.template operator()<Amortisation::kRevolving, Collateral::kNone>();
   if (a == Amortisation::kLinear) {
-    if (c == Collateral::kNone) return fn.template operator()<Amortisation::kLinear, Collateral::kNone>();
-    if (c == Collateral::kHome) return fn.template operator()<Amortisation::kLinear, Collateral::kHome>();
+    if (c == Collateral::kNone)
+      return fn.template operator()<Amortisation::kLinear, Collateral::kNone>();
+    if (c == Collateral::kHome)
+      return fn.template operator()<Amortisation::kLinear, Collateral::kHome>();
     return fn.template operator()<Amortisation::kLinear, Collateral::kAuto>();
   }
-  if (c == Collateral::kNone) return fn.template operator()<Amortisation::kAnnuity, Collateral::kNone>();
-  if (c == Collateral::kHome) return fn.template operator()<Amortisation::kAnnuity, Collateral::kHome>();
+  if (c == Collateral::kNone)
+    return fn.template operator()<Amortisation::kAnnuity, Collateral::kNone>();
+  if (c == Collateral::kHome)
+    return fn.template operator()<Amortisation::kAnnuity, Collateral::kHome>();
   return fn.template operator()<Amortisation::kAnnuity, Collateral::kAuto>();
 }
 
@@ -393,7 +403,9 @@ struct StepRun {
   ProductFlows* f;
   std::vector<CohortCounts>& cohorts;
   template <Amortisation A, Collateral C>
-  void operator()() const { StepLoans<A, C>(pm, key, bk, f, cohorts); }
+  void operator()() const {
+    StepLoans<A, C>(pm, key, bk, f, cohorts);
+  }
 };
 
 struct MeasureRun {
@@ -402,7 +414,9 @@ struct MeasureRun {
   size_t begin;
   ProductFlows* f;
   template <Amortisation A, Collateral C>
-  void operator()() const { MeasureLoans<A, C>(pm, bk, begin, f); }
+  void operator()() const {
+    MeasureLoans<A, C>(pm, bk, begin, f);
+  }
 };
 
 }  // namespace
@@ -418,8 +432,8 @@ void Twin::MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows
 namespace {
 
 struct TermMix {
-  double weight;                  // normalised term weight
-  BandArray mix;                  // normalised band mix of applicants for this term
+  double weight;  // normalised term weight
+  BandArray mix;  // normalised band mix of applicants for this term
 };
 
 std::vector<TermMix> TermMixes(const ProductSpec& s) {
@@ -484,7 +498,8 @@ void Twin::Reset(uint64_t episode) {
       approval += mixes[t].weight * share;
       life += mixes[t].weight * (months > 0 ? (1 - std::pow(1 - q, months)) / q : 1 / q);
     }
-    base_apps_[p] = line.arrival_multiplier * line.initial_loans / (life * std::max(approval, 1e-9));
+    base_apps_[p] =
+        line.arrival_multiplier * line.initial_loans / (life * std::max(approval, 1e-9));
   }
 
   BuildInitialBook(DeriveKey(episode_key_, 0x626f6f6b));
@@ -541,15 +556,15 @@ void Twin::BuildInitialBook(uint64_t key) {
     bk.Reserve(static_cast<size_t>(line.initial_loans * 1.3));
     for (int j = 0; j < line.initial_loans; ++j) {
       LoanRow r;
-      r.term = static_cast<uint8_t>(SampleIndex(term_w.data(), static_cast<int>(term_w.size()),
-                                                rng.Uniform()));
+      r.term = static_cast<uint8_t>(
+          SampleIndex(term_w.data(), static_cast<int>(term_w.size()), rng.Uniform()));
       const TermMix& tm = mixes[r.term];
       const int cutoff = s.default_cutoff;
       r.band = static_cast<uint8_t>(SampleIndex(tm.mix.data(), cutoff + 1, rng.Uniform()));
       const int months = s.terms[r.term].months;
       r.age = static_cast<int16_t>(rng.Uniform() * (months > 0 ? months : 60));
-      const double amount =
-          s.mean_amount * std::exp(s.amount_sigma * rng.Normal() - 0.5 * s.amount_sigma * s.amount_sigma);
+      const double amount = s.mean_amount * std::exp(s.amount_sigma * rng.Normal() -
+                                                     0.5 * s.amount_sigma * s.amount_sigma);
       const double full_rate = std::max(0.005, ref + s.default_spread + s.band_premium[r.band]);
       r.rate = s.variable_rate ? full_rate - ref : full_rate;
       if (amort == Amortisation::kRevolving) {
@@ -572,8 +587,8 @@ void Twin::BuildInitialBook(uint64_t key) {
       else if (coll == Collateral::kAuto)
         r.collateral = amount / ltv;
       r.pd_orig = static_cast<float>(s.pd[r.band]);
-      r.bucket = static_cast<uint8_t>(SampleIndex(bucket_share[r.band].data(), kNumBuckets,
-                                                  rng.Uniform()));
+      r.bucket = static_cast<uint8_t>(
+          SampleIndex(bucket_share[r.band].data(), kNumBuckets, rng.Uniform()));
       bk.Push(r);
     }
   }
@@ -718,7 +733,8 @@ void Twin::Step(const Levers& requested, double* out) {
   const double provision = allowance_new - allowance_ + nco;
   const double liquid_income =
       liquid_ * std::max(0.0, m.policy_rate + inst.liquid_yield_spread) / 12;
-  const double deposit_rate = std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
+  const double deposit_rate =
+      std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
   const double funding = deposits_ * deposit_rate / 12 +
                          wholesale_ * std::max(0.0, m.policy_rate + inst.wholesale_spread) / 12;
   const double nii = interest + liquid_income - funding;
@@ -765,9 +781,9 @@ void Twin::Step(const Levers& requested, double* out) {
   o[kMortgageRate] = m.mortgage_rate;
   o[kHpi] = m.hpi;
   o[kCreditSpread] = m.credit_spread;
-  o[kCreditFactor] = -(smoothed_unemployment_ - inst.cycle.unemployment_ref) /
-                         inst.cycle.unemployment_scale -
-                     (inst.cycle.gdp_ref - smoothed_gdp_) / inst.cycle.gdp_scale;
+  o[kCreditFactor] =
+      -(smoothed_unemployment_ - inst.cycle.unemployment_ref) / inst.cycle.unemployment_scale -
+      (inst.cycle.gdp_ref - smoothed_gdp_) / inst.cycle.gdp_scale;
   o[kLoans] = static_cast<double>(accounts);
   o[kLoanBalance] = loans;
   o[kApplications] = static_cast<double>(applications);
@@ -813,7 +829,8 @@ void Twin::Step(const Levers& requested, double* out) {
     o[ProductMetricIndex(p, kPLoans)] =
         static_cast<double>(f.count[0] + f.count[1] + f.count[2] + f.count[3]);
     o[ProductMetricIndex(p, kPOriginations)] = f.originations;
-    o[ProductMetricIndex(p, kPChargeOffRate)] = ratio((f.charge_offs - f.recoveries) * 12, f.opening);
+    o[ProductMetricIndex(p, kPChargeOffRate)] =
+        ratio((f.charge_offs - f.recoveries) * 12, f.opening);
     o[ProductMetricIndex(p, kPDq30Rate)] =
         ratio(f.bucket_balance[1] + f.bucket_balance[2] + f.bucket_balance[3], f.closing);
     o[ProductMetricIndex(p, kPYield)] = ratio(f.interest * 12, f.opening);
@@ -827,8 +844,8 @@ void Twin::Breach(const std::string& invariant, const std::string& detail) const
                                    instance_id_, month_, detail));
 }
 
-void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
-                           double equity_open, double net_income) const {
+void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
+                           double net_income) const {
   auto close = [](double a, double b) {
     return std::abs(a - b) <= 1e-7 * std::max({1.0, std::abs(a), std::abs(b)});
   };
@@ -836,7 +853,8 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductFlows& f = flows[p];
     const std::string name = kProductNames[p];
-    const double expected = f.opening + f.originations - f.principal - f.prepayments - f.charge_offs;
+    const double expected =
+        f.opening + f.originations - f.principal - f.prepayments - f.charge_offs;
     if (!close(expected, f.closing))
       Breach("balance_roll_forward[" + name + "]",
              fmt::format("opening {:.2f} + originations {:.2f} - principal {:.2f} - prepayments "
@@ -857,7 +875,8 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
         Breach("non_negative_balance[" + name + "]",
                fmt::format("loan {} has balance {:.4f}", i, bk.balance[i]));
       if (fixed && !(bk.rate[i] >= 0))
-        Breach("non_negative_rate[" + name + "]", fmt::format("loan {} has rate {}", i, bk.rate[i]));
+        Breach("non_negative_rate[" + name + "]",
+               fmt::format("loan {} has rate {}", i, bk.rate[i]));
       count[bk.bucket[i]] += 1;
       balance[bk.bucket[i]] += bk.balance[i];
     }

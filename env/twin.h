@@ -49,11 +49,11 @@ struct ProductFlows {
   double recoveries = 0, interest = 0, closing = 0, fees = 0, stage2_balance = 0;
   std::array<int64_t, kNumBuckets> count{};
   std::array<double, kNumBuckets> bucket_balance{};
-  std::array<double, 3> ecl{};                     ///< stage 1, 2, 3
+  std::array<double, 3> ecl{};                      ///< stage 1, 2, 3
   std::array<double, kNumBands> ead_lgd_current{};  ///< IRB inputs, performing
-  std::array<double, 2> ead_lgd_delinquent{};      ///< 30 and 60 dpd
-  double ead_defaulted = 0;                        ///< 90+ dpd
-  double exposure = 0;                             ///< EAD of the book (provision cap)
+  std::array<double, 2> ead_lgd_delinquent{};       ///< 30 and 60 dpd
+  double ead_defaulted = 0;                         ///< 90+ dpd
+  double exposure = 0;                              ///< EAD of the book (provision cap)
   int64_t applications = 0, approvals = 0;
 };
 

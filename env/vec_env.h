@@ -21,12 +21,12 @@ namespace loantwin {
 
 struct VecEnvOptions {
   int num_envs = 1;
-  int num_threads = 1;       ///< 1 = step in the calling thread
+  int num_threads = 1;  ///< 1 = step in the calling thread
   /// After a step, pool workers spin this long for the next one before blocking: steps of a
   /// few hundred microseconds would otherwise pay a thread wake-up each (0 = block at once).
   int spin_microseconds = 200;
   uint64_t seed = 0;
-  int first_instance = 0;    ///< instance ids are first_instance .. first_instance + num_envs - 1
+  int first_instance = 0;  ///< instance ids are first_instance .. first_instance + num_envs - 1
   TwinOptions twin;
 };
 
@@ -48,7 +48,9 @@ class VecEnv {
   int num_threads() const { return num_threads_; }
   /// Row-major [num_envs, kNumMetrics] metrics of the last step.
   const double* metrics() const { return metrics_.data(); }
-  const double* metrics(int env) const { return metrics_.data() + static_cast<size_t>(env) * kNumMetrics; }
+  const double* metrics(int env) const {
+    return metrics_.data() + static_cast<size_t>(env) * kNumMetrics;
+  }
   Twin& twin(int env) { return *twins_[env]; }
   const Twin& twin(int env) const { return *twins_[env]; }
 

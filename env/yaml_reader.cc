@@ -120,7 +120,9 @@ YamlMap::YamlMap(const YamlValue& value) : value_(value) {
   if (!value.IsMap()) value.Fail("expected a mapping of key: value");
 }
 
-bool YamlMap::Has(const std::string& key) const { return static_cast<bool>(value_.node()[key]); }
+bool YamlMap::Has(const std::string& key) const {
+  return static_cast<bool>(value_.node()[key]);
+}
 
 std::optional<YamlValue> YamlMap::Get(const std::string& key) {
   asked_.insert(key);

@@ -1,12 +1,13 @@
 // Calibration targets (docs/twin-model.md has the table and sources; `loantwin calibrate` prints
 // it). Each check simulates Monte Carlo paths and compares with a public range.
 
+#include "env/calibration.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "env/calibration.h"
 #include "env/institution.h"
 
 namespace loantwin {

@@ -1,14 +1,13 @@
 // The `loantwin` binary: happy path and every bad-input case exits non-zero with a message.
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
-#include <string>
-#include <sys/wait.h>
-
 #include <filesystem>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "tests/test_util.h"
@@ -35,13 +34,17 @@ Result RunShell(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
 }
 
-Result RunCli(const std::string& args) { return RunShell(std::string(LOANTWIN_CLI) + " " + args); }
+Result RunCli(const std::string& args) {
+  return RunShell(std::string(LOANTWIN_CLI) + " " + args);
+}
 
 TEST(Cli, SimulateWritesCsvAndSummary) {
   TempDir dir;
   const std::string out = dir.path() + "/run.csv";
-  const Result r = RunCli("simulate --institution cu_small --scenario mild_recession --months 12 "
-                       "--paths 3 --seed 4 --threads 2 --check-invariants --out " + out);
+  const Result r = RunCli(
+      "simulate --institution cu_small --scenario mild_recession --months 12 "
+      "--paths 3 --seed 4 --threads 2 --check-invariants --out " +
+      out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("peak charge-off rate"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("minimum CET1 ratio"), std::string::npos);
@@ -55,11 +58,12 @@ TEST(Cli, SimulateWritesCsvAndSummary) {
 TEST(Cli, BandsLayoutAndScenarioByPath) {
   TempDir dir;
   const std::string out = dir.path() + "/bands.csv";
-  const Result r = RunCli("simulate --institution " + std::string(LOANTWIN_SOURCE_DIR) +
-                       "/configs/institutions/cu_small.yaml --scenario " +
-                       std::string(LOANTWIN_SOURCE_DIR) +
-                       "/configs/scenarios/rate_shock.yaml --months 6 --paths 4 --output bands "
-                       "--out " + out);
+  const Result r =
+      RunCli("simulate --institution " + std::string(LOANTWIN_SOURCE_DIR) +
+             "/configs/institutions/cu_small.yaml --scenario " + std::string(LOANTWIN_SOURCE_DIR) +
+             "/configs/scenarios/rate_shock.yaml --months 6 --paths 4 --output bands "
+             "--out " +
+             out);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string csv = ReadFile(out);
   EXPECT_EQ(csv.rfind("month,metric,mean,p05,p50,p95\n", 0), 0u);
@@ -79,7 +83,8 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
     std::string args, expect;
   };
   TempDir dir;
-  const std::string bad_yaml = dir.File("bad.yaml", "name: x\nmembers: 10\nproducts:\n  carrd:\n    initial_loans: 1\n");
+  const std::string bad_yaml =
+      dir.File("bad.yaml", "name: x\nmembers: 10\nproducts:\n  carrd:\n    initial_loans: 1\n");
   const std::vector<Case> cases = {
       {"simulate --institution cu_nope", "unknown institution 'cu_nope'"},
       {"simulate --scenario nowhere", "unknown scenario 'nowhere'"},
@@ -88,6 +93,7 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
       {"simulate --months 0", "--months"},
       {"simulate --months abc", "--months"},
       {"simulate --paths -3", "--paths"},
+      {"simulate --seed -1", "--seed"},
       {"simulate --output wide", "--output"},
       {"simulate --threads x", "--threads"},
       {"simulate --bogus", "bogus"},

@@ -34,7 +34,8 @@ std::string ErrorOf(const std::function<void()>& fn) {
 
 TEST(InstitutionConfig, EveryPresetLoadsByNameAndByPath) {
   const auto names = ListConfigs("institutions");
-  for (const char* expected : {"cu_small", "cu_mid", "cu_large", "cu_digital", "marketplace_lender"})
+  for (const char* expected :
+       {"cu_small", "cu_mid", "cu_large", "cu_digital", "marketplace_lender"})
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
   for (const auto& name : names) {
     auto by_name = LoadInstitution(name);
@@ -50,8 +51,8 @@ TEST(InstitutionConfig, EveryPresetLoadsByNameAndByPath) {
 
 TEST(InstitutionConfig, ProductOverridesApply) {
   TempDir dir;
-  const auto cfg = LoadInstitution(dir.File("x.yaml", std::string(kMinimalInstitution) +
-                                                          "    lgd: 0.6\n    default_cutoff: 2\n"));
+  const auto cfg = LoadInstitution(dir.File(
+      "x.yaml", std::string(kMinimalInstitution) + "    lgd: 0.6\n    default_cutoff: 2\n"));
   EXPECT_DOUBLE_EQ(cfg->products[kPersonal].spec.lgd, 0.6);
   EXPECT_EQ(cfg->products[kPersonal].spec.default_cutoff, 2);
   EXPECT_EQ(DefaultLevers(*cfg).approval_cutoff[kPersonal], 2);
@@ -117,6 +118,23 @@ TEST(InstitutionConfig, MissingRequiredKeyAndMissingFile) {
   EXPECT_NE(msg.find("cu_mid"), std::string::npos) << msg;  // lists the built-in presets
 }
 
+TEST(InstitutionConfig, ABookWithNoLoansIsRejected) {
+  TempDir dir;
+  std::string msg = ErrorOf([&] {
+    LoadInstitution(
+        dir.File("z.yaml", "name: z\nmembers: 5\nproducts:\n  card:\n    initial_loans: 0\n"));
+  });
+  EXPECT_NE(msg.find("products.card has neither initial_loans nor applications_per_month"),
+            std::string::npos)
+      << msg;
+  msg = ErrorOf([&] {
+    LoadInstitution(dir.File("y.yaml",
+                             "name: y\nmembers: 5\nproducts:\n  card:\n    "
+                             "initial_loans: 0\n    applications_per_month: 10\n"));
+  });
+  EXPECT_NE(msg.find("at least one product needs initial_loans > 0"), std::string::npos) << msg;
+}
+
 TEST(InstitutionConfig, YamlSyntaxErrorNamesLine) {
   TempDir dir;
   const std::string msg =
@@ -142,9 +160,9 @@ TEST(ScenarioConfig, DfastSeverelyAdverseMatchesFedTable) {
   const auto s = LoadScenario("dfast_2025_severely_adverse");
   // 2024 Q4 jump-off + 13 quarters; unemployment peaks at 10.0% in 2026 Q3; HPI 322.1 -> 214.4.
   ASSERT_EQ(s->anchors[kUnemploymentVar].size(), 14u);
-  EXPECT_DOUBLE_EQ(*std::max_element(s->anchors[kUnemploymentVar].begin(),
-                                     s->anchors[kUnemploymentVar].end()),
-                   10.0);
+  EXPECT_DOUBLE_EQ(
+      *std::max_element(s->anchors[kUnemploymentVar].begin(), s->anchors[kUnemploymentVar].end()),
+      10.0);
   EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][0], 322.1);
   EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][7], 214.4);
   EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 3), 5.6);

@@ -23,8 +23,8 @@ TEST(NormalDist, VasicekConditionalPd) {
   EXPECT_GT(VasicekPd(0.02, 0.1, -2.0), 0.05);
   EXPECT_NEAR(VasicekPd(0.02, 0.0, -3.0), 0.02, 1e-12);  // no correlation, no cycle
   // Hand value: N((G(0.04) + 0.2*2.5) / sqrt(0.96)).
-  EXPECT_NEAR(VasicekPd(0.04, 0.04, -2.5), NormalCdf((NormalQuantile(0.04) + 0.5) / std::sqrt(0.96)),
-              1e-15);
+  EXPECT_NEAR(VasicekPd(0.04, 0.04, -2.5),
+              NormalCdf((NormalQuantile(0.04) + 0.5) / std::sqrt(0.96)), 1e-15);
   EXPECT_NEAR(AnnualToMonthly(0.12), 1 - std::pow(0.88, 1.0 / 12), 1e-15);
 }
 

@@ -2,12 +2,12 @@
 // Helpers shared by the test suites.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 namespace loantwin::testing {
 

@@ -43,6 +43,7 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
     bs.Read("deposit_spread", &cfg->deposit_spread, -0.05, 0.1);
     bs.Read("wholesale_spread", &cfg->wholesale_spread, -0.05, 0.2);
     bs.Read("liquid_yield_spread", &cfg->liquid_yield_spread, -0.05, 0.05);
+    bs.Read("liquid_term_share", &cfg->liquid_term_share, 0.0, 1.0);
     bs.Read("min_liquidity", &cfg->min_liquidity, 0.0, 1.0);
     bs.Read("liquidity_runoff", &cfg->liquidity_runoff, 0.001, 1.0);
     bs.Done();
@@ -80,6 +81,7 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
     cm.Read("gdp_ref", &cc.gdp_ref, -0.5, 0.5);
     cm.Read("gdp_scale", &cc.gdp_scale, 1e-4, 10.0);
     cm.Read("smoothing", &cc.smoothing, 0.01, 1.0);
+    cm.Read("adaptation_months", &cc.adaptation_months, 0.0, 1200.0);
     cm.Read("demand_gdp_beta", &cc.demand_gdp_beta, 0.0, 50.0);
     cm.Done();
   }

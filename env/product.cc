@@ -104,6 +104,7 @@ ProductSpec DefaultProductSpec(Product p) {
       s.payment_rate = 0.10;
       s.draw_rate = 0.04;
       s.initial_utilisation = 0.30;
+      s.ccf = 0.20;
       s.origination_cost = 100;
       s.servicing_cost = 5;
       s.marketing_cost = 40;

@@ -147,6 +147,14 @@ int64_t Twin::num_loans() const {
   return n;
 }
 
+double Twin::CreditFactor() const {
+  // z = 0 in steady state; unemployment above its (adaptive) reference and GDP growth below
+  // its reference push z down.
+  const CreditCycle& cc = institution_->cycle;
+  return -(smoothed_unemployment_ - unemployment_anchor_) / cc.unemployment_scale -
+         (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale;
+}
+
 void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) const {
   const ProductSpec& s = institution_->products[p].spec;
   const MacroState& m = macro_.state();
@@ -157,10 +165,7 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   pm->sicr_multiple = institution_->sicr_multiple;
   pm->concession = institution_->restructure_concession;
 
-  // Credit factor from smoothed unemployment and GDP growth; z = 0 in steady state.
-  const CreditCycle& cc = institution_->cycle;
-  const double z = -(smoothed_unemployment_ - cc.unemployment_ref) / cc.unemployment_scale -
-                   (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale;
+  const double z = CreditFactor();
   // Payment shock: rise of the reference rate over the last 12 months (variable-rate only).
   const auto& hist = s.rate_index == RateIndex::kPolicy ? policy_history_ : mortgage_history_;
   const double rise_pp = std::max(0.0, (pm->ref_rate - hist[month_ % 12]) * 100);
@@ -469,6 +474,7 @@ void Twin::Reset(uint64_t episode) {
   const MacroState& m = macro_.Step(0);
   smoothed_unemployment_ = m.unemployment;
   smoothed_gdp_ = m.gdp_growth;
+  unemployment_anchor_ = institution_->cycle.unemployment_ref;
   policy_history_.fill(m.policy_rate);
   mortgage_history_.fill(m.mortgage_rate);
   gross_income_history_.fill(0);
@@ -664,6 +670,9 @@ void Twin::Step(const Levers& requested, double* out) {
   const double alpha = inst.cycle.smoothing;
   smoothed_unemployment_ = alpha * m.unemployment + (1 - alpha) * smoothed_unemployment_;
   smoothed_gdp_ = alpha * m.gdp_growth + (1 - alpha) * smoothed_gdp_;
+  if (inst.cycle.adaptation_months > 0)
+    unemployment_anchor_ += (smoothed_unemployment_ - unemployment_anchor_) *
+                            (1 - std::exp2(-1.0 / inst.cycle.adaptation_months));
   const uint64_t month_key = DeriveKey(episode_key_, static_cast<uint64_t>(month_));
 
   const double loans_open = [&] {
@@ -732,7 +741,10 @@ void Twin::Step(const Levers& requested, double* out) {
   const double allowance_new = ecl[0] + ecl[1] + ecl[2];
   const double provision = allowance_new - allowance_ + nco;
   const double liquid_income =
-      liquid_ * std::max(0.0, m.policy_rate + inst.liquid_yield_spread) / 12;
+      liquid_ *
+      std::max(0.0, (1 - inst.liquid_term_share) * m.policy_rate +
+                        inst.liquid_term_share * m.rate_10y + inst.liquid_yield_spread) /
+      12;
   const double deposit_rate =
       std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
   const double funding = deposits_ * deposit_rate / 12 +
@@ -781,9 +793,7 @@ void Twin::Step(const Levers& requested, double* out) {
   o[kMortgageRate] = m.mortgage_rate;
   o[kHpi] = m.hpi;
   o[kCreditSpread] = m.credit_spread;
-  o[kCreditFactor] =
-      -(smoothed_unemployment_ - inst.cycle.unemployment_ref) / inst.cycle.unemployment_scale -
-      (inst.cycle.gdp_ref - smoothed_gdp_) / inst.cycle.gdp_scale;
+  o[kCreditFactor] = CreditFactor();
   o[kLoans] = static_cast<double>(accounts);
   o[kLoanBalance] = loans;
   o[kApplications] = static_cast<double>(applications);

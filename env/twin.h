@@ -117,7 +117,8 @@ class Twin {
 
   // Balance sheet and state carried between months.
   double equity_ = 0, deposits_ = 0, wholesale_ = 0, liquid_ = 0, allowance_ = 0;
-  double smoothed_unemployment_ = 0, smoothed_gdp_ = 0;
+  double smoothed_unemployment_ = 0, smoothed_gdp_ = 0, unemployment_anchor_ = 0;
+  double CreditFactor() const;
   std::array<double, 12> policy_history_{}, mortgage_history_{};
   std::array<double, 12> gross_income_history_{};
 };

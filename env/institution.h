@@ -21,15 +21,15 @@ struct ProductLine {
 
 /// How macro variables move the systematic credit factor z (z = 0 in steady state).
 struct CreditCycle {
-  double unemployment_ref = 0.045;   ///< unemployment at which z = 0 (fraction)
-  double unemployment_scale = 0.0175; ///< rise in unemployment that lowers z by 1
-  double gdp_ref = 0.02;             ///< GDP growth at which z = 0
-  double gdp_scale = 0.10;           ///< GDP shortfall that lowers z by 1
-  double smoothing = 0.35;           ///< weight of the current month in the z average (lag)
+  double unemployment_ref = 0.045;     ///< unemployment at which z = 0 (fraction)
+  double unemployment_scale = 0.0175;  ///< rise in unemployment that lowers z by 1
+  double gdp_ref = 0.02;               ///< GDP growth at which z = 0
+  double gdp_scale = 0.10;             ///< GDP shortfall that lowers z by 1
+  double smoothing = 0.35;             ///< weight of the current month in the z average (lag)
   /// Half-life in months with which the unemployment reference follows actual unemployment
   /// (borrowers and lenders adjust to a persistently high level); 0 keeps it fixed.
   double adaptation_months = 36;
-  double demand_gdp_beta = 3.0;      ///< applications scale by exp(beta * (gdp - gdp_ref))
+  double demand_gdp_beta = 3.0;  ///< applications scale by exp(beta * (gdp - gdp_ref))
 };
 
 struct InstitutionConfig {
@@ -47,13 +47,13 @@ struct InstitutionConfig {
   double deposit_spread = 0.0;
   double wholesale_spread = 0.015;      ///< wholesale rate = policy rate + spread
   double liquid_yield_spread = -0.002;  ///< liquid assets earn policy rate + spread (>= 0)
-  double liquid_term_share = 0.5;   ///< share of liquid assets yielding the 10-year rate (the rest:
-                                    ///< the policy rate), a few years' duration
-  double min_liquidity = 0.05;          ///< liquid floor / deposits; shortfalls borrow wholesale
-  double liquidity_runoff = 0.10;       ///< stressed deposit runoff for the liquidity ratio
-  double fixed_cost_per_member = 120;   ///< annual fixed cost per member, currency
-  double tax_rate = 0.0;                ///< on positive pre-tax income (credit unions: 0)
-  double op_risk_factor = 0.15;         ///< operational-risk capital / annual gross income
+  double liquid_term_share = 0.5;  ///< share of liquid assets yielding the 10-year rate (the rest:
+                                   ///< the policy rate), a few years' duration
+  double min_liquidity = 0.05;     ///< liquid floor / deposits; shortfalls borrow wholesale
+  double liquidity_runoff = 0.10;  ///< stressed deposit runoff for the liquidity ratio
+  double fixed_cost_per_member = 120;  ///< annual fixed cost per member, currency
+  double tax_rate = 0.0;               ///< on positive pre-tax income (credit unions: 0)
+  double op_risk_factor = 0.15;        ///< operational-risk capital / annual gross income
   double sicr_multiple = 2.0;  ///< stage 2 when point-in-time PD > multiple x PD at origination
   double restructure_concession = 0.02;  ///< rate cut granted on a restructuring cure
   int default_risk_appetite = 2;         ///< rule-based risk appetite level (0..4)

@@ -9,6 +9,8 @@
 #include <fstream>
 
 #include "env/institution.h"
+#include "env/levers.h"
+#include "env/scenario.h"
 
 namespace loantwin {
 namespace {
@@ -22,6 +24,34 @@ TEST(Calibration, EveryCheckInItsRange) {
                           << ", " << c.hi << "], target " << c.target;
   }
 }
+
+class CreditUnionPreset : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CreditUnionPreset, ProfitableAndStableInSteadyState) {
+  // US credit unions: ROA ~0.7-1.2%, net worth ~11% of assets; a preset that loses money or
+  // balloons without stress would make every stress result meaningless.
+  const auto cfg = LoadInstitution(GetParam());
+  MonteCarloOptions o;
+  o.months = 120;
+  o.paths = 8;
+  o.seed = 5;
+  o.threads = 2;
+  const PathSet s = RunMonteCarlo(cfg, LoadScenario("steady_state"), DefaultLevers(*cfg), o);
+  const double roa = MeanMetric(s, kRoa, 12, 120);
+  EXPECT_GT(roa, 0.005) << GetParam();
+  EXPECT_LT(roa, 0.02) << GetParam();
+  const double nim = MeanMetric(s, kNim, 12, 120);
+  EXPECT_GT(nim, 0.025) << GetParam();
+  EXPECT_LT(nim, 0.07) << GetParam();
+  EXPECT_GT(MinMetric(s, kCet1Ratio), 0.10) << GetParam();
+  const double start = MeanMetric(s, kLoanBalance, 0, 1),
+               end = MeanMetric(s, kLoanBalance, 108, 120);
+  EXPECT_GT(end, 0.9 * start) << GetParam();
+  EXPECT_LT(end, 1.5 * start) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCreditUnions, CreditUnionPreset,
+                         ::testing::Values("cu_small", "cu_mid", "cu_large", "cu_digital"));
 
 TEST(Calibration, CohortStudyResolvesEveryLoan) {
   const CohortStudy s = RunCohortStudy("marketplace_lender", "steady_state", kPersonal, 6, 2, 9);

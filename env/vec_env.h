@@ -3,19 +3,11 @@
 // Instances are independent and each draws from its own counter-based stream, so results are
 // bit-identical for any thread count.
 
-#include <atomic>
-#include <condition_variable>
-#include <exception>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "env/parallel_runner.h"
 #include "env/twin.h"
-
-namespace boost::asio {
-class thread_pool;
-}
 
 namespace loantwin {
 
@@ -45,7 +37,7 @@ class VecEnv {
   void Step(const std::vector<Levers>& levers);
 
   int num_envs() const { return static_cast<int>(twins_.size()); }
-  int num_threads() const { return num_threads_; }
+  int num_threads() const { return runner_->num_threads(); }
   /// Row-major [num_envs, kNumMetrics] metrics of the last step.
   const double* metrics() const { return metrics_.data(); }
   const double* metrics(int env) const {
@@ -55,26 +47,9 @@ class VecEnv {
   const Twin& twin(int env) const { return *twins_[env]; }
 
  private:
-  /// Runs fn(i) for every instance: the calling thread and the pool's workers pull indices
-  /// from a shared counter. Rethrows the first exception.
-  void ParallelFor(const std::function<void(int)>& fn);
-  void WorkerLoop();
-  void RunItems();
-
   std::vector<std::unique_ptr<Twin>> twins_;
   std::vector<double> metrics_;
-  int num_threads_;
-  int spin_microseconds_;
-  std::unique_ptr<boost::asio::thread_pool> pool_;
-  // Work hand-off between ParallelFor and the workers (num_threads - 1 of them).
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> next_{0};
-  std::atomic<int> pending_workers_{0};
-  const std::function<void(int)>* job_ = nullptr;
-  bool stop_ = false;
-  std::exception_ptr error_;
+  std::unique_ptr<ParallelRunner> runner_;
 };
 
 }  // namespace loantwin

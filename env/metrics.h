@@ -45,6 +45,7 @@ namespace loantwin {
   X(kEclStage2, "ecl_stage2", "lifetime ECL on stage 2 loans (30-89 dpd or SICR)")       \
   X(kEclStage3, "ecl_stage3", "lifetime ECL on stage 3 loans (90+ dpd)")                 \
   X(kStage2Share, "stage2_share", "stage 2 balance / loan balance")                      \
+  X(kExpectedLoss, "expected_loss", "12-month expected loss of the book (EAD x LGD x PD)")  \
   X(kLiquidAssets, "liquid_assets", "cash and securities")                               \
   X(kDeposits, "deposits", "member deposits")                                            \
   X(kWholesale, "wholesale_funding", "wholesale borrowing")                              \

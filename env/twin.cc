@@ -242,13 +242,16 @@ inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, do
     } else {
       f->ecl[0] += el * pm.pd12[band];
     }
+    f->expected_loss += el * pm.pd12[band];
     f->ead_lgd_current[band] += el;
   } else if (bucket < kDpd90) {
     f->ecl[1] += el * pm.roll.eventual[bucket];
+    f->expected_loss += el * pm.roll.eventual[bucket];
     f->stage2_balance += balance;
     f->ead_lgd_delinquent[bucket - 1] += el;
   } else {
     f->ecl[2] += el;
+    f->expected_loss += el;
     f->ead_defaulted += ead;
   }
 }
@@ -477,7 +480,6 @@ void Twin::Reset(uint64_t episode) {
   unemployment_anchor_ = institution_->cycle.unemployment_ref;
   policy_history_.fill(m.policy_rate);
   mortgage_history_.fill(m.mortgage_rate);
-  gross_income_history_.fill(0);
   for (auto& c : cohorts_) std::fill(c.begin(), c.end(), CohortCounts{});
 
   // Baseline application flow: the one that keeps each product's account count flat.
@@ -530,6 +532,19 @@ void Twin::Reset(uint64_t episode) {
   equity_ = institution_->equity_to_assets * total_assets;
   deposits_ = total_assets - equity_;
   wholesale_ = 0;
+  collection_ = defaults.collection_intensity;
+  // Operational-risk capital needs a year of gross income: start from the book's run rate.
+  double interest = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductSpec& s = institution_->products[p].spec;
+    const double add = s.variable_rate
+                           ? (s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate)
+                           : 0.0;
+    const LoanBook& bk = books_[p];
+    for (size_t i = 0; i < bk.size(); ++i)
+      if (bk.bucket[i] == kCurrent) interest += bk.balance[i] * std::max(0.0, bk.rate[i] + add) / 12;
+  }
+  gross_income_history_.fill(std::max(0.0, interest + LiquidIncome() - FundingCost()));
 }
 
 void Twin::BuildInitialBook(uint64_t key) {
@@ -706,63 +721,42 @@ void Twin::Step(const Levers& requested, double* out) {
   mortgage_history_[month_ % 12] = m.mortgage_rate;
 
   // ---- accounting ----
-  double interest = 0, loans = 0, originations = 0, principal = 0, prepay = 0, co = 0, rec = 0;
-  double ecl[3] = {0, 0, 0}, stage2 = 0, dq30 = 0, dq90 = 0, rwa_irb = 0, rwa_sa = 0;
-  int64_t accounts = 0, applications = 0, approvals = 0;
-  const RollRates roll = ComputeRollRates(levers.collection_intensity);
-  for (int p = 0; p < kNumProducts; ++p) {
-    const ProductFlows& f = flows_[p];
-    const ProductSpec& s = inst.products[p].spec;
-    interest += f.interest;
-    loans += f.closing;
-    originations += f.originations;
-    principal += f.principal;
-    prepay += f.prepayments;
-    co += f.charge_offs;
-    rec += f.recoveries;
-    for (int j = 0; j < 3; ++j) ecl[j] += f.ecl[j];
-    stage2 += f.stage2_balance;
-    dq30 += f.bucket_balance[1] + f.bucket_balance[2] + f.bucket_balance[3];
-    dq90 += f.bucket_balance[3];
-    accounts += f.count[0] + f.count[1] + f.count[2] + f.count[3];
-    applications += f.applications;
-    approvals += f.approvals;
-    double k = 0;
-    for (int b = 0; b < kNumBands; ++b) k += k_unit_[p][b] * f.ead_lgd_current[b];
-    // Delinquent performing exposures: PD = probability of reaching default from the bucket.
-    for (int d = 0; d < 2; ++d)
-      k += IrbCapitalUnit(s.basel_class, roll.eventual[d + 1]) * f.ead_lgd_delinquent[d];
-    k += kDefaultedK * f.ead_defaulted;
-    rwa_irb += 12.5 * k;
-    const double rw = s.basel_class == BaselClass::kMortgage ? 0.35 : 0.75;
-    rwa_sa += rw * (f.exposure - f.ead_defaulted) + kDefaultedRiskWeight * f.ead_defaulted;
+  collection_ = levers.collection_intensity;
+  const BookTotals t = Totals();
+  MonthFlows mf;
+  for (const ProductFlows& f : flows_) {
+    mf.interest += f.interest;
+    mf.originations += f.originations;
+    mf.principal += f.principal;
+    mf.prepayments += f.prepayments;
+    mf.charge_offs += f.charge_offs;
+    mf.recoveries += f.recoveries;
+    mf.applications += f.applications;
+    mf.approvals += f.approvals;
   }
-  const double nco = co - rec;
-  const double allowance_new = ecl[0] + ecl[1] + ecl[2];
-  const double provision = allowance_new - allowance_ + nco;
-  const double liquid_income =
-      liquid_ *
-      std::max(0.0, (1 - inst.liquid_term_share) * m.policy_rate +
-                        inst.liquid_term_share * m.rate_10y + inst.liquid_yield_spread) /
-      12;
-  const double deposit_rate =
-      std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
-  const double funding = deposits_ * deposit_rate / 12 +
-                         wholesale_ * std::max(0.0, m.policy_rate + inst.wholesale_spread) / 12;
-  const double nii = interest + liquid_income - funding;
-  const double opex = inst.fixed_cost_per_member * inst.members / 12 + servicing +
-                      origination_cost + marketing + collection_cost;
-  const double pretax = nii + fees - opex - provision;
-  const double tax = inst.tax_rate * std::max(0.0, pretax);
-  const double net_income = pretax - tax;
+  mf.fees = fees;
+  mf.collection_cost = collection_cost;
+  mf.provision = t.ecl[0] + t.ecl[1] + t.ecl[2] - allowance_ + mf.charge_offs - mf.recoveries;
+  mf.liquid_income = LiquidIncome();
+  mf.funding = FundingCost();
+  mf.nii = mf.interest + mf.liquid_income - mf.funding;
+  mf.opex = inst.fixed_cost_per_member * inst.members / 12 + servicing + origination_cost +
+            marketing + collection_cost;
+  const double pretax = mf.nii + fees - mf.opex - mf.provision;
+  mf.tax = inst.tax_rate * std::max(0.0, pretax);
+  mf.net_income = pretax - mf.tax;
+  mf.loans_open = loans_open;
+  mf.equity_open = equity_;
+  mf.assets_open = liquid_ + loans_open - allowance_;
+  mf.earning_open = liquid_ + loans_open;
 
-  const double equity_open = equity_, assets_open = liquid_ + loans_open - allowance_;
-  const double earning_open = liquid_ + loans_open;
-  equity_ += net_income;
-  allowance_ = allowance_new;
+  const double equity_open = equity_, net_income = mf.net_income;
+  equity_ += mf.net_income;
+  allowance_ = t.ecl[0] + t.ecl[1] + t.ecl[2];
   const double deposits_new = deposits_ * (1 + inst.deposit_growth / 12);
-  liquid_ += interest + liquid_income - funding + fees - opex - tax + principal + prepay + rec -
-             originations + (deposits_new - deposits_);
+  liquid_ += mf.interest + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax +
+             mf.principal + mf.prepayments + mf.recoveries - mf.originations +
+             (deposits_new - deposits_);
   deposits_ = deposits_new;
   // Liquidity management: borrow wholesale below the floor, repay above it.
   const double floor = inst.min_liquidity * deposits_;
@@ -774,18 +768,68 @@ void Twin::Step(const Levers& requested, double* out) {
     wholesale_ -= repay;
     liquid_ -= repay;
   }
-  const double total_assets = liquid_ + loans - allowance_;
-  gross_income_history_[month_ % 12] = std::max(0.0, nii + fees);
-  const int months_seen = std::min(month_, 12);
-  const double annual_gross =
-      std::accumulate(gross_income_history_.begin(), gross_income_history_.end(), 0.0) * 12 /
-      months_seen;
-  const double rwa_credit = std::max(rwa_irb, kOutputFloor * rwa_sa) + kLiquidRiskWeight * liquid_;
-  const double rwa = rwa_credit + 12.5 * inst.op_risk_factor * annual_gross;
+  gross_income_history_[month_ % 12] = std::max(0.0, mf.nii + fees);
+  WriteMetrics(t, mf, out);
 
-  // ---- metrics ----
+  if (options_.check_invariants) CheckInvariants(flows_, equity_open, net_income);
+}
+
+BookTotals Twin::Totals() const {
+  BookTotals t;
+  const RollRates roll = ComputeRollRates(collection_);
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductFlows& f = flows_[p];
+    const ProductSpec& s = institution_->products[p].spec;
+    t.loans += f.closing;
+    for (int j = 0; j < 3; ++j) t.ecl[j] += f.ecl[j];
+    t.stage2 += f.stage2_balance;
+    t.dq30 += f.bucket_balance[1] + f.bucket_balance[2] + f.bucket_balance[3];
+    t.dq90 += f.bucket_balance[3];
+    t.expected_loss += f.expected_loss;
+    t.accounts += f.count[0] + f.count[1] + f.count[2] + f.count[3];
+    double k = 0;
+    for (int b = 0; b < kNumBands; ++b) k += k_unit_[p][b] * f.ead_lgd_current[b];
+    // Delinquent performing exposures: PD = probability of reaching default from the bucket.
+    for (int d = 0; d < 2; ++d)
+      k += IrbCapitalUnit(s.basel_class, roll.eventual[d + 1]) * f.ead_lgd_delinquent[d];
+    k += kDefaultedK * f.ead_defaulted;
+    t.rwa_irb += 12.5 * k;
+    const double rw = s.basel_class == BaselClass::kMortgage ? 0.35 : 0.75;
+    t.rwa_sa += rw * (f.exposure - f.ead_defaulted) + kDefaultedRiskWeight * f.ead_defaulted;
+  }
+  return t;
+}
+
+double Twin::LiquidIncome() const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
+  return liquid_ *
+         std::max(0.0, (1 - inst.liquid_term_share) * m.policy_rate +
+                           inst.liquid_term_share * m.rate_10y + inst.liquid_yield_spread) /
+         12;
+}
+
+double Twin::FundingCost() const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
+  const double deposit_rate =
+      std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
+  return deposits_ * deposit_rate / 12 +
+         wholesale_ * std::max(0.0, m.policy_rate + inst.wholesale_spread) / 12;
+}
+
+void Twin::Snapshot(double* out) const { WriteMetrics(Totals(), MonthFlows{}, out); }
+
+void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
-  double* o = out;
+  const double annual_gross =
+      std::accumulate(gross_income_history_.begin(), gross_income_history_.end(), 0.0);
+  const double rwa_credit =
+      std::max(t.rwa_irb, kOutputFloor * t.rwa_sa) + kLiquidRiskWeight * liquid_;
+  const double rwa = rwa_credit + 12.5 * inst.op_risk_factor * annual_gross;
+  const double total_assets = liquid_ + t.loans - allowance_;
   o[kUnemployment] = m.unemployment;
   o[kGdpGrowth] = m.gdp_growth;
   o[kPolicyRate] = m.policy_rate;
@@ -794,30 +838,32 @@ void Twin::Step(const Levers& requested, double* out) {
   o[kHpi] = m.hpi;
   o[kCreditSpread] = m.credit_spread;
   o[kCreditFactor] = CreditFactor();
-  o[kLoans] = static_cast<double>(accounts);
-  o[kLoanBalance] = loans;
-  o[kApplications] = static_cast<double>(applications);
-  o[kApprovals] = static_cast<double>(approvals);
-  o[kApprovalRate] = ratio(static_cast<double>(approvals), static_cast<double>(applications));
-  o[kOriginations] = originations;
-  o[kInterestIncome] = interest + liquid_income;
-  o[kFeeIncome] = fees;
-  o[kFundingCost] = funding;
-  o[kNii] = nii;
-  o[kOpex] = opex;
-  o[kCollectionCost] = collection_cost;
-  o[kProvisionExpense] = provision;
-  o[kGrossChargeOffs] = co;
-  o[kRecoveries] = rec;
-  o[kNetChargeOffs] = nco;
-  o[kTax] = tax;
-  o[kNetIncome] = net_income;
+  o[kLoans] = static_cast<double>(t.accounts);
+  o[kLoanBalance] = t.loans;
+  o[kApplications] = static_cast<double>(mf.applications);
+  o[kApprovals] = static_cast<double>(mf.approvals);
+  o[kApprovalRate] =
+      ratio(static_cast<double>(mf.approvals), static_cast<double>(mf.applications));
+  o[kOriginations] = mf.originations;
+  o[kInterestIncome] = mf.interest + mf.liquid_income;
+  o[kFeeIncome] = mf.fees;
+  o[kFundingCost] = mf.funding;
+  o[kNii] = mf.nii;
+  o[kOpex] = mf.opex;
+  o[kCollectionCost] = mf.collection_cost;
+  o[kProvisionExpense] = mf.provision;
+  o[kGrossChargeOffs] = mf.charge_offs;
+  o[kRecoveries] = mf.recoveries;
+  o[kNetChargeOffs] = mf.charge_offs - mf.recoveries;
+  o[kTax] = mf.tax;
+  o[kNetIncome] = mf.net_income;
   o[kEquity] = equity_;
   o[kAllowance] = allowance_;
-  o[kEclStage1] = ecl[0];
-  o[kEclStage2] = ecl[1];
-  o[kEclStage3] = ecl[2];
-  o[kStage2Share] = ratio(stage2, loans);
+  o[kEclStage1] = t.ecl[0];
+  o[kEclStage2] = t.ecl[1];
+  o[kEclStage3] = t.ecl[2];
+  o[kStage2Share] = ratio(t.stage2, t.loans);
+  o[kExpectedLoss] = t.expected_loss;
   o[kLiquidAssets] = liquid_;
   o[kDeposits] = deposits_;
   o[kWholesale] = wholesale_;
@@ -826,13 +872,15 @@ void Twin::Step(const Levers& requested, double* out) {
   o[kCet1Ratio] = ratio(equity_, rwa);
   o[kLeverageRatio] = ratio(equity_, total_assets);
   o[kLiquidityRatio] = ratio(liquid_, inst.liquidity_runoff * deposits_);
-  o[kRoe] = ratio(net_income * 12, equity_open);
-  o[kRoa] = ratio(net_income * 12, assets_open);
-  o[kNim] = ratio(nii * 12, earning_open);
-  o[kCostToIncome] = nii + fees > 0 ? std::clamp(opex / (nii + fees), 0.0, 10.0) : 10.0;
-  o[kChargeOffRate] = ratio(nco * 12, loans_open);
-  o[kDq30Rate] = ratio(dq30, loans);
-  o[kDq90Rate] = ratio(dq90, loans);
+  o[kRoe] = ratio(mf.net_income * 12, mf.equity_open);
+  o[kRoa] = ratio(mf.net_income * 12, mf.assets_open);
+  o[kNim] = ratio(mf.nii * 12, mf.earning_open);
+  const double income = mf.nii + mf.fees;
+  o[kCostToIncome] = income > 0 ? std::clamp(mf.opex / income, 0.0, 10.0)
+                                : (mf.opex > 0 ? 10.0 : 0.0);
+  o[kChargeOffRate] = ratio((mf.charge_offs - mf.recoveries) * 12, mf.loans_open);
+  o[kDq30Rate] = ratio(t.dq30, t.loans);
+  o[kDq90Rate] = ratio(t.dq90, t.loans);
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductFlows& f = flows_[p];
     o[ProductMetricIndex(p, kPBalance)] = f.closing;
@@ -845,8 +893,6 @@ void Twin::Step(const Levers& requested, double* out) {
         ratio(f.bucket_balance[1] + f.bucket_balance[2] + f.bucket_balance[3], f.closing);
     o[ProductMetricIndex(p, kPYield)] = ratio(f.interest * 12, f.opening);
   }
-
-  if (options_.check_invariants) CheckInvariants(flows_, equity_open, net_income);
 }
 
 void Twin::Breach(const std::string& invariant, const std::string& detail) const {

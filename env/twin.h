@@ -54,6 +54,23 @@ struct ProductFlows {
   std::array<double, 2> ead_lgd_delinquent{};       ///< 30 and 60 dpd
   double ead_defaulted = 0;                         ///< 90+ dpd
   double exposure = 0;                              ///< EAD of the book (provision cap)
+  double expected_loss = 0;                         ///< 12-month expected loss of the book
+  int64_t applications = 0, approvals = 0;
+};
+
+/// Month-end stocks summed over products.
+struct BookTotals {
+  double loans = 0, stage2 = 0, dq30 = 0, dq90 = 0, expected_loss = 0, rwa_irb = 0, rwa_sa = 0;
+  std::array<double, 3> ecl{};
+  int64_t accounts = 0;
+};
+
+/// The month's flows (all zero for a snapshot of the state).
+struct MonthFlows {
+  double interest = 0, liquid_income = 0, funding = 0, nii = 0, fees = 0, opex = 0;
+  double collection_cost = 0, provision = 0, charge_offs = 0, recoveries = 0, tax = 0;
+  double net_income = 0, originations = 0, principal = 0, prepayments = 0;
+  double loans_open = 0, equity_open = 0, assets_open = 0, earning_open = 0;
   int64_t applications = 0, approvals = 0;
 };
 
@@ -71,6 +88,10 @@ class Twin {
   /// kNumMetrics values to `metrics` (see metrics.h). Throws InvariantError when checking is on
   /// and an invariant breaks.
   void Step(const Levers& levers, double* metrics);
+
+  /// Writes the metrics row of the current state with zero flows (month 0 after Reset: the
+  /// opening balance sheet, capital and macro state).
+  void Snapshot(double* metrics) const;
 
   int month() const { return month_; }
   int instance_id() const { return instance_id_; }
@@ -95,6 +116,10 @@ class Twin {
   void MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const;
   void CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
                        double net_income) const;
+  BookTotals Totals() const;
+  double LiquidIncome() const;
+  double FundingCost() const;
+  void WriteMetrics(const BookTotals& totals, const MonthFlows& flows, double* out) const;
   [[noreturn]] void Breach(const std::string& invariant, const std::string& detail) const;
 
   std::shared_ptr<const InstitutionConfig> institution_;
@@ -121,6 +146,7 @@ class Twin {
   double CreditFactor() const;
   std::array<double, 12> policy_history_{}, mortgage_history_{};
   std::array<double, 12> gross_income_history_{};
+  std::array<int, kNumDelinquentBuckets> collection_{};  ///< last collection levers (RWA)
 };
 
 }  // namespace loantwin

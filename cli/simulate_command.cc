@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -25,9 +26,31 @@ struct SimulateArgs {
   std::string out;
   std::string output = "paths";
   bool check_invariants = false;
+  std::string policy = "baseline";
   int threads = 0;
   int batch = 64;
 };
+
+void PrintRoleRewards(const RoleRewards& rr, int paths, int months) {
+  fmt::print(
+      "\nper-role rewards (policy run): mean per month of each objective across paths and "
+      "months; return = weighted reward summed over {} months, median [p05, p95]\n",
+      months);
+  fmt::print("{:<11}", "role");
+  for (const auto& o : rr.objectives) fmt::print(" {:>13}", o);
+  fmt::print(" {:>26}\n", "return");
+  for (size_t r = 0; r < rr.roles.size(); ++r) {
+    fmt::print("{:<11}", rr.roles[r]);
+    const size_t k = rr.objectives.size();
+    for (size_t j = 0; j < k; ++j) {
+      double sum = 0;
+      for (int p = 0; p < paths; ++p) sum += rr.objective_sums[r][p * k + j];
+      fmt::print(" {:>13.4f}", sum / (static_cast<double>(paths) * months));
+    }
+    fmt::print(" {:>9.2f} [{:.2f}, {:.2f}]\n", Quantile(rr.returns[r], 0.5),
+               Quantile(rr.returns[r], 0.05), Quantile(rr.returns[r], 0.95));
+  }
+}
 
 void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Scenario& sc,
                   const PathSet& set, double seconds) {
@@ -37,8 +60,9 @@ void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Sc
     for (const auto& s : summaries) v.push_back(get(s));
     return v;
   };
-  fmt::print("\nloantwin simulate: {} under {}, {} months x {} paths, seed {} ({:.1f} s)\n",
-             inst.name, sc.name, a.months, a.paths, a.seed, seconds);
+  fmt::print(
+      "\nloantwin simulate: {} under {}, policy {}, {} months x {} paths, seed {} ({:.1f} s)\n",
+      inst.name, sc.name, a.policy, a.months, a.paths, a.seed, seconds);
   fmt::print("{:<34} {:>14} {:>14} {:>14}\n", "metric (across paths)", "p05", "median", "p95");
   auto row = [&](const char* name, std::vector<double> v, double scale, const char* unit) {
     fmt::print("{:<34} {:>13.2f}{} {:>13.2f}{} {:>13.2f}{}\n", name, Quantile(v, 0.05) * scale,
@@ -98,6 +122,12 @@ Runner RegisterSimulate(CLI::App& app) {
                   "p95 per month and metric)")
       ->check(CLI::IsMember({"paths", "bands"}))
       ->capture_default_str();
+  cmd->add_option("--policy", a->policy,
+                  "who decides: 'baseline' (rule-based role policies through the multi-agent "
+                  "API), 'random' (uniform, mask-respecting), 'static' (the preset's fixed "
+                  "levers on the bare twin, as in calibration)")
+      ->check(CLI::IsMember({"baseline", "random", "static"}))
+      ->capture_default_str();
   cmd->add_flag("--check-invariants", a->check_invariants,
                 "verify the accounting invariants every month (error and exit 3 on a breach)");
   cmd->add_option("--threads", a->threads, "worker threads (0 = all cores)")
@@ -119,10 +149,22 @@ Runner RegisterSimulate(CLI::App& app) {
     o.twin.check_invariants = a->check_invariants;
     o.progress = [a](int done) { spdlog::info("simulated {}/{} paths", done, a->paths); };
     const Levers levers = DefaultLevers(*inst);
-    spdlog::info("{} under {}: {} months x {} paths on {} threads; levers: {}", inst->name,
-                 sc->name, a->months, a->paths, o.threads, DescribeLevers(levers));
+    spdlog::info("{} under {}: {} months x {} paths on {} threads, policy {}", inst->name, sc->name,
+                 a->months, a->paths, o.threads, a->policy);
     const auto t0 = std::chrono::steady_clock::now();
-    const PathSet set = RunMonteCarlo(inst, sc, levers, o);
+    PathSet set;
+    std::optional<PolicyRun> run;
+    if (a->policy == "static") {
+      spdlog::info("static levers: {}", DescribeLevers(levers));
+      set = RunMonteCarlo(inst, sc, levers, o);
+    } else {
+      TwinEnvConfig config;
+      config.institution = a->institution;
+      config.scenario = a->scenario;
+      run = RunPolicyMonteCarlo(
+          config, a->policy == "random" ? FallbackPolicy::kRandom : FallbackPolicy::kBaseline, o);
+      set = std::move(run->paths);
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!a->out.empty()) {
@@ -133,6 +175,13 @@ Runner RegisterSimulate(CLI::App& app) {
       spdlog::info("wrote {} ({} layout)", a->out, a->output);
     }
     PrintSummary(*a, *inst, *sc, set, seconds);
+    if (run) {
+      int failed = 0;
+      for (int m : run->failed_month) failed += m > 0;
+      fmt::print("institution failures (CET1 < {:.1f}% or equity <= 0): {} of {} paths\n",
+                 100 * TwinEnvConfig{}.cet1_floor, failed, a->paths);
+      PrintRoleRewards(run->rewards, a->paths, a->months);
+    }
     return 0;
   };
 }

@@ -9,8 +9,8 @@ namespace loantwin {
 
 const RiskAppetite& GetRiskAppetite(int level) {
   static const RiskAppetite kLevels[kNumRiskAppetites] = {
-      {"very_conservative", 2, 0.50, 0.12}, {"conservative", 3, 0.80, 0.10},
-      {"balanced", 4, 1.20, 0.09},          {"growth", 5, 2.00, 0.08},
+      {"very_conservative", 2, 0.50, 0.12}, {"conservative", 3, 0.75, 0.10},
+      {"balanced", 4, 1.25, 0.09},          {"growth", 5, 2.00, 0.08},
       {"aggressive", 6, 3.00, 0.07},
   };
   if (level < 0 || level >= kNumRiskAppetites)

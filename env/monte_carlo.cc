@@ -41,6 +41,60 @@ PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
   return set;
 }
 
+PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, FallbackPolicy policy,
+                              const MonteCarloOptions& o) {
+  if (o.months < 1) throw std::invalid_argument("months must be >= 1");
+  if (o.paths < 1) throw std::invalid_argument("paths must be >= 1");
+  PolicyRun run;
+  run.paths.paths = o.paths;
+  run.paths.months = o.months;
+  run.paths.data.resize(static_cast<size_t>(o.paths) * o.months * kNumMetrics);
+  run.failed_month.assign(o.paths, 0);
+  TwinEnvConfig c = config;
+  c.horizon_months = o.months;
+  c.terminate_on_failure = false;
+  c.check_invariants = o.twin.check_invariants;
+  for (auto& role : c.roles) role.fallback = policy;
+  for (int start = 0; start < o.paths; start += o.batch) {
+    EnvOptions eo;
+    eo.num_envs = std::min(o.batch, o.paths - start);
+    eo.num_threads = std::min(o.threads, eo.num_envs);
+    eo.seed = o.seed;
+    eo.instance_offset = start;
+    TwinEnv env(eo, c);
+    if (start == 0) {
+      RoleRewards& rr = run.rewards;
+      rr.objectives = env.role(0).objectives;
+      for (int r = 0; r < env.num_roles(); ++r) {
+        rr.roles.push_back(env.role(r).name);
+        rr.objective_sums.emplace_back(static_cast<size_t>(o.paths) * rr.objectives.size(), 0.0);
+        rr.returns.emplace_back(o.paths, 0.0);
+      }
+    }
+    const size_t k = run.rewards.objectives.size();
+    env.Reset();
+    for (int m = 0; m < o.months; ++m) {
+      env.Step();
+      for (int i = 0; i < eo.num_envs; ++i) {
+        const int path = start + i;
+        const double* row = env.step_metrics(i);
+        std::copy_n(
+            row, kNumMetrics,
+            run.paths.data.begin() + ((static_cast<size_t>(path) * o.months + m) * kNumMetrics));
+        if (!run.failed_month[path] && (row[kCet1Ratio] < c.cet1_floor || row[kEquity] <= 0))
+          run.failed_month[path] = m + 1;
+        for (int r = 0; r < env.num_roles(); ++r) {
+          run.rewards.returns[r][path] += env.rewards(r)[i];
+          const float* vec = env.reward_vectors(r) + static_cast<size_t>(i) * k;
+          for (size_t j = 0; j < k; ++j) run.rewards.objective_sums[r][path * k + j] += vec[j];
+        }
+      }
+    }
+    if (o.progress) o.progress(start + eo.num_envs);
+  }
+  return run;
+}
+
 std::vector<PathSummary> SummarisePaths(const PathSet& set) {
   std::vector<PathSummary> out;
   for (int p = 0; p < set.paths; ++p) {

@@ -10,6 +10,7 @@
 
 #include "env/levers.h"
 #include "env/twin.h"
+#include "env/twin_env.h"
 
 namespace loantwin {
 
@@ -36,6 +37,29 @@ struct PathSet {
 PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
                       std::shared_ptr<const Scenario> scenario, const Levers& levers,
                       const MonteCarloOptions& options);
+
+/// Rewards of each role over a policy run.
+struct RoleRewards {
+  std::vector<std::string> roles, objectives;
+  /// [role][path * objectives + k]: objective k summed over the months of a path.
+  std::vector<std::vector<double>> objective_sums;
+  /// [role][path]: the role's scalar (weighted) reward summed over the months of a path.
+  std::vector<std::vector<double>> returns;
+};
+
+struct PolicyRun {
+  PathSet paths;
+  RoleRewards rewards;
+  /// Per path, the first month (1-based) with CET1 below the config's floor or equity <= 0;
+  /// 0 if the institution never failed. Failed paths run on (terminate_on_failure is off).
+  std::vector<int> failed_month;
+};
+
+/// Monte Carlo of the five-role environment with every role driven by its fallback policy
+/// (rule-based baselines or uniformly random, mask-respecting actions). Path p is environment
+/// instance p of the seed, whatever the batch size or thread count.
+PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, FallbackPolicy policy,
+                              const MonteCarloOptions& options);
 
 /// Per-path outcomes for the summary table.
 struct PathSummary {

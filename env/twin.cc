@@ -542,7 +542,8 @@ void Twin::Reset(uint64_t episode) {
                            : 0.0;
     const LoanBook& bk = books_[p];
     for (size_t i = 0; i < bk.size(); ++i)
-      if (bk.bucket[i] == kCurrent) interest += bk.balance[i] * std::max(0.0, bk.rate[i] + add) / 12;
+      if (bk.bucket[i] == kCurrent)
+        interest += bk.balance[i] * std::max(0.0, bk.rate[i] + add) / 12;
   }
   gross_income_history_.fill(std::max(0.0, interest + LiquidIncome() - FundingCost()));
 }
@@ -754,9 +755,8 @@ void Twin::Step(const Levers& requested, double* out) {
   equity_ += mf.net_income;
   allowance_ = t.ecl[0] + t.ecl[1] + t.ecl[2];
   const double deposits_new = deposits_ * (1 + inst.deposit_growth / 12);
-  liquid_ += mf.interest + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax +
-             mf.principal + mf.prepayments + mf.recoveries - mf.originations +
-             (deposits_new - deposits_);
+  liquid_ += mf.interest + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax + mf.principal +
+             mf.prepayments + mf.recoveries - mf.originations + (deposits_new - deposits_);
   deposits_ = deposits_new;
   // Liquidity management: borrow wholesale below the floor, repay above it.
   const double floor = inst.min_liquidity * deposits_;
@@ -818,7 +818,9 @@ double Twin::FundingCost() const {
          wholesale_ * std::max(0.0, m.policy_rate + inst.wholesale_spread) / 12;
 }
 
-void Twin::Snapshot(double* out) const { WriteMetrics(Totals(), MonthFlows{}, out); }
+void Twin::Snapshot(double* out) const {
+  WriteMetrics(Totals(), MonthFlows{}, out);
+}
 
 void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) const {
   const InstitutionConfig& inst = *institution_;
@@ -842,8 +844,7 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kLoanBalance] = t.loans;
   o[kApplications] = static_cast<double>(mf.applications);
   o[kApprovals] = static_cast<double>(mf.approvals);
-  o[kApprovalRate] =
-      ratio(static_cast<double>(mf.approvals), static_cast<double>(mf.applications));
+  o[kApprovalRate] = ratio(static_cast<double>(mf.approvals), static_cast<double>(mf.applications));
   o[kOriginations] = mf.originations;
   o[kInterestIncome] = mf.interest + mf.liquid_income;
   o[kFeeIncome] = mf.fees;
@@ -876,8 +877,8 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kRoa] = ratio(mf.net_income * 12, mf.assets_open);
   o[kNim] = ratio(mf.nii * 12, mf.earning_open);
   const double income = mf.nii + mf.fees;
-  o[kCostToIncome] = income > 0 ? std::clamp(mf.opex / income, 0.0, 10.0)
-                                : (mf.opex > 0 ? 10.0 : 0.0);
+  o[kCostToIncome] =
+      income > 0 ? std::clamp(mf.opex / income, 0.0, 10.0) : (mf.opex > 0 ? 10.0 : 0.0);
   o[kChargeOffRate] = ratio((mf.charge_offs - mf.recoveries) * 12, mf.loans_open);
   o[kDq30Rate] = ratio(t.dq30, t.loans);
   o[kDq90Rate] = ratio(t.dq90, t.loans);

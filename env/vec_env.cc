@@ -11,7 +11,8 @@ VecEnv::VecEnv(std::shared_ptr<const InstitutionConfig> institution,
   if (options.num_envs < 1)
     throw std::invalid_argument(fmt::format("num_envs must be >= 1, got {}", options.num_envs));
   if (options.num_threads < 1)
-    throw std::invalid_argument(fmt::format("num_threads must be >= 1, got {}", options.num_threads));
+    throw std::invalid_argument(
+        fmt::format("num_threads must be >= 1, got {}", options.num_threads));
   runner_ = std::make_unique<ParallelRunner>(options.num_threads, options.spin_microseconds);
   twins_.resize(options.num_envs);
   metrics_.assign(static_cast<size_t>(options.num_envs) * kNumMetrics, 0.0);
@@ -30,8 +31,9 @@ void VecEnv::Reset(uint64_t episode) {
 
 void VecEnv::Step(const std::vector<Levers>& levers) {
   if (levers.size() != 1 && levers.size() != twins_.size())
-    throw std::invalid_argument(fmt::format("Step: got {} lever sets for {} instances (give 1 or {})",
-                                            levers.size(), twins_.size(), twins_.size()));
+    throw std::invalid_argument(
+        fmt::format("Step: got {} lever sets for {} instances (give 1 or {})", levers.size(),
+                    twins_.size(), twins_.size()));
   runner_->For(num_envs(), [&](int i) {
     twins_[i]->Step(levers.size() == 1 ? levers[0] : levers[i],
                     metrics_.data() + static_cast<size_t>(i) * kNumMetrics);

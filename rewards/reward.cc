@@ -7,7 +7,6 @@
 #include <mutex>
 #include <stdexcept>
 
-
 namespace loantwin {
 namespace {
 
@@ -26,17 +25,25 @@ class FunctionReward : public RewardModule {
   double (*fn_)(const RewardInput&);
 };
 
-double SafeDiv(double a, double b) { return b > 0 ? a / b : 0.0; }
+double SafeDiv(double a, double b) {
+  return b > 0 ? a / b : 0.0;
+}
 
-double Profit(const RewardInput& in) { return 100 * SafeDiv(in.net_income, in.equity_open); }
+double Profit(const RewardInput& in) {
+  return 100 * SafeDiv(in.net_income, in.equity_open);
+}
 double Raroc(const RewardInput& in) {
   return 100 * SafeDiv(in.nii + in.fees - in.opex - in.expected_loss / 12, 0.08 * in.rwa);
 }
 double ExpectedLoss(const RewardInput& in) {
   return -100 * SafeDiv(in.expected_loss / 12, in.loan_balance);
 }
-double Capital(const RewardInput& in) { return -100 * std::max(0.0, 0.07 - in.cet1_ratio); }
-double Liquidity(const RewardInput& in) { return -std::max(0.0, 1.0 - in.liquidity_ratio); }
+double Capital(const RewardInput& in) {
+  return -100 * std::max(0.0, 0.07 - in.cet1_ratio);
+}
+double Liquidity(const RewardInput& in) {
+  return -std::max(0.0, 1.0 - in.liquidity_ratio);
+}
 double Concentration(const RewardInput& in) {
   double total = 0, hhi = 0;
   for (double e : in.exposures) total += std::max(0.0, e);
@@ -44,15 +51,20 @@ double Concentration(const RewardInput& in) {
   for (double e : in.exposures) hhi += (std::max(0.0, e) / total) * (std::max(0.0, e) / total);
   return -hhi;
 }
-double Customer(const RewardInput& in) { return in.approval_rate; }
-double Stability(const RewardInput& in) { return -in.policy_churn; }
+double Customer(const RewardInput& in) {
+  return in.approval_rate;
+}
+double Stability(const RewardInput& in) {
+  return -in.policy_churn;
+}
 
 struct Registry {
   std::mutex mu;
   std::vector<std::pair<std::string, RewardFactory>> entries;
   Registry() {
     auto add = [&](const char* name, const char* formula, double (*fn)(const RewardInput&)) {
-      entries.emplace_back(name, [=] { return std::make_unique<FunctionReward>(name, formula, fn); });
+      entries.emplace_back(name,
+                           [=] { return std::make_unique<FunctionReward>(name, formula, fn); });
     };
     add("profit", "100 x net income / opening equity (monthly ROE in percent; ~0.7 for a 9% ROE)",
         Profit);
@@ -60,16 +72,18 @@ struct Registry {
         "100 x (NII + fees - opex - expected loss / 12) / (8% x RWA) (monthly return on required "
         "capital, percent)",
         Raroc);
-    add("expected_loss", "-100 x (12-month expected loss / 12) / loan balance (percent of the book per month)",
+    add("expected_loss",
+        "-100 x (12-month expected loss / 12) / loan balance (percent of the book per month)",
         ExpectedLoss);
-    add("capital", "-100 x max(0, 7% - CET1 ratio) (-1 per percentage point below minimum + buffer)",
-        Capital);
+    add("capital",
+        "-100 x max(0, 7% - CET1 ratio) (-1 per percentage point below minimum + buffer)", Capital);
     add("liquidity", "-max(0, 1 - liquidity ratio) (0 when liquid assets cover stressed run-off)",
         Liquidity);
     add("concentration", "-HHI of exposure across products (-1 = one product, -1/n = even spread)",
         Concentration);
     add("customer", "approval rate (0..1: access to credit)", Customer);
-    add("stability", "-share of the role's action components changed since its last decision (0..-1)",
+    add("stability",
+        "-share of the role's action components changed since its last decision (0..-1)",
         Stability);
   }
 };
@@ -92,7 +106,8 @@ void RegisterReward(const std::string& name, RewardFactory factory) {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   for (const auto& e : r.entries)
-    if (e.first == name) throw std::invalid_argument("reward module '" + name + "' is already registered");
+    if (e.first == name)
+      throw std::invalid_argument("reward module '" + name + "' is already registered");
   r.entries.emplace_back(name, std::move(factory));
 }
 
@@ -112,7 +127,8 @@ std::unique_ptr<RewardModule> MakeReward(const std::string& name) {
     if (e.first == name) return e.second();
     known += (known.empty() ? "" : ", ") + e.first;
   }
-  throw std::invalid_argument(fmt::format("unknown reward module '{}' (registered: {})", name, known));
+  throw std::invalid_argument(
+      fmt::format("unknown reward module '{}' (registered: {})", name, known));
 }
 
 RewardSet::RewardSet() {
@@ -129,8 +145,8 @@ void RewardSet::SetWeight(const std::string& objective, double weight) {
       weights_[i] = weight;
       return;
     }
-  throw std::invalid_argument(fmt::format("unknown reward objective '{}' (known: {})", objective,
-                                          fmt::join(names_, ", ")));
+  throw std::invalid_argument(
+      fmt::format("unknown reward objective '{}' (known: {})", objective, fmt::join(names_, ", ")));
 }
 
 double RewardSet::Compute(const RewardInput& in, float* vec) const {

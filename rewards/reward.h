@@ -13,17 +13,17 @@ namespace loantwin {
 /// Everything a reward module may read for one instance and one step. Monetary flows are the
 /// month's; ratios are fractions. Filled by the environment.
 struct RewardInput {
-  double net_income = 0;        ///< month's net income
-  double equity_open = 0;       ///< equity at the start of the month
+  double net_income = 0;   ///< month's net income
+  double equity_open = 0;  ///< equity at the start of the month
   double nii = 0, fees = 0, opex = 0;
-  double expected_loss = 0;     ///< 12-month expected loss of the book at month end
-  double loan_balance = 0;      ///< month-end loan balance
-  double rwa = 0;               ///< month-end risk-weighted assets
+  double expected_loss = 0;  ///< 12-month expected loss of the book at month end
+  double loan_balance = 0;   ///< month-end loan balance
+  double rwa = 0;            ///< month-end risk-weighted assets
   double cet1_ratio = 0;
-  double liquidity_ratio = 0;   ///< liquid assets / stressed run-off (>= 1 is compliant)
-  double approval_rate = 0;     ///< approvals / applications this month
+  double liquidity_ratio = 0;     ///< liquid assets / stressed run-off (>= 1 is compliant)
+  double approval_rate = 0;       ///< approvals / applications this month
   std::vector<double> exposures;  ///< exposure per segment (products) for concentration
-  double policy_churn = 0;      ///< share of this role's action components that changed, 0..1
+  double policy_churn = 0;        ///< share of this role's action components that changed, 0..1
 };
 
 /// One objective. Implementations override DoCompute; Compute checks the result is finite.

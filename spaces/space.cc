@@ -7,7 +7,9 @@
 
 namespace loantwin {
 
-const char* DTypeName(DType d) { return d == DType::kFloat32 ? "float32" : "int32"; }
+const char* DTypeName(DType d) {
+  return d == DType::kFloat32 ? "float32" : "int32";
+}
 
 namespace {
 
@@ -31,12 +33,15 @@ Discrete::Discrete(int n) : n_(n) {
 int32_t Discrete::Sample(CounterRng& rng, const uint8_t* mask) const {
   return SampleAllowed(rng, n_, mask);
 }
-std::string Discrete::ToString() const { return fmt::format("Discrete({})", n_); }
+std::string Discrete::ToString() const {
+  return fmt::format("Discrete({})", n_);
+}
 
 MultiDiscrete::MultiDiscrete(std::vector<int> nvec) : nvec_(std::move(nvec)) {
   if (nvec_.empty()) throw std::invalid_argument("MultiDiscrete needs at least one dimension");
   for (int n : nvec_) {
-    if (n < 1) throw std::invalid_argument(fmt::format("MultiDiscrete: every n must be >= 1, got {}", n));
+    if (n < 1)
+      throw std::invalid_argument(fmt::format("MultiDiscrete: every n must be >= 1, got {}", n));
     offsets_.push_back(mask_width_);
     mask_width_ += n;
   }
@@ -50,7 +55,9 @@ void MultiDiscrete::Sample(CounterRng& rng, int32_t* out, const uint8_t* mask) c
   for (size_t d = 0; d < nvec_.size(); ++d)
     out[d] = SampleAllowed(rng, nvec_[d], mask ? mask + offsets_[d] : nullptr);
 }
-std::string MultiDiscrete::ToString() const { return fmt::format("MultiDiscrete([{}])", fmt::join(nvec_, ", ")); }
+std::string MultiDiscrete::ToString() const {
+  return fmt::format("MultiDiscrete([{}])", fmt::join(nvec_, ", "));
+}
 
 bool ActionSpace::Allows(const uint8_t* mask, const int32_t* a, int* bad_dim) const {
   for (int d = 0; d < space_.size(); ++d) {
@@ -74,7 +81,8 @@ Box::Box(std::vector<int> shape, std::vector<float> low, std::vector<float> high
                                             low_.size(), high_.size()));
   for (size_t i = 0; i < n; ++i)
     if (!(low_[i] <= high_[i]))
-      throw std::invalid_argument(fmt::format("Box: low[{}] = {} > high[{}] = {}", i, low_[i], i, high_[i]));
+      throw std::invalid_argument(
+          fmt::format("Box: low[{}] = {} > high[{}] = {}", i, low_[i], i, high_[i]));
 }
 
 bool Box::Contains(const float* x, int* bad_index) const {
@@ -109,7 +117,8 @@ std::string Box::ToString() const {
 }
 
 int FeatureLayout::Add(const std::string& name, float low, float high) {
-  if (Find(name) >= 0) throw std::invalid_argument("FeatureLayout: duplicate feature '" + name + "'");
+  if (Find(name) >= 0)
+    throw std::invalid_argument("FeatureLayout: duplicate feature '" + name + "'");
   names_.push_back(name);
   low_.push_back(low);
   high_.push_back(high);

@@ -1,0 +1,180 @@
+#include "env/multi_agent_env.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "env/counter_rng.h"
+
+namespace loantwin {
+
+MultiAgentEnv::MultiAgentEnv(std::string name, std::vector<RoleSpec> roles, const EnvOptions& o,
+                             int default_max_episode_steps)
+    : name_(std::move(name)),
+      roles_(std::move(roles)),
+      n_(o.num_envs),
+      seed_(o.seed),
+      offset_(o.instance_offset) {
+  if (o.num_envs < 1)
+    throw std::invalid_argument(fmt::format("num_envs must be >= 1, got {}", o.num_envs));
+  if (o.num_threads < 1)
+    throw std::invalid_argument(fmt::format("num_threads must be >= 1, got {}", o.num_threads));
+  if (o.max_episode_steps < 0)
+    throw std::invalid_argument(
+        fmt::format("max_episode_steps must be >= 0, got {}", o.max_episode_steps));
+  if (roles_.empty()) throw std::invalid_argument("an environment needs at least one role");
+  max_steps_ = o.max_episode_steps > 0 ? o.max_episode_steps : default_max_episode_steps;
+  runner_ = std::make_unique<ParallelRunner>(o.num_threads, o.spin_microseconds);
+  chunk_ = std::max(1, n_ / (4 * o.num_threads));
+  const size_t n = static_cast<size_t>(n_);
+  for (const RoleSpec& r : roles_) {
+    if (r.cadence < 1) throw std::invalid_argument("role '" + r.name + "': cadence must be >= 1");
+    obs_.emplace_back(n * r.obs_dim(), 0.0f);
+    final_obs_.emplace_back(n * r.obs_dim(), 0.0f);
+    reward_vec_.emplace_back(n * r.objectives.size(), 0.0f);
+    reward_.emplace_back(n, 0.0f);
+    masks_.emplace_back(n * r.action_space.mask_width(), 1);
+    acting_.emplace_back(n, 1);
+    actions_.emplace_back(n * r.action_space.action_dims(), 0);
+    scratch_.emplace_back(n * r.action_space.action_dims(), 0);
+    fallback_.push_back(FallbackPolicy::kBaseline);
+    acted_.push_back(false);
+  }
+  terminated_.assign(n, 0);
+  truncated_.assign(n, 0);
+  steps_.assign(n, 0);
+  episodes_.assign(n, 0);
+}
+
+MultiAgentEnv::~MultiAgentEnv() = default;
+
+int MultiAgentEnv::FindRole(const std::string& name) const {
+  for (size_t r = 0; r < roles_.size(); ++r)
+    if (roles_[r].name == name) return static_cast<int>(r);
+  return -1;
+}
+
+void MultiAgentEnv::SetFallback(int role, FallbackPolicy policy) {
+  fallback_.at(role) = policy;
+}
+
+template <typename Fn>
+void MultiAgentEnv::ForRanges(Fn&& fn) {
+  const int chunks = (n_ + chunk_ - 1) / chunk_;
+  runner_->For(chunks, [&](int c) { fn(c * chunk_, std::min(n_, (c + 1) * chunk_)); });
+}
+
+void MultiAgentEnv::Reset() {
+  // Episode indices never repeat on an instance: a later Reset continues its count.
+  const bool first = !reset_done_;
+  ForRanges([&](int begin, int end) {
+    for (int i = begin; i < end; ++i) {
+      episodes_[i] = first ? 0 : episodes_[i] + 1;
+      steps_[i] = 0;
+      terminated_[i] = truncated_[i] = 0;
+      ResetInstance(i, static_cast<uint64_t>(episodes_[i]));
+    }
+    for (size_t r = 0; r < roles_.size(); ++r) {
+      std::fill(acting_[r].begin() + begin, acting_[r].begin() + end, 1);
+      WriteMasks(static_cast<int>(r), begin, end);
+    }
+  });
+  for (size_t r = 0; r < roles_.size(); ++r) {
+    std::fill(reward_[r].begin(), reward_[r].end(), 0.0f);
+    std::fill(reward_vec_[r].begin(), reward_vec_[r].end(), 0.0f);
+    acted_[r] = false;
+  }
+  reset_done_ = true;
+}
+
+void MultiAgentEnv::Act(int role, const int32_t* actions) {
+  if (!reset_done_) throw std::logic_error(name_ + ": call Reset() before Act()");
+  if (role < 0 || role >= num_roles())
+    throw std::invalid_argument(
+        fmt::format("{}: no role {} (it has {})", name_, role, num_roles()));
+  for (int above = 0; above < role; ++above)
+    if (!acted_[above]) Act(above, nullptr);
+  if (acted_[role])
+    throw std::logic_error(
+        fmt::format("{}: role '{}' already acted this step", name_, roles_[role].name));
+  const RoleSpec& spec = roles_[role];
+  const int dims = spec.action_space.action_dims();
+  if (actions) {
+    // Validate every acting instance before changing anything.
+    for (int i = 0; i < n_; ++i) {
+      if (!acting_[role][i]) continue;
+      const int32_t* a = actions + static_cast<size_t>(i) * dims;
+      int bad = 0;
+      if (!spec.action_space.Allows(mask_row(role, i), a, &bad)) {
+        const bool in_range = a[bad] >= 0 && a[bad] < spec.action_space.dims().nvec()[bad];
+        const std::string meaning = in_range && bad < static_cast<int>(spec.action_meanings.size())
+                                        ? " (" + spec.action_meanings[bad][a[bad]] + ")"
+                                        : "";
+        const std::string dim_name = bad < static_cast<int>(spec.action_dim_names.size())
+                                         ? spec.action_dim_names[bad]
+                                         : std::to_string(bad);
+        const std::string why = ExplainMask(role, i, bad);
+        throw std::invalid_argument(fmt::format(
+            "{}: role '{}', instance {}: action component '{}' = {}{} is {}{}", name_, spec.name, i,
+            dim_name, a[bad], meaning,
+            in_range ? "masked out"
+                     : fmt::format("out of range [0, {})", spec.action_space.dims().nvec()[bad]),
+            why.empty() ? "" : " (" + why + ")"));
+      }
+    }
+  }
+  ForRanges([&](int begin, int end) {
+    const int32_t* src = actions;
+    if (!src) {
+      int32_t* out = scratch_[role].data();
+      if (fallback_[role] == FallbackPolicy::kBaseline) {
+        BaselineActions(role, begin, end, out);
+      } else {
+        for (int i = begin; i < end; ++i) {
+          CounterRng rng(DeriveKey(DeriveKey(DeriveKey(seed_, 0x72616e64), instance_id(i)),
+                                   (step_count_ << 8) | static_cast<uint64_t>(role)));
+          spec.action_space.Sample(rng, out + static_cast<size_t>(i) * dims, mask_row(role, i));
+        }
+      }
+      src = out;
+    }
+    int32_t* dst = actions_[role].data();
+    for (int i = begin; i < end; ++i)
+      if (acting_[role][i])
+        std::memcpy(dst + static_cast<size_t>(i) * dims, src + static_cast<size_t>(i) * dims,
+                    sizeof(int32_t) * dims);
+    OnDecision(role, begin, end);
+  });
+  acted_[role] = true;
+}
+
+void MultiAgentEnv::Step() {
+  if (!reset_done_) throw std::logic_error(name_ + ": call Reset() before Step()");
+  for (int r = 0; r < num_roles(); ++r)
+    if (!acted_[r]) Act(r, nullptr);
+  ForRanges([&](int begin, int end) {
+    std::fill(terminated_.begin() + begin, terminated_.begin() + end, 0);
+    StepInstances(begin, end);
+    for (int i = begin; i < end; ++i) {
+      steps_[i] += 1;
+      truncated_[i] = !terminated_[i] && steps_[i] >= max_steps_;
+      if (terminated_[i] || truncated_[i]) {
+        for (size_t r = 0; r < roles_.size(); ++r) {
+          const size_t d = roles_[r].obs_dim();
+          std::memcpy(final_obs_[r].data() + i * d, obs_[r].data() + i * d, sizeof(float) * d);
+        }
+        episodes_[i] += 1;
+        steps_[i] = 0;
+        ResetInstance(i, static_cast<uint64_t>(episodes_[i]));
+      }
+      for (size_t r = 0; r < roles_.size(); ++r) acting_[r][i] = steps_[i] % roles_[r].cadence == 0;
+    }
+    for (size_t r = 0; r < roles_.size(); ++r) WriteMasks(static_cast<int>(r), begin, end);
+  });
+  std::fill(acted_.begin(), acted_.end(), false);
+  ++step_count_;
+}
+
+}  // namespace loantwin

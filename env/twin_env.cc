@@ -1,0 +1,486 @@
+#include "env/twin_env.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "env/config_error.h"
+#include "env/normal_dist.h"
+#include "env/yaml_reader.h"
+
+namespace loantwin {
+namespace {
+
+constexpr float kClip = 10.0f;
+
+float Clip(double x) {
+  return static_cast<float>(std::clamp(x, -double(kClip), double(kClip)));
+}
+
+std::string BudgetName(double b) {
+  return fmt::format("{:.2f}x", b);
+}
+std::string OffsetName(double o) {
+  return fmt::format("{:+.0f}bp", o * 1e4);
+}
+
+// Shared features: (name, metric, center, scale) for normalised metrics.
+struct MetricFeature {
+  const char* name;
+  int metric;
+  double center, scale;
+};
+const MetricFeature kMacroFeatures[] = {
+    {"macro/unemployment", kUnemployment, 0.045, 0.02},
+    {"macro/gdp_growth", kGdpGrowth, 0.02, 0.03},
+    {"macro/policy_rate", kPolicyRate, 0.035, 0.02},
+    {"macro/rate_10y", kRate10y, 0.04, 0.02},
+    {"macro/mortgage_rate", kMortgageRate, 0.06, 0.02},
+    {"macro/credit_spread", kCreditSpread, 0.015, 0.01},
+    {"macro/credit_factor", kCreditFactor, 0.0, 2.0},
+    {"portfolio/cet1_ratio", kCet1Ratio, 0.12, 0.05},
+    {"portfolio/leverage_ratio", kLeverageRatio, 0.10, 0.05},
+    {"portfolio/roa", kRoa, 0.0, 0.01},
+    {"portfolio/nim", kNim, 0.035, 0.01},
+    {"portfolio/charge_off_rate", kChargeOffRate, 0.0, 0.02},
+    {"portfolio/dq30_rate", kDq30Rate, 0.0, 0.03},
+    {"portfolio/dq90_rate", kDq90Rate, 0.0, 0.01},
+    {"portfolio/stage2_share", kStage2Share, 0.0, 0.1},
+    {"portfolio/approval_rate", kApprovalRate, 0.0, 1.0},
+    {"portfolio/cost_to_income", kCostToIncome, 0.6, 0.3},
+};
+const int kNumMetricFeatures = sizeof(kMacroFeatures) / sizeof(kMacroFeatures[0]);
+
+RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwinRoles>* dir_off,
+                  std::array<int, kNumTwinRoles>* self_off, const RewardSet& rewards) {
+  RoleSpec r;
+  r.name = kTwinRoleNames[role];
+  r.cadence = role == kRiskRole ? 3 : 1;
+  r.features = shared;
+  (*dir_off)[role] = r.features.size();
+  // Directives of the roles above.
+  if (role > kRiskRole)
+    for (int l = 0; l < kNumRiskAppetites; ++l)
+      r.features.Add(std::string("directive/risk_appetite/") + GetRiskAppetite(l).name, 0, 1);
+  if (role > kPortfolioRole)
+    for (int p = 0; p < kNumProducts; ++p)
+      r.features.Add(std::string("directive/budget/") + kProductNames[p], 0, kClip);
+  if (role > kPricingRole)
+    for (int p = 0; p < kNumProducts; ++p)
+      r.features.Add(std::string("directive/spread_offset/") + kProductNames[p], -kClip, kClip);
+  if (role > kCreditRole)
+    for (int p = 0; p < kNumProducts; ++p)
+      r.features.Add(std::string("directive/cutoff/") + kProductNames[p], 0, 1);
+  (*self_off)[role] = r.features.size();
+  switch (role) {
+    case kRiskRole: {
+      r.action_space = Discrete(kNumRiskAppetites);
+      r.action_dim_names = {"risk_appetite"};
+      std::vector<std::string> m;
+      for (int l = 0; l < kNumRiskAppetites; ++l) m.push_back(GetRiskAppetite(l).name);
+      r.action_meanings = {m};
+      break;
+    }
+    case kPortfolioRole: {
+      r.action_space = MultiDiscrete(std::vector<int>(kNumProducts, kBudgetLevels.size()));
+      std::vector<std::string> m;
+      for (double b : kBudgetLevels) m.push_back(BudgetName(b));
+      for (int p = 0; p < kNumProducts; ++p) {
+        r.action_dim_names.push_back(std::string("budget/") + kProductNames[p]);
+        r.action_meanings.push_back(m);
+      }
+      break;
+    }
+    case kPricingRole: {
+      r.action_space = MultiDiscrete(std::vector<int>(kNumProducts, kSpreadOffsets.size()));
+      std::vector<std::string> m;
+      for (double o : kSpreadOffsets) m.push_back(OffsetName(o));
+      for (int p = 0; p < kNumProducts; ++p) {
+        r.action_dim_names.push_back(std::string("spread_offset/") + kProductNames[p]);
+        r.action_meanings.push_back(m);
+      }
+      break;
+    }
+    case kCreditRole: {
+      r.action_space = MultiDiscrete(std::vector<int>(kNumProducts, kNumBands + 1));
+      std::vector<std::string> m = {"none"};
+      for (int b = 0; b < kNumBands; ++b) m.push_back(std::string("up to ") + kBandNames[b]);
+      for (int p = 0; p < kNumProducts; ++p) {
+        r.action_dim_names.push_back(std::string("cutoff/") + kProductNames[p]);
+        r.action_meanings.push_back(m);
+      }
+      break;
+    }
+    case kCollectionRole: {
+      r.action_space =
+          MultiDiscrete(std::vector<int>(kNumDelinquentBuckets, kNumCollectionIntensities));
+      const std::vector<std::string> m(kCollectionNames.begin(), kCollectionNames.end());
+      for (const char* b : {"dpd30", "dpd60", "dpd90"}) {
+        r.action_dim_names.push_back(std::string("collection/") + b);
+        r.action_meanings.push_back(m);
+      }
+      break;
+    }
+  }
+  for (const auto& d : r.action_dim_names) r.features.Add("self/" + d, 0, 1);
+  r.objectives = rewards.names();
+  return r;
+}
+
+FeatureLayout SharedFeatures() {
+  FeatureLayout f;
+  for (const auto& mf : kMacroFeatures) f.Add(mf.name, -kClip, kClip);
+  f.Add("macro/hpi_log", -kClip, kClip);
+  f.Add("portfolio/liquidity_ratio_log", -kClip, kClip);
+  f.Add("portfolio/loan_growth_log", -kClip, kClip);
+  f.Add("portfolio/equity_growth_log", -kClip, kClip);
+  f.Add("portfolio/expected_loss_rate", -kClip, kClip);
+  f.Add("portfolio/allowance_rate", -kClip, kClip);
+  for (int p = 0; p < kNumProducts; ++p) {
+    const std::string pre = std::string("product/") + kProductNames[p] + "/";
+    f.Add(pre + "offered", 0, 1);
+    f.Add(pre + "balance_share", 0, 1);
+    f.Add(pre + "charge_off_rate", -kClip, kClip);
+    f.Add(pre + "dq30_rate", -kClip, kClip);
+    f.Add(pre + "yield", -kClip, kClip);
+    f.Add(pre + "origination_rate", -kClip, kClip);
+  }
+  f.Add("episode/progress", 0, 1);
+  return f;
+}
+
+std::array<RewardSet, kNumTwinRoles> MakeRewardSets(const TwinEnvConfig& c) {
+  std::array<RewardSet, kNumTwinRoles> sets;
+  for (int r = 0; r < kNumTwinRoles; ++r)
+    for (const auto& [name, w] : c.roles[r].reward_weights) sets[r].SetWeight(name, w);
+  return sets;
+}
+
+std::vector<RoleSpec> MakeRoles(std::array<int, kNumTwinRoles>* dir_off,
+                                std::array<int, kNumTwinRoles>* self_off) {
+  const FeatureLayout shared = SharedFeatures();
+  const RewardSet rewards;
+  std::vector<RoleSpec> roles;
+  for (int r = 0; r < kNumTwinRoles; ++r)
+    roles.push_back(MakeRole(r, shared, dir_off, self_off, rewards));
+  return roles;
+}
+
+std::vector<RoleSpec> RoleSpecs() {
+  std::array<int, kNumTwinRoles> directive_offset{}, self_offset{};
+  return MakeRoles(&directive_offset, &self_offset);
+}
+
+}  // namespace
+
+std::array<TwinRoleConfig, kNumTwinRoles> TwinEnvConfig::DefaultRoles() {
+  std::array<TwinRoleConfig, kNumTwinRoles> r;
+  r[kRiskRole].reward_weights = {{"profit", 1.0}, {"capital", 1.0}, {"stability", 0.1}};
+  r[kPortfolioRole].reward_weights = {{"profit", 1.0}, {"concentration", 0.2}, {"customer", 0.2}};
+  r[kPricingRole].reward_weights = {{"profit", 1.0}, {"customer", 0.5}};
+  r[kCreditRole].reward_weights = {{"profit", 1.0}, {"expected_loss", 0.5}, {"customer", 0.2}};
+  r[kCollectionRole].reward_weights = {{"profit", 1.0}, {"expected_loss", 0.5}};
+  return r;
+}
+
+TwinEnvConfig TwinEnvConfig::Parse(const YamlValue& value) {
+  TwinEnvConfig c;
+  YamlMap m(value);
+  m.Read("institution", &c.institution);
+  m.Read("scenario", &c.scenario);
+  m.Read("horizon_months", &c.horizon_months, 1, 1200);
+  m.Read("cet1_floor", &c.cet1_floor, -1.0, 0.5);
+  m.Read("check_invariants", &c.check_invariants);
+  m.Read("terminate_on_failure", &c.terminate_on_failure);
+  if (auto roles = m.Get("roles")) {
+    YamlMap rm(*roles);
+    for (int r = 0; r < kNumTwinRoles; ++r) {
+      auto node = rm.Get(kTwinRoleNames[r]);
+      if (!node) continue;
+      YamlMap role(*node);
+      if (auto f = role.Get("fallback"))
+        c.roles[r].fallback = f->AsEnum({"baseline", "random"}) == "baseline"
+                                  ? FallbackPolicy::kBaseline
+                                  : FallbackPolicy::kRandom;
+      if (auto w = role.Get("rewards")) {
+        YamlMap wm(*w);
+        c.roles[r].reward_weights.clear();
+        for (const auto& name : RegisteredRewards()) {
+          double weight = 0;
+          if (wm.Has(name)) {
+            wm.Read(name, &weight, -1e6, 1e6);
+            c.roles[r].reward_weights.emplace_back(name, weight);
+          }
+        }
+        wm.Done();
+      }
+      role.Done();
+    }
+    rm.Done();
+  }
+  m.Done();
+  return c;
+}
+
+TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
+    : MultiAgentEnv("twin", RoleSpecs(), options, config.horizon_months),
+      config_(config),
+      institution_(LoadInstitution(config.institution)),
+      scenario_(LoadScenario(config.scenario)),
+      reward_sets_(MakeRewardSets(config)),
+      defaults_(DefaultLevers(*institution_)) {
+  MakeRoles(&directive_offset_, &self_offset_);
+  shared_dim_ = SharedFeatures().size();
+  for (int r = 0; r < kNumTwinRoles; ++r) SetFallback(r, config.roles[r].fallback);
+  states_.resize(num_envs());
+  TwinOptions topt;
+  topt.check_invariants = config.check_invariants;
+  runner().For(num_envs(), [&](int i) {
+    Instance& s = states_[i];
+    s.twin = std::make_unique<Twin>(institution_, scenario_, seed(),
+                                    static_cast<int>(instance_id(i)), topt);
+    s.metrics.assign(kNumMetrics, 0.0);
+    s.reset_metrics.assign(kNumMetrics, 0.0);
+    s.current = s.reset_metrics.data();
+    for (int r = 0; r < kNumTwinRoles; ++r)
+      s.previous[r].assign(role(r).action_space.action_dims(), 0);
+  });
+}
+
+TwinEnv::~TwinEnv() = default;
+
+double TwinEnv::CostPlusSpread(int i, int p) const {
+  // Cost-plus: funding + expected loss + servicing cost, all annual rates, over the index.
+  const Twin& twin = *states_[i].twin;
+  const ProductSpec& s = institution_->products[p].spec;
+  const MacroState& m = twin.macro();
+  const double* row = states_[i].current;
+  const double funding =
+      std::max(0.0, institution_->deposit_beta * m.policy_rate + institution_->deposit_spread);
+  double pd = 0, share = 0;
+  for (int b = 0; b <= s.default_cutoff; ++b) {
+    pd += s.applicant_mix[b] * VasicekPd(s.pd[b], s.cycle_rho, row[kCreditFactor]);
+    share += s.applicant_mix[b];
+  }
+  const double expected_loss = pd / std::max(share, 1e-12) * s.lgd;
+  const double cost = s.servicing_cost * 12 / std::max(1.0, s.mean_amount);
+  const double index = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
+  return funding + expected_loss + cost - index;
+}
+
+Levers TwinEnv::DecodeLevers(int i) const {
+  Levers l = defaults_;
+  l.risk_appetite = AppetiteLevel(i);
+  const int32_t* budget = action_row(kPortfolioRole, i);
+  const int32_t* offset = action_row(kPricingRole, i);
+  const int32_t* cutoff = action_row(kCreditRole, i);
+  const int32_t* collection = action_row(kCollectionRole, i);
+  for (int p = 0; p < kNumProducts; ++p) {
+    l.origination_budget[p] = kBudgetLevels[budget[p]];
+    l.rate_spread[p] = institution_->products[p].spec.default_spread + kSpreadOffsets[offset[p]];
+    l.approval_cutoff[p] = cutoff[p] - 1;
+  }
+  for (int k = 0; k < kNumDelinquentBuckets; ++k) l.collection_intensity[k] = collection[k];
+  return l;
+}
+
+void TwinEnv::ResetInstance(int i, uint64_t episode) {
+  Instance& s = states_[i];
+  s.twin->Reset(episode);
+  s.twin->Snapshot(s.reset_metrics.data());
+  s.current = s.reset_metrics.data();
+  s.levers = defaults_;
+  s.initial_balance = std::max(1.0, s.reset_metrics[kLoanBalance]);
+  s.initial_equity = std::max(1.0, s.reset_metrics[kEquity]);
+  for (int p = 0; p < kNumProducts; ++p) s.cost_plus_base[p] = CostPlusSpread(i, p);
+  s.fresh = true;
+  WriteObservations(i, 0);
+}
+
+void TwinEnv::WriteObservations(int i, int steps_done) {
+  const Instance& s = states_[i];
+  const double* row = s.current;
+  float* shared = obs_row(kRiskRole, i);
+  int k = 0;
+  for (const auto& mf : kMacroFeatures) shared[k++] = Clip((row[mf.metric] - mf.center) / mf.scale);
+  shared[k++] = Clip(std::log(std::max(1e-3, row[kHpi])));
+  shared[k++] = Clip(std::log(std::max(1e-3, row[kLiquidityRatio])));
+  shared[k++] = Clip(std::log(std::max(1e-3, row[kLoanBalance] / s.initial_balance)));
+  shared[k++] = Clip(std::log(std::max(1e-3, row[kEquity] / s.initial_equity)));
+  const double loans = std::max(1.0, row[kLoanBalance]);
+  shared[k++] = Clip(row[kExpectedLoss] / loans / 0.02);
+  shared[k++] = Clip(row[kAllowance] / loans / 0.03);
+  for (int p = 0; p < kNumProducts; ++p) {
+    const double bal = row[ProductMetricIndex(p, kPBalance)];
+    shared[k++] = institution_->products[p].offered ? 1.0f : 0.0f;
+    shared[k++] = static_cast<float>(std::clamp(bal / loans, 0.0, 1.0));
+    shared[k++] = Clip(row[ProductMetricIndex(p, kPChargeOffRate)] / 0.05);
+    shared[k++] = Clip(row[ProductMetricIndex(p, kPDq30Rate)] / 0.05);
+    shared[k++] = Clip(row[ProductMetricIndex(p, kPYield)] / 0.1);
+    shared[k++] = Clip(bal > 0 ? row[ProductMetricIndex(p, kPOriginations)] * 12 / bal / 0.5 : 0.0);
+  }
+  shared[k++] = static_cast<float>(
+      std::clamp(static_cast<double>(steps_done) / max_episode_steps(), 0.0, 1.0));
+  for (int r = 1; r < kNumTwinRoles; ++r)
+    std::memcpy(obs_row(r, i), shared, sizeof(float) * shared_dim_);
+  WriteDirectives(i);
+}
+
+void TwinEnv::WriteDirectives(int i) {
+  for (int r = 0; r < kNumTwinRoles; ++r) {
+    float* o = obs_row(r, i) + directive_offset_[r];
+    if (r > kRiskRole)
+      for (int l = 0; l < kNumRiskAppetites; ++l) *o++ = AppetiteLevel(i) == l ? 1.0f : 0.0f;
+    if (r > kPortfolioRole)
+      for (int p = 0; p < kNumProducts; ++p)
+        *o++ = static_cast<float>(kBudgetLevels[action_row(kPortfolioRole, i)[p]]);
+    if (r > kPricingRole)
+      for (int p = 0; p < kNumProducts; ++p)
+        *o++ = static_cast<float>(kSpreadOffsets[action_row(kPricingRole, i)[p]] * 100);
+    if (r > kCreditRole)
+      for (int p = 0; p < kNumProducts; ++p)
+        *o++ = static_cast<float>(action_row(kCreditRole, i)[p]) / kNumBands;
+    // Own decision in force, each component scaled to [0, 1].
+    const auto& nvec = role(r).action_space.dims().nvec();
+    const int32_t* a = action_row(r, i);
+    float* self = obs_row(r, i) + self_offset_[r];
+    for (size_t d = 0; d < nvec.size(); ++d)
+      self[d] = nvec[d] > 1 ? static_cast<float>(a[d]) / (nvec[d] - 1) : 0.0f;
+  }
+}
+
+void TwinEnv::OnDecision(int role, int begin, int end) {
+  for (int i = begin; i < end; ++i) WriteDirectives(i);
+  for (int r = role + 1; r < kNumTwinRoles; ++r) WriteMasks(r, begin, end);
+}
+
+void TwinEnv::WriteMasks(int role, int begin, int end) {
+  for (int i = begin; i < end; ++i) {
+    uint8_t* m = mask_row(role, i);
+    const RiskAppetite& a = GetRiskAppetite(AppetiteLevel(i));
+    switch (role) {
+      case kRiskRole:
+        std::fill(m, m + kNumRiskAppetites, 1);
+        break;
+      case kPortfolioRole:
+        for (int p = 0; p < kNumProducts; ++p)
+          for (size_t v = 0; v < kBudgetLevels.size(); ++v)
+            m[p * kBudgetLevels.size() + v] = institution_->products[p].offered
+                                                  ? kBudgetLevels[v] <= a.max_budget + 1e-9
+                                                  : v == 0;
+        break;
+      case kPricingRole:
+        for (int p = 0; p < kNumProducts; ++p)
+          for (size_t v = 0; v < kSpreadOffsets.size(); ++v)
+            m[p * kSpreadOffsets.size() + v] = institution_->products[p].offered || v == 4;
+        break;
+      case kCreditRole:
+        for (int p = 0; p < kNumProducts; ++p)
+          for (int v = 0; v <= kNumBands; ++v)
+            m[p * (kNumBands + 1) + v] =
+                institution_->products[p].offered ? v - 1 <= a.max_cutoff : v == 0;
+        break;
+      case kCollectionRole:
+        std::fill(m, m + kNumDelinquentBuckets * kNumCollectionIntensities, 1);
+        break;
+    }
+  }
+}
+
+std::string TwinEnv::ExplainMask(int role, int i, int dim) const {
+  if ((role == kPortfolioRole || role == kCreditRole || role == kPricingRole) &&
+      !institution_->products[dim].offered)
+    return fmt::format("{} does not offer {} loans", institution_->name, kProductNames[dim]);
+  const RiskAppetite& a = GetRiskAppetite(AppetiteLevel(i));
+  if (role == kPortfolioRole)
+    return fmt::format("risk appetite '{}' allows budgets up to {}", a.name,
+                       BudgetName(a.max_budget));
+  if (role == kCreditRole)
+    return fmt::format("risk appetite '{}' allows cutoffs up to {}", a.name,
+                       kBandNames[a.max_cutoff]);
+  return "";
+}
+
+void TwinEnv::BaselineActions(int role, int begin, int end, int32_t* out) {
+  const int dims = this->role(role).action_space.action_dims();
+  for (int i = begin; i < end; ++i) {
+    int32_t* a = out + static_cast<size_t>(i) * dims;
+    const RiskAppetite& appetite = GetRiskAppetite(AppetiteLevel(i));
+    switch (role) {
+      case kRiskRole:  // hold appetite
+        a[0] = defaults_.risk_appetite;
+        break;
+      case kPortfolioRole:  // hold allocation: the baseline flow, within the appetite
+        for (int p = 0; p < kNumProducts; ++p) {
+          int v = institution_->products[p].offered ? 3 : 0;  // 1.0x
+          while (v > 0 && kBudgetLevels[v] > appetite.max_budget + 1e-9) --v;
+          a[p] = v;
+        }
+        break;
+      case kPricingRole:  // cost-plus: move the spread with funding cost and expected loss
+        for (int p = 0; p < kNumProducts; ++p) {
+          if (!institution_->products[p].offered) {
+            a[p] = 4;
+            continue;
+          }
+          const double delta = CostPlusSpread(i, p) - states_[i].cost_plus_base[p];
+          const int v = static_cast<int>(std::lround(delta / 0.005)) + 4;
+          a[p] = std::clamp(v, 0, static_cast<int>(kSpreadOffsets.size()) - 1);
+        }
+        break;
+      case kCreditRole:  // fixed cutoff per product, within the appetite
+        for (int p = 0; p < kNumProducts; ++p)
+          a[p] = std::min(defaults_.approval_cutoff[p], appetite.max_cutoff) + 1;
+        break;
+      case kCollectionRole:  // soft at 30, hard at 60+
+        a[0] = kSoft, a[1] = kHard, a[2] = kHard;
+        break;
+    }
+  }
+}
+
+void TwinEnv::StepInstances(int begin, int end) {
+  RewardInput in;
+  in.exposures.resize(kNumProducts);
+  for (int i = begin; i < end; ++i) {
+    Instance& s = states_[i];
+    s.levers = DecodeLevers(i);
+    const double equity_open = s.current[kEquity];
+    s.twin->Step(s.levers, s.metrics.data());
+    s.current = s.metrics.data();
+    const double* row = s.metrics.data();
+    in.net_income = row[kNetIncome];
+    in.equity_open = equity_open;
+    in.nii = row[kNii];
+    in.fees = row[kFeeIncome];
+    in.opex = row[kOpex];
+    in.expected_loss = row[kExpectedLoss];
+    in.loan_balance = row[kLoanBalance];
+    in.rwa = row[kRwa];
+    in.cet1_ratio = row[kCet1Ratio];
+    in.liquidity_ratio = row[kLiquidityRatio];
+    in.approval_rate = row[kApprovalRate];
+    for (int p = 0; p < kNumProducts; ++p) in.exposures[p] = row[ProductMetricIndex(p, kPBalance)];
+    for (int r = 0; r < kNumTwinRoles; ++r) {
+      // Churn: share of components changed at this role's decision (0 between decisions and
+      // at the first decision of an episode).
+      const int dims = role(r).action_space.action_dims();
+      const int32_t* a = action_row(r, i);
+      int changed = 0;
+      if (acting(r)[i]) {
+        for (int d = 0; d < dims; ++d) changed += a[d] != s.previous[r][d];
+        std::copy(a, a + dims, s.previous[r].begin());
+      }
+      in.policy_churn = s.fresh ? 0.0 : static_cast<double>(changed) / dims;
+      set_reward(r, i, static_cast<float>(reward_sets_[r].Compute(in, reward_vec_row(r, i))));
+    }
+    s.fresh = false;
+    if (config_.terminate_on_failure && (row[kCet1Ratio] < config_.cet1_floor || row[kEquity] <= 0))
+      set_terminated(i);
+    WriteObservations(i, step_of(i) + 1);  // the base counts the step after this hook
+  }
+}
+
+}  // namespace loantwin

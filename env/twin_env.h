@@ -1,0 +1,116 @@
+#pragma once
+// The twin as a five-role multi-agent environment (docs/environment.md).
+//
+// Roles, top-down, with their cadence and action:
+//   risk        quarterly  Discrete(5)            risk appetite level
+//   portfolio   monthly    MultiDiscrete([8] x 5) origination budget per product
+//   pricing     monthly    MultiDiscrete([9] x 5) spread offset per product (-200..+200 bp)
+//   credit      monthly    MultiDiscrete([8] x 5) approval cutoff per product (none, A..G)
+//   collection  monthly    MultiDiscrete([4] x 3) treatment of 30 / 60 / 90+ dpd
+// The risk appetite masks the budgets and cutoffs below it; products an institution does not
+// offer are masked to "no lending". One step is one month.
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "env/institution.h"
+#include "env/levers.h"
+#include "env/metrics.h"
+#include "env/multi_agent_env.h"
+#include "env/scenario.h"
+#include "env/twin.h"
+#include "rewards/reward.h"
+
+namespace loantwin {
+
+class YamlValue;
+
+enum TwinRole : int { kRiskRole, kPortfolioRole, kPricingRole, kCreditRole, kCollectionRole };
+inline constexpr int kNumTwinRoles = 5;
+inline constexpr std::array<const char*, kNumTwinRoles> kTwinRoleNames = {
+    "risk", "portfolio", "pricing", "credit", "collection"};
+
+/// Origination budget levels (multiples of the baseline application flow).
+inline constexpr std::array<double, 8> kBudgetLevels = {0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0};
+/// Spread offsets from the product's standard spread.
+inline constexpr std::array<double, 9> kSpreadOffsets = {-0.02, -0.015, -0.01, -0.005, 0.0,
+                                                         0.005, 0.01,   0.015, 0.02};
+
+struct TwinRoleConfig {
+  FallbackPolicy fallback = FallbackPolicy::kBaseline;
+  std::vector<std::pair<std::string, double>> reward_weights;  ///< objective -> weight
+};
+
+struct TwinEnvConfig {
+  std::string institution = "cu_small";   ///< preset name or path
+  std::string scenario = "steady_state";  ///< scenario name or path
+  int horizon_months = 120;               ///< truncation horizon
+  double cet1_floor = 0.02;               ///< terminated (institution fails) below this CET1
+  bool terminate_on_failure = true;       ///< false: failed institutions run on (reports)
+  bool check_invariants = false;
+  std::array<TwinRoleConfig, kNumTwinRoles> roles = DefaultRoles();
+
+  /// Default reward weights per role (docs/environment.md).
+  static std::array<TwinRoleConfig, kNumTwinRoles> DefaultRoles();
+  /// Strict parse; unknown keys, bad values, unknown objectives -> ConfigError with file:line.
+  static TwinEnvConfig Parse(const YamlValue& value);
+};
+
+class TwinEnv : public MultiAgentEnv {
+ public:
+  TwinEnv(const EnvOptions& options, const TwinEnvConfig& config = {});
+  ~TwinEnv() override;
+
+  const InstitutionConfig& institution() const { return *institution_; }
+  const TwinEnvConfig& config() const { return config_; }
+  /// Twin metrics of instance i's last step, [kNumMetrics] (unchanged by an auto-reset).
+  const double* step_metrics(int i) const { return states_[i].metrics.data(); }
+  /// The state the current observations describe: the last step, or the month-0 snapshot
+  /// right after a reset.
+  const double* current_metrics(int i) const { return states_[i].current; }
+  /// The levers applied in the last step of instance i.
+  const Levers& levers(int i) const { return states_[i].levers; }
+  const Twin& twin(int i) const { return *states_[i].twin; }
+  /// Reward weights of a role, in the order of role(r).objectives.
+  const RewardSet& reward_set(int role) const { return reward_sets_[role]; }
+  /// Decodes role actions into levers (the mapping documented in docs/environment.md).
+  Levers DecodeLevers(int i) const;
+
+ protected:
+  void ResetInstance(int i, uint64_t episode) override;
+  void StepInstances(int begin, int end) override;
+  void WriteMasks(int role, int begin, int end) override;
+  void BaselineActions(int role, int begin, int end, int32_t* out) override;
+  void OnDecision(int role, int begin, int end) override;
+  std::string ExplainMask(int role, int i, int dim) const override;
+
+ private:
+  struct Instance {
+    std::unique_ptr<Twin> twin;
+    std::vector<double> metrics;        ///< last step
+    std::vector<double> reset_metrics;  ///< month-0 snapshot of the current episode
+    const double* current = nullptr;    ///< metrics or reset_metrics
+    Levers levers;
+    double initial_balance = 1, initial_equity = 1;
+    std::array<double, kNumProducts> cost_plus_base{};         ///< cost-plus spread at reset
+    std::array<std::vector<int32_t>, kNumTwinRoles> previous;  ///< previous decisions (churn)
+    bool fresh = true;                                         ///< no decision yet in this episode
+  };
+  int AppetiteLevel(int i) const { return action_row(kRiskRole, i)[0]; }
+  void WriteObservations(int i, int steps_done);
+  void WriteDirectives(int i);
+  double CostPlusSpread(int i, int product) const;
+
+  TwinEnvConfig config_;
+  std::shared_ptr<const InstitutionConfig> institution_;
+  std::shared_ptr<const Scenario> scenario_;
+  std::vector<Instance> states_;
+  std::array<RewardSet, kNumTwinRoles> reward_sets_;
+  Levers defaults_;
+  int shared_dim_ = 0;  ///< features shared by every role (macro, portfolio, products, time)
+  std::array<int, kNumTwinRoles> directive_offset_{}, self_offset_{};
+};
+
+}  // namespace loantwin

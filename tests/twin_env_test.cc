@@ -1,0 +1,301 @@
+// The five-role twin environment: hierarchy, masks, directives, single-agent use, episode ends,
+// rewards and its YAML configuration.
+
+#include "env/twin_env.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "env/cartpole.h"
+#include "env/config_error.h"
+#include "env/yaml_reader.h"
+
+namespace loantwin {
+namespace {
+
+std::unique_ptr<TwinEnv> MakeTwin(int n, TwinEnvConfig c = {}, int threads = 1) {
+  EnvOptions o;
+  o.num_envs = n;
+  o.num_threads = threads;
+  o.seed = 9;
+  return std::make_unique<TwinEnv>(o, c);
+}
+
+float Feature(const MultiAgentEnv& env, int role, int i, const std::string& name,
+              bool final = false) {
+  const RoleSpec& s = env.role(role);
+  const int k = s.features.Find(name);
+  EXPECT_GE(k, 0) << name;
+  const float* base = final ? env.final_observations(role) : env.observations(role);
+  return base[i * s.obs_dim() + k];
+}
+
+TEST(TwinEnv, RolesSpacesAndCadence) {
+  auto env = MakeTwin(2);
+  ASSERT_EQ(env->num_roles(), 5);
+  for (int r = 0; r < 5; ++r) EXPECT_EQ(env->role(r).name, kTwinRoleNames[r]);
+  EXPECT_EQ(env->role(kRiskRole).action_space.ToString(), "Discrete(5)");
+  EXPECT_EQ(env->role(kCreditRole).action_space.ToString(), "MultiDiscrete([8, 8, 8, 8, 8])");
+  EXPECT_EQ(env->role(kCollectionRole).action_space.ToString(), "MultiDiscrete([4, 4, 4])");
+  EXPECT_EQ(env->role(kCreditRole).action_meanings[3][5], "up to E");
+  EXPECT_EQ(env->role(kRiskRole).objectives.size(), 8u);
+  // Lower roles see more: the directives of the roles above them.
+  for (int r = 1; r < 5; ++r) EXPECT_GT(env->role(r).obs_dim(), env->role(r - 1).obs_dim());
+  env->Reset();
+  for (int step = 0; step < 9; ++step) {
+    EXPECT_EQ(env->acting(kRiskRole)[0], step % 3 == 0) << step;
+    EXPECT_EQ(env->acting(kCreditRole)[0], 1);
+    env->Step();
+  }
+}
+
+TEST(TwinEnv, RiskAppetiteMasksTheRolesBelow) {
+  auto env = MakeTwin(2);
+  env->Reset();
+  const int32_t very_conservative[2] = {0, 4};  // instance 0: level 0, instance 1: aggressive
+  env->Act(kRiskRole, very_conservative);
+  const RoleSpec& credit = env->role(kCreditRole);
+  const int width = credit.action_space.mask_width();
+  const uint8_t* m0 = env->action_masks(kCreditRole);
+  // cu_small offers personal and card. Level 0 allows cutoffs up to C (index 3).
+  for (int v = 0; v <= kNumBands; ++v) {
+    EXPECT_EQ(m0[kCard * 8 + v], v <= 3) << v;
+    EXPECT_EQ(m0[width + kCard * 8 + v], 1) << v;  // aggressive: everything
+  }
+  const uint8_t* budget = env->action_masks(kPortfolioRole);
+  for (size_t v = 0; v < kBudgetLevels.size(); ++v)
+    EXPECT_EQ(budget[kCard * 8 + v], kBudgetLevels[v] <= 0.5);
+  env->Act(kPortfolioRole, nullptr);
+  env->Act(kPricingRole, nullptr);
+  std::vector<int32_t> cutoffs(2 * kNumProducts, 0);
+  cutoffs[kCard] = 5;  // "up to E" for instance 0: outside its appetite
+  try {
+    env->Act(kCreditRole, cutoffs.data());
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("role 'credit', instance 0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cutoff/card"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("up to E"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("risk appetite 'very_conservative' allows cutoffs up to C"),
+              std::string::npos)
+        << msg;
+  }
+  cutoffs[kCard] = 3;
+  cutoffs[kNumProducts + kCard] = 7;  // instance 1 is aggressive: G is fine
+  EXPECT_NO_THROW(env->Act(kCreditRole, cutoffs.data()));
+  env->Step();
+  EXPECT_EQ(env->levers(0).approval_cutoff[kCard], 2);
+  EXPECT_EQ(env->levers(1).approval_cutoff[kCard], 6);
+}
+
+TEST(TwinEnv, ProductsNotOfferedAreMaskedWithAReason) {
+  auto env = MakeTwin(1);
+  env->Reset();
+  env->Act(kRiskRole, nullptr);
+  const uint8_t* m = env->action_masks(kCreditRole);
+  for (int v = 0; v <= kNumBands; ++v) EXPECT_EQ(m[kAuto * 8 + v], v == 0);
+  env->Act(kPortfolioRole, nullptr);
+  env->Act(kPricingRole, nullptr);
+  std::vector<int32_t> cutoffs(kNumProducts, 0);
+  cutoffs[kAuto] = 2;
+  try {
+    env->Act(kCreditRole, cutoffs.data());
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("cu_small does not offer auto loans"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(TwinEnv, DirectivesReachTheRolesBelowInTheSameStep) {
+  auto env = MakeTwin(1);
+  env->Reset();
+  const int32_t growth = 3;
+  env->Act(kRiskRole, &growth);
+  for (int r = kPortfolioRole; r <= kCollectionRole; ++r) {
+    EXPECT_EQ(Feature(*env, r, 0, "directive/risk_appetite/growth"), 1.0f) << r;
+    EXPECT_EQ(Feature(*env, r, 0, "directive/risk_appetite/balanced"), 0.0f) << r;
+  }
+  std::vector<int32_t> budgets(kNumProducts, 0);
+  budgets[kCard] = 6;  // 2.0x, allowed under growth
+  budgets[kPersonal] = 2;
+  env->Act(kPortfolioRole, budgets.data());
+  EXPECT_EQ(Feature(*env, kPricingRole, 0, "directive/budget/card"), 2.0f);
+  EXPECT_EQ(Feature(*env, kCollectionRole, 0, "directive/budget/personal"), 0.75f);
+  EXPECT_EQ(Feature(*env, kPortfolioRole, 0, "self/budget/card"), 6.0f / 7);
+  env->Step();
+  EXPECT_DOUBLE_EQ(env->levers(0).origination_budget[kCard], 2.0);
+  EXPECT_EQ(env->levers(0).risk_appetite, 3);
+}
+
+TEST(TwinEnv, OneRoleDrivenFromOutsideOthersOnBaselines) {
+  // The single-agent case is the same API: only credit is given actions.
+  auto env = MakeTwin(3);
+  env->Reset();
+  const std::vector<int32_t> approve_none(3 * kNumProducts, 0);
+  for (int step = 0; step < 4; ++step) {
+    env->Act(kCreditRole, approve_none.data());  // risk, portfolio, pricing fall back first
+    env->Step();
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(env->levers(i).approval_cutoff[kCard], -1);
+    EXPECT_EQ(env->step_metrics(i)[kApprovals], 0.0);
+    EXPECT_GT(env->step_metrics(i)[kApplications], 0.0);
+    EXPECT_EQ(env->levers(i).risk_appetite, env->institution().default_risk_appetite);
+    EXPECT_EQ(env->levers(i).collection_intensity[0], kSoft);  // baseline collection
+  }
+}
+
+TEST(TwinEnv, BaselinePricingIsCostPlus) {
+  // Under a severe recession, expected loss rises: cost-plus pricing widens card spreads.
+  TwinEnvConfig c;
+  c.scenario = "severe_recession";
+  auto env = MakeTwin(2, c);
+  env->Reset();
+  double max_offset = 0;
+  for (int step = 0; step < 30; ++step) {
+    env->Step();
+    max_offset = std::max(max_offset, env->levers(0).rate_spread[kCard] -
+                                          env->institution().products[kCard].spec.default_spread);
+  }
+  EXPECT_GE(max_offset, 0.005);
+}
+
+TEST(TwinEnv, TerminationWhenTheInstitutionFails) {
+  TwinEnvConfig c;
+  c.cet1_floor = 0.9;  // unreachable capital: fails at once
+  auto env = MakeTwin(2, c);
+  env->Reset();
+  env->Step();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(env->terminated()[i], 1);
+    EXPECT_EQ(env->truncated()[i], 0);
+    EXPECT_EQ(env->episodes()[i], 1);
+  }
+  c.terminate_on_failure = false;
+  auto on = MakeTwin(1, c);
+  on->Reset();
+  on->Step();
+  EXPECT_EQ(on->terminated()[0], 0);
+}
+
+TEST(TwinEnv, TruncatedEpisodesCanBeBootstrapped) {
+  TwinEnvConfig c;
+  c.horizon_months = 6;
+  auto env = MakeTwin(2, c);
+  env->Reset();
+  for (int step = 1; step <= 6; ++step) {
+    env->Step();
+    EXPECT_EQ(env->truncated()[0], step == 6);
+  }
+  EXPECT_EQ(env->terminated()[0], 0);
+  // The final observation describes month 6 (the state to bootstrap V from) ...
+  EXPECT_FLOAT_EQ(Feature(*env, kCreditRole, 0, "episode/progress", true), 1.0f);
+  const double cet1 = env->step_metrics(0)[kCet1Ratio];
+  EXPECT_NEAR(Feature(*env, kRiskRole, 0, "portfolio/cet1_ratio", true),
+              std::clamp((cet1 - 0.12) / 0.05, -10.0, 10.0), 1e-5);
+  // ... while the observation is the new episode's month 0.
+  EXPECT_FLOAT_EQ(Feature(*env, kCreditRole, 0, "episode/progress"), 0.0f);
+  EXPECT_NE(Feature(*env, kRiskRole, 0, "portfolio/equity_growth_log", true),
+            Feature(*env, kRiskRole, 0, "portfolio/equity_growth_log"));
+}
+
+TEST(CartPoleEnv, TruncatedFinalObservationFollowsTheDynamics) {
+  EnvOptions o;
+  o.num_envs = 3;
+  o.seed = 4;
+  o.max_episode_steps = 10;
+  CartPoleEnv env(o);
+  env.Reset();  // the baseline keeps the pole up for 10 steps
+  std::vector<float> prev(env.observations(0), env.observations(0) + 12);
+  for (int step = 1; step <= 10; ++step) {
+    if (step == 10) prev.assign(env.observations(0), env.observations(0) + 12);
+    env.Act(0, nullptr);
+    const int32_t action = env.actions(0)[0];
+    env.Step();
+    if (step < 10) continue;
+    ASSERT_EQ(env.truncated()[0], 1);
+    ASSERT_EQ(env.terminated()[0], 0);
+    // Recompute one Euler step from the previous observation.
+    const CartPoleConfig c;
+    const double x = prev[0], xd = prev[1], th = prev[2], thd = prev[3];
+    const double f = action == 1 ? c.force : -c.force, m = c.cart_mass + c.pole_mass;
+    const double pml = c.pole_mass * c.pole_half_length;
+    const double temp = (f + pml * thd * thd * std::sin(th)) / m;
+    const double tacc =
+        (c.gravity * std::sin(th) - std::cos(th) * temp) /
+        (c.pole_half_length * (4.0 / 3 - c.pole_mass * std::cos(th) * std::cos(th) / m));
+    const double xacc = temp - pml * tacc * std::cos(th) / m;
+    const float* fin = env.final_observations(0);
+    EXPECT_NEAR(fin[0], x + c.tau * xd, 1e-5);
+    EXPECT_NEAR(fin[1], xd + c.tau * xacc, 1e-5);
+    EXPECT_NEAR(fin[2], th + c.tau * thd, 1e-5);
+    EXPECT_NEAR(fin[3], thd + c.tau * tacc, 1e-5);
+    for (int k = 0; k < 4; ++k) EXPECT_LE(std::abs(env.observations(0)[k]), 0.05f);  // new episode
+  }
+}
+
+TEST(TwinEnv, ScalarRewardIsTheWeightedObjectiveVector) {
+  auto env = MakeTwin(2);
+  for (int r = 0; r < 5; ++r) env->SetFallback(r, FallbackPolicy::kRandom);
+  env->Reset();
+  bool churned = false;
+  for (int step = 0; step < 5; ++step) {
+    env->Step();
+    for (int r = 0; r < 5; ++r) {
+      const auto& w = env->reward_set(r).weights();
+      for (int i = 0; i < 2; ++i) {
+        double sum = 0;
+        for (size_t k = 0; k < w.size(); ++k)
+          sum += w[k] * env->reward_vectors(r)[i * w.size() + k];
+        EXPECT_NEAR(env->rewards(r)[i], sum, 1e-4);
+      }
+      if (step > 0) churned |= env->reward_vectors(r)[7] < 0;  // stability
+    }
+  }
+  EXPECT_TRUE(churned);  // random policies change their decisions
+}
+
+TEST(TwinEnvConfig, ParsesAndRejectsWithFileLineAndKey) {
+  const auto ok = YamlValue::LoadString(R"(institution: cu_mid
+scenario: rate_shock
+horizon_months: 24
+cet1_floor: 0.03
+roles:
+  credit:
+    fallback: random
+    rewards: {profit: 1.0, customer: 2.0}
+)",
+                                        "env.yaml");
+  const TwinEnvConfig c = TwinEnvConfig::Parse(ok);
+  EXPECT_EQ(c.institution, "cu_mid");
+  EXPECT_EQ(c.horizon_months, 24);
+  EXPECT_EQ(c.roles[kCreditRole].fallback, FallbackPolicy::kRandom);
+  EXPECT_EQ(c.roles[kCreditRole].reward_weights.size(), 2u);
+  EXPECT_EQ(c.roles[kRiskRole].reward_weights.size(), 3u);  // defaults kept
+  auto env = MakeTwin(1, c);
+  EXPECT_DOUBLE_EQ(env->reward_set(kCreditRole).weights()[6], 2.0);  // customer
+
+  auto error = [](const std::string& text) {
+    try {
+      TwinEnvConfig::Parse(YamlValue::LoadString(text, "bad.yaml"));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  std::string msg = error("roles:\n  credit:\n    rewards: {profti: 1}\n");
+  EXPECT_NE(msg.find("bad.yaml:3:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("roles.credit.rewards.profti"), std::string::npos) << msg;
+  msg = error("roles:\n  lending: {fallback: random}\n");
+  EXPECT_NE(msg.find("roles.lending"), std::string::npos) << msg;
+  msg = error("roles:\n  risk: {fallback: smart}\n");
+  EXPECT_NE(msg.find("'smart' is not one of: baseline, random"), std::string::npos) << msg;
+  msg = error("horizon_months: 0\n");
+  EXPECT_NE(msg.find("0 is out of range [1, 1200]"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace loantwin

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 
@@ -102,27 +103,39 @@ void MultiAgentEnv::Act(int role, const int32_t* actions) {
   const RoleSpec& spec = roles_[role];
   const int dims = spec.action_space.action_dims();
   if (actions) {
-    // Validate every acting instance before changing anything.
-    for (int i = 0; i < n_; ++i) {
-      if (!acting_[role][i]) continue;
+    // Validate every acting instance before changing anything (in parallel); report the
+    // lowest offending instance so the message does not depend on thread timing.
+    std::atomic<int> first_bad{n_};
+    ForRanges([&](int begin, int end) {
+      for (int i = begin; i < end; ++i) {
+        if (acting_[role][i] &&
+            !spec.action_space.Allows(mask_row(role, i), actions + static_cast<size_t>(i) * dims)) {
+          int seen = first_bad.load();
+          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
+          }
+          return;
+        }
+      }
+    });
+    if (first_bad.load() < n_) {
+      const int i = first_bad.load();
       const int32_t* a = actions + static_cast<size_t>(i) * dims;
       int bad = 0;
-      if (!spec.action_space.Allows(mask_row(role, i), a, &bad)) {
-        const bool in_range = a[bad] >= 0 && a[bad] < spec.action_space.dims().nvec()[bad];
-        const std::string meaning = in_range && bad < static_cast<int>(spec.action_meanings.size())
-                                        ? " (" + spec.action_meanings[bad][a[bad]] + ")"
-                                        : "";
-        const std::string dim_name = bad < static_cast<int>(spec.action_dim_names.size())
-                                         ? spec.action_dim_names[bad]
-                                         : std::to_string(bad);
-        const std::string why = ExplainMask(role, i, bad);
-        throw std::invalid_argument(fmt::format(
-            "{}: role '{}', instance {}: action component '{}' = {}{} is {}{}", name_, spec.name, i,
-            dim_name, a[bad], meaning,
-            in_range ? "masked out"
-                     : fmt::format("out of range [0, {})", spec.action_space.dims().nvec()[bad]),
-            why.empty() ? "" : " (" + why + ")"));
-      }
+      spec.action_space.Allows(mask_row(role, i), a, &bad);
+      const int n_values = spec.action_space.dims().nvec()[bad];
+      const bool in_range = a[bad] >= 0 && a[bad] < n_values;
+      const std::string meaning = in_range && bad < static_cast<int>(spec.action_meanings.size())
+                                      ? " (" + spec.action_meanings[bad][a[bad]] + ")"
+                                      : "";
+      const std::string dim_name = bad < static_cast<int>(spec.action_dim_names.size())
+                                       ? spec.action_dim_names[bad]
+                                       : std::to_string(bad);
+      const std::string why = ExplainMask(role, i, bad);
+      throw std::invalid_argument(fmt::format(
+          "{}: role '{}', instance {}: action component '{}' = {}{} is {}{}", name_, spec.name, i,
+          dim_name, a[bad], meaning,
+          in_range ? "masked out" : fmt::format("out of range [0, {})", n_values),
+          why.empty() ? "" : " (" + why + ")"));
     }
   }
   ForRanges([&](int begin, int end) {

@@ -109,11 +109,32 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
   }
 }
 
+TEST(Cli, PolicyRunsPrintPerRoleRewardVectors) {
+  for (const char* policy : {"baseline", "random"}) {
+    const Result r = RunCli(std::string("simulate --institution cu_small --months 6 --paths 3 "
+                                        "--check-invariants --policy ") +
+                            policy);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find(std::string("policy ") + policy), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("per-role rewards"), std::string::npos) << r.output;
+    for (const char* s : {"risk", "portfolio", "pricing", "credit", "collection", "profit",
+                          "concentration", "stability", "institution failures"})
+      EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  }
+  const Result st = RunCli("simulate --months 3 --paths 2 --policy static");
+  ASSERT_EQ(st.code, 0) << st.output;
+  EXPECT_EQ(st.output.find("per-role rewards"), std::string::npos);
+  const Result bad = RunCli("simulate --policy clever");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.output.find("--policy"), std::string::npos) << bad.output;
+}
+
 TEST(Cli, ListShowsPresetsScenariosAndMetrics) {
   const Result r = RunCli("list");
   ASSERT_EQ(r.code, 0) << r.output;
-  for (const char* s : {"cu_mid", "marketplace_lender", "dfast_2025_severely_adverse", "cet1_ratio",
-                        "card_charge_off_rate"})
+  for (const char* s :
+       {"cu_mid", "marketplace_lender", "dfast_2025_severely_adverse", "cet1_ratio",
+        "card_charge_off_rate", "environments", "twin", "cartpole", "rewards", "raroc"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s;
 }
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "env/cartpole.h"
 #include "env/config_error.h"
@@ -256,6 +258,38 @@ TEST(TwinEnv, ScalarRewardIsTheWeightedObjectiveVector) {
     }
   }
   EXPECT_TRUE(churned);  // random policies change their decisions
+}
+
+TEST(TwinEnv, EveryFeatureAndComponentIsDocumented) {
+  std::ifstream in(std::string(LOANTWIN_SOURCE_DIR) + "/docs/environment.md");
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(doc.empty());
+  // "product/card/yield" -> "product/<product>/yield", ".../balanced" -> ".../<level>".
+  auto generic = [](const std::string& name) {
+    std::string out, segment;
+    std::istringstream in(name);
+    while (std::getline(in, segment, '/')) {
+      for (const char* p : kProductNames)
+        if (segment == p) segment = "<product>";
+      for (int l = 0; l < kNumRiskAppetites; ++l)
+        if (segment == GetRiskAppetite(l).name) segment = "<level>";
+      out += (out.empty() ? "" : "/") + segment;
+    }
+    return out;
+  };
+  auto env = MakeTwin(1);
+  for (int r = 0; r < env->num_roles(); ++r) {
+    for (const auto& f : env->role(r).features.names()) {
+      if (f.rfind("self/", 0) == 0) continue;  // documented as self/<component>
+      EXPECT_NE(doc.find("`" + generic(f) + "`"), std::string::npos) << f << " -> " << generic(f);
+    }
+    for (const auto& c : env->role(r).action_dim_names)
+      EXPECT_NE(doc.find("`" + generic(c) + "`"), std::string::npos) << c;
+  }
+  EXPECT_NE(doc.find("risk 55, portfolio 64, pricing 69, credit 74, collection 77"),
+            std::string::npos);
+  for (const auto& o : RegisteredRewards())
+    EXPECT_NE(doc.find("`" + o + "`"), std::string::npos) << o;
 }
 
 TEST(TwinEnvConfig, ParsesAndRejectsWithFileLineAndKey) {

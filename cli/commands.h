@@ -12,5 +12,6 @@ using Runner = std::function<int()>;
 Runner RegisterSimulate(CLI::App& app);
 Runner RegisterList(CLI::App& app);
 Runner RegisterCalibrate(CLI::App& app);
+Runner RegisterTrain(CLI::App& app);
 
 }  // namespace loantwin::cli

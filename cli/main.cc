@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterSimulate);
   add(loantwin::cli::RegisterList);
   add(loantwin::cli::RegisterCalibrate);
+  add(loantwin::cli::RegisterTrain);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

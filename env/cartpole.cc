@@ -77,4 +77,14 @@ void CartPoleEnv::BaselineActions(int, int begin, int end, int32_t* out) {
   for (int i = begin; i < end; ++i) out[i] = theta_[i] + 0.5 * theta_dot_[i] > 0 ? 1 : 0;
 }
 
+void CartPoleEnv::SaveInstances(StateWriter& w) const {
+  w.Tag("cartpole");
+  w.PutVector(x_), w.PutVector(x_dot_), w.PutVector(theta_), w.PutVector(theta_dot_);
+}
+
+void CartPoleEnv::LoadInstances(StateReader& r) {
+  r.Tag("cartpole");
+  r.GetVector(&x_), r.GetVector(&x_dot_), r.GetVector(&theta_), r.GetVector(&theta_dot_);
+}
+
 }  // namespace loantwin

@@ -33,6 +33,8 @@ class CartPoleEnv : public MultiAgentEnv {
   void WriteMasks(int role, int begin, int end) override;
   /// Baseline: push towards the side the pole falls to (theta + 0.5 theta_dot).
   void BaselineActions(int role, int begin, int end, int32_t* out) override;
+  void SaveInstances(StateWriter& w) const override;
+  void LoadInstances(StateReader& r) override;
 
  private:
   void WriteObs(int i);

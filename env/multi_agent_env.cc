@@ -61,6 +61,11 @@ void MultiAgentEnv::SetFallback(int role, FallbackPolicy policy) {
   fallback_.at(role) = policy;
 }
 
+void MultiAgentEnv::SetRewardWeights(int role, const std::vector<std::pair<std::string, double>>&) {
+  throw std::invalid_argument(fmt::format("environment '{}' has fixed rewards for role '{}'", name_,
+                                          roles_.at(role).name));
+}
+
 template <typename Fn>
 void MultiAgentEnv::ForRanges(Fn&& fn) {
   const int chunks = (n_ + chunk_ - 1) / chunk_;
@@ -188,6 +193,40 @@ void MultiAgentEnv::Step() {
   });
   std::fill(acted_.begin(), acted_.end(), false);
   ++step_count_;
+}
+
+}  // namespace loantwin
+
+namespace loantwin {
+
+void MultiAgentEnv::SaveState(StateWriter& w) const {
+  for (bool a : acted_)
+    if (a) throw std::logic_error(name_ + ": SaveState between Act and Step");
+  w.Tag("multi_agent_env");
+  w.Put<int32_t>(n_), w.Put<int32_t>(num_roles());
+  for (size_t r = 0; r < roles_.size(); ++r) {
+    w.PutVector(obs_[r]), w.PutVector(final_obs_[r]), w.PutVector(reward_vec_[r]);
+    w.PutVector(reward_[r]), w.PutVector(masks_[r]), w.PutVector(acting_[r]);
+    w.PutVector(actions_[r]), w.Put(fallback_[r]);
+  }
+  w.PutVector(terminated_), w.PutVector(truncated_), w.PutVector(steps_), w.PutVector(episodes_);
+  w.Put(reset_done_), w.Put(step_count_);
+  SaveInstances(w);
+}
+
+void MultiAgentEnv::LoadState(StateReader& r) {
+  r.Tag("multi_agent_env");
+  if (r.Get<int32_t>() != n_ || r.Get<int32_t>() != num_roles())
+    throw std::runtime_error(name_ + ": checkpoint has a different number of instances or roles");
+  for (size_t k = 0; k < roles_.size(); ++k) {
+    r.GetVector(&obs_[k]), r.GetVector(&final_obs_[k]), r.GetVector(&reward_vec_[k]);
+    r.GetVector(&reward_[k]), r.GetVector(&masks_[k]), r.GetVector(&acting_[k]);
+    r.GetVector(&actions_[k]), r.Get(&fallback_[k]);
+  }
+  r.GetVector(&terminated_), r.GetVector(&truncated_), r.GetVector(&steps_), r.GetVector(&episodes_);
+  r.Get(&reset_done_), r.Get(&step_count_);
+  std::fill(acted_.begin(), acted_.end(), false);
+  LoadInstances(r);
 }
 
 }  // namespace loantwin

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "env/binary_state.h"
 #include "env/parallel_runner.h"
 #include "spaces/space.h"
 
@@ -79,6 +80,13 @@ class MultiAgentEnv {
   /// Advances every instance one step (roles that have not acted fall back).
   void Step();
   void SetFallback(int role, FallbackPolicy policy);
+  /// Complete state (buffers, counters, every instance) for checkpoints: a restored environment
+  /// continues bit for bit. Call between steps (not between Act and Step).
+  void SaveState(StateWriter& w) const;
+  void LoadState(StateReader& r);
+  /// Replaces role r's reward weights (objective -> weight; others 0). Environments with fixed
+  /// rewards throw std::invalid_argument.
+  virtual void SetRewardWeights(int role, const std::vector<std::pair<std::string, double>>& weights);
   FallbackPolicy fallback(int role) const { return fallback_.at(role); }
 
   // Buffers, row-major over instances; valid after Reset and after each Step.
@@ -113,6 +121,9 @@ class MultiAgentEnv {
   virtual void BaselineActions(int role, int begin, int end, int32_t* out) = 0;
   /// After role r decided for instances [begin, end): refresh the roles below (directives).
   virtual void OnDecision(int /*role*/, int /*begin*/, int /*end*/) {}
+  /// The environment's own state (SaveState/LoadState call these).
+  virtual void SaveInstances(StateWriter& w) const = 0;
+  virtual void LoadInstances(StateReader& r) = 0;
   /// Why component `dim` of role r is masked as it is for instance i (error messages).
   virtual std::string ExplainMask(int /*role*/, int /*i*/, int /*dim*/) const { return ""; }
 

@@ -71,6 +71,17 @@ class MacroModel {
   /// Advances to `month` (must be the previous month + 1, starting at 0) and returns its state.
   const MacroState& Step(int month);
   const MacroState& state() const { return state_; }
+  /// Raw state for checkpoints: deviation, key, month, base HPI, current state.
+  template <typename W>
+  void Save(W& w) const {
+    for (int v = 0; v < kNumMacroVars; ++v) w.Put(deviation_(v));
+    w.Put(key_), w.Put(month_), w.Put(hpi0_), w.Put(state_);
+  }
+  template <typename R>
+  void Load(R& r) {
+    for (int v = 0; v < kNumMacroVars; ++v) r.Get(&deviation_(v));
+    r.Get(&key_), r.Get(&month_), r.Get(&hpi0_), r.Get(&state_);
+  }
 
  private:
   std::shared_ptr<const Scenario> scenario_;

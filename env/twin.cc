@@ -976,3 +976,44 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, 
 }
 
 }  // namespace loantwin
+
+namespace loantwin {
+
+void Twin::SaveState(StateWriter& w) const {
+  w.Tag("twin");
+  for (const LoanBook& b : books_) {
+    w.PutVector(b.balance), w.PutVector(b.rate), w.PutVector(b.payment), w.PutVector(b.collateral);
+    w.PutVector(b.pd_orig), w.PutVector(b.remaining), w.PutVector(b.age), w.PutVector(b.band);
+    w.PutVector(b.bucket), w.PutVector(b.flags), w.PutVector(b.term);
+  }
+  w.Put(flows_);
+  for (const auto& c : cohorts_) w.PutVector(c);
+  w.Put(base_apps_);
+  macro_.Save(w);
+  w.Put(episode_key_), w.Put(month_);
+  w.Put(equity_), w.Put(deposits_), w.Put(wholesale_), w.Put(liquid_), w.Put(allowance_);
+  w.Put(smoothed_unemployment_), w.Put(smoothed_gdp_), w.Put(unemployment_anchor_);
+  w.Put(policy_history_), w.Put(mortgage_history_), w.Put(gross_income_history_);
+  w.Put(collection_);
+}
+
+void Twin::LoadState(StateReader& r) {
+  r.Tag("twin");
+  for (LoanBook& b : books_) {
+    r.GetVector(&b.balance), r.GetVector(&b.rate), r.GetVector(&b.payment);
+    r.GetVector(&b.collateral), r.GetVector(&b.pd_orig), r.GetVector(&b.remaining);
+    r.GetVector(&b.age), r.GetVector(&b.band), r.GetVector(&b.bucket), r.GetVector(&b.flags);
+    r.GetVector(&b.term);
+  }
+  r.Get(&flows_);
+  for (auto& c : cohorts_) r.GetVector(&c);
+  r.Get(&base_apps_);
+  macro_.Load(r);
+  r.Get(&episode_key_), r.Get(&month_);
+  r.Get(&equity_), r.Get(&deposits_), r.Get(&wholesale_), r.Get(&liquid_), r.Get(&allowance_);
+  r.Get(&smoothed_unemployment_), r.Get(&smoothed_gdp_), r.Get(&unemployment_anchor_);
+  r.Get(&policy_history_), r.Get(&mortgage_history_), r.Get(&gross_income_history_);
+  r.Get(&collection_);
+}
+
+}  // namespace loantwin

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "env/binary_state.h"
 #include "env/institution.h"
 #include "env/levers.h"
 #include "env/loan_book.h"
@@ -92,6 +93,11 @@ class Twin {
   /// Writes the metrics row of the current state with zero flows (month 0 after Reset: the
   /// opening balance sheet, capital and macro state).
   void Snapshot(double* metrics) const;
+
+  /// Saves / restores the complete state (book, balance sheet, macro, random-stream position)
+  /// so a restored twin continues bit for bit. The configuration is not part of the state.
+  void SaveState(StateWriter& w) const;
+  void LoadState(StateReader& r);
 
   int month() const { return month_; }
   int instance_id() const { return instance_id_; }

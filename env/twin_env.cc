@@ -270,6 +270,13 @@ double TwinEnv::CostPlusSpread(int i, int p) const {
   return funding + expected_loss + cost - index;
 }
 
+void TwinEnv::SetRewardWeights(int role,
+                               const std::vector<std::pair<std::string, double>>& weights) {
+  RewardSet set;
+  for (const auto& [name, w] : weights) set.SetWeight(name, w);
+  reward_sets_.at(role) = std::move(set);
+}
+
 Levers TwinEnv::DecodeLevers(int i) const {
   Levers l = defaults_;
   l.risk_appetite = AppetiteLevel(i);
@@ -438,6 +445,30 @@ void TwinEnv::BaselineActions(int role, int begin, int end, int32_t* out) {
         a[0] = kSoft, a[1] = kHard, a[2] = kHard;
         break;
     }
+  }
+}
+
+void TwinEnv::SaveInstances(StateWriter& w) const {
+  w.Tag("twin_env");
+  for (const Instance& s : states_) {
+    s.twin->SaveState(w);
+    w.PutVector(s.metrics), w.PutVector(s.reset_metrics);
+    w.Put<uint8_t>(s.current == s.metrics.data());
+    w.Put(s.levers), w.Put(s.initial_balance), w.Put(s.initial_equity), w.Put(s.cost_plus_base);
+    for (const auto& p : s.previous) w.PutVector(p);
+    w.Put(s.fresh);
+  }
+}
+
+void TwinEnv::LoadInstances(StateReader& r) {
+  r.Tag("twin_env");
+  for (Instance& s : states_) {
+    s.twin->LoadState(r);
+    r.GetVector(&s.metrics), r.GetVector(&s.reset_metrics);
+    s.current = r.Get<uint8_t>() ? s.metrics.data() : s.reset_metrics.data();
+    r.Get(&s.levers), r.Get(&s.initial_balance), r.Get(&s.initial_equity), r.Get(&s.cost_plus_base);
+    for (auto& p : s.previous) r.GetVector(&p);
+    r.Get(&s.fresh);
   }
 }
 

@@ -75,6 +75,8 @@ class TwinEnv : public MultiAgentEnv {
   const Twin& twin(int i) const { return *states_[i].twin; }
   /// Reward weights of a role, in the order of role(r).objectives.
   const RewardSet& reward_set(int role) const { return reward_sets_[role]; }
+  void SetRewardWeights(int role,
+                        const std::vector<std::pair<std::string, double>>& weights) override;
   /// Decodes role actions into levers (the mapping documented in docs/environment.md).
   Levers DecodeLevers(int i) const;
 
@@ -85,6 +87,8 @@ class TwinEnv : public MultiAgentEnv {
   void BaselineActions(int role, int begin, int end, int32_t* out) override;
   void OnDecision(int role, int begin, int end) override;
   std::string ExplainMask(int role, int i, int dim) const override;
+  void SaveInstances(StateWriter& w) const override;
+  void LoadInstances(StateReader& r) override;
 
  private:
   struct Instance {

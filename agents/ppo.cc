@@ -1,0 +1,285 @@
+#include "agents/ppo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "agents/distributions.h"
+#include "env/counter_rng.h"
+
+namespace loantwin {
+
+ActorCriticImpl::ActorCriticImpl(int64_t obs_dim, int64_t critic_dim, int64_t logits,
+                                 const PpoConfig& c) {
+  const Activation act = ParseActivation(c.activation);
+  actor = register_module("actor", Mlp(obs_dim, c.hidden, logits, 0.01, act));
+  critic = register_module("critic", Mlp(critic_dim, c.hidden, 1, 1.0, act));
+}
+
+PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int num_envs,
+                   const PpoConfig& config, uint64_t seed)
+    : obs_dim_(obs_dim),
+      critic_dim_(critic_dim),
+      nvec_(std::move(nvec)),
+      config_(config),
+      obs_rms_(obs_dim),
+      critic_rms_(critic_dim),
+      reward_scaler_(num_envs, config.gamma),
+      rng_key_(DeriveKey(seed, 0x70706f)) {
+  for (int64_t n : nvec_) mask_width_ += static_cast<int>(n);
+  torch::manual_seed(seed);
+  net_ = ActorCritic(obs_dim, critic_dim, mask_width_, config_);
+  optimizer_ = std::make_unique<torch::optim::Adam>(
+      net_->parameters(), torch::optim::AdamOptions(config_.learning_rate).eps(1e-5));
+}
+
+torch::Tensor PpoAgent::Uniforms(int64_t rows, int64_t cols) {
+  torch::Tensor u = torch::empty({rows, cols}, torch::kFloat32);
+  float* p = u.data_ptr<float>();
+  for (int64_t k = 0; k < rows * cols; ++k)
+    p[k] = static_cast<float>(ToUniform(RandomBits(rng_key_, rng_counter_++)));
+  return u;
+}
+
+void PpoAgent::NormalizeObs(const float* in, int n, float* out) const {
+  if (config_.normalize_obs)
+    obs_rms_.Normalize(in, n, out);
+  else
+    std::copy(in, in + static_cast<size_t>(n) * obs_dim_, out);
+}
+
+void PpoAgent::NormalizeCritic(const float* in, int n, float* out) const {
+  if (config_.normalize_obs)
+    critic_rms_.Normalize(in, n, out);
+  else
+    std::copy(in, in + static_cast<size_t>(n) * critic_dim_, out);
+}
+
+void PpoAgent::Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
+                   int32_t* actions) {
+  torch::InferenceMode guard;
+  scratch_obs_.resize(static_cast<size_t>(n) * obs_dim_);
+  NormalizeObs(obs, n, scratch_obs_.data());
+  const torch::Tensor x = torch::from_blob(scratch_obs_.data(), {n, obs_dim_});
+  const torch::Tensor m =
+      torch::from_blob(const_cast<uint8_t*>(masks), {n, mask_width_}, torch::kUInt8);
+  const MultiCategorical dist(net_->actor->forward(x), nvec_, m);
+  const torch::Tensor a =
+      (deterministic ? dist.Mode() : dist.Sample(Uniforms(n, static_cast<int64_t>(nvec_.size()))))
+          .to(torch::kInt32)
+          .contiguous();
+  std::copy(a.data_ptr<int32_t>(), a.data_ptr<int32_t>() + a.numel(), actions);
+}
+
+namespace {
+
+/// Masked sampling from logits in plain C++ (small batches: cheaper than a chain of tensor ops).
+/// Same maths as MultiCategorical: masked logits -> log-softmax per component -> inverse CDF.
+void SampleRows(const float* logits, const uint8_t* masks, int64_t n, const std::vector<int64_t>& nvec,
+                int64_t width, const float* uniforms, int32_t* actions, float* log_probs) {
+  const int64_t dims = static_cast<int64_t>(nvec.size());
+  std::vector<double> lp;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = logits + i * width;
+    const uint8_t* mask = masks + i * width;
+    double total_lp = 0;
+    int64_t off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      const int64_t k = nvec[d];
+      lp.assign(k, 0.0);
+      double mx = -1e300;
+      for (int64_t v = 0; v < k; ++v) {
+        lp[v] = mask[off + v] ? row[off + v] : -1e8;
+        mx = std::max(mx, lp[v]);
+      }
+      double z = 0;
+      for (int64_t v = 0; v < k; ++v) z += std::exp(lp[v] - mx);
+      const double log_z = mx + std::log(z);
+      const double u = uniforms[i * dims + d];
+      double cdf = 0;
+      int64_t pick = -1, best = 0;
+      for (int64_t v = 0; v < k; ++v) {
+        lp[v] -= log_z;
+        if (lp[v] > lp[best]) best = v;
+        cdf += std::exp(lp[v]);
+        if (pick < 0 && cdf > u) pick = v;
+      }
+      if (pick < 0 || !mask[off + pick]) pick = best;  // rounding at the top end
+      actions[i * dims + d] = static_cast<int32_t>(pick);
+      total_lp += lp[pick];
+      off += k;
+    }
+    log_probs[i] = static_cast<float>(total_lp);
+  }
+}
+
+}  // namespace
+
+void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const uint8_t* masks,
+                              int n, int32_t* actions, float* log_probs, float* values,
+                              float* norm_obs, float* norm_critic) {
+  if (config_.normalize_obs) {
+    obs_rms_.Update(obs, n);
+    if (critic_obs != obs || critic_dim_ != obs_dim_) critic_rms_.Update(critic_obs, n);
+  }
+  NormalizeObs(obs, n, norm_obs);
+  if (critic_obs == obs && critic_dim_ == obs_dim_ && !config_.normalize_obs)
+    std::copy(norm_obs, norm_obs + static_cast<size_t>(n) * obs_dim_, norm_critic);
+  else if (critic_obs == obs && critic_dim_ == obs_dim_)
+    obs_rms_.Normalize(critic_obs, n, norm_critic);
+  else
+    NormalizeCritic(critic_obs, n, norm_critic);
+  torch::InferenceMode guard;
+  const torch::Tensor logits =
+      net_->actor->forward(torch::from_blob(norm_obs, {n, obs_dim_})).contiguous();
+  const torch::Tensor v =
+      net_->critic->forward(torch::from_blob(norm_critic, {n, critic_dim_})).squeeze(1).contiguous();
+  const int64_t dims = static_cast<int64_t>(nvec_.size());
+  uniforms_.resize(static_cast<size_t>(n) * dims);
+  for (auto& u : uniforms_) u = static_cast<float>(ToUniform(RandomBits(rng_key_, rng_counter_++)));
+  SampleRows(logits.data_ptr<float>(), masks, n, nvec_, mask_width_, uniforms_.data(), actions,
+             log_probs);
+  std::copy(v.data_ptr<float>(), v.data_ptr<float>() + n, values);
+}
+
+void PpoAgent::Values(const float* critic_obs, int n, float* out) {
+  scratch_critic_.resize(static_cast<size_t>(n) * critic_dim_);
+  if (config_.normalize_obs && critic_dim_ == obs_dim_ && !config_.centralized_critic)
+    obs_rms_.Normalize(critic_obs, n, scratch_critic_.data());
+  else
+    NormalizeCritic(critic_obs, n, scratch_critic_.data());
+  torch::InferenceMode guard;
+  const torch::Tensor v =
+      net_->critic->forward(torch::from_blob(scratch_critic_.data(), {n, critic_dim_}))
+          .squeeze(1)
+          .contiguous();
+  std::copy(v.data_ptr<float>(), v.data_ptr<float>() + n, out);
+}
+
+void PpoAgent::ScaleRewards(float* rewards, const uint8_t* done, int n) {
+  if (config_.normalize_reward) reward_scaler_.Scale(rewards, done, n);
+}
+
+UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
+  const int64_t s = b.size();
+  UpdateStats stats;
+  if (s == 0) return stats;
+  const double lr =
+      config_.anneal_lr ? config_.learning_rate * (1.0 - progress) : config_.learning_rate;
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+
+  auto f32 = [](const std::vector<float>& v, std::vector<int64_t> shape) {
+    return torch::from_blob(const_cast<float*>(v.data()), shape);
+  };
+  const torch::Tensor obs = f32(b.obs(), {s, obs_dim_});
+  const torch::Tensor critic_obs = f32(b.critic_obs(), {s, critic_dim_});
+  const torch::Tensor masks =
+      torch::from_blob(const_cast<uint8_t*>(b.masks().data()), {s, mask_width_}, torch::kUInt8);
+  const torch::Tensor actions =
+      torch::from_blob(const_cast<int32_t*>(b.actions().data()), {s, b.action_dims()}, torch::kInt32)
+          .to(torch::kLong);
+  const torch::Tensor old_logp = f32(b.log_probs(), {s});
+  const torch::Tensor old_values = f32(b.values(), {s});
+  const torch::Tensor advantages = f32(b.advantages(), {s});
+  const torch::Tensor returns = f32(b.returns(), {s});
+
+  const int64_t mb = std::max<int64_t>(1, (s + config_.num_minibatches - 1) / config_.num_minibatches);
+  std::vector<int64_t> order(s);
+  double pg_sum = 0, v_sum = 0, ent_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
+  int steps = 0;
+  bool stop = false;
+  for (int epoch = 0; epoch < config_.update_epochs && !stop; ++epoch) {
+    // Fisher-Yates shuffle from the agent's counter-based stream.
+    std::iota(order.begin(), order.end(), 0);
+    for (int64_t k = s - 1; k > 0; --k)
+      std::swap(order[k], order[RandomBits(rng_key_, rng_counter_++) % static_cast<uint64_t>(k + 1)]);
+    const torch::Tensor perm = torch::from_blob(order.data(), {s}, torch::kLong);
+    for (int64_t start = 0; start < s; start += mb) {
+      const torch::Tensor idx = perm.slice(0, start, std::min(s, start + mb));
+      const MultiCategorical dist(net_->actor->forward(obs.index_select(0, idx)), nvec_,
+                                  masks.index_select(0, idx));
+      const torch::Tensor new_logp = dist.LogProb(actions.index_select(0, idx));
+      const torch::Tensor entropy = dist.Entropy();
+      const torch::Tensor new_value = net_->critic->forward(critic_obs.index_select(0, idx)).squeeze(1);
+      const torch::Tensor log_ratio = new_logp - old_logp.index_select(0, idx);
+      const torch::Tensor ratio = log_ratio.exp();
+      {
+        torch::NoGradGuard no_grad;
+        old_kl = (-log_ratio).mean().item<double>();
+        kl = ((ratio - 1) - log_ratio).mean().item<double>();
+        clip_sum += ((ratio - 1.0).abs() > config_.clip_coef).to(torch::kFloat32).mean().item<double>();
+      }
+      torch::Tensor adv = advantages.index_select(0, idx);
+      if (config_.norm_adv && adv.size(0) > 1) adv = (adv - adv.mean()) / (adv.std() + 1e-8);
+      const torch::Tensor pg_loss =
+          torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef)).mean();
+      const torch::Tensor ret = returns.index_select(0, idx);
+      torch::Tensor v_loss;
+      if (config_.clip_vloss) {
+        const torch::Tensor old_v = old_values.index_select(0, idx);
+        const torch::Tensor clipped = old_v + (new_value - old_v).clamp(-config_.clip_coef, config_.clip_coef);
+        v_loss = 0.5 * torch::max((new_value - ret).pow(2), (clipped - ret).pow(2)).mean();
+      } else {
+        v_loss = 0.5 * (new_value - ret).pow(2).mean();
+      }
+      const torch::Tensor entropy_loss = entropy.mean();
+      const torch::Tensor loss = pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+      optimizer_->zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm);
+      optimizer_->step();
+      pg_sum += pg_loss.item<double>();
+      v_sum += v_loss.item<double>();
+      ent_sum += entropy_loss.item<double>();
+      ++steps;
+    }
+    if (config_.target_kl > 0 && kl > config_.target_kl) stop = true;
+  }
+  ++updates_;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor var_y = returns.var();
+    stats["losses/explained_variance"] =
+        var_y.item<double>() == 0 ? 0.0
+                                  : 1.0 - ((returns - old_values).var() / var_y).item<double>();
+  }
+  stats["charts/learning_rate"] = lr;
+  stats["losses/policy_loss"] = pg_sum / steps;
+  stats["losses/value_loss"] = v_sum / steps;
+  stats["losses/entropy"] = ent_sum / steps;
+  stats["losses/approx_kl"] = kl;
+  stats["losses/old_approx_kl"] = old_kl;
+  stats["losses/clipfrac"] = clip_sum / steps;
+  return stats;
+}
+
+void PpoAgent::Save(torch::serialize::OutputArchive& archive) const {
+  torch::serialize::OutputArchive net, opt;
+  net_->save(net);
+  optimizer_->save(opt);
+  archive.write("net", net);
+  archive.write("optimizer", opt);
+  obs_rms_.Save(archive, "obs_rms");
+  critic_rms_.Save(archive, "critic_rms");
+  reward_scaler_.Save(archive, "reward_scaler");
+  archive.write("rng_counter", torch::tensor(static_cast<int64_t>(rng_counter_)));
+  archive.write("updates", torch::tensor(updates_));
+}
+
+void PpoAgent::Load(torch::serialize::InputArchive& archive) {
+  torch::serialize::InputArchive net, opt;
+  archive.read("net", net);
+  archive.read("optimizer", opt);
+  net_->load(net);
+  optimizer_->load(opt);
+  obs_rms_.Load(archive, "obs_rms");
+  critic_rms_.Load(archive, "critic_rms");
+  reward_scaler_.Load(archive, "reward_scaler");
+  torch::Tensor t;
+  archive.read("rng_counter", t);
+  rng_counter_ = static_cast<uint64_t>(t.item<int64_t>());
+  archive.read("updates", t);
+  updates_ = t.item<int64_t>();
+}
+
+}  // namespace loantwin

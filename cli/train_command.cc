@@ -1,0 +1,130 @@
+// `loantwin train <experiment.yaml>`: trains the experiment's learning roles and writes a run
+// directory (docs/training.md).
+
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "env/atomic_file.h"
+#include "training/checkpoint.h"
+#include "training/metrics_logger.h"
+#include "training/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace loantwin::cli {
+namespace {
+
+struct TrainArgs {
+  std::string experiment;
+  std::string out;
+  std::string resume;
+  int threads = 0;
+  int64_t total_steps = 0;
+};
+
+std::string NewRunDir(const ExperimentConfig& c) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::gmtime(&now));
+  const fs::path base = fs::path(c.output_dir) / c.name / (std::string("run-") + stamp);
+  fs::path dir = base;
+  for (int k = 2; fs::exists(dir); ++k) dir = base.string() + "-" + std::to_string(k);
+  return dir.string();
+}
+
+void PrintProgress(const TrainProgress& p, bool tty) {
+  std::string returns;
+  for (const auto& [role, r] : p.episodic_return)
+    if (!std::isnan(r)) returns += fmt::format(" {}={:.2f}", role, r);
+  const double eta = p.steps_per_second > 0 ? (p.total - p.step) / p.steps_per_second : 0;
+  if (tty) {
+    const int width = 30;
+    const int filled = static_cast<int>(width * std::min(1.0, static_cast<double>(p.step) / p.total));
+    fmt::print(stderr, "\r[{}{}] {}/{} steps  {:.0f} steps/s  ETA {:.0f}s  return{}   ",
+               std::string(filled, '#'), std::string(width - filled, '.'), p.step, p.total,
+               p.steps_per_second, eta, returns.empty() ? " n/a" : returns);
+    std::fflush(stderr);
+  } else {
+    spdlog::info("step {}/{} ({:.0f} steps/s, ETA {:.0f}s) episodic return{}", p.step, p.total,
+                 p.steps_per_second, eta, returns.empty() ? " n/a" : returns);
+  }
+}
+
+}  // namespace
+
+Runner RegisterTrain(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train the learning roles of an experiment YAML");
+  cmd->add_option("experiment", a->experiment, "experiment YAML (docs/training.md)")->required();
+  cmd->add_option("--out", a->out, "run directory (default: <output_dir>/<name>/run-<time>)");
+  cmd->add_option("--resume", a->resume, "continue the run in this directory from its latest checkpoint");
+  cmd->add_option("--threads", a->threads, "environment threads (overrides env.threads)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--total-steps", a->total_steps, "override total_steps")
+      ->check(CLI::Range(int64_t{1}, INT64_MAX));
+  return [a] {
+    ExperimentConfig config = ExperimentConfig::Load(a->experiment);
+    if (a->threads > 0) config.threads = a->threads;
+    if (a->total_steps > 0) config.total_steps = a->total_steps;
+    if (!a->resume.empty() && !a->out.empty() && a->resume != a->out)
+      throw std::invalid_argument("give either --out or --resume, not both with different directories");
+    const std::string run_dir = !a->resume.empty() ? a->resume : !a->out.empty() ? a->out : NewRunDir(config);
+    if (!a->resume.empty() && !fs::is_directory(run_dir))
+      throw std::invalid_argument("--resume " + run_dir + ": no such run directory");
+    fs::create_directories(run_dir);
+
+    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
+    auto logger = std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+
+    WriteFileAtomically(run_dir + "/config.yaml", [&](std::ostream& out) { out << config.ToYaml(); });
+    Trainer trainer(config);
+    CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
+    if (!a->resume.empty()) {
+      const std::string latest = checkpoints.Latest();
+      if (latest.empty()) throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
+      LoadCheckpoint(trainer, latest);
+      spdlog::info("resumed {} at step {}", latest, trainer.global_step());
+    }
+    MetricsLogger metrics(run_dir);
+    trainer.SetLogger(&metrics);
+    const bool tty = ::isatty(STDERR_FILENO);
+    trainer.SetProgressCallback([tty](const TrainProgress& p) { PrintProgress(p, tty); });
+    trainer.SetCheckpointCallback([&](int64_t step) {
+      const std::string path = checkpoints.Save(trainer);
+      if (!tty) spdlog::info("checkpoint {} (step {})", path, step);
+    });
+    spdlog::info("training {} ({}; {} envs, {} threads) for {} steps into {}", config.name,
+                 config.env_name, config.num_envs, config.threads, config.total_steps, run_dir);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t start = trainer.global_step();
+    trainer.Train();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (tty) fmt::print(stderr, "\n");
+    const std::string last = checkpoints.Save(trainer);
+    const TrainProgress p = trainer.Progress();
+    fmt::print("\ntrained {}: {} steps in {:.1f} s ({:.0f} steps/s)\n", config.name,
+               trainer.global_step() - start, seconds, (trainer.global_step() - start) / seconds);
+    for (const auto& [role, r] : p.episodic_return)
+      fmt::print("  {:<11} mean episodic return (last {} episodes): {:.3f}\n", role,
+                 config.return_window, r);
+    fmt::print("run directory: {}\n  config.yaml, train.log, metrics.csv, events.out.tfevents.* "
+               "(tensorboard --logdir {})\n  checkpoint: {}\n",
+               run_dir, run_dir, last);
+    return 0;
+  };
+}
+
+}  // namespace loantwin::cli

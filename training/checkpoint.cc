@@ -1,0 +1,68 @@
+#include "training/checkpoint.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "training/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace loantwin {
+
+CheckpointManager::CheckpointManager(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
+
+std::vector<std::string> CheckpointManager::List() const {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && e.path().extension() == ".pt") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());  // zero-padded step numbers sort in order
+  return files;
+}
+
+std::string CheckpointManager::Latest() const {
+  const auto files = List();
+  return files.empty() ? "" : files.back();
+}
+
+std::string CheckpointManager::Save(const Trainer& trainer) {
+  fs::create_directories(dir_);
+  const std::string path = fmt::format("{}/step_{:012d}.pt", dir_, trainer.global_step());
+  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  torch::serialize::OutputArchive archive;
+  trainer.Save(archive);
+  try {
+    archive.save_to(tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot rename checkpoint into place");
+  }
+  auto files = List();
+  while (static_cast<int>(files.size()) > keep_) {
+    fs::remove(files.front());
+    files.erase(files.begin());
+  }
+  return path;
+}
+
+void LoadCheckpoint(Trainer& trainer, const std::string& path) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(fmt::format("{}: not a loantwin checkpoint ({})", path, e.what_without_backtrace()));
+  }
+  trainer.Load(archive);
+}
+
+}  // namespace loantwin

@@ -1,0 +1,29 @@
+#pragma once
+// Checkpoint files of a run: <run>/checkpoints/step_<global step>.pt, written atomically
+// (temporary file + rename), keeping the newest K.
+
+#include <string>
+#include <vector>
+
+namespace loantwin {
+
+class Trainer;
+
+class CheckpointManager {
+ public:
+  CheckpointManager(std::string dir, int keep);
+  /// Writes the trainer's state; returns the path. Older checkpoints beyond `keep` are removed.
+  std::string Save(const Trainer& trainer);
+  /// Newest checkpoint path, or "" if none.
+  std::string Latest() const;
+  std::vector<std::string> List() const;  ///< oldest first
+
+ private:
+  std::string dir_;
+  int keep_;
+};
+
+/// Restores a trainer from a checkpoint file (same experiment configuration).
+void LoadCheckpoint(Trainer& trainer, const std::string& path);
+
+}  // namespace loantwin

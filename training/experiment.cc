@@ -1,0 +1,160 @@
+#include "training/experiment.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "rewards/reward.h"
+
+namespace loantwin {
+namespace {
+
+/// Reads PPO fields from a YAML mapping.
+struct PpoReader {
+  YamlMap& m;
+  void operator()(const char* name, double& f, double lo, double hi, const char*) { m.Read(name, &f, lo, hi); }
+  void operator()(const char* name, int& f, int lo, int hi, const char*) { m.Read(name, &f, lo, hi); }
+  void operator()(const char* name, bool& f, const char*) { m.Read(name, &f); }
+  void operator()(const char* name, std::string& f, const char*) {
+    if (auto v = m.Get(name)) f = v->AsEnum({"tanh", "relu"});
+  }
+  void operator()(const char* name, std::vector<int64_t>& f, const char*) {
+    if (auto v = m.Get(name)) {
+      f.clear();
+      for (double x : v->AsDoubleList(0, 1, 65536)) {
+        if (x != static_cast<int64_t>(x)) v->Fail("layer widths are integers");
+        f.push_back(static_cast<int64_t>(x));
+      }
+    }
+  }
+};
+
+/// Writes PPO fields to a YAML emitter.
+struct PpoWriter {
+  YAML::Emitter& out;
+  template <typename T>
+  void operator()(const char* name, T& f, T, T, const char*) { out << YAML::Key << name << YAML::Value << f; }
+  void operator()(const char* name, bool& f, const char*) { out << YAML::Key << name << YAML::Value << f; }
+  void operator()(const char* name, std::string& f, const char*) { out << YAML::Key << name << YAML::Value << f; }
+  void operator()(const char* name, std::vector<int64_t>& f, const char*) {
+    out << YAML::Key << name << YAML::Value << YAML::Flow << f;
+  }
+};
+
+}  // namespace
+
+ExperimentConfig ExperimentConfig::Load(const std::string& file) {
+  return Parse(YamlValue::LoadFile(file));
+}
+
+ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
+  ExperimentConfig c;
+  c.file = root.file();
+  YamlMap m(root);
+  c.name = m.Require("name").AsString();
+  if (c.name.empty() || c.name.find('/') != std::string::npos)
+    m.Require("name").Fail("experiment names are non-empty and contain no '/'");
+  if (auto v = m.Get("seed")) c.seed = static_cast<uint64_t>(v->AsInt(0, INT64_MAX));
+  if (auto v = m.Get("total_steps")) c.total_steps = v->AsInt(1, INT64_MAX);
+  {
+    YamlMap env(m.Require("env"));
+    c.env_name = env.Require("name").AsString();
+    env.Read("num_envs", &c.num_envs, 1, 1000000);
+    env.Read("threads", &c.threads, 1, 1024);
+    env.Read("max_episode_steps", &c.max_episode_steps, 0, 100000000);
+    if (auto cfg = env.Get("config")) c.env_config = *cfg;
+    env.Done();
+  }
+  if (auto roles = m.Get("roles")) {
+    YamlMap rm(*roles);
+    for (auto it = roles->node().begin(); it != roles->node().end(); ++it) {
+      const std::string role = it->first.Scalar();
+      const YamlValue node = *rm.Get(role);
+      RoleAgentConfig rc;
+      if (node.IsScalar()) {
+        rc.agent = node.AsEnum({"ppo", "baseline", "random"});
+      } else {
+        YamlMap r(node);
+        if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random"});
+        if (auto p = r.Get("ppo")) {
+          if (rc.agent != "ppo") p->Fail("'ppo' hyperparameters given for a role whose agent is '" + rc.agent + "'");
+          YamlMap pm(*p);
+          VisitPpoConfig(rc.ppo, PpoReader{pm});
+          pm.Done();
+        }
+        if (auto w = r.Get("rewards")) {
+          YamlMap wm(*w);
+          rc.has_rewards = true;
+          for (const auto& name : RegisteredRewards()) {
+            if (!wm.Has(name)) continue;
+            double weight = 0;
+            wm.Read(name, &weight, -1e6, 1e6);
+            rc.rewards.emplace_back(name, weight);
+          }
+          wm.Done();
+        }
+        r.Done();
+      }
+      c.roles[role] = rc;
+      c.role_nodes.emplace(role, node);
+    }
+  }
+  if (auto l = m.Get("logging")) {
+    YamlMap lm(*l);
+    if (auto v = lm.Get("every_steps")) c.log_every_steps = v->AsInt(1, INT64_MAX);
+    lm.Read("return_window", &c.return_window, 1, 100000);
+    lm.Done();
+  }
+  if (auto k = m.Get("checkpoint")) {
+    YamlMap km(*k);
+    if (auto v = km.Get("every_steps")) c.checkpoint_every_steps = v->AsInt(0, INT64_MAX);
+    km.Read("keep", &c.keep_checkpoints, 1, 1000);
+    km.Done();
+  }
+  m.Read("output_dir", &c.output_dir);
+  m.Done();
+  return c;
+}
+
+std::string ExperimentConfig::ToYaml() const {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << name;
+  out << YAML::Key << "seed" << YAML::Value << seed;
+  out << YAML::Key << "total_steps" << YAML::Value << total_steps;
+  out << YAML::Key << "env" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << env_name;
+  out << YAML::Key << "num_envs" << YAML::Value << num_envs;
+  out << YAML::Key << "threads" << YAML::Value << threads;
+  out << YAML::Key << "max_episode_steps" << YAML::Value << max_episode_steps;
+  if (env_config) out << YAML::Key << "config" << YAML::Value << env_config->node();
+  out << YAML::EndMap;
+  out << YAML::Key << "roles" << YAML::Value << YAML::BeginMap;
+  for (const auto& [role, rc] : roles) {
+    out << YAML::Key << role << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "agent" << YAML::Value << rc.agent;
+    if (rc.agent == "ppo") {
+      out << YAML::Key << "ppo" << YAML::Value << YAML::BeginMap;
+      PpoConfig copy = rc.ppo;
+      VisitPpoConfig(copy, PpoWriter{out});
+      out << YAML::EndMap;
+    }
+    if (rc.has_rewards) {
+      out << YAML::Key << "rewards" << YAML::Value << YAML::BeginMap;
+      for (const auto& [k, w] : rc.rewards) out << YAML::Key << k << YAML::Value << w;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "logging" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps"
+      << YAML::Value << log_every_steps << YAML::Key << "return_window" << YAML::Value
+      << return_window << YAML::EndMap;
+  out << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps"
+      << YAML::Value << checkpoint_every_steps << YAML::Key << "keep" << YAML::Value
+      << keep_checkpoints << YAML::EndMap;
+  out << YAML::Key << "output_dir" << YAML::Value << output_dir;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace loantwin

@@ -1,0 +1,26 @@
+#pragma once
+// Training metrics to a CSV file (step, wall_seconds, key, value; appended, so resumed runs
+// continue the same file) and to TensorBoard. Keys are namespaced like CleanRL:
+// charts/episodic_return/<role>, losses/<role>/value_loss, charts/SPS.
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "training/tensorboard.h"
+
+namespace loantwin {
+
+class MetricsLogger {
+ public:
+  explicit MetricsLogger(const std::string& run_dir);
+  void Log(const std::string& key, double value, int64_t step, double wall_seconds);
+  void Flush();
+
+ private:
+  std::ofstream csv_;
+  std::unique_ptr<TensorBoardWriter> tb_;
+};
+
+}  // namespace loantwin

@@ -1,0 +1,318 @@
+#include "training/trainer.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <dlfcn.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "env/binary_state.h"
+#include "env/config_error.h"
+#include "env/counter_rng.h"
+#include "env/env_registry.h"
+#include "training/metrics_logger.h"
+
+namespace loantwin {
+namespace {
+
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct Trainer::Learner {
+  std::unique_ptr<PpoAgent> agent;
+  std::unique_ptr<RolloutBuffer> buffer;
+  std::vector<int32_t> actions;
+  std::vector<float> log_probs, values, norm_obs, norm_critic, rewards, scratch_values;
+  std::vector<uint8_t> done;
+  int steps_in_rollout = 0;
+  int64_t num_updates = 1;
+  UpdateStats last_stats;
+};
+
+void PinBlasToOneThread() {
+  // OpenBLAS splits matrix products over threads by default; the split changes the summation
+  // order and so the numbers. One thread keeps training bit-reproducible on any machine.
+  using SetThreads = void (*)(int);
+  for (const char* name : {"openblas_set_num_threads", "goto_set_num_threads"})
+    if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, name))) fn(1);
+}
+
+Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
+  at::set_num_threads(1);  // small networks: one intra-op thread is fastest and deterministic
+  PinBlasToOneThread();
+  EnvOptions eo;
+  eo.num_envs = config_.num_envs;
+  eo.num_threads = config_.threads;
+  eo.seed = config_.seed;
+  eo.max_episode_steps = config_.max_episode_steps;
+  try {
+    env_ = MakeEnv(config_.env_name, eo, config_.env_config ? &*config_.env_config : nullptr);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(fmt::format("{}: env: {}", config_.file, e.what()));
+  }
+  const int n = env_->num_envs();
+  learners_.resize(env_->num_roles());
+  std::string role_names;
+  for (int r = 0; r < env_->num_roles(); ++r)
+    role_names += (role_names.empty() ? "" : ", ") + env_->role(r).name;
+  for (const auto& [name, rc] : config_.roles) {
+    const int r = env_->FindRole(name);
+    const YamlValue& node = config_.role_nodes.at(name);
+    if (r < 0)
+      node.Fail(fmt::format("unknown role '{}' for environment '{}' (roles: {})", name,
+                            config_.env_name, role_names));
+    if (rc.has_rewards) {
+      try {
+        env_->SetRewardWeights(r, rc.rewards);
+      } catch (const std::invalid_argument& e) {
+        node.Fail(e.what());
+      }
+    }
+    if (rc.agent == "random") env_->SetFallback(r, FallbackPolicy::kRandom);
+    if (rc.agent == "baseline") env_->SetFallback(r, FallbackPolicy::kBaseline);
+    if (rc.agent != "ppo") continue;
+    const RoleSpec& spec = env_->role(r);
+    int critic_dim = spec.obs_dim();
+    if (rc.ppo.centralized_critic) {
+      critic_dim = 0;
+      for (int k = 0; k < env_->num_roles(); ++k) critic_dim += env_->role(k).obs_dim();
+    }
+    std::vector<int64_t> nvec(spec.action_space.dims().nvec().begin(),
+                              spec.action_space.dims().nvec().end());
+    auto l = std::make_unique<Learner>();
+    l->agent = std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo,
+                                          DeriveKey(config_.seed, 0x6167656e74 + r));
+    l->buffer = std::make_unique<RolloutBuffer>(n, spec.obs_dim(), critic_dim,
+                                                spec.action_space.action_dims(),
+                                                spec.action_space.mask_width(), rc.ppo.gamma,
+                                                rc.ppo.gae_lambda);
+    l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
+    l->log_probs.resize(n), l->values.resize(n), l->rewards.resize(n), l->done.resize(n);
+    l->scratch_values.resize(n);
+    l->norm_obs.resize(static_cast<size_t>(n) * spec.obs_dim());
+    l->norm_critic.resize(static_cast<size_t>(n) * critic_dim);
+    l->num_updates = std::max<int64_t>(1, config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n));
+    learners_[r] = std::move(l);
+  }
+  episode_return_.assign(env_->num_roles(), std::vector<double>(n, 0.0));
+  recent_returns_.resize(env_->num_roles());
+  env_->Reset();
+}
+
+Trainer::~Trainer() = default;
+
+PpoAgent* Trainer::agent(int role) const {
+  return learners_.at(role) ? learners_[role]->agent.get() : nullptr;
+}
+
+double Trainer::MeanEpisodicReturn(int role) const {
+  const auto& q = recent_returns_.at(role);
+  if (q.empty()) return std::numeric_limits<double>::quiet_NaN();
+  double s = 0;
+  for (double v : q) s += v;
+  return s / q.size();
+}
+
+const float* Trainer::GlobalState(bool final) {
+  const int n = env_->num_envs();
+  int dim = 0;
+  for (int r = 0; r < env_->num_roles(); ++r) dim += env_->role(r).obs_dim();
+  global_state_.resize(static_cast<size_t>(n) * dim);
+  for (int i = 0; i < n; ++i) {
+    float* out = global_state_.data() + static_cast<size_t>(i) * dim;
+    for (int r = 0; r < env_->num_roles(); ++r) {
+      const int d = env_->role(r).obs_dim();
+      const float* src = (final ? env_->final_observations(r) : env_->observations(r)) +
+                         static_cast<size_t>(i) * d;
+      out = std::copy(src, src + d, out);
+    }
+  }
+  return global_state_.data();
+}
+
+void Trainer::StepOnce() {
+  const int n = env_->num_envs();
+  for (int r = 0; r < env_->num_roles(); ++r) {
+    Learner* l = learners_[r].get();
+    if (!l) {
+      env_->Act(r, nullptr);
+      continue;
+    }
+    const RoleSpec& spec = env_->role(r);
+    const float* obs = env_->observations(r);
+    const float* critic = l->agent->config().centralized_critic ? GlobalState(false) : obs;
+    l->agent->ActForTraining(obs, critic, env_->action_masks(r), n, l->actions.data(),
+                             l->log_probs.data(), l->values.data(), l->norm_obs.data(),
+                             l->norm_critic.data());
+    const int dims = spec.action_space.action_dims(), width = spec.action_space.mask_width();
+    const int dc = l->agent->critic_dim();
+    for (int i = 0; i < n; ++i)
+      if (env_->acting(r)[i])
+        l->buffer->Open(i, &l->norm_obs[static_cast<size_t>(i) * spec.obs_dim()],
+                        &l->norm_critic[static_cast<size_t>(i) * dc],
+                        env_->action_masks(r) + static_cast<size_t>(i) * width,
+                        &l->actions[static_cast<size_t>(i) * dims], l->log_probs[i], l->values[i]);
+    env_->Act(r, l->actions.data());
+  }
+  env_->Step();
+  global_step_ += n;
+
+  for (int r = 0; r < env_->num_roles(); ++r) {
+    for (int i = 0; i < n; ++i) {
+      episode_return_[r][i] += env_->rewards(r)[i];
+      if (env_->terminated()[i] || env_->truncated()[i]) {
+        auto& q = recent_returns_[r];
+        q.push_back(episode_return_[r][i]);
+        while (static_cast<int>(q.size()) > config_.return_window) q.pop_front();
+        episode_return_[r][i] = 0;
+        if (r == 0) ++episodes_;
+      }
+    }
+    Learner* l = learners_[r].get();
+    if (!l) continue;
+    for (int i = 0; i < n; ++i) {
+      l->rewards[i] = env_->rewards(r)[i];
+      l->done[i] = env_->terminated()[i] || env_->truncated()[i];
+    }
+    l->agent->ScaleRewards(l->rewards.data(), l->done.data(), n);
+    bool any_truncated = false;
+    for (int i = 0; i < n; ++i) {
+      l->buffer->AddReward(i, l->rewards[i]);
+      any_truncated |= env_->truncated()[i] != 0;
+    }
+    if (any_truncated) {
+      // Bootstrap time-limit ends from V(final observation).
+      const float* final_obs = l->agent->config().centralized_critic ? GlobalState(true)
+                                                                      : env_->final_observations(r);
+      l->agent->Values(final_obs, n, l->scratch_values.data());
+    }
+    for (int i = 0; i < n; ++i)
+      if (l->done[i]) l->buffer->EndEpisode(i, env_->truncated()[i], l->scratch_values[i]);
+    if (++l->steps_in_rollout >= l->agent->config().num_steps) FinishRollout(r);
+  }
+}
+
+void Trainer::FinishRollout(int role) {
+  Learner& l = *learners_[role];
+  const int n = env_->num_envs();
+  const float* critic = l.agent->config().centralized_critic ? GlobalState(false) : env_->observations(role);
+  l.agent->Values(critic, n, l.scratch_values.data());
+  l.buffer->Finish(l.scratch_values.data());
+  const double progress = static_cast<double>(l.agent->updates()) / l.num_updates;
+  l.last_stats = l.agent->Update(*l.buffer, std::min(progress, 1.0));
+  l.buffer->Clear();
+  l.steps_in_rollout = 0;
+}
+
+TrainProgress Trainer::Progress() const {
+  TrainProgress p;
+  p.step = global_step_;
+  p.total = config_.total_steps;
+  p.seconds = WallSeconds() - start_time_;
+  p.steps_per_second = p.seconds > 0 ? (global_step_ - start_step_) / p.seconds : 0;
+  p.episodes = episodes_;
+  for (int r = 0; r < env_->num_roles(); ++r) p.episodic_return[env_->role(r).name] = MeanEpisodicReturn(r);
+  return p;
+}
+
+void Trainer::LogMetrics(bool force) {
+  if (!force && global_step_ < next_log_) return;
+  next_log_ = global_step_ + config_.log_every_steps;
+  const TrainProgress p = Progress();
+  if (logger_) {
+    logger_->Log("charts/SPS", p.steps_per_second, global_step_, p.seconds);
+    for (int r = 0; r < env_->num_roles(); ++r) {
+      const std::string& name = env_->role(r).name;
+      const double ret = MeanEpisodicReturn(r);
+      if (!std::isnan(ret)) logger_->Log("charts/episodic_return/" + name, ret, global_step_, p.seconds);
+      if (learners_[r])
+        for (const auto& [k, v] : learners_[r]->last_stats) {
+          const size_t slash = k.find('/');
+          logger_->Log(k.substr(0, slash) + "/" + name + k.substr(slash), v, global_step_, p.seconds);
+        }
+    }
+    logger_->Flush();
+  }
+  if (progress_) progress_(p);
+}
+
+namespace {
+
+torch::Tensor BytesTensor(const std::string& bytes) {
+  return torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())},
+                          torch::kUInt8)
+      .clone();
+}
+
+}  // namespace
+
+void Trainer::Save(torch::serialize::OutputArchive& archive) const {
+  StateWriter w;
+  w.Tag("trainer");
+  w.Put(global_step_), w.Put(next_log_), w.Put(next_checkpoint_), w.Put(episodes_);
+  for (const auto& v : episode_return_) w.PutVector(v);
+  for (const auto& q : recent_returns_) w.PutVector(std::vector<double>(q.begin(), q.end()));
+  for (size_t r = 0; r < learners_.size(); ++r) {
+    if (!learners_[r]) continue;
+    w.Put<int32_t>(learners_[r]->steps_in_rollout);
+    learners_[r]->buffer->SaveState(w);
+    torch::serialize::OutputArchive agent;
+    learners_[r]->agent->Save(agent);
+    archive.write("agent/" + env_->role(static_cast<int>(r)).name, agent);
+  }
+  env_->SaveState(w);
+  archive.write("state", BytesTensor(w.bytes()));
+  archive.write("format", torch::tensor(int64_t{1}));
+}
+
+void Trainer::Load(torch::serialize::InputArchive& archive) {
+  torch::Tensor bytes;
+  archive.read("state", bytes);
+  bytes = bytes.contiguous();
+  StateReader r(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()),
+                static_cast<size_t>(bytes.numel()));
+  r.Tag("trainer");
+  r.Get(&global_step_), r.Get(&next_log_), r.Get(&next_checkpoint_), r.Get(&episodes_);
+  for (auto& v : episode_return_) r.GetVector(&v);
+  for (auto& q : recent_returns_) {
+    std::vector<double> v;
+    r.GetVector(&v);
+    q.assign(v.begin(), v.end());
+  }
+  for (size_t k = 0; k < learners_.size(); ++k) {
+    if (!learners_[k]) continue;
+    learners_[k]->steps_in_rollout = r.Get<int32_t>();
+    learners_[k]->buffer->LoadState(r);
+    torch::serialize::InputArchive agent;
+    archive.read("agent/" + env_->role(static_cast<int>(k)).name, agent);
+    learners_[k]->agent->Load(agent);
+  }
+  env_->LoadState(r);
+  if (!r.done()) throw std::runtime_error("checkpoint state: trailing data (different experiment?)");
+}
+
+void Trainer::Train(int64_t until_step) {
+  const int64_t until = until_step < 0 ? config_.total_steps : std::min(until_step, config_.total_steps);
+  start_time_ = WallSeconds();
+  start_step_ = global_step_;
+  if (next_log_ == 0) next_log_ = config_.log_every_steps;
+  if (next_checkpoint_ == 0 && config_.checkpoint_every_steps > 0)
+    next_checkpoint_ = config_.checkpoint_every_steps;
+  while (global_step_ < until) {
+    StepOnce();
+    LogMetrics(false);
+    if (checkpoint_ && config_.checkpoint_every_steps > 0 && global_step_ >= next_checkpoint_) {
+      next_checkpoint_ = global_step_ + config_.checkpoint_every_steps;
+      checkpoint_(global_step_);
+    }
+  }
+  LogMetrics(true);
+}
+
+}  // namespace loantwin

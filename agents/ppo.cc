@@ -75,8 +75,9 @@ namespace {
 
 /// Masked sampling from logits in plain C++ (small batches: cheaper than a chain of tensor ops).
 /// Same maths as MultiCategorical: masked logits -> log-softmax per component -> inverse CDF.
-void SampleRows(const float* logits, const uint8_t* masks, int64_t n, const std::vector<int64_t>& nvec,
-                int64_t width, const float* uniforms, int32_t* actions, float* log_probs) {
+void SampleRows(const float* logits, const uint8_t* masks, int64_t n,
+                const std::vector<int64_t>& nvec, int64_t width, const float* uniforms,
+                int32_t* actions, float* log_probs) {
   const int64_t dims = static_cast<int64_t>(nvec.size());
   std::vector<double> lp;
   for (int64_t i = 0; i < n; ++i) {
@@ -132,8 +133,9 @@ void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const u
   torch::InferenceMode guard;
   const torch::Tensor logits =
       net_->actor->forward(torch::from_blob(norm_obs, {n, obs_dim_})).contiguous();
-  const torch::Tensor v =
-      net_->critic->forward(torch::from_blob(norm_critic, {n, critic_dim_})).squeeze(1).contiguous();
+  const torch::Tensor v = net_->critic->forward(torch::from_blob(norm_critic, {n, critic_dim_}))
+                              .squeeze(1)
+                              .contiguous();
   const int64_t dims = static_cast<int64_t>(nvec_.size());
   uniforms_.resize(static_cast<size_t>(n) * dims);
   for (auto& u : uniforms_) u = static_cast<float>(ToUniform(RandomBits(rng_key_, rng_counter_++)));
@@ -175,15 +177,16 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   const torch::Tensor critic_obs = f32(b.critic_obs(), {s, critic_dim_});
   const torch::Tensor masks =
       torch::from_blob(const_cast<uint8_t*>(b.masks().data()), {s, mask_width_}, torch::kUInt8);
-  const torch::Tensor actions =
-      torch::from_blob(const_cast<int32_t*>(b.actions().data()), {s, b.action_dims()}, torch::kInt32)
-          .to(torch::kLong);
+  const torch::Tensor actions = torch::from_blob(const_cast<int32_t*>(b.actions().data()),
+                                                 {s, b.action_dims()}, torch::kInt32)
+                                    .to(torch::kLong);
   const torch::Tensor old_logp = f32(b.log_probs(), {s});
   const torch::Tensor old_values = f32(b.values(), {s});
   const torch::Tensor advantages = f32(b.advantages(), {s});
   const torch::Tensor returns = f32(b.returns(), {s});
 
-  const int64_t mb = std::max<int64_t>(1, (s + config_.num_minibatches - 1) / config_.num_minibatches);
+  const int64_t mb =
+      std::max<int64_t>(1, (s + config_.num_minibatches - 1) / config_.num_minibatches);
   std::vector<int64_t> order(s);
   double pg_sum = 0, v_sum = 0, ent_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
   int steps = 0;
@@ -192,7 +195,8 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
     // Fisher-Yates shuffle from the agent's counter-based stream.
     std::iota(order.begin(), order.end(), 0);
     for (int64_t k = s - 1; k > 0; --k)
-      std::swap(order[k], order[RandomBits(rng_key_, rng_counter_++) % static_cast<uint64_t>(k + 1)]);
+      std::swap(order[k],
+                order[RandomBits(rng_key_, rng_counter_++) % static_cast<uint64_t>(k + 1)]);
     const torch::Tensor perm = torch::from_blob(order.data(), {s}, torch::kLong);
     for (int64_t start = 0; start < s; start += mb) {
       const torch::Tensor idx = perm.slice(0, start, std::min(s, start + mb));
@@ -200,30 +204,35 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
                                   masks.index_select(0, idx));
       const torch::Tensor new_logp = dist.LogProb(actions.index_select(0, idx));
       const torch::Tensor entropy = dist.Entropy();
-      const torch::Tensor new_value = net_->critic->forward(critic_obs.index_select(0, idx)).squeeze(1);
+      const torch::Tensor new_value =
+          net_->critic->forward(critic_obs.index_select(0, idx)).squeeze(1);
       const torch::Tensor log_ratio = new_logp - old_logp.index_select(0, idx);
       const torch::Tensor ratio = log_ratio.exp();
       {
         torch::NoGradGuard no_grad;
         old_kl = (-log_ratio).mean().item<double>();
         kl = ((ratio - 1) - log_ratio).mean().item<double>();
-        clip_sum += ((ratio - 1.0).abs() > config_.clip_coef).to(torch::kFloat32).mean().item<double>();
+        clip_sum +=
+            ((ratio - 1.0).abs() > config_.clip_coef).to(torch::kFloat32).mean().item<double>();
       }
       torch::Tensor adv = advantages.index_select(0, idx);
       if (config_.norm_adv && adv.size(0) > 1) adv = (adv - adv.mean()) / (adv.std() + 1e-8);
       const torch::Tensor pg_loss =
-          torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef)).mean();
+          torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef))
+              .mean();
       const torch::Tensor ret = returns.index_select(0, idx);
       torch::Tensor v_loss;
       if (config_.clip_vloss) {
         const torch::Tensor old_v = old_values.index_select(0, idx);
-        const torch::Tensor clipped = old_v + (new_value - old_v).clamp(-config_.clip_coef, config_.clip_coef);
+        const torch::Tensor clipped =
+            old_v + (new_value - old_v).clamp(-config_.clip_coef, config_.clip_coef);
         v_loss = 0.5 * torch::max((new_value - ret).pow(2), (clipped - ret).pow(2)).mean();
       } else {
         v_loss = 0.5 * (new_value - ret).pow(2).mean();
       }
       const torch::Tensor entropy_loss = entropy.mean();
-      const torch::Tensor loss = pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+      const torch::Tensor loss =
+          pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
       optimizer_->zero_grad();
       loss.backward();
       torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm);

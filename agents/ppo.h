@@ -19,24 +19,24 @@
 namespace loantwin {
 
 struct PpoConfig {
-  double learning_rate = 2.5e-4;  ///< Adam step size (start of the linear schedule)
-  bool anneal_lr = true;          ///< anneal the learning rate linearly to 0
-  int num_steps = 128;            ///< environment steps per rollout (per instance)
-  double gamma = 0.99;            ///< discount per environment step
-  double gae_lambda = 0.95;       ///< GAE lambda
-  int num_minibatches = 4;        ///< minibatches per epoch
-  int update_epochs = 4;          ///< passes over each rollout
-  bool norm_adv = true;           ///< normalise advantages per minibatch
-  double clip_coef = 0.2;         ///< surrogate clipping
-  bool clip_vloss = true;         ///< clip the value loss like the surrogate
-  double ent_coef = 0.01;         ///< entropy bonus
-  double vf_coef = 0.5;           ///< value loss weight
-  double max_grad_norm = 0.5;     ///< global gradient-norm clip
-  double target_kl = 0.0;         ///< stop the epochs when approx KL exceeds it (0 = off)
+  double learning_rate = 2.5e-4;           ///< Adam step size (start of the linear schedule)
+  bool anneal_lr = true;                   ///< anneal the learning rate linearly to 0
+  int num_steps = 128;                     ///< environment steps per rollout (per instance)
+  double gamma = 0.99;                     ///< discount per environment step
+  double gae_lambda = 0.95;                ///< GAE lambda
+  int num_minibatches = 4;                 ///< minibatches per epoch
+  int update_epochs = 4;                   ///< passes over each rollout
+  bool norm_adv = true;                    ///< normalise advantages per minibatch
+  double clip_coef = 0.2;                  ///< surrogate clipping
+  bool clip_vloss = true;                  ///< clip the value loss like the surrogate
+  double ent_coef = 0.01;                  ///< entropy bonus
+  double vf_coef = 0.5;                    ///< value loss weight
+  double max_grad_norm = 0.5;              ///< global gradient-norm clip
+  double target_kl = 0.0;                  ///< stop the epochs when approx KL exceeds it (0 = off)
   std::vector<int64_t> hidden = {64, 64};  ///< hidden widths of actor and critic
   std::string activation = "tanh";         ///< tanh | relu
-  bool normalize_obs = false;     ///< running mean/std observation normalisation
-  bool normalize_reward = false;  ///< scale rewards by the std of the discounted return
+  bool normalize_obs = false;              ///< running mean/std observation normalisation
+  bool normalize_reward = false;           ///< scale rewards by the std of the discounted return
   bool centralized_critic = false;  ///< critic sees the global state (all roles' observations)
 };
 

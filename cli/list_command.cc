@@ -3,16 +3,18 @@
 #include "cli/commands.h"
 #include "env/config_paths.h"
 #include "env/env_registry.h"
-#include "rewards/reward.h"
 #include "env/metrics.h"
+#include "rewards/reward.h"
 
 namespace loantwin::cli {
 
 Runner RegisterList(CLI::App& app) {
   auto* cmd = app.add_subcommand("list", "List built-in institutions, scenarios or metrics");
   auto what = std::make_shared<std::string>("all");
-  cmd->add_option("what", *what, "institutions | scenarios | metrics | environments | rewards | all")
-      ->check(CLI::IsMember({"institutions", "scenarios", "metrics", "environments", "rewards", "all"}));
+  cmd->add_option("what", *what,
+                  "institutions | scenarios | metrics | environments | rewards | all")
+      ->check(CLI::IsMember(
+          {"institutions", "scenarios", "metrics", "environments", "rewards", "all"}));
   return [what] {
     for (const char* kind : {"institutions", "scenarios"}) {
       if (*what != "all" && *what != kind) continue;
@@ -25,7 +27,8 @@ Runner RegisterList(CLI::App& app) {
     }
     if (*what == "all" || *what == "rewards") {
       fmt::print("rewards (objectives):\n");
-      for (const auto& n : RegisteredRewards()) fmt::print("  {:<14} {}\n", n, MakeReward(n)->formula());
+      for (const auto& n : RegisteredRewards())
+        fmt::print("  {:<14} {}\n", n, MakeReward(n)->formula());
     }
     if (*what == "all" || *what == "metrics") {
       fmt::print("metrics (CSV columns):\n");

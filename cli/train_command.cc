@@ -49,7 +49,8 @@ void PrintProgress(const TrainProgress& p, bool tty) {
   const double eta = p.steps_per_second > 0 ? (p.total - p.step) / p.steps_per_second : 0;
   if (tty) {
     const int width = 30;
-    const int filled = static_cast<int>(width * std::min(1.0, static_cast<double>(p.step) / p.total));
+    const int filled =
+        static_cast<int>(width * std::min(1.0, static_cast<double>(p.step) / p.total));
     fmt::print(stderr, "\r[{}{}] {}/{} steps  {:.0f} steps/s  ETA {:.0f}s  return{}   ",
                std::string(filled, '#'), std::string(width - filled, '.'), p.step, p.total,
                p.steps_per_second, eta, returns.empty() ? " n/a" : returns);
@@ -67,7 +68,8 @@ Runner RegisterTrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train the learning roles of an experiment YAML");
   cmd->add_option("experiment", a->experiment, "experiment YAML (docs/training.md)")->required();
   cmd->add_option("--out", a->out, "run directory (default: <output_dir>/<name>/run-<time>)");
-  cmd->add_option("--resume", a->resume, "continue the run in this directory from its latest checkpoint");
+  cmd->add_option("--resume", a->resume,
+                  "continue the run in this directory from its latest checkpoint");
   cmd->add_option("--threads", a->threads, "environment threads (overrides env.threads)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--total-steps", a->total_steps, "override total_steps")
@@ -77,24 +79,30 @@ Runner RegisterTrain(CLI::App& app) {
     if (a->threads > 0) config.threads = a->threads;
     if (a->total_steps > 0) config.total_steps = a->total_steps;
     if (!a->resume.empty() && !a->out.empty() && a->resume != a->out)
-      throw std::invalid_argument("give either --out or --resume, not both with different directories");
-    const std::string run_dir = !a->resume.empty() ? a->resume : !a->out.empty() ? a->out : NewRunDir(config);
+      throw std::invalid_argument(
+          "give either --out or --resume, not both with different directories");
+    const std::string run_dir = !a->resume.empty() ? a->resume
+                                : !a->out.empty()  ? a->out
+                                                   : NewRunDir(config);
     if (!a->resume.empty() && !fs::is_directory(run_dir))
       throw std::invalid_argument("--resume " + run_dir + ": no such run directory");
     fs::create_directories(run_dir);
 
     auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
-    auto logger = std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
+    auto logger =
+        std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);
 
-    WriteFileAtomically(run_dir + "/config.yaml", [&](std::ostream& out) { out << config.ToYaml(); });
+    WriteFileAtomically(run_dir + "/config.yaml",
+                        [&](std::ostream& out) { out << config.ToYaml(); });
     Trainer trainer(config);
     CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
     if (!a->resume.empty()) {
       const std::string latest = checkpoints.Latest();
-      if (latest.empty()) throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
+      if (latest.empty())
+        throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
       LoadCheckpoint(trainer, latest);
       spdlog::info("resumed {} at step {}", latest, trainer.global_step());
     }
@@ -111,7 +119,8 @@ Runner RegisterTrain(CLI::App& app) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t start = trainer.global_step();
     trainer.Train();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (tty) fmt::print(stderr, "\n");
     const std::string last = checkpoints.Save(trainer);
     const TrainProgress p = trainer.Progress();
@@ -120,9 +129,10 @@ Runner RegisterTrain(CLI::App& app) {
     for (const auto& [role, r] : p.episodic_return)
       fmt::print("  {:<11} mean episodic return (last {} episodes): {:.3f}\n", role,
                  config.return_window, r);
-    fmt::print("run directory: {}\n  config.yaml, train.log, metrics.csv, events.out.tfevents.* "
-               "(tensorboard --logdir {})\n  checkpoint: {}\n",
-               run_dir, run_dir, last);
+    fmt::print(
+        "run directory: {}\n  config.yaml, train.log, metrics.csv, events.out.tfevents.* "
+        "(tensorboard --logdir {})\n  checkpoint: {}\n",
+        run_dir, run_dir, last);
     return 0;
   };
 }

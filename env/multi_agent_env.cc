@@ -62,8 +62,8 @@ void MultiAgentEnv::SetFallback(int role, FallbackPolicy policy) {
 }
 
 void MultiAgentEnv::SetRewardWeights(int role, const std::vector<std::pair<std::string, double>>&) {
-  throw std::invalid_argument(fmt::format("environment '{}' has fixed rewards for role '{}'", name_,
-                                          roles_.at(role).name));
+  throw std::invalid_argument(
+      fmt::format("environment '{}' has fixed rewards for role '{}'", name_, roles_.at(role).name));
 }
 
 template <typename Fn>
@@ -136,11 +136,11 @@ void MultiAgentEnv::Act(int role, const int32_t* actions) {
                                        ? spec.action_dim_names[bad]
                                        : std::to_string(bad);
       const std::string why = ExplainMask(role, i, bad);
-      throw std::invalid_argument(fmt::format(
-          "{}: role '{}', instance {}: action component '{}' = {}{} is {}{}", name_, spec.name, i,
-          dim_name, a[bad], meaning,
-          in_range ? "masked out" : fmt::format("out of range [0, {})", n_values),
-          why.empty() ? "" : " (" + why + ")"));
+      throw std::invalid_argument(
+          fmt::format("{}: role '{}', instance {}: action component '{}' = {}{} is {}{}", name_,
+                      spec.name, i, dim_name, a[bad], meaning,
+                      in_range ? "masked out" : fmt::format("out of range [0, {})", n_values),
+                      why.empty() ? "" : " (" + why + ")"));
     }
   }
   ForRanges([&](int begin, int end) {
@@ -223,7 +223,8 @@ void MultiAgentEnv::LoadState(StateReader& r) {
     r.GetVector(&reward_[k]), r.GetVector(&masks_[k]), r.GetVector(&acting_[k]);
     r.GetVector(&actions_[k]), r.Get(&fallback_[k]);
   }
-  r.GetVector(&terminated_), r.GetVector(&truncated_), r.GetVector(&steps_), r.GetVector(&episodes_);
+  r.GetVector(&terminated_), r.GetVector(&truncated_), r.GetVector(&steps_),
+      r.GetVector(&episodes_);
   r.Get(&reset_done_), r.Get(&step_count_);
   std::fill(acted_.begin(), acted_.end(), false);
   LoadInstances(r);

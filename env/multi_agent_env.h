@@ -86,7 +86,8 @@ class MultiAgentEnv {
   void LoadState(StateReader& r);
   /// Replaces role r's reward weights (objective -> weight; others 0). Environments with fixed
   /// rewards throw std::invalid_argument.
-  virtual void SetRewardWeights(int role, const std::vector<std::pair<std::string, double>>& weights);
+  virtual void SetRewardWeights(int role,
+                                const std::vector<std::pair<std::string, double>>& weights);
   FallbackPolicy fallback(int role) const { return fallback_.at(role); }
 
   // Buffers, row-major over instances; valid after Reset and after each Step.

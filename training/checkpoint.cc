@@ -13,14 +13,16 @@ namespace fs = std::filesystem;
 
 namespace loantwin {
 
-CheckpointManager::CheckpointManager(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
+CheckpointManager::CheckpointManager(std::string dir, int keep)
+    : dir_(std::move(dir)), keep_(keep) {}
 
 std::vector<std::string> CheckpointManager::List() const {
   std::vector<std::string> files;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("step_", 0) == 0 && e.path().extension() == ".pt") files.push_back(e.path().string());
+    if (name.rfind("step_", 0) == 0 && e.path().extension() == ".pt")
+      files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());  // zero-padded step numbers sort in order
   return files;
@@ -60,7 +62,8 @@ void LoadCheckpoint(Trainer& trainer, const std::string& path) {
   try {
     archive.load_from(path);
   } catch (const c10::Error& e) {
-    throw std::runtime_error(fmt::format("{}: not a loantwin checkpoint ({})", path, e.what_without_backtrace()));
+    throw std::runtime_error(
+        fmt::format("{}: not a loantwin checkpoint ({})", path, e.what_without_backtrace()));
   }
   trainer.Load(archive);
 }

@@ -11,8 +11,12 @@ namespace {
 /// Reads PPO fields from a YAML mapping.
 struct PpoReader {
   YamlMap& m;
-  void operator()(const char* name, double& f, double lo, double hi, const char*) { m.Read(name, &f, lo, hi); }
-  void operator()(const char* name, int& f, int lo, int hi, const char*) { m.Read(name, &f, lo, hi); }
+  void operator()(const char* name, double& f, double lo, double hi, const char*) {
+    m.Read(name, &f, lo, hi);
+  }
+  void operator()(const char* name, int& f, int lo, int hi, const char*) {
+    m.Read(name, &f, lo, hi);
+  }
   void operator()(const char* name, bool& f, const char*) { m.Read(name, &f); }
   void operator()(const char* name, std::string& f, const char*) {
     if (auto v = m.Get(name)) f = v->AsEnum({"tanh", "relu"});
@@ -32,9 +36,15 @@ struct PpoReader {
 struct PpoWriter {
   YAML::Emitter& out;
   template <typename T>
-  void operator()(const char* name, T& f, T, T, const char*) { out << YAML::Key << name << YAML::Value << f; }
-  void operator()(const char* name, bool& f, const char*) { out << YAML::Key << name << YAML::Value << f; }
-  void operator()(const char* name, std::string& f, const char*) { out << YAML::Key << name << YAML::Value << f; }
+  void operator()(const char* name, T& f, T, T, const char*) {
+    out << YAML::Key << name << YAML::Value << f;
+  }
+  void operator()(const char* name, bool& f, const char*) {
+    out << YAML::Key << name << YAML::Value << f;
+  }
+  void operator()(const char* name, std::string& f, const char*) {
+    out << YAML::Key << name << YAML::Value << f;
+  }
   void operator()(const char* name, std::vector<int64_t>& f, const char*) {
     out << YAML::Key << name << YAML::Value << YAML::Flow << f;
   }
@@ -76,7 +86,8 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
         YamlMap r(node);
         if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random"});
         if (auto p = r.Get("ppo")) {
-          if (rc.agent != "ppo") p->Fail("'ppo' hyperparameters given for a role whose agent is '" + rc.agent + "'");
+          if (rc.agent != "ppo")
+            p->Fail("'ppo' hyperparameters given for a role whose agent is '" + rc.agent + "'");
           YamlMap pm(*p);
           VisitPpoConfig(rc.ppo, PpoReader{pm});
           pm.Done();

@@ -16,30 +16,30 @@ namespace loantwin {
 
 /// How a role is driven during training.
 struct RoleAgentConfig {
-  std::string agent = "baseline";  ///< ppo | baseline | random
-  PpoConfig ppo;                   ///< when agent = ppo
+  std::string agent = "baseline";                       ///< ppo | baseline | random
+  PpoConfig ppo;                                        ///< when agent = ppo
   std::vector<std::pair<std::string, double>> rewards;  ///< reward weights (empty = env default)
   bool has_rewards = false;
 };
 
 struct ExperimentConfig {
-  std::string name = "experiment";   ///< run directory checkpoints/<name>/<run>
-  std::string file;                  ///< where it was loaded from
+  std::string name = "experiment";  ///< run directory checkpoints/<name>/<run>
+  std::string file;                 ///< where it was loaded from
   uint64_t seed = 1;
-  int64_t total_steps = 100000;      ///< environment steps summed over instances
+  int64_t total_steps = 100000;  ///< environment steps summed over instances
   // env
   std::string env_name = "cartpole";
   int num_envs = 4;
-  int threads = 1;                   ///< env worker threads (and the trainer's)
-  int max_episode_steps = 0;         ///< 0 = environment default
-  std::optional<YamlValue> env_config;  ///< the environment's own keys (env.config)
+  int threads = 1;                               ///< env worker threads (and the trainer's)
+  int max_episode_steps = 0;                     ///< 0 = environment default
+  std::optional<YamlValue> env_config;           ///< the environment's own keys (env.config)
   std::map<std::string, RoleAgentConfig> roles;  ///< by role name; unlisted roles: baseline
   std::map<std::string, YamlValue> role_nodes;   ///< for error messages naming the file line
   // logging and checkpoints
   int64_t log_every_steps = 10000;
   int64_t checkpoint_every_steps = 0;  ///< 0 = only at the end
   int keep_checkpoints = 3;
-  int return_window = 20;              ///< episodes averaged in charts/episodic_return
+  int return_window = 20;  ///< episodes averaged in charts/episodic_return
   std::string output_dir = "checkpoints";
 
   /// Loads and validates; ConfigError naming file, line and key on any problem.

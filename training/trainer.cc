@@ -1,9 +1,8 @@
 #include "training/trainer.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <dlfcn.h>
 
 #include <chrono>
 #include <cmath>
@@ -88,16 +87,16 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     auto l = std::make_unique<Learner>();
     l->agent = std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo,
                                           DeriveKey(config_.seed, 0x6167656e74 + r));
-    l->buffer = std::make_unique<RolloutBuffer>(n, spec.obs_dim(), critic_dim,
-                                                spec.action_space.action_dims(),
-                                                spec.action_space.mask_width(), rc.ppo.gamma,
-                                                rc.ppo.gae_lambda);
+    l->buffer = std::make_unique<RolloutBuffer>(
+        n, spec.obs_dim(), critic_dim, spec.action_space.action_dims(),
+        spec.action_space.mask_width(), rc.ppo.gamma, rc.ppo.gae_lambda);
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
     l->log_probs.resize(n), l->values.resize(n), l->rewards.resize(n), l->done.resize(n);
     l->scratch_values.resize(n);
     l->norm_obs.resize(static_cast<size_t>(n) * spec.obs_dim());
     l->norm_critic.resize(static_cast<size_t>(n) * critic_dim);
-    l->num_updates = std::max<int64_t>(1, config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n));
+    l->num_updates =
+        std::max<int64_t>(1, config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n));
     learners_[r] = std::move(l);
   }
   episode_return_.assign(env_->num_roles(), std::vector<double>(n, 0.0));
@@ -188,8 +187,8 @@ void Trainer::StepOnce() {
     }
     if (any_truncated) {
       // Bootstrap time-limit ends from V(final observation).
-      const float* final_obs = l->agent->config().centralized_critic ? GlobalState(true)
-                                                                      : env_->final_observations(r);
+      const float* final_obs =
+          l->agent->config().centralized_critic ? GlobalState(true) : env_->final_observations(r);
       l->agent->Values(final_obs, n, l->scratch_values.data());
     }
     for (int i = 0; i < n; ++i)
@@ -201,7 +200,8 @@ void Trainer::StepOnce() {
 void Trainer::FinishRollout(int role) {
   Learner& l = *learners_[role];
   const int n = env_->num_envs();
-  const float* critic = l.agent->config().centralized_critic ? GlobalState(false) : env_->observations(role);
+  const float* critic =
+      l.agent->config().centralized_critic ? GlobalState(false) : env_->observations(role);
   l.agent->Values(critic, n, l.scratch_values.data());
   l.buffer->Finish(l.scratch_values.data());
   const double progress = static_cast<double>(l.agent->updates()) / l.num_updates;
@@ -217,7 +217,8 @@ TrainProgress Trainer::Progress() const {
   p.seconds = WallSeconds() - start_time_;
   p.steps_per_second = p.seconds > 0 ? (global_step_ - start_step_) / p.seconds : 0;
   p.episodes = episodes_;
-  for (int r = 0; r < env_->num_roles(); ++r) p.episodic_return[env_->role(r).name] = MeanEpisodicReturn(r);
+  for (int r = 0; r < env_->num_roles(); ++r)
+    p.episodic_return[env_->role(r).name] = MeanEpisodicReturn(r);
   return p;
 }
 
@@ -230,11 +231,13 @@ void Trainer::LogMetrics(bool force) {
     for (int r = 0; r < env_->num_roles(); ++r) {
       const std::string& name = env_->role(r).name;
       const double ret = MeanEpisodicReturn(r);
-      if (!std::isnan(ret)) logger_->Log("charts/episodic_return/" + name, ret, global_step_, p.seconds);
+      if (!std::isnan(ret))
+        logger_->Log("charts/episodic_return/" + name, ret, global_step_, p.seconds);
       if (learners_[r])
         for (const auto& [k, v] : learners_[r]->last_stats) {
           const size_t slash = k.find('/');
-          logger_->Log(k.substr(0, slash) + "/" + name + k.substr(slash), v, global_step_, p.seconds);
+          logger_->Log(k.substr(0, slash) + "/" + name + k.substr(slash), v, global_step_,
+                       p.seconds);
         }
     }
     logger_->Flush();
@@ -294,11 +297,13 @@ void Trainer::Load(torch::serialize::InputArchive& archive) {
     learners_[k]->agent->Load(agent);
   }
   env_->LoadState(r);
-  if (!r.done()) throw std::runtime_error("checkpoint state: trailing data (different experiment?)");
+  if (!r.done())
+    throw std::runtime_error("checkpoint state: trailing data (different experiment?)");
 }
 
 void Trainer::Train(int64_t until_step) {
-  const int64_t until = until_step < 0 ? config_.total_steps : std::min(until_step, config_.total_steps);
+  const int64_t until =
+      until_step < 0 ? config_.total_steps : std::min(until_step, config_.total_steps);
   start_time_ = WallSeconds();
   start_step_ = global_step_;
   if (next_log_ == 0) next_log_ = config_.log_every_steps;

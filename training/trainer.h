@@ -41,7 +41,9 @@ class Trainer {
   /// Sends metrics to a logger (CSV + TensorBoard) every config.log_every_steps.
   void SetLogger(MetricsLogger* logger) { logger_ = logger; }
   /// Called at every logging point (progress bars, log lines).
-  void SetProgressCallback(std::function<void(const TrainProgress&)> cb) { progress_ = std::move(cb); }
+  void SetProgressCallback(std::function<void(const TrainProgress&)> cb) {
+    progress_ = std::move(cb);
+  }
   /// Called after each completed rollout when a checkpoint is due (checkpoint cadence).
   void SetCheckpointCallback(std::function<void(int64_t step)> cb) { checkpoint_ = std::move(cb); }
 

@@ -1,0 +1,151 @@
+// Agents: distributions, normalisers, GAE, and PPO learning CartPole.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "agents/distributions.h"
+#include "agents/mlp.h"
+#include "agents/normalizer.h"
+#include "agents/rollout_buffer.h"
+#include "training/trainer.h"
+
+namespace loantwin {
+namespace {
+
+TEST(Distributions, MaskedCategoricalNeverSamplesMaskedActions) {
+  const torch::Tensor logits = torch::tensor({{5.0f, 0.0f, 0.0f, 1.0f}}).repeat({2000, 1});
+  const torch::Tensor mask = torch::tensor({{0, 1, 1, 0}}, torch::kUInt8).repeat({2000, 1});
+  const auto dist = MaskedCategorical(logits, mask);
+  const torch::Tensor a = dist.Sample(torch::rand({2000, 1})).squeeze(1);
+  EXPECT_EQ(((a == 0) | (a == 3)).sum().item<int64_t>(), 0);
+  EXPECT_GT((a == 1).sum().item<int64_t>(), 800);  // ~uniform over the two allowed actions
+  EXPECT_GT((a == 2).sum().item<int64_t>(), 800);
+  EXPECT_NEAR(dist.Entropy()[0].item<float>(), std::log(2.0f), 1e-5);  // masked ones add nothing
+  EXPECT_NEAR(dist.LogProb(torch::tensor({{1}}).repeat({2000, 1}))[0].item<float>(), std::log(0.5f),
+              1e-5);
+  EXPECT_EQ(dist.Mode()[0][0].item<int64_t>(), 1);
+}
+
+TEST(Distributions, MultiCategoricalSumsOverComponents) {
+  const torch::Tensor logits = torch::zeros({3, 5});  // nvec {2, 3}: uniform components
+  const MultiCategorical dist(logits, {2, 3});
+  EXPECT_NEAR(dist.Entropy()[0].item<float>(), std::log(2.0f) + std::log(3.0f), 1e-5);
+  const torch::Tensor a = torch::tensor({{1, 2}, {0, 0}, {1, 1}});
+  EXPECT_NEAR(dist.LogProb(a)[2].item<float>(), std::log(1.0 / 6), 1e-5);
+  // Inverse CDF: u just below 1/2 picks 0 in the first component, 0.99 picks the last value.
+  const torch::Tensor s = dist.Sample(torch::tensor({{0.49f, 0.99f}, {0.51f, 0.0f}, {0.0f, 0.5f}}));
+  EXPECT_EQ(s[0][0].item<int64_t>(), 0);
+  EXPECT_EQ(s[0][1].item<int64_t>(), 2);
+  EXPECT_EQ(s[1][0].item<int64_t>(), 1);
+  EXPECT_EQ(s[2][1].item<int64_t>(), 1);
+}
+
+TEST(Distributions, DiagGaussianLogProbAndEntropy) {
+  const DiagGaussian g(torch::zeros({1, 2}), torch::zeros({2}));
+  EXPECT_NEAR(g.LogProb(torch::zeros({1, 2}))[0].item<float>(), -std::log(2 * M_PI), 1e-5);
+  EXPECT_NEAR(g.Entropy()[0].item<float>(), 1.0 + std::log(2 * M_PI), 1e-5);
+}
+
+TEST(Mlp, OrthogonalInitWithGains) {
+  torch::manual_seed(0);
+  Mlp mlp(8, std::vector<int64_t>{16}, 4, 0.01);
+  auto* hidden = mlp->layers[0]->as<torch::nn::Linear>();
+  auto* out = mlp->layers[1]->as<torch::nn::Linear>();
+  // Orthogonal rows scaled by the gain: W W^T = gain^2 I for a wide-enough matrix.
+  const torch::Tensor wwt = out->weight.matmul(out->weight.t());
+  EXPECT_TRUE(torch::allclose(wwt, 1e-4 * torch::eye(4), 1e-6, 1e-6));
+  EXPECT_EQ(hidden->bias.abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(mlp->forward(torch::zeros({3, 8})).sizes(), (std::vector<int64_t>{3, 4}));
+}
+
+TEST(Normalizer, RunningMeanStdMatchesBatchStatistics) {
+  RunningMeanStd rms(2, 0.0);
+  std::vector<float> a = {1, 10, 2, 20, 3, 30}, b = {4, 40, 5, 50};
+  rms.Update(a.data(), 3);
+  rms.Update(b.data(), 2);
+  EXPECT_NEAR(rms.mean()[0], 3.0, 1e-9);
+  EXPECT_NEAR(rms.var()[0], 2.0, 1e-9);  // population variance of 1..5
+  EXPECT_NEAR(rms.var()[1], 200.0, 1e-6);
+  float out[2];
+  const float x[2] = {3, 30};
+  rms.Normalize(x, 1, out);
+  EXPECT_NEAR(out[0], 0.0f, 1e-6);
+}
+
+TEST(RolloutBuffer, GaeWithTerminationTruncationAndMultiStepSamples) {
+  const double g = 0.9, lam = 0.8;
+  RolloutBuffer b(2, 1, 1, 1, 2, g, lam);
+  const float o = 0;
+  const uint8_t m[2] = {1, 1};
+  const int32_t a = 0;
+  // Instance 0: two one-step samples, the second terminates.
+  b.Open(0, &o, &o, m, &a, 0, /*value=*/1.0f);
+  b.AddReward(0, 1.0f);
+  b.Open(0, &o, &o, m, &a, 0, 2.0f);
+  b.AddReward(0, 3.0f);
+  b.EndEpisode(0, /*truncated=*/false, 0);
+  // Instance 1: one sample over two steps (a slow role), truncated with V(final) = 10.
+  b.Open(1, &o, &o, m, &a, 0, 0.5f);
+  b.AddReward(1, 1.0f);
+  b.AddReward(1, 2.0f);
+  b.EndEpisode(1, /*truncated=*/true, 10.0f);
+  const float last[2] = {0, 0};
+  b.Finish(last);
+  ASSERT_EQ(b.size(), 3);
+  // Sample 1 (terminal): delta = 3 - 2 = 1, A = 1.
+  EXPECT_NEAR(b.advantages()[1], 1.0, 1e-6);
+  // Sample 0: delta = 1 + 0.9 * 2 - 1 = 1.8; A = 1.8 + 0.9 * 0.8 * 1 = 2.52.
+  EXPECT_NEAR(b.advantages()[0], 2.52, 1e-6);
+  EXPECT_NEAR(b.returns()[0], 3.52, 1e-6);
+  // Sample 2: reward 1 + 0.9 * 2 + 0.81 * 10 (bootstrap) = 10.9; A = 10.9 - 0.5.
+  EXPECT_NEAR(b.advantages()[2], 10.4, 1e-5);
+}
+
+TEST(RolloutBuffer, OpenSamplesBootstrapAtTheRolloutEnd) {
+  RolloutBuffer b(1, 1, 1, 1, 2, 0.5, 1.0);
+  const float o = 0;
+  const uint8_t m[2] = {1, 1};
+  const int32_t a = 0;
+  b.Open(0, &o, &o, m, &a, 0, 0.0f);
+  b.AddReward(0, 1.0f);
+  b.AddReward(0, 1.0f);  // still open: 1 + 0.5 = 1.5, discount 0.25 for the bootstrap
+  const float last = 4.0f;
+  b.Finish(&last);
+  EXPECT_NEAR(b.returns()[0], 1.5 + 0.25 * 4.0, 1e-6);
+}
+
+ExperimentConfig CartPoleExperiment(int64_t steps) {
+  const auto root = YamlValue::LoadString(
+      "name: cartpole_test\nseed: 1\ntotal_steps: " + std::to_string(steps) +
+          "\nenv: {name: cartpole, num_envs: 4}\nroles:\n  agent: {agent: ppo}\n"
+          "logging: {every_steps: 100000000}\n",
+      "cartpole_test.yaml");
+  return ExperimentConfig::Parse(root);
+}
+
+TEST(Ppo, LearnsCartPoleWithin100kSteps) {
+  // CleanRL's defaults with the schedule annealed over 100k steps.
+  Trainer trainer(CartPoleExperiment(100000));
+  trainer.Train();
+  const double ret = trainer.MeanEpisodicReturn(0);
+  RecordProperty("mean_return_100k", std::to_string(ret));
+  EXPECT_GE(ret, 195.0);
+  // The greedy policy keeps the pole up on fresh episodes.
+  auto& env = trainer.env();
+  env.Reset();
+  std::vector<int32_t> actions(env.num_envs());
+  int64_t steps = 0, ends = 0;
+  while (ends < 8 && steps < 4 * 600) {
+    trainer.agent(0)->Act(env.observations(0), env.action_masks(0), env.num_envs(), true,
+                          actions.data());
+    env.Act(0, actions.data());
+    env.Step();
+    steps += env.num_envs();
+    for (int i = 0; i < env.num_envs(); ++i) ends += env.terminated()[i] || env.truncated()[i];
+  }
+  EXPECT_GE(static_cast<double>(steps) / std::max<int64_t>(ends, 1), 195.0);
+}
+
+}  // namespace
+}  // namespace loantwin

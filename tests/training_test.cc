@@ -1,0 +1,178 @@
+// Training pipeline: experiment config errors, exact resume, TensorBoard record framing.
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "env/config_error.h"
+#include "tests/test_util.h"
+#include "training/checkpoint.h"
+#include "training/tensorboard.h"
+#include "training/trainer.h"
+
+namespace loantwin {
+namespace {
+
+using testing::TempDir;
+
+std::string ErrorOf(const std::string& yaml) {
+  try {
+    Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml")));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+const char* kBase = "name: x\nenv: {name: cartpole}\n";
+
+TEST(ExperimentConfig, ErrorsNameFileLineAndKey) {
+  std::string msg =
+      ErrorOf(std::string(kBase) + "roles:\n  agent: {agent: ppo, ppo: {learning_rat: 0.1}}\n");
+  EXPECT_NE(msg.find("exp.yaml:4:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("roles.agent.ppo.learning_rat"), std::string::npos) << msg;
+  msg = ErrorOf(std::string(kBase) + "roles:\n  agent: {agent: dqnn}\n");
+  EXPECT_NE(msg.find("'dqnn' is not one of: ppo, baseline, random"), std::string::npos) << msg;
+  msg = ErrorOf(std::string(kBase) + "roles:\n  pilot: ppo\n");
+  EXPECT_NE(msg.find("exp.yaml:4:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown role 'pilot' for environment 'cartpole' (roles: agent)"),
+            std::string::npos)
+      << msg;
+  msg = ErrorOf(std::string(kBase) + "total_steps: many\n");
+  EXPECT_NE(msg.find("'total_steps'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected an integer"), std::string::npos) << msg;
+  msg = ErrorOf(std::string(kBase) + "roles:\n  agent: {agent: ppo, ppo: {gamma: 1.5}}\n");
+  EXPECT_NE(msg.find("1.5 is out of range [0, 1]"), std::string::npos) << msg;
+  msg = ErrorOf("name: x\nenv: {name: cartpool}\n");
+  EXPECT_NE(msg.find("unknown environment 'cartpool'"), std::string::npos) << msg;
+  msg = ErrorOf(std::string(kBase) + "roles:\n  agent: {agent: ppo, rewards: {profit: 1}}\n");
+  EXPECT_NE(msg.find("fixed rewards"), std::string::npos) << msg;
+  msg = ErrorOf("name: x\nenv: {name: twin, config: {institution: cu_nope}}\n");
+  EXPECT_NE(msg.find("unknown institution 'cu_nope'"), std::string::npos) << msg;
+  msg = ErrorOf(std::string(kBase) + "surprise: 1\n");
+  EXPECT_NE(msg.find("'surprise': unknown key"), std::string::npos) << msg;
+}
+
+TEST(ExperimentConfig, ResolvedConfigRoundTrips) {
+  const auto c = ExperimentConfig::Parse(YamlValue::LoadString(
+      std::string(kBase) +
+          "roles:\n  agent: {agent: ppo, ppo: {num_steps: 64, hidden: [32, 16]}}\n",
+      "exp.yaml"));
+  const auto again = ExperimentConfig::Parse(YamlValue::LoadString(c.ToYaml(), "resolved.yaml"));
+  EXPECT_EQ(again.roles.at("agent").ppo.num_steps, 64);
+  EXPECT_EQ(again.roles.at("agent").ppo.hidden, (std::vector<int64_t>{32, 16}));
+  EXPECT_DOUBLE_EQ(again.roles.at("agent").ppo.learning_rate, 2.5e-4);  // default written out
+  EXPECT_EQ(c.ToYaml(), again.ToYaml());
+}
+
+std::vector<torch::Tensor> Parameters(Trainer& t) {
+  std::vector<torch::Tensor> out;
+  for (int r = 0; r < t.env().num_roles(); ++r)
+    if (auto* a = t.agent(r))
+      for (const auto& p : a->net()->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+void ExpectIdentical(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k;
+}
+
+void ResumeIsExact(const std::string& yaml, int64_t n) {
+  const auto config = ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml"));
+  Trainer straight(config);
+  straight.Train(2 * n);
+  TempDir dir;
+  CheckpointManager ckpt(dir.path(), 2);
+  std::string path;
+  {
+    Trainer first(config);
+    first.Train(n);  // stops mid-rollout when n is not a multiple of the rollout length
+    path = ckpt.Save(first);
+  }
+  Trainer resumed(config);
+  LoadCheckpoint(resumed, path);
+  EXPECT_EQ(resumed.global_step(), n);
+  resumed.Train(2 * n);
+  EXPECT_EQ(resumed.global_step(), straight.global_step());
+  ExpectIdentical(Parameters(straight), Parameters(resumed));
+  EXPECT_EQ(straight.MeanEpisodicReturn(0), resumed.MeanEpisodicReturn(0));
+}
+
+TEST(Checkpoint, ResumeContinuesExactlyOnCartPole) {
+  ResumeIsExact(
+      "name: r\nseed: 3\ntotal_steps: 4000\nenv: {name: cartpole, num_envs: 4}\n"
+      "roles:\n  agent: {agent: ppo, ppo: {num_steps: 64, normalize_obs: true, normalize_reward: "
+      "true}}\n",
+      1500);
+}
+
+TEST(Checkpoint, ResumeContinuesExactlyOnTheTwin) {
+  ResumeIsExact(
+      "name: r\nseed: 5\ntotal_steps: 400\nenv: {name: twin, num_envs: 4, config: {horizon_months: "
+      "24}}\n"
+      "roles:\n  credit: {agent: ppo, ppo: {num_steps: 16, normalize_obs: true}}\n"
+      "  risk: {agent: ppo, ppo: {num_steps: 24, centralized_critic: true}}\n",
+      100);
+}
+
+TEST(Checkpoint, KeepsTheLastKAndRejectsGarbage) {
+  TempDir dir;
+  const auto config = ExperimentConfig::Parse(YamlValue::LoadString(
+      "name: k\ntotal_steps: 100000\nenv: {name: cartpole, num_envs: 2}\nroles: {agent: ppo}\n",
+      "exp.yaml"));
+  Trainer t(config);
+  CheckpointManager ckpt(dir.path() + "/ck", 2);
+  for (int k = 1; k <= 4; ++k) {
+    t.Train(k * 100);
+    ckpt.Save(t);
+  }
+  const auto files = ckpt.List();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_NE(files.back().find("step_000000000400.pt"), std::string::npos);
+  EXPECT_EQ(ckpt.Latest(), files.back());
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/ck"))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos);  // no temp files left
+  const std::string junk = dir.File("junk.pt", "not a checkpoint");
+  EXPECT_THROW(LoadCheckpoint(t, junk), std::runtime_error);
+}
+
+TEST(TensorBoard, Crc32cKnownVectors) {
+  // RFC 3720 (iSCSI) test vectors and the standard check value.
+  EXPECT_EQ(Crc32c("123456789", 9), 0xE3069283u);
+  const std::string zeros(32, '\0'), ones(32, '\xff');
+  EXPECT_EQ(Crc32c(zeros.data(), 32), 0x8A9136AAu);
+  EXPECT_EQ(Crc32c(ones.data(), 32), 0x62A8AB43u);
+  const uint32_t crc = 0xE3069283u;
+  EXPECT_EQ(MaskedCrc32c("123456789", 9), ((crc >> 15) | (crc << 17)) + 0xa282ead8u);
+}
+
+TEST(TensorBoard, RecordFramingAndScalarEvent) {
+  const std::string event = ScalarEvent(1.5, 42, "charts/x", 2.0f);
+  const std::string record = TfRecord(event);
+  ASSERT_EQ(record.size(), 8 + 4 + event.size() + 4);
+  uint64_t length;
+  std::memcpy(&length, record.data(), 8);
+  EXPECT_EQ(length, event.size());
+  uint32_t len_crc, data_crc;
+  std::memcpy(&len_crc, record.data() + 8, 4);
+  std::memcpy(&data_crc, record.data() + 12 + event.size(), 4);
+  EXPECT_EQ(len_crc, MaskedCrc32c(record.data(), 8));
+  EXPECT_EQ(data_crc, MaskedCrc32c(event.data(), event.size()));
+  // Event: wall_time (field 1, fixed64) = 1.5, step (field 2, varint) = 42, summary (field 5).
+  EXPECT_EQ(static_cast<uint8_t>(event[0]), 0x09);
+  double wall;
+  std::memcpy(&wall, event.data() + 1, 8);
+  EXPECT_EQ(wall, 1.5);
+  EXPECT_EQ(static_cast<uint8_t>(event[9]), 0x10);
+  EXPECT_EQ(static_cast<uint8_t>(event[10]), 42);
+  EXPECT_EQ(static_cast<uint8_t>(event[11]), 0x2a);
+  EXPECT_NE(event.find("charts/x"), std::string::npos);
+  float v;
+  std::memcpy(&v, event.data() + event.size() - 4, 4);  // simple_value is the last field
+  EXPECT_EQ(v, 2.0f);
+}
+
+}  // namespace
+}  // namespace loantwin

@@ -14,8 +14,18 @@ build: configure
 	@cmake --build --preset release -j $(JOBS)
 
 demo: build
-	./$(BUILD_DIR)/bin/loantwin simulate --institution cu_small --scenario severe_recession \
-	  --months 120 --paths 100 --seed 1 --out $(BUILD_DIR)/demo_cu_small.csv --check-invariants
+	@rm -rf $(BUILD_DIR)/demo
+	./$(BUILD_DIR)/bin/loantwin train configs/quickstart.yaml --out $(BUILD_DIR)/demo/quickstart
+	./$(BUILD_DIR)/bin/loantwin evaluate $(BUILD_DIR)/demo/quickstart \
+	  --scenarios steady_state,mild_recession --paths 50
+	./$(BUILD_DIR)/bin/loantwin export $(BUILD_DIR)/demo/quickstart --out $(BUILD_DIR)/demo/quickstart/export
+	@echo
+	@echo "demo outputs in $(BUILD_DIR)/demo/quickstart:"
+	@echo "  config.yaml, train.log, metrics.csv, events.out.tfevents.* (training; tensorboard --logdir $(BUILD_DIR)/demo)"
+	@echo "  checkpoints/ (resume: loantwin train configs/quickstart.yaml --resume $(BUILD_DIR)/demo/quickstart)"
+	@echo "  evaluation.json (trained roles vs baselines on held-out seeds)"
+	@echo "  export/credit.pt, export/pricing.pt, export/manifest.json (TorchScript policies)"
+	@echo "stress simulation: ./$(BUILD_DIR)/bin/loantwin simulate --institution cu_mid --scenario severe_recession"
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

@@ -13,5 +13,7 @@ Runner RegisterSimulate(CLI::App& app);
 Runner RegisterList(CLI::App& app);
 Runner RegisterCalibrate(CLI::App& app);
 Runner RegisterTrain(CLI::App& app);
+Runner RegisterEvaluate(CLI::App& app);
+Runner RegisterExport(CLI::App& app);
 
 }  // namespace loantwin::cli

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterList);
   add(loantwin::cli::RegisterCalibrate);
   add(loantwin::cli::RegisterTrain);
+  add(loantwin::cli::RegisterEvaluate);
+  add(loantwin::cli::RegisterExport);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -39,6 +39,9 @@ struct RoleSpec {
   ActionSpace action_space = Discrete(1);
   std::vector<std::string> action_dim_names;              ///< one per action component
   std::vector<std::vector<std::string>> action_meanings;  ///< [component][value]
+  /// Numeric value each action index stands for, [component][value] (the budget multiple, the
+  /// cutoff band, ...); empty = the index itself. Exported policies decode with it.
+  std::vector<std::vector<double>> action_values;
   std::vector<std::string> objectives;                    ///< reward vector components
   int obs_dim() const { return features.size(); }
   Box observation_space() const { return features.ToBox(); }

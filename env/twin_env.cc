@@ -78,6 +78,7 @@ RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwi
     case kRiskRole: {
       r.action_space = Discrete(kNumRiskAppetites);
       r.action_dim_names = {"risk_appetite"};
+      r.action_values = {{0, 1, 2, 3, 4}};
       std::vector<std::string> m;
       for (int l = 0; l < kNumRiskAppetites; ++l) m.push_back(GetRiskAppetite(l).name);
       r.action_meanings = {m};
@@ -90,6 +91,7 @@ RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwi
       for (int p = 0; p < kNumProducts; ++p) {
         r.action_dim_names.push_back(std::string("budget/") + kProductNames[p]);
         r.action_meanings.push_back(m);
+        r.action_values.emplace_back(kBudgetLevels.begin(), kBudgetLevels.end());
       }
       break;
     }
@@ -100,6 +102,7 @@ RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwi
       for (int p = 0; p < kNumProducts; ++p) {
         r.action_dim_names.push_back(std::string("spread_offset/") + kProductNames[p]);
         r.action_meanings.push_back(m);
+        r.action_values.emplace_back(kSpreadOffsets.begin(), kSpreadOffsets.end());
       }
       break;
     }
@@ -110,6 +113,7 @@ RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwi
       for (int p = 0; p < kNumProducts; ++p) {
         r.action_dim_names.push_back(std::string("cutoff/") + kProductNames[p]);
         r.action_meanings.push_back(m);
+        r.action_values.push_back({-1, 0, 1, 2, 3, 4, 5, 6});
       }
       break;
     }
@@ -120,6 +124,7 @@ RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwi
       for (const char* b : {"dpd30", "dpd60", "dpd90"}) {
         r.action_dim_names.push_back(std::string("collection/") + b);
         r.action_meanings.push_back(m);
+        r.action_values.push_back({0, 1, 2, 3});
       }
       break;
     }
@@ -190,6 +195,11 @@ TwinEnvConfig TwinEnvConfig::Parse(const YamlValue& value) {
   YamlMap m(value);
   m.Read("institution", &c.institution);
   m.Read("scenario", &c.scenario);
+  if (auto list = m.Get("scenarios")) {
+    if (m.Has("scenario")) list->Fail("give either 'scenario' or 'scenarios', not both");
+    for (const auto& item : list->Items()) c.scenarios.push_back(item.AsString());
+    if (c.scenarios.empty()) list->Fail("'scenarios' needs at least one scenario");
+  }
   m.Read("horizon_months", &c.horizon_months, 1, 1200);
   m.Read("cet1_floor", &c.cet1_floor, -1.0, 0.5);
   m.Read("check_invariants", &c.check_invariants);
@@ -228,18 +238,22 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
     : MultiAgentEnv("twin", RoleSpecs(), options, config.horizon_months),
       config_(config),
       institution_(LoadInstitution(config.institution)),
-      scenario_(LoadScenario(config.scenario)),
+
       reward_sets_(MakeRewardSets(config)),
       defaults_(DefaultLevers(*institution_)) {
   MakeRoles(&directive_offset_, &self_offset_);
   shared_dim_ = SharedFeatures().size();
+  if (config.scenarios.empty())
+    scenarios_.push_back(LoadScenario(config.scenario));
+  else
+    for (const auto& name : config.scenarios) scenarios_.push_back(LoadScenario(name));
   for (int r = 0; r < kNumTwinRoles; ++r) SetFallback(r, config.roles[r].fallback);
   states_.resize(num_envs());
   TwinOptions topt;
   topt.check_invariants = config.check_invariants;
   runner().For(num_envs(), [&](int i) {
     Instance& s = states_[i];
-    s.twin = std::make_unique<Twin>(institution_, scenario_, seed(),
+    s.twin = std::make_unique<Twin>(institution_, scenarios_[instance_id(i) % scenarios_.size()], seed(),
                                     static_cast<int>(instance_id(i)), topt);
     s.metrics.assign(kNumMetrics, 0.0);
     s.reset_metrics.assign(kNumMetrics, 0.0);

@@ -46,6 +46,8 @@ struct TwinRoleConfig {
 struct TwinEnvConfig {
   std::string institution = "cu_small";   ///< preset name or path
   std::string scenario = "steady_state";  ///< scenario name or path
+  /// Scenario mix (overrides `scenario` when non-empty): instance i runs scenarios[i mod k].
+  std::vector<std::string> scenarios;
   int horizon_months = 120;               ///< truncation horizon
   double cet1_floor = 0.02;               ///< terminated (institution fails) below this CET1
   bool terminate_on_failure = true;       ///< false: failed institutions run on (reports)
@@ -109,7 +111,7 @@ class TwinEnv : public MultiAgentEnv {
 
   TwinEnvConfig config_;
   std::shared_ptr<const InstitutionConfig> institution_;
-  std::shared_ptr<const Scenario> scenario_;
+  std::vector<std::shared_ptr<const Scenario>> scenarios_;
   std::vector<Instance> states_;
   std::array<RewardSet, kNumTwinRoles> reward_sets_;
   Levers defaults_;

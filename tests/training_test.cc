@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "env/config_error.h"
+#include "env/counter_rng.h"
 #include "tests/test_util.h"
 #include "training/checkpoint.h"
+#include "training/export.h"
 #include "training/tensorboard.h"
 #include "training/trainer.h"
 
@@ -136,6 +138,69 @@ TEST(Checkpoint, KeepsTheLastKAndRejectsGarbage) {
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos);  // no temp files left
   const std::string junk = dir.File("junk.pt", "not a checkpoint");
   EXPECT_THROW(LoadCheckpoint(t, junk), std::runtime_error);
+}
+
+void ExpectExportParity(const std::string& yaml, int64_t steps) {
+  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml")));
+  t.Train(steps);
+  TempDir dir;
+  CheckpointManager ckpt(dir.path() + "/checkpoints", 1);
+  const auto files = ExportRun(t, dir.path(), ckpt.Save(t), dir.path() + "/export");
+  const std::string manifest = testing::ReadFile(dir.path() + "/export/manifest.json");
+  CounterRng rng(77);
+  for (int r = 0; r < t.env().num_roles(); ++r) {
+    PpoAgent* agent = t.agent(r);
+    if (!agent) continue;
+    const RoleSpec& spec = t.env().role(r);
+    EXPECT_NE(manifest.find("\"" + spec.name + "\""), std::string::npos);
+    EXPECT_NE(manifest.find(spec.features.names().back()), std::string::npos);
+    torch::jit::Module m = torch::jit::load(dir.path() + "/export/" + spec.name + ".pt");
+    const int n = 256, d = spec.obs_dim(), w = spec.action_space.mask_width();
+    const int dims = spec.action_space.action_dims();
+    std::vector<float> obs(static_cast<size_t>(n) * d);
+    for (auto& x : obs) x = static_cast<float>(3 * rng.Normal());
+    // Random masks that allow at least one value per component.
+    std::vector<uint8_t> mask(static_cast<size_t>(n) * w);
+    for (int i = 0; i < n; ++i)
+      for (int c = 0; c < dims; ++c) {
+        const int off = spec.action_space.dims().mask_offset(c),
+                  k = spec.action_space.dims().nvec()[c];
+        for (int v = 0; v < k; ++v) mask[i * w + off + v] = rng.Uniform() < 0.6;
+        mask[i * w + off + static_cast<int>(rng.Uniform() * k)] = 1;
+      }
+    std::vector<int32_t> expected(static_cast<size_t>(n) * dims);
+    agent->Act(obs.data(), mask.data(), n, /*deterministic=*/true, expected.data());
+    const torch::Tensor obs_t = torch::from_blob(obs.data(), {n, d}).clone();
+    const torch::Tensor mask_t = torch::from_blob(mask.data(), {n, w}, torch::kUInt8).clone();
+    const torch::Tensor got = m.forward({obs_t, mask_t}).toTensor().contiguous();
+    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{n, dims}));
+    for (int k = 0; k < n * dims; ++k)
+      ASSERT_EQ(got.data_ptr<int64_t>()[k], expected[k]) << spec.name << " " << k;
+    // act_values decodes indices through the action value table.
+    const torch::Tensor values = m.get_method("act_values")({obs_t, mask_t}).toTensor();
+    for (int c = 0; c < dims; ++c) {
+      const int64_t idx = got[0][c].item<int64_t>();
+      const double want =
+          c < static_cast<int>(spec.action_values.size()) ? spec.action_values[c][idx] : idx;
+      EXPECT_DOUBLE_EQ(values[0][c].item<double>(), want);
+    }
+  }
+}
+
+TEST(Export, TorchScriptMatchesThePolicyOnCartPole) {
+  ExpectExportParity(
+      "name: e\nseed: 2\ntotal_steps: 5000\nenv: {name: cartpole, num_envs: 4}\n"
+      "roles:\n  agent: {agent: ppo, ppo: {num_steps: 64, normalize_obs: true}}\n",
+      2048);
+}
+
+TEST(Export, TorchScriptMatchesThePolicyOnTheTwin) {
+  ExpectExportParity(
+      "name: e\nseed: 2\ntotal_steps: 2000\nenv: {name: twin, num_envs: 4, config: "
+      "{horizon_months: 12}}\n"
+      "roles:\n  credit: {agent: ppo, ppo: {num_steps: 12, normalize_obs: true, hidden: [32]}}\n"
+      "  collection: {agent: ppo, ppo: {num_steps: 12, activation: relu}}\n",
+      400);
 }
 
 TEST(TensorBoard, Crc32cKnownVectors) {

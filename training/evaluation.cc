@@ -1,0 +1,153 @@
+#include "training/evaluation.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "env/cartpole.h"
+#include "env/env_registry.h"
+#include "env/metrics.h"
+#include "env/twin_env.h"
+#include "training/trainer.h"
+
+namespace loantwin {
+namespace {
+
+std::unique_ptr<MultiAgentEnv> MakeEvalEnv(const ExperimentConfig& c, const std::string& scenario,
+                                           const EvaluationOptions& o) {
+  EnvOptions eo;
+  eo.num_envs = o.paths;
+  eo.num_threads = o.threads;
+  eo.seed = o.seed;
+  eo.max_episode_steps = c.max_episode_steps;
+  if (c.env_name != "twin") return MakeEnv(c.env_name, eo, c.env_config ? &*c.env_config : nullptr);
+  TwinEnvConfig tc = c.env_config ? TwinEnvConfig::Parse(*c.env_config) : TwinEnvConfig{};
+  if (!scenario.empty()) {
+    tc.scenario = scenario;
+    tc.scenarios.clear();
+  }
+  return std::make_unique<TwinEnv>(eo, tc);
+}
+
+PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
+  const ExperimentConfig& c = trainer.config();
+  const int n = env.num_envs(), roles = env.num_roles();
+  for (int r = 0; r < roles; ++r) {
+    // Reward weights and fallbacks as in training; baselines for everything in (b).
+    const auto it = c.roles.find(env.role(r).name);
+    if (it != c.roles.end() && it->second.has_rewards) env.SetRewardWeights(r, it->second.rewards);
+    env.SetFallback(r, it != c.roles.end() && it->second.agent == "random" && trained
+                           ? FallbackPolicy::kRandom
+                           : FallbackPolicy::kBaseline);
+  }
+  env.Reset();
+  std::vector<std::vector<double>> ret(roles, std::vector<double>(n, 0.0));
+  std::vector<uint8_t> alive(n, 1);
+  std::vector<int32_t> actions;
+  auto* twin = dynamic_cast<TwinEnv*>(&env);
+  std::vector<double> net_income(n, 0), roe(n, 0), min_cet1(n, 1e9), peak_co(n, 0), approvals(n, 0);
+  std::vector<int> months(n, 0);
+  for (int step = 0; step < env.max_episode_steps(); ++step) {
+    for (int r = 0; r < roles; ++r) {
+      PpoAgent* agent = trained ? trainer.agent(r) : nullptr;
+      if (!agent) {
+        env.Act(r, nullptr);
+        continue;
+      }
+      actions.resize(static_cast<size_t>(n) * env.role(r).action_space.action_dims());
+      agent->Act(env.observations(r), env.action_masks(r), n, /*deterministic=*/true,
+                 actions.data());
+      env.Act(r, actions.data());
+    }
+    env.Step();
+    for (int i = 0; i < n; ++i) {
+      if (!alive[i]) continue;
+      for (int r = 0; r < roles; ++r) ret[r][i] += env.rewards(r)[i];
+      if (twin) {
+        const double* row = twin->step_metrics(i);
+        net_income[i] += row[kNetIncome];
+        roe[i] += row[kRoe];
+        min_cet1[i] = std::min(min_cet1[i], row[kCet1Ratio]);
+        peak_co[i] = std::max(peak_co[i], row[kChargeOffRate]);
+        approvals[i] += row[kApprovals];
+        ++months[i];
+      }
+      if (env.terminated()[i] || env.truncated()[i]) alive[i] = 0;
+    }
+  }
+  PolicyOutcome out;
+  auto mean_std = [n](const std::vector<double>& v, double* mean, double* sd) {
+    double s = 0, s2 = 0;
+    for (double x : v) s += x, s2 += x * x;
+    *mean = s / n;
+    *sd = std::sqrt(std::max(0.0, s2 / n - *mean * *mean));
+  };
+  for (int r = 0; r < roles; ++r) {
+    double m, sd;
+    mean_std(ret[r], &m, &sd);
+    out.mean_return[env.role(r).name] = m;
+    out.std_return[env.role(r).name] = sd;
+  }
+  if (twin) {
+    double m, sd, worst = 1e9;
+    mean_std(net_income, &m, &sd);
+    out.portfolio["cumulative_net_income"] = m;
+    for (int i = 0; i < n; ++i)
+      roe[i] /= std::max(1, months[i]), worst = std::min(worst, min_cet1[i]);
+    mean_std(roe, &m, &sd);
+    out.portfolio["mean_roe"] = m;
+    mean_std(min_cet1, &m, &sd);
+    out.portfolio["min_cet1_ratio_mean"] = m;
+    out.portfolio["min_cet1_ratio_worst"] = worst;
+    mean_std(peak_co, &m, &sd);
+    out.portfolio["peak_charge_off_rate"] = m;
+    mean_std(approvals, &m, &sd);
+    out.portfolio["approvals"] = m;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ScenarioEvaluation> Evaluate(Trainer& trainer, const EvaluationOptions& o) {
+  std::vector<std::string> scenarios = o.scenarios;
+  if (scenarios.empty()) scenarios.push_back("");
+  if (trainer.config().env_name != "twin" && (scenarios.size() > 1 || !scenarios[0].empty()))
+    throw std::invalid_argument("--scenarios applies to the twin environment only");
+  std::vector<ScenarioEvaluation> results;
+  for (const auto& s : scenarios) {
+    ScenarioEvaluation e;
+    e.scenario = s;
+    auto env_a = MakeEvalEnv(trainer.config(), s, o);
+    e.trained = RunEpisodes(trainer, *env_a, true);
+    auto env_b = MakeEvalEnv(trainer.config(), s, o);
+    e.baseline = RunEpisodes(trainer, *env_b, false);
+    results.push_back(std::move(e));
+  }
+  return results;
+}
+
+std::string EvaluationJson(const std::vector<ScenarioEvaluation>& results,
+                           const std::vector<std::string>& learning_roles) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : results) {
+    auto policy = [](const PolicyOutcome& p) {
+      nlohmann::json j;
+      j["mean_return"] = p.mean_return;
+      j["std_return"] = p.std_return;
+      if (!p.portfolio.empty()) j["portfolio"] = p.portfolio;
+      return j;
+    };
+    nlohmann::json j;
+    j["scenario"] = e.scenario;
+    j["learning_roles"] = learning_roles;
+    j["trained"] = policy(e.trained);
+    j["baseline"] = policy(e.baseline);
+    out.push_back(j);
+  }
+  return out.dump(2) + "\n";
+}
+
+}  // namespace loantwin

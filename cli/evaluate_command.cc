@@ -60,7 +60,7 @@ Runner RegisterEvaluate(CLI::App& app) {
     const auto results = Evaluate(trainer, o);
     std::vector<std::string> learning;
     for (int r = 0; r < trainer.env().num_roles(); ++r)
-      if (trainer.agent(r)) learning.push_back(trainer.env().role(r).name);
+      if (trainer.HasPolicy(r)) learning.push_back(trainer.env().role(r).name);
     fmt::print("evaluation of {} (checkpoint {}), {} paths per policy, seed {}\n", a->run_dir,
                fs::path(latest).filename().string(), a->paths, a->seed);
     for (const auto& e : results) {
@@ -72,8 +72,10 @@ Runner RegisterEvaluate(CLI::App& app) {
         fmt::print("  {:<11} {:>12.3f} +- {:<7.3f} {:>12.3f} +- {:<7.3f} {:>+10.3f}{}\n", role, m,
                    e.trained.std_return.at(role), e.baseline.mean_return.at(role),
                    e.baseline.std_return.at(role), m - e.baseline.mean_return.at(role),
-                   learns ? "  (learning)" : "");
+                   learns ? "  (policy)" : "");
       }
+      for (const auto& [k, v] : e.trained.mean_decision)
+        fmt::print("  decision {:<31} trained mean {:>9.4f}\n", k, v);
       for (const auto& [k, v] : e.trained.portfolio)
         fmt::print("  {:<24} trained {:>14.4f}   baseline {:>14.4f}\n", k, v,
                    e.baseline.portfolio.at(k));

@@ -10,6 +10,7 @@
 #include "tests/test_util.h"
 #include "training/checkpoint.h"
 #include "training/export.h"
+#include "training/metrics_logger.h"
 #include "training/tensorboard.h"
 #include "training/trainer.h"
 
@@ -201,6 +202,68 @@ TEST(Export, TorchScriptMatchesThePolicyOnTheTwin) {
       "roles:\n  credit: {agent: ppo, ppo: {num_steps: 12, normalize_obs: true, hidden: [32]}}\n"
       "  collection: {agent: ppo, ppo: {num_steps: 12, activation: relu}}\n",
       400);
+}
+
+TEST(Frozen, ExportedPolicyDrivesARole) {
+  TempDir dir;
+  Trainer t(ExperimentConfig::Parse(
+      YamlValue::LoadString("name: f\nseed: 4\ntotal_steps: 3000\nenv: {name: cartpole, num_envs: "
+                            "4}\nroles: {agent: ppo}\n",
+                            "a.yaml")));
+  t.Train(2048);
+  CheckpointManager ckpt(dir.path() + "/ck", 1);
+  ExportRun(t, dir.path(), ckpt.Save(t), dir.path() + "/export");
+  const std::string policy = dir.path() + "/export/agent.pt";
+  Trainer frozen(ExperimentConfig::Parse(YamlValue::LoadString(
+      "name: g\nseed: 9\ntotal_steps: 400\nenv: {name: cartpole, num_envs: 4}\n"
+      "roles:\n  agent: {agent: frozen, policy: " +
+          policy + "}\n",
+      "b.yaml")));
+  EXPECT_TRUE(frozen.HasPolicy(0));
+  EXPECT_EQ(frozen.agent(0), nullptr);
+  frozen.Train();
+  // The frozen role acted like the exported policy: its decisions equal the trained agent's.
+  auto& env = frozen.env();
+  std::vector<int32_t> a(4), b(4);
+  frozen.Decide(0, env.observations(0), env.action_masks(0), 4, true, a.data());
+  t.agent(0)->Act(env.observations(0), env.action_masks(0), 4, true, b.data());
+  EXPECT_EQ(a, b);
+
+  auto error = [](const std::string& yaml) {
+    try {
+      Trainer x(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "c.yaml")));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  std::string msg = error("name: h\nenv: {name: cartpole}\nroles: {agent: {agent: frozen}}\n");
+  EXPECT_NE(msg.find("a frozen role needs 'policy"), std::string::npos) << msg;
+  msg = error(
+      "name: h\nenv: {name: cartpole}\nroles: {agent: {agent: frozen, policy: /no/such.pt}}\n");
+  EXPECT_NE(msg.find("c.yaml:3:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cannot load frozen policy '/no/such.pt'"), std::string::npos) << msg;
+  msg = error("name: h\nenv: {name: twin}\nroles: {credit: {agent: frozen, policy: " + policy +
+              "}}\n");
+  EXPECT_NE(msg.find("does not fit role 'credit'"), std::string::npos) << msg;
+}
+
+TEST(Evaluation, PeriodicEvaluationIsLogged) {
+  TempDir dir;
+  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(
+      "name: e\nseed: 1\ntotal_steps: 480\nenv: {name: twin, num_envs: 4, config: {horizon_months: "
+      "12}}\n"
+      "roles: {credit: {agent: ppo, ppo: {num_steps: 12}}}\n"
+      "evaluation: {every_steps: 240, paths: 4, scenarios: [steady_state, rate_shock]}\n",
+      "e.yaml")));
+  MetricsLogger logger(dir.path());
+  t.SetLogger(&logger);
+  t.Train();
+  logger.Flush();
+  const std::string csv = testing::ReadFile(dir.path() + "/metrics.csv");
+  EXPECT_NE(csv.find("eval/steady_state/credit/return"), std::string::npos);
+  EXPECT_NE(csv.find("eval/rate_shock/credit/baseline_return"), std::string::npos);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n') > 4, true);
 }
 
 TEST(TensorBoard, Crc32cKnownVectors) {

@@ -49,17 +49,29 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
   auto* twin = dynamic_cast<TwinEnv*>(&env);
   std::vector<double> net_income(n, 0), roe(n, 0), min_cet1(n, 1e9), peak_co(n, 0), approvals(n, 0);
   std::vector<int> months(n, 0);
+  std::map<std::string, std::pair<double, int64_t>> decisions;
   for (int step = 0; step < env.max_episode_steps(); ++step) {
     for (int r = 0; r < roles; ++r) {
-      PpoAgent* agent = trained ? trainer.agent(r) : nullptr;
-      if (!agent) {
+      if (!trained || !trainer.HasPolicy(r)) {
         env.Act(r, nullptr);
         continue;
       }
       actions.resize(static_cast<size_t>(n) * env.role(r).action_space.action_dims());
-      agent->Act(env.observations(r), env.action_masks(r), n, /*deterministic=*/true,
-                 actions.data());
+      trainer.Decide(r, env.observations(r), env.action_masks(r), n, /*deterministic=*/true,
+                     actions.data());
       env.Act(r, actions.data());
+      const RoleSpec& spec = env.role(r);
+      const int dims = spec.action_space.action_dims();
+      for (int i = 0; i < n; ++i) {
+        if (!alive[i] || !env.acting(r)[i]) continue;
+        for (int d = 0; d < dims; ++d) {
+          const int32_t a = env.actions(r)[i * dims + d];
+          auto& acc = decisions[spec.name + "/" + spec.action_dim_names[d]];
+          acc.first +=
+              d < static_cast<int>(spec.action_values.size()) ? spec.action_values[d][a] : a;
+          acc.second += 1;
+        }
+      }
     }
     env.Step();
     for (int i = 0; i < n; ++i) {
@@ -78,6 +90,8 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
     }
   }
   PolicyOutcome out;
+  for (const auto& [k, acc] : decisions)
+    out.mean_decision[k] = acc.first / std::max<int64_t>(1, acc.second);
   auto mean_std = [n](const std::vector<double>& v, double* mean, double* sd) {
     double s = 0, s2 = 0;
     for (double x : v) s += x, s2 += x * x;
@@ -138,6 +152,7 @@ std::string EvaluationJson(const std::vector<ScenarioEvaluation>& results,
       j["mean_return"] = p.mean_return;
       j["std_return"] = p.std_return;
       if (!p.portfolio.empty()) j["portfolio"] = p.portfolio;
+      if (!p.mean_decision.empty()) j["mean_decision"] = p.mean_decision;
       return j;
     };
     nlohmann::json j;

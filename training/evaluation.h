@@ -17,6 +17,9 @@ class Trainer;
 struct PolicyOutcome {
   std::map<std::string, double> mean_return, std_return;  ///< per role
   std::map<std::string, double> portfolio;                ///< twin only
+  /// Mean numeric value of each decision of the learning roles ("credit/cutoff/card" -> 3.8),
+  /// over acting instance-steps (the manifest's action values).
+  std::map<std::string, double> mean_decision;
 };
 
 struct ScenarioEvaluation {

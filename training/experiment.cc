@@ -81,10 +81,16 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
       const YamlValue node = *rm.Get(role);
       RoleAgentConfig rc;
       if (node.IsScalar()) {
-        rc.agent = node.AsEnum({"ppo", "baseline", "random"});
+        rc.agent = node.AsEnum({"ppo", "baseline", "random"});  // frozen needs a policy path
       } else {
         YamlMap r(node);
-        if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random"});
+        if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random", "frozen"});
+        if (auto p = r.Get("policy")) {
+          if (rc.agent != "frozen") p->Fail("'policy' is for roles whose agent is 'frozen'");
+          rc.policy = p->AsString();
+        } else if (rc.agent == "frozen") {
+          node.Fail("a frozen role needs 'policy: <exported role .pt file>'");
+        }
         if (auto p = r.Get("ppo")) {
           if (rc.agent != "ppo")
             p->Fail("'ppo' hyperparameters given for a role whose agent is '" + rc.agent + "'");
@@ -122,6 +128,15 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
     km.Done();
   }
   m.Read("output_dir", &c.output_dir);
+  if (auto e = m.Get("evaluation")) {
+    YamlMap em(*e);
+    if (auto v = em.Get("every_steps")) c.eval_every_steps = v->AsInt(0, INT64_MAX);
+    em.Read("paths", &c.eval_paths, 1, 100000);
+    if (auto v = em.Get("scenarios"))
+      for (const auto& item : v->Items()) c.eval_scenarios.push_back(item.AsString());
+    if (auto v = em.Get("seed")) c.eval_seed = static_cast<uint64_t>(v->AsInt(0, INT64_MAX));
+    em.Done();
+  }
   m.Done();
   return c;
 }
@@ -143,6 +158,7 @@ std::string ExperimentConfig::ToYaml() const {
   for (const auto& [role, rc] : roles) {
     out << YAML::Key << role << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "agent" << YAML::Value << rc.agent;
+    if (rc.agent == "frozen") out << YAML::Key << "policy" << YAML::Value << rc.policy;
     if (rc.agent == "ppo") {
       out << YAML::Key << "ppo" << YAML::Value << YAML::BeginMap;
       PpoConfig copy = rc.ppo;
@@ -164,6 +180,10 @@ std::string ExperimentConfig::ToYaml() const {
       << YAML::Value << checkpoint_every_steps << YAML::Key << "keep" << YAML::Value
       << keep_checkpoints << YAML::EndMap;
   out << YAML::Key << "output_dir" << YAML::Value << output_dir;
+  out << YAML::Key << "evaluation" << YAML::Value << YAML::BeginMap << YAML::Key << "every_steps"
+      << YAML::Value << eval_every_steps << YAML::Key << "paths" << YAML::Value << eval_paths
+      << YAML::Key << "scenarios" << YAML::Value << YAML::Flow << eval_scenarios << YAML::Key
+      << "seed" << YAML::Value << eval_seed << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

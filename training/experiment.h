@@ -16,8 +16,9 @@ namespace loantwin {
 
 /// How a role is driven during training.
 struct RoleAgentConfig {
-  std::string agent = "baseline";                       ///< ppo | baseline | random
-  PpoConfig ppo;                                        ///< when agent = ppo
+  std::string agent = "baseline";  ///< ppo | baseline | random | frozen
+  std::string policy;              ///< frozen: path to an exported TorchScript policy (<role>.pt)
+  PpoConfig ppo;                   ///< when agent = ppo
   std::vector<std::pair<std::string, double>> rewards;  ///< reward weights (empty = env default)
   bool has_rewards = false;
 };
@@ -41,6 +42,11 @@ struct ExperimentConfig {
   int keep_checkpoints = 3;
   int return_window = 20;  ///< episodes averaged in charts/episodic_return
   std::string output_dir = "checkpoints";
+  // periodic evaluation against the baselines (0 = off)
+  int64_t eval_every_steps = 0;
+  int eval_paths = 16;
+  std::vector<std::string> eval_scenarios;  ///< twin only; empty = the training mix
+  uint64_t eval_seed = 1000003;
 
   /// Loads and validates; ConfigError naming file, line and key on any problem.
   static ExperimentConfig Load(const std::string& file);

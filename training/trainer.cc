@@ -12,6 +12,7 @@
 #include "env/config_error.h"
 #include "env/counter_rng.h"
 #include "env/env_registry.h"
+#include "training/evaluation.h"
 #include "training/metrics_logger.h"
 
 namespace loantwin {
@@ -57,6 +58,34 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
   }
   const int n = env_->num_envs();
   learners_.resize(env_->num_roles());
+  frozen_.resize(env_->num_roles());
+  auto LoadFrozen = [&](int r, const std::string& path, const YamlValue& node) {
+    auto module = std::make_unique<torch::jit::Module>();
+    try {
+      *module = torch::jit::load(path);
+    } catch (const c10::Error& e) {
+      node.Fail(
+          fmt::format("cannot load frozen policy '{}': {}", path, e.what_without_backtrace()));
+    }
+    const RoleSpec& spec = env_->role(r);
+    try {  // a dry run checks the policy fits this role's observation and mask
+      torch::NoGradGuard no_grad;
+      const torch::Tensor out =
+          module
+              ->forward({torch::zeros({1, spec.obs_dim()}),
+                         torch::ones({1, spec.action_space.mask_width()}, torch::kUInt8)})
+              .toTensor();
+      if (out.dim() != 2 || out.size(1) != spec.action_space.action_dims())
+        throw std::runtime_error("wrong output shape");
+    } catch (const std::exception& e) {
+      node.Fail(
+          fmt::format("frozen policy '{}' does not fit role '{}' (obs {}, mask {}, {} action "
+                      "components): {}",
+                      path, spec.name, spec.obs_dim(), spec.action_space.mask_width(),
+                      spec.action_space.action_dims(), e.what()));
+    }
+    frozen_[r] = std::move(module);
+  };
   std::string role_names;
   for (int r = 0; r < env_->num_roles(); ++r)
     role_names += (role_names.empty() ? "" : ", ") + env_->role(r).name;
@@ -75,6 +104,10 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     }
     if (rc.agent == "random") env_->SetFallback(r, FallbackPolicy::kRandom);
     if (rc.agent == "baseline") env_->SetFallback(r, FallbackPolicy::kBaseline);
+    if (rc.agent == "frozen") {
+      LoadFrozen(r, rc.policy, node);
+      continue;
+    }
     if (rc.agent != "ppo") continue;
     const RoleSpec& spec = env_->role(r);
     int critic_dim = spec.obs_dim();
@@ -110,6 +143,29 @@ PpoAgent* Trainer::agent(int role) const {
   return learners_.at(role) ? learners_[role]->agent.get() : nullptr;
 }
 
+bool Trainer::HasPolicy(int role) const {
+  return learners_.at(role) || frozen_.at(role);
+}
+
+void Trainer::Decide(int role, const float* obs, const uint8_t* masks, int n, bool deterministic,
+                     int32_t* actions) {
+  if (learners_.at(role)) {
+    learners_[role]->agent->Act(obs, masks, n, deterministic, actions);
+    return;
+  }
+  const RoleSpec& spec = env_->role(role);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor out =
+      frozen_.at(role)
+          ->forward({torch::from_blob(const_cast<float*>(obs), {n, spec.obs_dim()}),
+                     torch::from_blob(const_cast<uint8_t*>(masks),
+                                      {n, spec.action_space.mask_width()}, torch::kUInt8)})
+          .toTensor()
+          .to(torch::kInt32)
+          .contiguous();
+  std::copy(out.data_ptr<int32_t>(), out.data_ptr<int32_t>() + out.numel(), actions);
+}
+
 double Trainer::MeanEpisodicReturn(int role) const {
   const auto& q = recent_returns_.at(role);
   if (q.empty()) return std::numeric_limits<double>::quiet_NaN();
@@ -140,7 +196,13 @@ void Trainer::StepOnce() {
   for (int r = 0; r < env_->num_roles(); ++r) {
     Learner* l = learners_[r].get();
     if (!l) {
-      env_->Act(r, nullptr);
+      if (frozen_[r]) {
+        frozen_actions_.resize(static_cast<size_t>(n) * env_->role(r).action_space.action_dims());
+        Decide(r, env_->observations(r), env_->action_masks(r), n, true, frozen_actions_.data());
+        env_->Act(r, frozen_actions_.data());
+      } else {
+        env_->Act(r, nullptr);
+      }
       continue;
     }
     const RoleSpec& spec = env_->role(r);
@@ -301,17 +363,47 @@ void Trainer::Load(torch::serialize::InputArchive& archive) {
     throw std::runtime_error("checkpoint state: trailing data (different experiment?)");
 }
 
+void Trainer::RunEvaluation() {
+  EvaluationOptions o;
+  o.scenarios = config_.eval_scenarios;
+  o.paths = config_.eval_paths;
+  o.seed = config_.eval_seed;
+  o.threads = config_.threads;
+  const auto results = Evaluate(*this, o);
+  const double seconds = WallSeconds() - start_time_;
+  for (const auto& e : results) {
+    const std::string prefix =
+        "eval/" + (e.scenario.empty() ? std::string("train_mix") : e.scenario) + "/";
+    for (int r = 0; r < env_->num_roles(); ++r) {
+      if (!HasPolicy(r)) continue;
+      const std::string& name = env_->role(r).name;
+      const double trained = e.trained.mean_return.at(name), base = e.baseline.mean_return.at(name);
+      spdlog::info("evaluation at step {} {}{}: return {:.3f} (baseline {:.3f})", global_step_,
+                   prefix, name, trained, base);
+      if (logger_) {
+        logger_->Log(prefix + name + "/return", trained, global_step_, seconds);
+        logger_->Log(prefix + name + "/baseline_return", base, global_step_, seconds);
+      }
+    }
+  }
+}
+
 void Trainer::Train(int64_t until_step) {
   const int64_t until =
       until_step < 0 ? config_.total_steps : std::min(until_step, config_.total_steps);
   start_time_ = WallSeconds();
   start_step_ = global_step_;
   if (next_log_ == 0) next_log_ = config_.log_every_steps;
+  if (next_eval_ == 0 && config_.eval_every_steps > 0) next_eval_ = config_.eval_every_steps;
   if (next_checkpoint_ == 0 && config_.checkpoint_every_steps > 0)
     next_checkpoint_ = config_.checkpoint_every_steps;
   while (global_step_ < until) {
     StepOnce();
     LogMetrics(false);
+    if (config_.eval_every_steps > 0 && global_step_ >= next_eval_) {
+      next_eval_ = global_step_ + config_.eval_every_steps;
+      RunEvaluation();
+    }
     if (checkpoint_ && config_.checkpoint_every_steps > 0 && global_step_ >= next_checkpoint_) {
       next_checkpoint_ = global_step_ + config_.checkpoint_every_steps;
       checkpoint_(global_step_);

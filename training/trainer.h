@@ -4,6 +4,8 @@
 // not learning run their baseline or random fallback. A role's sample exists only where it
 // acted; see RolloutBuffer for cadence and truncation handling.
 
+#include <torch/script.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -61,6 +63,12 @@ class Trainer {
   MultiAgentEnv& env() { return *env_; }
   /// The PPO agent of a role; nullptr if the role is not learning.
   PpoAgent* agent(int role) const;
+  /// True if the role is decided by a learning agent or a frozen exported policy.
+  bool HasPolicy(int role) const;
+  /// The role's policy decision for n instances (greedy when deterministic; frozen policies are
+  /// always greedy). Requires HasPolicy(role).
+  void Decide(int role, const float* obs, const uint8_t* masks, int n, bool deterministic,
+              int32_t* actions);
   /// Mean episodic return of a role over the last return_window episodes (NaN if none).
   double MeanEpisodicReturn(int role) const;
   TrainProgress Progress() const;
@@ -70,16 +78,20 @@ class Trainer {
   void StepOnce();
   void FinishRollout(int role);
   void LogMetrics(bool force);
+  void RunEvaluation();
   const float* GlobalState(bool final);
 
   ExperimentConfig config_;
   std::unique_ptr<MultiAgentEnv> env_;
-  std::vector<std::unique_ptr<Learner>> learners_;  ///< per role, null if not learning
+  std::vector<std::unique_ptr<Learner>> learners_;           ///< per role, null if not learning
+  std::vector<std::unique_ptr<torch::jit::Module>> frozen_;  ///< per role, null if not frozen
+  int64_t next_eval_ = 0;
   int64_t global_step_ = 0, next_log_ = 0, next_checkpoint_ = 0;
   std::vector<std::vector<double>> episode_return_;  ///< [role][instance]
   std::vector<std::deque<double>> recent_returns_;   ///< [role]
   int64_t episodes_ = 0;
   std::vector<float> global_state_;
+  std::vector<int32_t> frozen_actions_;
   MetricsLogger* logger_ = nullptr;
   std::function<void(const TrainProgress&)> progress_;
   std::function<void(int64_t)> checkpoint_;

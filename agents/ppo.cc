@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "agents/distributions.h"
+#include "agents/schedule.h"
 #include "env/counter_rng.h"
 
 namespace loantwin {
@@ -166,8 +167,9 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   const int64_t s = b.size();
   UpdateStats stats;
   if (s == 0) return stats;
-  const double lr =
-      config_.anneal_lr ? config_.learning_rate * (1.0 - progress) : config_.learning_rate;
+  const Schedule lr_schedule = config_.anneal_lr ? Schedule::Linear(config_.learning_rate, 0.0)
+                                                 : Schedule::Constant(config_.learning_rate);
+  const double lr = lr_schedule.At(progress);
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
 
   auto f32 = [](const std::vector<float>& v, std::vector<int64_t> shape) {

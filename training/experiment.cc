@@ -85,10 +85,15 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
       } else {
         YamlMap r(node);
         if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random", "frozen"});
+        if (auto f = r.Get("frozen")) {  // shorthand: {frozen: <exported policy>}
+          if (r.Has("agent") && rc.agent != "frozen") f->Fail("'frozen' conflicts with agent '" + rc.agent + "'");
+          rc.agent = "frozen";
+          rc.policy = f->AsString();
+        }
         if (auto p = r.Get("policy")) {
           if (rc.agent != "frozen") p->Fail("'policy' is for roles whose agent is 'frozen'");
           rc.policy = p->AsString();
-        } else if (rc.agent == "frozen") {
+        } else if (rc.agent == "frozen" && rc.policy.empty()) {
           node.Fail("a frozen role needs 'policy: <exported role .pt file>'");
         }
         if (auto p = r.Get("ppo")) {

@@ -18,7 +18,7 @@ ActorCriticImpl::ActorCriticImpl(int64_t obs_dim, int64_t critic_dim, int64_t lo
 }
 
 PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int num_envs,
-                   const PpoConfig& config, uint64_t seed)
+                   const PpoConfig& config, uint64_t seed, int64_t planned_updates)
     : obs_dim_(obs_dim),
       critic_dim_(critic_dim),
       nvec_(std::move(nvec)),
@@ -26,7 +26,12 @@ PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int n
       obs_rms_(obs_dim),
       critic_rms_(critic_dim),
       reward_scaler_(num_envs, config.gamma),
-      rng_key_(DeriveKey(seed, 0x70706f)) {
+      rng_key_(DeriveKey(seed, 0x70706f)),
+      planned_updates_(std::max<int64_t>(1, planned_updates)),
+      num_envs_(num_envs),
+      buffer_(num_envs, obs_dim, critic_dim, static_cast<int>(nvec_.size()),
+              static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
+              config.gamma, config.gae_lambda) {
   for (int64_t n : nvec_) mask_width_ += static_cast<int>(n);
   torch::manual_seed(seed);
   net_ = ActorCritic(obs_dim, critic_dim, mask_width_, config_);
@@ -143,6 +148,51 @@ void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const u
   SampleRows(logits.data_ptr<float>(), masks, n, nvec_, mask_width_, uniforms_.data(), actions,
              log_probs);
   std::copy(v.data_ptr<float>(), v.data_ptr<float>() + n, values);
+}
+
+void PpoAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
+  const int n = b.n, dims = static_cast<int>(nvec_.size());
+  step_log_probs_.resize(n), step_values_.resize(n);
+  step_obs_.resize(static_cast<size_t>(n) * obs_dim_);
+  step_critic_.resize(static_cast<size_t>(n) * critic_dim_);
+  ActForTraining(b.obs, b.critic_obs, b.masks, n, actions, step_log_probs_.data(),
+                 step_values_.data(), step_obs_.data(), step_critic_.data());
+  for (int i = 0; i < n; ++i)
+    if (b.acting[i])
+      buffer_.Open(i, &step_obs_[static_cast<size_t>(i) * obs_dim_],
+                   &step_critic_[static_cast<size_t>(i) * critic_dim_],
+                   b.masks + static_cast<size_t>(i) * mask_width_,
+                   actions + static_cast<size_t>(i) * dims, step_log_probs_[i], step_values_[i]);
+}
+
+void PpoAgent::Observe(const AgentFeedback& f) {
+  const int n = f.n;
+  step_rewards_.assign(f.rewards, f.rewards + n);
+  step_done_.resize(n);
+  bool any_truncated = false;
+  for (int i = 0; i < n; ++i) {
+    step_done_[i] = f.terminated[i] || f.truncated[i];
+    any_truncated |= f.truncated[i] != 0;
+  }
+  ScaleRewards(step_rewards_.data(), step_done_.data(), n);
+  for (int i = 0; i < n; ++i) buffer_.AddReward(i, step_rewards_[i]);
+  final_values_.assign(n, 0.0f);
+  if (any_truncated) Values(f.final_critic_obs, n, final_values_.data());  // time-limit bootstrap
+  for (int i = 0; i < n; ++i)
+    if (step_done_[i]) buffer_.EndEpisode(i, f.truncated[i], final_values_[i]);
+  ++steps_in_rollout_;
+}
+
+UpdateStats PpoAgent::MaybeUpdate(const AgentBatch& current) {
+  if (steps_in_rollout_ < config_.num_steps) return {};
+  std::vector<float> last(current.n);
+  Values(current.critic_obs, current.n, last.data());
+  buffer_.Finish(last.data());
+  const double progress = std::min(1.0, static_cast<double>(updates_) / planned_updates_);
+  UpdateStats stats = Update(buffer_, progress);
+  buffer_.Clear();
+  steps_in_rollout_ = 0;
+  return stats;
 }
 
 void PpoAgent::Values(const float* critic_obs, int n, float* out) {
@@ -275,6 +325,12 @@ void PpoAgent::Save(torch::serialize::OutputArchive& archive) const {
   reward_scaler_.Save(archive, "reward_scaler");
   archive.write("rng_counter", torch::tensor(static_cast<int64_t>(rng_counter_)));
   archive.write("updates", torch::tensor(updates_));
+  StateWriter w;
+  w.Put<int32_t>(steps_in_rollout_);
+  buffer_.SaveState(w);
+  archive.write("rollout", torch::from_blob(const_cast<char*>(w.bytes().data()),
+                                            {static_cast<int64_t>(w.bytes().size())}, torch::kUInt8)
+                               .clone());
 }
 
 void PpoAgent::Load(torch::serialize::InputArchive& archive) {
@@ -291,6 +347,13 @@ void PpoAgent::Load(torch::serialize::InputArchive& archive) {
   rng_counter_ = static_cast<uint64_t>(t.item<int64_t>());
   archive.read("updates", t);
   updates_ = t.item<int64_t>();
+  torch::Tensor rollout;
+  archive.read("rollout", rollout);
+  rollout = rollout.contiguous();
+  StateReader r(reinterpret_cast<const char*>(rollout.data_ptr<uint8_t>()),
+                static_cast<size_t>(rollout.numel()));
+  steps_in_rollout_ = r.Get<int32_t>();
+  buffer_.LoadState(r);
 }
 
 }  // namespace loantwin

@@ -50,12 +50,18 @@ class PpoAgent : public Agent {
  public:
   /// nvec: values per action component (Discrete(n) -> {n}); critic_dim = obs_dim unless the
   /// critic is centralised. The seed sets network initialisation and the agent's random stream.
+  /// planned_updates: the number of updates over the whole run (learning-rate annealing).
   PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int num_envs,
-           const PpoConfig& config, uint64_t seed);
+           const PpoConfig& config, uint64_t seed, int64_t planned_updates = 1);
 
   std::string algorithm() const override { return "ppo"; }
   void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
            int32_t* actions) override;
+  void ActAndRecord(const AgentBatch& batch, int32_t* actions) override;
+  void Observe(const AgentFeedback& feedback) override;
+  /// Updates after every num_steps environment steps (one rollout).
+  UpdateStats MaybeUpdate(const AgentBatch& current) override;
+  torch::jit::Module Export(const RoleSpec& role) const override;
 
   /// Training-time decision: updates the observation statistics, normalises, samples.
   /// Writes the normalised observations (what the buffer stores) to norm_obs / norm_critic.
@@ -80,6 +86,7 @@ class PpoAgent : public Agent {
   int obs_dim() const { return obs_dim_; }
   int critic_dim() const { return critic_dim_; }
   int64_t updates() const { return updates_; }
+  const RolloutBuffer& buffer() const { return buffer_; }
 
  private:
   torch::Tensor Uniforms(int64_t rows, int64_t cols);
@@ -96,7 +103,15 @@ class PpoAgent : public Agent {
   uint64_t rng_key_;
   uint64_t rng_counter_ = 0;
   int64_t updates_ = 0;
+  int64_t planned_updates_;
+  int num_envs_;
+  RolloutBuffer buffer_;
+  int steps_in_rollout_ = 0;
   std::vector<float> scratch_obs_, scratch_critic_, uniforms_;
+  std::vector<float> step_log_probs_, step_values_, step_obs_, step_critic_, step_rewards_,
+      final_values_;
+  std::vector<uint8_t> step_done_;
+  std::vector<int32_t> step_actions_;
 };
 
 }  // namespace loantwin

@@ -86,7 +86,8 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
         YamlMap r(node);
         if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random", "frozen"});
         if (auto f = r.Get("frozen")) {  // shorthand: {frozen: <exported policy>}
-          if (r.Has("agent") && rc.agent != "frozen") f->Fail("'frozen' conflicts with agent '" + rc.agent + "'");
+          if (r.Has("agent") && rc.agent != "frozen")
+            f->Fail("'frozen' conflicts with agent '" + rc.agent + "'");
           rc.agent = "frozen";
           rc.policy = f->AsString();
         }

@@ -20,9 +20,6 @@ class PpoAgent;
 class Trainer;
 struct RoleSpec;
 
-/// Builds the scripted policy of one PPO role.
-torch::jit::Module BuildPolicyModule(const PpoAgent& agent, const RoleSpec& role);
-
 /// Exports every learning role of a trained run into `out_dir` (<role>.pt + manifest.json);
 /// returns the written files.
 std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,

@@ -26,12 +26,7 @@ double WallSeconds() {
 
 struct Trainer::Learner {
   std::unique_ptr<PpoAgent> agent;
-  std::unique_ptr<RolloutBuffer> buffer;
   std::vector<int32_t> actions;
-  std::vector<float> log_probs, values, norm_obs, norm_critic, rewards, scratch_values;
-  std::vector<uint8_t> done;
-  int steps_in_rollout = 0;
-  int64_t num_updates = 1;
   UpdateStats last_stats;
 };
 
@@ -118,18 +113,10 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     std::vector<int64_t> nvec(spec.action_space.dims().nvec().begin(),
                               spec.action_space.dims().nvec().end());
     auto l = std::make_unique<Learner>();
+    const int64_t planned = config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n);
     l->agent = std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo,
-                                          DeriveKey(config_.seed, 0x6167656e74 + r));
-    l->buffer = std::make_unique<RolloutBuffer>(
-        n, spec.obs_dim(), critic_dim, spec.action_space.action_dims(),
-        spec.action_space.mask_width(), rc.ppo.gamma, rc.ppo.gae_lambda);
+                                          DeriveKey(config_.seed, 0x6167656e74 + r), planned);
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
-    l->log_probs.resize(n), l->values.resize(n), l->rewards.resize(n), l->done.resize(n);
-    l->scratch_values.resize(n);
-    l->norm_obs.resize(static_cast<size_t>(n) * spec.obs_dim());
-    l->norm_critic.resize(static_cast<size_t>(n) * critic_dim);
-    l->num_updates =
-        std::max<int64_t>(1, config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n));
     learners_[r] = std::move(l);
   }
   episode_return_.assign(env_->num_roles(), std::vector<double>(n, 0.0));
@@ -205,20 +192,13 @@ void Trainer::StepOnce() {
       }
       continue;
     }
-    const RoleSpec& spec = env_->role(r);
-    const float* obs = env_->observations(r);
-    const float* critic = l->agent->config().centralized_critic ? GlobalState(false) : obs;
-    l->agent->ActForTraining(obs, critic, env_->action_masks(r), n, l->actions.data(),
-                             l->log_probs.data(), l->values.data(), l->norm_obs.data(),
-                             l->norm_critic.data());
-    const int dims = spec.action_space.action_dims(), width = spec.action_space.mask_width();
-    const int dc = l->agent->critic_dim();
-    for (int i = 0; i < n; ++i)
-      if (env_->acting(r)[i])
-        l->buffer->Open(i, &l->norm_obs[static_cast<size_t>(i) * spec.obs_dim()],
-                        &l->norm_critic[static_cast<size_t>(i) * dc],
-                        env_->action_masks(r) + static_cast<size_t>(i) * width,
-                        &l->actions[static_cast<size_t>(i) * dims], l->log_probs[i], l->values[i]);
+    AgentBatch batch;
+    batch.n = n;
+    batch.obs = env_->observations(r);
+    batch.critic_obs = l->agent->config().centralized_critic ? GlobalState(false) : batch.obs;
+    batch.masks = env_->action_masks(r);
+    batch.acting = env_->acting(r);
+    l->agent->ActAndRecord(batch, l->actions.data());
     env_->Act(r, l->actions.data());
   }
   env_->Step();
@@ -237,39 +217,23 @@ void Trainer::StepOnce() {
     }
     Learner* l = learners_[r].get();
     if (!l) continue;
-    for (int i = 0; i < n; ++i) {
-      l->rewards[i] = env_->rewards(r)[i];
-      l->done[i] = env_->terminated()[i] || env_->truncated()[i];
-    }
-    l->agent->ScaleRewards(l->rewards.data(), l->done.data(), n);
-    bool any_truncated = false;
-    for (int i = 0; i < n; ++i) {
-      l->buffer->AddReward(i, l->rewards[i]);
-      any_truncated |= env_->truncated()[i] != 0;
-    }
-    if (any_truncated) {
-      // Bootstrap time-limit ends from V(final observation).
-      const float* final_obs =
-          l->agent->config().centralized_critic ? GlobalState(true) : env_->final_observations(r);
-      l->agent->Values(final_obs, n, l->scratch_values.data());
-    }
-    for (int i = 0; i < n; ++i)
-      if (l->done[i]) l->buffer->EndEpisode(i, env_->truncated()[i], l->scratch_values[i]);
-    if (++l->steps_in_rollout >= l->agent->config().num_steps) FinishRollout(r);
+    const bool central = l->agent->config().centralized_critic;
+    AgentFeedback feedback;
+    feedback.n = n;
+    feedback.rewards = env_->rewards(r);
+    feedback.terminated = env_->terminated();
+    feedback.truncated = env_->truncated();
+    feedback.final_critic_obs = central ? GlobalState(true) : env_->final_observations(r);
+    l->agent->Observe(feedback);
+    AgentBatch current;
+    current.n = n;
+    current.obs = env_->observations(r);
+    current.critic_obs = central ? GlobalState(false) : current.obs;
+    current.masks = env_->action_masks(r);
+    current.acting = env_->acting(r);
+    UpdateStats stats = l->agent->MaybeUpdate(current);
+    if (!stats.empty()) l->last_stats = std::move(stats);
   }
-}
-
-void Trainer::FinishRollout(int role) {
-  Learner& l = *learners_[role];
-  const int n = env_->num_envs();
-  const float* critic =
-      l.agent->config().centralized_critic ? GlobalState(false) : env_->observations(role);
-  l.agent->Values(critic, n, l.scratch_values.data());
-  l.buffer->Finish(l.scratch_values.data());
-  const double progress = static_cast<double>(l.agent->updates()) / l.num_updates;
-  l.last_stats = l.agent->Update(*l.buffer, std::min(progress, 1.0));
-  l.buffer->Clear();
-  l.steps_in_rollout = 0;
 }
 
 TrainProgress Trainer::Progress() const {
@@ -325,15 +289,13 @@ void Trainer::Save(torch::serialize::OutputArchive& archive) const {
   for (const auto& q : recent_returns_) w.PutVector(std::vector<double>(q.begin(), q.end()));
   for (size_t r = 0; r < learners_.size(); ++r) {
     if (!learners_[r]) continue;
-    w.Put<int32_t>(learners_[r]->steps_in_rollout);
-    learners_[r]->buffer->SaveState(w);
     torch::serialize::OutputArchive agent;
     learners_[r]->agent->Save(agent);
     archive.write("agent/" + env_->role(static_cast<int>(r)).name, agent);
   }
   env_->SaveState(w);
   archive.write("state", BytesTensor(w.bytes()));
-  archive.write("format", torch::tensor(int64_t{1}));
+  archive.write("format", torch::tensor(int64_t{2}));
 }
 
 void Trainer::Load(torch::serialize::InputArchive& archive) {
@@ -352,8 +314,6 @@ void Trainer::Load(torch::serialize::InputArchive& archive) {
   }
   for (size_t k = 0; k < learners_.size(); ++k) {
     if (!learners_[k]) continue;
-    learners_[k]->steps_in_rollout = r.Get<int32_t>();
-    learners_[k]->buffer->LoadState(r);
     torch::serialize::InputArchive agent;
     archive.read("agent/" + env_->role(static_cast<int>(k)).name, agent);
     learners_[k]->agent->Load(agent);

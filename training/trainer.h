@@ -76,7 +76,6 @@ class Trainer {
  private:
   struct Learner;
   void StepOnce();
-  void FinishRollout(int role);
   void LogMetrics(bool force);
   void RunEvaluation();
   const float* GlobalState(bool final);

@@ -63,15 +63,8 @@ class PpoAgent : public Agent {
   UpdateStats MaybeUpdate(const AgentBatch& current) override;
   torch::jit::Module Export(const RoleSpec& role) const override;
 
-  /// Training-time decision: updates the observation statistics, normalises, samples.
-  /// Writes the normalised observations (what the buffer stores) to norm_obs / norm_critic.
-  void ActForTraining(const float* obs, const float* critic_obs, const uint8_t* masks, int n,
-                      int32_t* actions, float* log_probs, float* values, float* norm_obs,
-                      float* norm_critic);
   /// V(critic observation) for raw observations, [n].
   void Values(const float* critic_obs, int n, float* out);
-  /// Scales a step's rewards when normalize_reward is on (in place).
-  void ScaleRewards(float* rewards, const uint8_t* done, int n);
   /// PPO epochs over a finished buffer; progress in [0, 1) drives LR annealing.
   UpdateStats Update(const RolloutBuffer& buffer, double progress);
 
@@ -89,6 +82,13 @@ class PpoAgent : public Agent {
   const RolloutBuffer& buffer() const { return buffer_; }
 
  private:
+  /// Training-time decision: updates the observation statistics, normalises, samples.
+  /// Writes the normalised observations (what the buffer stores) to norm_obs / norm_critic.
+  void ActForTraining(const float* obs, const float* critic_obs, const uint8_t* masks, int n,
+                      int32_t* actions, float* log_probs, float* values, float* norm_obs,
+                      float* norm_critic);
+  /// Scales a step's rewards when normalize_reward is on (in place).
+  void ScaleRewards(float* rewards, const uint8_t* done, int n);
   torch::Tensor Uniforms(int64_t rows, int64_t cols);
   void NormalizeObs(const float* in, int n, float* out) const;
   void NormalizeCritic(const float* in, int n, float* out) const;

@@ -100,6 +100,16 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
       {"frobnicate", "frobnicate"},
       {"", "subcommand"},
       {"simulate --months 2 --paths 1 --out /no/such/dir/run.csv", "cannot open"},
+      {"train /no/such/experiment.yaml", "cannot open file"},
+      {"train " + bad_yaml, "missing required key 'env'"},
+      {"train " + std::string(LOANTWIN_SOURCE_DIR) +
+           "/configs/cartpole_ppo.yaml --resume /no/such/run",
+       "no such run directory"},
+      {"train " + std::string(LOANTWIN_SOURCE_DIR) + "/configs/cartpole_ppo.yaml --total-steps 0",
+       "--total-steps"},
+      {"evaluate " + dir.path(), "not a run directory"},
+      {"export " + dir.path(), "not a run directory"},
+      {"evaluate", "run_dir"},
   };
   for (const auto& c : cases) {
     const Result r = RunCli(c.args);

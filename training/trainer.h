@@ -1,8 +1,8 @@
 #pragma once
-// The training loop: rollouts through the multi-agent API, one agent per learning role, each
-// role updated when its own rollout (num_steps environment steps) is complete. Roles that are
-// not learning run their baseline or random fallback. A role's sample exists only where it
-// acted; see RolloutBuffer for cadence and truncation handling.
+// The training loop: every step goes through the roles top-down; learning roles decide through
+// their Agent (ActAndRecord, then Observe and MaybeUpdate after the environment step), frozen
+// roles through their exported policy, the others fall back to baseline or random. Each agent
+// learns on its own cadence (PPO: after num_steps environment steps).
 
 #include <torch/script.h>
 
@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "agents/ppo.h"
-#include "agents/rollout_buffer.h"
 #include "env/multi_agent_env.h"
 #include "training/experiment.h"
 

@@ -8,6 +8,8 @@
 #include "agents/mlp.h"
 #include "agents/normalizer.h"
 #include "agents/rollout_buffer.h"
+#include "agents/sum_tree.h"
+#include "env/counter_rng.h"
 #include "training/trainer.h"
 
 namespace loantwin {
@@ -113,6 +115,48 @@ TEST(RolloutBuffer, OpenSamplesBootstrapAtTheRolloutEnd) {
   const float last = 4.0f;
   b.Finish(&last);
   EXPECT_NEAR(b.returns()[0], 1.5 + 0.25 * 4.0, 1e-6);
+}
+
+TEST(SumTree, TotalsMinimumAndUpdates) {
+  SumTree t(5);  // not a power of two
+  EXPECT_EQ(t.Total(), 0.0);
+  EXPECT_TRUE(std::isinf(t.Min()));
+  t.Set(0, 1.0), t.Set(1, 2.0), t.Set(2, 3.0), t.Set(4, 4.0);
+  EXPECT_DOUBLE_EQ(t.Total(), 10.0);
+  EXPECT_DOUBLE_EQ(t.Min(), 1.0);
+  t.Set(0, 0.5);  // update
+  EXPECT_DOUBLE_EQ(t.Total(), 9.5);
+  EXPECT_DOUBLE_EQ(t.Min(), 0.5);
+  EXPECT_DOUBLE_EQ(t.Get(2), 3.0);
+  // Prefix intervals: [0, .5) -> 0, [.5, 2.5) -> 1, [2.5, 5.5) -> 2, slot 3 empty, [5.5, 9.5) -> 4.
+  EXPECT_EQ(t.Find(0.0), 0);
+  EXPECT_EQ(t.Find(0.49), 0);
+  EXPECT_EQ(t.Find(0.5), 1);
+  EXPECT_EQ(t.Find(2.4), 1);
+  EXPECT_EQ(t.Find(2.5), 2);
+  EXPECT_EQ(t.Find(5.49), 2);
+  EXPECT_EQ(t.Find(5.5), 4);
+  EXPECT_EQ(t.Find(100.0), 4);  // clamped
+  EXPECT_THROW(t.Set(5, 1.0), std::invalid_argument);
+  EXPECT_THROW(t.Set(1, -1.0), std::invalid_argument);
+  EXPECT_THROW(t.Set(1, std::nan("")), std::invalid_argument);
+}
+
+TEST(SumTree, SamplingFollowsPriorities) {
+  SumTree t(1000);
+  for (int i = 0; i < 1000; ++i) t.Set(i, i % 4 == 0 ? 3.0 : (i % 4 == 1 ? 1.0 : 0.0));
+  CounterRng rng(5);
+  std::vector<int> counts(4, 0);
+  const int draws = 200000;
+  for (int k = 0; k < draws; ++k) counts[t.Find(rng.Uniform() * t.Total()) % 4] += 1;
+  EXPECT_EQ(counts[2] + counts[3], 0);  // zero priority: never sampled
+  EXPECT_NEAR(static_cast<double>(counts[0]) / draws, 0.75, 0.01);
+  EXPECT_NEAR(static_cast<double>(counts[1]) / draws, 0.25, 0.01);
+  // After an update the proportions follow the new priorities.
+  for (int i = 0; i < 1000; i += 4) t.Set(i, 1.0);
+  std::fill(counts.begin(), counts.end(), 0);
+  for (int k = 0; k < draws; ++k) counts[t.Find(rng.Uniform() * t.Total()) % 4] += 1;
+  EXPECT_NEAR(static_cast<double>(counts[0]) / draws, 0.5, 0.01);
 }
 
 ExperimentConfig CartPoleExperiment(int64_t steps) {

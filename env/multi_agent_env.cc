@@ -37,6 +37,7 @@ MultiAgentEnv::MultiAgentEnv(std::string name, std::vector<RoleSpec> roles, cons
     reward_vec_.emplace_back(n * r.objectives.size(), 0.0f);
     reward_.emplace_back(n, 0.0f);
     masks_.emplace_back(n * r.action_space.mask_width(), 1);
+    final_masks_.emplace_back(n * r.action_space.mask_width(), 1);
     acting_.emplace_back(n, 1);
     actions_.emplace_back(n * r.action_space.action_dims(), 0);
     scratch_.emplace_back(n * r.action_space.action_dims(), 0);
@@ -182,6 +183,10 @@ void MultiAgentEnv::Step() {
         for (size_t r = 0; r < roles_.size(); ++r) {
           const size_t d = roles_[r].obs_dim();
           std::memcpy(final_obs_[r].data() + i * d, obs_[r].data() + i * d, sizeof(float) * d);
+          // Masks of the final state (before the reset replaces the state).
+          const size_t w = roles_[r].action_space.mask_width();
+          WriteMasks(static_cast<int>(r), i, i + 1);
+          std::memcpy(final_masks_[r].data() + i * w, masks_[r].data() + i * w, w);
         }
         episodes_[i] += 1;
         steps_[i] = 0;
@@ -205,7 +210,8 @@ void MultiAgentEnv::SaveState(StateWriter& w) const {
   w.Tag("multi_agent_env");
   w.Put<int32_t>(n_), w.Put<int32_t>(num_roles());
   for (size_t r = 0; r < roles_.size(); ++r) {
-    w.PutVector(obs_[r]), w.PutVector(final_obs_[r]), w.PutVector(reward_vec_[r]);
+    w.PutVector(obs_[r]), w.PutVector(final_obs_[r]), w.PutVector(final_masks_[r]);
+    w.PutVector(reward_vec_[r]);
     w.PutVector(reward_[r]), w.PutVector(masks_[r]), w.PutVector(acting_[r]);
     w.PutVector(actions_[r]), w.Put(fallback_[r]);
   }
@@ -219,7 +225,8 @@ void MultiAgentEnv::LoadState(StateReader& r) {
   if (r.Get<int32_t>() != n_ || r.Get<int32_t>() != num_roles())
     throw std::runtime_error(name_ + ": checkpoint has a different number of instances or roles");
   for (size_t k = 0; k < roles_.size(); ++k) {
-    r.GetVector(&obs_[k]), r.GetVector(&final_obs_[k]), r.GetVector(&reward_vec_[k]);
+    r.GetVector(&obs_[k]), r.GetVector(&final_obs_[k]), r.GetVector(&final_masks_[k]);
+    r.GetVector(&reward_vec_[k]);
     r.GetVector(&reward_[k]), r.GetVector(&masks_[k]), r.GetVector(&acting_[k]);
     r.GetVector(&actions_[k]), r.Get(&fallback_[k]);
   }

@@ -42,7 +42,7 @@ struct RoleSpec {
   /// Numeric value each action index stands for, [component][value] (the budget multiple, the
   /// cutoff band, ...); empty = the index itself. Exported policies decode with it.
   std::vector<std::vector<double>> action_values;
-  std::vector<std::string> objectives;                    ///< reward vector components
+  std::vector<std::string> objectives;  ///< reward vector components
   int obs_dim() const { return features.size(); }
   Box observation_space() const { return features.ToBox(); }
 };
@@ -96,6 +96,9 @@ class MultiAgentEnv {
   // Buffers, row-major over instances; valid after Reset and after each Step.
   const float* observations(int r) const { return obs_[r].data(); }
   const float* final_observations(int r) const { return final_obs_[r].data(); }
+  /// Action masks of the final state of an episode that ended this step (rows valid where
+  /// terminated or truncated): a value-based learner's bootstrap maximises over these.
+  const uint8_t* final_action_masks(int r) const { return final_masks_[r].data(); }
   const uint8_t* action_masks(int r) const { return masks_[r].data(); }
   const uint8_t* acting(int r) const { return acting_[r].data(); }
   /// Actions in force for each instance (last decision), [N, action_dims].
@@ -165,7 +168,7 @@ class MultiAgentEnv {
   int chunk_;
   std::unique_ptr<ParallelRunner> runner_;
   std::vector<std::vector<float>> obs_, final_obs_, reward_vec_, reward_;
-  std::vector<std::vector<uint8_t>> masks_, acting_;
+  std::vector<std::vector<uint8_t>> masks_, final_masks_, acting_;
   std::vector<std::vector<int32_t>> actions_, scratch_;
   std::vector<uint8_t> terminated_, truncated_;
   std::vector<int32_t> steps_;

@@ -91,6 +91,14 @@ TEST_P(Conformance, RandomRolloutsStayInsideSpacesAndRespectMasks) {
         if (env->terminated()[i] || env->truncated()[i]) {
           ASSERT_TRUE(box.Contains(env->final_observations(r) + i * spec.obs_dim(), &bad))
               << spec.name << " final " << spec.features.names()[bad];
+          // The final state's masks allow at least one value per component.
+          const MultiDiscrete& md = spec.action_space.dims();
+          const uint8_t* fm = env->final_action_masks(r) + i * md.mask_width();
+          for (int c = 0; c < md.size(); ++c) {
+            int allowed = 0;
+            for (int v = 0; v < md.nvec()[c]; ++v) allowed += fm[md.mask_offset(c) + v];
+            ASSERT_GT(allowed, 0) << spec.name << " component " << c;
+          }
         }
         ASSERT_TRUE(std::isfinite(env->rewards(r)[i]));
         for (size_t k = 0; k < spec.objectives.size(); ++k)

@@ -11,15 +11,25 @@
 
 namespace loantwin {
 
-PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
-                      std::shared_ptr<const Scenario> scenario, const Levers& levers,
-                      const MonteCarloOptions& o) {
+namespace {
+
+/// Validates the run size and allocates [paths][months][metrics].
+PathSet AllocatePaths(const MonteCarloOptions& o) {
   if (o.months < 1) throw std::invalid_argument("months must be >= 1");
   if (o.paths < 1) throw std::invalid_argument("paths must be >= 1");
   PathSet set;
   set.paths = o.paths;
   set.months = o.months;
   set.data.resize(static_cast<size_t>(o.paths) * o.months * kNumMetrics);
+  return set;
+}
+
+}  // namespace
+
+PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
+                      std::shared_ptr<const Scenario> scenario, const Levers& levers,
+                      const MonteCarloOptions& o) {
+  PathSet set = AllocatePaths(o);
   const std::vector<Levers> shared{levers};
   for (int start = 0; start < o.paths; start += o.batch) {
     VecEnvOptions vo;
@@ -43,12 +53,8 @@ PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
 
 PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, FallbackPolicy policy,
                               const MonteCarloOptions& o) {
-  if (o.months < 1) throw std::invalid_argument("months must be >= 1");
-  if (o.paths < 1) throw std::invalid_argument("paths must be >= 1");
   PolicyRun run;
-  run.paths.paths = o.paths;
-  run.paths.months = o.months;
-  run.paths.data.resize(static_cast<size_t>(o.paths) * o.months * kNumMetrics);
+  run.paths = AllocatePaths(o);
   run.failed_month.assign(o.paths, 0);
   TwinEnvConfig c = config;
   c.horizon_months = o.months;

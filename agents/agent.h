@@ -1,5 +1,5 @@
 #pragma once
-// The interface every learning agent implements (PPO now; DQN and MuZero-style next). One agent
+// The interface every learning agent implements (PPO, DQN; MuZero-style next). One agent
 // drives one role of a vectorised environment. A trainer's loop, per environment step:
 //
 //   agent.ActAndRecord(batch, actions);   // explore; remember the decisions of acting instances
@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace loantwin {
 
@@ -40,12 +41,25 @@ struct AgentFeedback {
   const uint8_t* terminated = nullptr;      ///< [n]
   const uint8_t* truncated = nullptr;       ///< [n]
   const float* final_critic_obs = nullptr;  ///< [n, critic_dim], rows valid where truncated
+  const float* final_obs = nullptr;         ///< [n, obs_dim], rows valid where the episode ended
+  const uint8_t* final_masks = nullptr;     ///< [n, mask_width], rows valid where it ended
+};
+
+/// What an exported policy looks like, for the manifest (docs/export.md).
+struct ExportSummary {
+  std::vector<std::string> methods;  ///< TorchScript methods and their signatures
+  bool normalises_inside = false;    ///< observation normalisation is part of the module
+  std::vector<int64_t> hidden;       ///< hidden layer widths
+  std::string activation;
+  std::map<std::string, std::string> options;  ///< algorithm options that shape the network
 };
 
 class Agent {
  public:
   virtual ~Agent() = default;
   virtual std::string algorithm() const = 0;
+  /// True if the agent wants the global state (all roles' observations) as critic_obs.
+  virtual bool wants_global_state() const { return false; }
   /// Batched decision for n instances, masked; exploration when `deterministic` is false.
   virtual void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
                    int32_t* actions) = 0;
@@ -58,6 +72,9 @@ class Agent {
   virtual UpdateStats MaybeUpdate(const AgentBatch& current) = 0;
   /// The greedy policy as a self-contained TorchScript module (docs/export.md).
   virtual torch::jit::Module Export(const RoleSpec& role) const = 0;
+  virtual ExportSummary Summary() const = 0;
+  /// The learnable tensors of the online networks (tests compare them across resumes).
+  virtual std::vector<torch::Tensor> Parameters() const = 0;
   /// Saves / restores everything needed to continue training exactly: networks, optimiser,
   /// normalisers, random-stream positions, collected experience, counters.
   virtual void Save(torch::serialize::OutputArchive& archive) const = 0;

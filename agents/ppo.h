@@ -55,6 +55,7 @@ class PpoAgent : public Agent {
            const PpoConfig& config, uint64_t seed, int64_t planned_updates = 1);
 
   std::string algorithm() const override { return "ppo"; }
+  bool wants_global_state() const override { return config_.centralized_critic; }
   void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
            int32_t* actions) override;
   void ActAndRecord(const AgentBatch& batch, int32_t* actions) override;
@@ -62,6 +63,8 @@ class PpoAgent : public Agent {
   /// Updates after every num_steps environment steps (one rollout).
   UpdateStats MaybeUpdate(const AgentBatch& current) override;
   torch::jit::Module Export(const RoleSpec& role) const override;
+  ExportSummary Summary() const override;
+  std::vector<torch::Tensor> Parameters() const override { return net_->parameters(); }
 
   /// V(critic observation) for raw observations, [n].
   void Values(const float* critic_obs, int n, float* out);

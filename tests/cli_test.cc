@@ -218,5 +218,20 @@ TEST(Docs, EveryYamlExampleLoadsAndRuns) {
   EXPECT_GE(examples, 2);
 }
 
+TEST(Docs, EveryExperimentExampleTrains) {
+  TempDir dir;
+  int examples = 0;
+  for (const char* doc : {"docs/agents/dqn.md"}) {
+    for (const auto& block : FencedBlocks(std::string(LOANTWIN_SOURCE_DIR) + "/" + doc, "yaml")) {
+      const std::string n = std::to_string(examples++);
+      const std::string file = dir.File("experiment" + n + ".yaml", block);
+      const Result r =
+          RunCli("train " + file + " --total-steps 2000 --out " + dir.path() + "/run" + n);
+      EXPECT_EQ(r.code, 0) << doc << "\n" << block << "\n" << r.output;
+    }
+  }
+  EXPECT_GE(examples, 1);
+}
+
 }  // namespace
 }  // namespace loantwin

@@ -7,6 +7,7 @@
 
 #include "env/config_error.h"
 #include "env/counter_rng.h"
+#include "tests/agent_test_util.h"
 #include "tests/test_util.h"
 #include "training/checkpoint.h"
 #include "training/export.h"
@@ -36,7 +37,7 @@ TEST(ExperimentConfig, ErrorsNameFileLineAndKey) {
   EXPECT_NE(msg.find("exp.yaml:4:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("roles.agent.ppo.learning_rat"), std::string::npos) << msg;
   msg = ErrorOf(std::string(kBase) + "roles:\n  agent: {agent: dqnn}\n");
-  EXPECT_NE(msg.find("'dqnn' is not one of: ppo, baseline, random"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'dqnn' is not one of: ppo, dqn, baseline, random"), std::string::npos) << msg;
   msg = ErrorOf(std::string(kBase) + "roles:\n  pilot: ppo\n");
   EXPECT_NE(msg.find("exp.yaml:4:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown role 'pilot' for environment 'cartpole' (roles: agent)"),
@@ -69,38 +70,11 @@ TEST(ExperimentConfig, ResolvedConfigRoundTrips) {
   EXPECT_EQ(c.ToYaml(), again.ToYaml());
 }
 
-std::vector<torch::Tensor> Parameters(Trainer& t) {
-  std::vector<torch::Tensor> out;
-  for (int r = 0; r < t.env().num_roles(); ++r)
-    if (auto* a = t.agent(r))
-      for (const auto& p : a->net()->parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
-void ExpectIdentical(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k;
-}
-
 void ResumeIsExact(const std::string& yaml, int64_t n) {
-  const auto config = ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml"));
-  Trainer straight(config);
-  straight.Train(2 * n);
-  TempDir dir;
-  CheckpointManager ckpt(dir.path(), 2);
-  std::string path;
-  {
-    Trainer first(config);
-    first.Train(n);  // stops mid-rollout when n is not a multiple of the rollout length
-    path = ckpt.Save(first);
-  }
-  Trainer resumed(config);
-  LoadCheckpoint(resumed, path);
-  EXPECT_EQ(resumed.global_step(), n);
-  resumed.Train(2 * n);
-  EXPECT_EQ(resumed.global_step(), straight.global_step());
-  ExpectIdentical(Parameters(straight), Parameters(resumed));
-  EXPECT_EQ(straight.MeanEpisodicReturn(0), resumed.MeanEpisodicReturn(0));
+  const auto c = testing::CompareStraightAndResumed(
+      ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml")), n);
+  EXPECT_TRUE(c.identical_parameters);
+  EXPECT_EQ(c.straight_return, c.resumed_return);
 }
 
 TEST(Checkpoint, ResumeContinuesExactlyOnCartPole) {
@@ -141,62 +115,15 @@ TEST(Checkpoint, KeepsTheLastKAndRejectsGarbage) {
   EXPECT_THROW(LoadCheckpoint(t, junk), std::runtime_error);
 }
 
-void ExpectExportParity(const std::string& yaml, int64_t steps) {
-  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml")));
-  t.Train(steps);
-  TempDir dir;
-  CheckpointManager ckpt(dir.path() + "/checkpoints", 1);
-  const auto files = ExportRun(t, dir.path(), ckpt.Save(t), dir.path() + "/export");
-  const std::string manifest = testing::ReadFile(dir.path() + "/export/manifest.json");
-  CounterRng rng(77);
-  for (int r = 0; r < t.env().num_roles(); ++r) {
-    PpoAgent* agent = t.agent(r);
-    if (!agent) continue;
-    const RoleSpec& spec = t.env().role(r);
-    EXPECT_NE(manifest.find("\"" + spec.name + "\""), std::string::npos);
-    EXPECT_NE(manifest.find(spec.features.names().back()), std::string::npos);
-    torch::jit::Module m = torch::jit::load(dir.path() + "/export/" + spec.name + ".pt");
-    const int n = 256, d = spec.obs_dim(), w = spec.action_space.mask_width();
-    const int dims = spec.action_space.action_dims();
-    std::vector<float> obs(static_cast<size_t>(n) * d);
-    for (auto& x : obs) x = static_cast<float>(3 * rng.Normal());
-    // Random masks that allow at least one value per component.
-    std::vector<uint8_t> mask(static_cast<size_t>(n) * w);
-    for (int i = 0; i < n; ++i)
-      for (int c = 0; c < dims; ++c) {
-        const int off = spec.action_space.dims().mask_offset(c),
-                  k = spec.action_space.dims().nvec()[c];
-        for (int v = 0; v < k; ++v) mask[i * w + off + v] = rng.Uniform() < 0.6;
-        mask[i * w + off + static_cast<int>(rng.Uniform() * k)] = 1;
-      }
-    std::vector<int32_t> expected(static_cast<size_t>(n) * dims);
-    agent->Act(obs.data(), mask.data(), n, /*deterministic=*/true, expected.data());
-    const torch::Tensor obs_t = torch::from_blob(obs.data(), {n, d}).clone();
-    const torch::Tensor mask_t = torch::from_blob(mask.data(), {n, w}, torch::kUInt8).clone();
-    const torch::Tensor got = m.forward({obs_t, mask_t}).toTensor().contiguous();
-    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{n, dims}));
-    for (int k = 0; k < n * dims; ++k)
-      ASSERT_EQ(got.data_ptr<int64_t>()[k], expected[k]) << spec.name << " " << k;
-    // act_values decodes indices through the action value table.
-    const torch::Tensor values = m.get_method("act_values")({obs_t, mask_t}).toTensor();
-    for (int c = 0; c < dims; ++c) {
-      const int64_t idx = got[0][c].item<int64_t>();
-      const double want =
-          c < static_cast<int>(spec.action_values.size()) ? spec.action_values[c][idx] : idx;
-      EXPECT_DOUBLE_EQ(values[0][c].item<double>(), want);
-    }
-  }
-}
-
 TEST(Export, TorchScriptMatchesThePolicyOnCartPole) {
-  ExpectExportParity(
+  testing::ExpectExportParity(
       "name: e\nseed: 2\ntotal_steps: 5000\nenv: {name: cartpole, num_envs: 4}\n"
       "roles:\n  agent: {agent: ppo, ppo: {num_steps: 64, normalize_obs: true}}\n",
       2048);
 }
 
 TEST(Export, TorchScriptMatchesThePolicyOnTheTwin) {
-  ExpectExportParity(
+  testing::ExpectExportParity(
       "name: e\nseed: 2\ntotal_steps: 2000\nenv: {name: twin, num_envs: 4, config: "
       "{horizon_months: 12}}\n"
       "roles:\n  credit: {agent: ppo, ppo: {num_steps: 12, normalize_obs: true, hidden: [32]}}\n"

@@ -8,8 +8,8 @@
 namespace loantwin {
 namespace {
 
-/// Reads PPO fields from a YAML mapping.
-struct PpoReader {
+/// Reads hyperparameters from a YAML mapping.
+struct HyperReader {
   YamlMap& m;
   void operator()(const char* name, double& f, double lo, double hi, const char*) {
     m.Read(name, &f, lo, hi);
@@ -18,8 +18,8 @@ struct PpoReader {
     m.Read(name, &f, lo, hi);
   }
   void operator()(const char* name, bool& f, const char*) { m.Read(name, &f); }
-  void operator()(const char* name, std::string& f, const char*) {
-    if (auto v = m.Get(name)) f = v->AsEnum({"tanh", "relu"});
+  void operator()(const char* name, std::string& f, const Choices& choices, const char*) {
+    if (auto v = m.Get(name)) f = v->AsEnum(choices);
   }
   void operator()(const char* name, std::vector<int64_t>& f, const char*) {
     if (auto v = m.Get(name)) {
@@ -32,8 +32,8 @@ struct PpoReader {
   }
 };
 
-/// Writes PPO fields to a YAML emitter.
-struct PpoWriter {
+/// Writes hyperparameters to a YAML emitter.
+struct HyperWriter {
   YAML::Emitter& out;
   template <typename T>
   void operator()(const char* name, T& f, T, T, const char*) {
@@ -42,7 +42,7 @@ struct PpoWriter {
   void operator()(const char* name, bool& f, const char*) {
     out << YAML::Key << name << YAML::Value << f;
   }
-  void operator()(const char* name, std::string& f, const char*) {
+  void operator()(const char* name, std::string& f, const Choices&, const char*) {
     out << YAML::Key << name << YAML::Value << f;
   }
   void operator()(const char* name, std::vector<int64_t>& f, const char*) {
@@ -81,12 +81,19 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
       const YamlValue node = *rm.Get(role);
       RoleAgentConfig rc;
       if (node.IsScalar()) {
-        rc.agent = node.AsEnum({"ppo", "baseline", "random"});  // frozen needs a policy path
+        rc.agent = node.AsEnum({"ppo", "dqn", "baseline", "random"});  // frozen needs a path
       } else {
         YamlMap r(node);
-        if (auto a = r.Get("agent")) rc.agent = a->AsEnum({"ppo", "baseline", "random", "frozen"});
+        const std::vector<std::string> agents = {"ppo", "dqn", "baseline", "random", "frozen"};
+        if (auto a = r.Get("agent")) rc.agent = a->AsEnum(agents);
+        if (auto a = r.Get("algorithm")) {  // the learning algorithm: same as agent
+          const std::string algo = a->AsEnum({"ppo", "dqn"});
+          if (r.Has("agent") && rc.agent != algo)
+            a->Fail("'algorithm: " + algo + "' conflicts with agent '" + rc.agent + "'");
+          rc.agent = algo;
+        }
         if (auto f = r.Get("frozen")) {  // shorthand: {frozen: <exported policy>}
-          if (r.Has("agent") && rc.agent != "frozen")
+          if ((r.Has("agent") || r.Has("algorithm")) && rc.agent != "frozen")
             f->Fail("'frozen' conflicts with agent '" + rc.agent + "'");
           rc.agent = "frozen";
           rc.policy = f->AsString();
@@ -101,8 +108,21 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
           if (rc.agent != "ppo")
             p->Fail("'ppo' hyperparameters given for a role whose agent is '" + rc.agent + "'");
           YamlMap pm(*p);
-          VisitPpoConfig(rc.ppo, PpoReader{pm});
+          VisitPpoConfig(rc.ppo, HyperReader{pm});
           pm.Done();
+        }
+        if (auto p = r.Get("dqn")) {
+          if (rc.agent != "dqn")
+            p->Fail("'dqn' hyperparameters given for a role whose agent is '" + rc.agent + "'");
+          YamlMap pm(*p);
+          VisitDqnConfig(rc.dqn, HyperReader{pm});
+          pm.Done();
+          if (rc.dqn.batch_size > rc.dqn.buffer_size)
+            p->Fail("batch_size (" + std::to_string(rc.dqn.batch_size) +
+                    ") is larger than buffer_size (" + std::to_string(rc.dqn.buffer_size) + ")");
+          if (rc.dqn.end_e > rc.dqn.start_e)
+            p->Fail("end_e (" + std::to_string(rc.dqn.end_e) + ") is above start_e (" +
+                    std::to_string(rc.dqn.start_e) + ")");
         }
         if (auto w = r.Get("rewards")) {
           YamlMap wm(*w);
@@ -168,7 +188,13 @@ std::string ExperimentConfig::ToYaml() const {
     if (rc.agent == "ppo") {
       out << YAML::Key << "ppo" << YAML::Value << YAML::BeginMap;
       PpoConfig copy = rc.ppo;
-      VisitPpoConfig(copy, PpoWriter{out});
+      VisitPpoConfig(copy, HyperWriter{out});
+      out << YAML::EndMap;
+    }
+    if (rc.agent == "dqn") {
+      out << YAML::Key << "dqn" << YAML::Value << YAML::BeginMap;
+      DqnConfig copy = rc.dqn;
+      VisitDqnConfig(copy, HyperWriter{out});
       out << YAML::EndMap;
     }
     if (rc.has_rewards) {

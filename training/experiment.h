@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agents/dqn.h"
 #include "agents/ppo.h"
 #include "env/yaml_reader.h"
 
@@ -16,9 +17,10 @@ namespace loantwin {
 
 /// How a role is driven during training.
 struct RoleAgentConfig {
-  std::string agent = "baseline";  ///< ppo | baseline | random | frozen
+  std::string agent = "baseline";  ///< ppo | dqn | baseline | random | frozen
   std::string policy;              ///< frozen: path to an exported TorchScript policy (<role>.pt)
   PpoConfig ppo;                   ///< when agent = ppo
+  DqnConfig dqn;                   ///< when agent = dqn
   std::vector<std::pair<std::string, double>> rewards;  ///< reward weights (empty = env default)
   bool has_rewards = false;
 };
@@ -55,9 +57,11 @@ struct ExperimentConfig {
   std::string ToYaml() const;
 };
 
-/// Visits every PPO hyperparameter: v(name, field, lo, hi, help) for numbers,
-/// v(name, field, help) for booleans, strings and lists. One list serves parsing, the resolved
-/// config and the docs.
+/// Visits every PPO hyperparameter: v(name, field, lo, hi, help) for numbers, v(name, field,
+/// choices, help) for strings, v(name, field, help) for booleans and lists. One list serves
+/// parsing and the resolved config.
+using Choices = std::vector<std::string>;
+
 template <typename V>
 void VisitPpoConfig(PpoConfig& c, V&& v) {
   v("learning_rate", c.learning_rate, 0.0, 1.0, "Adam step size (start of the linear schedule)");
@@ -75,11 +79,44 @@ void VisitPpoConfig(PpoConfig& c, V&& v) {
   v("max_grad_norm", c.max_grad_norm, 0.0, 1e6, "global gradient-norm clip");
   v("target_kl", c.target_kl, 0.0, 10.0, "stop the epochs when approx KL exceeds it (0 = off)");
   v("hidden", c.hidden, "hidden layer widths of actor and critic");
-  v("activation", c.activation, "tanh | relu");
+  v("activation", c.activation, Choices{"tanh", "relu"}, "hidden-layer activation");
   v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
   v("normalize_reward", c.normalize_reward, "scale rewards by the std of the discounted return");
   v("centralized_critic", c.centralized_critic,
     "critic sees the global state (all roles' observations)");
+}
+
+/// Visits every DQN hyperparameter (same conventions as VisitPpoConfig).
+template <typename V>
+void VisitDqnConfig(DqnConfig& c, V&& v) {
+  v("learning_rate", c.learning_rate, 0.0, 1.0, "Adam step size");
+  v("buffer_size", c.buffer_size, 1, 100000000, "replay capacity in transitions");
+  v("gamma", c.gamma, 0.0, 1.0, "discount per environment step");
+  v("tau", c.tau, 0.0, 1.0, "target update weight (1 = hard copy)");
+  v("target_network_frequency", c.target_network_frequency, 1, 100000000,
+    "environment steps between target updates");
+  v("batch_size", c.batch_size, 1, 1000000, "transitions per gradient step");
+  v("start_e", c.start_e, 0.0, 1.0, "epsilon at the start");
+  v("end_e", c.end_e, 0.0, 1.0, "epsilon after the exploration phase");
+  v("exploration_fraction", c.exploration_fraction, 0.0, 1.0,
+    "share of total_steps over which epsilon decays linearly");
+  v("learning_starts", c.learning_starts, 0, 1000000000, "environment steps before learning");
+  v("train_frequency", c.train_frequency, 1, 1000000, "environment steps per training round");
+  v("gradient_steps", c.gradient_steps, 1, 10000, "gradient steps per training round");
+  v("hidden", c.hidden, "hidden layer widths");
+  v("activation", c.activation, Choices{"relu", "tanh"}, "hidden-layer activation");
+  v("double_q", c.double_q, "double Q-learning targets");
+  v("dueling", c.dueling, "dueling head: state value + per-component advantages");
+  v("n_step", c.n_step, 1, 1000, "n-step returns");
+  v("prioritized", c.prioritized, "proportional prioritised replay");
+  v("alpha", c.alpha, 0.0, 10.0, "priority exponent");
+  v("beta_start", c.beta_start, 0.0, 1.0, "importance-weight exponent at the start (-> 1)");
+  v("priority_eps", c.priority_eps, 1e-12, 1.0, "added to |TD error| in priorities");
+  v("loss", c.loss, Choices{"mse", "huber"}, "TD loss");
+  v("max_grad_norm", c.max_grad_norm, 0.0, 1e6, "global gradient-norm clip (0 = off)");
+  v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
+  v("checkpoint_replay", c.checkpoint_replay,
+    "checkpoints include the replay buffer (exact resume)");
 }
 
 }  // namespace loantwin

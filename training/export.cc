@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "agents/ppo.h"
 #include "env/atomic_file.h"
 #include "env/multi_agent_env.h"
 #include "training/trainer.h"
@@ -27,9 +26,10 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   manifest["global_step"] = trainer.global_step();
   std::vector<std::string> files;
   for (int r = 0; r < env.num_roles(); ++r) {
-    PpoAgent* agent = trainer.agent(r);
+    Agent* agent = trainer.agent(r);
     if (!agent) continue;
     const RoleSpec& spec = env.role(r);
+    const ExportSummary summary = agent->Summary();
     const std::string file = out_dir + "/" + spec.name + ".pt";
     const std::string tmp = file + ".tmp";
     agent->Export(spec).save(tmp);
@@ -42,7 +42,7 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
     role["observation"] = {{"dtype", "float32"},
                            {"shape", {"batch", spec.obs_dim()}},
                            {"features", spec.features.names()},
-                           {"normalised_inside", agent->config().normalize_obs}};
+                           {"normalised_inside", summary.normalises_inside}};
     role["mask"] = {{"dtype", "uint8 or bool (1 = allowed)"},
                     {"shape", {"batch", spec.action_space.mask_width()}}};
     nlohmann::json components = nlohmann::json::array();
@@ -58,11 +58,9 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
       components.push_back(c);
     }
     role["actions"] = components;
-    role["methods"] = {"forward(obs, mask) -> int64 [batch, components]",
-                       "act_values(obs, mask) -> float64 [batch, components]",
-                       "logits(obs) -> float32 [batch, mask_width]"};
-    role["hyperparameters"] = {{"hidden", agent->config().hidden},
-                               {"activation", agent->config().activation}};
+    role["methods"] = summary.methods;
+    role["hyperparameters"] = {{"hidden", summary.hidden}, {"activation", summary.activation}};
+    for (const auto& [k, v] : summary.options) role["hyperparameters"][k] = v;
     manifest["roles"][spec.name] = role;
   }
   if (files.empty()) throw std::invalid_argument("the run has no learning roles to export");

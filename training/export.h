@@ -16,7 +16,6 @@
 
 namespace loantwin {
 
-class PpoAgent;
 class Trainer;
 struct RoleSpec;
 

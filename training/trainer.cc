@@ -8,6 +8,8 @@
 #include <cmath>
 #include <limits>
 
+#include "agents/dqn.h"
+#include "agents/ppo.h"
 #include "env/binary_state.h"
 #include "env/config_error.h"
 #include "env/counter_rng.h"
@@ -25,7 +27,7 @@ double WallSeconds() {
 }  // namespace
 
 struct Trainer::Learner {
-  std::unique_ptr<PpoAgent> agent;
+  std::unique_ptr<Agent> agent;
   std::vector<int32_t> actions;
   UpdateStats last_stats;
 };
@@ -103,19 +105,25 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
       LoadFrozen(r, rc.policy, node);
       continue;
     }
-    if (rc.agent != "ppo") continue;
+    if (rc.agent != "ppo" && rc.agent != "dqn") continue;
     const RoleSpec& spec = env_->role(r);
-    int critic_dim = spec.obs_dim();
-    if (rc.ppo.centralized_critic) {
-      critic_dim = 0;
-      for (int k = 0; k < env_->num_roles(); ++k) critic_dim += env_->role(k).obs_dim();
-    }
     std::vector<int64_t> nvec(spec.action_space.dims().nvec().begin(),
                               spec.action_space.dims().nvec().end());
     auto l = std::make_unique<Learner>();
-    const int64_t planned = config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n);
-    l->agent = std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo,
-                                          DeriveKey(config_.seed, 0x6167656e74 + r), planned);
+    const uint64_t seed = DeriveKey(config_.seed, 0x6167656e74 + r);
+    if (rc.agent == "ppo") {
+      int critic_dim = spec.obs_dim();
+      if (rc.ppo.centralized_critic) {
+        critic_dim = 0;
+        for (int k = 0; k < env_->num_roles(); ++k) critic_dim += env_->role(k).obs_dim();
+      }
+      const int64_t planned = config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n);
+      l->agent =
+          std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo, seed, planned);
+    } else {
+      l->agent =
+          std::make_unique<DqnAgent>(spec.obs_dim(), nvec, n, rc.dqn, seed, config_.total_steps);
+    }
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
     learners_[r] = std::move(l);
   }
@@ -126,7 +134,7 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
 
 Trainer::~Trainer() = default;
 
-PpoAgent* Trainer::agent(int role) const {
+Agent* Trainer::agent(int role) const {
   return learners_.at(role) ? learners_[role]->agent.get() : nullptr;
 }
 
@@ -195,7 +203,7 @@ void Trainer::StepOnce() {
     AgentBatch batch;
     batch.n = n;
     batch.obs = env_->observations(r);
-    batch.critic_obs = l->agent->config().centralized_critic ? GlobalState(false) : batch.obs;
+    batch.critic_obs = l->agent->wants_global_state() ? GlobalState(false) : batch.obs;
     batch.masks = env_->action_masks(r);
     batch.acting = env_->acting(r);
     l->agent->ActAndRecord(batch, l->actions.data());
@@ -217,13 +225,15 @@ void Trainer::StepOnce() {
     }
     Learner* l = learners_[r].get();
     if (!l) continue;
-    const bool central = l->agent->config().centralized_critic;
+    const bool central = l->agent->wants_global_state();
     AgentFeedback feedback;
     feedback.n = n;
     feedback.rewards = env_->rewards(r);
     feedback.terminated = env_->terminated();
     feedback.truncated = env_->truncated();
     feedback.final_critic_obs = central ? GlobalState(true) : env_->final_observations(r);
+    feedback.final_obs = env_->final_observations(r);
+    feedback.final_masks = env_->final_action_masks(r);
     l->agent->Observe(feedback);
     AgentBatch current;
     current.n = n;

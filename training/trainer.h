@@ -2,7 +2,8 @@
 // The training loop: every step goes through the roles top-down; learning roles decide through
 // their Agent (ActAndRecord, then Observe and MaybeUpdate after the environment step), frozen
 // roles through their exported policy, the others fall back to baseline or random. Each agent
-// learns on its own cadence (PPO: after num_steps environment steps).
+// learns on its own cadence (PPO: after num_steps environment steps; DQN: every
+// train_frequency steps once learning_starts steps have passed).
 
 #include <torch/script.h>
 
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "agents/ppo.h"
+#include "agents/agent.h"
 #include "env/multi_agent_env.h"
 #include "training/experiment.h"
 
@@ -60,8 +61,8 @@ class Trainer {
   int64_t global_step() const { return global_step_; }
   const ExperimentConfig& config() const { return config_; }
   MultiAgentEnv& env() { return *env_; }
-  /// The PPO agent of a role; nullptr if the role is not learning.
-  PpoAgent* agent(int role) const;
+  /// The learning agent of a role; nullptr if the role is not learning.
+  Agent* agent(int role) const;
   /// True if the role is decided by a learning agent or a frozen exported policy.
   bool HasPolicy(int role) const;
   /// The role's policy decision for n instances (greedy when deterministic; frozen policies are

@@ -1,0 +1,432 @@
+#include "agents/dqn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "env/binary_state.h"
+#include "env/counter_rng.h"
+
+namespace loantwin {
+
+QNetworkImpl::QNetworkImpl(int64_t obs_dim, std::vector<int64_t> nvec_in,
+                           const std::vector<int64_t>& hidden, Activation act, bool duel)
+    : nvec(std::move(nvec_in)), activation(act), dueling(duel) {
+  // PyTorch's default initialisation (as CleanRL's QNetwork).
+  trunk = register_module("trunk", torch::nn::ModuleList());
+  int64_t width = obs_dim;
+  for (int64_t h : hidden) {
+    trunk->push_back(torch::nn::Linear(width, h));
+    width = h;
+  }
+  const int64_t w = std::accumulate(nvec.begin(), nvec.end(), int64_t{0});
+  advantage = register_module("advantage", torch::nn::Linear(width, w));
+  if (dueling) value = register_module("value", torch::nn::Linear(width, 1));
+}
+
+torch::Tensor QNetworkImpl::forward(torch::Tensor x) {
+  for (const auto& layer : *trunk) {
+    x = layer->as<torch::nn::Linear>()->forward(x);
+    x = activation == Activation::kRelu ? torch::relu(x) : torch::tanh(x);
+  }
+  torch::Tensor a = advantage->forward(x);
+  if (!dueling) return a;
+  const torch::Tensor v = value->forward(x);
+  if (nvec.size() == 1) return v + a - a.mean(1, true);
+  std::vector<torch::Tensor> parts;
+  int64_t off = 0;
+  for (int64_t k : nvec) {
+    const torch::Tensor ad = a.slice(1, off, off + k);
+    parts.push_back(v + ad - ad.mean(1, true));
+    off += k;
+  }
+  return torch::cat(parts, 1);
+}
+
+torch::Tensor MaskedArgmax(const torch::Tensor& q, const torch::Tensor& mask,
+                           const std::vector<int64_t>& nvec) {
+  const torch::Tensor masked =
+      q.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  std::vector<torch::Tensor> parts;
+  int64_t off = 0;
+  for (int64_t k : nvec) {
+    parts.push_back(masked.slice(1, off, off + k).argmax(1));
+    off += k;
+  }
+  return torch::stack(parts, 1);
+}
+
+torch::Tensor GatherBranches(const torch::Tensor& q, const torch::Tensor& actions,
+                             const std::vector<int64_t>& nvec) {
+  std::vector<int64_t> offsets(nvec.size(), 0);
+  for (size_t d = 1; d < nvec.size(); ++d) offsets[d] = offsets[d - 1] + nvec[d - 1];
+  const torch::Tensor idx =
+      actions + torch::tensor(offsets, torch::kLong).unsqueeze(0);  // columns of q
+  return q.gather(1, idx);
+}
+
+torch::Tensor DqnTarget(const torch::Tensor& rewards, const torch::Tensor& discounts,
+                        const torch::Tensor& q_next_target, const torch::Tensor& q_select,
+                        const torch::Tensor& next_masks, const std::vector<int64_t>& nvec) {
+  const torch::Tensor best = MaskedArgmax(q_select, next_masks, nvec);
+  const torch::Tensor next_value = GatherBranches(q_next_target, best, nvec).mean(1);
+  // A discount of 0 (termination) ignores the next state whatever its values are.
+  return rewards + torch::where(discounts > 0, discounts * next_value, torch::zeros_like(rewards));
+}
+
+DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const DqnConfig& config,
+                   uint64_t seed, int64_t total_steps)
+    : obs_dim_(obs_dim),
+      num_envs_(num_envs),
+      nvec_(std::move(nvec)),
+      config_(config),
+      total_steps_(std::max<int64_t>(1, total_steps)),
+      obs_rms_(obs_dim),
+      nstep_(num_envs, obs_dim, static_cast<int>(nvec_.size()),
+             static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
+             config.n_step, config.gamma),
+      replay_(obs_dim, static_cast<int>(nvec_.size()),
+              static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
+              ReplayBuffer::Options{config.buffer_size, config.prioritized, config.alpha,
+                                    config.priority_eps}),
+      rng_key_(DeriveKey(seed, 0x64716e)) {
+  for (int64_t k : nvec_) mask_width_ += static_cast<int>(k);
+  torch::manual_seed(seed);
+  const Activation act = ParseActivation(config_.activation);
+  q_ = QNetwork(obs_dim, nvec_, config_.hidden, act, config_.dueling);
+  target_ = QNetwork(obs_dim, nvec_, config_.hidden, act, config_.dueling);
+  {
+    torch::NoGradGuard no_grad;
+    const auto src = q_->parameters();
+    auto dst = target_->parameters();
+    for (size_t k = 0; k < src.size(); ++k) dst[k].copy_(src[k]);
+  }
+  for (auto& p : target_->parameters()) p.set_requires_grad(false);
+  optimizer_ = std::make_unique<FlatAdam>(q_->parameters(), config_.learning_rate);
+}
+
+double DqnAgent::epsilon() const {
+  const double duration = config_.exploration_fraction * static_cast<double>(total_steps_);
+  if (duration <= 0) return config_.end_e;
+  const double slope = (config_.end_e - config_.start_e) / duration;
+  return std::max(config_.end_e, config_.start_e + slope * static_cast<double>(env_steps_));
+}
+
+double DqnAgent::beta() const {
+  const double p = std::min(1.0, static_cast<double>(env_steps_) / total_steps_);
+  return config_.beta_start + (1.0 - config_.beta_start) * p;
+}
+
+torch::Tensor DqnAgent::Normalize(const torch::Tensor& raw) const {
+  if (!config_.normalize_obs) return raw;
+  const torch::Tensor mean = torch::tensor(obs_rms_.mean(), torch::kFloat64).to(torch::kFloat32);
+  const torch::Tensor var = torch::tensor(obs_rms_.var(), torch::kFloat64).to(torch::kFloat32);
+  return ((raw - mean) / torch::sqrt(var + 1e-8)).clamp(-10.0, 10.0);
+}
+
+torch::Tensor DqnAgent::QValues(const float* obs, int n) {
+  torch::InferenceMode guard;
+  scratch_.resize(static_cast<size_t>(n) * obs_dim_);
+  if (config_.normalize_obs)
+    obs_rms_.Normalize(obs, n, scratch_.data());
+  else
+    std::copy(obs, obs + static_cast<size_t>(n) * obs_dim_, scratch_.data());
+  return q_->forward(torch::from_blob(scratch_.data(), {n, obs_dim_})).contiguous();
+}
+
+void DqnAgent::ForwardSmall(const float* x, int n, float* q) const {
+  QNetwork& net = const_cast<QNetwork&>(q_);  // reads the weights only
+  const bool relu = net->activation == Activation::kRelu;
+  std::vector<float>& in = small_in_;
+  std::vector<float>& out = small_out_;
+  in.assign(x, x + static_cast<size_t>(n) * obs_dim_);
+  int64_t width = obs_dim_;
+  // out[i, o] = bias[o] + sum_k w[o, k] in[i, k]
+  auto linear = [&](const torch::nn::LinearImpl& l, const std::vector<float>& src, int64_t in_w,
+                    float* dst) {
+    const int64_t out_w = l.weight.size(0);
+    const float* w = l.weight.data_ptr<float>();
+    const float* bias = l.bias.data_ptr<float>();
+    for (int i = 0; i < n; ++i) {
+      const float* xr = src.data() + static_cast<size_t>(i) * in_w;
+      for (int64_t o = 0; o < out_w; ++o) {
+        const float* wr = w + o * in_w;
+        float acc = 0;
+        for (int64_t k = 0; k < in_w; ++k) acc += wr[k] * xr[k];
+        dst[static_cast<size_t>(i) * out_w + o] = acc + bias[o];
+      }
+    }
+    return out_w;
+  };
+  for (const auto& layer : *net->trunk) {
+    const auto& l = *layer->as<torch::nn::Linear>();
+    out.resize(static_cast<size_t>(n) * l.weight.size(0));
+    const int64_t w = linear(l, in, width, out.data());
+    for (float& v : out) v = relu ? std::max(v, 0.0f) : std::tanh(v);
+    std::swap(in, out);
+    width = w;
+  }
+  linear(*net->advantage, in, width, q);
+  if (!net->dueling) return;
+  float value[64];
+  for (int i0 = 0; i0 < n; i0 += 64) {
+    const int rows = std::min(64, n - i0);
+    std::vector<float> part(in.begin() + static_cast<size_t>(i0) * width,
+                            in.begin() + static_cast<size_t>(i0 + rows) * width);
+    const float* w = net->value->weight.data_ptr<float>();
+    for (int r = 0; r < rows; ++r) {
+      float acc = 0;
+      for (int64_t k = 0; k < width; ++k) acc += w[k] * part[static_cast<size_t>(r) * width + k];
+      value[r] = acc + net->value->bias.data_ptr<float>()[0];
+    }
+    for (int r = 0; r < rows; ++r) {
+      float* row = q + static_cast<size_t>(i0 + r) * mask_width_;
+      int64_t off = 0;
+      for (int64_t k : nvec_) {
+        float mean = 0;
+        for (int64_t v = 0; v < k; ++v) mean += row[off + v];
+        mean /= static_cast<float>(k);
+        for (int64_t v = 0; v < k; ++v) row[off + v] = value[r] + row[off + v] - mean;
+        off += k;
+      }
+    }
+  }
+}
+
+void DqnAgent::Greedy(const float* obs, const uint8_t* masks, int n, int32_t* actions) {
+  torch::Tensor q;
+  const float* qp;
+  if (n <= kSmallBatch) {  // plain C++: a few microseconds instead of a dozen tensor operations
+    scratch_.resize(static_cast<size_t>(n) * obs_dim_);
+    if (config_.normalize_obs)
+      obs_rms_.Normalize(obs, n, scratch_.data());
+    else
+      std::copy(obs, obs + static_cast<size_t>(n) * obs_dim_, scratch_.data());
+    small_q_.resize(static_cast<size_t>(n) * mask_width_);
+    ForwardSmall(scratch_.data(), n, small_q_.data());
+    qp = small_q_.data();
+  } else {
+    q = QValues(obs, n);
+    qp = q.data_ptr<float>();
+  }
+  const int dims = static_cast<int>(nvec_.size());
+  for (int i = 0; i < n; ++i) {
+    const float* row = qp + static_cast<size_t>(i) * mask_width_;
+    const uint8_t* m = masks + static_cast<size_t>(i) * mask_width_;
+    int off = 0;
+    for (int d = 0; d < dims; ++d) {
+      int best = -1;
+      for (int v = 0; v < nvec_[d]; ++v)
+        if (m[off + v] && (best < 0 || row[off + v] > row[off + best])) best = v;
+      actions[static_cast<size_t>(i) * dims + d] = std::max(best, 0);
+      off += static_cast<int>(nvec_[d]);
+    }
+  }
+}
+
+void DqnAgent::Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
+                   int32_t* actions) {
+  if (deterministic) {
+    Greedy(obs, masks, n, actions);
+    return;
+  }
+  const double eps = epsilon();
+  const int dims = static_cast<int>(nvec_.size());
+  // Epsilon-greedy without recording: same draws as ActAndRecord would make.
+  explore_.resize(n);
+  bool any_greedy = false;
+  for (int i = 0; i < n; ++i) {
+    explore_[i] = ToUniform(RandomBits(rng_key_, rng_counter_++)) < eps;
+    any_greedy |= !explore_[i];
+  }
+  if (any_greedy) Greedy(obs, masks, n, actions);  // skipped while every row explores
+  for (int i = 0; i < n; ++i) {
+    if (!explore_[i]) continue;
+    const uint8_t* m = masks + static_cast<size_t>(i) * mask_width_;
+    int off = 0;
+    for (int d = 0; d < dims; ++d) {
+      int allowed = 0;
+      for (int v = 0; v < nvec_[d]; ++v) allowed += m[off + v] != 0;
+      int pick = static_cast<int>(RandomBits(rng_key_, rng_counter_++) %
+                                  static_cast<uint64_t>(std::max(allowed, 1)));
+      int chosen = 0;
+      for (int v = 0; v < nvec_[d]; ++v)
+        if (m[off + v] && pick-- == 0) {
+          chosen = v;
+          break;
+        }
+      actions[static_cast<size_t>(i) * dims + d] = chosen;
+      off += static_cast<int>(nvec_[d]);
+    }
+  }
+}
+
+void DqnAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
+  const int n = b.n, dims = static_cast<int>(nvec_.size());
+  if (config_.normalize_obs) {
+    scratch_.clear();
+    for (int i = 0; i < n; ++i)
+      if (b.acting[i])
+        scratch_.insert(scratch_.end(), b.obs + static_cast<size_t>(i) * obs_dim_,
+                        b.obs + static_cast<size_t>(i + 1) * obs_dim_);
+    if (!scratch_.empty())
+      obs_rms_.Update(scratch_.data(), static_cast<int64_t>(scratch_.size()) / obs_dim_);
+  }
+  Act(b.obs, b.masks, n, /*deterministic=*/false, actions);
+  for (int i = 0; i < n; ++i) {
+    if (!b.acting[i]) continue;
+    nstep_.Open(i, b.obs + static_cast<size_t>(i) * obs_dim_,
+                actions + static_cast<size_t>(i) * dims);
+  }
+}
+
+void DqnAgent::Observe(const AgentFeedback& f) {
+  const NStepAccumulator::Sink sink = [this](const TransitionView& t) { replay_.Add(t); };
+  for (int i = 0; i < f.n; ++i) {
+    if (nstep_.pending(i) > 0) nstep_.AddReward(i, f.rewards[i]);
+    if (f.terminated[i] || f.truncated[i]) {
+      nstep_.End(i, f.truncated[i] && !f.terminated[i],
+                 f.final_obs + static_cast<size_t>(i) * obs_dim_,
+                 f.final_masks + static_cast<size_t>(i) * mask_width_, sink);
+    }
+  }
+  env_steps_ += f.n;
+}
+
+UpdateStats DqnAgent::MaybeUpdate(const AgentBatch& current) {
+  const NStepAccumulator::Sink sink = [this](const TransitionView& t) { replay_.Add(t); };
+  for (int i = 0; i < current.n; ++i)
+    if (current.acting[i])
+      nstep_.Advance(i, current.obs + static_cast<size_t>(i) * obs_dim_,
+                     current.masks + static_cast<size_t>(i) * mask_width_, sink);
+  UpdateStats stats;
+  const int64_t ls = config_.learning_starts;
+  if (env_steps_ <= ls) return stats;
+  const int64_t prev = std::max<int64_t>(env_steps_ - current.n, ls);
+  const int64_t rounds = env_steps_ / config_.train_frequency - prev / config_.train_frequency;
+  const int64_t target_updates =
+      env_steps_ / config_.target_network_frequency - prev / config_.target_network_frequency;
+  if (replay_.size() >= config_.batch_size) {
+    for (int64_t r = 0; r < rounds; ++r)
+      for (int g = 0; g < config_.gradient_steps; ++g) stats = TrainStep();
+    for (int64_t t = 0; t < target_updates; ++t) UpdateTarget();
+  }
+  if (!stats.empty()) {
+    stats["charts/epsilon"] = epsilon();
+    if (config_.prioritized) stats["charts/beta"] = beta();
+    stats["charts/replay_size"] = static_cast<double>(replay_.size());
+  }
+  return stats;
+}
+
+void DqnAgent::UpdateTarget() {
+  torch::NoGradGuard no_grad;
+  const auto src = q_->parameters();
+  auto dst = target_->parameters();
+  for (size_t k = 0; k < src.size(); ++k) {
+    if (config_.tau >= 1.0)
+      dst[k].copy_(src[k]);
+    else
+      dst[k].mul_(1.0 - config_.tau).add_(src[k], config_.tau);
+  }
+}
+
+UpdateStats DqnAgent::TrainStep() {
+  const double b = config_.prioritized ? beta() : 0.0;
+  ReplayBuffer::Batch batch = replay_.Sample(config_.batch_size, b, rng_key_, &rng_counter_);
+  const torch::Tensor obs = Normalize(batch.obs), next_obs = Normalize(batch.next_obs);
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor q_next_target = target_->forward(next_obs);
+    const torch::Tensor q_select = config_.double_q ? q_->forward(next_obs) : q_next_target;
+    y = DqnTarget(batch.rewards, batch.discounts, q_next_target, q_select, batch.next_masks, nvec_);
+  }
+  const torch::Tensor q_taken = GatherBranches(q_->forward(obs), batch.actions, nvec_);  // [B, D]
+  const torch::Tensor td = y.unsqueeze(1) - q_taken;
+  const torch::Tensor per_branch =
+      config_.loss == "huber" ? torch::where(td.abs() <= 1.0, 0.5 * td.pow(2), td.abs() - 0.5)
+                              : td.pow(2);
+  const torch::Tensor per_sample = per_branch.mean(1);
+  const torch::Tensor loss =
+      config_.prioritized ? (batch.weights * per_sample).mean() : per_sample.mean();
+  optimizer_->ZeroGrad();
+  loss.backward();
+  if (config_.max_grad_norm > 0) optimizer_->ClipGradNorm(config_.max_grad_norm);
+  optimizer_->Step();
+  ++updates_;
+  if (config_.prioritized) {
+    const torch::Tensor abs_td = td.detach().abs().mean(1).contiguous();
+    replay_.UpdatePriorities(batch.indices, abs_td.data_ptr<float>());
+  }
+  UpdateStats stats;
+  stats["losses/td_loss"] = loss.item<double>();
+  stats["losses/q_values"] = q_taken.detach().mean().item<double>();
+  return stats;
+}
+
+void DqnAgent::Save(torch::serialize::OutputArchive& archive) const {
+  torch::serialize::OutputArchive q, target, opt;
+  q_->save(q);
+  target_->save(target);
+  optimizer_->Save(opt);
+  archive.write("q", q);
+  archive.write("target", target);
+  archive.write("optimizer", opt);
+  obs_rms_.Save(archive, "obs_rms");
+  archive.write("counters",
+                torch::tensor({static_cast<int64_t>(rng_counter_), env_steps_, updates_}));
+  StateWriter w;
+  nstep_.SaveState(w);
+  archive.write("nstep", torch::from_blob(const_cast<char*>(w.bytes().data()),
+                                          {static_cast<int64_t>(w.bytes().size())}, torch::kUInt8)
+                             .clone());
+  if (config_.checkpoint_replay) {
+    torch::serialize::OutputArchive replay;
+    replay_.Save(replay);
+    archive.write("replay", replay);
+  }
+}
+
+void DqnAgent::Load(torch::serialize::InputArchive& archive) {
+  torch::serialize::InputArchive q, target, opt;
+  archive.read("q", q);
+  archive.read("target", target);
+  archive.read("optimizer", opt);
+  {
+    // Loading replaces a module's parameter storage; copy into the optimiser's flat views.
+    QNetwork loaded(obs_dim_, nvec_, config_.hidden, ParseActivation(config_.activation),
+                    config_.dueling);
+    loaded->load(q);
+    torch::NoGradGuard no_grad;
+    const auto src = loaded->parameters();
+    auto dst = q_->parameters();
+    for (size_t k = 0; k < src.size(); ++k) dst[k].copy_(src[k]);
+  }
+  target_->load(target);
+  for (auto& p : target_->parameters()) p.set_requires_grad(false);
+  optimizer_->Load(opt);
+  obs_rms_.Load(archive, "obs_rms");
+  torch::Tensor t;
+  archive.read("counters", t);
+  rng_counter_ = static_cast<uint64_t>(t[0].item<int64_t>());
+  env_steps_ = t[1].item<int64_t>();
+  updates_ = t[2].item<int64_t>();
+  t = torch::Tensor();
+  archive.read("nstep", t);
+  t = t.contiguous();
+  StateReader r(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()),
+                static_cast<size_t>(t.numel()));
+  nstep_.LoadState(r);
+  torch::serialize::InputArchive replay;
+  if (archive.try_read("replay", replay)) {
+    replay_.Load(replay);
+  } else {
+    // Without the replay the run goes on, refilling it; pending decisions are dropped.
+    replay_.Clear();
+    nstep_.Clear();
+  }
+}
+
+}  // namespace loantwin

@@ -13,5 +13,7 @@ echo "== cartpole_bench: vectorised CartPole steps/s"
 "$BUILD/bin/cartpole_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 echo "== simulate wall time: cu_large, 120 months, 100 paths"
 bash bench/simulate_wall.sh "$BUILD"
+echo "== mcts_bench: batched MCTS, 64 environments x 50 simulations (items_per_second = simulations/s)"
+"$BUILD/bin/mcts_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 echo "== DQN on CartPole: CleanRL defaults and rainbow-lite (steps/s, steps and seconds to solve)"
 bash bench/cartpole_dqn.sh "$BUILD"

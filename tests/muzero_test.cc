@@ -7,7 +7,9 @@
 #include <functional>
 
 #include "agents/mcts.h"
+#include "agents/muzero_net.h"
 #include "agents/muzero_support.h"
+#include "agents/muzero_targets.h"
 #include "env/counter_rng.h"
 
 namespace loantwin {
@@ -65,6 +67,103 @@ TEST(MuZeroSupport, TwoHotEncodingAndDecoding) {
   const int s = SupportSizeFor(500.0);
   EXPECT_GE(CategoricalSupport(s).max_abs_value(), 500.0);
   EXPECT_LT(CategoricalSupport(s - 1).max_abs_value(), 500.0);
+}
+
+GameHistory HandBuilt(bool terminated) {
+  GameHistory h;
+  h.obs_dim = 1, h.num_actions = 2;
+  h.obs = {0, 1, 2, 3};
+  h.actions = {1, 0, 1, 1};
+  h.rewards = {1, 2, 3, 4};
+  h.discounts = {0.5f, 0.5f, 0.5f, 0.5f};
+  h.root_values = {10, 20, 30, 40};
+  h.policies = {0.9f, 0.1f, 0.8f, 0.2f, 0.7f, 0.3f, 0.6f, 0.4f};
+  h.terminated = terminated;
+  h.final_value = 100;
+  return h;
+}
+
+TEST(MuZeroTargets, UnrollAlignmentWithTermination) {
+  const GameHistory h = HandBuilt(/*terminated=*/true);
+  CounterRng rng(1);
+  const auto u = MakeUnrollTargets(h, /*t=*/1, /*K=*/3, /*n=*/2, nullptr, h.final_value, rng);
+  EXPECT_EQ(u.actions, (std::vector<int32_t>{0, 1, 1}));  // actions at t = 1, 2, 3
+  // k = 0 (state 1): r1 + .5 r2 + .25 v3.
+  EXPECT_FLOAT_EQ(u.values[0], 2 + 0.5f * 3 + 0.25f * 40);
+  EXPECT_EQ(u.reward_weight[0], 0.0f);  // no reward into the root
+  EXPECT_FLOAT_EQ(u.policies[0], 0.8f);
+  // k = 1 (state 2): the window reaches the termination: r2 + .5 r3, no bootstrap.
+  EXPECT_FLOAT_EQ(u.values[1], 3 + 0.5f * 4);
+  EXPECT_FLOAT_EQ(u.rewards[1], 2);  // reward of the transition 1 -> 2
+  // k = 2 (state 3): r3.
+  EXPECT_FLOAT_EQ(u.values[2], 4);
+  EXPECT_FLOAT_EQ(u.rewards[2], 3);
+  // k = 3 (state 4, past the end): absorbing, value 0, uniform policy, all trained.
+  EXPECT_FLOAT_EQ(u.values[3], 0);
+  EXPECT_EQ(u.value_weight[3], 1.0f);
+  EXPECT_FLOAT_EQ(u.rewards[3], 4);  // the last real transition
+  EXPECT_FLOAT_EQ(u.policies[3 * 2], 0.5f);
+  EXPECT_EQ(u.policy_weight[3], 1.0f);
+  // Further past the end: reward 0 and still trained.
+  const auto far = MakeUnrollTargets(h, 3, 3, 2, nullptr, h.final_value, rng);
+  EXPECT_FLOAT_EQ(far.values[0], 4);
+  EXPECT_FLOAT_EQ(far.rewards[2], 0);
+  EXPECT_EQ(far.reward_weight[2], 1.0f);
+  EXPECT_EQ(far.value_weight[3], 1.0f);
+  for (int32_t a : far.actions) EXPECT_TRUE(a == 0 || a == 1);
+}
+
+TEST(MuZeroTargets, UnrollAlignmentWithTruncationBootstraps) {
+  const GameHistory h = HandBuilt(/*terminated=*/false);
+  CounterRng rng(1);
+  const auto u = MakeUnrollTargets(h, /*t=*/2, /*K=*/3, /*n=*/2, nullptr, h.final_value, rng);
+  EXPECT_FLOAT_EQ(u.values[0], 3 + 0.5f * 4 + 0.25f * 100);  // bootstraps from the final value
+  EXPECT_FLOAT_EQ(u.values[1], 4 + 0.5f * 100);
+  EXPECT_FLOAT_EQ(u.rewards[1], 3);
+  // k = 2 is the final observation: its value is the final value; its reward is trained; no
+  // policy is known there.
+  EXPECT_FLOAT_EQ(u.values[2], 100);
+  EXPECT_EQ(u.value_weight[2], 1.0f);
+  EXPECT_FLOAT_EQ(u.rewards[2], 4);
+  EXPECT_EQ(u.policy_weight[2], 0.0f);
+  // Beyond it nothing is known: not trained.
+  EXPECT_EQ(u.value_weight[3], 0.0f);
+  EXPECT_EQ(u.reward_weight[3], 0.0f);
+  EXPECT_EQ(u.policy_weight[3], 0.0f);
+  // Bootstrap values from elsewhere (a target network) replace the stored search values.
+  const float target_net[4] = {-1, -2, -3, -4};
+  const auto b = MakeUnrollTargets(h, 0, 1, 2, target_net, 7.0f, rng);
+  EXPECT_FLOAT_EQ(b.values[0], 1 + 0.5f * 2 + 0.25f * -3);
+  EXPECT_FLOAT_EQ(b.values[1], 2 + 0.5f * 3 + 0.25f * -4);
+}
+
+TEST(MuZeroNet, ShapesNormalisedLatentsAndSearchAdapter) {
+  MuZeroNetConfig c;
+  c.latent_dim = 8;
+  c.hidden = {16};
+  c.support_size = 5;
+  MuZeroNet net(4, 3, c);
+  const torch::Tensor s = net->Represent(torch::randn({6, 4}));
+  ASSERT_EQ(s.sizes(), (std::vector<int64_t>{6, 8}));
+  EXPECT_NEAR(s.min().item<float>(), 0.0f, 1e-6);
+  EXPECT_NEAR(s.max().item<float>(), 1.0f, 1e-6);
+  const auto [next, reward] = net->Dynamics(s, torch::tensor({0, 1, 2, 0, 1, 2}, torch::kLong));
+  EXPECT_EQ(next.sizes(), s.sizes());
+  EXPECT_EQ(reward.size(1), 11);
+  const auto [policy, value] = net->Predict(next);
+  EXPECT_EQ(policy.size(1), 3);
+  EXPECT_EQ(value.size(1), 11);
+  // The search runs on the networks.
+  TorchSearchModel model(net, CategoricalSupport(5));
+  MctsConfig mc;
+  mc.num_simulations = 10;
+  BatchedMcts mcts(6, 3, 8, mc);
+  std::vector<float> obs(24, 0.5f);
+  std::vector<uint8_t> masks(18, 1);
+  masks[1] = 0;
+  mcts.Search(model, obs.data(), masks.data(), 6, true, 1.0, 3);
+  EXPECT_NE(mcts.action(0), 1);
+  EXPECT_GT(mcts.model_seconds(), 0.0);
 }
 
 TEST(SequentialHalving, VisitsAreBalancedWithinPhases) {

@@ -1,6 +1,8 @@
 // MuZero building blocks: the h transform and two-hot supports, and the batched MCTS (lookahead,
 // masks, Gumbel policy improvement, determinism across batch splits).
 
+#include "agents/muzero.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +12,12 @@
 #include "agents/muzero_net.h"
 #include "agents/muzero_support.h"
 #include "agents/muzero_targets.h"
+#include "env/config_error.h"
 #include "env/counter_rng.h"
+#include "tests/agent_test_util.h"
+#include "training/checkpoint.h"
+#include "training/export.h"
+#include "training/trainer.h"
 
 namespace loantwin {
 namespace {
@@ -347,6 +354,106 @@ TEST(Mcts, GumbelImprovesOnThePriorOnABandit) {
       EXPECT_EQ(mcts.action(0), A - 1);
     }
   }
+}
+
+ExperimentConfig Parse(const std::string& yaml) {
+  return ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml"));
+}
+
+const char* kSmallMuZero =
+    "name: m\nseed: 4\ntotal_steps: 1600\nenv: {name: cartpole, num_envs: 4}\n"
+    "roles:\n  agent: {algorithm: muzero, muzero: {num_simulations: 6, batch_size: 16, "
+    "learning_starts: 200, train_ratio: 0.1, latent_dim: 8, hidden: [16], support_size: 12, "
+    "unroll_steps: 3, td_steps: 5, target_update_interval: 5, prioritized: true}}\n";
+
+TEST(MuZeroAgent, ConfigErrors) {
+  auto error = [](const std::string& yaml) {
+    try {
+      Trainer t(Parse(yaml));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  std::string msg =
+      error("name: m\nenv: {name: twin, num_envs: 2}\nroles:\n  credit: {algorithm: muzero}\n");
+  EXPECT_NE(msg.find("Discrete"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("exp.yaml:4"), std::string::npos) << msg;
+  msg = error(
+      "name: m\nenv: {name: cartpole}\nroles:\n  agent: {algorithm: muzero, muzero: "
+      "{num_simulations: 0}}\n");
+  EXPECT_NE(msg.find("num_simulations"), std::string::npos) << msg;
+  msg = error("name: m\nenv: {name: cartpole}\nroles:\n  agent: {agent: dqn, muzero: {}}\n");
+  EXPECT_NE(msg.find("'muzero' hyperparameters"), std::string::npos) << msg;
+  const auto c = Parse(kSmallMuZero);
+  EXPECT_EQ(Parse(c.ToYaml()).ToYaml(), c.ToYaml());
+  EXPECT_EQ(Parse(c.ToYaml()).roles.at("agent").muzero.num_simulations, 6);
+}
+
+TEST(MuZeroAgent, ResumeIsExact) {
+  const auto c = testing::CompareStraightAndResumed(Parse(kSmallMuZero), 800);
+  EXPECT_TRUE(c.identical_parameters);
+  EXPECT_EQ(c.straight_return, c.resumed_return);
+}
+
+TEST(MuZeroAgent, ExportsTheActingPathAndTheModel) {
+  Trainer t(Parse(kSmallMuZero));
+  t.Train(1200);
+  auto* agent = dynamic_cast<MuZeroAgent*>(t.agent(0));
+  ASSERT_NE(agent, nullptr);
+  EXPECT_GT(agent->training_steps(), 0);
+  testing::TempDir dir;
+  CheckpointManager ckpt(dir.path() + "/ck", 1);
+  ExportRun(t, dir.path(), ckpt.Save(t), dir.path() + "/export");
+  const std::string manifest = testing::ReadFile(dir.path() + "/export/manifest.json");
+  EXPECT_NE(manifest.find("\"model_file\": \"agent_model.pt\""), std::string::npos);
+  EXPECT_NE(manifest.find("planning"), std::string::npos);
+  torch::jit::Module policy = torch::jit::load(dir.path() + "/export/agent.pt");
+  torch::jit::Module model = torch::jit::load(dir.path() + "/export/agent_model.pt");
+  CounterRng rng(5);
+  const int n = 64;
+  std::vector<float> obs(n * 4);
+  for (auto& x : obs) x = static_cast<float>(rng.Normal());
+  std::vector<uint8_t> mask(n * 2, 1);
+  for (int i = 0; i < n; i += 3) mask[i * 2 + (i % 2)] = 0;
+  std::vector<int32_t> expected(n);
+  agent->PriorActions(obs.data(), mask.data(), n, expected.data());
+  const torch::Tensor obs_t = torch::from_blob(obs.data(), {n, 4}).clone();
+  const torch::Tensor got =
+      policy.forward({obs_t, torch::from_blob(mask.data(), {n, 2}, torch::kUInt8).clone()})
+          .toTensor();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(got[i][0].item<int64_t>(), expected[i]) << i;
+  // The exported model reproduces the search model's numbers.
+  TorchSearchModel search(agent->net(), CategoricalSupport(agent->config().support_size));
+  std::vector<float> latent(n * 8), value(n), logits(n * 2);
+  search.Initial(obs.data(), n, latent.data(), value.data(), logits.data());
+  const auto init = model.get_method("initial_inference")({obs_t}).toTuple();
+  const torch::Tensor s = init->elements()[0].toTensor();
+  for (int k = 0; k < n * 8; k += 7) EXPECT_NEAR(s.view({-1})[k].item<float>(), latent[k], 1e-5);
+  for (int i = 0; i < n; i += 5)
+    EXPECT_NEAR(init->elements()[1].toTensor()[i].item<float>(), value[i], 1e-3);
+  std::vector<int32_t> actions(n, 1);
+  std::vector<float> next(n * 8), reward(n), v2(n), l2(n * 2);
+  search.Recurrent(latent.data(), actions.data(), n, next.data(), reward.data(), v2.data(),
+                   l2.data());
+  const auto rec =
+      model.get_method("recurrent_inference")({s, torch::ones({n}, torch::kLong)}).toTuple();
+  for (int i = 0; i < n; i += 5) {
+    EXPECT_NEAR(rec->elements()[1].toTensor()[i].item<float>(), reward[i], 1e-3);
+    EXPECT_NEAR(rec->elements()[2].toTensor()[i].item<float>(), v2[i], 1e-3);
+  }
+}
+
+TEST(MuZeroAgent, LearnsCartPoleQuickly) {
+  // The shipped configuration, stopped at 12k of its 50k steps (it solves at about 28k).
+  auto c =
+      ExperimentConfig::Load(std::string(LOANTWIN_SOURCE_DIR) + "/configs/cartpole_muzero.yaml");
+  c.log_every_steps = 100000000;
+  Trainer trainer(c);
+  trainer.Train(12000);
+  const double ret = trainer.MeanEpisodicReturn(0);
+  RecordProperty("mean_return_12k", std::to_string(ret));
+  EXPECT_GE(ret, 120.0);
 }
 
 }  // namespace

@@ -81,13 +81,14 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
       const YamlValue node = *rm.Get(role);
       RoleAgentConfig rc;
       if (node.IsScalar()) {
-        rc.agent = node.AsEnum({"ppo", "dqn", "baseline", "random"});  // frozen needs a path
+        rc.agent = node.AsEnum({"ppo", "dqn", "muzero", "baseline", "random"});
       } else {
         YamlMap r(node);
-        const std::vector<std::string> agents = {"ppo", "dqn", "baseline", "random", "frozen"};
+        const std::vector<std::string> agents = {"ppo",      "dqn",    "muzero",
+                                                 "baseline", "random", "frozen"};
         if (auto a = r.Get("agent")) rc.agent = a->AsEnum(agents);
         if (auto a = r.Get("algorithm")) {  // the learning algorithm: same as agent
-          const std::string algo = a->AsEnum({"ppo", "dqn"});
+          const std::string algo = a->AsEnum({"ppo", "dqn", "muzero"});
           if (r.Has("agent") && rc.agent != algo)
             a->Fail("'algorithm: " + algo + "' conflicts with agent '" + rc.agent + "'");
           rc.agent = algo;
@@ -123,6 +124,13 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
           if (rc.dqn.end_e > rc.dqn.start_e)
             p->Fail("end_e (" + std::to_string(rc.dqn.end_e) + ") is above start_e (" +
                     std::to_string(rc.dqn.start_e) + ")");
+        }
+        if (auto p = r.Get("muzero")) {
+          if (rc.agent != "muzero")
+            p->Fail("'muzero' hyperparameters given for a role whose agent is '" + rc.agent + "'");
+          YamlMap pm(*p);
+          VisitMuZeroConfig(rc.muzero, HyperReader{pm});
+          pm.Done();
         }
         if (auto w = r.Get("rewards")) {
           YamlMap wm(*w);
@@ -189,6 +197,12 @@ std::string ExperimentConfig::ToYaml() const {
       out << YAML::Key << "ppo" << YAML::Value << YAML::BeginMap;
       PpoConfig copy = rc.ppo;
       VisitPpoConfig(copy, HyperWriter{out});
+      out << YAML::EndMap;
+    }
+    if (rc.agent == "muzero") {
+      out << YAML::Key << "muzero" << YAML::Value << YAML::BeginMap;
+      MuZeroConfig copy = rc.muzero;
+      VisitMuZeroConfig(copy, HyperWriter{out});
       out << YAML::EndMap;
     }
     if (rc.agent == "dqn") {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agents/dqn.h"
+#include "agents/muzero.h"
 #include "agents/ppo.h"
 #include "env/yaml_reader.h"
 
@@ -17,10 +18,11 @@ namespace loantwin {
 
 /// How a role is driven during training.
 struct RoleAgentConfig {
-  std::string agent = "baseline";  ///< ppo | dqn | baseline | random | frozen
+  std::string agent = "baseline";  ///< ppo | dqn | muzero | baseline | random | frozen
   std::string policy;              ///< frozen: path to an exported TorchScript policy (<role>.pt)
   PpoConfig ppo;                   ///< when agent = ppo
   DqnConfig dqn;                   ///< when agent = dqn
+  MuZeroConfig muzero;             ///< when agent = muzero
   std::vector<std::pair<std::string, double>> rewards;  ///< reward weights (empty = env default)
   bool has_rewards = false;
 };
@@ -117,6 +119,41 @@ void VisitDqnConfig(DqnConfig& c, V&& v) {
   v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
   v("checkpoint_replay", c.checkpoint_replay,
     "checkpoints include the replay buffer (exact resume)");
+}
+
+/// Visits every MuZero hyperparameter (same conventions as VisitPpoConfig).
+template <typename V>
+void VisitMuZeroConfig(MuZeroConfig& c, V&& v) {
+  v("learning_rate", c.learning_rate, 0.0, 1.0, "Adam step size");
+  v("weight_decay", c.weight_decay, 0.0, 1.0, "L2 penalty");
+  v("latent_dim", c.latent_dim, 1, 4096, "latent state size");
+  v("hidden", c.hidden, "hidden layer widths of each network");
+  v("support_size", c.support_size, 1, 1000, "value and reward atoms -S..S");
+  v("num_simulations", c.num_simulations, 1, 10000, "MCTS simulations per decision");
+  v("gamma", c.gamma, 0.0, 1.0, "discount per environment step");
+  v("unroll_steps", c.unroll_steps, 0, 100, "K: model steps unrolled in training");
+  v("td_steps", c.td_steps, 1, 10000, "n of the n-step value targets");
+  v("batch_size", c.batch_size, 1, 100000, "unrolled positions per training step");
+  v("buffer_size", c.buffer_size, 1, 1000000, "episodes kept in the replay");
+  v("train_ratio", c.train_ratio, 0.0, 100.0, "training steps per environment step");
+  v("learning_starts", c.learning_starts, 0, 1000000000, "environment steps before training");
+  v("target_update_interval", c.target_update_interval, 1, 100000000,
+    "training steps between target network copies");
+  v("use_target_network", c.use_target_network, "bootstrap values from the target network");
+  v("reanalyse", c.reanalyse, "bootstrap values from the latest network");
+  v("value_loss_weight", c.value_loss_weight, 0.0, 100.0, "weight of the value loss");
+  v("max_grad_norm", c.max_grad_norm, 0.0, 1e6, "global gradient-norm clip (0 = off)");
+  v("prioritized", c.prioritized, "prioritised replay over positions");
+  v("alpha", c.alpha, 0.0, 10.0, "priority exponent");
+  v("beta", c.beta, 0.0, 1.0, "importance-weight exponent");
+  v("root_dirichlet_alpha", c.root_dirichlet_alpha, 1e-6, 100.0, "root noise concentration");
+  v("root_exploration_fraction", c.root_exploration_fraction, 0.0, 1.0, "root noise weight");
+  v("pb_c_init", c.pb_c_init, 0.0, 100.0, "pUCT c1");
+  v("pb_c_base", c.pb_c_base, 1.0, 1e9, "pUCT c2");
+  v("temperature_start", c.temperature_start, 0.0, 100.0,
+    "visit-count temperature (halved at 50% and 75% of the run)");
+  v("gumbel", c.gumbel, "Gumbel MuZero root selection");
+  v("gumbel_max_considered", c.gumbel_max_considered, 1, 10000, "actions considered at the root");
 }
 
 }  // namespace loantwin

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "agents/muzero.h"
 #include "env/atomic_file.h"
 #include "env/multi_agent_env.h"
 #include "training/trainer.h"
@@ -35,8 +36,17 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
     agent->Export(spec).save(tmp);
     std::filesystem::rename(tmp, file);
     files.push_back(file);
+    std::string model_file;
+    if (const auto* mz = dynamic_cast<const MuZeroAgent*>(agent)) {  // planning needs the model
+      model_file = spec.name + "_model.pt";
+      const std::string path = out_dir + "/" + model_file;
+      mz->ExportModel().save(path + ".tmp");
+      std::filesystem::rename(path + ".tmp", path);
+      files.push_back(path);
+    }
     nlohmann::json role;
     role["file"] = spec.name + ".pt";
+    if (!model_file.empty()) role["model_file"] = model_file;
     role["algorithm"] = agent->algorithm();
     role["cadence"] = spec.cadence;
     role["observation"] = {{"dtype", "float32"},

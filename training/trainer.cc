@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "agents/dqn.h"
+#include "agents/muzero.h"
 #include "agents/ppo.h"
 #include "env/binary_state.h"
 #include "env/config_error.h"
@@ -105,7 +106,7 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
       LoadFrozen(r, rc.policy, node);
       continue;
     }
-    if (rc.agent != "ppo" && rc.agent != "dqn") continue;
+    if (rc.agent != "ppo" && rc.agent != "dqn" && rc.agent != "muzero") continue;
     const RoleSpec& spec = env_->role(r);
     std::vector<int64_t> nvec(spec.action_space.dims().nvec().begin(),
                               spec.action_space.dims().nvec().end());
@@ -120,9 +121,16 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
       const int64_t planned = config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n);
       l->agent =
           std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo, seed, planned);
-    } else {
+    } else if (rc.agent == "dqn") {
       l->agent =
           std::make_unique<DqnAgent>(spec.obs_dim(), nvec, n, rc.dqn, seed, config_.total_steps);
+    } else {
+      if (nvec.size() != 1)
+        node.Fail(fmt::format("muzero plans over Discrete actions; role '{}' has {} action "
+                              "components (use ppo or dqn)",
+                              name, nvec.size()));
+      l->agent = std::make_unique<MuZeroAgent>(spec.obs_dim(), static_cast<int>(nvec[0]), n,
+                                               spec.cadence, rc.muzero, seed, config_.total_steps);
     }
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
     learners_[r] = std::move(l);

@@ -48,7 +48,8 @@ MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence
       config_(config),
       total_steps_(std::max<int64_t>(1, total_steps)),
       support_(config.support_size),
-      rng_key_(DeriveKey(seed, 0x6d757a)) {
+      rng_key_(DeriveKey(seed, 0x6d757a)),
+      obs_rms_(obs_dim) {
   torch::manual_seed(seed);
   MuZeroNetConfig nc;
   nc.latent_dim = config.latent_dim;
@@ -78,6 +79,15 @@ MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence
   game_tree_ = std::make_unique<SumTree>(config.buffer_size);
 }
 
+std::vector<float> MuZeroAgent::Normalized(const float* obs, int64_t n) const {
+  std::vector<float> out(static_cast<size_t>(n) * obs_dim_);
+  if (config_.normalize_obs)
+    obs_rms_.Normalize(obs, n, out.data());
+  else
+    std::copy(obs, obs + out.size(), out.data());
+  return out;
+}
+
 double MuZeroAgent::temperature() const {
   const double p = static_cast<double>(env_steps_) / total_steps_;
   return config_.temperature_start * (p < 0.5 ? 1.0 : p < 0.75 ? 0.5 : 0.25);
@@ -102,6 +112,10 @@ void MuZeroAgent::Search(const float* obs, const uint8_t* masks, int n, bool exp
     std::copy(masks + static_cast<size_t>(i) * num_actions_,
               masks + static_cast<size_t>(i + 1) * num_actions_,
               &scratch_masks_[static_cast<size_t>(j) * num_actions_]);
+  }
+  if (config_.normalize_obs) {
+    if (record) obs_rms_.Update(scratch_obs_.data(), m);  // statistics of acting decisions
+    scratch_obs_ = Normalized(scratch_obs_.data(), m);
   }
   TorchSearchModel model(net_, support_);
   // A greedy search draws nothing: it leaves the agent's random stream untouched.
@@ -184,6 +198,7 @@ void MuZeroAgent::Observe(const AgentFeedback& f) {
       rows.insert(rows.end(), f.final_obs + static_cast<size_t>(i) * obs_dim_,
                   f.final_obs + static_cast<size_t>(i + 1) * obs_dim_);
     const int m = static_cast<int>(truncated_rows.size());
+    rows = Normalized(rows.data(), m);
     const auto [p, v] =
         net_->Predict(net_->Represent(torch::from_blob(rows.data(), {m, obs_dim_})));
     const torch::Tensor values = support_.Decode(v).contiguous();
@@ -250,6 +265,7 @@ UpdateStats MuZeroAgent::TrainStep() {
       torch::InferenceMode guard;
       MuZeroNet& net = config_.reanalyse ? net_ : target_;
       const int64_t m = static_cast<int64_t>(where.size());
+      rows = Normalized(rows.data(), m);
       const auto [p, v] =
           net->Predict(net->Represent(torch::from_blob(rows.data(), {m, obs_dim_})));
       const torch::Tensor values = support_.Decode(v).contiguous();
@@ -296,6 +312,7 @@ UpdateStats MuZeroAgent::TrainStep() {
     weights = weights / weights.max();
   }
 
+  obs0 = Normalized(obs0.data(), B);  // stored raw, normalised with the current statistics
   torch::Tensor s = net_->Represent(f32(obs0, {B, obs_dim_}));
   auto [p0, v0] = net_->Predict(s);
   torch::Tensor value_loss = CrossEntropy(v0, value_t.select(1, 0)) * vw_t.select(1, 0);
@@ -347,8 +364,8 @@ UpdateStats MuZeroAgent::TrainStep() {
 
 void MuZeroAgent::PriorActions(const float* obs, const uint8_t* masks, int n, int32_t* actions) {
   torch::InferenceMode guard;
-  const auto [p, v] =
-      net_->Predict(net_->Represent(torch::from_blob(const_cast<float*>(obs), {n, obs_dim_})));
+  std::vector<float> x = Normalized(obs, n);
+  const auto [p, v] = net_->Predict(net_->Represent(torch::from_blob(x.data(), {n, obs_dim_})));
   const torch::Tensor logits = p.contiguous();
   const float* l = logits.data_ptr<float>();
   for (int i = 0; i < n; ++i) {
@@ -369,6 +386,7 @@ void MuZeroAgent::Save(torch::serialize::OutputArchive& archive) const {
   archive.write("net", net);
   archive.write("target", target);
   archive.write("optimizer", opt);
+  obs_rms_.Save(archive, "obs_rms");
   StateWriter w;
   w.Tag("muzero");
   w.Put(rng_counter_), w.Put(search_counter_), w.Put(env_steps_), w.Put(training_steps_);
@@ -394,6 +412,7 @@ void MuZeroAgent::Load(torch::serialize::InputArchive& archive) {
   target_->load(target);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_->load(opt);
+  obs_rms_.Load(archive, "obs_rms");
   torch::Tensor t;
   archive.read("state", t);
   t = t.contiguous();

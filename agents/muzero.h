@@ -14,6 +14,7 @@
 #include "agents/mcts.h"
 #include "agents/muzero_net.h"
 #include "agents/muzero_targets.h"
+#include "agents/normalizer.h"
 #include "agents/sum_tree.h"
 
 namespace loantwin {
@@ -47,7 +48,7 @@ struct MuZeroConfig {
   double temperature_start = 1.0;  ///< visit-count temperature, halved at 50% and 75% of the run
   bool gumbel = false;             ///< Gumbel MuZero root selection
   int gumbel_max_considered = 16;
-  bool normalize_obs = false;  ///< (reserved: observations are used as given)
+  bool normalize_obs = false;  ///< running mean/std observation normalisation
 };
 
 class MuZeroAgent : public Agent {
@@ -80,12 +81,15 @@ class MuZeroAgent : public Agent {
   int64_t training_steps() const { return training_steps_; }
   const MuZeroConfig& config() const { return config_; }
   MuZeroNet& net() { return net_; }
+  const RunningMeanStd& obs_rms() const { return obs_rms_; }
 
  private:
   void Search(const float* obs, const uint8_t* masks, int n, bool explore, int32_t* actions,
               bool record, const uint8_t* acting);
   void CloseGame(int i, bool terminated, float final_value);
   std::pair<int, int> SamplePosition(double* probability);
+  /// Normalised copy of raw observation rows [n, obs_dim] (identity when normalize_obs is off).
+  std::vector<float> Normalized(const float* obs, int64_t n) const;
 
   int obs_dim_, num_actions_, num_envs_, cadence_;
   MuZeroConfig config_;
@@ -104,6 +108,7 @@ class MuZeroAgent : public Agent {
   uint64_t rng_key_;
   uint64_t rng_counter_ = 0, search_counter_ = 0;
   int64_t env_steps_ = 0, training_steps_ = 0;
+  RunningMeanStd obs_rms_;
   std::vector<float> scratch_obs_;
   std::vector<uint8_t> scratch_masks_;
   std::vector<int> rows_;

@@ -37,8 +37,7 @@ const char* kNormalizeLatent =
 
 torch::jit::Module MuZeroAgent::Export(const RoleSpec& role) const {
   torch::jit::Module m(c10::QualifiedName("loantwin_muzero_policy"));
-  const RunningMeanStd unused(obs_dim_);
-  std::string body = AddObservationInput(m, false, unused, obs_dim_);
+  std::string body = AddObservationInput(m, config_.normalize_obs, obs_rms_, obs_dim_);
   MuZeroNet net = const_cast<MuZeroNet&>(net_);  // read-only use of the weights
   body += AddMlp(m, "repr", net->representation, "x", "s");
   body += kNormalizeLatent;
@@ -56,7 +55,8 @@ torch::jit::Module MuZeroAgent::ExportModel() const {
   MuZeroNet net = const_cast<MuZeroNet&>(net_);
   const int A = num_actions_, atoms = support_.atoms();
   m.register_buffer("atoms", torch::arange(-support_.size(), support_.size() + 1, torch::kFloat32));
-  std::string repr = AddMlp(m, "repr", net->representation, "obs.float()", "s");
+  std::string repr = AddObservationInput(m, config_.normalize_obs, obs_rms_, obs_dim_) +
+                     AddMlp(m, "repr", net->representation, "x", "s");
   std::string dyn = AddMlp(m, "dyn", net->dynamics,
                            "torch.cat([s, (action.long().unsqueeze(1) == torch.arange(" +
                                std::to_string(A) + ").unsqueeze(0)).float()], dim=1)",
@@ -91,6 +91,7 @@ ExportSummary MuZeroAgent::Summary() const {
                "policy_logits(obs) -> float32 [batch, actions]"};
   s.hidden = config_.hidden;
   s.activation = "relu";
+  s.normalises_inside = config_.normalize_obs;
   s.options = {{"latent_dim", std::to_string(config_.latent_dim)},
                {"support_size", std::to_string(config_.support_size)},
                {"num_simulations", std::to_string(config_.num_simulations)},

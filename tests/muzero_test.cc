@@ -364,7 +364,8 @@ const char* kSmallMuZero =
     "name: m\nseed: 4\ntotal_steps: 1600\nenv: {name: cartpole, num_envs: 4}\n"
     "roles:\n  agent: {algorithm: muzero, muzero: {num_simulations: 6, batch_size: 16, "
     "learning_starts: 200, train_ratio: 0.1, latent_dim: 8, hidden: [16], support_size: 12, "
-    "unroll_steps: 3, td_steps: 5, target_update_interval: 5, prioritized: true}}\n";
+    "unroll_steps: 3, td_steps: 5, target_update_interval: 5, prioritized: true, normalize_obs: "
+    "true}}\n";
 
 TEST(MuZeroAgent, ConfigErrors) {
   auto error = [](const std::string& yaml) {
@@ -425,8 +426,10 @@ TEST(MuZeroAgent, ExportsTheActingPathAndTheModel) {
   for (int i = 0; i < n; ++i) EXPECT_EQ(got[i][0].item<int64_t>(), expected[i]) << i;
   // The exported model reproduces the search model's numbers.
   TorchSearchModel search(agent->net(), CategoricalSupport(agent->config().support_size));
-  std::vector<float> latent(n * 8), value(n), logits(n * 2);
-  search.Initial(obs.data(), n, latent.data(), value.data(), logits.data());
+  std::vector<float> latent(n * 8), value(n), logits(n * 2), normalized(n * 4);
+  agent->obs_rms().Normalize(obs.data(), n, normalized.data());  // the modules normalise inside
+  EXPECT_GT(agent->obs_rms().count(), 100.0);
+  search.Initial(normalized.data(), n, latent.data(), value.data(), logits.data());
   const auto init = model.get_method("initial_inference")({obs_t}).toTuple();
   const torch::Tensor s = init->elements()[0].toTensor();
   for (int k = 0; k < n * 8; k += 7) EXPECT_NEAR(s.view({-1})[k].item<float>(), latent[k], 1e-5);
@@ -442,6 +445,30 @@ TEST(MuZeroAgent, ExportsTheActingPathAndTheModel) {
     EXPECT_NEAR(rec->elements()[1].toTensor()[i].item<float>(), reward[i], 1e-3);
     EXPECT_NEAR(rec->elements()[2].toTensor()[i].item<float>(), v2[i], 1e-3);
   }
+}
+
+TEST(MixedHierarchy, ResumesAndExportsEveryRole) {
+  // MuZero, PPO and DQN roles learning together on the twin: exact resume, and every role
+  // exports (the small version of configs/full_hierarchy.yaml).
+  const std::string yaml =
+      "name: h\nseed: 6\ntotal_steps: 2000\nenv: {name: twin, num_envs: 4, config: "
+      "{horizon_months: 12}}\nroles:\n"
+      "  risk: {algorithm: muzero, muzero: {num_simulations: 4, batch_size: 8, learning_starts: "
+      "40, train_ratio: 0.1, latent_dim: 8, hidden: [16], unroll_steps: 2, td_steps: 3}}\n"
+      "  credit: {algorithm: ppo, ppo: {num_steps: 12, normalize_obs: true}}\n"
+      "  collection: {algorithm: dqn, dqn: {learning_starts: 40, batch_size: 8, train_frequency: "
+      "4, hidden: [16], dueling: true, normalize_obs: true}}\n";
+  const auto c = testing::CompareStraightAndResumed(Parse(yaml), 100);
+  EXPECT_TRUE(c.identical_parameters);
+  Trainer t(Parse(yaml));
+  t.Train(200);
+  testing::TempDir dir;
+  CheckpointManager ckpt(dir.path() + "/ck", 1);
+  const auto files = ExportRun(t, dir.path(), ckpt.Save(t), dir.path() + "/export");
+  const std::string manifest = testing::ReadFile(dir.path() + "/export/manifest.json");
+  for (const char* algo : {"\"muzero\"", "\"ppo\"", "\"dqn\""})
+    EXPECT_NE(manifest.find(algo), std::string::npos) << algo;
+  EXPECT_EQ(files.size(), 5u);  // risk.pt, risk_model.pt, credit.pt, collection.pt, manifest
 }
 
 TEST(MuZeroAgent, LearnsCartPoleQuickly) {

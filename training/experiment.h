@@ -154,6 +154,7 @@ void VisitMuZeroConfig(MuZeroConfig& c, V&& v) {
     "visit-count temperature (halved at 50% and 75% of the run)");
   v("gumbel", c.gumbel, "Gumbel MuZero root selection");
   v("gumbel_max_considered", c.gumbel_max_considered, 1, 10000, "actions considered at the root");
+  v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
 }
 
 }  // namespace loantwin

@@ -359,6 +359,7 @@ UpdateStats MuZeroAgent::TrainStep() {
   stats["losses/total_loss"] = loss.item<double>();
   stats["charts/temperature"] = temperature();
   stats["charts/games"] = static_cast<double>(games_.size());
+  stats["charts/training_steps"] = static_cast<double>(training_steps_);
   return stats;
 }
 

@@ -37,7 +37,8 @@ TEST(ExperimentConfig, ErrorsNameFileLineAndKey) {
   EXPECT_NE(msg.find("exp.yaml:4:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("roles.agent.ppo.learning_rat"), std::string::npos) << msg;
   msg = ErrorOf(std::string(kBase) + "roles:\n  agent: {agent: dqnn}\n");
-  EXPECT_NE(msg.find("'dqnn' is not one of: ppo, dqn, baseline, random"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'dqnn' is not one of: ppo, dqn, muzero, baseline, random"), std::string::npos)
+      << msg;
   msg = ErrorOf(std::string(kBase) + "roles:\n  pilot: ppo\n");
   EXPECT_NE(msg.find("exp.yaml:4:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown role 'pilot' for environment 'cartpole' (roles: agent)"),

@@ -126,9 +126,10 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
           std::make_unique<DqnAgent>(spec.obs_dim(), nvec, n, rc.dqn, seed, config_.total_steps);
     } else {
       if (nvec.size() != 1)
-        node.Fail(fmt::format("muzero plans over Discrete actions; role '{}' has {} action "
-                              "components (use ppo or dqn)",
-                              name, nvec.size()));
+        node.Fail(
+            fmt::format("muzero plans over Discrete actions; role '{}' has {} action "
+                        "components (use ppo or dqn)",
+                        name, nvec.size()));
       l->agent = std::make_unique<MuZeroAgent>(spec.obs_dim(), static_cast<int>(nvec[0]), n,
                                                spec.cadence, rc.muzero, seed, config_.total_steps);
     }

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "agents/module_util.h"
 #include "env/binary_state.h"
 #include "env/counter_rng.h"
 
@@ -78,14 +79,11 @@ torch::Tensor DqnTarget(const torch::Tensor& rewards, const torch::Tensor& disco
 DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const DqnConfig& config,
                    uint64_t seed, int64_t total_steps)
     : obs_dim_(obs_dim),
-      num_envs_(num_envs),
       nvec_(std::move(nvec)),
       config_(config),
       total_steps_(std::max<int64_t>(1, total_steps)),
       obs_rms_(obs_dim),
-      nstep_(num_envs, obs_dim, static_cast<int>(nvec_.size()),
-             static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
-             config.n_step, config.gamma),
+      nstep_(num_envs, obs_dim, static_cast<int>(nvec_.size()), config.n_step, config.gamma),
       replay_(obs_dim, static_cast<int>(nvec_.size()),
               static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
               ReplayBuffer::Options{config.buffer_size, config.prioritized, config.alpha,
@@ -96,12 +94,7 @@ DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const D
   const Activation act = ParseActivation(config_.activation);
   q_ = QNetwork(obs_dim, nvec_, config_.hidden, act, config_.dueling);
   target_ = QNetwork(obs_dim, nvec_, config_.hidden, act, config_.dueling);
-  {
-    torch::NoGradGuard no_grad;
-    const auto src = q_->parameters();
-    auto dst = target_->parameters();
-    for (size_t k = 0; k < src.size(); ++k) dst[k].copy_(src[k]);
-  }
+  CopyParameters(*q_, *target_);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_ = std::make_unique<FlatAdam>(q_->parameters(), config_.learning_rate);
 }
@@ -379,9 +372,7 @@ void DqnAgent::Save(torch::serialize::OutputArchive& archive) const {
                 torch::tensor({static_cast<int64_t>(rng_counter_), env_steps_, updates_}));
   StateWriter w;
   nstep_.SaveState(w);
-  archive.write("nstep", torch::from_blob(const_cast<char*>(w.bytes().data()),
-                                          {static_cast<int64_t>(w.bytes().size())}, torch::kUInt8)
-                             .clone());
+  WriteStateBytes(archive, "nstep", w.bytes());
   if (config_.checkpoint_replay) {
     torch::serialize::OutputArchive replay;
     replay_.Save(replay);
@@ -399,10 +390,7 @@ void DqnAgent::Load(torch::serialize::InputArchive& archive) {
     QNetwork loaded(obs_dim_, nvec_, config_.hidden, ParseActivation(config_.activation),
                     config_.dueling);
     loaded->load(q);
-    torch::NoGradGuard no_grad;
-    const auto src = loaded->parameters();
-    auto dst = q_->parameters();
-    for (size_t k = 0; k < src.size(); ++k) dst[k].copy_(src[k]);
+    CopyParameters(*loaded, *q_);
   }
   target_->load(target);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
@@ -413,11 +401,8 @@ void DqnAgent::Load(torch::serialize::InputArchive& archive) {
   rng_counter_ = static_cast<uint64_t>(t[0].item<int64_t>());
   env_steps_ = t[1].item<int64_t>();
   updates_ = t[2].item<int64_t>();
-  t = torch::Tensor();
-  archive.read("nstep", t);
-  t = t.contiguous();
-  StateReader r(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()),
-                static_cast<size_t>(t.numel()));
+  const std::string nstep = ReadStateBytes(archive, "nstep");
+  StateReader r(nstep.data(), nstep.size());
   nstep_.LoadState(r);
   torch::serialize::InputArchive replay;
   if (archive.try_read("replay", replay)) {

@@ -122,7 +122,7 @@ class DqnAgent : public Agent {
   void ForwardSmall(const float* x, int n, float* q) const;
   void UpdateTarget();
 
-  int obs_dim_, mask_width_ = 0, num_envs_;
+  int obs_dim_, mask_width_ = 0;
   std::vector<int64_t> nvec_;
   DqnConfig config_;
   int64_t total_steps_;

@@ -185,7 +185,7 @@ void BatchedMcts::CompletedQScores(int e, std::vector<double>& out) const {
 }
 
 int BatchedMcts::SelectGumbelRoot(int e, int simulation) const {
-  std::vector<double> sigma;
+  std::vector<double>& sigma = sigma_;  // reused: this runs once per simulation
   CompletedQScores(e, sigma);
   const int32_t target =
       considered_visits_[static_cast<size_t>(e) * config_.num_simulations + simulation];

@@ -105,6 +105,7 @@ class BatchedMcts {
   std::vector<float> batch_latent_, batch_next_, batch_reward_, batch_value_, batch_logits_;
   std::vector<int32_t> batch_actions_;
   double model_seconds_ = 0, tree_seconds_ = 0;
+  mutable std::vector<double> sigma_;  ///< Gumbel: scratch for sigma(completed Q)
 };
 
 /// Gumbel sequential halving: for each simulation, the visit count the considered actions are

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "agents/module_util.h"
 #include "env/binary_state.h"
 #include "env/counter_rng.h"
 
@@ -13,13 +14,6 @@ namespace {
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& target) {
   return -(target * torch::log_softmax(logits, 1)).sum(1);
-}
-
-void CopyParameters(MuZeroNet& from, MuZeroNet& to) {
-  torch::NoGradGuard no_grad;
-  const auto src = from->parameters();
-  auto dst = to->parameters();
-  for (size_t k = 0; k < src.size(); ++k) dst[k].copy_(src[k]);
 }
 
 void PutGame(StateWriter& w, const GameHistory& g) {
@@ -57,7 +51,7 @@ MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence
   nc.support_size = config.support_size;
   net_ = MuZeroNet(obs_dim, num_actions, nc);
   target_ = MuZeroNet(obs_dim, num_actions, nc);
-  CopyParameters(net_, target_);
+  CopyParameters(*net_, *target_);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_ = std::make_unique<torch::optim::Adam>(
       net_->parameters(),
@@ -337,7 +331,7 @@ UpdateStats MuZeroAgent::TrainStep() {
     torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm);
   optimizer_->step();
   ++training_steps_;
-  if (training_steps_ % config_.target_update_interval == 0) CopyParameters(net_, target_);
+  if (training_steps_ % config_.target_update_interval == 0) CopyParameters(*net_, *target_);
 
   if (config_.prioritized) {  // |search value - n-step target| of the root, as priority
     const float* pred = v0_scalar.contiguous().data_ptr<float>();
@@ -399,9 +393,7 @@ void MuZeroAgent::Save(torch::serialize::OutputArchive& archive) const {
   }
   for (const auto& g : open_) PutGame(w, g);
   w.PutVector(pending_), w.PutVector(pending_discount_);
-  archive.write("state", torch::from_blob(const_cast<char*>(w.bytes().data()),
-                                          {static_cast<int64_t>(w.bytes().size())}, torch::kUInt8)
-                             .clone());
+  WriteStateBytes(archive, "state", w.bytes());
 }
 
 void MuZeroAgent::Load(torch::serialize::InputArchive& archive) {
@@ -414,11 +406,8 @@ void MuZeroAgent::Load(torch::serialize::InputArchive& archive) {
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_->load(opt);
   obs_rms_.Load(archive, "obs_rms");
-  torch::Tensor t;
-  archive.read("state", t);
-  t = t.contiguous();
-  StateReader r(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()),
-                static_cast<size_t>(t.numel()));
+  const std::string state = ReadStateBytes(archive, "state");
+  StateReader r(state.data(), state.size());
   r.Tag("muzero");
   r.Get(&rng_counter_), r.Get(&search_counter_), r.Get(&env_steps_), r.Get(&training_steps_);
   r.Get(&next_game_);

@@ -53,7 +53,7 @@ torch::jit::Module MuZeroAgent::Export(const RoleSpec& role) const {
 torch::jit::Module MuZeroAgent::ExportModel() const {
   torch::jit::Module m(c10::QualifiedName("loantwin_muzero_model"));
   MuZeroNet net = const_cast<MuZeroNet&>(net_);
-  const int A = num_actions_, atoms = support_.atoms();
+  const int A = num_actions_;
   m.register_buffer("atoms", torch::arange(-support_.size(), support_.size() + 1, torch::kFloat32));
   std::string repr = AddObservationInput(m, config_.normalize_obs, obs_rms_, obs_dim_) +
                      AddMlp(m, "repr", net->representation, "x", "s");
@@ -78,7 +78,6 @@ def decode(self, logits: Tensor) -> Tensor:
       dyn + fmt::format("    r = self.decode(z[:, {0}:])\n    s = z[:, 0:{0}]\n", net->latent_dim) +
       kNormalizeLatent + pred +
       fmt::format("    return s, r, self.decode(y[:, {0}:]), y[:, 0:{0}]\n", A);
-  (void)atoms;
   m.define(src);
   m.eval();
   return m;

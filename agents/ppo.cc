@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "agents/distributions.h"
+#include "agents/module_util.h"
 #include "agents/schedule.h"
 #include "env/counter_rng.h"
 
@@ -328,9 +329,7 @@ void PpoAgent::Save(torch::serialize::OutputArchive& archive) const {
   StateWriter w;
   w.Put<int32_t>(steps_in_rollout_);
   buffer_.SaveState(w);
-  archive.write("rollout", torch::from_blob(const_cast<char*>(w.bytes().data()),
-                                            {static_cast<int64_t>(w.bytes().size())}, torch::kUInt8)
-                               .clone());
+  WriteStateBytes(archive, "rollout", w.bytes());
 }
 
 void PpoAgent::Load(torch::serialize::InputArchive& archive) {
@@ -347,11 +346,8 @@ void PpoAgent::Load(torch::serialize::InputArchive& archive) {
   rng_counter_ = static_cast<uint64_t>(t.item<int64_t>());
   archive.read("updates", t);
   updates_ = t.item<int64_t>();
-  torch::Tensor rollout;
-  archive.read("rollout", rollout);
-  rollout = rollout.contiguous();
-  StateReader r(reinterpret_cast<const char*>(rollout.data_ptr<uint8_t>()),
-                static_cast<size_t>(rollout.numel()));
+  const std::string rollout = ReadStateBytes(archive, "rollout");
+  StateReader r(rollout.data(), rollout.size());
   steps_in_rollout_ = r.Get<int32_t>();
   buffer_.LoadState(r);
 }

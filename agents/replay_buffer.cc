@@ -11,8 +11,7 @@
 
 namespace loantwin {
 
-NStepAccumulator::NStepAccumulator(int num_envs, int obs_dim, int action_dims, int mask_width,
-                                   int n, double gamma)
+NStepAccumulator::NStepAccumulator(int num_envs, int obs_dim, int action_dims, int n, double gamma)
     : num_envs_(num_envs),
       obs_dim_(obs_dim),
       action_dims_(action_dims),
@@ -24,7 +23,6 @@ NStepAccumulator::NStepAccumulator(int num_envs, int obs_dim, int action_dims, i
       actions_(static_cast<size_t>(num_envs) * n * action_dims),
       ret_(static_cast<size_t>(num_envs) * n),
       disc_(static_cast<size_t>(num_envs) * n) {
-  (void)mask_width;
   if (n < 1) throw std::invalid_argument("n-step returns need n >= 1");
 }
 

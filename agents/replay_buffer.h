@@ -41,7 +41,7 @@ struct TransitionView {
 class NStepAccumulator {
  public:
   using Sink = std::function<void(const TransitionView&)>;
-  NStepAccumulator(int num_envs, int obs_dim, int action_dims, int mask_width, int n, double gamma);
+  NStepAccumulator(int num_envs, int obs_dim, int action_dims, int n, double gamma);
 
   /// Instance i decides again (its episode goes on): if n decisions are pending, the oldest is
   /// complete and goes to the sink with next = (obs, mask).

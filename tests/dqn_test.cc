@@ -30,7 +30,7 @@ struct Captured {
 TEST(NStep, ReturnsOnAHandBuiltTrajectoryWithTruncationAndTermination) {
   // One instance, n = 3, gamma = 0.5. Observations are scalars (the step index), actions = 10 t.
   const double g = 0.5;
-  NStepAccumulator acc(/*num_envs=*/1, /*obs_dim=*/1, /*action_dims=*/1, /*mask_width=*/2, 3, g);
+  NStepAccumulator acc(/*num_envs=*/1, /*obs_dim=*/1, /*action_dims=*/1, /*n=*/3, g);
   std::vector<Captured> out;
   const NStepAccumulator::Sink sink = [&](const TransitionView& t) {
     out.push_back({{t.obs[0]}, {t.next_obs[0]}, t.action[0], t.reward, t.discount});
@@ -87,7 +87,7 @@ TEST(NStep, ReturnsOnAHandBuiltTrajectoryWithTruncationAndTermination) {
 TEST(NStep, DecisionsWithACadenceCollectEveryStepsReward) {
   // A quarterly role (decides every third step), n = 1, gamma = 0.9: one transition per quarter
   // with three months of discounted reward and discount 0.9^3.
-  NStepAccumulator acc(1, 1, 1, 1, 1, 0.9);
+  NStepAccumulator acc(1, 1, 1, 1, 0.9);
   std::vector<Captured> out;
   const NStepAccumulator::Sink sink = [&](const TransitionView& t) {
     out.push_back({{t.obs[0]}, {t.next_obs[0]}, t.action[0], t.reward, t.discount});

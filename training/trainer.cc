@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "agents/dqn.h"
+#include "agents/module_util.h"
 #include "agents/muzero.h"
 #include "agents/ppo.h"
 #include "env/binary_state.h"
@@ -290,16 +291,6 @@ void Trainer::LogMetrics(bool force) {
   if (progress_) progress_(p);
 }
 
-namespace {
-
-torch::Tensor BytesTensor(const std::string& bytes) {
-  return torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())},
-                          torch::kUInt8)
-      .clone();
-}
-
-}  // namespace
-
 void Trainer::Save(torch::serialize::OutputArchive& archive) const {
   StateWriter w;
   w.Tag("trainer");
@@ -313,16 +304,13 @@ void Trainer::Save(torch::serialize::OutputArchive& archive) const {
     archive.write("agent/" + env_->role(static_cast<int>(r)).name, agent);
   }
   env_->SaveState(w);
-  archive.write("state", BytesTensor(w.bytes()));
+  WriteStateBytes(archive, "state", w.bytes());
   archive.write("format", torch::tensor(int64_t{2}));
 }
 
 void Trainer::Load(torch::serialize::InputArchive& archive) {
-  torch::Tensor bytes;
-  archive.read("state", bytes);
-  bytes = bytes.contiguous();
-  StateReader r(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()),
-                static_cast<size_t>(bytes.numel()));
+  const std::string bytes = ReadStateBytes(archive, "state");
+  StateReader r(bytes.data(), bytes.size());
   r.Tag("trainer");
   r.Get(&global_step_), r.Get(&next_log_), r.Get(&next_checkpoint_), r.Get(&episodes_);
   for (auto& v : episode_return_) r.GetVector(&v);

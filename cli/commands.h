@@ -4,10 +4,19 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+
+namespace loantwin {
+struct ExperimentConfig;
+}
 
 namespace loantwin::cli {
 
 using Runner = std::function<int()>;
+
+/// Trains `config` into `run_dir` (logs, metrics, checkpoints; resumes from its latest
+/// checkpoint when `resume`), as `loantwin train` does.
+void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume);
 
 Runner RegisterSimulate(CLI::App& app);
 Runner RegisterList(CLI::App& app);
@@ -15,5 +24,7 @@ Runner RegisterCalibrate(CLI::App& app);
 Runner RegisterTrain(CLI::App& app);
 Runner RegisterEvaluate(CLI::App& app);
 Runner RegisterExport(CLI::App& app);
+Runner RegisterFrontier(CLI::App& app);
+Runner RegisterSweep(CLI::App& app);
 
 }  // namespace loantwin::cli

@@ -1,88 +1,118 @@
-// `loantwin evaluate <run dir>`: the trained roles against the baselines on held-out seeds.
+// `loantwin evaluate <policies...>`: stress evaluation of policy sets on scenarios with common
+// random numbers; report.json / report.md / report.html (docs/stress-testing.md).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
+#include "cli/stress_common.h"
 #include "env/atomic_file.h"
+#include "report/render_util.h"
+#include "report/stress_report.h"
 #include "training/checkpoint.h"
 #include "training/evaluation.h"
+#include "training/experiment.h"
+#include "training/stress.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
 
 namespace loantwin::cli {
+namespace {
+
+/// Runs of environments without scenarios (CartPole): the trained roles against the fallback
+/// policies on held-out seeds, episode returns only; writes <run>/evaluation.json.
+int EvaluateReturns(const std::string& run_dir, const StressArgs& args, const std::string& out) {
+  Trainer trainer(ExperimentConfig::Load(run_dir + "/config.yaml"));
+  CheckpointManager checkpoints(run_dir + "/checkpoints", 1000);
+  const std::string latest = checkpoints.Latest();
+  if (latest.empty()) throw std::invalid_argument(run_dir + ": no checkpoint to evaluate");
+  LoadCheckpoint(trainer, latest);
+  EvaluationOptions o;
+  o.paths = args.paths;
+  o.seed = args.seed;
+  o.threads = args.threads > 0 ? args.threads : 2;
+  const auto results = Evaluate(trainer, o);
+  std::vector<std::string> learning;
+  for (int r = 0; r < trainer.env().num_roles(); ++r)
+    if (trainer.HasPolicy(r)) learning.push_back(trainer.env().role(r).name);
+  fmt::print("evaluation of {} ({}; checkpoint {}), {} episodes per policy, seed {}\n", run_dir,
+             trainer.config().env_name, fs::path(latest).filename().string(), args.paths,
+             args.seed);
+  fmt::print("  {:<11} {:>22} {:>22} {:>10}\n", "role", "trained return", "fallback return",
+             "diff");
+  for (const auto& e : results)
+    for (const auto& [role, m] : e.trained.mean_return)
+      fmt::print("  {:<11} {:>12.3f} +- {:<7.3f} {:>12.3f} +- {:<7.3f} {:>+10.3f}\n", role, m,
+                 e.trained.std_return.at(role), e.baseline.mean_return.at(role),
+                 e.baseline.std_return.at(role), m - e.baseline.mean_return.at(role));
+  const std::string file = out.empty() ? run_dir + "/evaluation.json" : out + "/evaluation.json";
+  if (!out.empty()) fs::create_directories(out);
+  WriteFileAtomically(file, [&](std::ostream& s) { s << EvaluationJson(results, learning); });
+  fmt::print("wrote {}\n", file);
+  return 0;
+}
+
+}  // namespace
 
 Runner RegisterEvaluate(CLI::App& app) {
   struct Args {
-    std::string run_dir, scenarios, out;
-    int paths = 50, threads = 2;
-    uint64_t seed = 1000003;
+    std::vector<std::string> policies;
+    std::string scenarios = "all", out;
+    bool no_baseline = false;
+    StressArgs stress;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "evaluate", "Compare a run's trained roles with the baselines on held-out seeds");
-  cmd->add_option("run_dir", a->run_dir, "run directory written by loantwin train")->required();
+      "evaluate",
+      "Stress-test policies (baseline, run or export directories) on scenarios with the same "
+      "Monte Carlo paths; writes report.json, report.md, report.html");
+  cmd->add_option("policies", a->policies,
+                  "policy sets: 'baseline', run directories, export directories ([label=]spec)")
+      ->required();
   cmd->add_option("--scenarios", a->scenarios,
-                  "comma-separated scenario names or paths (twin; default: the training mix)");
-  cmd->add_option("--paths", a->paths, "instances (episodes) per scenario and policy")
-      ->check(CLI::Range(1, 100000))
+                  "comma-separated scenario names or YAML files, or 'all' (the built-in ones)")
       ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "evaluation seed (held out from training)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "environment threads")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  cmd->add_option("--out", a->out, "JSON file (default: <run dir>/evaluation.json)");
+  cmd->add_flag("--no-baseline", a->no_baseline,
+                "do not prepend the rule-based baseline when no baseline is listed");
+  cmd->add_option("--out", a->out,
+                  "report directory (default: <first run>/report, or ./stress-report)");
+  AddStressOptions(cmd, a->stress);
   return [a] {
-    const std::string config_path = a->run_dir + "/config.yaml";
-    if (!fs::is_regular_file(config_path))
-      throw std::invalid_argument(a->run_dir + ": not a run directory (no config.yaml)");
-    Trainer trainer(ExperimentConfig::Load(config_path));
-    CheckpointManager checkpoints(a->run_dir + "/checkpoints", 1000);
-    const std::string latest = checkpoints.Latest();
-    if (latest.empty()) throw std::invalid_argument(a->run_dir + ": no checkpoint to evaluate");
-    LoadCheckpoint(trainer, latest);
-    if (trainer.config().seed == a->seed)
-      spdlog::warn("evaluation seed {} equals the training seed: results are not held out",
-                   a->seed);
-    EvaluationOptions o;
-    o.paths = a->paths;
-    o.threads = a->threads;
-    o.seed = a->seed;
-    std::stringstream ss(a->scenarios);
-    for (std::string s; std::getline(ss, s, ',');)
-      if (!s.empty()) o.scenarios.push_back(s);
-    const auto results = Evaluate(trainer, o);
-    std::vector<std::string> learning;
-    for (int r = 0; r < trainer.env().num_roles(); ++r)
-      if (trainer.HasPolicy(r)) learning.push_back(trainer.env().role(r).name);
-    fmt::print("evaluation of {} (checkpoint {}), {} paths per policy, seed {}\n", a->run_dir,
-               fs::path(latest).filename().string(), a->paths, a->seed);
-    for (const auto& e : results) {
-      fmt::print("\nscenario: {}\n", e.scenario.empty() ? "(training configuration)" : e.scenario);
-      fmt::print("  {:<11} {:>22} {:>22} {:>10}\n", "role", "trained return", "baseline return",
-                 "diff");
-      for (const auto& [role, m] : e.trained.mean_return) {
-        const bool learns = std::find(learning.begin(), learning.end(), role) != learning.end();
-        fmt::print("  {:<11} {:>12.3f} +- {:<7.3f} {:>12.3f} +- {:<7.3f} {:>+10.3f}{}\n", role, m,
-                   e.trained.std_return.at(role), e.baseline.mean_return.at(role),
-                   e.baseline.std_return.at(role), m - e.baseline.mean_return.at(role),
-                   learns ? "  (policy)" : "");
-      }
-      for (const auto& [k, v] : e.trained.mean_decision)
-        fmt::print("  decision {:<31} trained mean {:>9.4f}\n", k, v);
-      for (const auto& [k, v] : e.trained.portfolio)
-        fmt::print("  {:<24} trained {:>14.4f}   baseline {:>14.4f}\n", k, v,
-                   e.baseline.portfolio.at(k));
+    // A single run of an environment without scenarios: returns against the fallbacks.
+    if (a->policies.size() == 1 && fs::is_regular_file(a->policies[0] + "/config.yaml")) {
+      const ExperimentConfig c = ExperimentConfig::Load(a->policies[0] + "/config.yaml");
+      if (c.env_name != "twin") return EvaluateReturns(a->policies[0], a->stress, a->out);
     }
-    const std::string out = a->out.empty() ? a->run_dir + "/evaluation.json" : a->out;
-    WriteFileAtomically(out, [&](std::ostream& s) { s << EvaluationJson(results, learning); });
-    fmt::print("\nwrote {}\n", out);
+    std::vector<std::string> specs = a->policies;
+    const bool has_baseline = std::any_of(specs.begin(), specs.end(), [](const std::string& s) {
+      return s == "baseline" || (s.size() > 9 && s.compare(s.size() - 9, 9, "=baseline") == 0);
+    });
+    if (!has_baseline && !a->no_baseline) specs.insert(specs.begin(), "baseline");
+    auto policies = LoadPolicies(specs, a->stress);
+    std::stringstream ss(a->scenarios);
+    std::vector<std::string> scenarios;
+    for (std::string s; std::getline(ss, s, ',');)
+      if (!s.empty()) scenarios.push_back(s);
+    std::string out = a->out;
+    if (out.empty()) {
+      out = "stress-report";
+      for (const auto& p : policies)
+        if (p->info.kind == "run") {
+          out = (fs::path(p->info.source) / "report").string();
+          break;
+        }
+    }
+    const StressReport report = RunStressWithProgress(policies, scenarios, a->stress);
+    PrintStressSummary(report);
+    const auto files = WriteStressReport(report, out, !a->stress.no_charts);
+    fmt::print("\nwrote {}/report.json, report.md, report.html ({} files)\n", out, files.size());
     return 0;
   };
 }

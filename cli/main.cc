@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterTrain);
   add(loantwin::cli::RegisterEvaluate);
   add(loantwin::cli::RegisterExport);
+  add(loantwin::cli::RegisterFrontier);
+  add(loantwin::cli::RegisterSweep);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

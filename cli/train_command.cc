@@ -63,6 +63,54 @@ void PrintProgress(const TrainProgress& p, bool tty) {
 
 }  // namespace
 
+void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume) {
+  fs::create_directories(run_dir);
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
+  auto logger =
+      std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+
+  WriteFileAtomically(run_dir + "/config.yaml", [&](std::ostream& out) { out << config.ToYaml(); });
+  Trainer trainer(config);
+  CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
+  if (resume) {
+    const std::string latest = checkpoints.Latest();
+    if (latest.empty())
+      throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
+    LoadCheckpoint(trainer, latest);
+    spdlog::info("resumed {} at step {}", latest, trainer.global_step());
+  }
+  MetricsLogger metrics(run_dir);
+  trainer.SetLogger(&metrics);
+  const bool tty = ::isatty(STDERR_FILENO);
+  trainer.SetProgressCallback([tty](const TrainProgress& p) { PrintProgress(p, tty); });
+  trainer.SetCheckpointCallback([&](int64_t step) {
+    const std::string path = checkpoints.Save(trainer);
+    if (!tty) spdlog::info("checkpoint {} (step {})", path, step);
+  });
+  spdlog::info("training {} ({}; {} envs, {} threads) for {} steps into {}", config.name,
+               config.env_name, config.num_envs, config.threads, config.total_steps, run_dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t start = trainer.global_step();
+  trainer.Train();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (tty) fmt::print(stderr, "\n");
+  const std::string last = checkpoints.Save(trainer);
+  const TrainProgress p = trainer.Progress();
+  fmt::print("\ntrained {}: {} steps in {:.1f} s ({:.0f} steps/s)\n", config.name,
+             trainer.global_step() - start, seconds, (trainer.global_step() - start) / seconds);
+  for (const auto& [role, r] : p.episodic_return)
+    fmt::print("  {:<11} mean episodic return (last {} episodes): {:.3f}\n", role,
+               config.return_window, r);
+  fmt::print(
+      "run directory: {}\n  config.yaml, train.log, metrics.csv, events.out.tfevents.* "
+      "(tensorboard --logdir {})\n  checkpoint: {}\n",
+      run_dir, run_dir, last);
+}
+
 Runner RegisterTrain(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train the learning roles of an experiment YAML");
@@ -88,51 +136,7 @@ Runner RegisterTrain(CLI::App& app) {
       throw std::invalid_argument("--resume " + run_dir + ": no such run directory");
     fs::create_directories(run_dir);
 
-    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
-    auto logger =
-        std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
-    logger->flush_on(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-
-    WriteFileAtomically(run_dir + "/config.yaml",
-                        [&](std::ostream& out) { out << config.ToYaml(); });
-    Trainer trainer(config);
-    CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
-    if (!a->resume.empty()) {
-      const std::string latest = checkpoints.Latest();
-      if (latest.empty())
-        throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
-      LoadCheckpoint(trainer, latest);
-      spdlog::info("resumed {} at step {}", latest, trainer.global_step());
-    }
-    MetricsLogger metrics(run_dir);
-    trainer.SetLogger(&metrics);
-    const bool tty = ::isatty(STDERR_FILENO);
-    trainer.SetProgressCallback([tty](const TrainProgress& p) { PrintProgress(p, tty); });
-    trainer.SetCheckpointCallback([&](int64_t step) {
-      const std::string path = checkpoints.Save(trainer);
-      if (!tty) spdlog::info("checkpoint {} (step {})", path, step);
-    });
-    spdlog::info("training {} ({}; {} envs, {} threads) for {} steps into {}", config.name,
-                 config.env_name, config.num_envs, config.threads, config.total_steps, run_dir);
-    const auto t0 = std::chrono::steady_clock::now();
-    const int64_t start = trainer.global_step();
-    trainer.Train();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (tty) fmt::print(stderr, "\n");
-    const std::string last = checkpoints.Save(trainer);
-    const TrainProgress p = trainer.Progress();
-    fmt::print("\ntrained {}: {} steps in {:.1f} s ({:.0f} steps/s)\n", config.name,
-               trainer.global_step() - start, seconds, (trainer.global_step() - start) / seconds);
-    for (const auto& [role, r] : p.episodic_return)
-      fmt::print("  {:<11} mean episodic return (last {} episodes): {:.3f}\n", role,
-                 config.return_window, r);
-    fmt::print(
-        "run directory: {}\n  config.yaml, train.log, metrics.csv, events.out.tfevents.* "
-        "(tensorboard --logdir {})\n  checkpoint: {}\n",
-        run_dir, run_dir, last);
+    TrainInto(config, run_dir, !a->resume.empty());
     return 0;
   };
 }

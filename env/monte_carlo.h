@@ -22,6 +22,8 @@ struct MonteCarloOptions {
   int batch = 64;  ///< instances alive at once (memory bound); does not change results
   TwinOptions twin;
   std::function<void(int paths_done)> progress;  ///< called after each batch
+  /// Policy runs: called after each month of a batch (first path, batch size, months done).
+  std::function<void(int first_path, int batch, int months_done)> month_progress;
 };
 
 /// Metrics of every path and month: path p, month m (1-based month m is index m - 1).
@@ -53,12 +55,31 @@ struct PolicyRun {
   /// Per path, the first month (1-based) with CET1 below the config's floor or equity <= 0;
   /// 0 if the institution never failed. Failed paths run on (terminate_on_failure is off).
   std::vector<int> failed_month;
+  /// Per path, the months with a broken accounting invariant (checked when the options'
+  /// twin.check_invariants is on; counted, not thrown) and the first breach's message.
+  std::vector<int> invariant_breaches;
+  std::vector<std::string> first_invariant_breach;
+};
+
+/// Decides roles of the five-role environment for a batch of instances (learned or exported
+/// policies, which live outside env/). Roles it does not decide run on the config's fallbacks.
+class RoleDriver {
+ public:
+  virtual ~RoleDriver() = default;
+  virtual bool Decides(int role) const = 0;
+  /// Actions [n x action_dims] for observations [n x obs_dim] and masks [n x mask_width].
+  virtual void Decide(int role, const float* obs, const uint8_t* masks, int n,
+                      int32_t* actions) = 0;
 };
 
 /// Monte Carlo of the five-role environment with every role driven by its fallback policy
 /// (rule-based baselines or uniformly random, mask-respecting actions). Path p is environment
 /// instance p of the seed, whatever the batch size or thread count.
 PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, FallbackPolicy policy,
+                              const MonteCarloOptions& options);
+/// The same with the config's per-role fallbacks and, when `driver` is not null, the roles it
+/// decides acting on its decisions (top-down, each role seeing the directives above it).
+PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
                               const MonteCarloOptions& options);
 
 /// Per-path outcomes for the summary table.

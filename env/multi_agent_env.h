@@ -71,6 +71,9 @@ class MultiAgentEnv {
   /// Index of a role by name; -1 if none.
   int FindRole(const std::string& name) const;
   int max_episode_steps() const { return max_steps_; }
+  /// Version of the observation and action layouts; bumped whenever a role's features or
+  /// action components change, so exported policies from another version are refused.
+  virtual int version() const { return 1; }
   uint64_t seed() const { return seed_; }
   /// Random-stream id of instance i (instance_offset + i).
   uint64_t instance_id(int i) const { return static_cast<uint64_t>(offset_) + i; }

@@ -474,6 +474,8 @@ void Twin::Reset(uint64_t episode) {
   episode_key_ = DeriveKey(DeriveKey(DeriveKey(seed_, 0x6c6f616e74776e), instance_id_), episode);
   macro_.Reset(DeriveKey(episode_key_, 0x6d6163726f));
   month_ = 0;
+  invariant_breaches_ = 0;
+  first_invariant_breach_.clear();
   const MacroState& m = macro_.Step(0);
   smoothed_unemployment_ = m.unemployment;
   smoothed_gdp_ = m.gdp_growth;
@@ -771,7 +773,13 @@ void Twin::Step(const Levers& requested, double* out) {
   gross_income_history_[month_ % 12] = std::max(0.0, mf.nii + fees);
   WriteMetrics(t, mf, out);
 
-  if (options_.check_invariants) CheckInvariants(flows_, equity_open, net_income);
+  if (!options_.check_invariants) return;
+  if (!options_.count_invariant_breaches) return CheckInvariants(flows_, equity_open, net_income);
+  try {
+    CheckInvariants(flows_, equity_open, net_income);
+  } catch (const InvariantError& e) {
+    if (invariant_breaches_++ == 0) first_invariant_breach_ = e.what();
+  }
 }
 
 BookTotals Twin::Totals() const {

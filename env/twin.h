@@ -28,6 +28,9 @@ namespace loantwin {
 
 struct TwinOptions {
   bool check_invariants = false;  ///< verify the accounting invariants after every step
+  /// With check_invariants: count the months with a broken invariant (and keep the first
+  /// message) instead of throwing InvariantError (stress reports count breaching paths).
+  bool count_invariant_breaches = false;
 };
 
 /// A broken accounting invariant. what() names the invariant, instance, month and amounts.
@@ -102,6 +105,10 @@ class Twin {
   int month() const { return month_; }
   int instance_id() const { return instance_id_; }
   int64_t num_loans() const;
+  /// Months since Reset with a broken invariant (count_invariant_breaches mode) and the
+  /// first breach's message ("" if none). Not part of the saved state.
+  int invariant_breaches() const { return invariant_breaches_; }
+  const std::string& first_invariant_breach() const { return first_invariant_breach_; }
   double equity() const { return equity_; }
   const MacroState& macro() const { return macro_.state(); }
   const InstitutionConfig& institution() const { return *institution_; }
@@ -137,6 +144,8 @@ class Twin {
   MacroModel macro_;
   uint64_t episode_key_ = 0;
   int month_ = 0;
+  int invariant_breaches_ = 0;
+  std::string first_invariant_breach_;
   std::array<LoanBook, kNumProducts> books_;
   std::array<ProductFlows, kNumProducts> flows_;
   std::array<std::vector<CohortCounts>, kNumProducts> cohorts_;

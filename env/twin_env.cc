@@ -251,6 +251,7 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
   states_.resize(num_envs());
   TwinOptions topt;
   topt.check_invariants = config.check_invariants;
+  topt.count_invariant_breaches = config.count_invariant_breaches;
   runner().For(num_envs(), [&](int i) {
     Instance& s = states_[i];
     s.twin = std::make_unique<Twin>(institution_, scenarios_[instance_id(i) % scenarios_.size()], seed(),

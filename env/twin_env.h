@@ -48,10 +48,13 @@ struct TwinEnvConfig {
   std::string scenario = "steady_state";  ///< scenario name or path
   /// Scenario mix (overrides `scenario` when non-empty): instance i runs scenarios[i mod k].
   std::vector<std::string> scenarios;
-  int horizon_months = 120;               ///< truncation horizon
-  double cet1_floor = 0.02;               ///< terminated (institution fails) below this CET1
-  bool terminate_on_failure = true;       ///< false: failed institutions run on (reports)
+  int horizon_months = 120;          ///< truncation horizon
+  double cet1_floor = 0.02;          ///< terminated (institution fails) below this CET1
+  bool terminate_on_failure = true;  ///< false: failed institutions run on (reports)
   bool check_invariants = false;
+  /// Not a YAML key: with check_invariants, count breaches per instance (Twin::
+  /// invariant_breaches) instead of throwing; set by stress evaluation.
+  bool count_invariant_breaches = false;
   std::array<TwinRoleConfig, kNumTwinRoles> roles = DefaultRoles();
 
   /// Default reward weights per role (docs/environment.md).
@@ -64,6 +67,8 @@ class TwinEnv : public MultiAgentEnv {
  public:
   TwinEnv(const EnvOptions& options, const TwinEnvConfig& config = {});
   ~TwinEnv() override;
+  int version() const override { return kVersion; }
+  static constexpr int kVersion = 1;
 
   const InstitutionConfig& institution() const { return *institution_; }
   const TwinEnvConfig& config() const { return config_; }

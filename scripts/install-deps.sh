@@ -18,9 +18,11 @@ LIBRARIES=(
   libgloo-dev
   protobuf-compiler libprotobuf-dev
 )
+# Programs the tool drives: gnuplot draws the stress-report and frontier charts.
+PROGRAMS=(gnuplot-nox)
 # The toolchain, for machines that lack it.
 TOOLCHAIN=(g++ make cmake)
-PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}")
+PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}" "${PROGRAMS[@]}")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

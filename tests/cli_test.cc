@@ -107,15 +107,96 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
        "no such run directory"},
       {"train " + std::string(LOANTWIN_SOURCE_DIR) + "/configs/cartpole_ppo.yaml --total-steps 0",
        "--total-steps"},
-      {"evaluate " + dir.path(), "not a run directory"},
+      {"evaluate " + dir.path(), "neither a run directory (config.yaml) nor an export"},
+      {"evaluate /no/such/run", "no such file or directory"},
+      {"evaluate baseline --scenarios nowhere --paths 2 --months 2", "unknown scenario 'nowhere'"},
+      {"evaluate baseline --paths 0", "--paths"},
+      {"frontier", "runs"},
+      {"frontier " + dir.path(), "neither a run directory"},
+      {"frontier baseline --return profit", "--return"},
+      {"sweep /no/such/sweep.yaml", "cannot open file"},
       {"export " + dir.path(), "not a run directory"},
-      {"evaluate", "run_dir"},
+      {"evaluate", "policies"},
   };
   for (const auto& c : cases) {
     const Result r = RunCli(c.args);
     EXPECT_NE(r.code, 0) << c.args << "\n" << r.output;
     EXPECT_LT(r.code, 128) << "crashed: " << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+  }
+}
+
+TEST(Cli, EvaluateWritesTheReportFiles) {
+  TempDir dir;
+  const std::string scenario =
+      dir.File("shock.yaml",
+               ReadFile(std::string(LOANTWIN_SOURCE_DIR) + "/configs/scenarios/rate_shock.yaml"));
+  const Result r = RunCli("evaluate baseline --scenarios steady_state," + scenario +
+                          " --paths 6 --months 12 --institution cu_small --threads 2 --out " +
+                          dir.path() + "/report");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("scenario steady_state"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loan-months/s"), std::string::npos) << r.output;
+  for (const char* f : {"report.json", "report.md", "report.html", "charts/steady_state-fan.svg",
+                        "charts/rate_shock-macro.svg"})
+    EXPECT_TRUE(std::filesystem::exists(dir.path() + "/report/" + f)) << f;
+  const Result nocharts = RunCli(
+      "evaluate baseline --scenarios steady_state --paths 2 --months 3 "
+      "--no-charts --out " +
+      dir.path() + "/plain");
+  ASSERT_EQ(nocharts.code, 0) << nocharts.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/plain/charts"));
+  EXPECT_NE(ReadFile(dir.path() + "/plain/report.html").find("--no-charts"), std::string::npos);
+}
+
+TEST(Cli, SweepTrainsItsRunsAndDrawsTheFrontier) {
+  TempDir dir;
+  const std::string base = std::string(LOANTWIN_SOURCE_DIR) + "/configs/quickstart.yaml";
+  const std::string sweep = dir.File(
+      "sweep.yaml", "name: tiny_sweep\nbase: " + base + "\nout: " + dir.path() +
+                        "/out\n"
+                        "set:\n  env.num_envs: 8\n"
+                        "  roles.pricing: baseline\n"
+                        "runs:\n"
+                        "  - name: a\n"
+                        "    set: {roles.credit.rewards: {profit: 1.0}}\n"
+                        "  - name: b\n"
+                        "    set: {roles.credit.rewards: {profit: 1.0, expected_loss: 5.0}}\n"
+                        "frontier: {scenario: mild_recession, paths: 6, months: 12}\n");
+  const Result r = RunCli("sweep " + sweep + " --total-steps 480");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string frontier = ReadFile(dir.path() + "/out/frontier/frontier.json");
+  EXPECT_NE(frontier.find("\"policy\": \"a\""), std::string::npos) << frontier;
+  EXPECT_NE(frontier.find("\"policy\": \"b\""), std::string::npos) << frontier;
+  EXPECT_NE(frontier.find("\"kind\": \"baseline\""), std::string::npos) << frontier;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/out/frontier/frontier.svg"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/out/a/checkpoints"));
+  // The run's experiment records its override.
+  EXPECT_NE(ReadFile(dir.path() + "/out/b/config.yaml").find("expected_loss"), std::string::npos);
+  // Running it again resumes the finished runs instead of training from scratch.
+  const Result again = RunCli("sweep " + sweep + " --total-steps 480 --no-frontier");
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("(resuming)"), std::string::npos) << again.output;
+
+  struct Case {
+    std::string yaml, expect;
+  };
+  const std::vector<Case> bad = {
+      {"name: s\nbase: " + base + "\nruns: [{name: a}]\nrunz: []\n",
+       "sweep_bad.yaml:4:1: key 'runz': unknown key"},
+      {"name: s\nbase: /no/such.yaml\nruns: [{name: a}]\n", "does not exist"},
+      {"name: s\nbase: " + base + "\nruns: []\n", "non-empty list of runs"},
+      {"name: s\nbase: " + base + "\nruns: [{name: a}, {name: a}]\n", "duplicate run name 'a'"},
+      {"name: s\nbase: " + base +
+           "\nruns:\n  - name: a\n    set: {roles.credit.rewards: {profitt: 1}}\n",
+       "sweep_bad.yaml:4:5: key 'runs[0]': run 'a'"},
+      {"name: s\nbase: " + base + "\nruns: [{name: a}]\nfrontier: {paths: 0}\n", "frontier.paths"},
+  };
+  for (const auto& c : bad) {
+    const std::string file = dir.File("sweep_bad.yaml", c.yaml);
+    const Result e = RunCli("sweep " + file + " --out " + dir.path() + "/bad");
+    EXPECT_EQ(e.code, 2) << c.yaml << "\n" << e.output;
+    EXPECT_NE(e.output.find(c.expect), std::string::npos) << c.yaml << "\n" << e.output;
   }
 }
 

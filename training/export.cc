@@ -21,6 +21,7 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   manifest["loantwin_version"] = "0.1.0";
   manifest["torch_version"] = TORCH_VERSION;
   manifest["environment"] = trainer.config().env_name;
+  manifest["environment_version"] = env.version();
   manifest["experiment"] = trainer.config().name;
   manifest["source_run"] = run_dir;
   manifest["checkpoint"] = checkpoint;

@@ -1,0 +1,123 @@
+#include "cli/stress_common.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "report/gnuplot.h"
+#include "report/render_util.h"
+
+namespace loantwin::cli {
+
+void AddStressOptions(CLI::App* cmd, StressArgs& a) {
+  cmd->add_option("--paths", a.paths, "Monte Carlo paths per scenario and policy")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--months", a.months, "horizon in months")
+      ->check(CLI::Range(1, 1200))
+      ->capture_default_str();
+  cmd->add_option("--institution", a.institution,
+                  "institution preset or file (default: the first run's, else cu_mid)");
+  cmd->add_option("--seed", a.seed, "seed of the paths (held out from training by default)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--threads", a.threads, "environment threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--batch", a.batch, "instances simulated at once (memory; results unchanged)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_flag("--no-charts", a.no_charts, "skip the gnuplot charts (tables only)");
+}
+
+std::vector<std::unique_ptr<StressPolicy>> LoadPolicies(const std::vector<std::string>& specs,
+                                                        const StressArgs& args) {
+  if (!args.no_charts && !GnuplotAvailable())
+    throw std::runtime_error(fmt::format(
+        "gnuplot ('{}') does not run: install gnuplot-nox (scripts/install-deps.sh), set "
+        "LOANTWIN_GNUPLOT, or pass --no-charts",
+        GnuplotCommand()));
+  std::vector<std::unique_ptr<StressPolicy>> policies;
+  for (const auto& spec : specs) {
+    policies.push_back(StressPolicy::Load(spec));
+    const StressPolicy& p = *policies.back();
+    if (!args.institution.empty() && !p.trained_institution.empty() &&
+        p.trained_institution != args.institution)
+      spdlog::warn("policy {} was trained on institution {}, evaluated on {}", p.info.name,
+                   p.trained_institution, args.institution);
+  }
+  return policies;
+}
+
+StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
+                                   const std::vector<std::string>& scenarios,
+                                   const StressArgs& args) {
+  StressOptions o;
+  o.scenarios = scenarios;
+  o.paths = args.paths;
+  o.months = args.months;
+  o.institution = args.institution;
+  o.seed = args.seed;
+  o.threads = args.threads > 0 ? args.threads
+                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  o.batch = args.batch;
+  const bool tty = ::isatty(STDERR_FILENO);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last = t0 - std::chrono::seconds(10);
+  int last_logged = -1;
+  o.progress = [&](const StressProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    const double frac = p.total > 0 ? static_cast<double>(p.done) / p.total : 1.0;
+    const double elapsed = std::chrono::duration<double>(now - t0).count();
+    const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+    if (tty) {
+      if (now - last < std::chrono::milliseconds(100) && p.done < p.total) return;
+      last = now;
+      const int width = 30, filled = static_cast<int>(width * frac);
+      fmt::print(stderr, "\r[{}{}] {:3.0f}%  scenario {}/{} {}  policy {}/{} {}  ETA {:.0f}s\033[K",
+                 std::string(filled, '#'), std::string(width - filled, '.'), frac * 100,
+                 p.scenario + 1, p.scenarios, p.scenario_name, p.policy + 1, p.policies,
+                 p.policy_name, eta);
+      std::fflush(stderr);
+    } else {
+      const int step = p.scenario * p.policies + p.policy;
+      if (step == last_logged) return;
+      last_logged = step;
+      spdlog::info("evaluating scenario {}/{} {}, policy {}/{} {}", p.scenario + 1, p.scenarios,
+                   p.scenario_name, p.policy + 1, p.policies, p.policy_name);
+    }
+  };
+  StressReport report = RunStress(policies, o);
+  if (tty) fmt::print(stderr, "\n");
+  return report;
+}
+
+void PrintStressSummary(const StressReport& r) {
+  fmt::print(
+      "stress evaluation: {} x {} paths x {} months, seed {}, {:.1f} s ({:.3g} "
+      "loan-months/s)\n",
+      r.settings.institution, r.settings.paths, r.settings.months, r.settings.seed, r.wall_seconds,
+      r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0);
+  for (const auto& sc : r.scenarios) {
+    fmt::print("\nscenario {}{}\n", sc.name,
+               sc.macro_paths_identical ? "" : "  (WARNING: macro paths differ between policies)");
+    fmt::print("  {:<24} {:>16} {:>22} {:>12} {:>11} {:>13} {:>9}\n", "policy", "cum. NI mean",
+               "diff vs first [95% CI]", "ES 97.5%", "CET1 min p05", "paths < 7%", "invariant");
+    for (const auto& res : sc.results) {
+      std::string diff = "";
+      if (auto it = res.vs_first.find("cumulative_net_income"); it != res.vs_first.end())
+        diff = fmt::format("{} [{}, {}]", FormatDifference(it->second.mean, "currency"),
+                           FormatDifference(it->second.low, "currency"),
+                           FormatDifference(it->second.high, "currency"));
+      fmt::print("  {:<24} {:>16} {:>22} {:>12} {:>11} {:>8} of {:<4} {:>6}\n", res.policy,
+                 FormatValue(res.metrics.at("cumulative_net_income").mean, "currency"), diff,
+                 FormatValue(res.es_975, "currency"),
+                 FormatValue(res.metrics.at("min_cet1_ratio").p05, "fraction"),
+                 res.paths_below_cet1_buffer, res.paths, res.paths_with_invariant_breaches);
+    }
+  }
+}
+
+}  // namespace loantwin::cli

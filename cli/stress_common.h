@@ -1,0 +1,34 @@
+#pragma once
+// Options, policy loading, progress bar and console summary shared by `evaluate`, `frontier`
+// and `sweep`.
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "report/stress_report.h"
+#include "training/stress.h"
+
+namespace loantwin::cli {
+
+struct StressArgs {
+  int paths = 1000, months = 120, threads = 0, batch = 64;
+  std::string institution;
+  uint64_t seed = 1000003;
+  bool no_charts = false;
+};
+
+void AddStressOptions(CLI::App* cmd, StressArgs& args);
+/// Loads the policy sets; warns when a run's training seed equals the evaluation seed or when
+/// it was trained on another institution.
+std::vector<std::unique_ptr<StressPolicy>> LoadPolicies(const std::vector<std::string>& specs,
+                                                        const StressArgs& args);
+/// RunStress with a progress bar over paths x scenarios x policies (on a terminal) or log lines.
+StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
+                                   const std::vector<std::string>& scenarios,
+                                   const StressArgs& args);
+void PrintStressSummary(const StressReport& report);
+
+}  // namespace loantwin::cli

@@ -1,0 +1,37 @@
+#pragma once
+// The risk-return (efficient) frontier of evaluated policies on one scenario: return = mean of
+// a stress metric (cumulative net income or ROE), risk = 97.5% expected shortfall of the
+// cumulative P&L. A policy is Pareto-efficient when no other policy has at least its return
+// and at most its risk, and is strictly better in one of the two.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "report/stress_report.h"
+
+namespace loantwin {
+
+/// (return, risk) points -> efficient flags.
+std::vector<bool> ParetoEfficient(const std::vector<std::pair<double, double>>& return_risk);
+
+struct FrontierPoint {
+  std::string policy, kind;
+  double return_value = 0, risk = 0;
+  bool efficient = false;
+};
+
+struct FrontierReport {
+  StressReport stress;        ///< exactly one scenario
+  std::string return_metric;  ///< cumulative_net_income | roe
+  std::vector<FrontierPoint> points;
+};
+
+FrontierReport BuildFrontier(StressReport stress, const std::string& return_metric);
+
+/// frontier.json, frontier.md, frontier.html (+ frontier.svg) and the full stress report
+/// (report.*) of the scenario, in `dir`.
+std::vector<std::string> WriteFrontier(const FrontierReport& frontier, const std::string& dir,
+                                       bool charts);
+
+}  // namespace loantwin

@@ -1,0 +1,258 @@
+#include "report/stress_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "env/metrics.h"
+
+namespace loantwin {
+
+const std::vector<StressMetric>& StressMetrics() {
+  static const std::vector<StressMetric> metrics = {
+      {"cumulative_net_income", "cumulative net income", "currency", true,
+       "net income summed over the horizon"},
+      {"roe", "ROE (annualised)", "fraction", true,
+       "cumulative net income x 12 / months / equity at the start (annualised return on "
+       "starting equity)"},
+      {"peak_charge_off_rate", "peak charge-off rate", "fraction", false,
+       "highest trailing 3-month mean of the annualised net charge-off rate"},
+      {"min_cet1_ratio", "minimum CET1 ratio", "fraction", true,
+       "lowest month-end CET1 ratio (equity / RWA)"},
+      {"cet1_trough_month", "month of the CET1 trough", "month", true,
+       "first month (1-based) in which the CET1 ratio reaches its minimum"},
+      {"approval_rate", "approval rate", "fraction", true,
+       "approvals / applications summed over the horizon"},
+      {"final_equity", "final equity", "currency", true, "equity (CET1 capital) at the end"},
+  };
+  return metrics;
+}
+
+const std::vector<std::pair<std::string, int>>& BandSeries() {
+  static const std::vector<std::pair<std::string, int>> s = {
+      {"cet1_ratio", kCet1Ratio},
+      {"charge_off_rate", kChargeOffRate},
+      {"cumulative_net_income", -1},  // running sum of net_income
+  };
+  return s;
+}
+
+const std::vector<std::pair<std::string, int>>& MacroSeries() {
+  static const std::vector<std::pair<std::string, int>> s = {
+      {"unemployment", kUnemployment},
+      {"gdp_growth", kGdpGrowth},
+      {"policy_rate", kPolicyRate},
+      {"rate_10y", kRate10y},
+      {"hpi", kHpi},
+      {"credit_spread", kCreditSpread},
+  };
+  return s;
+}
+
+namespace {
+
+Band MakeBand(const PathSet& set, int months, const std::function<double(int, int)>& value) {
+  Band b;
+  std::vector<double> v(set.paths);
+  for (int m = 0; m < months; ++m) {
+    double mean = 0;
+    for (int p = 0; p < set.paths; ++p) mean += (v[p] = value(p, m));
+    std::sort(v.begin(), v.end());
+    b.p05.push_back(Quantile(v, 0.05));
+    b.p50.push_back(Quantile(v, 0.5));
+    b.p95.push_back(Quantile(v, 0.95));
+    b.mean.push_back(mean / set.paths);
+  }
+  return b;
+}
+
+double Es975(const std::vector<double>& pnl) {
+  return ExpectedShortfall(pnl, kEsLevel);
+}
+double Var99(const std::vector<double>& pnl) {
+  return ValueAtRisk(pnl, kVarLevel);
+}
+
+}  // namespace
+
+PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun& run) {
+  const PathSet& set = run.paths;
+  PolicyScenarioResult r;
+  r.policy = policy;
+  r.paths = set.paths;
+  const int months = set.months;
+  for (const auto& m : StressMetrics()) r.per_path[m.key].resize(set.paths);
+  std::vector<std::vector<double>> cumulative(set.paths, std::vector<double>(months));
+  for (int p = 0; p < set.paths; ++p) {
+    double ni = 0, apps = 0, approvals = 0, peak_co = -1e300, min_cet1 = 1e300;
+    int trough = 1;
+    bool below_min = false, below_buffer = false;
+    for (int m = 0; m < months; ++m) {
+      ni += set.at(p, m, kNetIncome);
+      cumulative[p][m] = ni;
+      apps += set.at(p, m, kApplications);
+      approvals += set.at(p, m, kApprovals);
+      double co = 0;
+      int k = 0;
+      for (int j = std::max(0, m - 2); j <= m; ++j, ++k) co += set.at(p, j, kChargeOffRate);
+      peak_co = std::max(peak_co, co / k);
+      const double cet1 = set.at(p, m, kCet1Ratio);
+      if (cet1 < min_cet1) min_cet1 = cet1, trough = m + 1;
+      below_min |= cet1 < kCet1Minimum;
+      below_buffer |= cet1 < kCet1Minimum + kCet1Buffer;
+      r.loan_months += set.at(p, m, kLoans);
+    }
+    const double equity0 = set.at(p, 0, kEquity) - set.at(p, 0, kNetIncome);
+    r.per_path["cumulative_net_income"][p] = ni;
+    r.per_path["roe"][p] = equity0 > 0 ? ni * 12.0 / months / equity0 : 0.0;
+    r.per_path["peak_charge_off_rate"][p] = peak_co;
+    r.per_path["min_cet1_ratio"][p] = min_cet1;
+    r.per_path["cet1_trough_month"][p] = trough;
+    r.per_path["approval_rate"][p] = apps > 0 ? approvals / apps : 0.0;
+    r.per_path["final_equity"][p] = set.at(p, months - 1, kEquity);
+    r.paths_below_cet1_minimum += below_min;
+    r.paths_below_cet1_buffer += below_buffer;
+    r.paths_failed += run.failed_month[p] > 0;
+    if (!run.invariant_breaches.empty() && run.invariant_breaches[p] > 0) {
+      if (r.paths_with_invariant_breaches++ == 0)
+        r.first_invariant_breach = run.first_invariant_breach[p];
+    }
+  }
+  for (const auto& [key, values] : r.per_path) r.metrics[key] = Describe(values);
+  r.var_99 = Var99(r.per_path["cumulative_net_income"]);
+  r.es_975 = Es975(r.per_path["cumulative_net_income"]);
+  for (size_t i = 0; i < run.rewards.roles.size(); ++i) {
+    r.role_return_paths[run.rewards.roles[i]] = run.rewards.returns[i];
+    r.role_returns[run.rewards.roles[i]] = Describe(run.rewards.returns[i]);
+  }
+  for (const auto& [name, column] : BandSeries())
+    r.bands[name] = MakeBand(set, months, [&, c = column](int p, int m) {
+      return c < 0 ? cumulative[p][m] : set.at(p, m, c);
+    });
+  return r;
+}
+
+std::map<std::string, Band> MacroBands(const PathSet& set) {
+  std::map<std::string, Band> out;
+  for (const auto& [name, column] : MacroSeries())
+    out[name] =
+        MakeBand(set, set.months, [&, c = column](int p, int m) { return set.at(p, m, c); });
+  return out;
+}
+
+bool MacroPathsEqual(const PathSet& a, const PathSet& b) {
+  if (a.paths != b.paths || a.months != b.months) return false;
+  for (int p = 0; p < a.paths; ++p)
+    for (int m = 0; m < a.months; ++m)
+      for (const auto& [name, column] : MacroSeries())
+        if (a.at(p, m, column) != b.at(p, m, column)) return false;
+  return true;
+}
+
+void CompareToFirst(ScenarioReport& s, uint64_t seed) {
+  if (s.results.empty()) return;
+  const PolicyScenarioResult& ref = s.results[0];
+  for (size_t i = 1; i < s.results.size(); ++i) {
+    PolicyScenarioResult& r = s.results[i];
+    r.vs_first.clear();
+    for (const auto& m : StressMetrics())
+      r.vs_first[m.key] = PairedMeanDifference(r.per_path.at(m.key), ref.per_path.at(m.key));
+    const auto& x = r.per_path.at("cumulative_net_income");
+    const auto& y = ref.per_path.at("cumulative_net_income");
+    r.vs_first["var_99"] = PairedBootstrapDifference(x, y, Var99, 1000, seed);
+    r.vs_first["es_975"] = PairedBootstrapDifference(x, y, Es975, 1000, seed);
+    for (const auto& [role, values] : r.role_return_paths) {
+      const auto it = ref.role_return_paths.find(role);
+      if (it != ref.role_return_paths.end())
+        r.vs_first["role_return/" + role] = PairedMeanDifference(values, it->second);
+    }
+  }
+}
+
+namespace {
+
+nlohmann::json DistributionJson(const Distribution& d) {
+  return {{"mean", d.mean}, {"median", d.median}, {"p05", d.p05}, {"p95", d.p95}, {"std", d.std}};
+}
+
+nlohmann::json BandJson(const Band& b) {
+  return {{"p05", b.p05}, {"p50", b.p50}, {"p95", b.p95}, {"mean", b.mean}};
+}
+
+}  // namespace
+
+std::string StressReportJson(const StressReport& report) {
+  nlohmann::json j;
+  j["schema"] = kStressReportSchema;
+  j["schema_version"] = kStressReportSchemaVersion;
+  j["generated_by"] = "loantwin 0.1.0";
+  const StressSettings& s = report.settings;
+  j["settings"] = {{"institution", s.institution}, {"paths", s.paths},
+                   {"months", s.months},           {"seed", s.seed},
+                   {"threads", s.threads},         {"reward_weights_from", s.reward_weights_from},
+                   {"var_level", kVarLevel},       {"es_level", kEsLevel},
+                   {"cet1_minimum", kCet1Minimum}, {"cet1_buffer", kCet1Buffer}};
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& m : StressMetrics())
+    metrics[m.key] = {{"label", m.label},
+                      {"unit", m.unit},
+                      {"higher_is_better", m.higher_is_better},
+                      {"definition", m.definition}};
+  j["metric_definitions"] = metrics;
+  j["policies"] = nlohmann::json::array();
+  for (const auto& p : report.policies)
+    j["policies"].push_back(
+        {{"name", p.name}, {"kind", p.kind}, {"source", p.source}, {"roles", p.roles}});
+  j["scenarios"] = nlohmann::json::array();
+  for (const auto& sc : report.scenarios) {
+    nlohmann::json js;
+    js["name"] = sc.name;
+    js["source"] = sc.source;
+    js["description"] = sc.description;
+    js["macro_paths_identical"] = sc.macro_paths_identical;
+    js["macro"] = nlohmann::json::object();
+    for (const auto& [name, band] : sc.macro) js["macro"][name] = BandJson(band);
+    js["results"] = nlohmann::json::array();
+    for (const auto& r : sc.results) {
+      nlohmann::json jr;
+      jr["policy"] = r.policy;
+      jr["paths"] = r.paths;
+      jr["metrics"] = nlohmann::json::object();
+      for (const auto& [k, d] : r.metrics) jr["metrics"][k] = DistributionJson(d);
+      jr["tail"] = {{"var_99", r.var_99}, {"es_975", r.es_975}};
+      jr["counts"] = {{"paths_below_cet1_minimum", r.paths_below_cet1_minimum},
+                      {"paths_below_cet1_buffer", r.paths_below_cet1_buffer},
+                      {"paths_failed", r.paths_failed},
+                      {"paths_with_invariant_breaches", r.paths_with_invariant_breaches}};
+      if (!r.first_invariant_breach.empty())
+        jr["counts"]["first_invariant_breach"] = r.first_invariant_breach;
+      jr["role_returns"] = nlohmann::json::object();
+      for (const auto& [role, d] : r.role_returns) jr["role_returns"][role] = DistributionJson(d);
+      jr["bands"] = nlohmann::json::object();
+      for (const auto& [name, band] : r.bands) jr["bands"][name] = BandJson(band);
+      jr["loan_months"] = r.loan_months;
+      if (r.vs_first.empty()) {
+        jr["vs_first"] = nullptr;
+      } else {
+        jr["vs_first"] = nlohmann::json::object();
+        for (const auto& [k, d] : r.vs_first)
+          jr["vs_first"][k] = {{"difference", d.mean},
+                               {"ci95_low", d.low},
+                               {"ci95_high", d.high},
+                               {"method", d.method}};
+      }
+      js["results"].push_back(jr);
+    }
+    j["scenarios"].push_back(js);
+  }
+  j["timing"] = {{"wall_seconds", report.wall_seconds},
+                 {"loan_months", report.loan_months},
+                 {"instance_months", report.instance_months},
+                 {"loan_months_per_second",
+                  report.wall_seconds > 0 ? report.loan_months / report.wall_seconds : 0.0}};
+  return j.dump(1) + "\n";
+}
+
+}  // namespace loantwin

@@ -1,0 +1,110 @@
+#pragma once
+// Stress-test reports: Monte Carlo runs of policy sets on scenarios, reduced to per-path
+// metrics, distributions, tail risk, paired differences to the first policy, monthly bands for
+// fan charts and the scenarios' macro paths; written as report.json (schema
+// docs/stress-report.schema.json), report.md and a self-contained report.html
+// (docs/stress-testing.md). No LibTorch here: policies are driven from training/stress.h.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "env/monte_carlo.h"
+#include "report/risk.h"
+
+namespace loantwin {
+
+inline constexpr const char* kStressReportSchema = "loantwin.stress_report";
+inline constexpr int kStressReportSchemaVersion = 1;
+inline constexpr double kCet1Minimum = 0.045;  ///< Basel III CET1 minimum
+inline constexpr double kCet1Buffer = 0.025;   ///< capital conservation buffer
+inline constexpr double kVarLevel = 0.99;
+inline constexpr double kEsLevel = 0.975;
+
+/// A per-path metric of the report.
+struct StressMetric {
+  const char* key;
+  const char* label;  ///< short human name
+  const char* unit;   ///< "currency", "fraction", "month"
+  bool higher_is_better;
+  const char* definition;
+};
+const std::vector<StressMetric>& StressMetrics();
+/// Monthly series with fan-chart bands, and the macro series of each scenario.
+const std::vector<std::pair<std::string, int>>& BandSeries();  ///< name -> metric column
+const std::vector<std::pair<std::string, int>>& MacroSeries();
+
+/// 5%, median and 95% (and mean) across paths, per month.
+struct Band {
+  std::vector<double> p05, p50, p95, mean;
+};
+
+struct PolicyScenarioResult {
+  std::string policy;
+  int paths = 0;
+  std::map<std::string, std::vector<double>> per_path;  ///< metric -> value per path
+  std::map<std::string, Distribution> metrics;
+  double var_99 = 0, es_975 = 0;          ///< of cumulative net income (losses)
+  int paths_below_cet1_minimum = 0;       ///< CET1 < 4.5% in some month
+  int paths_below_cet1_buffer = 0;        ///< CET1 < 7.0% in some month
+  int paths_failed = 0;                   ///< CET1 < floor or equity <= 0
+  int paths_with_invariant_breaches = 0;  ///< must be 0
+  std::string first_invariant_breach;
+  std::map<std::string, std::vector<double>> role_return_paths;  ///< role -> return per path
+  std::map<std::string, Distribution> role_returns;
+  std::map<std::string, Band> bands;  ///< BandSeries()
+  double loan_months = 0;             ///< open loans summed over paths and months
+  /// Versus the first policy (empty for the first): metric / "var_99" / "es_975" /
+  /// "role_return/<role>" -> difference with a 95% interval.
+  std::map<std::string, PairedDifference> vs_first;
+};
+
+struct ScenarioReport {
+  std::string name, source, description;
+  std::map<std::string, Band> macro;  ///< MacroSeries(), from the first policy's run
+  /// True when every policy's run saw bit-identical macro paths (common random numbers).
+  bool macro_paths_identical = true;
+  std::vector<PolicyScenarioResult> results;  ///< one per policy, in the report's order
+};
+
+struct PolicyInfo {
+  std::string name;                          ///< unique label in tables and charts
+  std::string kind;                          ///< baseline | run | export
+  std::string source;                        ///< directory, or "built-in"
+  std::map<std::string, std::string> roles;  ///< role -> driver (ppo, dqn, baseline, ...)
+};
+
+struct StressSettings {
+  std::string institution;
+  int paths = 0, months = 0, threads = 1;
+  uint64_t seed = 0;
+  std::string reward_weights_from;
+};
+
+struct StressReport {
+  StressSettings settings;
+  std::vector<PolicyInfo> policies;
+  std::vector<ScenarioReport> scenarios;
+  double wall_seconds = 0;
+  double loan_months = 0;
+  int64_t instance_months = 0;
+};
+
+/// Reduces one policy's Monte Carlo run. `months` and `paths` as in the run.
+PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun& run);
+/// Macro bands of a run; MacroPathsEqual compares the raw macro columns of two runs.
+std::map<std::string, Band> MacroBands(const PathSet& paths);
+bool MacroPathsEqual(const PathSet& a, const PathSet& b);
+/// Fills vs_first of results[1..] against results[0] (same paths), deterministic.
+void CompareToFirst(ScenarioReport& scenario, uint64_t seed);
+
+/// report.json (the documented schema).
+std::string StressReportJson(const StressReport& report);
+
+/// Writes report.json, report.md, report.html (and charts/*.svg unless charts is false) into
+/// `dir`, atomically per file. Returns the written paths.
+std::vector<std::string> WriteStressReport(const StressReport& report, const std::string& dir,
+                                           bool charts);
+
+}  // namespace loantwin

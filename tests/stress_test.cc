@@ -1,0 +1,324 @@
+// Stress evaluation: tail-risk statistics, paired comparisons, common random numbers across
+// policies, thread counts and repeated runs, run/export policies, the report files (schema,
+// charts, offline HTML), the frontier and bad inputs (docs/stress-testing.md).
+
+#include "training/stress.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "env/atomic_file.h"
+#include "env/config_error.h"
+#include "report/frontier.h"
+#include "report/gnuplot.h"
+#include "report/risk.h"
+#include "report/stress_report.h"
+#include "tests/json_schema.h"
+#include "tests/test_util.h"
+#include "training/checkpoint.h"
+#include "training/export.h"
+#include "training/trainer.h"
+
+namespace loantwin {
+namespace {
+
+using testing::ReadFile;
+using testing::TempDir;
+
+TEST(Risk, VarAndExpectedShortfallMatchHandComputedValues) {
+  // P&L of 10 paths; losses are -P&L. Tail size k = ceil((1 - level) * 10).
+  const std::vector<double> pnl = {4, -3, 10, 0, -5, 8, 2, 12, -1, 6};
+  EXPECT_DOUBLE_EQ(ValueAtRisk(pnl, 0.9), 5.0);  // k = 1: the worst loss
+  EXPECT_DOUBLE_EQ(ExpectedShortfall(pnl, 0.9), 5.0);
+  EXPECT_DOUBLE_EQ(ValueAtRisk(pnl, 0.8), 3.0);  // k = 2: losses {5, 3}
+  EXPECT_DOUBLE_EQ(ExpectedShortfall(pnl, 0.8), 4.0);
+  EXPECT_DOUBLE_EQ(ValueAtRisk(pnl, 0.75), 1.0);  // k = 3: losses {5, 3, 1}
+  EXPECT_DOUBLE_EQ(ExpectedShortfall(pnl, 0.75), 3.0);
+  EXPECT_DOUBLE_EQ(ValueAtRisk(pnl, 0.5), -2.0);  // k = 5: {5, 3, 1, 0, -2}
+  EXPECT_DOUBLE_EQ(ExpectedShortfall(pnl, 0.5), 7.0 / 5.0);
+  // 1,000 paths with P&L 1..1000: the 99% VaR is the 10th worst, ES 97.5% the mean of 25.
+  std::vector<double> big;
+  for (int i = 1000; i >= 1; --i) big.push_back(i);
+  EXPECT_DOUBLE_EQ(ValueAtRisk(big, 0.99), -10.0);
+  EXPECT_DOUBLE_EQ(ExpectedShortfall(big, 0.975), -13.0);
+  EXPECT_DOUBLE_EQ(ExpectedShortfall(big, 0.99), -5.5);
+  EXPECT_THROW(ValueAtRisk({}, 0.99), std::invalid_argument);
+  EXPECT_THROW(ExpectedShortfall(pnl, 1.0), std::invalid_argument);
+}
+
+TEST(Risk, DescribeAndPairedIntervals) {
+  const Distribution d = Describe({1, 2, 3, 4, 5});
+  EXPECT_DOUBLE_EQ(d.mean, 3);
+  EXPECT_DOUBLE_EQ(d.median, 3);
+  EXPECT_DOUBLE_EQ(d.p05, 1.2);
+  EXPECT_DOUBLE_EQ(d.p95, 4.8);
+  EXPECT_NEAR(d.std, std::sqrt(2.5), 1e-12);
+  EXPECT_NEAR(StudentT975(9), 2.262157, 1e-6);
+  EXPECT_NEAR(StudentT975(1000), 1.962339, 1e-6);
+  // Differences 1, 2, ..., 10: mean 5.5, sd sqrt(55/6), t(9) interval.
+  std::vector<double> x, ref;
+  for (int i = 1; i <= 10; ++i) ref.push_back(100.0 * i), x.push_back(100.0 * i + i);
+  const PairedDifference p = PairedMeanDifference(x, ref);
+  const double half = 2.2621571627 * std::sqrt(55.0 / 6.0) / std::sqrt(10.0);
+  EXPECT_NEAR(p.mean, 5.5, 1e-12);
+  EXPECT_NEAR(p.low, 5.5 - half, 1e-6);
+  EXPECT_NEAR(p.high, 5.5 + half, 1e-6);
+  // A constant shift has a zero-width interval even though the samples vary a lot.
+  std::vector<double> shifted;
+  for (double v : ref) shifted.push_back(v + 3);
+  const PairedDifference c = PairedMeanDifference(shifted, ref);
+  EXPECT_DOUBLE_EQ(c.low, 3);
+  EXPECT_DOUBLE_EQ(c.high, 3);
+  // Bootstrap of ES: deterministic for a seed, brackets the estimate.
+  auto es = [](const std::vector<double>& v) { return ExpectedShortfall(v, 0.9); };
+  double (*stat)(const std::vector<double>&) =
+      +[](const std::vector<double>& v) { return ExpectedShortfall(v, 0.9); };
+  std::vector<double> a, b;
+  for (int i = 0; i < 200; ++i) a.push_back(std::sin(i * 1.7) * 10), b.push_back(std::cos(i) * 8);
+  const PairedDifference b1 = PairedBootstrapDifference(a, b, stat, 500, 9);
+  const PairedDifference b2 = PairedBootstrapDifference(a, b, stat, 500, 9);
+  EXPECT_DOUBLE_EQ(b1.mean, es(a) - es(b));
+  EXPECT_EQ(b1.low, b2.low);
+  EXPECT_EQ(b1.high, b2.high);
+  EXPECT_LT(b1.low, b1.mean);
+  EXPECT_GT(b1.high, b1.mean);
+}
+
+TEST(Frontier, ParetoEfficiency) {
+  // (return, risk): A dominates D; B and C trade return for risk; E equals B.
+  const std::vector<std::pair<double, double>> pts = {{10, 5}, {12, 8}, {6, 2}, {9, 6}, {12, 8}};
+  const auto eff = ParetoEfficient(pts);
+  EXPECT_EQ(eff, (std::vector<bool>{true, true, true, false, true}));
+}
+
+/// A tiny quickstart run (checkpoint + export) in `dir`.
+void MakeRun(const std::string& dir) {
+  const std::string yaml = R"(name: tiny
+seed: 3
+total_steps: 1280
+env:
+  name: twin
+  num_envs: 8
+  threads: 1
+  config: {institution: cu_small, horizon_months: 24}
+roles:
+  credit:
+    agent: ppo
+    ppo: {num_steps: 16, num_minibatches: 2, update_epochs: 1}
+  pricing:
+    agent: dqn
+    dqn: {learning_starts: 64, buffer_size: 1000, batch_size: 16}
+)";
+  std::filesystem::create_directories(dir);
+  WriteFileAtomically(dir + "/config.yaml", [&](std::ostream& o) { o << yaml; });
+  Trainer t(ExperimentConfig::Load(dir + "/config.yaml"));
+  t.Train();
+  CheckpointManager ckpt(dir + "/checkpoints", 1);
+  const std::string path = ckpt.Save(t);
+  ExportRun(t, dir, path, dir + "/export");
+}
+
+StressOptions SmallOptions(int threads = 2) {
+  StressOptions o;
+  o.scenarios = {"steady_state", "severe_recession"};
+  o.paths = 12;
+  o.months = 18;
+  o.institution = "cu_small";
+  o.seed = 77;
+  o.threads = threads;
+  o.batch = 5;  // several batches, the last one partial
+  return o;
+}
+
+class StressRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    MakeRun(dir_->path() + "/tiny");
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string Run() { return dir_->path() + "/tiny"; }
+  static TempDir* dir_;
+};
+TempDir* StressRun::dir_ = nullptr;
+
+std::vector<std::unique_ptr<StressPolicy>> Load(const std::vector<std::string>& specs) {
+  std::vector<std::unique_ptr<StressPolicy>> out;
+  for (const auto& s : specs) out.push_back(StressPolicy::Load(s));
+  return out;
+}
+
+TEST_F(StressRun, CommonRandomNumbersAcrossPoliciesRepeatsAndThreads) {
+  auto policies = Load({"baseline", Run(), Run() + "/export", "again=baseline"});
+  EXPECT_EQ(policies[1]->info.kind, "run");
+  EXPECT_EQ(policies[2]->info.kind, "export");
+  EXPECT_EQ(policies[2]->info.name, "tiny-export");
+  const StressReport a = RunStress(policies, SmallOptions(2));
+  const StressReport b = RunStress(policies, SmallOptions(1));
+  ASSERT_EQ(a.scenarios.size(), 2u);
+  for (size_t s = 0; s < a.scenarios.size(); ++s) {
+    const ScenarioReport& sa = a.scenarios[s];
+    // Every policy saw the same macro paths.
+    EXPECT_TRUE(sa.macro_paths_identical) << sa.name;
+    ASSERT_EQ(sa.results.size(), 4u);
+    // The same policy evaluated twice (and on 1 vs 2 threads) gives identical numbers.
+    const auto &base = sa.results[0], &again = sa.results[3];
+    for (const auto& [k, v] : base.per_path) EXPECT_EQ(v, again.per_path.at(k)) << k;
+    EXPECT_EQ(again.vs_first.at("cumulative_net_income").mean, 0.0);
+    for (size_t p = 0; p < sa.results.size(); ++p)
+      for (const auto& [k, v] : sa.results[p].per_path)
+        EXPECT_EQ(v, b.scenarios[s].results[p].per_path.at(k)) << sa.name << " " << k;
+    EXPECT_EQ(StressReportJson(a).substr(0, 1000), StressReportJson(b).substr(0, 1000));
+    // The run and its export decide identically.
+    for (const auto& [k, v] : sa.results[1].per_path)
+      EXPECT_EQ(v, sa.results[2].per_path.at(k)) << k;
+    // The trained policy acts differently from the baselines (a real comparison).
+    EXPECT_NE(sa.results[1].per_path.at("cumulative_net_income"),
+              base.per_path.at("cumulative_net_income"));
+    for (const auto& r : sa.results) EXPECT_EQ(r.paths_with_invariant_breaches, 0);
+  }
+  // Identical macro bands in the report: one series per scenario, shared by every policy.
+  EXPECT_EQ(a.scenarios[1].macro.at("unemployment").p50,
+            b.scenarios[1].macro.at("unemployment").p50);
+  // The recession is visibly worse than steady state.
+  EXPECT_LT(a.scenarios[1].results[0].metrics.at("min_cet1_ratio").mean,
+            a.scenarios[0].results[0].metrics.at("min_cet1_ratio").mean);
+  EXPECT_GT(a.scenarios[1].macro.at("unemployment").p50.back(),
+            a.scenarios[0].macro.at("unemployment").p50.back());
+}
+
+TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
+  ASSERT_TRUE(GnuplotAvailable()) << "gnuplot (gnuplot-nox) is needed for the report charts";
+  TempDir out;
+  const std::string scenario_file =
+      out.File("my_shock.yaml",
+               ReadFile(std::string(LOANTWIN_SOURCE_DIR) + "/configs/scenarios/rate_shock.yaml"));
+  auto policies = Load({"baseline", Run()});
+  StressOptions o = SmallOptions();
+  o.scenarios = {"mild_recession", scenario_file};
+  const StressReport report = RunStress(policies, o);
+  WriteStressReport(report, out.path() + "/report", true);
+  const nlohmann::json doc = nlohmann::json::parse(ReadFile(out.path() + "/report/report.json"));
+  const nlohmann::json schema = nlohmann::json::parse(
+      ReadFile(std::string(LOANTWIN_SOURCE_DIR) + "/docs/schemas/stress-report.schema.json"));
+  EXPECT_EQ(testing::ValidateJson(doc, schema, schema), "");
+  // The validator does reject a broken document.
+  nlohmann::json broken = doc;
+  broken["scenarios"][0]["results"][0]["tail"].erase("es_975");
+  EXPECT_NE(testing::ValidateJson(broken, schema, schema), "");
+  broken = doc;
+  broken["settings"]["bogus"] = 1;
+  EXPECT_NE(testing::ValidateJson(broken, schema, schema), "");
+  // The user's scenario file is evaluated like a built-in one.
+  EXPECT_EQ(doc["scenarios"][1]["source"], scenario_file);
+  EXPECT_EQ(doc["scenarios"][1]["results"].size(), 2u);
+  EXPECT_FALSE(doc["scenarios"][1]["results"][1]["vs_first"].is_null());
+
+  const std::string html = ReadFile(out.path() + "/report/report.html");
+  for (const auto& sc : report.scenarios)
+    for (const char* kind : {"-fan", "-macro"}) {
+      const std::string id = "chart-" + sc.name + kind;
+      const size_t at = html.find("id=\"" + id + "\"");
+      ASSERT_NE(at, std::string::npos) << id;
+      EXPECT_EQ(html.find("src=\"data:image/svg+xml;base64,", at) - at < 200, true) << id;
+      EXPECT_TRUE(
+          std::filesystem::exists(out.path() + "/report/charts/" + sc.name + kind + ".svg"));
+    }
+  // Offline: no external scripts, stylesheets, images, fonts or imports.
+  for (const std::regex& bad :
+       {std::regex(R"((src|href)\s*=\s*["']?(https?:)?//)"), std::regex(R"(<script)"),
+        std::regex(R"(<link)"), std::regex(R"(@import)"), std::regex(R"(url\()")})
+    EXPECT_FALSE(std::regex_search(html, bad));
+  // The charts carry titles, axis labels with units and legends.
+  const std::string fan = ReadFile(out.path() + "/report/charts/mild_recession-fan.svg");
+  for (const char* text :
+       {"CET1 ratio (%)", "charge-off rate (% of loans, annualised)",
+        "cumulative net income (millions)", "month", "baseline", "tiny", "minimum + buffer (7.0%)"})
+    EXPECT_NE(fan.find(text), std::string::npos) << text;
+  const std::string macro = ReadFile(out.path() + "/report/charts/mild_recession-macro.svg");
+  for (const char* text : {"unemployment (%)", "House price index", "GDP growth (% annualised)"})
+    EXPECT_NE(macro.find(text), std::string::npos) << text;
+  const std::string md = ReadFile(out.path() + "/report/report.md");
+  EXPECT_NE(md.find("97.5% expected shortfall"), std::string::npos);
+  EXPECT_NE(md.find("Differences versus `baseline`"), std::string::npos);
+}
+
+TEST_F(StressRun, FrontierMarksEfficientPoliciesAndBaseline) {
+  auto policies = Load({"baseline", Run(), "b2=baseline"});
+  StressOptions o = SmallOptions();
+  o.scenarios = {"severe_recession"};
+  const FrontierReport f = BuildFrontier(RunStress(policies, o), "cumulative_net_income");
+  ASSERT_EQ(f.points.size(), 3u);
+  EXPECT_EQ(f.points[0].kind, "baseline");
+  // Two identical baselines cannot dominate each other: same efficiency flag.
+  EXPECT_EQ(f.points[0].efficient, f.points[2].efficient);
+  EXPECT_TRUE(f.points[0].efficient || f.points[1].efficient);
+  TempDir out;
+  WriteFrontier(f, out.path(), true);
+  const auto j = nlohmann::json::parse(ReadFile(out.path() + "/frontier.json"));
+  EXPECT_EQ(j["points"].size(), 3u);
+  EXPECT_EQ(j["risk_metric"], "es_975");
+  const std::string svg = ReadFile(out.path() + "/frontier.svg");
+  for (const char* text :
+       {"efficient frontier", "rule-based baseline", "expected shortfall", "millions", "tiny"})
+    EXPECT_NE(svg.find(text), std::string::npos) << text;
+  EXPECT_THROW(BuildFrontier(RunStress(policies, SmallOptions()), "roe"), std::invalid_argument);
+}
+
+TEST_F(StressRun, BadInputsGiveClearErrors) {
+  auto expect_error = [](const std::function<void()>& f, const std::string& text) {
+    try {
+      f();
+      ADD_FAILURE() << "no error, expected: " << text;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  };
+  TempDir dir;
+  auto policies = Load({"baseline"});
+  StressOptions o = SmallOptions();
+  o.scenarios = {"steady_state", "nowhere_scenario"};
+  expect_error([&] { RunStress(policies, o); }, "unknown scenario 'nowhere_scenario'");
+  o.scenarios = {dir.path() + "/missing.yaml"};
+  expect_error([&] { RunStress(policies, o); }, "missing.yaml");
+  expect_error([&] { StressPolicy::Load(dir.path() + "/nope"); }, "no such file or directory");
+  expect_error([&] { StressPolicy::Load(dir.path()); }, "neither a run directory");
+  dir.File("config.txt", "x");
+  expect_error([&] { StressPolicy::Load(dir.path() + "/config.txt"); }, "not a directory");
+  // A run directory without checkpoints.
+  std::filesystem::create_directories(dir.path() + "/run");
+  std::filesystem::copy_file(Run() + "/config.yaml", dir.path() + "/run/config.yaml");
+  expect_error([&] { StressPolicy::Load(dir.path() + "/run"); }, "no checkpoint");
+  // An export from another environment version, or with another observation layout.
+  const std::string exp = dir.path() + "/exp";
+  std::filesystem::copy(Run() + "/export", exp);
+  auto manifest = nlohmann::json::parse(ReadFile(exp + "/manifest.json"));
+  auto edited = manifest;
+  edited["environment_version"] = 99;
+  std::ofstream(exp + "/manifest.json") << edited.dump();
+  expect_error([&] { StressPolicy::Load(exp); }, "environment version 99");
+  edited = manifest;
+  edited.erase("environment_version");
+  std::ofstream(exp + "/manifest.json") << edited.dump();
+  expect_error([&] { StressPolicy::Load(exp); }, "no environment_version");
+  edited = manifest;
+  edited["roles"]["credit"]["observation"]["features"][3] = "renamed_feature";
+  std::ofstream(exp + "/manifest.json") << edited.dump();
+  expect_error([&] { StressPolicy::Load(exp); }, "different observation layout");
+  edited = manifest;
+  edited["environment"] = "cartpole";
+  std::ofstream(exp + "/manifest.json") << edited.dump();
+  expect_error([&] { StressPolicy::Load(exp); }, "stress evaluation needs the twin");
+  std::ofstream(exp + "/manifest.json") << "{not json";
+  expect_error([&] { StressPolicy::Load(exp); }, "not valid JSON");
+  // Duplicate names.
+  auto twice = Load({"baseline", "baseline"});
+  expect_error([&] { RunStress(twice, SmallOptions()); }, "two policies are named 'baseline'");
+}
+
+}  // namespace
+}  // namespace loantwin

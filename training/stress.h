@@ -1,0 +1,69 @@
+#pragma once
+// Stress evaluation (docs/stress-testing.md): policy sets - the rule-based baselines, trained
+// runs (latest checkpoint) or exported TorchScript policies - run on the same seeded Monte
+// Carlo paths of each scenario (common random numbers), reduced into a StressReport.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "env/monte_carlo.h"
+#include "env/twin_env.h"
+#include "report/stress_report.h"
+
+namespace loantwin {
+
+class Trainer;
+
+/// One policy set: roles decided by a run's agents or an export's TorchScript modules, the
+/// others by their fallbacks (baseline, or random where the run said so).
+class StressPolicy : public RoleDriver {
+ public:
+  /// "baseline", a run directory (config.yaml + checkpoints/), or an export directory
+  /// (manifest.json); "label=<spec>" names it. Clear errors for anything else.
+  static std::unique_ptr<StressPolicy> Load(const std::string& spec);
+  ~StressPolicy() override;
+
+  bool Decides(int role) const override;
+  void Decide(int role, const float* obs, const uint8_t* masks, int n, int32_t* actions) override;
+
+  PolicyInfo info;
+  /// A run's environment config (reward weights, floor, ...); empty for baseline and exports.
+  std::optional<TwinEnvConfig> env_config;
+  std::array<FallbackPolicy, kNumTwinRoles> fallbacks{};
+  /// The institution the policy was trained on ("" when unknown).
+  std::string trained_institution;
+
+ private:
+  StressPolicy();
+  std::unique_ptr<Trainer> trainer_;
+};
+
+struct StressProgress {
+  int scenario = 0, scenarios = 0, policy = 0, policies = 0;
+  std::string scenario_name, policy_name;
+  int64_t done = 0, total = 0;  ///< path-months
+};
+
+struct StressOptions {
+  /// Scenario names or YAML files; "all" expands to every built-in scenario.
+  std::vector<std::string> scenarios;
+  int paths = 1000, months = 120;
+  std::string institution;  ///< "" = the first run's institution, else cu_mid
+  uint64_t seed = 1;
+  int threads = 2;
+  int batch = 64;  ///< instances alive at once; does not change results
+  std::function<void(const StressProgress&)> progress;
+};
+
+/// Expands "all" and checks every scenario loads (ConfigError naming the bad one).
+std::vector<std::string> ResolveScenarios(const std::vector<std::string>& names);
+
+/// Runs every policy on every scenario with the same paths. Policies must have unique names.
+StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
+                       const StressOptions& options);
+
+}  // namespace loantwin

@@ -17,13 +17,13 @@ demo: build
 	@rm -rf $(BUILD_DIR)/demo
 	./$(BUILD_DIR)/bin/loantwin train configs/quickstart.yaml --out $(BUILD_DIR)/demo/quickstart
 	./$(BUILD_DIR)/bin/loantwin evaluate $(BUILD_DIR)/demo/quickstart \
-	  --scenarios steady_state,mild_recession --paths 50
+	  --scenarios steady_state,severe_recession,dfast_2025_severely_adverse --paths 200
 	./$(BUILD_DIR)/bin/loantwin export $(BUILD_DIR)/demo/quickstart --out $(BUILD_DIR)/demo/quickstart/export
 	@echo
 	@echo "demo outputs in $(BUILD_DIR)/demo/quickstart:"
 	@echo "  config.yaml, train.log, metrics.csv, events.out.tfevents.* (training; tensorboard --logdir $(BUILD_DIR)/demo)"
 	@echo "  checkpoints/ (resume: loantwin train configs/quickstart.yaml --resume $(BUILD_DIR)/demo/quickstart)"
-	@echo "  evaluation.json (trained roles vs baselines on held-out seeds)"
+	@echo "  report/report.html, report.md, report.json (stress report: trained roles vs baselines on held-out paths)"
 	@echo "  export/credit.pt, export/pricing.pt, export/manifest.json (TorchScript policies)"
 	@echo "stress simulation: ./$(BUILD_DIR)/bin/loantwin simulate --institution cu_mid --scenario severe_recession"
 

@@ -17,3 +17,5 @@ echo "== mcts_bench: batched MCTS, 64 environments x 50 simulations (items_per_s
 "$BUILD/bin/mcts_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 echo "== DQN on CartPole: CleanRL defaults and rainbow-lite (steps/s, steps and seconds to solve)"
 bash bench/cartpole_dqn.sh "$BUILD"
+echo "== stress evaluation: baseline, all scenarios, 1000 paths x 120 months, cu_mid (target < 5 min)"
+bash bench/stress_eval.sh "$BUILD"

@@ -45,9 +45,9 @@ std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
       {"cumulative_net_income", "Cumulative net income", "cumulative net income (millions)", 1e-6},
   };
   std::vector<std::pair<std::string, std::string>> files;
-  std::string script = ChartPreamble(1400, 470);
+  std::string script = ChartPreamble(1400, 520);
   script +=
-      fmt::format("set multiplot layout 1,3 title {}\n",
+      fmt::format("set key below horizontal box font \",10\"\nset bmargin 8\nset multiplot layout 1,3 title {}\n",
                   GnuplotQuote(fmt::format(
                       "{} - {} paths x {} months, {}: median (line) and 5-95% band", sc.name,
                       report.settings.paths, report.settings.months, report.settings.institution)));

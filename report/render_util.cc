@@ -104,7 +104,7 @@ table { border-collapse: collapse; margin: 0.6em 0 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 .meta { color: #444; } .warn { color: #b2182b; font-weight: bold; }
-.sig-good { background: #d9f0d3; font-weight: bold; } .sig-bad { background: #f4cccc; font-weight: bold; }
+.sig-good { background: #d9f0d3; font-weight: bold; } .sig-neutral { font-weight: bold; } .sig-bad { background: #f4cccc; font-weight: bold; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.4em; vertical-align: middle; }
 figure.chart { margin: 1em 0; } figure.chart img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; } nav a { margin-right: 0.8em; }
@@ -180,8 +180,11 @@ std::string DiffText(const PairedDifference& d, const std::string& unit) {
                      FormatDifference(d.high, unit));
 }
 
-/// "good" / "bad" when the interval excludes zero, else "".
-std::string Significance(const PairedDifference& d, bool higher_is_better) {
+/// "good" / "bad" when the interval excludes zero, else "". Metrics without a better direction
+/// (the timing of the CET1 trough) are "neutral".
+std::string Significance(const PairedDifference& d, bool higher_is_better,
+                         const std::string& key = "") {
+  if (key == "cet1_trough_month") return d.low > 0 || d.high < 0 ? "neutral" : "";
   if (d.low > 0) return higher_is_better ? "good" : "bad";
   if (d.high < 0) return higher_is_better ? "bad" : "good";
   return "";
@@ -275,7 +278,7 @@ std::string DifferenceTableMarkdown(const ScenarioReport& s) {
         md += " n/a |";
         continue;
       }
-      const std::string sig = Significance(it->second, row.higher_is_better);
+      const std::string sig = Significance(it->second, row.higher_is_better, row.key);
       const std::string text = DiffText(it->second, row.unit);
       md += " " + (sig.empty() ? text : "**" + text + "**") + " |";
     }
@@ -360,7 +363,7 @@ std::string DifferenceTableHtml(const ScenarioReport& s) {
         t += "<td>n/a</td>";
         continue;
       }
-      const std::string sig = Significance(it->second, row.higher_is_better);
+      const std::string sig = Significance(it->second, row.higher_is_better, row.key);
       t += fmt::format("<td{}>{}</td>", sig.empty() ? "" : " class=\"sig-" + sig + "\"",
                        HtmlEscape(DiffText(it->second, row.unit)));
     }

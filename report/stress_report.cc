@@ -21,8 +21,9 @@ const std::vector<StressMetric>& StressMetrics() {
        "highest trailing 3-month mean of the annualised net charge-off rate"},
       {"min_cet1_ratio", "minimum CET1 ratio", "fraction", true,
        "lowest month-end CET1 ratio (equity / RWA)"},
-      {"cet1_trough_month", "month of the CET1 trough", "month", true,
-       "first month (1-based) in which the CET1 ratio reaches its minimum"},
+      {"cet1_trough_month", "month of the CET1 trough", "month", false,
+       "first month (1-based) in which the CET1 ratio reaches its minimum (no better direction: "
+       "differences are marked, not coloured)"},
       {"approval_rate", "approval rate", "fraction", true,
        "approvals / applications summed over the horizon"},
       {"final_equity", "final equity", "currency", true, "equity (CET1 capital) at the end"},

@@ -66,7 +66,14 @@ std::unique_ptr<Trainer> LoadRun(const fs::path& dir, ExperimentConfig* config) 
   if (latest.empty())
     throw std::invalid_argument(dir.string() +
                                 ": no checkpoint to evaluate (checkpoints/ is empty)");
-  LoadCheckpoint(*trainer, latest);
+  try {
+    LoadCheckpoint(*trainer, latest);
+  } catch (const c10::Error& e) {
+    throw std::invalid_argument(fmt::format(
+        "{}: checkpoint {} does not load into this run's agents (written by another loantwin "
+        "version, or config.yaml was edited): {}",
+        dir.string(), latest, e.what_without_backtrace()));
+  }
   return trainer;
 }
 

@@ -26,5 +26,7 @@ Runner RegisterEvaluate(CLI::App& app);
 Runner RegisterExport(CLI::App& app);
 Runner RegisterFrontier(CLI::App& app);
 Runner RegisterSweep(CLI::App& app);
+Runner RegisterServe(CLI::App& app);
+Runner RegisterAudit(CLI::App& app);
 
 }  // namespace loantwin::cli

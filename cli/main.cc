@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterExport);
   add(loantwin::cli::RegisterFrontier);
   add(loantwin::cli::RegisterSweep);
+  add(loantwin::cli::RegisterServe);
+  add(loantwin::cli::RegisterAudit);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

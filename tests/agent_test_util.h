@@ -15,6 +15,23 @@
 
 namespace loantwin::testing {
 
+/// A small twin experiment (cu_small, 8 envs, 24-month episodes) whose credit role learns with
+/// PPO and pricing role with `pricing` ("ppo" or "dqn"): fast runs to evaluate, export, serve.
+inline std::string TinyTwinExperiment(const std::string& name, int seed, int64_t total_steps,
+                                      const std::string& pricing) {
+  const std::string pricing_options =
+      pricing == "dqn" ? "dqn: {learning_starts: 64, buffer_size: 1000, batch_size: 16}"
+                       : "ppo: {num_steps: 16, num_minibatches: 2, update_epochs: 1}";
+  return "name: " + name + "\nseed: " + std::to_string(seed) +
+         "\ntotal_steps: " + std::to_string(total_steps) +
+         "\nenv:\n  name: twin\n  num_envs: 8\n  threads: 1\n"
+         "  config: {institution: cu_small, horizon_months: 24}\n"
+         "roles:\n  credit:\n    agent: ppo\n"
+         "    ppo: {num_steps: 16, num_minibatches: 2, update_epochs: 1}\n"
+         "  pricing:\n    agent: " +
+         pricing + "\n    " + pricing_options + "\n";
+}
+
 inline std::vector<torch::Tensor> LearnedParameters(Trainer& t) {
   std::vector<torch::Tensor> out;
   for (int r = 0; r < t.env().num_roles(); ++r)

@@ -17,6 +17,7 @@
 #include "report/gnuplot.h"
 #include "report/risk.h"
 #include "report/stress_report.h"
+#include "tests/agent_test_util.h"
 #include "tests/json_schema.h"
 #include "tests/test_util.h"
 #include "training/checkpoint.h"
@@ -97,22 +98,7 @@ TEST(Frontier, ParetoEfficiency) {
 
 /// A tiny quickstart run (checkpoint + export) in `dir`.
 void MakeRun(const std::string& dir) {
-  const std::string yaml = R"(name: tiny
-seed: 3
-total_steps: 1280
-env:
-  name: twin
-  num_envs: 8
-  threads: 1
-  config: {institution: cu_small, horizon_months: 24}
-roles:
-  credit:
-    agent: ppo
-    ppo: {num_steps: 16, num_minibatches: 2, update_epochs: 1}
-  pricing:
-    agent: dqn
-    dqn: {learning_starts: 64, buffer_size: 1000, batch_size: 16}
-)";
+  const std::string yaml = testing::TinyTwinExperiment("tiny", 3, 1280, "dqn");
   std::filesystem::create_directories(dir);
   WriteFileAtomically(dir + "/config.yaml", [&](std::ostream& o) { o << yaml; });
   Trainer t(ExperimentConfig::Load(dir + "/config.yaml"));

@@ -9,6 +9,7 @@
 #include "agents/muzero.h"
 #include "env/atomic_file.h"
 #include "env/multi_agent_env.h"
+#include "env/twin_env.h"
 #include "training/trainer.h"
 
 namespace loantwin {
@@ -22,6 +23,8 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   manifest["torch_version"] = TORCH_VERSION;
   manifest["environment"] = trainer.config().env_name;
   manifest["environment_version"] = env.version();
+  if (const auto* twin = dynamic_cast<const TwinEnv*>(&env))
+    manifest["institution"] = twin->config().institution;  // served products and rules
   manifest["experiment"] = trainer.config().name;
   manifest["source_run"] = run_dir;
   manifest["checkpoint"] = checkpoint;

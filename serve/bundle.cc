@@ -1,0 +1,142 @@
+#include "serve/bundle.h"
+
+#include <fmt/format.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "env/twin_env.h"
+#include "serve/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace loantwin {
+
+void ConfigureTorchThread() {
+  torch::jit::setGraphExecutorOptimize(false);
+  at::set_num_threads(1);
+}
+
+std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
+                                                       const std::string& institution_override,
+                                                       int warmup_batch) {
+  ConfigureTorchThread();
+  const std::string manifest_file = (fs::path(dir) / "manifest.json").string();
+  std::ifstream in(manifest_file);
+  if (!in) throw std::runtime_error(manifest_file + ": cannot be read (not an export bundle?)");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json m;
+  try {
+    m = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(manifest_file + ": not valid JSON: " + e.what());
+  }
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(manifest_file + ": " + what);
+  };
+  if (m.value("environment", "") != "twin") fail("not an export of the twin environment");
+  if (m.value("environment_version", -1) != TwinEnv::kVersion)
+    fail(fmt::format("environment_version {} differs from this loantwin's {}; re-export the run",
+                     m.value("environment_version", -1), TwinEnv::kVersion));
+  if (!m.contains("roles") || !m["roles"].is_object() || m["roles"].empty()) fail("no roles");
+  auto b = std::shared_ptr<PolicyBundle>(new PolicyBundle());
+  b->dir_ = dir;
+  b->version_ = fmt::format("{}@{}#{}", m.value("experiment", "?"), m.value("global_step", 0),
+                            Sha256Hex(text.str()).substr(0, 12));
+  std::string institution = institution_override;
+  if (institution.empty()) institution = m.value("institution", "cu_mid");
+  try {
+    b->institution_ = LoadInstitution(institution);
+  } catch (const std::exception& e) {
+    fail(std::string("institution: ") + e.what());
+  }
+  EnvOptions eo;
+  TwinEnv env(eo, TwinEnvConfig{});
+  for (const auto& [name, entry] : m["roles"].items()) {
+    const int r = env.FindRole(name);
+    if (r < 0) fail("unknown role '" + name + "'");
+    const RoleSpec& spec = env.role(r);
+    ServedRole role;
+    role.name = name;
+    try {
+      role.algorithm = entry.value("algorithm", "");
+      role.features = entry.at("observation").at("features").get<std::vector<std::string>>();
+      role.mask_width = entry.at("mask").at("shape").at(1).get<int>();
+      for (const auto& c : entry.at("actions")) {
+        ActionComponent a;
+        a.name = c.at("name").get<std::string>();
+        a.size = c.at("size").get<int>();
+        a.mask_offset = c.at("mask_offset").get<int>();
+        if (c.contains("meanings")) a.meanings = c["meanings"].get<std::vector<std::string>>();
+        if (c.contains("values")) a.values = c["values"].get<std::vector<double>>();
+        role.components.push_back(std::move(a));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      fail("role '" + name + "': " + e.what());
+    }
+    if (role.features != spec.features.names())
+      fail("role '" + name + "' was exported for a different observation layout; re-export");
+    if (role.mask_width != spec.action_space.mask_width() ||
+        static_cast<int>(role.components.size()) != spec.action_space.action_dims())
+      fail("role '" + name + "' has a different action layout; re-export");
+    for (size_t k = 0; k < role.features.size(); ++k)
+      role.feature_index[role.features[k]] = static_cast<int>(k);
+    role.low = spec.features.ToBox().low();
+    role.high = spec.features.ToBox().high();
+    const std::string file = (fs::path(dir) / entry.value("file", name + ".pt")).string();
+    try {
+      role.module = torch::jit::load(file);
+      role.module.eval();
+    } catch (const c10::Error& e) {
+      fail(fmt::format("role '{}': cannot load {}: {}", name, file, e.what_without_backtrace()));
+    }
+    b->roles_.emplace(name, std::move(role));
+  }
+  // Validate every module's output and warm it up at the batch sizes the server uses.
+  for (const auto& [name, role] : b->roles_) {
+    for (int n : {1, 2, std::max(1, warmup_batch / 2), std::max(1, warmup_batch)}) {
+      std::vector<float> obs(static_cast<size_t>(n) * role.features.size(), 0.0f);
+      std::vector<uint8_t> mask(static_cast<size_t>(n) * role.mask_width, 1);
+      for (int rep = 0; rep < 3; ++rep) {
+        std::vector<int64_t> a;
+        try {
+          a = b->Decide(role, obs, mask, n);
+        } catch (const std::exception& e) {
+          fail(fmt::format("role '{}': the module fails on a batch of {}: {}", name, n, e.what()));
+        }
+        for (size_t c = 0; c < role.components.size(); ++c)
+          if (a[c] < 0 || a[c] >= role.components[c].size)
+            fail(fmt::format("role '{}': the module returns action {} outside component {}", name,
+                             a[c], role.components[c].name));
+      }
+    }
+  }
+  return b;
+}
+
+const ServedRole* PolicyBundle::role(const std::string& name) const {
+  const auto it = roles_.find(name);
+  return it == roles_.end() ? nullptr : &it->second;
+}
+
+std::vector<int64_t> PolicyBundle::Decide(const ServedRole& role, const std::vector<float>& obs,
+                                          const std::vector<uint8_t>& masks, int n) const {
+  c10::InferenceMode guard;
+  const int64_t d = static_cast<int64_t>(role.features.size());
+  torch::Tensor o = torch::from_blob(const_cast<float*>(obs.data()), {n, d}, torch::kFloat32);
+  torch::Tensor m =
+      torch::from_blob(const_cast<uint8_t*>(masks.data()), {n, role.mask_width}, torch::kUInt8);
+  torch::Tensor out = role.module.forward({o, m}).toTensor().to(torch::kInt64).contiguous();
+  if (out.dim() != 2 || out.size(0) != n ||
+      out.size(1) != static_cast<int64_t>(role.components.size()))
+    throw std::runtime_error("unexpected output shape");
+  const int64_t* p = out.data_ptr<int64_t>();
+  return std::vector<int64_t>(p, p + out.numel());
+}
+
+}  // namespace loantwin

@@ -1,0 +1,64 @@
+#pragma once
+// An export bundle (docs/export.md) loaded for serving: manifest + one TorchScript module per
+// role, validated against this loantwin's environment, warmed up. Immutable once loaded; the
+// server swaps whole bundles on reload.
+
+#include <torch/script.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "env/institution.h"
+
+namespace loantwin {
+
+struct ActionComponent {
+  std::string name;
+  int size = 0, mask_offset = 0;
+  std::vector<std::string> meanings;
+  std::vector<double> values;
+};
+
+struct ServedRole {
+  std::string name, algorithm;
+  std::vector<std::string> features;
+  std::unordered_map<std::string, int> feature_index;
+  std::vector<float> low, high;  ///< valid range of each feature (+-inf: unbounded)
+  int mask_width = 0;
+  std::vector<ActionComponent> components;
+  mutable torch::jit::Module module;  ///< forward(obs, mask) -> int64 [batch, components]
+};
+
+class PolicyBundle {
+ public:
+  /// Loads and validates `dir`; std::runtime_error naming the file and problem otherwise.
+  static std::shared_ptr<const PolicyBundle> Load(const std::string& dir,
+                                                  const std::string& institution_override,
+                                                  int warmup_batch);
+
+  const std::string& dir() const { return dir_; }
+  /// "<experiment>@<global step>#<first 12 hex of the manifest's SHA-256>".
+  const std::string& version() const { return version_; }
+  const ServedRole* role(const std::string& name) const;
+  const std::map<std::string, ServedRole>& roles() const { return roles_; }
+  const InstitutionConfig& institution() const { return *institution_; }
+
+  /// Greedy actions [n x components] for observations [n x features] and masks [n x width]
+  /// (1 = allowed). Thread-safe (TorchScript modules are).
+  std::vector<int64_t> Decide(const ServedRole& role, const std::vector<float>& obs,
+                              const std::vector<uint8_t>& masks, int n) const;
+
+ private:
+  std::string dir_, version_;
+  std::map<std::string, ServedRole> roles_;
+  std::shared_ptr<const InstitutionConfig> institution_;
+};
+
+/// Graph-executor settings for serving threads (thread-local in TorchScript): no profiling
+/// re-optimisation on the request path; one intra-op thread.
+void ConfigureTorchThread();
+
+}  // namespace loantwin

@@ -1,0 +1,511 @@
+// The decision server on a loopback port: every endpoint's happy path, each error case, hot
+// reload under concurrent requests, a broken bundle rejected while the old one serves, the
+// audit log's hash chain (and tampering), graceful shutdown that drains (docs/serving.md).
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "env/atomic_file.h"
+#include "serve/audit.h"
+#include "serve/bundle.h"
+#include "serve/server.h"
+#include "serve/sha256.h"
+#include "tests/agent_test_util.h"
+#include "tests/test_util.h"
+#include "training/checkpoint.h"
+#include "training/export.h"
+#include "training/trainer.h"
+
+namespace loantwin {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using testing::ReadFile;
+using testing::TempDir;
+
+/// A keep-alive HTTP client for one connection.
+class Client {
+ public:
+  explicit Client(int port) : stream_(ioc_) {
+    stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
+  }
+  http::response<http::string_body> Request(http::verb verb, const std::string& target,
+                                            const std::string& body = "") {
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "localhost");
+    req.keep_alive(true);
+    if (verb == http::verb::post) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+      req.prepare_payload();
+    }
+    http::write(stream_, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream_, buf, res);
+    return res;
+  }
+  json Post(const std::string& target, const json& body, int* status = nullptr) {
+    auto res = Request(http::verb::post, target, body.dump());
+    if (status) *status = res.result_int();
+    return json::parse(res.body());
+  }
+  beast::tcp_stream& stream() { return stream_; }
+
+ private:
+  net::io_context ioc_;
+  beast::tcp_stream stream_;
+};
+
+/// A small trained run exported twice (two versions of the bundle) into a temporary directory.
+class ServeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const std::string yaml = testing::TinyTwinExperiment("serve-test", 5, 640, "ppo");
+    Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "serve.yaml")));
+    t.Train(256);
+    CheckpointManager ckpt(Dir() + "/run/checkpoints", 2);
+    ExportRun(t, Dir() + "/run", ckpt.Save(t), Dir() + "/v1");
+    t.Train();
+    ExportRun(t, Dir() + "/run", ckpt.Save(t), Dir() + "/v2");
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string Dir() { return dir_->path(); }
+
+  static json Observation(const std::string& role, float value = 0.0f) {
+    const auto m = json::parse(ReadFile(Dir() + "/v1/manifest.json"));
+    json obs = json::object();
+    for (const auto& f : m["roles"][role]["observation"]["features"])
+      obs[f.get<std::string>()] = value;
+    return obs;
+  }
+  static json State() {
+    json s = Observation("credit");
+    const json pricing = Observation("pricing");
+    for (const auto& [k, v] : pricing.items()) s[k] = v;
+    return s;
+  }
+  static std::unique_ptr<Server> Start(ServerOptions o = {}) {
+    if (o.bundle.empty()) o.bundle = Dir() + "/v1";
+    o.port = 0;
+    auto s = std::make_unique<Server>(o);
+    s->Start();
+    return s;
+  }
+  static TempDir* dir_;
+};
+TempDir* ServeTest::dir_ = nullptr;
+
+TEST(Sha256, KnownDigests) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(Sha256Hex(std::string(1000, 'a')).substr(0, 16), "41edece42d63e8d9");
+}
+
+TEST_F(ServeTest, EveryEndpointHappyPath) {
+  TempDir tmp;
+  ServerOptions o;
+  o.audit_log = tmp.path() + "/audit.log";
+  auto server = Start(o);
+  Client c(server->port());
+  auto health = c.Request(http::verb::get, "/healthz");
+  EXPECT_EQ(health.result_int(), 200);
+  auto ready = c.Request(http::verb::get, "/readyz");
+  EXPECT_EQ(ready.result_int(), 200);
+  EXPECT_EQ(json::parse(ready.body())["bundle"], server->BundleVersion());
+  // One decision: every component with its index, meaning and value; version and id.
+  int status = 0;
+  json one = c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  ASSERT_EQ(status, 200) << one.dump();
+  EXPECT_EQ(one["policy_version"], server->BundleVersion());
+  EXPECT_FALSE(one["decision_id"].get<std::string>().empty());
+  ASSERT_EQ(one["action"].size(), 5u);
+  EXPECT_TRUE(one["action"]["cutoff/card"]["meaning"].is_string());
+  EXPECT_TRUE(one["action"]["cutoff/card"]["value"].is_number());
+  // The served decision equals the module's greedy decision.
+  auto bundle = PolicyBundle::Load(Dir() + "/v1", "", 4);
+  const ServedRole* credit = bundle->role("credit");
+  std::vector<float> obs(credit->features.size(), 0.0f);
+  std::vector<uint8_t> mask(credit->mask_width, 1);
+  const auto direct = bundle->Decide(*credit, obs, mask, 1);
+  for (size_t k = 0; k < credit->components.size(); ++k)
+    EXPECT_EQ(one["action"][credit->components[k].name]["index"].get<int64_t>(), direct[k]);
+  // A batch, with a mask that allows only "none" for the card cutoff.
+  json masks = json::array();
+  std::vector<int> m(credit->mask_width, 1);
+  for (const auto& comp : credit->components)
+    if (comp.name == "cutoff/card")
+      for (int v = 1; v < comp.size; ++v) m[comp.mask_offset + v] = 0;
+  masks.push_back(m);
+  masks.push_back(m);
+  masks.push_back(m);
+  json batch =
+      c.Post("/v1/roles/credit/decide",
+             {{"observations",
+               {Observation("credit"), Observation("credit", 0.5f), Observation("credit", 0.25f)}},
+              {"masks", masks}},
+             &status);
+  ASSERT_EQ(status, 200) << batch.dump();
+  ASSERT_EQ(batch["decisions"].size(), 3u);
+  std::set<std::string> ids;
+  for (const auto& d : batch["decisions"]) {
+    EXPECT_EQ(d["action"]["cutoff/card"]["meaning"], "none");
+    ids.insert(d["decision_id"]);
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  json price =
+      c.Post("/v1/roles/pricing/decide", {{"observation", Observation("pricing")}}, &status);
+  EXPECT_EQ(status, 200) << price.dump();
+  EXPECT_TRUE(price["action"].contains("spread_offset/card"));
+  // Credit applications: a decision with the rule or policy that made it.
+  json app = {{"product", "card"}, {"amount", 3000},  {"term_months", 0},
+              {"band", "A"},       {"income", 80000}, {"state", State()}};
+  json r = c.Post("/v1/credit/applications", app, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  EXPECT_TRUE(r["decision"] == "approve" || r["decided_by"] == "policy:credit") << r.dump();
+  if (r["decision"] == "approve") {
+    EXPECT_EQ(r["priced_by"], "policy:pricing");
+    EXPECT_GT(r["offered_rate"].get<double>(), 0.0);
+  }
+  app["amount"] = 1e7;
+  r = c.Post("/v1/credit/applications", app, &status);
+  EXPECT_EQ(r["decided_by"], "rule:amount_limit") << r.dump();
+  app["amount"] = 3000;
+  app["term_months"] = 36;
+  r = c.Post("/v1/credit/applications", app, &status);
+  EXPECT_EQ(r["decided_by"], "rule:term_not_offered") << r.dump();
+  app["term_months"] = 0;
+  app["income"] = 100;
+  app["band"] = "A";
+  r = c.Post("/v1/credit/applications", app, &status);
+  EXPECT_TRUE(r["decided_by"] == "rule:dti_limit" || r["decided_by"] == "policy:credit")
+      << r.dump();
+  // Metrics in Prometheus text format.
+  auto metrics = c.Request(http::verb::get, "/metrics");
+  EXPECT_EQ(metrics.result_int(), 200);
+  for (const char* text :
+       {"loantwin_requests_total{route=\"/v1/roles/credit/decide\",status=\"200\"} 2",
+        "loantwin_request_duration_seconds_bucket{le=\"+Inf\"}", "loantwin_batch_size_bucket",
+        "loantwin_queue_depth{role=\"credit\"}", "loantwin_bundle_info{version=\""})
+    EXPECT_NE(metrics.body().find(text), std::string::npos) << text << "\n" << metrics.body();
+  server->Shutdown();
+  const AuditVerification v = VerifyAuditLog(tmp.path() + "/audit.log");
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.lines, 7);  // 1 + 1 batch + 1 pricing + 4 applications
+}
+
+TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
+  ServerOptions o;
+  o.body_limit = 64 * 1024;
+  o.read_timeout_ms = 300;
+  auto server = Start(o);
+  struct Case {
+    std::string target, body;
+    int status;
+    std::string expect;
+  };
+  json missing = Observation("credit");
+  const std::string first = missing.begin().key();
+  missing.erase(first);
+  json unknown = Observation("credit");
+  unknown["no_such_feature"] = 1;
+  json wrong_type = Observation("credit");
+  wrong_type[first] = "high";
+  json range = Observation("credit");
+  // A bounded feature set far outside its bounds.
+  auto bundle = PolicyBundle::Load(Dir() + "/v1", "", 4);
+  const ServedRole* credit = bundle->role("credit");
+  std::string bounded;
+  for (size_t k = 0; k < credit->features.size() && bounded.empty(); ++k)
+    if (std::isfinite(credit->high[k])) bounded = credit->features[k];
+  ASSERT_FALSE(bounded.empty());
+  range[bounded] = 1e6;
+  std::string inf_body = json{{"observation", Observation("credit")}}.dump();
+  const std::string key = "\"" + first + "\":0.0";
+  ASSERT_NE(inf_body.find(key), std::string::npos);
+  inf_body.replace(inf_body.find(key), key.size(), "\"" + first + "\":1e999");
+  const std::vector<Case> cases = {
+      {"/v1/roles/credit/decide", "{not json", 400, "malformed JSON"},
+      {"/v1/roles/credit/decide", "[1, 2]", 400, "JSON object"},
+      {"/v1/roles/credit/decide", json{{"observation", missing}}.dump(), 400,
+       "missing feature '" + first + "'"},
+      {"/v1/roles/credit/decide", json{{"observation", unknown}}.dump(), 400,
+       "unknown feature 'no_such_feature'"},
+      {"/v1/roles/credit/decide", json{{"observation", wrong_type}}.dump(), 400,
+       "must be a number"},
+      {"/v1/roles/credit/decide", json{{"observation", range}}.dump(), 400, "outside its range"},
+      {"/v1/roles/credit/decide", inf_body, 400, "overflow"},
+      {"/v1/roles/credit/decide", "{\"observation\": {\"x\": NaN}}", 400, "NaN"},
+      {"/v1/roles/credit/decide", json{{"observations", json::array()}}.dump(), 400,
+       "non-empty array"},
+      {"/v1/roles/credit/decide", json{{"obs", 1}}.dump(), 400, "unknown key 'obs'"},
+      {"/v1/roles/credit/decide",
+       json{{"observation", Observation("credit")}, {"mask", {1, 0}}}.dump(), 400,
+       "zeros and ones"},
+      {"/v1/roles/risk/decide", json{{"observation", json::object()}}.dump(), 404,
+       "unknown role 'risk'"},
+      {"/v1/roles/nobody/decide", "{}", 404, "unknown role"},
+      {"/v2/whatever", "{}", 404, "no route"},
+      {"/v1/credit/applications", json{{"product", "yacht"}}.dump(), 400, "unknown product"},
+      {"/v1/credit/applications",
+       json{{"product", "card"}, {"amount", -5}, {"income", 1}, {"band", "A"}, {"state", State()}}
+           .dump(),
+       400, "'amount'"},
+      {"/v1/credit/applications",
+       json{{"product", "card"}, {"amount", 5}, {"income", 1}, {"score", 900}, {"state", State()}}
+           .dump(),
+       400, "'score'"},
+      {"/v1/credit/applications",
+       json{{"product", "card"}, {"amount", 5}, {"income", 1}, {"band", "A"}}.dump(), 400,
+       "missing 'state'"},
+      {"/admin/reload", "{\"bundel\": 1}", 400, "unknown key 'bundel'"},
+  };
+  Client c(server->port());
+  for (const auto& k : cases) {
+    auto res = c.Request(http::verb::post, k.target, k.body);
+    EXPECT_EQ(res.result_int(), k.status) << k.target << " " << k.body.substr(0, 80) << "\n"
+                                          << res.body();
+    EXPECT_NE(res.body().find(k.expect), std::string::npos) << res.body();
+    if (k.status == 400 && k.expect.find("feature") != std::string::npos) {
+      EXPECT_TRUE(json::parse(res.body()).contains("field")) << res.body();
+    }
+  }
+  EXPECT_EQ(c.Request(http::verb::get, "/v1/roles/credit/decide").result_int(), 405);
+  EXPECT_EQ(c.Request(http::verb::post, "/healthz").result_int(), 405);
+  // Body over the limit: 413.
+  {
+    Client big(server->port());
+    auto res = big.Request(http::verb::post, "/v1/roles/credit/decide", std::string(100000, ' '));
+    EXPECT_EQ(res.result_int(), 413);
+  }
+  // A slow client (half a request, then silence) is disconnected after the read timeout.
+  {
+    Client slow(server->port());
+    const std::string partial =
+        "POST /v1/roles/credit/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"obs";
+    net::write(slow.stream().socket(), net::buffer(partial));
+    const auto t0 = std::chrono::steady_clock::now();
+    char buf[64];
+    beast::error_code ec;
+    slow.stream().socket().read_some(net::buffer(buf), ec);
+    EXPECT_TRUE(ec) << "the server should close the connection";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  }
+  // Garbage that is not HTTP: 400, and the server goes on.
+  {
+    Client junk(server->port());
+    net::write(junk.stream().socket(), net::buffer(std::string("\x01\x02 NOT HTTP\r\n\r\n")));
+    beast::flat_buffer b;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(junk.stream(), b, res, ec);
+    if (!ec) {
+      EXPECT_EQ(res.result_int(), 400);
+    }
+  }
+  EXPECT_EQ(c.Request(http::verb::get, "/healthz").result_int(), 200);
+}
+
+TEST_F(ServeTest, FullQueueAnswers503WithRetryAfter) {
+  ServerOptions o;
+  o.max_batch = 1;
+  o.max_queue = 2;
+  auto server = Start(o);
+  Client c(server->port());
+  auto res = c.Request(
+      http::verb::post, "/v1/roles/credit/decide",
+      json{{"observations", {Observation("credit"), Observation("credit"), Observation("credit")}}}
+          .dump());
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(res[http::field::retry_after], "1");
+  EXPECT_EQ(c.Request(http::verb::post, "/v1/roles/credit/decide",
+                      json{{"observation", Observation("credit")}}.dump())
+                .result_int(),
+            200);
+}
+
+TEST_F(ServeTest, HotReloadUnderConcurrentRequestsLosesNothing) {
+  auto server = Start();
+  const std::string v1 = server->BundleVersion();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::set<std::string> versions;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t)
+    clients.emplace_back([&] {
+      Client c(server->port());
+      while (!stop) {
+        int status = 0;
+        json r =
+            c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+        if (status == 200) {
+          ++ok;
+          std::lock_guard<std::mutex> lock(mu);
+          versions.insert(r["policy_version"]);
+        } else {
+          ++failed;
+        }
+      }
+    });
+  Client admin(server->port());
+  for (const char* dir : {"/v2", "/v1", "/v2"}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    int status = 0;
+    json r = admin.Post("/admin/reload", {{"bundle", Dir() + dir}}, &status);
+    EXPECT_EQ(status, 200) << r.dump();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 50);
+  EXPECT_EQ(versions.size(), 2u);
+  EXPECT_NE(server->BundleVersion(), v1);
+  // Reload with an empty body re-reads the current directory.
+  int status = 0;
+  admin.Post("/admin/reload", json::object(), &status);
+  EXPECT_EQ(status, 200);
+}
+
+TEST_F(ServeTest, BrokenBundleIsRejectedAndTheOldOneKeepsServing) {
+  TempDir tmp;
+  std::filesystem::copy(Dir() + "/v2", tmp.path() + "/broken");
+  std::ofstream(tmp.path() + "/broken/credit.pt", std::ios::trunc) << "not a torchscript file";
+  std::filesystem::copy(Dir() + "/v2", tmp.path() + "/badversion");
+  auto m = json::parse(ReadFile(tmp.path() + "/badversion/manifest.json"));
+  m["environment_version"] = 42;
+  std::ofstream(tmp.path() + "/badversion/manifest.json", std::ios::trunc) << m.dump();
+  auto server = Start();
+  const std::string v1 = server->BundleVersion();
+  Client c(server->port());
+  for (const std::string& dir :
+       {tmp.path() + "/broken", tmp.path() + "/badversion", tmp.path() + "/missing"}) {
+    int status = 0;
+    json r = c.Post("/admin/reload", {{"bundle", dir}}, &status);
+    EXPECT_EQ(status, 422) << r.dump();
+    EXPECT_NE(r["error"].get<std::string>().find("reload failed"), std::string::npos);
+    EXPECT_EQ(r["serving"], v1);
+    EXPECT_EQ(server->BundleVersion(), v1);
+    json d = c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+    EXPECT_EQ(status, 200);
+    EXPECT_EQ(d["policy_version"], v1);
+  }
+  EXPECT_FALSE(server->Reload(tmp.path() + "/broken").empty());
+  auto metrics = c.Request(http::verb::get, "/metrics");
+  EXPECT_NE(metrics.body().find("loantwin_reloads_total{result=\"failed\"} 4"), std::string::npos)
+      << metrics.body();
+  ServerOptions broken;
+  broken.bundle = tmp.path() + "/broken";
+  EXPECT_THROW(Server{broken}, std::runtime_error);
+}
+
+TEST_F(ServeTest, AuditChainVerifiesAndDetectsTampering) {
+  TempDir tmp;
+  const std::string log = tmp.path() + "/audit.log";
+  {
+    ServerOptions o;
+    o.audit_log = log;
+    auto server = Start(o);
+    Client c(server->port());
+    for (int i = 0; i < 5; ++i)
+      c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit", 0.1f * i)}});
+  }
+  {  // A restart continues the chain.
+    ServerOptions o;
+    o.audit_log = log;
+    auto server = Start(o);
+    Client c(server->port());
+    c.Post("/v1/roles/pricing/decide", {{"observation", Observation("pricing")}});
+  }
+  AuditVerification v = VerifyAuditLog(log);
+  ASSERT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.lines, 6);
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(log);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+  }
+  const json rec = json::parse(lines[2]);
+  EXPECT_EQ(rec["route"], "/v1/roles/credit/decide");
+  EXPECT_TRUE(rec.contains("request") && rec.contains("response") && rec.contains("time"));
+  EXPECT_EQ(rec["prev"], json::parse(lines[1])["hash"]);
+  auto write = [&](const std::vector<std::string>& ls) {
+    std::ofstream out(log, std::ios::trunc);
+    for (const auto& l : ls) out << l << "\n";
+  };
+  // An edited decision.
+  auto edited = lines;
+  json e = json::parse(edited[3]);
+  e["response"]["action"]["cutoff/card"]["index"] = 0;
+  edited[3] = e.dump();
+  write(edited);
+  v = VerifyAuditLog(log);
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad, 4);
+  // A removed line.
+  auto removed = lines;
+  removed.erase(removed.begin() + 1);
+  write(removed);
+  v = VerifyAuditLog(log);
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad, 2);
+  // The last line edited is detected too; a server refuses to extend a broken chain.
+  auto last = lines;
+  last.back().replace(last.back().find("pricing"), 7, "credit!");
+  write(last);
+  v = VerifyAuditLog(log);
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad, 6);
+  ServerOptions o;
+  o.bundle = Dir() + "/v1";
+  o.audit_log = log;
+  EXPECT_THROW(Server{o}, std::runtime_error);
+}
+
+TEST_F(ServeTest, ShutdownDrainsInFlightRequests) {
+  TempDir tmp;
+  ServerOptions o;
+  o.max_delay_us = 300000;  // requests wait in the batcher while shutdown starts
+  o.max_batch = 64;
+  o.audit_log = tmp.path() + "/audit.log";
+  auto server = Start(o);
+  const int port = server->port();
+  std::vector<std::future<int>> pending;
+  for (int i = 0; i < 8; ++i)
+    pending.push_back(std::async(std::launch::async, [&] {
+      Client c(port);
+      int status = 0;
+      c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+      return status;
+    }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server->Shutdown();
+  for (auto& f : pending) EXPECT_EQ(f.get(), 200);
+  EXPECT_EQ(VerifyAuditLog(tmp.path() + "/audit.log").lines, 8);
+  // No longer accepting.
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  beast::error_code ec;
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)), ec);
+  EXPECT_TRUE(ec);
+}
+
+}  // namespace
+}  // namespace loantwin

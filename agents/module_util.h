@@ -3,11 +3,21 @@
 // shape, and storing a StateWriter's bytes (rollouts, n-step queues, episode replay) in a
 // checkpoint archive.
 
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <string>
 
 namespace loantwin {
+
+/// OpenBLAS splits matrix products over its own (spinning) threads by default; the split
+/// changes the summation order and so the numbers, and the spinning competes with the
+/// environment and server threads. One thread keeps results bit-reproducible on any machine.
+inline void PinBlasToOneThread() {
+  using SetThreads = void (*)(int);
+  for (const char* name : {"openblas_set_num_threads", "goto_set_num_threads"})
+    if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, name))) fn(1);
+}
 
 /// to <- from, parameter by parameter (same architecture); no autograd history.
 inline void CopyParameters(const torch::nn::Module& from, torch::nn::Module& to) {

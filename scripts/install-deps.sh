@@ -18,8 +18,9 @@ LIBRARIES=(
   libgloo-dev
   protobuf-compiler libprotobuf-dev
 )
-# Programs the tool drives: gnuplot draws the stress-report and frontier charts.
-PROGRAMS=(gnuplot-nox)
+# Programs the tool drives: gnuplot draws the stress-report and frontier charts; wrk is the
+# load generator of bench/serve_load.sh.
+PROGRAMS=(gnuplot-nox wrk)
 # The toolchain, for machines that lack it.
 TOOLCHAIN=(g++ make cmake)
 PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}" "${PROGRAMS[@]}")

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agents/module_util.h"
 #include "env/twin_env.h"
 #include "serve/sha256.h"
 
@@ -19,6 +20,7 @@ namespace loantwin {
 void ConfigureTorchThread() {
   torch::jit::setGraphExecutorOptimize(false);
   at::set_num_threads(1);
+  PinBlasToOneThread();
 }
 
 std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
@@ -86,6 +88,18 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
       fail("role '" + name + "' has a different action layout; re-export");
     for (size_t k = 0; k < role.features.size(); ++k)
       role.feature_index[role.features[k]] = static_cast<int>(k);
+    for (const auto& comp : role.components) {
+      std::vector<std::string> choices;
+      for (int v = 0; v < comp.size; ++v) {
+        std::string f = nlohmann::json(comp.name).dump() + ":{\"index\":" + std::to_string(v);
+        if (v < static_cast<int>(comp.meanings.size()))
+          f += ",\"meaning\":" + nlohmann::json(comp.meanings[v]).dump();
+        if (v < static_cast<int>(comp.values.size()))
+          f += ",\"value\":" + nlohmann::json(comp.values[v]).dump();
+        choices.push_back(f + "}");
+      }
+      role.action_json.push_back(std::move(choices));
+    }
     role.low = spec.features.ToBox().low();
     role.high = spec.features.ToBox().high();
     const std::string file = (fs::path(dir) / entry.value("file", name + ".pt")).string();

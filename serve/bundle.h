@@ -29,6 +29,9 @@ struct ServedRole {
   std::vector<float> low, high;  ///< valid range of each feature (+-inf: unbounded)
   int mask_width = 0;
   std::vector<ActionComponent> components;
+  /// Pre-rendered JSON of each component's choices: "name":{"index":i,"meaning":..,"value":..}
+  /// ([component][index]), so responses are concatenations.
+  std::vector<std::vector<std::string>> action_json;
   mutable torch::jit::Module module;  ///< forward(obs, mask) -> int64 [batch, components]
 };
 

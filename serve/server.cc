@@ -236,40 +236,255 @@ void ReadObservation(const json& obj, const ServedRole& role, const std::string&
                        where + "." + role.features[k]};
 }
 
-/// A mask from a JSON array of 0/1 (mask_width entries); absent = everything allowed.
-void ReadMask(const json* value, const ServedRole& role, const std::string& where, uint8_t* out) {
-  if (!value) {
-    std::fill(out, out + role.mask_width, 1);
-    return;
-  }
-  if (!value->is_array() || static_cast<int>(value->size()) != role.mask_width)
-    throw BadRequest{
-        fmt::format("{} must be an array of {} zeros and ones", where, role.mask_width), where};
-  for (int k = 0; k < role.mask_width; ++k) {
-    const json& v = (*value)[k];
-    if (!v.is_number_integer() || (v.get<int>() != 0 && v.get<int>() != 1))
-      throw BadRequest{fmt::format("{}[{}] must be 0 or 1", where, k), where};
-    out[k] = static_cast<uint8_t>(v.get<int>());
-  }
-  for (const auto& c : role.components) {
-    bool any = false;
-    for (int v = 0; v < c.size; ++v) any |= out[c.mask_offset + v] != 0;
-    if (!any)
-      throw BadRequest{fmt::format("{} allows no value of component '{}'", where, c.name), where};
-  }
-}
 
-json ActionJson(const ServedRole& role, const int64_t* a) {
-  json out = json::object();
-  for (size_t c = 0; c < role.components.size(); ++c) {
-    const ActionComponent& comp = role.components[c];
-    json x = {{"index", a[c]}};
-    if (a[c] < static_cast<int64_t>(comp.meanings.size())) x["meaning"] = comp.meanings[a[c]];
-    if (a[c] < static_cast<int64_t>(comp.values.size())) x["value"] = comp.values[a[c]];
-    out[comp.name] = x;
+/// Streaming parser of a decide body: {"observation": {feature: number, ...}, "mask": [0/1...]}
+/// or {"observations": [{...}, ...], "masks": [[...], ...]}, validated as it is read.
+class DecideBodyParser : public nlohmann::json_sax<json> {
+ public:
+  DecideBodyParser(const ServedRole& role, int max_rows)
+      : role_(role), d_(role.features.size()), max_rows_(max_rows) {}
+
+  bool null() override { return NotNumber("null"); }
+  bool boolean(bool) override { return NotNumber("a boolean"); }
+  bool number_integer(number_integer_t v) override { return Number(static_cast<double>(v), true); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return Number(static_cast<double>(v), true);
   }
-  return out;
-}
+  // (a number as the whole body also lands in Number -> NotNumber -> "must be a JSON object")
+  bool number_float(number_float_t v, const string_t&) override { return Number(v, false); }
+  bool string(string_t&) override { return NotNumber("a string"); }
+  bool binary(binary_t&) override { return NotNumber("binary data"); }
+
+  bool start_object(std::size_t) override {
+    switch (state_) {
+      case kStart:
+        state_ = kTop;
+        return true;
+      case kTopValue:
+        if (key_ != "observation") return Fail(TopShape(), key_);
+        return BeginRow(kTop);
+      case kObsArray:
+        return BeginRow(kObsArray);
+      default:
+        return Fail(Where() + " must be a number", Where());
+    }
+  }
+  bool key(string_t& k) override {
+    if (state_ == kTop) {
+      if (k != "observation" && k != "observations" && k != "mask" && k != "masks")
+        return Fail("unknown key '" + k + "' (expected observation or observations)", k);
+      if (k == "observation" || k == "observations") {
+        if (kind_ != 0) return Fail("give exactly one of 'observation' and 'observations'", k);
+        kind_ = k == "observation" ? 1 : 2;
+      }
+      key_ = k;
+      state_ = kTopValue;
+      return true;
+    }
+    // kObsObject
+    const auto it = role_.feature_index.find(k);
+    if (it == role_.feature_index.end())
+      return Fail(fmt::format("unknown feature '{}' for role '{}'", k, role_.name),
+                  RowName() + "." + k);
+    feature_ = it->second;
+    feature_name_ = k;
+    state_ = kFeatureValue;
+    return true;
+  }
+  bool end_object() override {
+    if (state_ == kObsObject) {
+      for (size_t k = 0; k < d_; ++k)
+        if (!seen_[k])
+          return Fail(fmt::format("missing feature '{}' for role '{}' ({} features expected)",
+                                  role_.features[k], role_.name, d_),
+                      RowName() + "." + role_.features[k]);
+      state_ = row_parent_;
+      if (state_ == kTop) state_ = kTop;
+      return true;
+    }
+    state_ = kDone;  // the top-level object
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (state_ == kStart) return Fail("body must be a JSON object", "");
+    if (state_ == kTopValue) {
+      if (key_ == "observations") return state_ = kObsArray, true;
+      if (key_ == "mask") return BeginMask(kTop);
+      if (key_ == "masks") return state_ = kMasksArray, true;
+      return Fail(TopShape(), key_);
+    }
+    if (state_ == kMasksArray) return BeginMask(kMasksArray);
+    if (state_ == kFeatureValue) return Fail(Where() + " must be a number", Where());
+    return Fail("unexpected array in " + key_, key_);
+  }
+  bool end_array() override {
+    if (state_ == kMaskRow) {
+      if (mask_pos_ != static_cast<size_t>(role_.mask_width))
+        return Fail(
+            fmt::format("{} must be an array of {} zeros and ones", MaskName(), role_.mask_width),
+            MaskName());
+      state_ = mask_parent_;
+      return true;
+    }
+    if (state_ == kObsArray) {
+      if (rows_ == 0) return Fail("'observations' must be a non-empty array", "observations");
+      state_ = kTop;
+      return true;
+    }
+    if (state_ == kMasksArray) {
+      state_ = kTop;
+      return true;
+    }
+    return Fail("unexpected end of array", key_);
+  }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& ex) override {
+    return Fail(std::string("malformed JSON body (NaN, Infinity and overflowing numbers are not "
+                            "JSON): ") +
+                    ex.what(),
+                "");
+  }
+
+  bool Fail(const std::string& message, const std::string& field) {
+    if (error_.empty()) error_ = message, field_ = field;
+    return false;
+  }
+  /// Checks done after the body: presence, counts, masks.
+  void Finish() {
+    if (state_ != kDone) return void(Fail("body must be a JSON object", ""));
+    if (kind_ == 0)
+      return void(Fail("give exactly one of 'observation' (object) and 'observations' (array)",
+                       "observation"));
+    if (kind_ == 1 && mask_rows_ > 0 && saw_masks_)
+      return void(Fail("one observation takes 'mask'", "masks"));
+    if (kind_ == 2 && saw_mask_) return void(Fail("a batch takes 'masks'", "mask"));
+    if (saw_masks_ && mask_rows_ != rows_)
+      return void(Fail("'masks' must have one entry per observation", "masks"));
+    masks_.resize(static_cast<size_t>(rows_) * role_.mask_width, 1);
+    for (int r = 0; r < rows_; ++r)
+      for (const auto& c : role_.components) {
+        bool any = false;
+        for (int v = 0; v < c.size; ++v)
+          any |= masks_[static_cast<size_t>(r) * role_.mask_width + c.mask_offset + v] != 0;
+        if (!any) {
+          const std::string name = kind_ == 1 ? "mask" : fmt::format("masks[{}]", r);
+          return void(
+              Fail(fmt::format("{} allows no value of component '{}'", name, c.name), name));
+        }
+      }
+  }
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  const std::string& field() const { return field_; }
+  int rows() const { return rows_; }
+  bool batch() const { return kind_ == 2; }
+  std::vector<float>& obs() { return obs_; }
+  std::vector<uint8_t>& masks() { return masks_; }
+
+ private:
+  enum State {
+    kStart,
+    kTop,
+    kTopValue,
+    kObsObject,
+    kFeatureValue,
+    kObsArray,
+    kMasksArray,
+    kMaskRow,
+    kDone
+  };
+
+  bool BeginRow(State parent) {
+    if (rows_ >= max_rows_)
+      return Fail(fmt::format("more than {} observations in one request", max_rows_),
+                  "observations");
+    ++rows_;
+    obs_.resize(static_cast<size_t>(rows_) * d_, 0.0f);
+    seen_.assign(d_, 0);
+    row_parent_ = parent;
+    state_ = kObsObject;
+    return true;
+  }
+  bool BeginMask(State parent) {
+    if (parent == kTop)
+      saw_mask_ = true;
+    else
+      saw_masks_ = true;
+    ++mask_rows_;
+    if (mask_rows_ > max_rows_) return Fail("too many masks", "masks");
+    masks_.resize(static_cast<size_t>(mask_rows_) * role_.mask_width, 1);
+    mask_pos_ = 0;
+    mask_parent_ = parent;
+    state_ = kMaskRow;
+    return true;
+  }
+  bool Number(double v, bool integer) {
+    if (state_ == kFeatureValue) {
+      if (!std::isfinite(v))
+        return Fail(fmt::format("feature '{}' is not finite", feature_name_), Where());
+      if (v < role_.low[feature_] || v > role_.high[feature_])
+        return Fail(fmt::format("feature '{}' = {} is outside its range [{}, {}]", feature_name_, v,
+                                role_.low[feature_], role_.high[feature_]),
+                    Where());
+      obs_[static_cast<size_t>(rows_ - 1) * d_ + feature_] = static_cast<float>(v);
+      seen_[feature_] = 1;
+      state_ = kObsObject;
+      return true;
+    }
+    if (state_ == kMaskRow) {
+      if (!integer || (v != 0 && v != 1) || mask_pos_ >= static_cast<size_t>(role_.mask_width))
+        return Fail(
+            fmt::format("{} must be an array of {} zeros and ones", MaskName(), role_.mask_width),
+            MaskName());
+      masks_[static_cast<size_t>(mask_rows_ - 1) * role_.mask_width + mask_pos_++] =
+          static_cast<uint8_t>(v);
+      return true;
+    }
+    return NotNumber("a number");
+  }
+  bool NotNumber(const char* what) {
+    if (state_ == kStart) return Fail("body must be a JSON object", "");
+    if (state_ == kFeatureValue)
+      return Fail(fmt::format("feature '{}' must be a number, not {}", feature_name_, what),
+                  Where());
+    if (state_ == kMaskRow)
+      return Fail(
+          fmt::format("{} must be an array of {} zeros and ones", MaskName(), role_.mask_width),
+          MaskName());
+    if (state_ == kTopValue) return Fail(TopShape(), key_);
+    if (state_ == kObsArray)
+      return Fail(fmt::format("observations[{}] must be an object of feature values", rows_),
+                  fmt::format("observations[{}]", rows_));
+    return Fail(std::string("unexpected ") + what, key_);
+  }
+  std::string TopShape() const {
+    if (key_ == "observation") return "'observation' must be an object of feature values";
+    if (key_ == "observations") return "'observations' must be a non-empty array";
+    if (key_ == "mask")
+      return fmt::format("mask must be an array of {} zeros and ones", role_.mask_width);
+    return "'masks' must have one entry per observation";
+  }
+  std::string RowName() const {
+    return kind_ == 2 ? fmt::format("observations[{}]", rows_ - 1) : "observation";
+  }
+  std::string Where() const { return RowName() + "." + feature_name_; }
+  std::string MaskName() const {
+    return mask_parent_ == kTop ? "mask" : fmt::format("masks[{}]", mask_rows_ - 1);
+  }
+
+  const ServedRole& role_;
+  const size_t d_;
+  const int max_rows_;
+  State state_ = kStart, row_parent_ = kTop, mask_parent_ = kTop;
+  int kind_ = 0;  // 1 observation, 2 observations
+  std::string key_, feature_name_, error_, field_;
+  int feature_ = 0, rows_ = 0, mask_rows_ = 0;
+  size_t mask_pos_ = 0;
+  bool saw_mask_ = false, saw_masks_ = false;
+  std::vector<float> obs_;
+  std::vector<uint8_t> seen_, masks_;
+};
+
 
 /// FICO-like score -> band A..G (docs/serving.md).
 int BandOfScore(double score) {
@@ -577,73 +792,60 @@ void Server::Impl::Decide(const std::string& role_name, const std::string& body,
     return respond(
         Error(404, fmt::format("unknown role '{}' (this bundle serves: {})", role_name, names)));
   }
-  json req;
-  if (auto error = ParseJson(body, &req); !error.empty()) return respond(Error(400, error));
+  // Streaming (SAX) parse straight into the observation rows: no JSON tree on the hot path.
+  DecideBodyParser parser(*role, opt.max_batch_request);
+  try {
+    json::sax_parse(body, &parser);
+  } catch (const json::exception& e) {  // e.g. numbers that overflow
+    parser.Fail(std::string("malformed JSON body: ") + e.what(), "");
+  }
+  if (parser.ok()) parser.Finish();
+  if (!parser.ok()) return respond(Error(400, parser.error(), parser.field()));
   Job job;
   job.bundle = b;
   job.role = role;
-  bool batch = false;
-  try {
-    for (const auto& [k, v] : req.items())
-      if (k != "observation" && k != "observations" && k != "mask" && k != "masks")
-        throw BadRequest{"unknown key '" + k + "' (expected observation or observations)", k};
-    if (req.contains("observation") == req.contains("observations"))
-      throw BadRequest{"give exactly one of 'observation' (object) and 'observations' (array)",
-                       "observation"};
-    batch = req.contains("observations");
-    const json* items = batch ? &req["observations"] : nullptr;
-    if (batch && (!items->is_array() || items->empty()))
-      throw BadRequest{"'observations' must be a non-empty array", "observations"};
-    job.n = batch ? static_cast<int>(items->size()) : 1;
-    if (job.n > opt.max_batch_request)
-      throw BadRequest{fmt::format("{} observations in one request; the limit is {}", job.n,
-                                   opt.max_batch_request),
-                       "observations"};
-    if (batch && req.contains("mask")) throw BadRequest{"a batch takes 'masks'", "mask"};
-    if (!batch && req.contains("masks")) throw BadRequest{"one observation takes 'mask'", "masks"};
-    const size_t d = role->features.size();
-    job.obs.assign(job.n * d, 0.0f);
-    job.mask.assign(static_cast<size_t>(job.n) * role->mask_width, 1);
-    const json* masks = batch && req.contains("masks") ? &req["masks"] : nullptr;
-    if (masks && (!masks->is_array() || static_cast<int>(masks->size()) != job.n))
-      throw BadRequest{"'masks' must have one entry per observation", "masks"};
-    for (int i = 0; i < job.n; ++i) {
-      const std::string where = batch ? fmt::format("observations[{}]", i) : "observation";
-      ReadObservation(batch ? (*items)[i] : req["observation"], *role, where, &job.obs[i * d]);
-      const json* m = batch ? (masks ? &(*masks)[i] : nullptr)
-                            : (req.contains("mask") ? &req["mask"] : nullptr);
-      ReadMask(m, *role, batch ? fmt::format("masks[{}]", i) : "mask",
-               &job.mask[static_cast<size_t>(i) * role->mask_width]);
-    }
-  } catch (const BadRequest& e) {
-    return respond(Error(400, e.message, e.field));
-  }
+  job.n = parser.rows();
+  job.obs = std::move(parser.obs());
+  job.mask = std::move(parser.masks());
+  const bool batch = parser.batch();
   const std::string route = "/v1/roles/" + role_name + "/decide";
-  auto request = std::make_shared<json>(std::move(req));
-  job.done = [this, b, role, batch, request, respond, route](std::vector<int64_t> actions,
-                                                             std::string error) {
+  auto raw = audit ? std::make_shared<std::string>(body) : nullptr;
+  job.done = [this, b, role, batch, raw, respond, route](std::vector<int64_t> actions,
+                                                         std::string error) {
     if (!error.empty()) return respond(Error(500, "policy failed: " + error));
     const size_t dims = role->components.size();
-    json out;
-    out["policy_version"] = b->version();
-    out["role"] = role->name;
-    auto one = [&](size_t i) {
-      return json{{"decision_id", NextId()}, {"action", ActionJson(*role, &actions[i * dims])}};
+    auto action = [&](size_t i, std::string& out) {
+      out += "{";
+      for (size_t c = 0; c < dims; ++c) {
+        if (c) out += ',';
+        out += role->action_json[c][actions[i * dims + c]];
+      }
+      out += "}";
     };
+    std::string out =
+        "{\"policy_version\":" + json(b->version()).dump() + ",\"role\":\"" + role->name + "\",";
     if (batch) {
-      out["decisions"] = json::array();
-      for (size_t i = 0; i < actions.size() / dims; ++i) out["decisions"].push_back(one(i));
+      out += "\"decisions\":[";
+      for (size_t i = 0; i < actions.size() / dims; ++i) {
+        out += i ? ",{\"decision_id\":\"" : "{\"decision_id\":\"";
+        out += NextId() + "\",\"action\":";
+        action(i, out);
+        out += "}";
+      }
+      out += "]}";
     } else {
-      const json d = one(0);
-      out["decision_id"] = d["decision_id"];
-      out["action"] = d["action"];
+      out += "\"decision_id\":\"" + NextId() + "\",\"action\":";
+      action(0, out);
+      out += "}";
     }
-    try {
-      Audit(route, *request, out);
-    } catch (const std::exception& e) {
-      return respond(Error(500, std::string("audit log: ") + e.what()));
+    if (raw) {
+      try {
+        Audit(route, json::parse(*raw), json::parse(out));
+      } catch (const std::exception& e) {
+        return respond(Error(500, std::string("audit log: ") + e.what()));
+      }
     }
-    respond(JsonReply(200, out));
+    respond(Reply{200, std::move(out), "application/json", 0});
   };
   SubmitOrReject(role_name, std::move(job), respond);
 }

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -198,6 +200,59 @@ TEST(Cli, SweepTrainsItsRunsAndDrawsTheFrontier) {
     EXPECT_EQ(e.code, 2) << c.yaml << "\n" << e.output;
     EXPECT_NE(e.output.find(c.expect), std::string::npos) << c.yaml << "\n" << e.output;
   }
+}
+
+TEST(Cli, ServeAnswersReloadsOnSighupAndDrainsOnSigterm) {
+  TempDir dir;
+  ASSERT_EQ(RunCli("train " + std::string(LOANTWIN_SOURCE_DIR) + "/configs/quickstart.yaml --out " +
+                   dir.path() + "/run --total-steps 640")
+                .code,
+            0);
+  ASSERT_EQ(RunCli("export " + dir.path() + "/run --out " + dir.path() + "/bundle").code, 0);
+  // A decision request built from the manifest's feature names.
+  const auto manifest = nlohmann::json::parse(ReadFile(dir.path() + "/bundle/manifest.json"));
+  nlohmann::json obs = nlohmann::json::object();
+  for (const auto& f : manifest["roles"]["credit"]["observation"]["features"])
+    obs[f.get<std::string>()] = 0.0;
+  const std::string body = nlohmann::json{{"observation", obs}}.dump();
+  dir.File("body.json", body);
+  const int port = 20000 + static_cast<int>(::getpid() % 20000);
+  const std::string send = "send() { exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
+                           "; printf \"$1\" >&3; "
+                           "[ -n \"$2\" ] && cat \"$2\" >&3; cat <&3; exec 3>&-; echo; }; ";
+  const std::string script =
+      send + std::string(LOANTWIN_CLI) + " serve --bundle " + dir.path() + "/bundle --port " +
+      std::to_string(port) + " --audit-log " + dir.path() + "/audit.log > " + dir.path() +
+      "/serve.log 2>&1 & pid=$!; "
+      "for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/" +
+      std::to_string(port) +
+      ") 2>/dev/null && break; sleep 0.1; done; "
+      "send 'GET /readyz HTTP/1.0\\r\\n\\r\\n'; "
+      "send 'POST /v1/roles/credit/decide HTTP/1.0\\r\\nContent-Type: application/json\\r\\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\\r\\n\\r\\n' " + dir.path() +
+      "/body.json; "
+      "kill -HUP $pid; sleep 1; "
+      "send 'GET /metrics HTTP/1.0\\r\\n\\r\\n'; "
+      "kill -TERM $pid; wait $pid; echo \"exit=$?\"; cat " +
+      dir.path() + "/serve.log";
+  const Result r = RunShell("bash " + dir.File("serve.sh", script));
+  EXPECT_NE(r.output.find("\"status\":\"ready\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"decision_id\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loantwin_reloads_total{result=\"ok\"} 1"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("shut down"), std::string::npos) << r.output;
+  const Result v = RunCli("audit verify " + dir.path() + "/audit.log");
+  EXPECT_EQ(v.code, 0) << v.output;
+  EXPECT_NE(v.output.find("1 lines, hash chain intact"), std::string::npos) << v.output;
+  dir.File("bad.log", "{\"prev\": \"0\"}\n");
+  const Result bad = RunCli("audit verify " + dir.path() + "/bad.log");
+  EXPECT_EQ(bad.code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("BROKEN at line 1"), std::string::npos) << bad.output;
+  const Result missing = RunCli("serve --bundle " + dir.path() + "/nope --port 0");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.output.find("cannot be read"), std::string::npos) << missing.output;
 }
 
 TEST(Cli, PolicyRunsPrintPerRoleRewardVectors) {

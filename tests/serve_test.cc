@@ -251,7 +251,7 @@ TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
        "must be a number"},
       {"/v1/roles/credit/decide", json{{"observation", range}}.dump(), 400, "outside its range"},
       {"/v1/roles/credit/decide", inf_body, 400, "overflow"},
-      {"/v1/roles/credit/decide", "{\"observation\": {\"x\": NaN}}", 400, "NaN"},
+      {"/v1/roles/credit/decide", "{\"observation\": {\"" + first + "\": NaN}}", 400, "NaN"},
       {"/v1/roles/credit/decide", json{{"observations", json::array()}}.dump(), 400,
        "non-empty array"},
       {"/v1/roles/credit/decide", json{{"obs", 1}}.dump(), 400, "unknown key 'obs'"},

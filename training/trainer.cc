@@ -34,14 +34,6 @@ struct Trainer::Learner {
   UpdateStats last_stats;
 };
 
-void PinBlasToOneThread() {
-  // OpenBLAS splits matrix products over threads by default; the split changes the summation
-  // order and so the numbers. One thread keeps training bit-reproducible on any machine.
-  using SetThreads = void (*)(int);
-  for (const char* name : {"openblas_set_num_threads", "goto_set_num_threads"})
-    if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, name))) fn(1);
-}
-
 Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
   at::set_num_threads(1);  // small networks: one intra-op thread is fastest and deterministic
   PinBlasToOneThread();

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Load test of `loantwin serve` on loopback with wrk (Debian package wrk): the credit role,
+# single and batched decisions, with and without the audit log. Prints requests/s, decisions/s,
+# p50 and p99 latency per case (targets: >= 50,000 decisions/s, p99 <= 2 ms).
+# Usage: bench/serve_load.sh [build-dir] [bundle dir] [seconds] [connections]
+# Without a bundle, trains and exports a short quickstart run first.
+set -euo pipefail
+BUILD=${1:-build}
+BUNDLE=${2:-}
+SECONDS_PER_CASE=${3:-10}
+CONNECTIONS=${4:-32}
+BATCH=32
+PORT=${PORT:-18090}
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() { [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+if [[ -z "$BUNDLE" ]]; then
+  "$BUILD/bin/loantwin" train configs/quickstart.yaml --out "$WORK/run" --total-steps 20000 >/dev/null 2>&1
+  "$BUILD/bin/loantwin" export "$WORK/run" --out "$WORK/bundle" >/dev/null
+  BUNDLE="$WORK/bundle"
+fi
+python3 - "$BUNDLE/manifest.json" "$WORK" "$BATCH" <<'PY'
+import json, random, sys
+m = json.load(open(sys.argv[1]))
+features = m["roles"]["credit"]["observation"]["features"]
+rng = random.Random(7)
+def obs():
+    # values inside every feature's range (most are 0..1 or centred scores)
+    return {f: round(rng.uniform(0.0, 1.0), 4) for f in features}
+json.dump({"observation": obs()}, open(sys.argv[2] + "/single.json", "w"))
+json.dump({"observations": [obs() for _ in range(int(sys.argv[3]))]}, open(sys.argv[2] + "/batch.json", "w"))
+PY
+start_server() {
+  "$BUILD/bin/loantwin" serve --bundle "$BUNDLE" --port "$PORT" --threads 2 "$@" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 && grep -q '"ready"' <&3) 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  cat "$WORK/server.log" >&2
+  exit 1
+}
+stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=; }
+run_case() {  # name body decisions-per-request
+  local line
+  line=$(BODY="$WORK/$2" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_CASE}s" --latency -s bench/serve_post.lua \
+    "http://127.0.0.1:$PORT/v1/roles/credit/decide" | grep RESULT)
+  python3 - "$1" "$3" "$line" <<'PY'
+import sys
+name, per, line = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kv = dict(x.split("=") for x in line.split()[1:])
+print(f"{name:<34} {float(kv['rps']):>9.0f} req/s {float(kv['rps']) * per:>10.0f} decisions/s "
+      f"p50 {float(kv['p50_ms']):6.2f} ms  p99 {float(kv['p99_ms']):6.2f} ms  errors {kv['errors']}")
+PY
+}
+echo "loantwin serve, credit role, wrk -t1 -c$CONNECTIONS, ${SECONDS_PER_CASE}s per case, 2 I/O threads"
+start_server
+run_case "single, no audit log" single.json 1
+run_case "batch of $BATCH, no audit log" batch.json "$BATCH"
+stop_server
+start_server --audit-log "$WORK/audit.log"
+run_case "single, audit log" single.json 1
+run_case "batch of $BATCH, audit log" batch.json "$BATCH"
+stop_server
+"$BUILD/bin/loantwin" audit verify "$WORK/audit.log"

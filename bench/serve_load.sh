@@ -2,14 +2,17 @@
 # Load test of `loantwin serve` on loopback with wrk (Debian package wrk): the credit role,
 # single and batched decisions, with and without the audit log. Prints requests/s, decisions/s,
 # p50 and p99 latency per case (targets: >= 50,000 decisions/s, p99 <= 2 ms).
-# Usage: bench/serve_load.sh [build-dir] [bundle dir] [seconds] [connections]
+# Single decisions run on `connections` (32) connections, batches of BATCH (16) observations on
+# BATCH_CONNECTIONS (4).
+# Usage: [BATCH=16] [BATCH_CONNECTIONS=4] [PORT=18090] bench/serve_load.sh [build-dir] [bundle dir] [seconds] [connections]
 # Without a bundle, trains and exports a short quickstart run first.
 set -euo pipefail
 BUILD=${1:-build}
 BUNDLE=${2:-}
 SECONDS_PER_CASE=${3:-10}
 CONNECTIONS=${4:-32}
-BATCH=32
+BATCH=${BATCH:-16}
+BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-4}
 PORT=${PORT:-18090}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 WORK=$(mktemp -d)
@@ -43,25 +46,25 @@ start_server() {
   exit 1
 }
 stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=; }
-run_case() {  # name body decisions-per-request
+run_case() {  # name body decisions-per-request connections
   local line
-  line=$(BODY="$WORK/$2" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_CASE}s" --latency -s bench/serve_post.lua \
+  line=$(BODY="$WORK/$2" wrk -t1 -c"$4" -d"${SECONDS_PER_CASE}s" --latency -s bench/serve_post.lua \
     "http://127.0.0.1:$PORT/v1/roles/credit/decide" | grep RESULT)
   python3 - "$1" "$3" "$line" <<'PY'
 import sys
 name, per, line = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 kv = dict(x.split("=") for x in line.split()[1:])
-print(f"{name:<34} {float(kv['rps']):>9.0f} req/s {float(kv['rps']) * per:>10.0f} decisions/s "
+print(f"{name:<38} {float(kv['rps']):>9.0f} req/s {float(kv['rps']) * per:>10.0f} decisions/s "
       f"p50 {float(kv['p50_ms']):6.2f} ms  p99 {float(kv['p99_ms']):6.2f} ms  errors {kv['errors']}")
 PY
 }
-echo "loantwin serve, credit role, wrk -t1 -c$CONNECTIONS, ${SECONDS_PER_CASE}s per case, 2 I/O threads"
+echo "loantwin serve, credit role, wrk -t1, ${SECONDS_PER_CASE}s per case, 2 I/O threads"
 start_server
-run_case "single, no audit log" single.json 1
-run_case "batch of $BATCH, no audit log" batch.json "$BATCH"
+run_case "single, no audit log, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
+run_case "batch of $BATCH, no audit log, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
 stop_server
 start_server --audit-log "$WORK/audit.log"
-run_case "single, audit log" single.json 1
-run_case "batch of $BATCH, audit log" batch.json "$BATCH"
+run_case "single, audit log, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
+run_case "batch of $BATCH, audit log, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
 stop_server
 "$BUILD/bin/loantwin" audit verify "$WORK/audit.log"

@@ -6,6 +6,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -235,7 +237,6 @@ void ReadObservation(const json& obj, const ServedRole& role, const std::string&
                                    role.features[k], role.name, role.features.size()),
                        where + "." + role.features[k]};
 }
-
 
 /// Streaming parser of a decide body: {"observation": {feature: number, ...}, "mask": [0/1...]}
 /// or {"observations": [{...}, ...], "masks": [[...], ...]}, validated as it is read.
@@ -485,13 +486,111 @@ class DecideBodyParser : public nlohmann::json_sax<json> {
   std::vector<uint8_t> seen_, masks_;
 };
 
-
 /// FICO-like score -> band A..G (docs/serving.md).
 int BandOfScore(double score) {
   const double floors[] = {760, 720, 690, 660, 630, 600};
   for (int b = 0; b < 6; ++b)
     if (score >= floors[b]) return b;
   return 6;
+}
+
+/// The fast path of a decide body: well-formed {"observation": {...}} or {"observations":
+/// [{...}, ...]} without masks, keys without escapes, every feature present and valid. Keys
+/// are matched in manifest order first (clients usually send them so), numbers parsed with
+/// std::from_chars. Anything else returns false and the body goes to DecideBodyParser, which
+/// gives the precise error (or accepts the less common forms).
+bool FastDecideParse(const std::string& body, const ServedRole& role, int max_rows, int* rows,
+                     std::vector<float>* obs, bool* batch) {
+  const char* p = body.data();
+  const char* end = p + body.size();
+  const size_t d = role.features.size();
+  auto ws = [&] {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+  };
+  auto lit = [&](char c) {
+    ws();
+    if (p >= end || *p != c) return false;
+    ++p;
+    return true;
+  };
+  auto str = [&](std::string_view* out) {
+    if (!lit('"')) return false;
+    const char* s = p;
+    while (p < end && *p != '"') {
+      if (*p == '\\') return false;
+      ++p;
+    }
+    if (p >= end) return false;
+    *out = std::string_view(s, static_cast<size_t>(p - s));
+    ++p;
+    return true;
+  };
+  std::vector<uint8_t> seen(d);
+  auto object = [&](float* row) {
+    if (!lit('{')) return false;
+    std::fill(seen.begin(), seen.end(), 0);
+    size_t next = 0, count = 0;
+    ws();
+    if (p < end && *p == '}') return false;  // empty: let the full parser name the feature
+    for (;;) {
+      std::string_view key;
+      if (!str(&key) || !lit(':')) return false;
+      size_t k = next < d && role.features[next] == key ? next : d;
+      if (k == d) {
+        const auto it = role.feature_index.find(std::string(key));
+        if (it == role.feature_index.end()) return false;
+        k = static_cast<size_t>(it->second);
+      }
+      next = k + 1;
+      ws();
+      double v = 0;
+      const auto [q, ec] = std::from_chars(p, end, v);
+      if (ec != std::errc() || q == p || !std::isfinite(v)) return false;
+      p = q;
+      if (v < role.low[k] || v > role.high[k]) return false;
+      row[k] = static_cast<float>(v);
+      count += !seen[k];
+      seen[k] = 1;
+      ws();
+      if (p < end && *p == ',') {
+        ++p;
+        continue;
+      }
+      if (!lit('}')) return false;
+      return count == d;
+    }
+  };
+  std::string_view top;
+  if (!lit('{') || !str(&top) || !lit(':')) return false;
+  if (top == "observation") {
+    obs->assign(d, 0.0f);
+    if (!object(obs->data())) return false;
+    *rows = 1;
+    *batch = false;
+  } else if (top == "observations") {
+    if (!lit('[')) return false;
+    obs->clear();
+    int n = 0;
+    for (;;) {
+      if (++n > max_rows) return false;
+      obs->resize(static_cast<size_t>(n) * d, 0.0f);
+      if (!object(obs->data() + static_cast<size_t>(n - 1) * d)) return false;
+      ws();
+      if (p < end && *p == ',') {
+        ++p;
+        continue;
+      }
+      if (!lit(']')) return false;
+      break;
+    }
+    *rows = n;
+    *batch = true;
+  } else {
+    return false;
+  }
+  if (!lit('}')) return false;
+  ws();
+  return p == end;
 }
 
 }  // namespace
@@ -793,21 +892,26 @@ void Server::Impl::Decide(const std::string& role_name, const std::string& body,
         Error(404, fmt::format("unknown role '{}' (this bundle serves: {})", role_name, names)));
   }
   // Streaming (SAX) parse straight into the observation rows: no JSON tree on the hot path.
-  DecideBodyParser parser(*role, opt.max_batch_request);
-  try {
-    json::sax_parse(body, &parser);
-  } catch (const json::exception& e) {  // e.g. numbers that overflow
-    parser.Fail(std::string("malformed JSON body: ") + e.what(), "");
-  }
-  if (parser.ok()) parser.Finish();
-  if (!parser.ok()) return respond(Error(400, parser.error(), parser.field()));
   Job job;
   job.bundle = b;
   job.role = role;
-  job.n = parser.rows();
-  job.obs = std::move(parser.obs());
-  job.mask = std::move(parser.masks());
-  const bool batch = parser.batch();
+  bool batch = false;
+  if (FastDecideParse(body, *role, opt.max_batch_request, &job.n, &job.obs, &batch)) {
+    job.mask.assign(static_cast<size_t>(job.n) * role->mask_width, 1);
+  } else {
+    DecideBodyParser parser(*role, opt.max_batch_request);
+    try {
+      json::sax_parse(body, &parser);
+    } catch (const json::exception& e) {  // e.g. numbers that overflow
+      parser.Fail(std::string("malformed JSON body: ") + e.what(), "");
+    }
+    if (parser.ok()) parser.Finish();
+    if (!parser.ok()) return respond(Error(400, parser.error(), parser.field()));
+    job.n = parser.rows();
+    job.obs = std::move(parser.obs());
+    job.mask = std::move(parser.masks());
+    batch = parser.batch();
+  }
   const std::string route = "/v1/roles/" + role_name + "/decide";
   auto raw = audit ? std::make_shared<std::string>(body) : nullptr;
   job.done = [this, b, role, batch, raw, respond, route](std::vector<int64_t> actions,

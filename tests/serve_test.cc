@@ -146,6 +146,15 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   const auto direct = bundle->Decide(*credit, obs, mask, 1);
   for (size_t k = 0; k < credit->components.size(); ++k)
     EXPECT_EQ(one["action"][credit->components[k].name]["index"].get<int64_t>(), direct[k]);
+  // The same observation written by hand in manifest order, with whitespace (the fast path).
+  std::string pretty = "{\n  \"observation\" : {";
+  for (size_t k = 0; k < credit->features.size(); ++k)
+    pretty += std::string(k ? ",\n" : "\n") + "    \"" + credit->features[k] + "\": 0.0";
+  pretty += "\n  }\n}\n";
+  Client c2(server->port());
+  const auto pretty_res = c2.Request(http::verb::post, "/v1/roles/credit/decide", pretty);
+  ASSERT_EQ(pretty_res.result_int(), 200) << pretty_res.body();
+  EXPECT_EQ(json::parse(pretty_res.body())["action"], one["action"]);
   // A batch, with a mask that allows only "none" for the card cutoff.
   json masks = json::array();
   std::vector<int> m(credit->mask_width, 1);
@@ -200,14 +209,14 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   auto metrics = c.Request(http::verb::get, "/metrics");
   EXPECT_EQ(metrics.result_int(), 200);
   for (const char* text :
-       {"loantwin_requests_total{route=\"/v1/roles/credit/decide\",status=\"200\"} 2",
+       {"loantwin_requests_total{route=\"/v1/roles/credit/decide\",status=\"200\"} 3",
         "loantwin_request_duration_seconds_bucket{le=\"+Inf\"}", "loantwin_batch_size_bucket",
         "loantwin_queue_depth{role=\"credit\"}", "loantwin_bundle_info{version=\""})
     EXPECT_NE(metrics.body().find(text), std::string::npos) << text << "\n" << metrics.body();
   server->Shutdown();
   const AuditVerification v = VerifyAuditLog(tmp.path() + "/audit.log");
   EXPECT_TRUE(v.ok) << v.reason;
-  EXPECT_EQ(v.lines, 7);  // 1 + 1 batch + 1 pricing + 4 applications
+  EXPECT_EQ(v.lines, 8);  // 2 single + 1 batch + 1 pricing + 4 applications
 }
 
 TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {

@@ -26,6 +26,7 @@ demo: build
 	@echo "  report/report.html, report.md, report.json (stress report: trained roles vs baselines on held-out paths)"
 	@echo "  export/credit.pt, export/pricing.pt, export/manifest.json (TorchScript policies)"
 	@echo "stress simulation: ./$(BUILD_DIR)/bin/loantwin simulate --institution cu_mid --scenario severe_recession"
+	@echo "decision engine:   ./$(BUILD_DIR)/bin/loantwin serve --bundle $(BUILD_DIR)/demo/quickstart/export --port 8080 (docs/serving.md)"
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

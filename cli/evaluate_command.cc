@@ -30,10 +30,7 @@ namespace {
 /// policies on held-out seeds, episode returns only; writes <run>/evaluation.json.
 int EvaluateReturns(const std::string& run_dir, const StressArgs& args, const std::string& out) {
   Trainer trainer(ExperimentConfig::Load(run_dir + "/config.yaml"));
-  CheckpointManager checkpoints(run_dir + "/checkpoints", 1000);
-  const std::string latest = checkpoints.Latest();
-  if (latest.empty()) throw std::invalid_argument(run_dir + ": no checkpoint to evaluate");
-  LoadCheckpoint(trainer, latest);
+  const std::string latest = LoadLatestCheckpoint(trainer, run_dir, "evaluate");
   EvaluationOptions o;
   o.paths = args.paths;
   o.seed = args.seed;

@@ -26,9 +26,7 @@ Runner RegisterExport(CLI::App& app) {
     if (!fs::is_regular_file(a->run_dir + "/config.yaml"))
       throw std::invalid_argument(a->run_dir + ": not a run directory (no config.yaml)");
     Trainer trainer(ExperimentConfig::Load(a->run_dir + "/config.yaml"));
-    const std::string latest = CheckpointManager(a->run_dir + "/checkpoints", 1000).Latest();
-    if (latest.empty()) throw std::invalid_argument(a->run_dir + ": no checkpoint to export");
-    LoadCheckpoint(trainer, latest);
+    const std::string latest = LoadLatestCheckpoint(trainer, a->run_dir, "export");
     const std::string out = a->out.empty() ? a->run_dir + "/export" : a->out;
     for (const auto& f : ExportRun(trainer, a->run_dir, latest, out)) fmt::print("wrote {}\n", f);
     return 0;

@@ -52,16 +52,17 @@ Distribution Describe(const std::vector<double>& v) {
   d.std = v.size() > 1 ? std::sqrt(s2 / static_cast<double>(v.size() - 1)) : 0.0;
   std::vector<double> sorted = v;
   std::sort(sorted.begin(), sorted.end());
-  auto q = [&](double p) {
-    const double pos = p * static_cast<double>(sorted.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, sorted.size() - 1);
-    return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
-  };
-  d.median = q(0.5);
-  d.p05 = q(0.05);
-  d.p95 = q(0.95);
+  d.median = SortedQuantile(sorted, 0.5);
+  d.p05 = SortedQuantile(sorted, 0.05);
+  d.p95 = SortedQuantile(sorted, 0.95);
   return d;
+}
+
+double SortedQuantile(const std::vector<double>& sorted, double q) {
+  const double pos = q * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
 }
 
 double StudentT975(int dof) {

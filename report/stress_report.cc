@@ -61,9 +61,9 @@ Band MakeBand(const PathSet& set, int months, const std::function<double(int, in
     double mean = 0;
     for (int p = 0; p < set.paths; ++p) mean += (v[p] = value(p, m));
     std::sort(v.begin(), v.end());
-    b.p05.push_back(Quantile(v, 0.05));
-    b.p50.push_back(Quantile(v, 0.5));
-    b.p95.push_back(Quantile(v, 0.95));
+    b.p05.push_back(SortedQuantile(v, 0.05));
+    b.p50.push_back(SortedQuantile(v, 0.5));
+    b.p95.push_back(SortedQuantile(v, 0.95));
     b.mean.push_back(mean / set.paths);
   }
   return b;

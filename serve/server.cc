@@ -300,7 +300,6 @@ class DecideBodyParser : public nlohmann::json_sax<json> {
                                   role_.features[k], role_.name, d_),
                       RowName() + "." + role_.features[k]);
       state_ = row_parent_;
-      if (state_ == kTop) state_ = kTop;
       return true;
     }
     state_ = kDone;  // the top-level object
@@ -608,7 +607,7 @@ struct Server::Impl {
   std::map<std::string, std::unique_ptr<Batcher>> batchers;
   std::unique_ptr<AuditLog> audit;
   ServeMetrics metrics;
-  std::atomic<bool> ready{false}, draining{false}, stopped{false};
+  std::atomic<bool> ready{false}, draining{false};
   std::atomic<int64_t> sequence{0};
   std::string id_prefix;
   std::atomic<int> in_flight{0};
@@ -635,6 +634,9 @@ struct Server::Impl {
   }
 
   using Respond = std::function<void(Reply)>;
+
+  /// Loads `dir` (empty: the current bundle's directory) and swaps it in; "" or the error.
+  std::string Reload(const std::string& dir);
 
   void Dispatch(const http::request<http::string_body>& req, Respond respond);
   void Decide(const std::string& role_name, const std::string& body, Respond respond);
@@ -789,8 +791,7 @@ void Server::Impl::Dispatch(const http::request<http::string_body>& req, Respond
   if (const auto q = target.find('?'); q != std::string::npos) target.resize(q);
   std::string route = target;
   const bool is_get = req.method() == http::verb::get, is_post = req.method() == http::verb::post;
-  auto finish = [this, t0, respond = std::move(respond),
-                 route_ptr = std::make_shared<std::string>()](const std::string& r, Reply reply) {
+  auto finish = [this, t0, respond = std::move(respond)](const std::string& r, Reply reply) {
     metrics.ObserveRequest(r, reply.status,
                            std::chrono::duration<double>(Clock::now() - t0).count());
     respond(std::move(reply));
@@ -831,23 +832,7 @@ void Server::Impl::Dispatch(const http::request<http::string_body>& req, Respond
     }
     // Loading and warming up takes a while: off the I/O threads.
     std::thread([this, dir, finish, route]() mutable {
-      Server* unused = nullptr;
-      (void)unused;
-      std::string error;
-      {
-        std::lock_guard<std::mutex> lock(reload_mu);
-        try {
-          auto b = PolicyBundle::Load(dir.empty() ? Bundle()->dir() : dir, opt.institution,
-                                      opt.max_batch);
-          std::atomic_store(&bundle, b);
-          metrics.CountReload(true);
-          spdlog::info("reloaded bundle {} ({})", b->dir(), b->version());
-        } catch (const std::exception& e) {
-          error = e.what();
-          metrics.CountReload(false);
-          spdlog::error("reload failed, still serving {}: {}", Bundle()->version(), error);
-        }
-      }
+      const std::string error = Reload(dir);
       if (error.empty())
         finish(route, JsonReply(200, {{"status", "reloaded"}, {"bundle", Bundle()->version()}}));
       else
@@ -1210,15 +1195,11 @@ void Server::Start() {
   s.acceptor.listen(net::socket_base::max_listen_connections);
   if (s.opt.handle_signals) {
     s.signals = std::make_unique<net::signal_set>(s.ioc, SIGINT, SIGTERM, SIGHUP);
-    std::function<void(beast::error_code, int)> on_signal;
     auto handler = std::make_shared<std::function<void(beast::error_code, int)>>();
     *handler = [this, handler](beast::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        std::thread([this] {
-          const std::string err = Reload();
-          if (!err.empty()) spdlog::error("SIGHUP reload failed: {}", err);
-        }).detach();
+        std::thread([this] { Reload(); }).detach();  // logs its result
         impl_->signals->async_wait(*handler);
         return;
       }
@@ -1240,21 +1221,24 @@ std::string Server::BundleVersion() const {
   return impl_->Bundle()->version();
 }
 
-std::string Server::Reload(const std::string& dir) {
-  Impl& s = *impl_;
-  std::lock_guard<std::mutex> lock(s.reload_mu);
+std::string Server::Impl::Reload(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(reload_mu);
   try {
-    auto b = PolicyBundle::Load(dir.empty() ? s.Bundle()->dir() : dir, s.opt.institution,
-                                s.opt.max_batch);
-    std::atomic_store(&s.bundle, b);
-    s.metrics.CountReload(true);
+    auto b =
+        PolicyBundle::Load(dir.empty() ? Bundle()->dir() : dir, opt.institution, opt.max_batch);
+    std::atomic_store(&bundle, b);
+    metrics.CountReload(true);
     spdlog::info("reloaded bundle {} ({})", b->dir(), b->version());
     return "";
   } catch (const std::exception& e) {
-    s.metrics.CountReload(false);
-    spdlog::error("reload failed, still serving {}: {}", s.Bundle()->version(), e.what());
+    metrics.CountReload(false);
+    spdlog::error("reload failed, still serving {}: {}", Bundle()->version(), e.what());
     return e.what();
   }
+}
+
+std::string Server::Reload(const std::string& dir) {
+  return impl_->Reload(dir);
 }
 
 void Server::Shutdown() {

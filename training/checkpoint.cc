@@ -65,7 +65,24 @@ void LoadCheckpoint(Trainer& trainer, const std::string& path) {
     throw std::runtime_error(
         fmt::format("{}: not a loantwin checkpoint ({})", path, e.what_without_backtrace()));
   }
-  trainer.Load(archive);
+  try {
+    trainer.Load(archive);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(fmt::format(
+        "{}: does not load into this run's agents (written by another loantwin version, or the "
+        "experiment was edited): {}",
+        path, e.what_without_backtrace()));
+  }
+}
+
+std::string LoadLatestCheckpoint(Trainer& trainer, const std::string& run_dir,
+                                 const std::string& purpose) {
+  const std::string latest = CheckpointManager(run_dir + "/checkpoints", 1000).Latest();
+  if (latest.empty())
+    throw std::invalid_argument(run_dir + ": no checkpoint to " + purpose +
+                                " (checkpoints/ is empty)");
+  LoadCheckpoint(trainer, latest);
+  return latest;
 }
 
 }  // namespace loantwin

@@ -23,7 +23,12 @@ class CheckpointManager {
   int keep_;
 };
 
-/// Restores a trainer from a checkpoint file (same experiment configuration).
+/// Restores a trainer from a checkpoint file (same experiment configuration); a file that is
+/// not a checkpoint or does not fit the trainer's agents -> std::runtime_error naming it.
 void LoadCheckpoint(Trainer& trainer, const std::string& path);
+/// Restores the newest checkpoint of <run_dir>/checkpoints and returns its path; none ->
+/// std::invalid_argument "<run_dir>: no checkpoint to <purpose>".
+std::string LoadLatestCheckpoint(Trainer& trainer, const std::string& run_dir,
+                                 const std::string& purpose);
 
 }  // namespace loantwin

@@ -61,19 +61,7 @@ std::unique_ptr<Trainer> LoadRun(const fs::path& dir, ExperimentConfig* config) 
         fmt::format("{}: a run of environment '{}'; stress evaluation needs the twin", dir.string(),
                     config->env_name));
   auto trainer = std::make_unique<Trainer>(*config);
-  CheckpointManager checkpoints((dir / "checkpoints").string(), 1000);
-  const std::string latest = checkpoints.Latest();
-  if (latest.empty())
-    throw std::invalid_argument(dir.string() +
-                                ": no checkpoint to evaluate (checkpoints/ is empty)");
-  try {
-    LoadCheckpoint(*trainer, latest);
-  } catch (const c10::Error& e) {
-    throw std::invalid_argument(fmt::format(
-        "{}: checkpoint {} does not load into this run's agents (written by another loantwin "
-        "version, or config.yaml was edited): {}",
-        dir.string(), latest, e.what_without_backtrace()));
-  }
+  LoadLatestCheckpoint(*trainer, dir.string(), "evaluate");
   return trainer;
 }
 

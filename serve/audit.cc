@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -12,6 +13,28 @@
 #include "serve/sha256.h"
 
 namespace loantwin {
+namespace {
+
+constexpr std::string_view kPrevKey = ",\"prev\":\"";    // then 64 hex
+constexpr std::string_view kHashKey = "\",\"hash\":\"";  // then 64 hex, then "}
+constexpr size_t kTail = kPrevKey.size() + 64 + kHashKey.size() + 64 + 2;
+
+void AppendOneLine(std::string* out, std::string_view json) {
+  const size_t at = out->size();
+  out->append(json.data(), json.size());
+  // Raw line breaks can only be whitespace in valid JSON (inside strings they are escaped).
+  for (size_t i = at; i < out->size(); ++i)
+    if ((*out)[i] == '\n' || (*out)[i] == '\r') (*out)[i] = ' ';
+}
+
+bool IsHex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+}  // namespace
 
 AuditLog::AuditLog(const std::string& file, bool fsync) : fsync_(fsync) {
   const AuditVerification v = VerifyAuditLog(file);
@@ -34,17 +57,54 @@ AuditLog::~AuditLog() {
   }
 }
 
-void AuditLog::Append(nlohmann::json record) {
+void AuditLog::Append(std::string_view route, const std::vector<AuditEntry>& entries) {
+  if (entries.empty()) return;
+  const int64_t time = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  std::string escaped_route;
+  for (char c : route)  // routes are the server's own labels; escape anyway
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20)
+      escaped_route += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+    else
+      escaped_route += c;
+  // Each line up to its "prev" value, and the hash state over it, outside the lock.
+  std::vector<std::string> heads(entries.size());
+  std::vector<Sha256> states(entries.size());
+  size_t bytes = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    std::string& line = heads[i];
+    line.reserve(entries[i].request.size() + entries[i].response.size() + route.size() + 80);
+    line += "{\"time\":";
+    line += std::to_string(time);
+    line += ",\"route\":\"";
+    line += escaped_route;
+    line += "\",\"request\":";
+    AppendOneLine(&line, entries[i].request);
+    line += ",\"response\":";
+    AppendOneLine(&line, entries[i].response);
+    line += kPrevKey;
+    states[i].Update(line);
+    bytes += line.size() + 64 + kHashKey.size() + 64 + 3;
+  }
+  std::string out;
+  out.reserve(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  record["prev"] = prev_;
-  record.erase("hash");
-  const std::string hash = Sha256Hex(record.dump());
-  record["hash"] = hash;
-  std::string line = record.dump();
-  line += '\n';
+  std::string prev = prev_;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    states[i].Update(prev);
+    states[i].Update("\"}");
+    std::string hash = states[i].FinalHex();
+    out += heads[i];
+    out += prev;
+    out += kHashKey;
+    out += hash;
+    out += "\"}\n";
+    prev = std::move(hash);
+  }
   size_t done = 0;
-  while (done < line.size()) {
-    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+  while (done < out.size()) {
+    const ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw std::runtime_error(std::string("audit log write failed: ") + std::strerror(errno));
@@ -52,8 +112,8 @@ void AuditLog::Append(nlohmann::json record) {
     done += static_cast<size_t>(n);
   }
   if (fsync_) ::fdatasync(fd_);
-  prev_ = hash;
-  ++lines_;
+  prev_ = std::move(prev);
+  lines_ += static_cast<int64_t>(entries.size());
 }
 
 void AuditLog::Sync() {
@@ -68,42 +128,36 @@ int64_t AuditLog::lines() const {
 
 AuditVerification VerifyAuditLog(const std::string& file) {
   AuditVerification v;
-  std::ifstream in(file);
+  std::ifstream in(file, std::ios::binary);
   v.last_hash = kGenesisHash;
   if (!in) return v;  // a missing log is an empty chain
   std::string prev = kGenesisHash;
+  auto bad = [&](const char* reason) {
+    v.ok = false, v.first_bad = v.lines, v.reason = reason;
+    return v;
+  };
   for (std::string line; std::getline(in, line);) {
     ++v.lines;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      v.ok = false, v.first_bad = v.lines, v.reason = "not a JSON object (truncated or edited)";
-      return v;
-    }
-    if (!j.is_object() || !j.contains("prev") || !j["prev"].is_string()) {
-      v.ok = false, v.first_bad = v.lines, v.reason = "no 'prev' hash";
-      return v;
-    }
-    if (!j.contains("hash") || !j["hash"].is_string()) {
-      v.ok = false, v.first_bad = v.lines, v.reason = "no 'hash'";
-      return v;
-    }
-    const std::string hash = j["hash"];
-    j.erase("hash");
-    if (Sha256Hex(j.dump()) != hash) {
-      v.ok = false, v.first_bad = v.lines;
-      v.reason = "'hash' does not match the line's content (the line was edited)";
-      return v;
-    }
-    if (j["prev"].get<std::string>() != prev) {
-      v.ok = false, v.first_bad = v.lines;
-      v.reason =
+    const std::string_view l(line);
+    if (l.size() < kTail + 2 || l.front() != '{' || l.substr(l.size() - 2) != "\"}")
+      return bad("not an audit record (truncated or edited)");
+    const std::string_view tail = l.substr(l.size() - kTail);
+    if (tail.substr(0, kPrevKey.size()) != kPrevKey || !IsHex64(tail.substr(kPrevKey.size(), 64)))
+      return bad("no 'prev' hash where the record ends");
+    if (tail.substr(kPrevKey.size() + 64, kHashKey.size()) != kHashKey ||
+        !IsHex64(tail.substr(kPrevKey.size() + 64 + kHashKey.size(), 64)))
+      return bad("no 'hash' where the record ends");
+    const std::string_view hash = tail.substr(kPrevKey.size() + 64 + kHashKey.size(), 64);
+    Sha256 sha;
+    sha.Update(l.substr(0, l.size() - kTail + kPrevKey.size() + 64));
+    sha.Update("\"}");
+    if (sha.FinalHex() != hash)
+      return bad("'hash' does not match the line's content (the line was edited)");
+    if (tail.substr(kPrevKey.size(), 64) != prev)
+      return bad(
           "'prev' is not the previous line's hash (a line was removed, reordered or "
-          "inserted before this one)";
-      return v;
-    }
-    prev = hash;
+          "inserted before this one)");
+    prev = std::string(hash);
   }
   v.last_hash = prev;
   return v;

@@ -4,9 +4,12 @@
 
 namespace loantwin {
 
-void ServeMetrics::ObserveRequest(const std::string& route, int status, double seconds) {
+void ServeMetrics::ObserveRequest(std::string_view route, int status, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++requests_[{route, status}];
+  auto it = requests_.find(route);
+  if (it == requests_.end())
+    it = requests_.emplace(std::string(route), std::map<int, int64_t>{}).first;
+  ++it->second[status];
   for (size_t b = 0; b < kLatencyBuckets.size(); ++b)
     if (seconds <= kLatencyBuckets[b]) ++latency_[b];
   ++latency_count_;
@@ -21,24 +24,21 @@ void ServeMetrics::ObserveBatch(int rows) {
   batch_sum_ += rows;
 }
 
-void ServeMetrics::SetQueueDepth(const std::string& role, int depth) {
-  std::lock_guard<std::mutex> lock(mu_);
-  queue_[role] = depth;
-}
-
 void ServeMetrics::CountReload(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   ++(ok ? reloads_ok_ : reloads_failed_);
 }
 
-std::string ServeMetrics::Render(const std::string& version) const {
+std::string ServeMetrics::Render(const std::string& version,
+                                 const std::map<std::string, int>& queue_depths) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   out += "# HELP loantwin_requests_total HTTP requests by route and status.\n";
   out += "# TYPE loantwin_requests_total counter\n";
-  for (const auto& [key, n] : requests_)
-    out += fmt::format("loantwin_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", key.first,
-                       key.second, n);
+  for (const auto& [route, by_status] : requests_)
+    for (const auto& [status, n] : by_status)
+      out += fmt::format("loantwin_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", route,
+                         status, n);
   out += "# HELP loantwin_request_duration_seconds Time from a complete request to its response.\n";
   out += "# TYPE loantwin_request_duration_seconds histogram\n";
   for (size_t b = 0; b < kLatencyBuckets.size(); ++b)
@@ -57,7 +57,7 @@ std::string ServeMetrics::Render(const std::string& version) const {
   out += fmt::format("loantwin_batch_size_count {}\n", batch_count_);
   out += "# HELP loantwin_queue_depth Observations waiting per role.\n";
   out += "# TYPE loantwin_queue_depth gauge\n";
-  for (const auto& [role, n] : queue_)
+  for (const auto& [role, n] : queue_depths)
     out += fmt::format("loantwin_queue_depth{{role=\"{}\"}} {}\n", role, n);
   out += "# HELP loantwin_bundle_info The bundle being served.\n";
   out += "# TYPE loantwin_bundle_info gauge\n";

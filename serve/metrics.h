@@ -7,17 +7,19 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace loantwin {
 
 class ServeMetrics {
  public:
-  void ObserveRequest(const std::string& route, int status, double seconds);
+  void ObserveRequest(std::string_view route, int status, double seconds);
   void ObserveBatch(int rows);
-  void SetQueueDepth(const std::string& role, int depth);
   void CountReload(bool ok);
-  std::string Render(const std::string& bundle_version) const;
+  /// The exposition text; `queue_depths`: observations waiting per role.
+  std::string Render(const std::string& bundle_version,
+                     const std::map<std::string, int>& queue_depths) const;
 
   static constexpr std::array<double, 12> kLatencyBuckets = {
       0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0};
@@ -25,14 +27,13 @@ class ServeMetrics {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::pair<std::string, int>, int64_t> requests_;
+  std::map<std::string, std::map<int, int64_t>, std::less<>> requests_;  // route -> status
   std::array<int64_t, kLatencyBuckets.size()> latency_{};
   int64_t latency_count_ = 0;
   double latency_sum_ = 0;
   std::array<int64_t, kBatchBuckets.size()> batch_{};
   int64_t batch_count_ = 0;
   double batch_sum_ = 0;
-  std::map<std::string, int> queue_;
   int64_t reloads_ok_ = 0, reloads_failed_ = 0;
 };
 

@@ -33,9 +33,9 @@ using tcp = net::ip::tcp;
 using json = nlohmann::json;
 
 namespace loantwin {
-namespace {
-
 using Clock = std::chrono::steady_clock;
+
+namespace {
 
 /// What a handler answers; the session turns it into an HTTP response.
 struct Reply {
@@ -59,6 +59,8 @@ struct BadRequest {
   std::string message, field;
 };
 
+using Respond = std::function<void(Reply)>;
+
 /// One request's observations for one role, waiting to be batched.
 struct Job {
   std::shared_ptr<const PolicyBundle> bundle;
@@ -66,130 +68,38 @@ struct Job {
   int n = 0;
   std::vector<float> obs;
   std::vector<uint8_t> mask;
-  /// Called on the batcher thread with the actions [n x components] (or an error).
-  std::function<void(std::vector<int64_t> actions, std::string error)> done;
+  Respond respond;  ///< answers the request (also with an error when the policy fails)
+  /// Called with the actions [n x components] of this job's rows.
+  std::function<void(const int64_t* actions)> done;
 };
 
-/// Micro-batches one role's jobs: a batch closes at max_batch observations or max_delay after
-/// its first job; jobs of one batch share a bundle. Bounded: Submit refuses beyond max_queue.
-class Batcher {
- public:
-  Batcher(std::string role, int max_batch, int max_delay_us, int max_queue, ServeMetrics* metrics)
-      : role_(std::move(role)),
-        max_batch_(max_batch),
-        max_delay_(std::chrono::microseconds(max_delay_us)),
-        max_queue_(max_queue),
-        metrics_(metrics),
-        thread_([this] { Loop(); }) {}
-  ~Batcher() { Stop(); }
+/// Micro-batching on one I/O thread: the jobs of one role wait here until max_batch
+/// observations are queued or max_delay has passed since the first (a posted flush when
+/// max_delay is 0: the batch then holds what arrived in the same round of I/O).
+struct RoleQueue {
+  explicit RoleQueue(net::io_context& ioc) : timer(ioc) {}
+  std::vector<Job> jobs;
+  int rows = 0;
+  uint64_t generation = 0;  ///< bumped at each flush; stale timer and post handlers skip
+  net::steady_timer timer;
+  std::vector<float> obs;  ///< scratch: the batch's observations and masks
+  std::vector<uint8_t> mask;
+};
 
-  bool Submit(Job job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || queued_ + job.n > max_queue_) return false;
-      queued_ += job.n;
-      metrics_->SetQueueDepth(role_, queued_);
-      queue_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-    return true;
-  }
+class Session;
 
-  /// Finishes the queued jobs, then stops the thread.
-  void Stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void Loop() {
-    ConfigureTorchThread();
-    std::vector<Job> batch;
-    for (;;) {
-      batch.clear();
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping and drained
-        const auto deadline = Clock::now() + max_delay_;
-        int rows = 0;
-        const PolicyBundle* bundle = queue_.front().bundle.get();
-        for (;;) {
-          while (!queue_.empty() && queue_.front().bundle.get() == bundle &&
-                 (rows == 0 || rows + queue_.front().n <= max_batch_)) {
-            rows += queue_.front().n;
-            batch.push_back(std::move(queue_.front()));
-            queue_.pop_front();
-          }
-          const bool full =
-              rows >= max_batch_ || (!queue_.empty() && (queue_.front().bundle.get() != bundle ||
-                                                         rows + queue_.front().n > max_batch_));
-          if (full || stopping_ || max_delay_.count() == 0) break;
-          if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-            while (!queue_.empty() && queue_.front().bundle.get() == bundle &&
-                   rows + queue_.front().n <= max_batch_) {
-              rows += queue_.front().n;
-              batch.push_back(std::move(queue_.front()));
-              queue_.pop_front();
-            }
-            break;
-          }
-        }
-        queued_ -= rows;
-        metrics_->SetQueueDepth(role_, queued_);
-      }
-      Run(batch);
-    }
-  }
-
-  void Run(std::vector<Job>& batch) {
-    const ServedRole& role = *batch.front().role;
-    int rows = 0;
-    for (const Job& j : batch) rows += j.n;
-    obs_.resize(static_cast<size_t>(rows) * role.features.size());
-    mask_.resize(static_cast<size_t>(rows) * role.mask_width);
-    size_t o = 0, m = 0;
-    for (const Job& j : batch) {
-      std::copy(j.obs.begin(), j.obs.end(), obs_.begin() + o);
-      std::copy(j.mask.begin(), j.mask.end(), mask_.begin() + m);
-      o += j.obs.size(), m += j.mask.size();
-    }
-    metrics_->ObserveBatch(rows);
-    std::vector<int64_t> actions;
-    std::string error;
-    try {
-      actions = batch.front().bundle->Decide(role, obs_, mask_, rows);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    const size_t dims = role.components.size();
-    size_t at = 0;
-    for (Job& j : batch) {
-      if (error.empty())
-        j.done(std::vector<int64_t>(actions.begin() + at, actions.begin() + at + j.n * dims), "");
-      else
-        j.done({}, error);
-      at += j.n * dims;
-    }
-  }
-
-  std::string role_;
-  const int max_batch_;
-  const std::chrono::microseconds max_delay_;
-  const int max_queue_;
-  ServeMetrics* metrics_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> queue_;
-  int queued_ = 0;
-  bool stopping_ = false;
-  std::vector<float> obs_;
-  std::vector<uint8_t> mask_;
-  std::thread thread_;  // last: starts after the members above exist
+/// One I/O thread with its own io_context: its connections, batches and policy calls never
+/// need a lock or a thread hop.
+struct Worker {
+  explicit Worker(int index) : index(index) {}
+  const int index;
+  std::mutex mu;  ///< guards sessions (touched at connect and disconnect, by sweeps)
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  net::io_context ioc{1};
+  net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(ioc);
+  net::steady_timer sweeper{ioc};  ///< closes connections past their deadline
+  std::map<std::string, std::unique_ptr<RoleQueue>, std::less<>> queues;
+  std::thread thread;
 };
 
 /// Parses a request body that must be a JSON object; "" or the error (with its position).
@@ -493,13 +403,40 @@ int BandOfScore(double score) {
   return 6;
 }
 
+/// The end of the JSON number at p (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?),
+/// or nullptr. std::from_chars alone would also take forms JSON does not have (".5", "05",
+/// "inf"), and the audit log stores request bodies verbatim.
+const char* JsonNumberEnd(const char* p, const char* end) {
+  auto digit = [&](const char* x) { return x < end && *x >= '0' && *x <= '9'; };
+  if (p < end && *p == '-') ++p;
+  if (!digit(p)) return nullptr;
+  if (*p == '0') {
+    ++p;
+  } else {
+    while (digit(p)) ++p;
+  }
+  if (p < end && *p == '.') {
+    ++p;
+    if (!digit(p)) return nullptr;
+    while (digit(p)) ++p;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    ++p;
+    if (p < end && (*p == '+' || *p == '-')) ++p;
+    if (!digit(p)) return nullptr;
+    while (digit(p)) ++p;
+  }
+  return p;
+}
+
 /// The fast path of a decide body: well-formed {"observation": {...}} or {"observations":
 /// [{...}, ...]} without masks, keys without escapes, every feature present and valid. Keys
 /// are matched in manifest order first (clients usually send them so), numbers parsed with
 /// std::from_chars. Anything else returns false and the body goes to DecideBodyParser, which
 /// gives the precise error (or accepts the less common forms).
 bool FastDecideParse(const std::string& body, const ServedRole& role, int max_rows, int* rows,
-                     std::vector<float>* obs, bool* batch) {
+                     std::vector<float>* obs, bool* batch,
+                     std::vector<std::string_view>* objects = nullptr) {
   const char* p = body.data();
   const char* end = p + body.size();
   const size_t d = role.features.size();
@@ -527,6 +464,7 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
   std::vector<uint8_t> seen(d);
   auto object = [&](float* row) {
     if (!lit('{')) return false;
+    const char* start = p - 1;
     std::fill(seen.begin(), seen.end(), 0);
     size_t next = 0, count = 0;
     ws();
@@ -542,9 +480,11 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
       }
       next = k + 1;
       ws();
+      const char* q = JsonNumberEnd(p, end);
+      if (!q) return false;
       double v = 0;
-      const auto [q, ec] = std::from_chars(p, end, v);
-      if (ec != std::errc() || q == p || !std::isfinite(v)) return false;
+      const auto [r, ec] = std::from_chars(p, q, v);
+      if (ec != std::errc() || r != q || !std::isfinite(v)) return false;
       p = q;
       if (v < role.low[k] || v > role.high[k]) return false;
       row[k] = static_cast<float>(v);
@@ -556,6 +496,7 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
         continue;
       }
       if (!lit('}')) return false;
+      if (objects) objects->emplace_back(start, static_cast<size_t>(p - start));
       return count == d;
     }
   };
@@ -596,23 +537,20 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
 
 struct Server::Impl {
   ServerOptions opt;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
-  /// Keeps the I/O threads running while requests wait in the batchers (no socket operation
-  /// pending) during shutdown.
-  net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(ioc);
-  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<tcp::acceptor> acceptor;     ///< on workers[0]
+  size_t next_worker = 0;                      ///< the acceptor's thread only
   std::shared_ptr<const PolicyBundle> bundle;  // std::atomic_load / atomic_store
   std::mutex reload_mu;
-  std::map<std::string, std::unique_ptr<Batcher>> batchers;
+  /// Observations waiting per role, over all I/O threads (bounded by max_queue).
+  std::map<std::string, std::unique_ptr<std::atomic<int>>, std::less<>> queued;
+  std::map<std::string, std::string, std::less<>> decide_routes;  ///< role -> metrics label
   std::unique_ptr<AuditLog> audit;
   ServeMetrics metrics;
   std::atomic<bool> ready{false}, draining{false};
   std::atomic<int64_t> sequence{0};
   std::string id_prefix;
   std::atomic<int> in_flight{0};
-  std::mutex sessions_mu;
-  std::unordered_map<void*, std::function<void()>> sessions;  // session -> close if idle
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool done = false;
@@ -622,26 +560,30 @@ struct Server::Impl {
 
   std::string NextId() { return fmt::format("{}-{:08x}", id_prefix, sequence.fetch_add(1) + 1); }
 
-  void Audit(const std::string& route, const json& request, const json& response) {
-    if (!audit) return;
-    json rec = {{"time", std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count()},
-                {"route", route},
-                {"request", request},
-                {"response", response}};
-    audit->Append(std::move(rec));
+  void Audit(std::string_view route, std::string_view request, std::string_view response) {
+    if (audit) audit->Append(route, request, response);
   }
-
-  using Respond = std::function<void(Reply)>;
 
   /// Loads `dir` (empty: the current bundle's directory) and swaps it in; "" or the error.
   std::string Reload(const std::string& dir);
 
-  void Dispatch(const http::request<http::string_body>& req, Respond respond);
-  void Decide(const std::string& role_name, const std::string& body, Respond respond);
-  void Application(const std::string& body, Respond respond);
-  void SubmitOrReject(const std::string& role, Job job, const Respond& respond);
+  /// Handles one request on worker `w`'s thread. `body` stays valid until `respond` is called.
+  void Dispatch(Worker& w, http::verb method, std::string_view target, const std::string& body,
+                Respond respond);
+  void Decide(Worker& w, const std::string& role_name, const std::string& body, Respond respond);
+  void Application(Worker& w, const std::string& body, Respond respond);
+
+  /// Queues `job` on `w` (taking it) or returns false (queue full, job untouched).
+  bool Submit(Worker& w, Job& job);
+  void SubmitOrReject(Worker& w, Job job);
+  /// Runs the waiting batch of `q` and answers its jobs.
+  void Flush(Worker& w, RoleQueue& q);
+  void FlushAll(Worker& w) {
+    for (auto& [role, q] : w.queues) Flush(w, *q);
+  }
+  /// Closes `w`'s connections past their deadline; re-arms itself.
+  void Sweep(Worker& w);
+  void CloseIdle(Worker& w);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -649,45 +591,114 @@ struct Server::Impl {
 
 namespace {
 
+using Socket = net::basic_stream_socket<tcp, net::io_context::executor_type>;
+
+/// An HTTP request parser that keeps only what the server uses (method, target, version,
+/// keep-alive, Expect: 100-continue, body): no header map to allocate per request.
+class RequestParser : public http::basic_parser<true> {
+ public:
+  RequestParser(std::string* target, std::string* body) : target_(target), body_(body) {
+    target_->clear();
+    body_->clear();
+  }
+  http::verb method() const { return method_; }
+  int version() const { return version_; }
+  bool expect_continue() const { return expect_continue_; }
+
+ private:
+  void on_request_impl(http::verb method, beast::string_view, beast::string_view target,
+                       int version, beast::error_code&) override {
+    method_ = method;
+    target_->assign(target.data(), target.size());
+    version_ = version;
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+    ec = http::error::bad_version;  // never called for requests
+  }
+  void on_field_impl(http::field name, beast::string_view, beast::string_view value,
+                     beast::error_code&) override {
+    if (name == http::field::expect && beast::iequals(value, "100-continue"))
+      expect_continue_ = true;
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    if (length) body_->reserve(static_cast<size_t>(*length));
+  }
+  size_t on_body_impl(beast::string_view data, beast::error_code&) override {
+    body_->append(data.data(), data.size());
+    return data.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view data, beast::error_code&) override {
+    body_->append(data.data(), data.size());
+    return data.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  std::string *target_, *body_;
+  http::verb method_ = http::verb::unknown;
+  int version_ = 11;
+  bool expect_continue_ = false;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Server::Impl* server) : stream_(std::move(socket)), server_(server) {}
+  Session(Socket socket, Server::Impl* server, Worker* worker)
+      : socket_(std::move(socket)), server_(server), worker_(worker) {}
 
   void Start() {
-    auto self = shared_from_this();
     {
-      std::lock_guard<std::mutex> lock(server_->sessions_mu);
-      server_->sessions[this] = [weak = std::weak_ptr<Session>(self)] {
-        if (auto s = weak.lock()) net::post(s->stream_.get_executor(), [s] { s->CloseIfIdle(); });
-      };
+      std::lock_guard<std::mutex> lock(worker_->mu);
+      worker_->sessions[this] = weak_from_this();
     }
-    net::dispatch(stream_.get_executor(), [self] { self->ReadHeader(); });
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
   }
 
   ~Session() {
-    std::lock_guard<std::mutex> lock(server_->sessions_mu);
-    server_->sessions.erase(this);
+    std::lock_guard<std::mutex> lock(worker_->mu);
+    worker_->sessions.erase(this);
+  }
+
+  /// On the worker's thread: close when past the deadline (idle, slow request or response).
+  void Expire(Clock::time_point now) {
+    if (now > deadline_) Close();
+  }
+  void CloseIfIdle() {
+    if (!busy_) Close();
   }
 
  private:
   void ReadHeader() {
     if (server_->draining) return Close();
     busy_ = false;
-    parser_.emplace();
+    parser_.emplace(&target_, &body_);
     parser_->body_limit(server_->opt.body_limit);
     parser_->header_limit(16 * 1024);
-    stream_.expires_after(std::chrono::milliseconds(server_->opt.idle_timeout_ms));
+    deadline_ = Clock::now() + std::chrono::milliseconds(server_->opt.idle_timeout_ms);
     http::async_read_header(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     busy_ = true;
-    stream_.expires_after(std::chrono::milliseconds(server_->opt.read_timeout_ms));
+    deadline_ = Clock::now() + std::chrono::milliseconds(server_->opt.read_timeout_ms);
+    if (parser_->expect_continue() && !parser_->is_done()) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(socket_, net::buffer(kContinue),
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                if (ec) return self->Close();
+                                self->ReadBody();
+                              });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
@@ -700,9 +711,9 @@ class Session : public std::enable_shared_from_this<Session> {
       close_ = true;
       return Send(Error(431, "request header too large"));
     }
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-        ec == net::error::eof)
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == net::error::eof ||
+        ec == net::error::bad_descriptor)
       return Close();
     close_ = true;
     Send(Error(400, std::string("malformed HTTP request: ") + ec.message()));
@@ -710,71 +721,93 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec) {
     if (ec) return OnReadError(ec);
-    stream_.expires_never();
-    request_ = parser_->release();
-    close_ = !request_.keep_alive() || server_->draining;
+    deadline_ = Clock::time_point::max();  // being answered
+    version_ = parser_->version();
+    close_ = !parser_->keep_alive() || server_->draining;
     server_->in_flight.fetch_add(1);
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    auto respond = [self = shared_from_this(), answered](Reply reply) {
-      if (answered->exchange(true)) return;  // one response per request
-      net::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
-        self->server_->in_flight.fetch_sub(1);
-        self->Send(std::move(reply));
+    const uint64_t seq = ++seq_;
+    answered_ = false;
+    Respond respond = [self = shared_from_this(), seq](Reply reply) {
+      if (self->socket_.get_executor().running_in_this_thread())
+        return self->Finish(seq, std::move(reply));
+      net::post(self->socket_.get_executor(), [self, seq, reply = std::move(reply)]() mutable {
+        self->Finish(seq, std::move(reply));
       });
     };
     try {  // the server never crashes on input: anything unexpected is a 500
-      server_->Dispatch(request_, respond);
+      server_->Dispatch(*worker_, parser_->method(), target_, body_, respond);
     } catch (const std::exception& e) {
-      spdlog::error("request {} failed: {}", std::string(request_.target()), e.what());
+      spdlog::error("request {} failed: {}", target_, e.what());
       respond(Error(500, std::string("internal error: ") + e.what()));
     }
   }
 
-  void Send(Reply reply) {
-    busy_ = true;
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(reply.status), request_.version() ? request_.version() : 11);
-    res->set(http::field::server, "loantwin");
-    res->set(http::field::content_type, reply.content_type);
-    if (reply.retry_after > 0)
-      res->set(http::field::retry_after, std::to_string(reply.retry_after));
-    res->keep_alive(!close_ && !server_->draining);
-    res->body() = std::move(reply.body);
-    res->prepare_payload();
-    stream_.expires_after(std::chrono::milliseconds(server_->opt.read_timeout_ms));
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
-                        if (ec || !res->keep_alive()) return self->Close();
-                        self->ReadHeader();
-                      });
+  /// The one response to request `seq` (later calls are ignored).
+  void Finish(uint64_t seq, Reply reply) {
+    if (seq != seq_ || answered_) return;
+    answered_ = true;
+    server_->in_flight.fetch_sub(1);
+    Send(std::move(reply));
   }
 
-  void CloseIfIdle() {
-    if (!busy_) Close();
+  void Send(Reply reply) {
+    busy_ = true;
+    const bool keep_alive = !close_ && !server_->draining;
+    const auto status = static_cast<http::status>(reply.status);
+    const beast::string_view reason = http::obsolete_reason(status);
+    header_out_.clear();
+    fmt::format_to(std::back_inserter(header_out_),
+                   "HTTP/1.{} {} {}\r\nServer: loantwin\r\nContent-Type: {}\r\nContent-Length: "
+                   "{}\r\n",
+                   version_ == 10 ? 0 : 1, reply.status,
+                   std::string_view(reason.data(), reason.size()), reply.content_type,
+                   reply.body.size());
+    if (reply.retry_after > 0)
+      fmt::format_to(std::back_inserter(header_out_), "Retry-After: {}\r\n", reply.retry_after);
+    if (!keep_alive)
+      header_out_ += "Connection: close\r\n";
+    else if (version_ == 10)
+      header_out_ += "Connection: keep-alive\r\n";
+    header_out_ += "\r\n";
+    body_out_ = std::move(reply.body);
+    deadline_ = Clock::now() + std::chrono::milliseconds(server_->opt.read_timeout_ms);
+    const std::array<net::const_buffer, 2> buffers = {net::buffer(header_out_),
+                                                      net::buffer(body_out_)};
+    net::async_write(socket_, buffers,
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                       if (ec || !keep_alive) return self->Close();
+                       self->ReadHeader();
+                     });
   }
 
   void Close() {
+    deadline_ = Clock::time_point::max();
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Socket socket_;
   Server::Impl* server_;
+  Worker* worker_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::request<http::string_body> request_;
-  bool close_ = false, busy_ = false;
+  std::optional<RequestParser> parser_;
+  std::string target_, body_, header_out_, body_out_;
+  int version_ = 11;
+  bool close_ = false, busy_ = false, answered_ = true;
+  uint64_t seq_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
 };
 
 void Accept(Server::Impl* s) {
-  s->acceptor.async_accept(net::make_strand(s->ioc), [s](beast::error_code ec, tcp::socket sock) {
+  Worker& w = *s->workers[s->next_worker++ % s->workers.size()];
+  s->acceptor->async_accept(w.ioc, [s, &w](beast::error_code ec, Socket sock) {
     if (ec) {
-      if (ec == net::error::operation_aborted || !s->acceptor.is_open()) return;
+      if (ec == net::error::operation_aborted || !s->acceptor->is_open()) return;
       spdlog::warn("accept: {}", ec.message());
     } else {
       sock.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(sock), s)->Start();
+      std::make_shared<Session>(std::move(sock), s, &w)->Start();
     }
     if (!s->draining) Accept(s);
   });
@@ -782,20 +815,51 @@ void Accept(Server::Impl* s) {
 
 }  // namespace
 
+void Server::Impl::Sweep(Worker& w) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    for (auto& [ptr, weak] : w.sessions)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  const auto now = Clock::now();
+  for (auto& s : live) s->Expire(now);
+  live.clear();  // (may end sessions: outside the lock)
+  const int period = std::clamp(std::min(opt.read_timeout_ms, opt.idle_timeout_ms) / 4, 1, 250);
+  w.sweeper.expires_after(std::chrono::milliseconds(period));
+  w.sweeper.async_wait([this, &w](beast::error_code ec) {
+    if (!ec) Sweep(w);
+  });
+}
+
+void Server::Impl::CloseIdle(Worker& w) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    for (auto& [ptr, weak] : w.sessions)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->CloseIfIdle();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routing and handlers
 
-void Server::Impl::Dispatch(const http::request<http::string_body>& req, Respond respond) {
+void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_target,
+                            const std::string& body, Respond respond) {
   const auto t0 = Clock::now();
-  std::string target(req.target());
-  if (const auto q = target.find('?'); q != std::string::npos) target.resize(q);
-  std::string route = target;
-  const bool is_get = req.method() == http::verb::get, is_post = req.method() == http::verb::post;
-  auto finish = [this, t0, respond = std::move(respond)](const std::string& r, Reply reply) {
+  const std::string_view target = full_target.substr(0, full_target.find('?'));
+  const bool is_get = method == http::verb::get, is_post = method == http::verb::post;
+  auto finish = [this, t0, respond = std::move(respond)](std::string_view r, Reply reply) {
     metrics.ObserveRequest(r, reply.status,
                            std::chrono::duration<double>(Clock::now() - t0).count());
     respond(std::move(reply));
   };
+  static const std::set<std::string, std::less<>> kFixedRoutes = {
+      "/healthz", "/readyz", "/metrics", "/admin/reload", "/v1/credit/applications"};
+  const auto fixed = kFixedRoutes.find(target);
+  const std::string_view route =
+      fixed == kFixedRoutes.end() ? std::string_view("unknown") : std::string_view(*fixed);
   auto method_not_allowed = [&](const char* allowed) {
     Reply r = Error(405, fmt::format("{} accepts {} only", target, allowed));
     finish(route, std::move(r));
@@ -812,14 +876,16 @@ void Server::Impl::Dispatch(const http::request<http::string_body>& req, Respond
   }
   if (target == "/metrics") {
     if (!is_get) return method_not_allowed("GET");
-    Reply r{200, metrics.Render(Bundle()->version()), "text/plain; version=0.0.4", 0};
+    std::map<std::string, int> depths;
+    for (const auto& [role, n] : queued) depths[role] = n->load();
+    Reply r{200, metrics.Render(Bundle()->version(), depths), "text/plain; version=0.0.4", 0};
     return finish(route, std::move(r));
   }
   if (target == "/admin/reload") {
     if (!is_post) return method_not_allowed("POST");
     std::string dir;
-    if (!req.body().empty()) {
-      json j = json::parse(req.body(), nullptr, false);
+    if (!body.empty()) {
+      json j = json::parse(body, nullptr, false);
       if (j.is_discarded() || !j.is_object())
         return finish(route, Error(400, "body must be a JSON object {\"bundle\": <dir>} or empty"));
       for (const auto& [k, v] : j.items())
@@ -841,33 +907,109 @@ void Server::Impl::Dispatch(const http::request<http::string_body>& req, Respond
     }).detach();
     return;
   }
-  const std::string prefix = "/v1/roles/", suffix = "/decide";
-  if (target.rfind(prefix, 0) == 0 && target.size() > prefix.size() + suffix.size() &&
-      target.compare(target.size() - suffix.size(), suffix.size(), suffix) == 0) {
-    const std::string role =
-        target.substr(prefix.size(), target.size() - prefix.size() - suffix.size());
+  constexpr std::string_view prefix = "/v1/roles/", suffix = "/decide";
+  if (target.substr(0, prefix.size()) == prefix && target.size() > prefix.size() + suffix.size() &&
+      target.substr(target.size() - suffix.size()) == suffix) {
+    const std::string role(
+        target.substr(prefix.size(), target.size() - prefix.size() - suffix.size()));
+    const auto known = decide_routes.find(role);
+    const std::string_view label = known == decide_routes.end() ? std::string_view("unknown")
+                                                                : std::string_view(known->second);
     if (!is_post) return method_not_allowed("POST");
-    return Decide(role, req.body(), [finish, role](Reply r) {
-      finish("/v1/roles/" + role + "/decide", std::move(r));
-    });
+    return Decide(w, role, body, [finish, label](Reply r) { finish(label, std::move(r)); });
   }
   if (target == "/v1/credit/applications") {
     if (!is_post) return method_not_allowed("POST");
-    return Application(req.body(), [finish, route](Reply r) { finish(route, std::move(r)); });
+    return Application(w, body, [finish, route](Reply r) { finish(route, std::move(r)); });
   }
-  finish("unknown", Error(404, "no route " + target));
+  finish(route, Error(404, fmt::format("no route {}", target)));
 }
 
-void Server::Impl::SubmitOrReject(const std::string& role, Job job, const Respond& respond) {
-  const auto it = batchers.find(role);
-  if (it == batchers.end() || !it->second->Submit(std::move(job))) {
-    Reply r = Error(503, "decision queue full; retry later");
-    r.retry_after = 1;
-    respond(std::move(r));
+bool Server::Impl::Submit(Worker& w, Job& job) {
+  const auto counter = queued.find(job.role->name);
+  const auto queue = w.queues.find(job.role->name);
+  if (counter == queued.end() || queue == w.queues.end()) return false;
+  int waiting = counter->second->load(std::memory_order_relaxed);
+  do {
+    if (waiting + job.n > opt.max_queue) return false;
+  } while (!counter->second->compare_exchange_weak(waiting, waiting + job.n));
+  RoleQueue& q = *queue->second;
+  // A batch runs on one bundle and holds at most max_batch observations (or one larger job).
+  if (!q.jobs.empty() && (q.jobs.front().bundle != job.bundle || q.rows + job.n > opt.max_batch))
+    Flush(w, q);
+  q.rows += job.n;
+  q.jobs.push_back(std::move(job));
+  if (q.rows >= opt.max_batch || draining) {
+    Flush(w, q);
+  } else if (q.jobs.size() == 1) {
+    const uint64_t generation = q.generation;
+    auto fire = [this, &w, &q, generation] {
+      if (q.generation == generation) Flush(w, q);
+    };
+    if (opt.max_delay_us <= 0) {
+      net::post(w.ioc, fire);
+    } else {
+      q.timer.expires_after(std::chrono::microseconds(opt.max_delay_us));
+      q.timer.async_wait([fire](beast::error_code) { fire(); });
+    }
+  }
+  return true;
+}
+
+void Server::Impl::SubmitOrReject(Worker& w, Job job) {
+  if (Submit(w, job)) return;
+  Reply r = Error(503, "decision queue full; retry later");
+  r.retry_after = 1;
+  job.respond(std::move(r));
+}
+
+void Server::Impl::Flush(Worker& w, RoleQueue& q) {
+  if (q.jobs.empty()) return;
+  // Take the batch first: answering may queue new jobs (the pricing step of an application).
+  std::vector<Job> batch;
+  batch.swap(q.jobs);
+  const int rows = q.rows;
+  q.rows = 0;
+  ++q.generation;
+  const ServedRole& role = *batch.front().role;
+  queued.find(role.name)->second->fetch_sub(rows);
+  q.obs.resize(static_cast<size_t>(rows) * role.features.size());
+  q.mask.resize(static_cast<size_t>(rows) * role.mask_width);
+  size_t o = 0, m = 0;
+  for (const Job& j : batch) {
+    std::copy(j.obs.begin(), j.obs.end(), q.obs.begin() + o);
+    std::copy(j.mask.begin(), j.mask.end(), q.mask.begin() + m);
+    o += j.obs.size(), m += j.mask.size();
+  }
+  metrics.ObserveBatch(rows);
+  std::vector<int64_t> actions;
+  std::string error;
+  try {
+    actions = batch.front().bundle->Decide(role, q.obs, q.mask, rows);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const size_t dims = role.components.size();
+  size_t at = 0;
+  for (Job& j : batch) {
+    try {
+      if (error.empty())
+        j.done(actions.data() + at);
+      else
+        j.respond(Error(500, "policy failed: " + error));
+    } catch (const std::exception& e) {
+      j.respond(Error(500, std::string("internal error: ") + e.what()));
+    }
+    at += static_cast<size_t>(j.n) * dims;
+  }
+  if (q.jobs.empty()) {  // keep the capacity for the next batch
+    batch.clear();
+    q.jobs.swap(batch);
   }
 }
 
-void Server::Impl::Decide(const std::string& role_name, const std::string& body, Respond respond) {
+void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::string& body,
+                          Respond respond) {
   auto b = Bundle();
   const ServedRole* role = b->role(role_name);
   if (!role) {
@@ -881,7 +1023,13 @@ void Server::Impl::Decide(const std::string& role_name, const std::string& body,
   job.bundle = b;
   job.role = role;
   bool batch = false;
-  if (FastDecideParse(body, *role, opt.max_batch_request, &job.n, &job.obs, &batch)) {
+  // With an audit log, a batch is recorded one line per decision: each line's request is that
+  // observation as sent (spans of the body; the session keeps the body until the response
+  // is sent) or, for bodies with masks, re-serialised from the parsed JSON.
+  std::vector<std::string_view> objects;
+  std::shared_ptr<std::vector<std::string>> owned;
+  if (FastDecideParse(body, *role, opt.max_batch_request, &job.n, &job.obs, &batch,
+                      audit ? &objects : nullptr)) {
     job.mask.assign(static_cast<size_t>(job.n) * role->mask_width, 1);
   } else {
     DecideBodyParser parser(*role, opt.max_batch_request);
@@ -896,12 +1044,25 @@ void Server::Impl::Decide(const std::string& role_name, const std::string& body,
     job.obs = std::move(parser.obs());
     job.mask = std::move(parser.masks());
     batch = parser.batch();
+    objects.clear();
+    if (audit && batch) {
+      const json j = json::parse(body);
+      owned = std::make_shared<std::vector<std::string>>();
+      for (size_t i = 0; i < j["observations"].size(); ++i) {
+        json one = {{"observation", j["observations"][i]}};
+        if (j.contains("masks")) one["mask"] = j["masks"][i];
+        owned->push_back(one.dump());
+      }
+    }
   }
-  const std::string route = "/v1/roles/" + role_name + "/decide";
-  auto raw = audit ? std::make_shared<std::string>(body) : nullptr;
-  job.done = [this, b, role, batch, raw, respond, route](std::vector<int64_t> actions,
-                                                         std::string error) {
-    if (!error.empty()) return respond(Error(500, "policy failed: " + error));
+  const auto known = decide_routes.find(role_name);
+  const std::string_view route =
+      known == decide_routes.end() ? std::string_view("unknown") : std::string_view(known->second);
+  const std::string_view raw = audit ? std::string_view(body) : std::string_view();
+  job.respond = respond;
+  const int rows = job.n;
+  job.done = [this, b, role, batch, rows, raw, respond, route, owned,
+              objects = std::move(objects)](const int64_t* actions) {
     const size_t dims = role->components.size();
     auto action = [&](size_t i, std::string& out) {
       out += "{";
@@ -911,35 +1072,48 @@ void Server::Impl::Decide(const std::string& role_name, const std::string& body,
       }
       out += "}";
     };
-    std::string out =
+    const std::string head =
         "{\"policy_version\":" + json(b->version()).dump() + ",\"role\":\"" + role->name + "\",";
+    std::string out = head;
+    std::vector<AuditEntry> entries;
+    std::vector<std::string> requests, responses;  // audit lines of a batch
     if (batch) {
       out += "\"decisions\":[";
-      for (size_t i = 0; i < actions.size() / dims; ++i) {
+      if (audit) requests.resize(rows), responses.resize(rows);
+      for (size_t i = 0; i < static_cast<size_t>(rows); ++i) {
+        const size_t from = out.size() + (i ? 1 : 0);
         out += i ? ",{\"decision_id\":\"" : "{\"decision_id\":\"";
         out += NextId() + "\",\"action\":";
         action(i, out);
         out += "}";
+        if (audit) {  // the decision as a single response, the observation as its request
+          responses[i] = head;
+          responses[i].append(out, from + 1, std::string::npos);
+          requests[i] = owned ? (*owned)[i] : "{\"observation\":" + std::string(objects[i]) + "}";
+        }
       }
       out += "]}";
+      if (audit)
+        for (int i = 0; i < rows; ++i) entries.push_back({requests[i], responses[i]});
     } else {
       out += "\"decision_id\":\"" + NextId() + "\",\"action\":";
       action(0, out);
       out += "}";
+      entries.push_back({raw, out});
     }
-    if (raw) {
+    if (audit) {
       try {
-        Audit(route, json::parse(*raw), json::parse(out));
+        audit->Append(route, entries);
       } catch (const std::exception& e) {
         return respond(Error(500, std::string("audit log: ") + e.what()));
       }
     }
     respond(Reply{200, std::move(out), "application/json", 0});
   };
-  SubmitOrReject(role_name, std::move(job), respond);
+  SubmitOrReject(w, std::move(job));
 }
 
-void Server::Impl::Application(const std::string& body, Respond respond) {
+void Server::Impl::Application(Worker& w, const std::string& body, Respond respond) {
   auto b = Bundle();
   const ServedRole* credit = b->role("credit");
   const ServedRole* pricing = b->role("pricing");
@@ -1020,8 +1194,10 @@ void Server::Impl::Application(const std::string& body, Respond respond) {
   const ProductLine& line = inst.products[a.product];
   const ProductSpec& spec = line.spec;
   auto request = std::make_shared<json>(req);
-  auto decline = [this, b, request, respond](const std::string& by, const std::string& reason,
-                                             json extra) {
+  // The session keeps the body until the response is sent: the audit record reads it there.
+  const std::string_view raw(body);
+  auto decline = [this, b, raw, respond](const std::string& by, const std::string& reason,
+                                         json extra) {
     json out = {{"decision_id", NextId()},
                 {"policy_version", b->version()},
                 {"decision", "decline"},
@@ -1029,7 +1205,7 @@ void Server::Impl::Application(const std::string& body, Respond respond) {
                 {"reason", reason}};
     for (auto& [k, v] : extra.items()) out[k] = v;
     try {
-      Audit("/v1/credit/applications", *request, out);
+      Audit("/v1/credit/applications", raw, out.dump());
     } catch (const std::exception& e) {
       return respond(Error(500, std::string("audit log: ") + e.what()));
     }
@@ -1061,9 +1237,9 @@ void Server::Impl::Application(const std::string& body, Respond respond) {
   const std::string product = kProductNames[a.product];
   job.bundle = b;
   job.role = credit;
-  job.done = [this, b, a, credit, pricing, product, band_name, request, respond, decline, spec](
-                 std::vector<int64_t> actions, std::string error) {
-    if (!error.empty()) return respond(Error(500, "credit policy failed: " + error));
+  job.respond = respond;
+  job.done = [this, wp = &w, b, a, credit, pricing, product, band_name, request, raw, respond,
+              decline, spec](const int64_t* actions) {
     const ActionComponent* comp = nullptr;
     size_t ci = 0;
     for (size_t c = 0; c < credit->components.size(); ++c)
@@ -1124,7 +1300,7 @@ void Server::Impl::Application(const std::string& body, Respond respond) {
       out["reason"] =
           fmt::format("band {} within the credit policy's cutoff ({})", band_name, cutoff_meaning);
       try {
-        Audit("/v1/credit/applications", *request, out);
+        Audit("/v1/credit/applications", raw, out.dump());
       } catch (const std::exception& e) {
         return respond(Error(500, std::string("audit log: ") + e.what()));
       }
@@ -1145,8 +1321,8 @@ void Server::Impl::Application(const std::string& body, Respond respond) {
       return respond(Error(400, e.message + " (the pricing policy needs it)", e.field));
     }
     pj.mask.assign(pricing->mask_width, 1);
-    pj.done = [pricing, product, price, respond](std::vector<int64_t> pa, std::string err) {
-      if (!err.empty()) return respond(Error(500, "pricing policy failed: " + err));
+    pj.respond = respond;
+    pj.done = [pricing, product, price](const int64_t* pa) {
       for (size_t c = 0; c < pricing->components.size(); ++c)
         if (pricing->components[c].name == "spread_offset/" + product) {
           const auto& comp = pricing->components[c];
@@ -1156,9 +1332,9 @@ void Server::Impl::Application(const std::string& body, Respond respond) {
         }
       price(0.0, "rule:standard_spread");
     };
-    SubmitOrReject("pricing", std::move(pj), respond);
+    SubmitOrReject(*wp, std::move(pj));
   };
-  SubmitOrReject("credit", std::move(job), respond);
+  SubmitOrReject(w, std::move(job));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1169,15 +1345,25 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   if (s.opt.max_batch < 1) throw std::invalid_argument("--max-batch must be >= 1");
   if (s.opt.max_queue < s.opt.max_batch)
     throw std::invalid_argument("--max-queue must be at least --max-batch");
+  if (s.opt.max_delay_us < 0) throw std::invalid_argument("--max-delay-us must be >= 0");
+  if (s.opt.threads < 1) throw std::invalid_argument("--threads must be >= 1");
   s.bundle = PolicyBundle::Load(s.opt.bundle, s.opt.institution, s.opt.max_batch);
   if (!s.opt.audit_log.empty())
     s.audit = std::make_unique<AuditLog>(s.opt.audit_log, s.opt.audit_fsync);
   s.id_prefix = fmt::format("{:x}", std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
-  for (const char* role : kTwinRoleNames)
-    s.batchers[role] = std::make_unique<Batcher>(role, s.opt.max_batch, s.opt.max_delay_us,
-                                                 s.opt.max_queue, &s.metrics);
+  for (int i = 0; i < s.opt.threads; ++i) {
+    auto w = std::make_unique<Worker>(i);
+    for (const char* role : kTwinRoleNames)
+      w->queues.emplace(role, std::make_unique<RoleQueue>(w->ioc));
+    s.workers.push_back(std::move(w));
+  }
+  for (const char* role : kTwinRoleNames) {
+    s.queued.emplace(role, std::make_unique<std::atomic<int>>(0));
+    s.decide_routes.emplace(role, fmt::format("/v1/roles/{}/decide", role));
+  }
+  s.acceptor = std::make_unique<tcp::acceptor>(s.workers.front()->ioc);
   s.ready = true;
 }
 
@@ -1189,12 +1375,12 @@ Server::~Server() {
 void Server::Start() {
   Impl& s = *impl_;
   const tcp::endpoint ep(net::ip::make_address(s.opt.address), static_cast<uint16_t>(s.opt.port));
-  s.acceptor.open(ep.protocol());
-  s.acceptor.set_option(net::socket_base::reuse_address(true));
-  s.acceptor.bind(ep);
-  s.acceptor.listen(net::socket_base::max_listen_connections);
+  s.acceptor->open(ep.protocol());
+  s.acceptor->set_option(net::socket_base::reuse_address(true));
+  s.acceptor->bind(ep);
+  s.acceptor->listen(net::socket_base::max_listen_connections);
   if (s.opt.handle_signals) {
-    s.signals = std::make_unique<net::signal_set>(s.ioc, SIGINT, SIGTERM, SIGHUP);
+    s.signals = std::make_unique<net::signal_set>(s.workers.front()->ioc, SIGINT, SIGTERM, SIGHUP);
     auto handler = std::make_shared<std::function<void(beast::error_code, int)>>();
     *handler = [this, handler](beast::error_code ec, int sig) {
       if (ec) return;
@@ -1209,12 +1395,25 @@ void Server::Start() {
     s.signals->async_wait(*handler);
   }
   Accept(&s);
-  for (int i = 0; i < std::max(1, s.opt.threads); ++i)
-    s.threads.emplace_back([&s] { s.ioc.run(); });
+  for (auto& worker : s.workers) {
+    Worker& w = *worker;
+    s.Sweep(w);
+    w.thread = std::thread([&s, &w] {
+      ConfigureTorchThread();  // the policy runs on this thread
+      for (;;) {
+        try {
+          w.ioc.run();
+          return;
+        } catch (const std::exception& e) {  // a handler's bug must not take the server down
+          spdlog::error("I/O thread {}: {}", w.index, e.what());
+        }
+      }
+    });
+  }
 }
 
 int Server::port() const {
-  return impl_->acceptor.local_endpoint().port();
+  return impl_->acceptor->local_endpoint().port();
 }
 
 std::string Server::BundleVersion() const {
@@ -1245,32 +1444,36 @@ void Server::Shutdown() {
   Impl& s = *impl_;
   if (s.draining.exchange(true)) return;
   s.ready = false;
-  // Stop accepting; close idle connections; requests already read are answered.
-  net::post(s.ioc, [&s] {
+  // Stop accepting; answer the requests already read (waiting batches run now); close
+  // connections as they become idle.
+  net::post(s.workers.front()->ioc, [&s] {
     beast::error_code ec;
-    s.acceptor.close(ec);
+    s.acceptor->close(ec);
     if (s.signals) s.signals->cancel(ec);
   });
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   for (;;) {
-    std::vector<std::function<void()>> closers;
-    {
-      std::lock_guard<std::mutex> lock(s.sessions_mu);
-      for (auto& [ptr, close] : s.sessions) closers.push_back(close);
+    for (auto& worker : s.workers) {
+      Worker* w = worker.get();
+      net::post(w->ioc, [&s, w] {
+        s.FlushAll(*w);
+        s.CloseIdle(*w);
+      });
     }
-    for (auto& close : closers) close();  // outside the lock: a session may end in here
-    if (s.in_flight.load() == 0) {
-      std::lock_guard<std::mutex> lock(s.sessions_mu);
-      if (s.sessions.empty()) break;
+    bool open = false;
+    for (auto& worker : s.workers) {
+      std::lock_guard<std::mutex> lock(worker->mu);
+      open |= !worker->sessions.empty();
     }
-    if (Clock::now() > deadline) break;
+    if ((s.in_flight.load() == 0 && !open) || Clock::now() > deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  for (auto& [role, b] : s.batchers) b->Stop();
-  s.work.reset();
-  s.ioc.stop();
-  for (auto& t : s.threads)
-    if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+  for (auto& w : s.workers) {
+    w->work.reset();
+    w->ioc.stop();
+  }
+  for (auto& w : s.workers)
+    if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
   if (s.audit) s.audit->Sync();
   {
     std::lock_guard<std::mutex> lock(s.done_mu);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "env/atomic_file.h"
@@ -116,6 +117,37 @@ TEST(Sha256, KnownDigests) {
   EXPECT_EQ(Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   EXPECT_EQ(Sha256Hex(std::string(1000, 'a')).substr(0, 16), "41edece42d63e8d9");
+  EXPECT_EQ(Sha256Hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+// The SHA-extension rounds (where the CPU has them) and the portable rounds agree on every
+// length around the block boundaries, and streaming in pieces equals one call.
+TEST(Sha256, AcceleratedPortableAndStreamingAgree) {
+  std::mt19937 rng(5);
+  std::string data(1000, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  for (size_t n = 0; n <= data.size(); n += (n < 200 ? 1 : 37)) {
+    const std::string_view v(data.data(), n);
+    Sha256::UseAcceleration(false);
+    const std::string portable = Sha256Hex(v);
+    Sha256::UseAcceleration(true);
+    EXPECT_EQ(Sha256Hex(v), portable)
+        << n << " bytes (accelerated: " << Sha256::Accelerated() << ")";
+    Sha256 s;
+    size_t at = 0;
+    while (at < n) {
+      const size_t take = std::min<size_t>(n - at, rng() % 90);
+      s.Update(v.substr(at, take));
+      at += take;
+    }
+    EXPECT_EQ(s.FinalHex(), portable) << n;
+  }
+  Sha256 midstate;
+  midstate.Update("abcdbcdecdefdefgefghfghighij");
+  Sha256 copy = midstate;
+  copy.Update("hijkijkljklmklmnlmnomnopnopq");
+  EXPECT_EQ(copy.FinalHex(), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
 TEST_F(ServeTest, EveryEndpointHappyPath) {
@@ -216,7 +248,21 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   server->Shutdown();
   const AuditVerification v = VerifyAuditLog(tmp.path() + "/audit.log");
   EXPECT_TRUE(v.ok) << v.reason;
-  EXPECT_EQ(v.lines, 8);  // 2 single + 1 batch + 1 pricing + 4 applications
+  EXPECT_EQ(v.lines, 10);  // 2 single + 3 batch decisions + 1 pricing + 4 applications
+  // A batch is recorded one line per decision: its observation and mask, its decision.
+  std::vector<json> records;
+  std::ifstream in(tmp.path() + "/audit.log");
+  for (std::string l; std::getline(in, l);) records.push_back(json::parse(l));
+  for (int i = 0; i < 3; ++i) {
+    const json& r = records[2 + i];
+    EXPECT_EQ(r["response"]["decision_id"], batch["decisions"][i]["decision_id"]);
+    EXPECT_EQ(r["response"]["action"], batch["decisions"][i]["action"]);
+    EXPECT_EQ(r["response"]["policy_version"], server->BundleVersion());
+    EXPECT_EQ(r["request"]["mask"], masks[i]);
+    EXPECT_EQ(r["request"]["observation"], json(Observation("credit", i == 0   ? 0.0f
+                                                                      : i == 1 ? 0.5f
+                                                                               : 0.25f)));
+  }
 }
 
 TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
@@ -343,6 +389,12 @@ TEST_F(ServeTest, FullQueueAnswers503WithRetryAfter) {
           .dump());
   EXPECT_EQ(res.result_int(), 503);
   EXPECT_EQ(res[http::field::retry_after], "1");
+  // A batch that fits (no audit log here) is answered.
+  const auto fits = c.Request(
+      http::verb::post, "/v1/roles/credit/decide",
+      json{{"observations", {Observation("credit"), Observation("credit", 0.5f)}}}.dump());
+  ASSERT_EQ(fits.result_int(), 200) << fits.body();
+  EXPECT_EQ(json::parse(fits.body())["decisions"].size(), 2u);
   EXPECT_EQ(c.Request(http::verb::post, "/v1/roles/credit/decide",
                       json{{"observation", Observation("credit")}}.dump())
                 .result_int(),
@@ -443,9 +495,32 @@ TEST_F(ServeTest, AuditChainVerifiesAndDetectsTampering) {
     Client c(server->port());
     c.Post("/v1/roles/pricing/decide", {{"observation", Observation("pricing")}});
   }
+  {  // A batch without masks (the fast parser) and a request with line breaks.
+    ServerOptions o;
+    o.audit_log = log;
+    auto server = Start(o);
+    Client c(server->port());
+    const json sent = {{"observations", {Observation("credit", 0.3f), Observation("credit")}}};
+    int status = 0;
+    const json got = c.Post("/v1/roles/credit/decide", sent, &status);
+    ASSERT_EQ(status, 200);
+    const auto res = c.Request(http::verb::post, "/v1/roles/pricing/decide",
+                               json{{"observation", Observation("pricing")}}.dump(2));
+    ASSERT_EQ(res.result_int(), 200);
+    server->Shutdown();
+    std::vector<json> records;
+    std::ifstream in(log);
+    for (std::string l; std::getline(in, l);) records.push_back(json::parse(l));
+    ASSERT_EQ(records.size(), 9u);
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(records[6 + i]["request"], json({{"observation", sent["observations"][i]}}));
+      EXPECT_EQ(records[6 + i]["response"]["decision_id"], got["decisions"][i]["decision_id"]);
+    }
+    EXPECT_EQ(records[8]["request"], json({{"observation", Observation("pricing")}}));
+  }
   AuditVerification v = VerifyAuditLog(log);
   ASSERT_TRUE(v.ok) << v.reason;
-  EXPECT_EQ(v.lines, 6);
+  EXPECT_EQ(v.lines, 9);
   std::vector<std::string> lines;
   {
     std::ifstream in(log);
@@ -455,6 +530,23 @@ TEST_F(ServeTest, AuditChainVerifiesAndDetectsTampering) {
   EXPECT_EQ(rec["route"], "/v1/roles/credit/decide");
   EXPECT_TRUE(rec.contains("request") && rec.contains("response") && rec.contains("time"));
   EXPECT_EQ(rec["prev"], json::parse(lines[1])["hash"]);
+  // "hash" is the SHA-256 of the line's bytes without the hash member (any tool can check it).
+  const std::string hash_member = ",\"hash\":\"" + rec["hash"].get<std::string>() + "\"";
+  ASSERT_NE(lines[2].find(hash_member), std::string::npos);
+  std::string without = lines[2];
+  without.erase(without.find(hash_member), hash_member.size());
+  EXPECT_EQ(Sha256Hex(without), rec["hash"]);
+  // One byte changed in place (layout intact) is detected.
+  {
+    auto flipped = lines;
+    const size_t at = flipped[4].find("\"index\":") + 8;
+    flipped[4][at] = flipped[4][at] == '0' ? '1' : '0';
+    std::ofstream out(log, std::ios::trunc);
+    for (const auto& l : flipped) out << l << "\n";
+  }
+  v = VerifyAuditLog(log);
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.first_bad, 5);
   auto write = [&](const std::vector<std::string>& ls) {
     std::ofstream out(log, std::ios::trunc);
     for (const auto& l : ls) out << l << "\n";
@@ -481,7 +573,7 @@ TEST_F(ServeTest, AuditChainVerifiesAndDetectsTampering) {
   write(last);
   v = VerifyAuditLog(log);
   EXPECT_FALSE(v.ok);
-  EXPECT_EQ(v.first_bad, 6);
+  EXPECT_EQ(v.first_bad, 9);
   ServerOptions o;
   o.bundle = Dir() + "/v1";
   o.audit_log = log;

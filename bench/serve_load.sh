@@ -2,7 +2,8 @@
 # Load test of `loantwin serve` on loopback with wrk (Debian package wrk): the credit role,
 # single and batched decisions, with and without the audit log. Prints requests/s, decisions/s,
 # p50 and p99 latency per case (targets: >= 50,000 decisions/s, p99 <= 2 ms).
-# Single decisions run on `connections` (32) connections, batches of BATCH (16) observations on
+# Each with --max-delay-us 200 (the default) and 0. Single decisions run on `connections` (32)
+# connections, batches of BATCH (16) observations on
 # BATCH_CONNECTIONS (4).
 # Usage: [BATCH=16] [BATCH_CONNECTIONS=4] [PORT=18090] bench/serve_load.sh [build-dir] [bundle dir] [seconds] [connections]
 # Without a bundle, trains and exports a short quickstart run first.
@@ -46,6 +47,13 @@ start_server() {
   exit 1
 }
 stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=; }
+# Verifies and removes an audit log, then lets the disk settle: gigabytes of dirty pages being
+# written back would otherwise stall the next case.
+finish_audit() {
+  "$BUILD/bin/loantwin" audit verify "$WORK/audit.log"
+  rm -f "$WORK/audit.log"
+  sync
+}
 run_case() {  # name body decisions-per-request connections
   local line
   line=$(BODY="$WORK/$2" wrk -t1 -c"$4" -d"${SECONDS_PER_CASE}s" --latency -s bench/serve_post.lua \
@@ -59,12 +67,26 @@ print(f"{name:<38} {float(kv['rps']):>9.0f} req/s {float(kv['rps']) * per:>10.0f
 PY
 }
 echo "loantwin serve, credit role, wrk -t1, ${SECONDS_PER_CASE}s per case, 2 I/O threads"
+sync
+# Cases without the audit log first: the audit cases write gigabytes, whose write-back would
+# disturb whatever runs next.
+echo "without the audit log:"
 start_server
-run_case "single, no audit log, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
-run_case "batch of $BATCH, no audit log, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
+run_case "single, --max-delay-us 200, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
+run_case "batch of $BATCH, --max-delay-us 200, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
 stop_server
+start_server --max-delay-us 0
+run_case "single, --max-delay-us 0, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
+run_case "batch of $BATCH, --max-delay-us 0, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
+stop_server
+echo "with the audit log (no fsync):"
 start_server --audit-log "$WORK/audit.log"
-run_case "single, audit log, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
-run_case "batch of $BATCH, audit log, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
+run_case "single, --max-delay-us 200, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
+run_case "batch of $BATCH, --max-delay-us 200, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
 stop_server
-"$BUILD/bin/loantwin" audit verify "$WORK/audit.log"
+finish_audit
+start_server --max-delay-us 0 --audit-log "$WORK/audit.log"
+run_case "single, --max-delay-us 0, c$CONNECTIONS" single.json 1 "$CONNECTIONS"
+run_case "batch of $BATCH, --max-delay-us 0, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
+stop_server
+finish_audit

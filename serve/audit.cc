@@ -23,8 +23,12 @@ void AppendOneLine(std::string* out, std::string_view json) {
   const size_t at = out->size();
   out->append(json.data(), json.size());
   // Raw line breaks can only be whitespace in valid JSON (inside strings they are escaped).
-  for (size_t i = at; i < out->size(); ++i)
-    if ((*out)[i] == '\n' || (*out)[i] == '\r') (*out)[i] = ' ';
+  for (const char c : {'\n', '\r'}) {
+    char* p = out->data() + at;
+    char* const end = out->data() + out->size();
+    while ((p = static_cast<char*>(std::memchr(p, c, static_cast<size_t>(end - p)))) != nullptr)
+      *p++ = ' ';
+  }
 }
 
 bool IsHex64(std::string_view s) {

@@ -1,8 +1,9 @@
 #pragma once
 // `loantwin serve`: the reference decision engine over an export bundle (docs/serving.md).
-// HTTP/1.1 with keep-alive on Boost.Beast; requests of each role are micro-batched (max batch,
-// max delay) through a bounded queue; bundles reload atomically; every decision can be written
-// to a hash-chained audit log.
+// HTTP/1.1 with keep-alive on Boost.Asio/Beast, one event loop per I/O thread: a connection's
+// requests are parsed, micro-batched per role (max batch, max delay; bounded by max queue),
+// run through the policy and answered on its own thread. Bundles reload atomically; every
+// decision can be written to a hash-chained audit log.
 
 #include <atomic>
 #include <cstdint>
@@ -16,7 +17,7 @@ struct ServerOptions {
   std::string institution;  ///< products and underwriting rules (default: the manifest's)
   std::string address = "127.0.0.1";
   int port = 8080;        ///< 0 = any free port (see Server::port)
-  int threads = 2;        ///< I/O threads
+  int threads = 2;        ///< I/O threads (each also runs its connections' policy calls)
   std::string audit_log;  ///< "" = no audit log
   bool audit_fsync = false;
   int max_batch = 64;

@@ -2,6 +2,7 @@
 // reload under concurrent requests, a broken bundle rejected while the old one serves, the
 // audit log's hash chain (and tampering), graceful shutdown that drains (docs/serving.md).
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -375,6 +376,111 @@ TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
     }
   }
   EXPECT_EQ(c.Request(http::verb::get, "/healthz").result_int(), 200);
+}
+
+// HTTP details clients rely on: 100-continue for large bodies (curl sends it), HTTP/1.0
+// without keep-alive gets "Connection: close", idle keep-alive connections are closed.
+TEST_F(ServeTest, ExpectContinueHttp10AndIdleTimeout) {
+  ServerOptions o;
+  o.idle_timeout_ms = 300;
+  auto server = Start(o);
+  auto raw = [&](tcp::socket& s, const std::string& bytes) { net::write(s, net::buffer(bytes)); };
+  auto read_some = [&](tcp::socket& s) {
+    std::string got;
+    char buf[4096];
+    beast::error_code ec;
+    const size_t n = s.read_some(net::buffer(buf), ec);
+    if (!ec) got.assign(buf, n);
+    return got;
+  };
+  const std::string body = json{{"observation", Observation("credit")}}.dump();
+  {
+    Client c(server->port());
+    tcp::socket& s = c.stream().socket();
+    raw(s,
+        "POST /v1/roles/credit/decide HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        "Content-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n");
+    EXPECT_EQ(read_some(s), "HTTP/1.1 100 Continue\r\n\r\n");
+    raw(s, body);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(c.stream(), buf, res);
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    EXPECT_TRUE(res.keep_alive());
+  }
+  {
+    Client c(server->port());
+    tcp::socket& s = c.stream().socket();
+    raw(s, "GET /healthz HTTP/1.0\r\n\r\n");
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(c.stream(), buf, res);
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.version(), 10);
+    EXPECT_FALSE(res.keep_alive());
+    EXPECT_EQ(read_some(s), "") << "the server closes an HTTP/1.0 connection";
+  }
+  {  // A chunked body, sent in two pieces.
+    Client c(server->port());
+    tcp::socket& s = c.stream().socket();
+    const size_t half = body.size() / 2;
+    auto chunk = [](const std::string& part) {
+      return fmt::format("{:x}\r\n{}\r\n", part.size(), part);
+    };
+    raw(s,
+        "POST /v1/roles/credit/decide HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+            chunk(body.substr(0, half)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    raw(s, chunk(body.substr(half)) + "0\r\n\r\n");
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(c.stream(), buf, res);
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+  }
+  {  // An idle keep-alive connection is closed after --idle-timeout-ms.
+    Client c(server->port());
+    EXPECT_EQ(c.Request(http::verb::get, "/healthz").result_int(), 200);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(read_some(c.stream().socket()), "");
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, std::chrono::milliseconds(250));
+    EXPECT_LT(waited, std::chrono::seconds(3));
+  }
+}
+
+// Micro-batching: concurrent requests of a role within --max-delay-us share one policy call,
+// and each gets its own row's decision.
+TEST_F(ServeTest, ConcurrentRequestsShareOnePolicyCall) {
+  ServerOptions o;
+  o.threads = 1;
+  o.max_delay_us = 1000000;  // the batch closes when full (6) or after a second
+  o.max_batch = 6;
+  auto server = Start(o);
+  const int port = server->port();
+  std::vector<std::future<json>> answers;
+  for (int i = 0; i < 6; ++i)
+    answers.push_back(std::async(std::launch::async, [port, i] {
+      Client c(port);
+      return c.Post("/v1/roles/credit/decide",
+                    {{"observation", Observation("credit", 0.15f * static_cast<float>(i))}});
+    }));
+  auto bundle = PolicyBundle::Load(Dir() + "/v1", "", 4);
+  const ServedRole* credit = bundle->role("credit");
+  for (int i = 0; i < 6; ++i) {
+    const json got = answers[i].get();
+    const auto row = Observation("credit", 0.15f * static_cast<float>(i));
+    std::vector<float> obs;
+    for (const auto& f : credit->features) obs.push_back(row.at(f).get<float>());
+    const auto direct =
+        bundle->Decide(*credit, obs, std::vector<uint8_t>(credit->mask_width, 1), 1);
+    for (size_t k = 0; k < credit->components.size(); ++k)
+      EXPECT_EQ(got["action"][credit->components[k].name]["index"].get<int64_t>(), direct[k]);
+  }
+  Client c(port);
+  const std::string metrics = c.Request(http::verb::get, "/metrics").body();
+  EXPECT_NE(metrics.find("loantwin_batch_size_count 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("loantwin_batch_size_sum 6\n"), std::string::npos) << metrics;
 }
 
 TEST_F(ServeTest, FullQueueAnswers503WithRetryAfter) {

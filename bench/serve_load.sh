@@ -3,8 +3,7 @@
 # single and batched decisions, with and without the audit log. Prints requests/s, decisions/s,
 # p50 and p99 latency per case (targets: >= 50,000 decisions/s, p99 <= 2 ms).
 # Each with --max-delay-us 200 (the default) and 0. Single decisions run on `connections` (32)
-# connections, batches of BATCH (16) observations on
-# BATCH_CONNECTIONS (4).
+# connections, batches of BATCH (16) observations on BATCH_CONNECTIONS (4).
 # Usage: [BATCH=16] [BATCH_CONNECTIONS=4] [PORT=18090] bench/serve_load.sh [build-dir] [bundle dir] [seconds] [connections]
 # Without a bundle, trains and exports a short quickstart run first.
 set -euo pipefail

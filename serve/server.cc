@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "env/twin_env.h"
 #include "serve/audit.h"
 #include "serve/bundle.h"
+#include "serve/json_number.h"
 #include "serve/metrics.h"
 
 namespace net = boost::asio;
@@ -403,32 +405,6 @@ int BandOfScore(double score) {
   return 6;
 }
 
-/// The end of the JSON number at p (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?),
-/// or nullptr. std::from_chars alone would also take forms JSON does not have (".5", "05",
-/// "inf"), and the audit log stores request bodies verbatim.
-const char* JsonNumberEnd(const char* p, const char* end) {
-  auto digit = [&](const char* x) { return x < end && *x >= '0' && *x <= '9'; };
-  if (p < end && *p == '-') ++p;
-  if (!digit(p)) return nullptr;
-  if (*p == '0') {
-    ++p;
-  } else {
-    while (digit(p)) ++p;
-  }
-  if (p < end && *p == '.') {
-    ++p;
-    if (!digit(p)) return nullptr;
-    while (digit(p)) ++p;
-  }
-  if (p < end && (*p == 'e' || *p == 'E')) {
-    ++p;
-    if (p < end && (*p == '+' || *p == '-')) ++p;
-    if (!digit(p)) return nullptr;
-    while (digit(p)) ++p;
-  }
-  return p;
-}
-
 /// The fast path of a decide body: well-formed {"observation": {...}} or {"observations":
 /// [{...}, ...]} without masks, keys without escapes, every feature present and valid. Keys
 /// are matched in manifest order first (clients usually send them so), numbers parsed with
@@ -452,13 +428,10 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
   auto str = [&](std::string_view* out) {
     if (!lit('"')) return false;
     const char* s = p;
-    while (p < end && *p != '"') {
-      if (*p == '\\') return false;
-      ++p;
-    }
-    if (p >= end) return false;
-    *out = std::string_view(s, static_cast<size_t>(p - s));
-    ++p;
+    const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+    if (!q || std::memchr(s, '\\', static_cast<size_t>(q - s))) return false;  // escapes: slow path
+    *out = std::string_view(s, static_cast<size_t>(q - s));
+    p = q + 1;
     return true;
   };
   std::vector<uint8_t> seen(d);
@@ -480,12 +453,8 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
       }
       next = k + 1;
       ws();
-      const char* q = JsonNumberEnd(p, end);
-      if (!q) return false;
       double v = 0;
-      const auto [r, ec] = std::from_chars(p, q, v);
-      if (ec != std::errc() || r != q || !std::isfinite(v)) return false;
-      p = q;
+      if (!ParseJsonNumber(&p, end, &v)) return false;
       if (v < role.low[k] || v > role.high[k]) return false;
       row[k] = static_cast<float>(v);
       count += !seen[k];

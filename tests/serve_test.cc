@@ -9,6 +9,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -19,6 +21,7 @@
 #include "env/atomic_file.h"
 #include "serve/audit.h"
 #include "serve/bundle.h"
+#include "serve/json_number.h"
 #include "serve/server.h"
 #include "serve/sha256.h"
 #include "tests/agent_test_util.h"
@@ -149,6 +152,54 @@ TEST(Sha256, AcceleratedPortableAndStreamingAgree) {
   Sha256 copy = midstate;
   copy.Update("hijkijkljklmklmnlmnomnopnopq");
   EXPECT_EQ(copy.FinalHex(), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+// The fast parser's numbers: JSON's grammar only, and bit for bit what std::from_chars reads.
+TEST(JsonNumber, StrictGrammarAndCorrectRounding) {
+  auto parse = [](const std::string& text, double* v) {
+    const char* p = text.data();
+    return ParseJsonNumber(&p, text.data() + text.size(), v) && p == text.data() + text.size();
+  };
+  double v = 0;
+  for (const char* bad : {".5", "05", "5.", "-", "+1", "inf", "NaN", "1e", "0x10", "--1"}) {
+    const std::string text(bad);
+    const char* p = text.data();
+    EXPECT_FALSE(ParseJsonNumber(&p, text.data() + text.size(), &v) &&
+                 p == text.data() + text.size())
+        << bad;
+  }
+  EXPECT_FALSE(parse("1e999", &v));  // overflows: not finite
+  std::mt19937_64 rng(11);
+  std::vector<std::string> cases = {"0",
+                                    "-0",
+                                    "0.1",
+                                    "0.3",
+                                    "1e-3",
+                                    "123456789012345",
+                                    "1234567890123456789",
+                                    "0.000000000000000123",
+                                    "-2.5E+3",
+                                    "0.9999999999999999",
+                                    "4503599627370497.5"};
+  for (int i = 0; i < 20000; ++i) {
+    const int digits = 1 + static_cast<int>(rng() % 18), point = static_cast<int>(rng() % 19);
+    std::string t = rng() % 2 ? "-" : "";
+    std::string m;
+    for (int k = 0; k < digits; ++k) m += static_cast<char>('0' + rng() % 10);
+    m.erase(0, std::min(m.find_first_not_of('0'), m.size() - 1));  // no leading zeros
+    if (point > 0 && point < static_cast<int>(m.size()))
+      m.insert(static_cast<size_t>(m.size() - point), ".");
+    else if (point >= static_cast<int>(m.size()))
+      m = "0." + std::string(static_cast<size_t>(point - static_cast<int>(m.size())), '0') + m;
+    cases.push_back(t + m);
+  }
+  for (const auto& text : cases) {
+    double expected = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), expected);
+    ASSERT_EQ(ec, std::errc()) << text;
+    ASSERT_TRUE(parse(text, &v)) << text;
+    EXPECT_EQ(std::memcmp(&v, &expected, sizeof v), 0) << text << " " << v << " " << expected;
+  }
 }
 
 TEST_F(ServeTest, EveryEndpointHappyPath) {

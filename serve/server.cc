@@ -3,15 +3,15 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -407,9 +407,10 @@ int BandOfScore(double score) {
 
 /// The fast path of a decide body: well-formed {"observation": {...}} or {"observations":
 /// [{...}, ...]} without masks, keys without escapes, every feature present and valid. Keys
-/// are matched in manifest order first (clients usually send them so), numbers parsed with
-/// std::from_chars. Anything else returns false and the body goes to DecideBodyParser, which
-/// gives the precise error (or accepts the less common forms).
+/// are matched in manifest order first (clients usually send them so), numbers read by
+/// ParseJsonNumber (strict JSON, exact). Anything else returns false and the body goes to
+/// DecideBodyParser, which gives the precise error (or accepts the less common forms).
+/// `objects` (optional) receives each observation object's text, for the audit log.
 bool FastDecideParse(const std::string& body, const ServedRole& role, int max_rows, int* rows,
                      std::vector<float>* obs, bool* batch,
                      std::vector<std::string_view>* objects = nullptr) {

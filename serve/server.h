@@ -21,7 +21,7 @@ struct ServerOptions {
   std::string audit_log;  ///< "" = no audit log
   bool audit_fsync = false;
   int max_batch = 64;
-  int max_delay_us = 200;
+  int max_delay_us = 0;          ///< 0: a batch holds the requests read in one round of I/O
   int max_queue = 4096;          ///< observations waiting per role; beyond: 503
   size_t body_limit = 1 << 20;   ///< bytes; beyond: 413
   int max_batch_request = 1024;  ///< observations in one request

@@ -230,6 +230,33 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   const auto direct = bundle->Decide(*credit, obs, mask, 1);
   for (size_t k = 0; k < credit->components.size(); ++k)
     EXPECT_EQ(one["action"][credit->components[k].name]["index"].get<int64_t>(), direct[k]);
+  // The served (frozen) module decides exactly as the exported module does, on varied rows.
+  {
+    torch::jit::Module exported = torch::jit::load(Dir() + "/v1/credit.pt");
+    exported.eval();
+    const int n = 32;
+    std::mt19937 rng(3);
+    std::vector<float> rows(static_cast<size_t>(n) * credit->features.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const size_t k = i % credit->features.size();
+      const float lo = std::max(credit->low[k], -3.0f), hi = std::min(credit->high[k], 3.0f);
+      rows[i] = lo + (hi - lo) * std::uniform_real_distribution<float>(0, 1)(rng);
+    }
+    std::vector<uint8_t> masks(static_cast<size_t>(n) * credit->mask_width, 1);
+    c10::InferenceMode guard;
+    const auto expected =
+        exported
+            .forward(
+                {torch::from_blob(rows.data(), {n, static_cast<int64_t>(credit->features.size())}),
+                 torch::from_blob(masks.data(), {n, credit->mask_width}, torch::kUInt8)})
+            .toTensor()
+            .to(torch::kInt64)
+            .contiguous();
+    const auto served = bundle->Decide(*credit, rows, masks, n);
+    ASSERT_EQ(static_cast<int64_t>(served.size()), expected.numel());
+    for (size_t i = 0; i < served.size(); ++i)
+      EXPECT_EQ(served[i], expected.data_ptr<int64_t>()[i]) << i;
+  }
   // The same observation written by hand in manifest order, with whitespace (the fast path).
   std::string pretty = "{\n  \"observation\" : {";
   for (size_t k = 0; k < credit->features.size(); ++k)

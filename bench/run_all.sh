@@ -19,5 +19,5 @@ echo "== DQN on CartPole: CleanRL defaults and rainbow-lite (steps/s, steps and 
 bash bench/cartpole_dqn.sh "$BUILD"
 echo "== stress evaluation: baseline, all scenarios, 1000 paths x 120 months, cu_mid (target < 5 min)"
 bash bench/stress_eval.sh "$BUILD"
-echo "== decision server: wrk load test of loantwin serve (credit role; single and batched, audit log on/off)"
+echo "== decision server: wrk load test of loantwin serve (credit role; single and batched, audit log on/off) and the policy call by batch size"
 bash bench/serve_load.sh "$BUILD"

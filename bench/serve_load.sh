@@ -6,7 +6,8 @@
 # --threads 1 (leaves a core to wrk). Single decisions run on `connections` (32) connections,
 # batches of BATCH (16) observations on BATCH_CONNECTIONS (4).
 # Usage: [BATCH=16] [BATCH_CONNECTIONS=4] [PORT=18090] bench/serve_load.sh [build-dir] [bundle dir] [seconds] [connections]
-# Without a bundle, trains and exports a short quickstart run first.
+# Without a bundle, trains and exports a short quickstart run first. Ends with
+# serve_policy_bench (the policy call alone, by batch size) on the same bundle.
 set -euo pipefail
 BUILD=${1:-build}
 BUNDLE=${2:-}
@@ -101,3 +102,7 @@ run_case "single, --max-delay-us 200, c$CONNECTIONS" single.json 1 "$CONNECTIONS
 run_case "batch of $BATCH, --max-delay-us 200, c$BATCH_CONNECTIONS" batch.json "$BATCH" "$BATCH_CONNECTIONS"
 stop_server
 finish_audit
+if [[ -x "$BUILD/bin/serve_policy_bench" ]]; then
+  echo "policy call cost by batch size (bench/serve_policy_bench.cc):"
+  LOANTWIN_BUNDLE="$BUNDLE" "$BUILD/bin/serve_policy_bench" --benchmark_min_time=0.5
+fi

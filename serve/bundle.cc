@@ -100,6 +100,8 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
       }
       role.action_json.push_back(std::move(choices));
     }
+    role.response_head = "{\"policy_version\":" + nlohmann::json(b->version_).dump() +
+                         ",\"role\":" + nlohmann::json(name).dump() + ",";
     role.low = spec.features.ToBox().low();
     role.high = spec.features.ToBox().high();
     const std::string file = (fs::path(dir) / entry.value("file", name + ".pt")).string();

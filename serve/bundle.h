@@ -32,6 +32,8 @@ struct ServedRole {
   /// Pre-rendered JSON of each component's choices: "name":{"index":i,"meaning":..,"value":..}
   /// ([component][index]), so responses are concatenations.
   std::vector<std::vector<std::string>> action_json;
+  /// Pre-rendered start of a decide response: {"policy_version":..,"role":..,
+  std::string response_head;
   /// forward(obs, mask) -> int64 [batch, components]; frozen (parameters as constants).
   mutable torch::jit::Module module;
 };

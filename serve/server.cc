@@ -803,16 +803,23 @@ void Accept(Server::Impl* s) {
 
 }  // namespace
 
-void Server::Impl::Sweep(Worker& w) {
+namespace {
+
+/// `w`'s open sessions, held alive (collected under the lock, used outside it: using them may
+/// end sessions, which takes the lock).
+std::vector<std::shared_ptr<Session>> LiveSessions(Worker& w) {
   std::vector<std::shared_ptr<Session>> live;
-  {
-    std::lock_guard<std::mutex> lock(w.mu);
-    for (auto& [ptr, weak] : w.sessions)
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-  }
+  std::lock_guard<std::mutex> lock(w.mu);
+  for (auto& [ptr, weak] : w.sessions)
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  return live;
+}
+
+}  // namespace
+
+void Server::Impl::Sweep(Worker& w) {
   const auto now = Clock::now();
-  for (auto& s : live) s->Expire(now);
-  live.clear();  // (may end sessions: outside the lock)
+  for (auto& s : LiveSessions(w)) s->Expire(now);
   const int period = std::clamp(std::min(opt.read_timeout_ms, opt.idle_timeout_ms) / 4, 1, 250);
   w.sweeper.expires_after(std::chrono::milliseconds(period));
   w.sweeper.async_wait([this, &w](beast::error_code ec) {
@@ -821,13 +828,7 @@ void Server::Impl::Sweep(Worker& w) {
 }
 
 void Server::Impl::CloseIdle(Worker& w) {
-  std::vector<std::shared_ptr<Session>> live;
-  {
-    std::lock_guard<std::mutex> lock(w.mu);
-    for (auto& [ptr, weak] : w.sessions)
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-  }
-  for (auto& s : live) s->CloseIfIdle();
+  for (auto& s : LiveSessions(w)) s->CloseIfIdle();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1060,8 +1061,7 @@ void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::st
       }
       out += "}";
     };
-    const std::string head =
-        "{\"policy_version\":" + json(b->version()).dump() + ",\"role\":\"" + role->name + "\",";
+    const std::string& head = role->response_head;
     std::string out = head;
     std::vector<AuditEntry> entries;
     std::vector<std::string> requests, responses;  // audit lines of a batch

@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 
-.PHONY: deps configure build demo test bench clean format
+.PHONY: deps configure cli build demo test bench clean format
 
 deps:
 	@bash scripts/install-deps.sh
@@ -10,10 +10,15 @@ deps:
 configure: deps
 	@cmake --preset release >/dev/null
 
+# The CLI and the libraries it links: all that `make demo` runs.
+cli: configure
+	@cmake --build --preset release -j $(JOBS) --target loantwin
+
+# Everything: the CLI, the test suites and the benchmarks.
 build: configure
 	@cmake --build --preset release -j $(JOBS)
 
-demo: build
+demo: cli
 	@rm -rf $(BUILD_DIR)/demo
 	./$(BUILD_DIR)/bin/loantwin train configs/quickstart.yaml --out $(BUILD_DIR)/demo/quickstart
 	./$(BUILD_DIR)/bin/loantwin evaluate $(BUILD_DIR)/demo/quickstart \

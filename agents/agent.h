@@ -1,6 +1,6 @@
 #pragma once
-// The interface every learning agent implements (PPO, DQN; MuZero-style next). One agent
-// drives one role of a vectorised environment. A trainer's loop, per environment step:
+// The base of every learning agent (PPO, DQN, MuZero; agents/agent_registry.h lists them). One
+// agent drives one role of a vectorised environment. A trainer's loop, per environment step:
 //
 //   agent.ActAndRecord(batch, actions);   // explore; remember the decisions of acting instances
 //   env.Act(role, actions); ... env.Step();
@@ -8,14 +8,24 @@
 //   agent.MaybeUpdate(current);           // learn when enough experience has been collected
 //
 // Inference (evaluation, serving) uses Act(..., deterministic = true) or the Export()ed module.
+//
+// The public methods are non-virtual: they check their arguments, keep what every agent shares
+// (the random stream's counter, the environment-step counter, the observation normaliser and
+// their checkpointing) and call one protected hook each (DoAct, DoObserve, ...), which is all
+// an algorithm implements (docs/architecture.md, "How to add an agent").
 
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "agents/normalizer.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 
@@ -57,28 +67,70 @@ struct ExportSummary {
 class Agent {
  public:
   virtual ~Agent() = default;
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  /// The registry name of the algorithm ("ppo", "dqn", "muzero", ...).
   virtual std::string algorithm() const = 0;
   /// True if the agent wants the global state (all roles' observations) as critic_obs.
   virtual bool wants_global_state() const { return false; }
+
   /// Batched decision for n instances, masked; exploration when `deterministic` is false.
-  virtual void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-                   int32_t* actions) = 0;
+  void Act(const float* obs, const uint8_t* masks, int n, bool deterministic, int32_t* actions);
   /// Training-time decision: explores and records what learning needs for acting instances.
-  virtual void ActAndRecord(const AgentBatch& batch, int32_t* actions) = 0;
-  /// Rewards and episode ends of the step after the last ActAndRecord.
-  virtual void Observe(const AgentFeedback& feedback) = 0;
+  void ActAndRecord(const AgentBatch& batch, int32_t* actions);
+  /// Rewards and episode ends of the step after the last ActAndRecord; counts env_steps.
+  void Observe(const AgentFeedback& feedback);
   /// Learns if enough experience has been collected; `current` is the state after the step (for
   /// bootstrapping). Returns the update's statistics, empty when nothing was learned.
-  virtual UpdateStats MaybeUpdate(const AgentBatch& current) = 0;
+  UpdateStats MaybeUpdate(const AgentBatch& current);
   /// The greedy policy as a self-contained TorchScript module (docs/export.md).
-  virtual torch::jit::Module Export(const RoleSpec& role) const = 0;
+  torch::jit::Module Export(const RoleSpec& role) const;
+  /// The decisions the Export()ed module makes, computed by the agent: Act(deterministic) for
+  /// algorithms that export their acting path as is; a planner that exports its prior policy
+  /// (MuZero) overrides it. Export parity is checked against this.
+  virtual void ActAsExported(const float* obs, const uint8_t* masks, int n, int32_t* actions) {
+    Act(obs, masks, n, /*deterministic=*/true, actions);
+  }
+  /// Further modules an export carries beside the policy, by name (MuZero: "model", the
+  /// planning model); written as <role>_<name>.pt and listed as "<name>_file" in the manifest.
+  virtual std::vector<std::pair<std::string, torch::jit::Module>> ExtraExports() const {
+    return {};
+  }
   virtual ExportSummary Summary() const = 0;
   /// The learnable tensors of the online networks (tests compare them across resumes).
   virtual std::vector<torch::Tensor> Parameters() const = 0;
-  /// Saves / restores everything needed to continue training exactly: networks, optimiser,
-  /// normalisers, random-stream positions, collected experience, counters.
-  virtual void Save(torch::serialize::OutputArchive& archive) const = 0;
-  virtual void Load(torch::serialize::InputArchive& archive) = 0;
+  /// Saves / restores everything needed to continue training exactly: the shared state (random
+  /// stream position, step counter, observation statistics), then the algorithm's (networks,
+  /// optimiser, experience, its own counters).
+  void Save(torch::serialize::OutputArchive& archive) const;
+  void Load(torch::serialize::InputArchive& archive);
+
+  int obs_features() const { return static_cast<int>(obs_rms_.dim()); }
+  /// Environment steps observed (summed over instances).
+  int64_t env_steps() const { return env_steps_; }
+  const RunningMeanStd& obs_rms() const { return obs_rms_; }
+
+ protected:
+  /// obs_dim: observation width; rng_key: the agent's counter-based random stream.
+  Agent(int obs_dim, uint64_t rng_key) : obs_rms_(obs_dim), rng_key_(rng_key) {}
+
+  virtual void DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+                     int32_t* actions) = 0;
+  virtual void DoActAndRecord(const AgentBatch& batch, int32_t* actions) = 0;
+  virtual void DoObserve(const AgentFeedback& feedback) = 0;
+  virtual UpdateStats DoMaybeUpdate(const AgentBatch& current) = 0;
+  virtual torch::jit::Module DoExport(const RoleSpec& role) const = 0;
+  virtual void SaveState(torch::serialize::OutputArchive& archive) const = 0;
+  virtual void LoadState(torch::serialize::InputArchive& archive) = 0;
+
+  /// The next draw of the agent's random stream.
+  uint64_t NextBits() { return RandomBits(rng_key_, rng_counter_++); }
+
+  RunningMeanStd obs_rms_;  ///< observation statistics (used when the algorithm normalises)
+  uint64_t rng_key_;
+  uint64_t rng_counter_ = 0;
+  int64_t env_steps_ = 0;  ///< environment steps observed, summed over instances
 };
 
 }  // namespace loantwin

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/check.h"
+
 namespace loantwin {
 
 MultiCategorical::MultiCategorical(torch::Tensor logits, std::vector<int64_t> nvec,
@@ -10,8 +12,8 @@ MultiCategorical::MultiCategorical(torch::Tensor logits, std::vector<int64_t> nv
     : nvec_(std::move(nvec)) {
   int64_t width = 0;
   for (int64_t n : nvec_) width += n;
-  if (logits.dim() != 2 || logits.size(1) != width)
-    throw std::invalid_argument("MultiCategorical: logits must be [B, sum(nvec)]");
+  LT_CHECK_EQ(logits.dim(), 2);
+  LT_CHECK_EQ(logits.size(1), width);  // logits are [B, sum(nvec)]
   if (mask.defined()) logits = logits.masked_fill(mask.to(torch::kBool).logical_not(), -1e8);
   int64_t offset = 0;
   for (int64_t n : nvec_) {

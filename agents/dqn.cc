@@ -5,9 +5,10 @@
 #include <limits>
 #include <numeric>
 
+#include "agents/agent_registry.h"
 #include "agents/module_util.h"
-#include "env/binary_state.h"
-#include "env/counter_rng.h"
+#include "core/binary_state.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 
@@ -78,17 +79,16 @@ torch::Tensor DqnTarget(const torch::Tensor& rewards, const torch::Tensor& disco
 
 DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const DqnConfig& config,
                    uint64_t seed, int64_t total_steps)
-    : obs_dim_(obs_dim),
+    : Agent(obs_dim, DeriveKey(seed, 0x64716e)),
+      obs_dim_(obs_dim),
       nvec_(std::move(nvec)),
       config_(config),
       total_steps_(std::max<int64_t>(1, total_steps)),
-      obs_rms_(obs_dim),
       nstep_(num_envs, obs_dim, static_cast<int>(nvec_.size()), config.n_step, config.gamma),
       replay_(obs_dim, static_cast<int>(nvec_.size()),
               static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
               ReplayBuffer::Options{config.buffer_size, config.prioritized, config.alpha,
-                                    config.priority_eps}),
-      rng_key_(DeriveKey(seed, 0x64716e)) {
+                                    config.priority_eps}) {
   for (int64_t k : nvec_) mask_width_ += static_cast<int>(k);
   torch::manual_seed(seed);
   const Activation act = ParseActivation(config_.activation);
@@ -218,8 +218,8 @@ void DqnAgent::Greedy(const float* obs, const uint8_t* masks, int n, int32_t* ac
   }
 }
 
-void DqnAgent::Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-                   int32_t* actions) {
+void DqnAgent::DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+                     int32_t* actions) {
   if (deterministic) {
     Greedy(obs, masks, n, actions);
     return;
@@ -230,7 +230,7 @@ void DqnAgent::Act(const float* obs, const uint8_t* masks, int n, bool determini
   explore_.resize(n);
   bool any_greedy = false;
   for (int i = 0; i < n; ++i) {
-    explore_[i] = ToUniform(RandomBits(rng_key_, rng_counter_++)) < eps;
+    explore_[i] = ToUniform(NextBits()) < eps;
     any_greedy |= !explore_[i];
   }
   if (any_greedy) Greedy(obs, masks, n, actions);  // skipped while every row explores
@@ -241,8 +241,7 @@ void DqnAgent::Act(const float* obs, const uint8_t* masks, int n, bool determini
     for (int d = 0; d < dims; ++d) {
       int allowed = 0;
       for (int v = 0; v < nvec_[d]; ++v) allowed += m[off + v] != 0;
-      int pick = static_cast<int>(RandomBits(rng_key_, rng_counter_++) %
-                                  static_cast<uint64_t>(std::max(allowed, 1)));
+      int pick = static_cast<int>(NextBits() % static_cast<uint64_t>(std::max(allowed, 1)));
       int chosen = 0;
       for (int v = 0; v < nvec_[d]; ++v)
         if (m[off + v] && pick-- == 0) {
@@ -255,7 +254,7 @@ void DqnAgent::Act(const float* obs, const uint8_t* masks, int n, bool determini
   }
 }
 
-void DqnAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
+void DqnAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
   const int n = b.n, dims = static_cast<int>(nvec_.size());
   if (config_.normalize_obs) {
     scratch_.clear();
@@ -274,7 +273,7 @@ void DqnAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
   }
 }
 
-void DqnAgent::Observe(const AgentFeedback& f) {
+void DqnAgent::DoObserve(const AgentFeedback& f) {
   const NStepAccumulator::Sink sink = [this](const TransitionView& t) { replay_.Add(t); };
   for (int i = 0; i < f.n; ++i) {
     if (nstep_.pending(i) > 0) nstep_.AddReward(i, f.rewards[i]);
@@ -284,10 +283,9 @@ void DqnAgent::Observe(const AgentFeedback& f) {
                  f.final_masks + static_cast<size_t>(i) * mask_width_, sink);
     }
   }
-  env_steps_ += f.n;
 }
 
-UpdateStats DqnAgent::MaybeUpdate(const AgentBatch& current) {
+UpdateStats DqnAgent::DoMaybeUpdate(const AgentBatch& current) {
   const NStepAccumulator::Sink sink = [this](const TransitionView& t) { replay_.Add(t); };
   for (int i = 0; i < current.n; ++i)
     if (current.acting[i])
@@ -359,7 +357,7 @@ UpdateStats DqnAgent::TrainStep() {
   return stats;
 }
 
-void DqnAgent::Save(torch::serialize::OutputArchive& archive) const {
+void DqnAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive q, target, opt;
   q_->save(q);
   target_->save(target);
@@ -367,9 +365,7 @@ void DqnAgent::Save(torch::serialize::OutputArchive& archive) const {
   archive.write("q", q);
   archive.write("target", target);
   archive.write("optimizer", opt);
-  obs_rms_.Save(archive, "obs_rms");
-  archive.write("counters",
-                torch::tensor({static_cast<int64_t>(rng_counter_), env_steps_, updates_}));
+  archive.write("counters", torch::tensor({updates_}));
   StateWriter w;
   nstep_.SaveState(w);
   WriteStateBytes(archive, "nstep", w.bytes());
@@ -380,7 +376,7 @@ void DqnAgent::Save(torch::serialize::OutputArchive& archive) const {
   }
 }
 
-void DqnAgent::Load(torch::serialize::InputArchive& archive) {
+void DqnAgent::LoadState(torch::serialize::InputArchive& archive) {
   torch::serialize::InputArchive q, target, opt;
   archive.read("q", q);
   archive.read("target", target);
@@ -395,12 +391,9 @@ void DqnAgent::Load(torch::serialize::InputArchive& archive) {
   target_->load(target);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_->Load(opt);
-  obs_rms_.Load(archive, "obs_rms");
   torch::Tensor t;
   archive.read("counters", t);
-  rng_counter_ = static_cast<uint64_t>(t[0].item<int64_t>());
-  env_steps_ = t[1].item<int64_t>();
-  updates_ = t[2].item<int64_t>();
+  updates_ = t[0].item<int64_t>();
   const std::string nstep = ReadStateBytes(archive, "nstep");
   StateReader r(nstep.data(), nstep.size());
   nstep_.LoadState(r);
@@ -412,6 +405,24 @@ void DqnAgent::Load(torch::serialize::InputArchive& archive) {
     replay_.Clear();
     nstep_.Clear();
   }
+}
+
+std::string CheckFields(const DqnConfig& c) {
+  if (c.batch_size > c.buffer_size)
+    return "batch_size (" + std::to_string(c.batch_size) + ") is larger than buffer_size (" +
+           std::to_string(c.buffer_size) + ")";
+  if (c.end_e > c.start_e)
+    return "end_e (" + std::to_string(c.end_e) + ") is above start_e (" +
+           std::to_string(c.start_e) + ")";
+  return "";
+}
+
+AgentAlgorithm DqnAlgorithm() {
+  return {[] { return std::make_unique<AgentOptionsOf<DqnConfig>>(); },
+          [](const AgentSpec& s, const AgentOptions& o) -> std::unique_ptr<Agent> {
+            return std::make_unique<DqnAgent>(s.obs_dim, s.nvec, s.num_envs,
+                                              OptionsAs<DqnConfig>(o), s.seed, s.total_steps);
+          }};
 }
 
 }  // namespace loantwin

@@ -19,22 +19,24 @@
 #include "agents/mlp.h"
 #include "agents/normalizer.h"
 #include "agents/replay_buffer.h"
+#include "core/config_fields.h"
 
 namespace loantwin {
 
+/// Defaults; every field's range and meaning: VisitFields below (docs/agents/).
 struct DqnConfig {
-  double learning_rate = 2.5e-4;            ///< Adam step size
-  int buffer_size = 10000;                  ///< replay capacity (transitions)
-  double gamma = 0.99;                      ///< discount per environment step
-  double tau = 1.0;                         ///< target update: target <- tau q + (1 - tau) target
-  int target_network_frequency = 500;       ///< environment steps between target updates
-  int batch_size = 128;                     ///< transitions per gradient step
-  double start_e = 1.0;                     ///< epsilon at the start
-  double end_e = 0.05;                      ///< epsilon after the exploration phase
-  double exploration_fraction = 0.5;        ///< share of total_steps over which epsilon decays
-  int learning_starts = 10000;              ///< environment steps before learning starts
-  int train_frequency = 10;                 ///< environment steps per training round
-  int gradient_steps = 1;                   ///< gradient steps per training round
+  double learning_rate = 2.5e-4;
+  int buffer_size = 10000;
+  double gamma = 0.99;
+  double tau = 1.0;
+  int target_network_frequency = 500;
+  int batch_size = 128;
+  double start_e = 1.0;
+  double end_e = 0.05;
+  double exploration_fraction = 0.5;
+  int learning_starts = 10000;
+  int train_frequency = 10;
+  int gradient_steps = 1;
   std::vector<int64_t> hidden = {120, 84};  ///< hidden layer widths
   std::string activation = "relu";          ///< relu | tanh
   bool double_q = false;                    ///< double Q-learning targets
@@ -78,6 +80,47 @@ torch::Tensor DqnTarget(const torch::Tensor& rewards, const torch::Tensor& disco
                         const torch::Tensor& q_next_target, const torch::Tensor& q_select,
                         const torch::Tensor& next_masks, const std::vector<int64_t>& nvec);
 
+/// The hyperparameters of DqnConfig, listed once (core/config_fields.h): YAML keys under the
+/// role's `dqn:` section, ranges and help texts.
+template <typename V>
+void VisitFields(DqnConfig& c, V&& v) {
+  v("learning_rate", c.learning_rate, 0.0, 1.0, "Adam step size");
+  v("buffer_size", c.buffer_size, 1, 100000000, "replay capacity in transitions");
+  v("gamma", c.gamma, 0.0, 1.0, "discount per environment step");
+  v("tau", c.tau, 0.0, 1.0, "target update weight (1 = hard copy)");
+  v("target_network_frequency", c.target_network_frequency, 1, 100000000,
+    "environment steps between target updates");
+  v("batch_size", c.batch_size, 1, 1000000, "transitions per gradient step");
+  v("start_e", c.start_e, 0.0, 1.0, "epsilon at the start");
+  v("end_e", c.end_e, 0.0, 1.0, "epsilon after the exploration phase");
+  v("exploration_fraction", c.exploration_fraction, 0.0, 1.0,
+    "share of total_steps over which epsilon decays linearly");
+  v("learning_starts", c.learning_starts, 0, 1000000000, "environment steps before learning");
+  v("train_frequency", c.train_frequency, 1, 1000000, "environment steps per training round");
+  v("gradient_steps", c.gradient_steps, 1, 10000, "gradient steps per training round");
+  v("hidden", c.hidden, "hidden layer widths");
+  v("activation", c.activation, Choices{"relu", "tanh"}, "hidden-layer activation");
+  v("double_q", c.double_q, "double Q-learning targets");
+  v("dueling", c.dueling, "dueling head: state value + per-component advantages");
+  v("n_step", c.n_step, 1, 1000, "n-step returns");
+  v("prioritized", c.prioritized, "proportional prioritised replay");
+  v("alpha", c.alpha, 0.0, 10.0, "priority exponent");
+  v("beta_start", c.beta_start, 0.0, 1.0, "importance-weight exponent at the start (-> 1)");
+  v("priority_eps", c.priority_eps, 1e-12, 1.0, "added to |TD error| in priorities");
+  v("loss", c.loss, Choices{"mse", "huber"}, "TD loss");
+  v("max_grad_norm", c.max_grad_norm, 0.0, 1e6, "global gradient-norm clip (0 = off)");
+  v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
+  v("checkpoint_replay", c.checkpoint_replay,
+    "checkpoints include the replay buffer (exact resume)");
+}
+
+/// Cross-field checks ("" or the problem): batch_size <= buffer_size, end_e <= start_e.
+std::string CheckFields(const DqnConfig& c);
+
+struct AgentAlgorithm;
+/// The registry entry (agents/agent_registry.cc).
+AgentAlgorithm DqnAlgorithm();
+
 class DqnAgent : public Agent {
  public:
   /// total_steps drives the epsilon and beta schedules (environment steps over the run).
@@ -85,18 +128,8 @@ class DqnAgent : public Agent {
            uint64_t seed, int64_t total_steps);
 
   std::string algorithm() const override { return "dqn"; }
-  void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-           int32_t* actions) override;
-  void ActAndRecord(const AgentBatch& batch, int32_t* actions) override;
-  void Observe(const AgentFeedback& feedback) override;
-  /// Completes transitions (next decision reached), then trains every train_frequency
-  /// environment steps once learning_starts steps have passed.
-  UpdateStats MaybeUpdate(const AgentBatch& current) override;
-  torch::jit::Module Export(const RoleSpec& role) const override;
   ExportSummary Summary() const override;
   std::vector<torch::Tensor> Parameters() const override { return q_->parameters(); }
-  void Save(torch::serialize::OutputArchive& archive) const override;
-  void Load(torch::serialize::InputArchive& archive) override;
 
   /// One gradient step on a sampled batch (public for tests).
   UpdateStats TrainStep();
@@ -109,11 +142,21 @@ class DqnAgent : public Agent {
   QNetwork& q() { return q_; }
   QNetwork& target() { return target_; }
   ReplayBuffer& replay() { return replay_; }
-  const RunningMeanStd& obs_rms() const { return obs_rms_; }
   const std::vector<int64_t>& nvec() const { return nvec_; }
   int obs_dim() const { return obs_dim_; }
-  int64_t env_steps() const { return env_steps_; }
   int64_t updates() const { return updates_; }
+
+ protected:
+  void DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+             int32_t* actions) override;
+  void DoActAndRecord(const AgentBatch& batch, int32_t* actions) override;
+  void DoObserve(const AgentFeedback& feedback) override;
+  /// Completes transitions (next decision reached), then trains every train_frequency
+  /// environment steps once learning_starts steps have passed.
+  UpdateStats DoMaybeUpdate(const AgentBatch& current) override;
+  torch::jit::Module DoExport(const RoleSpec& role) const override;
+  void SaveState(torch::serialize::OutputArchive& archive) const override;
+  void LoadState(torch::serialize::InputArchive& archive) override;
 
  private:
   torch::Tensor Normalize(const torch::Tensor& raw) const;
@@ -128,12 +171,9 @@ class DqnAgent : public Agent {
   int64_t total_steps_;
   QNetwork q_{nullptr}, target_{nullptr};
   std::unique_ptr<FlatAdam> optimizer_;
-  RunningMeanStd obs_rms_;
   NStepAccumulator nstep_;
   ReplayBuffer replay_;
-  uint64_t rng_key_;
-  uint64_t rng_counter_ = 0;
-  int64_t env_steps_ = 0, updates_ = 0;
+  int64_t updates_ = 0;
   std::vector<uint8_t> explore_;
   static constexpr int kSmallBatch = 8;
   std::vector<float> small_q_;

@@ -17,7 +17,7 @@ void AddLinear(torch::jit::Module& m, const std::string& name, const torch::nn::
 
 }  // namespace
 
-torch::jit::Module DqnAgent::Export(const RoleSpec& role) const {
+torch::jit::Module DqnAgent::DoExport(const RoleSpec& role) const {
   torch::jit::Module m(c10::QualifiedName("loantwin_q_policy"));
   std::string body = AddObservationInput(m, config_.normalize_obs, obs_rms_, obs_dim_);
   QNetwork net = const_cast<QNetwork&>(q_);  // read-only use of the weights

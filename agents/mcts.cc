@@ -6,7 +6,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "env/counter_rng.h"
+#include "core/check.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 namespace {
@@ -63,8 +64,10 @@ BatchedMcts::BatchedMcts(int max_envs, int num_actions, int latent_dim, const Mc
       latent_dim_(latent_dim),
       max_nodes_(config.num_simulations + 1),
       config_(config) {
-  if (max_envs < 1 || num_actions < 1 || latent_dim < 1 || config.num_simulations < 1)
-    throw std::invalid_argument("BatchedMcts: envs, actions, latent size and simulations >= 1");
+  LT_CHECK_GE(max_envs, 1);
+  LT_CHECK_GE(num_actions, 1);
+  LT_CHECK_GE(latent_dim, 1);
+  LT_CHECK_GE(config.num_simulations, 1);
   const size_t nodes = static_cast<size_t>(max_envs) * max_nodes_;
   visits_.assign(nodes, 0);
   value_sum_.assign(nodes, 0.0f);
@@ -219,8 +222,7 @@ void BatchedMcts::AddDirichletNoise(int e, uint64_t key) {
 
 void BatchedMcts::Search(SearchModel& model, const float* obs, const uint8_t* masks, int n,
                          bool explore, double temperature, uint64_t key) {
-  if (n > max_envs_)
-    throw std::invalid_argument("BatchedMcts::Search: more environments than sized for");
+  LT_CHECK_LE(n, max_envs_);
   model_seconds_ = tree_seconds_ = 0;
   double t = Now();
   model.Initial(obs, n, batch_latent_.data(), batch_value_.data(), batch_logits_.data());

@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "agents/agent_registry.h"
 #include "agents/module_util.h"
-#include "env/binary_state.h"
-#include "env/counter_rng.h"
+#include "core/binary_state.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 namespace {
@@ -35,15 +36,14 @@ void GetGame(StateReader& r, GameHistory* g) {
 
 MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence,
                          const MuZeroConfig& config, uint64_t seed, int64_t total_steps)
-    : obs_dim_(obs_dim),
+    : Agent(obs_dim, DeriveKey(seed, 0x6d757a)),
+      obs_dim_(obs_dim),
       num_actions_(num_actions),
       num_envs_(num_envs),
       cadence_(std::max(1, cadence)),
       config_(config),
       total_steps_(std::max<int64_t>(1, total_steps)),
-      support_(config.support_size),
-      rng_key_(DeriveKey(seed, 0x6d757a)),
-      obs_rms_(obs_dim) {
+      support_(config.support_size) {
   torch::manual_seed(seed);
   MuZeroNetConfig nc;
   nc.latent_dim = config.latent_dim;
@@ -133,8 +133,8 @@ void MuZeroAgent::Search(const float* obs, const uint8_t* masks, int n, bool exp
   }
 }
 
-void MuZeroAgent::Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-                      int32_t* actions) {
+void MuZeroAgent::DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+                        int32_t* actions) {
   for (int start = 0; start < n; start += num_envs_) {  // the trees are sized for num_envs
     const int rows = std::min(num_envs_, n - start);
     Search(obs + static_cast<size_t>(start) * obs_dim_,
@@ -143,7 +143,7 @@ void MuZeroAgent::Act(const float* obs, const uint8_t* masks, int n, bool determ
   }
 }
 
-void MuZeroAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
+void MuZeroAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
   Search(b.obs, b.masks, b.n, true, actions, true, b.acting);
 }
 
@@ -173,7 +173,7 @@ void MuZeroAgent::CloseGame(int i, bool terminated, float final_value) {
   g.obs_dim = obs_dim_, g.num_actions = num_actions_;
 }
 
-void MuZeroAgent::Observe(const AgentFeedback& f) {
+void MuZeroAgent::DoObserve(const AgentFeedback& f) {
   std::vector<int> truncated_rows;
   for (int i = 0; i < f.n; ++i) {
     if (pending_[i]) {
@@ -200,10 +200,9 @@ void MuZeroAgent::Observe(const AgentFeedback& f) {
   }
   for (int i = 0; i < f.n; ++i)
     if (f.terminated[i] || f.truncated[i]) CloseGame(i, f.terminated[i] != 0, final_values[i]);
-  env_steps_ += f.n;
 }
 
-UpdateStats MuZeroAgent::MaybeUpdate(const AgentBatch&) {
+UpdateStats MuZeroAgent::DoMaybeUpdate(const AgentBatch&) {
   UpdateStats stats;
   if (env_steps_ < config_.learning_starts || games_.empty()) return stats;
   const auto due =
@@ -214,9 +213,9 @@ UpdateStats MuZeroAgent::MaybeUpdate(const AgentBatch&) {
 
 std::pair<int, int> MuZeroAgent::SamplePosition(double* probability) {
   const double total = game_tree_->Total();
-  const int64_t g = game_tree_->Find(ToUniform(RandomBits(rng_key_, rng_counter_++)) * total);
+  const int64_t g = game_tree_->Find(ToUniform(NextBits()) * total);
   const auto& ps = priorities_[g];
-  double mass = ToUniform(RandomBits(rng_key_, rng_counter_++)) * game_tree_->Get(g);
+  double mass = ToUniform(NextBits()) * game_tree_->Get(g);
   int t = static_cast<int>(ps.size()) - 1;
   for (int k = 0; k < static_cast<int>(ps.size()); ++k) {
     if (mass < ps[k]) {
@@ -373,7 +372,7 @@ void MuZeroAgent::PriorActions(const float* obs, const uint8_t* masks, int n, in
   }
 }
 
-void MuZeroAgent::Save(torch::serialize::OutputArchive& archive) const {
+void MuZeroAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive net, target, opt;
   net_->save(net);
   target_->save(target);
@@ -381,10 +380,9 @@ void MuZeroAgent::Save(torch::serialize::OutputArchive& archive) const {
   archive.write("net", net);
   archive.write("target", target);
   archive.write("optimizer", opt);
-  obs_rms_.Save(archive, "obs_rms");
   StateWriter w;
   w.Tag("muzero");
-  w.Put(rng_counter_), w.Put(search_counter_), w.Put(env_steps_), w.Put(training_steps_);
+  w.Put(search_counter_), w.Put(training_steps_);
   w.Put(next_game_);
   w.Put<int64_t>(static_cast<int64_t>(games_.size()));
   for (size_t k = 0; k < games_.size(); ++k) {
@@ -396,7 +394,7 @@ void MuZeroAgent::Save(torch::serialize::OutputArchive& archive) const {
   WriteStateBytes(archive, "state", w.bytes());
 }
 
-void MuZeroAgent::Load(torch::serialize::InputArchive& archive) {
+void MuZeroAgent::LoadState(torch::serialize::InputArchive& archive) {
   torch::serialize::InputArchive net, target, opt;
   archive.read("net", net);
   archive.read("target", target);
@@ -405,11 +403,10 @@ void MuZeroAgent::Load(torch::serialize::InputArchive& archive) {
   target_->load(target);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_->load(opt);
-  obs_rms_.Load(archive, "obs_rms");
   const std::string state = ReadStateBytes(archive, "state");
   StateReader r(state.data(), state.size());
   r.Tag("muzero");
-  r.Get(&rng_counter_), r.Get(&search_counter_), r.Get(&env_steps_), r.Get(&training_steps_);
+  r.Get(&search_counter_), r.Get(&training_steps_);
   r.Get(&next_game_);
   const int64_t count = r.Get<int64_t>();
   if (count > config_.buffer_size)
@@ -426,6 +423,20 @@ void MuZeroAgent::Load(torch::serialize::InputArchive& archive) {
   }
   for (auto& g : open_) GetGame(r, &g);
   r.GetVector(&pending_), r.GetVector(&pending_discount_);
+}
+
+AgentAlgorithm MuZeroAlgorithm() {
+  return {[] { return std::make_unique<AgentOptionsOf<MuZeroConfig>>(); },
+          [](const AgentSpec& s, const AgentOptions& o) -> std::unique_ptr<Agent> {
+            if (s.nvec.size() != 1)
+              throw std::invalid_argument(fmt::format(
+                  "muzero plans over Discrete actions; role '{}' has {} action components (use "
+                  "ppo or dqn)",
+                  s.role, s.nvec.size()));
+            return std::make_unique<MuZeroAgent>(s.obs_dim, static_cast<int>(s.nvec[0]), s.num_envs,
+                                                 s.cadence, OptionsAs<MuZeroConfig>(o), s.seed,
+                                                 s.total_steps);
+          }};
 }
 
 }  // namespace loantwin

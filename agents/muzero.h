@@ -16,13 +16,15 @@
 #include "agents/muzero_targets.h"
 #include "agents/normalizer.h"
 #include "agents/sum_tree.h"
+#include "core/config_fields.h"
 
 namespace loantwin {
 
+/// Defaults; every field's range and meaning: VisitFields below (docs/agents/).
 struct MuZeroConfig {
-  double learning_rate = 3e-3;         ///< Adam step size
-  double weight_decay = 1e-4;          ///< L2 penalty
-  int latent_dim = 32;                 ///< latent state size
+  double learning_rate = 3e-3;
+  double weight_decay = 1e-4;
+  int latent_dim = 32;
   std::vector<int64_t> hidden = {64};  ///< hidden widths of each network
   int support_size = 10;               ///< value/reward atoms -S..S (|x| <= InverseH(S))
   int num_simulations = 25;            ///< MCTS simulations per decision
@@ -51,6 +53,47 @@ struct MuZeroConfig {
   bool normalize_obs = false;  ///< running mean/std observation normalisation
 };
 
+/// The hyperparameters of MuZeroConfig, listed once (core/config_fields.h): YAML keys under the
+/// role's `muzero:` section, ranges and help texts.
+template <typename V>
+void VisitFields(MuZeroConfig& c, V&& v) {
+  v("learning_rate", c.learning_rate, 0.0, 1.0, "Adam step size");
+  v("weight_decay", c.weight_decay, 0.0, 1.0, "L2 penalty");
+  v("latent_dim", c.latent_dim, 1, 4096, "latent state size");
+  v("hidden", c.hidden, "hidden layer widths of each network");
+  v("support_size", c.support_size, 1, 1000, "value and reward atoms -S..S");
+  v("num_simulations", c.num_simulations, 1, 10000, "MCTS simulations per decision");
+  v("gamma", c.gamma, 0.0, 1.0, "discount per environment step");
+  v("unroll_steps", c.unroll_steps, 0, 100, "K: model steps unrolled in training");
+  v("td_steps", c.td_steps, 1, 10000, "n of the n-step value targets");
+  v("batch_size", c.batch_size, 1, 100000, "unrolled positions per training step");
+  v("buffer_size", c.buffer_size, 1, 1000000, "episodes kept in the replay");
+  v("train_ratio", c.train_ratio, 0.0, 100.0, "training steps per environment step");
+  v("learning_starts", c.learning_starts, 0, 1000000000, "environment steps before training");
+  v("target_update_interval", c.target_update_interval, 1, 100000000,
+    "training steps between target network copies");
+  v("use_target_network", c.use_target_network, "bootstrap values from the target network");
+  v("reanalyse", c.reanalyse, "bootstrap values from the latest network");
+  v("value_loss_weight", c.value_loss_weight, 0.0, 100.0, "weight of the value loss");
+  v("max_grad_norm", c.max_grad_norm, 0.0, 1e6, "global gradient-norm clip (0 = off)");
+  v("prioritized", c.prioritized, "prioritised replay over positions");
+  v("alpha", c.alpha, 0.0, 10.0, "priority exponent");
+  v("beta", c.beta, 0.0, 1.0, "importance-weight exponent");
+  v("root_dirichlet_alpha", c.root_dirichlet_alpha, 1e-6, 100.0, "root noise concentration");
+  v("root_exploration_fraction", c.root_exploration_fraction, 0.0, 1.0, "root noise weight");
+  v("pb_c_init", c.pb_c_init, 0.0, 100.0, "pUCT c1");
+  v("pb_c_base", c.pb_c_base, 1.0, 1e9, "pUCT c2");
+  v("temperature_start", c.temperature_start, 0.0, 100.0,
+    "visit-count temperature (halved at 50% and 75% of the run)");
+  v("gumbel", c.gumbel, "Gumbel MuZero root selection");
+  v("gumbel_max_considered", c.gumbel_max_considered, 1, 10000, "actions considered at the root");
+  v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
+}
+
+struct AgentAlgorithm;
+/// The registry entry (agents/agent_registry.cc).
+AgentAlgorithm MuZeroAlgorithm();
+
 class MuZeroAgent : public Agent {
  public:
   /// cadence: environment steps per decision of the role (search discount gamma^cadence).
@@ -58,20 +101,18 @@ class MuZeroAgent : public Agent {
               uint64_t seed, int64_t total_steps);
 
   std::string algorithm() const override { return "muzero"; }
-  /// Deterministic: search without noise, most visited action. Otherwise as in training.
-  void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-           int32_t* actions) override;
-  void ActAndRecord(const AgentBatch& batch, int32_t* actions) override;
-  void Observe(const AgentFeedback& feedback) override;
-  UpdateStats MaybeUpdate(const AgentBatch& current) override;
-  /// The acting path: masked argmax of the prediction network's policy on the representation.
-  torch::jit::Module Export(const RoleSpec& role) const override;
   /// The full model (initial_inference, recurrent_inference) for planners.
   torch::jit::Module ExportModel() const;
+  /// The exported module is the prior policy: PriorActions, not the search.
+  void ActAsExported(const float* obs, const uint8_t* masks, int n, int32_t* actions) override {
+    PriorActions(obs, masks, n, actions);
+  }
+  /// {"model", ExportModel()}: planning needs the model beside the acting path.
+  std::vector<std::pair<std::string, torch::jit::Module>> ExtraExports() const override {
+    return {{"model", ExportModel()}};
+  }
   ExportSummary Summary() const override;
   std::vector<torch::Tensor> Parameters() const override { return net_->parameters(); }
-  void Save(torch::serialize::OutputArchive& archive) const override;
-  void Load(torch::serialize::InputArchive& archive) override;
 
   UpdateStats TrainStep();
   /// Greedy action of the prediction network (no search), [n]; the exported acting path.
@@ -81,7 +122,18 @@ class MuZeroAgent : public Agent {
   int64_t training_steps() const { return training_steps_; }
   const MuZeroConfig& config() const { return config_; }
   MuZeroNet& net() { return net_; }
-  const RunningMeanStd& obs_rms() const { return obs_rms_; }
+
+ protected:
+  /// Deterministic: search without noise, most visited action. Otherwise as in training.
+  void DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+             int32_t* actions) override;
+  void DoActAndRecord(const AgentBatch& batch, int32_t* actions) override;
+  void DoObserve(const AgentFeedback& feedback) override;
+  UpdateStats DoMaybeUpdate(const AgentBatch& current) override;
+  /// The acting path: masked argmax of the prediction network's policy on the representation.
+  torch::jit::Module DoExport(const RoleSpec& role) const override;
+  void SaveState(torch::serialize::OutputArchive& archive) const override;
+  void LoadState(torch::serialize::InputArchive& archive) override;
 
  private:
   void Search(const float* obs, const uint8_t* masks, int n, bool explore, int32_t* actions,
@@ -105,10 +157,8 @@ class MuZeroAgent : public Agent {
   std::vector<std::vector<float>> priorities_;  ///< per game and position (prioritised)
   std::unique_ptr<SumTree> game_tree_;          ///< per game: sum of its priorities (or its length)
   int64_t next_game_ = 0;
-  uint64_t rng_key_;
-  uint64_t rng_counter_ = 0, search_counter_ = 0;
-  int64_t env_steps_ = 0, training_steps_ = 0;
-  RunningMeanStd obs_rms_;
+  uint64_t search_counter_ = 0;
+  int64_t training_steps_ = 0;
   std::vector<float> scratch_obs_;
   std::vector<uint8_t> scratch_masks_;
   std::vector<int> rows_;

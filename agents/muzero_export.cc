@@ -35,7 +35,7 @@ const char* kNormalizeLatent =
 
 }  // namespace
 
-torch::jit::Module MuZeroAgent::Export(const RoleSpec& role) const {
+torch::jit::Module MuZeroAgent::DoExport(const RoleSpec& role) const {
   torch::jit::Module m(c10::QualifiedName("loantwin_muzero_policy"));
   std::string body = AddObservationInput(m, config_.normalize_obs, obs_rms_, obs_dim_);
   MuZeroNet net = const_cast<MuZeroNet&>(net_);  // read-only use of the weights

@@ -2,15 +2,18 @@
 
 #include <stdexcept>
 
-#include "env/counter_rng.h"
+#include "core/check.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 
 UnrollTargets MakeUnrollTargets(const GameHistory& h, int t, int K, int n, const float* bootstrap,
                                 float final_value, CounterRng& rng) {
   const int T = h.length(), A = h.num_actions;
-  if (t < 0 || t >= T) throw std::out_of_range("MakeUnrollTargets: position outside the episode");
-  if (K < 0 || n < 1) throw std::invalid_argument("MakeUnrollTargets: K >= 0 and n >= 1");
+  LT_CHECK_GE(t, 0);
+  LT_CHECK_LT(t, T);
+  LT_CHECK_GE(K, 0);
+  LT_CHECK_GE(n, 1);
   const float* v = bootstrap ? bootstrap : h.root_values.data();
   UnrollTargets out;
   out.actions.resize(K);

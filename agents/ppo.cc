@@ -4,10 +4,11 @@
 #include <cmath>
 #include <numeric>
 
+#include "agents/agent_registry.h"
 #include "agents/distributions.h"
 #include "agents/module_util.h"
 #include "agents/schedule.h"
-#include "env/counter_rng.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 
@@ -20,14 +21,13 @@ ActorCriticImpl::ActorCriticImpl(int64_t obs_dim, int64_t critic_dim, int64_t lo
 
 PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int num_envs,
                    const PpoConfig& config, uint64_t seed, int64_t planned_updates)
-    : obs_dim_(obs_dim),
+    : Agent(obs_dim, DeriveKey(seed, 0x70706f)),
+      obs_dim_(obs_dim),
       critic_dim_(critic_dim),
       nvec_(std::move(nvec)),
       config_(config),
-      obs_rms_(obs_dim),
       critic_rms_(critic_dim),
       reward_scaler_(num_envs, config.gamma),
-      rng_key_(DeriveKey(seed, 0x70706f)),
       planned_updates_(std::max<int64_t>(1, planned_updates)),
       num_envs_(num_envs),
       buffer_(num_envs, obs_dim, critic_dim, static_cast<int>(nvec_.size()),
@@ -43,8 +43,7 @@ PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int n
 torch::Tensor PpoAgent::Uniforms(int64_t rows, int64_t cols) {
   torch::Tensor u = torch::empty({rows, cols}, torch::kFloat32);
   float* p = u.data_ptr<float>();
-  for (int64_t k = 0; k < rows * cols; ++k)
-    p[k] = static_cast<float>(ToUniform(RandomBits(rng_key_, rng_counter_++)));
+  for (int64_t k = 0; k < rows * cols; ++k) p[k] = static_cast<float>(ToUniform(NextBits()));
   return u;
 }
 
@@ -62,8 +61,8 @@ void PpoAgent::NormalizeCritic(const float* in, int n, float* out) const {
     std::copy(in, in + static_cast<size_t>(n) * critic_dim_, out);
 }
 
-void PpoAgent::Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-                   int32_t* actions) {
+void PpoAgent::DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+                     int32_t* actions) {
   torch::InferenceMode guard;
   scratch_obs_.resize(static_cast<size_t>(n) * obs_dim_);
   NormalizeObs(obs, n, scratch_obs_.data());
@@ -145,13 +144,13 @@ void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const u
                               .contiguous();
   const int64_t dims = static_cast<int64_t>(nvec_.size());
   uniforms_.resize(static_cast<size_t>(n) * dims);
-  for (auto& u : uniforms_) u = static_cast<float>(ToUniform(RandomBits(rng_key_, rng_counter_++)));
+  for (auto& u : uniforms_) u = static_cast<float>(ToUniform(NextBits()));
   SampleRows(logits.data_ptr<float>(), masks, n, nvec_, mask_width_, uniforms_.data(), actions,
              log_probs);
   std::copy(v.data_ptr<float>(), v.data_ptr<float>() + n, values);
 }
 
-void PpoAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
+void PpoAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
   const int n = b.n, dims = static_cast<int>(nvec_.size());
   step_log_probs_.resize(n), step_values_.resize(n);
   step_obs_.resize(static_cast<size_t>(n) * obs_dim_);
@@ -166,7 +165,7 @@ void PpoAgent::ActAndRecord(const AgentBatch& b, int32_t* actions) {
                    actions + static_cast<size_t>(i) * dims, step_log_probs_[i], step_values_[i]);
 }
 
-void PpoAgent::Observe(const AgentFeedback& f) {
+void PpoAgent::DoObserve(const AgentFeedback& f) {
   const int n = f.n;
   step_rewards_.assign(f.rewards, f.rewards + n);
   step_done_.resize(n);
@@ -184,7 +183,7 @@ void PpoAgent::Observe(const AgentFeedback& f) {
   ++steps_in_rollout_;
 }
 
-UpdateStats PpoAgent::MaybeUpdate(const AgentBatch& current) {
+UpdateStats PpoAgent::DoMaybeUpdate(const AgentBatch& current) {
   if (steps_in_rollout_ < config_.num_steps) return {};
   std::vector<float> last(current.n);
   Values(current.critic_obs, current.n, last.data());
@@ -248,8 +247,7 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
     // Fisher-Yates shuffle from the agent's counter-based stream.
     std::iota(order.begin(), order.end(), 0);
     for (int64_t k = s - 1; k > 0; --k)
-      std::swap(order[k],
-                order[RandomBits(rng_key_, rng_counter_++) % static_cast<uint64_t>(k + 1)]);
+      std::swap(order[k], order[NextBits() % static_cast<uint64_t>(k + 1)]);
     const torch::Tensor perm = torch::from_blob(order.data(), {s}, torch::kLong);
     for (int64_t start = 0; start < s; start += mb) {
       const torch::Tensor idx = perm.slice(0, start, std::min(s, start + mb));
@@ -315,16 +313,14 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   return stats;
 }
 
-void PpoAgent::Save(torch::serialize::OutputArchive& archive) const {
+void PpoAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive net, opt;
   net_->save(net);
   optimizer_->save(opt);
   archive.write("net", net);
   archive.write("optimizer", opt);
-  obs_rms_.Save(archive, "obs_rms");
   critic_rms_.Save(archive, "critic_rms");
   reward_scaler_.Save(archive, "reward_scaler");
-  archive.write("rng_counter", torch::tensor(static_cast<int64_t>(rng_counter_)));
   archive.write("updates", torch::tensor(updates_));
   StateWriter w;
   w.Put<int32_t>(steps_in_rollout_);
@@ -332,24 +328,33 @@ void PpoAgent::Save(torch::serialize::OutputArchive& archive) const {
   WriteStateBytes(archive, "rollout", w.bytes());
 }
 
-void PpoAgent::Load(torch::serialize::InputArchive& archive) {
+void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
   torch::serialize::InputArchive net, opt;
   archive.read("net", net);
   archive.read("optimizer", opt);
   net_->load(net);
   optimizer_->load(opt);
-  obs_rms_.Load(archive, "obs_rms");
   critic_rms_.Load(archive, "critic_rms");
   reward_scaler_.Load(archive, "reward_scaler");
   torch::Tensor t;
-  archive.read("rng_counter", t);
-  rng_counter_ = static_cast<uint64_t>(t.item<int64_t>());
   archive.read("updates", t);
   updates_ = t.item<int64_t>();
   const std::string rollout = ReadStateBytes(archive, "rollout");
   StateReader r(rollout.data(), rollout.size());
   steps_in_rollout_ = r.Get<int32_t>();
   buffer_.LoadState(r);
+}
+
+AgentAlgorithm PpoAlgorithm() {
+  return {[] { return std::make_unique<AgentOptionsOf<PpoConfig>>(); },
+          [](const AgentSpec& s, const AgentOptions& o) -> std::unique_ptr<Agent> {
+            const PpoConfig& c = OptionsAs<PpoConfig>(o);
+            const int critic_dim = c.centralized_critic ? s.global_state_dim : s.obs_dim;
+            const int64_t planned =
+                s.total_steps / (static_cast<int64_t>(c.num_steps) * std::max(1, s.num_envs));
+            return std::make_unique<PpoAgent>(s.obs_dim, critic_dim, s.nvec, s.num_envs, c, s.seed,
+                                              planned);
+          }};
 }
 
 }  // namespace loantwin

@@ -15,24 +15,26 @@
 #include "agents/mlp.h"
 #include "agents/normalizer.h"
 #include "agents/rollout_buffer.h"
+#include "core/config_fields.h"
 
 namespace loantwin {
 
+/// Defaults; every field's range and meaning: VisitFields below (docs/agents/).
 struct PpoConfig {
-  double learning_rate = 2.5e-4;           ///< Adam step size (start of the linear schedule)
-  bool anneal_lr = true;                   ///< anneal the learning rate linearly to 0
-  int num_steps = 128;                     ///< environment steps per rollout (per instance)
-  double gamma = 0.99;                     ///< discount per environment step
-  double gae_lambda = 0.95;                ///< GAE lambda
-  int num_minibatches = 4;                 ///< minibatches per epoch
-  int update_epochs = 4;                   ///< passes over each rollout
-  bool norm_adv = true;                    ///< normalise advantages per minibatch
-  double clip_coef = 0.2;                  ///< surrogate clipping
-  bool clip_vloss = true;                  ///< clip the value loss like the surrogate
-  double ent_coef = 0.01;                  ///< entropy bonus
-  double vf_coef = 0.5;                    ///< value loss weight
-  double max_grad_norm = 0.5;              ///< global gradient-norm clip
-  double target_kl = 0.0;                  ///< stop the epochs when approx KL exceeds it (0 = off)
+  double learning_rate = 2.5e-4;
+  bool anneal_lr = true;
+  int num_steps = 128;
+  double gamma = 0.99;
+  double gae_lambda = 0.95;
+  int num_minibatches = 4;
+  int update_epochs = 4;
+  bool norm_adv = true;
+  double clip_coef = 0.2;
+  bool clip_vloss = true;
+  double ent_coef = 0.01;
+  double vf_coef = 0.5;
+  double max_grad_norm = 0.5;
+  double target_kl = 0.0;
   std::vector<int64_t> hidden = {64, 64};  ///< hidden widths of actor and critic
   std::string activation = "tanh";         ///< tanh | relu
   bool normalize_obs = false;              ///< running mean/std observation normalisation
@@ -46,6 +48,36 @@ struct ActorCriticImpl : torch::nn::Module {
 };
 TORCH_MODULE(ActorCritic);
 
+/// The hyperparameters of PpoConfig, listed once (core/config_fields.h): YAML keys under the
+/// role's `ppo:` section, ranges and help texts.
+template <typename V>
+void VisitFields(PpoConfig& c, V&& v) {
+  v("learning_rate", c.learning_rate, 0.0, 1.0, "Adam step size (start of the linear schedule)");
+  v("anneal_lr", c.anneal_lr, "anneal the learning rate linearly to 0");
+  v("num_steps", c.num_steps, 1, 1000000, "environment steps per rollout, per instance");
+  v("gamma", c.gamma, 0.0, 1.0, "discount per environment step");
+  v("gae_lambda", c.gae_lambda, 0.0, 1.0, "GAE lambda");
+  v("num_minibatches", c.num_minibatches, 1, 100000, "minibatches per epoch");
+  v("update_epochs", c.update_epochs, 1, 1000, "passes over each rollout");
+  v("norm_adv", c.norm_adv, "normalise advantages per minibatch");
+  v("clip_coef", c.clip_coef, 0.0, 10.0, "surrogate clipping");
+  v("clip_vloss", c.clip_vloss, "clip the value loss like the surrogate");
+  v("ent_coef", c.ent_coef, 0.0, 10.0, "entropy bonus");
+  v("vf_coef", c.vf_coef, 0.0, 100.0, "value loss weight");
+  v("max_grad_norm", c.max_grad_norm, 0.0, 1e6, "global gradient-norm clip");
+  v("target_kl", c.target_kl, 0.0, 10.0, "stop the epochs when approx KL exceeds it (0 = off)");
+  v("hidden", c.hidden, "hidden layer widths of actor and critic");
+  v("activation", c.activation, Choices{"tanh", "relu"}, "hidden-layer activation");
+  v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
+  v("normalize_reward", c.normalize_reward, "scale rewards by the std of the discounted return");
+  v("centralized_critic", c.centralized_critic,
+    "critic sees the global state (all roles' observations)");
+}
+
+struct AgentAlgorithm;
+/// The registry entry (agents/agent_registry.cc).
+AgentAlgorithm PpoAlgorithm();
+
 class PpoAgent : public Agent {
  public:
   /// nvec: values per action component (Discrete(n) -> {n}); critic_dim = obs_dim unless the
@@ -56,13 +88,6 @@ class PpoAgent : public Agent {
 
   std::string algorithm() const override { return "ppo"; }
   bool wants_global_state() const override { return config_.centralized_critic; }
-  void Act(const float* obs, const uint8_t* masks, int n, bool deterministic,
-           int32_t* actions) override;
-  void ActAndRecord(const AgentBatch& batch, int32_t* actions) override;
-  void Observe(const AgentFeedback& feedback) override;
-  /// Updates after every num_steps environment steps (one rollout).
-  UpdateStats MaybeUpdate(const AgentBatch& current) override;
-  torch::jit::Module Export(const RoleSpec& role) const override;
   ExportSummary Summary() const override;
   std::vector<torch::Tensor> Parameters() const override { return net_->parameters(); }
 
@@ -71,18 +96,25 @@ class PpoAgent : public Agent {
   /// PPO epochs over a finished buffer; progress in [0, 1) drives LR annealing.
   UpdateStats Update(const RolloutBuffer& buffer, double progress);
 
-  void Save(torch::serialize::OutputArchive& archive) const override;
-  void Load(torch::serialize::InputArchive& archive) override;
-
   const PpoConfig& config() const { return config_; }
   ActorCritic& net() { return net_; }
-  const RunningMeanStd& obs_rms() const { return obs_rms_; }
   const RunningMeanStd& critic_rms() const { return critic_rms_; }
   const std::vector<int64_t>& nvec() const { return nvec_; }
   int obs_dim() const { return obs_dim_; }
   int critic_dim() const { return critic_dim_; }
   int64_t updates() const { return updates_; }
   const RolloutBuffer& buffer() const { return buffer_; }
+
+ protected:
+  void DoAct(const float* obs, const uint8_t* masks, int n, bool deterministic,
+             int32_t* actions) override;
+  void DoActAndRecord(const AgentBatch& batch, int32_t* actions) override;
+  void DoObserve(const AgentFeedback& feedback) override;
+  /// Updates after every num_steps environment steps (one rollout).
+  UpdateStats DoMaybeUpdate(const AgentBatch& current) override;
+  torch::jit::Module DoExport(const RoleSpec& role) const override;
+  void SaveState(torch::serialize::OutputArchive& archive) const override;
+  void LoadState(torch::serialize::InputArchive& archive) override;
 
  private:
   /// Training-time decision: updates the observation statistics, normalises, samples.
@@ -101,10 +133,8 @@ class PpoAgent : public Agent {
   PpoConfig config_;
   ActorCritic net_{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer_;
-  RunningMeanStd obs_rms_, critic_rms_;
+  RunningMeanStd critic_rms_;
   RewardScaler reward_scaler_;
-  uint64_t rng_key_;
-  uint64_t rng_counter_ = 0;
   int64_t updates_ = 0;
   int64_t planned_updates_;
   int num_envs_;

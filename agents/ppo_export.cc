@@ -8,7 +8,7 @@
 
 namespace loantwin {
 
-torch::jit::Module PpoAgent::Export(const RoleSpec& role) const {
+torch::jit::Module PpoAgent::DoExport(const RoleSpec& role) const {
   torch::jit::Module m(c10::QualifiedName("loantwin_policy"));
   std::string body = AddObservationInput(m, config_.normalize_obs, obs_rms_, obs_dim_);
   // Actor weights (copies: the exported module does not share memory with the trainer).

@@ -6,8 +6,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "env/binary_state.h"
-#include "env/counter_rng.h"
+#include "core/binary_state.h"
+#include "core/check.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 
@@ -48,7 +49,7 @@ void NStepAccumulator::Advance(int i, const float* obs, const uint8_t* mask, con
 }
 
 void NStepAccumulator::Open(int i, const float* obs, const int32_t* action) {
-  if (count_[i] >= n_) throw std::logic_error("NStepAccumulator::Open without Advance");
+  LT_CHECK_LT(count_[i], n_);  // Open without Advance
   const int slot = (head_[i] + count_[i]) % n_;
   const size_t k = static_cast<size_t>(i) * n_ + slot;
   std::copy(obs, obs + obs_dim_, &obs_[k * obs_dim_]);
@@ -136,7 +137,7 @@ void ReplayBuffer::Add(const TransitionView& t) {
 
 ReplayBuffer::Batch ReplayBuffer::Sample(int64_t batch, double beta, uint64_t key,
                                          uint64_t* counter) const {
-  if (size_ == 0) throw std::logic_error("sampling from an empty replay buffer");
+  LT_CHECK_GT(size_, 0);  // sampling from an empty replay buffer
   Batch b;
   b.indices.resize(batch);
   torch::Tensor weights = torch::ones({batch});

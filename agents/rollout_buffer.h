@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "env/binary_state.h"
+#include "core/binary_state.h"
 
 namespace loantwin {
 

@@ -1,13 +1,13 @@
 // The five-role multi-agent API on 64 cu_small instances and 2 threads, against the bare twin
-// VecEnv stepping the same instances with fixed levers. items_per_second = instance-steps/s.
+// TwinBatch stepping the same instances with fixed levers. items_per_second = instance-steps/s.
 // Overhead of the multi-agent layer = 1 - marl / bare (target: under 10%).
 
 #include <benchmark/benchmark.h>
 
-#include "env/institution.h"
-#include "env/scenario.h"
+#include "env/twin/institution.h"
+#include "env/twin/scenario.h"
+#include "env/twin/twin_batch.h"
 #include "env/twin_env.h"
-#include "env/vec_env.h"
 
 namespace {
 
@@ -32,11 +32,11 @@ void BM_MarlEnvStep(benchmark::State& state) {
 void BM_BareTwinStep(benchmark::State& state) {
   using namespace loantwin;
   const auto inst = LoadInstitution("cu_small");
-  VecEnvOptions o;
+  TwinBatchOptions o;
   o.num_envs = kEnvs;
   o.num_threads = kThreads;
   o.seed = 1;
-  VecEnv env(inst, LoadScenario("steady_state"), o);
+  TwinBatch env(inst, LoadScenario("steady_state"), o);
   const std::vector<Levers> levers{DefaultLevers(*inst)};
   for (auto _ : state) env.Step(levers);
   state.SetItemsProcessed(state.iterations() * kEnvs);

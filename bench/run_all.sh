@@ -5,8 +5,8 @@ BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 echo "== twin_bench: single-thread step throughput (items_per_second = loan-months/s)"
 "$BUILD/bin/twin_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
-echo "== vec_env_bench: 16 cu_small instances on 1 and 2 threads"
-"$BUILD/bin/vec_env_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+echo "== twin_batch_bench: 16 cu_small instances on 1 and 2 threads"
+"$BUILD/bin/twin_batch_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 echo "== marl_env_bench: five-role API vs bare twin, 64 cu_small on 2 threads"
 "$BUILD/bin/marl_env_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 echo "== cartpole_bench: vectorised CartPole steps/s"

@@ -3,10 +3,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include "env/institution.h"
-#include "env/levers.h"
-#include "env/scenario.h"
-#include "env/twin.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/scenario.h"
+#include "env/twin/twin.h"
 
 namespace {
 

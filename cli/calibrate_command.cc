@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "env/calibration.h"
+#include "env/twin/calibration.h"
 
 namespace loantwin::cli {
 

@@ -12,7 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/stress_common.h"
-#include "env/atomic_file.h"
+#include "core/atomic_file.h"
 #include "report/render_util.h"
 #include "report/stress_report.h"
 #include "training/checkpoint.h"

@@ -1,9 +1,9 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "env/config_paths.h"
 #include "env/env_registry.h"
-#include "env/metrics.h"
+#include "env/twin/config_paths.h"
+#include "env/twin/metrics.h"
 #include "rewards/reward.h"
 
 namespace loantwin::cli {

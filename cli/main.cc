@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "env/config_error.h"
-#include "env/twin.h"
+#include "core/config_error.h"
+#include "env/twin/twin.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"loantwin - multi-agent RL on a digital twin of a retail lending portfolio"};

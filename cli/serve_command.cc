@@ -4,48 +4,47 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "cli/commands.h"
+#include "serve/audit.h"
 #include "serve/server.h"
 
 namespace loantwin::cli {
 
+namespace {
+
+/// Adds one CLI option per field of a VisitFields list: --<name with '-' for '_'>, numbers
+/// range-checked, booleans as flags, defaults shown in --help.
+struct CliOptions {
+  CLI::App* cmd;
+  static std::string Flag(const char* name) {
+    std::string f = std::string("--") + name;
+    std::replace(f.begin(), f.end(), '_', '-');
+    return f;
+  }
+  template <typename T>
+  void operator()(const char* name, T& f, T lo, T hi, const char* help) {
+    cmd->add_option(Flag(name), f, help)->check(CLI::Range(lo, hi))->capture_default_str();
+  }
+  void operator()(const char* name, bool& f, const char* help) {
+    cmd->add_flag(Flag(name), f, help);
+  }
+  void operator()(const char* name, std::string& f, const char* help) {
+    cmd->add_option(Flag(name), f, help)->capture_default_str();
+  }
+};
+
+}  // namespace
+
 Runner RegisterServe(CLI::App& app) {
   auto o = std::make_shared<ServerOptions>();
   auto* cmd = app.add_subcommand("serve", "Serve an exported policy bundle over HTTP");
-  cmd->add_option("--bundle", o->bundle, "export directory (manifest.json + <role>.pt)")
-      ->required();
-  cmd->add_option("--port", o->port, "TCP port (0: any free port)")
-      ->check(CLI::Range(0, 65535))
-      ->capture_default_str();
-  cmd->add_option("--address", o->address, "address to listen on")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "I/O threads")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  cmd->add_option("--audit-log", o->audit_log, "append every decision to this hash-chained log");
-  cmd->add_flag("--audit-fsync", o->audit_fsync,
-                "fsync the audit log after every decision (survives power loss; slower)");
-  cmd->add_option("--max-batch", o->max_batch, "observations per policy call")
-      ->check(CLI::Range(1, 65536))
-      ->capture_default_str();
-  cmd->add_option("--max-delay-us", o->max_delay_us, "longest wait to fill a batch")
-      ->check(CLI::Range(0, 1000000))
-      ->capture_default_str();
-  cmd->add_option("--max-queue", o->max_queue, "observations waiting per role before 503")
-      ->check(CLI::Range(1, 10000000))
-      ->capture_default_str();
-  cmd->add_option("--max-body", o->body_limit, "largest request body in bytes (413 beyond)")
-      ->check(CLI::Range(size_t{64}, size_t{1} << 30))
-      ->capture_default_str();
-  cmd->add_option("--read-timeout-ms", o->read_timeout_ms, "a request must arrive within this")
-      ->check(CLI::Range(1, 3600000))
-      ->capture_default_str();
-  cmd->add_option("--idle-timeout-ms", o->idle_timeout_ms, "idle keep-alive connections close")
-      ->check(CLI::Range(1, 3600000))
-      ->capture_default_str();
-  cmd->add_option("--institution", o->institution,
-                  "products and underwriting rules (default: the bundle's)");
+  VisitFields(*o, CliOptions{cmd});
+  cmd->get_option("--bundle")->required();
   return [o] {
     o->handle_signals = true;
+    spdlog::info("serve options: {}", FieldsToYaml(*o, /*flow=*/true));
     Server server(*o);
     server.Start();
     fmt::print("serving {} ({}) on http://{}:{} - {} I/O threads, batches of <= {} within {} us\n",

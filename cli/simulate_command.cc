@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "env/institution.h"
-#include "env/levers.h"
-#include "env/monte_carlo.h"
-#include "env/scenario.h"
+#include "env/policy_monte_carlo.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/scenario.h"
 
 namespace loantwin::cli {
 namespace {

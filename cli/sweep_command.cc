@@ -10,9 +10,9 @@
 
 #include "cli/commands.h"
 #include "cli/stress_common.h"
-#include "env/atomic_file.h"
-#include "env/config_error.h"
-#include "env/yaml_reader.h"
+#include "core/atomic_file.h"
+#include "core/config_error.h"
+#include "core/yaml_reader.h"
 #include "training/checkpoint.h"
 #include "training/experiment.h"
 

@@ -14,7 +14,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "env/atomic_file.h"
+#include "core/atomic_file.h"
 #include "training/checkpoint.h"
 #include "training/metrics_logger.h"
 #include "training/trainer.h"

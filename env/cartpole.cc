@@ -2,9 +2,20 @@
 
 #include <cmath>
 
-#include "env/counter_rng.h"
+#include "core/config_fields.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
+
+CartPoleConfig CartPoleConfig::Parse(const YamlValue& value) {
+  CartPoleConfig c;
+  ReadFields(value, c);
+  return c;
+}
+
+std::string CartPoleConfig::ToYaml() const {
+  return FieldsToYaml(*this);
+}
 namespace {
 
 RoleSpec CartPoleRole(const CartPoleConfig& c) {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "env/counter_rng.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "env/binary_state.h"
-#include "env/parallel_runner.h"
+#include "core/binary_state.h"
+#include "core/parallel_runner.h"
 #include "spaces/space.h"
 
 namespace loantwin {
@@ -74,6 +74,9 @@ class MultiAgentEnv {
   /// Version of the observation and action layouts; bumped whenever a role's features or
   /// action components change, so exported policies from another version are refused.
   virtual int version() const { return 1; }
+  /// The environment's own configuration (env.config of an experiment) with every default
+  /// filled in, as a YAML mapping: what the run directory's resolved config.yaml records.
+  virtual std::string ConfigYaml() const { return "{}"; }
   uint64_t seed() const { return seed_; }
   /// Random-stream id of instance i (instance_offset + i).
   uint64_t instance_id(int i) const { return static_cast<uint64_t>(offset_) + i; }

@@ -6,9 +6,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "env/config_error.h"
-#include "env/normal_dist.h"
-#include "env/yaml_reader.h"
+#include "core/config_error.h"
+#include "core/config_fields.h"
+#include "core/normal_dist.h"
+#include "core/yaml_reader.h"
 
 namespace loantwin {
 namespace {
@@ -136,7 +137,7 @@ RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwi
 
 FeatureLayout SharedFeatures() {
   FeatureLayout f;
-  for (const auto& mf : kMacroFeatures) f.Add(mf.name, -kClip, kClip);
+  for (const auto& mf : kMacroFeatures) f.Add(mf.name, -kClip, kClip, mf.center, mf.scale);
   f.Add("macro/hpi_log", -kClip, kClip);
   f.Add("portfolio/liquidity_ratio_log", -kClip, kClip);
   f.Add("portfolio/loan_growth_log", -kClip, kClip);
@@ -193,17 +194,13 @@ std::array<TwinRoleConfig, kNumTwinRoles> TwinEnvConfig::DefaultRoles() {
 TwinEnvConfig TwinEnvConfig::Parse(const YamlValue& value) {
   TwinEnvConfig c;
   YamlMap m(value);
-  m.Read("institution", &c.institution);
+  VisitFields(c, FieldReader{m});
   m.Read("scenario", &c.scenario);
   if (auto list = m.Get("scenarios")) {
     if (m.Has("scenario")) list->Fail("give either 'scenario' or 'scenarios', not both");
     for (const auto& item : list->Items()) c.scenarios.push_back(item.AsString());
     if (c.scenarios.empty()) list->Fail("'scenarios' needs at least one scenario");
   }
-  m.Read("horizon_months", &c.horizon_months, 1, 1200);
-  m.Read("cet1_floor", &c.cet1_floor, -1.0, 0.5);
-  m.Read("check_invariants", &c.check_invariants);
-  m.Read("terminate_on_failure", &c.terminate_on_failure);
   if (auto roles = m.Get("roles")) {
     YamlMap rm(*roles);
     for (int r = 0; r < kNumTwinRoles; ++r) {
@@ -234,6 +231,29 @@ TwinEnvConfig TwinEnvConfig::Parse(const YamlValue& value) {
   return c;
 }
 
+std::string TwinEnvConfig::ToYaml() const {
+  TwinEnvConfig copy = *this;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  VisitFields(copy, FieldWriter{out});
+  if (scenarios.empty())
+    out << YAML::Key << "scenario" << YAML::Value << scenario;
+  else
+    out << YAML::Key << "scenarios" << YAML::Value << YAML::Flow << scenarios;
+  out << YAML::Key << "roles" << YAML::Value << YAML::BeginMap;
+  for (int r = 0; r < kNumTwinRoles; ++r) {
+    out << YAML::Key << kTwinRoleNames[r] << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "fallback" << YAML::Value
+        << (roles[r].fallback == FallbackPolicy::kBaseline ? "baseline" : "random");
+    out << YAML::Key << "rewards" << YAML::Value << YAML::BeginMap;
+    for (const auto& [name, weight] : roles[r].reward_weights)
+      out << YAML::Key << name << YAML::Value << weight;
+    out << YAML::EndMap << YAML::EndMap;
+  }
+  out << YAML::EndMap << YAML::EndMap;
+  return out.c_str();
+}
+
 TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
     : MultiAgentEnv("twin", RoleSpecs(), options, config.horizon_months),
       config_(config),
@@ -254,8 +274,8 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
   topt.count_invariant_breaches = config.count_invariant_breaches;
   runner().For(num_envs(), [&](int i) {
     Instance& s = states_[i];
-    s.twin = std::make_unique<Twin>(institution_, scenarios_[instance_id(i) % scenarios_.size()], seed(),
-                                    static_cast<int>(instance_id(i)), topt);
+    s.twin = std::make_unique<Twin>(institution_, scenarios_[instance_id(i) % scenarios_.size()],
+                                    seed(), static_cast<int>(instance_id(i)), topt);
     s.metrics.assign(kNumMetrics, 0.0);
     s.reset_metrics.assign(kNumMetrics, 0.0);
     s.current = s.reset_metrics.data();

@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "env/institution.h"
-#include "env/levers.h"
-#include "env/metrics.h"
 #include "env/multi_agent_env.h"
-#include "env/scenario.h"
-#include "env/twin.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/metrics.h"
+#include "env/twin/scenario.h"
+#include "env/twin/twin.h"
 #include "rewards/reward.h"
 
 namespace loantwin {
@@ -44,13 +44,13 @@ struct TwinRoleConfig {
 };
 
 struct TwinEnvConfig {
-  std::string institution = "cu_small";   ///< preset name or path
+  std::string institution = "cu_small";
   std::string scenario = "steady_state";  ///< scenario name or path
   /// Scenario mix (overrides `scenario` when non-empty): instance i runs scenarios[i mod k].
   std::vector<std::string> scenarios;
-  int horizon_months = 120;          ///< truncation horizon
-  double cet1_floor = 0.02;          ///< terminated (institution fails) below this CET1
-  bool terminate_on_failure = true;  ///< false: failed institutions run on (reports)
+  int horizon_months = 120;
+  double cet1_floor = 0.02;
+  bool terminate_on_failure = true;
   bool check_invariants = false;
   /// Not a YAML key: with check_invariants, count breaches per instance (Twin::
   /// invariant_breaches) instead of throwing; set by stress evaluation.
@@ -61,7 +61,21 @@ struct TwinEnvConfig {
   static std::array<TwinRoleConfig, kNumTwinRoles> DefaultRoles();
   /// Strict parse; unknown keys, bad values, unknown objectives -> ConfigError with file:line.
   static TwinEnvConfig Parse(const YamlValue& value);
+  /// Every key, defaults included (each role's fallback and reward weights), as a YAML mapping
+  /// that Parse reads back to the same config.
+  std::string ToYaml() const;
 };
+
+/// The scalar fields of TwinEnvConfig, listed once (core/config_fields.h); institution,
+/// scenario/scenarios and roles are structured and handled by Parse / ToYaml.
+template <typename V>
+void VisitFields(TwinEnvConfig& c, V&& v) {
+  v("institution", c.institution, "preset name or path");
+  v("horizon_months", c.horizon_months, 1, 1200, "truncation horizon");
+  v("cet1_floor", c.cet1_floor, -1.0, 0.5, "terminated (institution fails) below this CET1");
+  v("terminate_on_failure", c.terminate_on_failure, "false: failed institutions run on");
+  v("check_invariants", c.check_invariants, "check the accounting invariants every month");
+}
 
 class TwinEnv : public MultiAgentEnv {
  public:
@@ -69,6 +83,7 @@ class TwinEnv : public MultiAgentEnv {
   ~TwinEnv() override;
   int version() const override { return kVersion; }
   static constexpr int kVersion = 1;
+  std::string ConfigYaml() const override { return config_.ToYaml(); }
 
   const InstitutionConfig& institution() const { return *institution_; }
   const TwinEnvConfig& config() const { return config_; }

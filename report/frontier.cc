@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "env/atomic_file.h"
+#include "core/atomic_file.h"
 #include "report/gnuplot.h"
 #include "report/render_util.h"
 

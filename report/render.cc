@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "env/atomic_file.h"
+#include "core/atomic_file.h"
 #include "report/gnuplot.h"
 #include "report/render_util.h"
 #include "report/stress_report.h"
@@ -46,11 +46,12 @@ std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
   };
   std::vector<std::pair<std::string, std::string>> files;
   std::string script = ChartPreamble(1400, 520);
-  script +=
-      fmt::format("set key below horizontal box font \",10\"\nset bmargin 8\nset multiplot layout 1,3 title {}\n",
-                  GnuplotQuote(fmt::format(
-                      "{} - {} paths x {} months, {}: median (line) and 5-95% band", sc.name,
-                      report.settings.paths, report.settings.months, report.settings.institution)));
+  script += fmt::format(
+      "set key below horizontal box font \",10\"\nset bmargin 8\nset multiplot layout 1,3 title "
+      "{}\n",
+      GnuplotQuote(fmt::format("{} - {} paths x {} months, {}: median (line) and 5-95% band",
+                               sc.name, report.settings.paths, report.settings.months,
+                               report.settings.institution)));
   for (const Panel& panel : panels) {
     script += fmt::format("set title {}\nset xlabel \"month\"\nset ylabel {}\n",
                           GnuplotQuote(panel.title), GnuplotQuote(panel.ylabel));

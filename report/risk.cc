@@ -6,8 +6,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "env/counter_rng.h"
-#include "env/monte_carlo.h"
+#include "core/counter_rng.h"
+#include "env/twin/monte_carlo.h"
 
 namespace loantwin {
 namespace {

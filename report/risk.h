@@ -18,10 +18,10 @@ double ValueAtRisk(const std::vector<double>& pnl, double level);
 double ExpectedShortfall(const std::vector<double>& pnl, double level);
 
 /// Linear-interpolated quantile of an already sorted, non-empty sample (Quantile in
-/// env/monte_carlo.h without its copy and sort).
+/// env/twin/monte_carlo.h without its copy and sort).
 double SortedQuantile(const std::vector<double>& sorted, double q);
 
-/// mean, median, 5% and 95% (linear interpolation, as Quantile in env/monte_carlo.h), sd.
+/// mean, median, 5% and 95% (linear interpolation, as Quantile in env/twin/monte_carlo.h), sd.
 struct Distribution {
   double mean = 0, median = 0, p05 = 0, p95 = 0, std = 0;
 };

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "env/metrics.h"
+#include "env/twin/metrics.h"
 
 namespace loantwin {
 

@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <stdexcept>
+
+#include "core/registry.h"
 
 namespace loantwin {
 namespace {
@@ -58,10 +59,9 @@ double Stability(const RewardInput& in) {
   return -in.policy_churn;
 }
 
-struct Registry {
-  std::mutex mu;
-  std::vector<std::pair<std::string, RewardFactory>> entries;
-  Registry() {
+Registry<RewardFactory>& Rewards() {
+  static Registry<RewardFactory> registry("reward module", [] {
+    std::vector<std::pair<std::string, RewardFactory>> entries;
     auto add = [&](const char* name, const char* formula, double (*fn)(const RewardInput&)) {
       entries.emplace_back(name,
                            [=] { return std::make_unique<FunctionReward>(name, formula, fn); });
@@ -85,11 +85,8 @@ struct Registry {
     add("stability",
         "-share of the role's action components changed since its last decision (0..-1)",
         Stability);
-  }
-};
-
-Registry& GetRegistry() {
-  static Registry registry;
+    return entries;
+  }());
   return registry;
 }
 
@@ -103,32 +100,15 @@ double RewardModule::Compute(const RewardInput& in) const {
 }
 
 void RegisterReward(const std::string& name, RewardFactory factory) {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (const auto& e : r.entries)
-    if (e.first == name)
-      throw std::invalid_argument("reward module '" + name + "' is already registered");
-  r.entries.emplace_back(name, std::move(factory));
+  Rewards().Add(name, std::move(factory));
 }
 
 std::vector<std::string> RegisteredRewards() {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  std::vector<std::string> names;
-  for (const auto& e : r.entries) names.push_back(e.first);
-  return names;
+  return Rewards().Names();
 }
 
 std::unique_ptr<RewardModule> MakeReward(const std::string& name) {
-  Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  std::string known;
-  for (const auto& e : r.entries) {
-    if (e.first == name) return e.second();
-    known += (known.empty() ? "" : ", ") + e.first;
-  }
-  throw std::invalid_argument(
-      fmt::format("unknown reward module '{}' (registered: {})", name, known));
+  return Rewards().Get(name)();
 }
 
 RewardSet::RewardSet() {

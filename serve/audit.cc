@@ -10,7 +10,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "serve/sha256.h"
+#include "core/sha256.h"
 
 namespace loantwin {
 namespace {
@@ -165,6 +165,16 @@ AuditVerification VerifyAuditLog(const std::string& file) {
   }
   v.last_hash = prev;
   return v;
+}
+
+int VerifyAuditCommand(const std::string& file) {
+  const AuditVerification v = VerifyAuditLog(file);
+  if (v.ok) {
+    fmt::print("{}: {} lines, hash chain intact (last hash {})\n", file, v.lines, v.last_hash);
+    return 0;
+  }
+  fmt::print("{}: BROKEN at line {} of {}: {}\n", file, v.first_bad, v.lines, v.reason);
+  return 1;
 }
 
 }  // namespace loantwin

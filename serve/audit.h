@@ -65,4 +65,7 @@ AuditVerification VerifyAuditLog(const std::string& file);
 
 inline const std::string kGenesisHash(64, '0');
 
+/// `loantwin audit verify <file>`: prints the verdict; 0 when the chain is intact, else 1.
+int VerifyAuditCommand(const std::string& file);
+
 }  // namespace loantwin

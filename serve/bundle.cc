@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "agents/module_util.h"
+#include "core/sha256.h"
 #include "env/twin_env.h"
-#include "serve/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -28,66 +28,44 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
                                                        int warmup_batch) {
   ConfigureTorchThread();
   const std::string manifest_file = (fs::path(dir) / "manifest.json").string();
-  std::ifstream in(manifest_file);
-  if (!in) throw std::runtime_error(manifest_file + ": cannot be read (not an export bundle?)");
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json m;
-  try {
-    m = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(manifest_file + ": not valid JSON: " + e.what());
-  }
   auto fail = [&](const std::string& what) {
     throw std::runtime_error(manifest_file + ": " + what);
   };
-  if (m.value("environment", "") != "twin") fail("not an export of the twin environment");
-  if (m.value("environment_version", -1) != TwinEnv::kVersion)
-    fail(fmt::format("environment_version {} differs from this loantwin's {}; re-export the run",
-                     m.value("environment_version", -1), TwinEnv::kVersion));
-  if (!m.contains("roles") || !m["roles"].is_object() || m["roles"].empty()) fail("no roles");
   auto b = std::shared_ptr<PolicyBundle>(new PolicyBundle());
+  b->manifest_ = ExportManifest::Load(dir);  // ManifestError is a std::runtime_error
+  const ExportManifest& m = b->manifest_;
+  if (m.environment != "twin") fail("not an export of the twin environment");
+  EnvOptions eo;
+  TwinEnv env(eo, TwinEnvConfig{});
+  m.Validate(env, manifest_file);
+  m.VerifyFiles(dir);  // a swapped or edited module is refused here
   b->dir_ = dir;
-  b->version_ = fmt::format("{}@{}#{}", m.value("experiment", "?"), m.value("global_step", 0),
-                            Sha256Hex(text.str()).substr(0, 12));
+  std::ifstream in(manifest_file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  b->version_ = fmt::format("{}@{}#{}.{}", m.experiment, m.global_step,
+                            Sha256Hex(text.str()).substr(0, 12), m.WeightsDigest());
   std::string institution = institution_override;
-  if (institution.empty()) institution = m.value("institution", "cu_mid");
+  if (institution.empty()) institution = m.institution.empty() ? "cu_mid" : m.institution;
   try {
     b->institution_ = LoadInstitution(institution);
   } catch (const std::exception& e) {
     fail(std::string("institution: ") + e.what());
   }
-  EnvOptions eo;
-  TwinEnv env(eo, TwinEnvConfig{});
-  for (const auto& [name, entry] : m["roles"].items()) {
-    const int r = env.FindRole(name);
-    if (r < 0) fail("unknown role '" + name + "'");
-    const RoleSpec& spec = env.role(r);
+  for (const auto& [name, entry] : m.roles) {
     ServedRole role;
     role.name = name;
-    try {
-      role.algorithm = entry.value("algorithm", "");
-      role.features = entry.at("observation").at("features").get<std::vector<std::string>>();
-      role.mask_width = entry.at("mask").at("shape").at(1).get<int>();
-      for (const auto& c : entry.at("actions")) {
-        ActionComponent a;
-        a.name = c.at("name").get<std::string>();
-        a.size = c.at("size").get<int>();
-        a.mask_offset = c.at("mask_offset").get<int>();
-        if (c.contains("meanings")) a.meanings = c["meanings"].get<std::vector<std::string>>();
-        if (c.contains("values")) a.values = c["values"].get<std::vector<double>>();
-        role.components.push_back(std::move(a));
-      }
-    } catch (const nlohmann::json::exception& e) {
-      fail("role '" + name + "': " + e.what());
-    }
-    if (role.features != spec.features.names())
-      fail("role '" + name + "' was exported for a different observation layout; re-export");
-    if (role.mask_width != spec.action_space.mask_width() ||
-        static_cast<int>(role.components.size()) != spec.action_space.action_dims())
-      fail("role '" + name + "' has a different action layout; re-export");
-    for (size_t k = 0; k < role.features.size(); ++k)
+    role.algorithm = entry.algorithm;
+    role.features = entry.FeatureNames();
+    role.mask_width = entry.mask_width;
+    role.components = entry.actions;
+    for (size_t k = 0; k < role.features.size(); ++k) {
       role.feature_index[role.features[k]] = static_cast<int>(k);
+      role.low.push_back(static_cast<float>(entry.features[k].low));
+      role.high.push_back(static_cast<float>(entry.features[k].high));
+      role.center.push_back(entry.features[k].center);
+      role.scale.push_back(entry.features[k].scale);
+    }
     for (const auto& comp : role.components) {
       std::vector<std::string> choices;
       for (int v = 0; v < comp.size; ++v) {
@@ -102,9 +80,7 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
     }
     role.response_head = "{\"policy_version\":" + nlohmann::json(b->version_).dump() +
                          ",\"role\":" + nlohmann::json(name).dump() + ",";
-    role.low = spec.features.ToBox().low();
-    role.high = spec.features.ToBox().high();
-    const std::string file = (fs::path(dir) / entry.value("file", name + ".pt")).string();
+    const std::string file = (fs::path(dir) / entry.file).string();
     try {
       role.module = torch::jit::load(file);
       role.module.eval();

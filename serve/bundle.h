@@ -11,22 +11,20 @@
 #include <unordered_map>
 #include <vector>
 
-#include "env/institution.h"
+#include "agents/export_manifest.h"
+#include "env/twin/institution.h"
 
 namespace loantwin {
 
-struct ActionComponent {
-  std::string name;
-  int size = 0, mask_offset = 0;
-  std::vector<std::string> meanings;
-  std::vector<double> values;
-};
+using ActionComponent = ManifestAction;
 
 struct ServedRole {
   std::string name, algorithm;
   std::vector<std::string> features;
   std::unordered_map<std::string, int> feature_index;
   std::vector<float> low, high;  ///< valid range of each feature (+-inf: unbounded)
+  /// Per feature, from the manifest: observation = (raw - center) / scale.
+  std::vector<double> center, scale;
   int mask_width = 0;
   std::vector<ActionComponent> components;
   /// Pre-rendered JSON of each component's choices: "name":{"index":i,"meaning":..,"value":..}
@@ -40,17 +38,21 @@ struct ServedRole {
 
 class PolicyBundle {
  public:
-  /// Loads and validates `dir`; std::runtime_error naming the file and problem otherwise.
+  /// Loads and validates `dir` (manifest against this loantwin's environment, module hashes,
+  /// module shapes by a probe call); std::runtime_error naming the file and problem otherwise.
   static std::shared_ptr<const PolicyBundle> Load(const std::string& dir,
                                                   const std::string& institution_override,
                                                   int warmup_batch);
 
   const std::string& dir() const { return dir_; }
-  /// "<experiment>@<global step>#<first 12 hex of the manifest's SHA-256>".
+  /// "<experiment>@<global step>#<first 12 hex of the manifest's SHA-256>.<weights digest>":
+  /// the manifest records every module file's SHA-256 (verified at load) and the weights
+  /// digest (ExportManifest::WeightsDigest) names them, so the version names the exact weights.
   const std::string& version() const { return version_; }
   const ServedRole* role(const std::string& name) const;
   const std::map<std::string, ServedRole>& roles() const { return roles_; }
   const InstitutionConfig& institution() const { return *institution_; }
+  const ExportManifest& manifest() const { return manifest_; }
 
   /// Greedy actions [n x components] for observations [n x features] and masks [n x width]
   /// (1 = allowed). Thread-safe (TorchScript modules are).
@@ -61,6 +63,7 @@ class PolicyBundle {
   std::string dir_, version_;
   std::map<std::string, ServedRole> roles_;
   std::shared_ptr<const InstitutionConfig> institution_;
+  ExportManifest manifest_;
 };
 
 /// Graph-executor settings for serving threads (thread-local in TorchScript): no profiling

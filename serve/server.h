@@ -10,25 +10,52 @@
 #include <memory>
 #include <string>
 
+#include "core/config_fields.h"
+
 namespace loantwin {
 
+/// Defaults; ranges and meanings: VisitFields below (the CLI's options are made from it).
 struct ServerOptions {
-  std::string bundle;       ///< export directory
-  std::string institution;  ///< products and underwriting rules (default: the manifest's)
+  std::string bundle;
+  std::string institution;
   std::string address = "127.0.0.1";
-  int port = 8080;        ///< 0 = any free port (see Server::port)
-  int threads = 2;        ///< I/O threads (each also runs its connections' policy calls)
-  std::string audit_log;  ///< "" = no audit log
+  int port = 8080;
+  int threads = 2;
+  std::string audit_log;
   bool audit_fsync = false;
   int max_batch = 64;
-  int max_delay_us = 0;          ///< 0: a batch holds the requests read in one round of I/O
-  int max_queue = 4096;          ///< observations waiting per role; beyond: 503
-  size_t body_limit = 1 << 20;   ///< bytes; beyond: 413
-  int max_batch_request = 1024;  ///< observations in one request
-  int read_timeout_ms = 10000;   ///< a request must arrive within this
-  int idle_timeout_ms = 30000;   ///< keep-alive connections idle longer are closed
-  bool handle_signals = false;   ///< SIGHUP reloads, SIGINT/SIGTERM shut down gracefully
+  int max_delay_us = 0;
+  int max_queue = 4096;
+  uint64_t body_limit = 1 << 20;
+  int max_batch_request = 1024;
+  int read_timeout_ms = 10000;
+  int idle_timeout_ms = 30000;
+  bool handle_signals = false;  ///< not an option: SIGHUP reloads, SIGINT/SIGTERM drain
 };
+
+/// The server's options, listed once (core/config_fields.h): `loantwin serve --<name>` (with
+/// '_' as '-'), their ranges (checked by the Server constructor) and help texts.
+template <typename V>
+void VisitFields(ServerOptions& o, V&& v) {
+  v("bundle", o.bundle, "export directory (manifest.json + <role>.pt)");
+  v("institution", o.institution, "products and underwriting rules (default: the bundle's)");
+  v("address", o.address, "address to listen on");
+  v("port", o.port, 0, 65535, "TCP port (0: any free port)");
+  v("threads", o.threads, 1, 256, "I/O threads (each also runs its connections' policy calls)");
+  v("audit_log", o.audit_log, "append every decision to this hash-chained log");
+  v("audit_fsync", o.audit_fsync,
+    "fsync the audit log after every decision (survives power loss; slower)");
+  v("max_batch", o.max_batch, 1, 65536, "observations per policy call");
+  v("max_delay_us", o.max_delay_us, 0, 60000000,
+    "longest wait to fill a batch (0: a batch holds what one round of I/O read)");
+  v("max_queue", o.max_queue, 1, 10000000, "observations waiting per role before 503");
+  v("max_body", o.body_limit, uint64_t{64}, uint64_t{1} << 30,
+    "largest request body in bytes (413 beyond)");
+  v("max_batch_request", o.max_batch_request, 1, 1000000, "observations in one request");
+  v("read_timeout_ms", o.read_timeout_ms, 1, 3600000, "a request must arrive within this");
+  v("idle_timeout_ms", o.idle_timeout_ms, 1, 3600000,
+    "keep-alive connections idle longer are closed");
+}
 
 class Server {
  public:
@@ -48,14 +75,14 @@ class Server {
   /// Blocks until the server has shut down.
   void Wait();
   std::string BundleVersion() const;
+  /// Observations waiting in the micro-batches, all roles and threads (also /metrics'
+  /// loantwin_queue_depth); tests use it as a readiness signal.
+  int QueuedObservations() const;
 
   struct Impl;  // opaque (serve/server.cc)
 
  private:
   std::unique_ptr<Impl> impl_;
 };
-
-/// `loantwin audit verify <file>`-style check, for the CLI.
-int VerifyAuditCommand(const std::string& file);
 
 }  // namespace loantwin

@@ -116,12 +116,16 @@ std::string Box::ToString() const {
   return fmt::format("Box(shape=[{}], {})", fmt::join(shape_, ", "), DTypeName(dtype_));
 }
 
-int FeatureLayout::Add(const std::string& name, float low, float high) {
+int FeatureLayout::Add(const std::string& name, float low, float high, double center,
+                       double scale) {
   if (Find(name) >= 0)
     throw std::invalid_argument("FeatureLayout: duplicate feature '" + name + "'");
+  if (!(scale > 0)) throw std::invalid_argument("FeatureLayout: scale of '" + name + "' <= 0");
   names_.push_back(name);
   low_.push_back(low);
   high_.push_back(high);
+  center_.push_back(center);
+  scale_.push_back(scale);
   return size() - 1;
 }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "env/counter_rng.h"
+#include "core/counter_rng.h"
 
 namespace loantwin {
 
@@ -102,17 +102,23 @@ inline constexpr float kInf = std::numeric_limits<float>::infinity();
 /// ("macro/unemployment", "product/card/charge_off_rate"): they go into export manifests.
 class FeatureLayout {
  public:
-  /// Appends a feature and returns its index; names must be unique.
-  int Add(const std::string& name, float low = -kInf, float high = kInf);
+  /// Appends a feature and returns its index; names must be unique. A feature that scales a
+  /// raw quantity records how: observation = (raw - center) / scale (clipped to [low, high]);
+  /// features in their own units keep center 0, scale 1.
+  int Add(const std::string& name, float low = -kInf, float high = kInf, double center = 0.0,
+          double scale = 1.0);
   int size() const { return static_cast<int>(names_.size()); }
   const std::vector<std::string>& names() const { return names_; }
   /// Index of a feature; -1 when unknown.
   int Find(const std::string& name) const;
   Box ToBox() const { return Box({size()}, low_, high_); }
+  const std::vector<double>& centers() const { return center_; }
+  const std::vector<double>& scales() const { return scale_; }
 
  private:
   std::vector<std::string> names_;
   std::vector<float> low_, high_;
+  std::vector<double> center_, scale_;
 };
 
 }  // namespace loantwin

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "env/counter_rng.h"
+#include "core/counter_rng.h"
 #include "tests/test_util.h"
 #include "training/checkpoint.h"
 #include "training/export.h"
@@ -74,8 +74,9 @@ inline ResumeComparison CompareStraightAndResumed(const ExperimentConfig& config
 }
 
 /// Trains, exports, reloads each role's module and checks its greedy decisions equal the agent's
-/// Act(deterministic) on random observations and masks (small and large batches: agents may
-/// take different inference paths); act_values decodes through the action value table.
+/// ActAsExported (Act(deterministic) unless the algorithm exports another path) on random
+/// observations and masks (small and large batches: agents may take different inference
+/// paths); act_values decodes through the action value table.
 inline void ExpectExportParity(const std::string& yaml, int64_t steps) {
   Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "exp.yaml")));
   t.Train(steps);
@@ -106,7 +107,7 @@ inline void ExpectExportParity(const std::string& yaml, int64_t steps) {
           mask[i * w + off + static_cast<int>(rng.Uniform() * k)] = 1;
         }
       std::vector<int32_t> expected(static_cast<size_t>(n) * dims);
-      agent->Act(obs.data(), mask.data(), n, /*deterministic=*/true, expected.data());
+      agent->ActAsExported(obs.data(), mask.data(), n, expected.data());
       const torch::Tensor obs_t = torch::from_blob(obs.data(), {n, d}).clone();
       const torch::Tensor mask_t = torch::from_blob(mask.data(), {n, w}, torch::kUInt8).clone();
       const torch::Tensor got = m.forward({obs_t, mask_t}).toTensor().contiguous();

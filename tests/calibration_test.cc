@@ -1,16 +1,16 @@
 // Calibration targets (docs/twin-model.md has the table and sources; `loantwin calibrate` prints
 // it). Each check simulates Monte Carlo paths and compares with a public range.
 
-#include "env/calibration.h"
+#include "env/twin/calibration.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "env/institution.h"
-#include "env/levers.h"
-#include "env/scenario.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/scenario.h"
 
 namespace loantwin {
 namespace {

@@ -2,11 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include "env/config_error.h"
-#include "env/config_paths.h"
-#include "env/institution.h"
-#include "env/levers.h"
-#include "env/scenario.h"
+#include "core/config_error.h"
+#include "env/twin/config_paths.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/scenario.h"
 #include "tests/test_util.h"
 
 using loantwin::testing::ReadFile;

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <vector>
 
-#include "env/counter_rng.h"
-#include "env/normal_dist.h"
+#include "core/counter_rng.h"
+#include "core/normal_dist.h"
 
 namespace loantwin {
 namespace {

@@ -9,9 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/config_error.h"
+#include "core/yaml_reader.h"
 #include "env/cartpole.h"
-#include "env/config_error.h"
-#include "env/yaml_reader.h"
 
 namespace loantwin {
 namespace {

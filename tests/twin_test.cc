@@ -1,15 +1,15 @@
-// Twin and VecEnv behaviour: invariants under random levers, determinism, thread independence.
+// Twin and TwinBatch behaviour: invariants under random levers, determinism, thread independence.
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-#include "env/counter_rng.h"
-#include "env/institution.h"
-#include "env/levers.h"
-#include "env/monte_carlo.h"
-#include "env/scenario.h"
-#include "env/vec_env.h"
+#include "core/counter_rng.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/monte_carlo.h"
+#include "env/twin/scenario.h"
+#include "env/twin/twin_batch.h"
 
 namespace loantwin {
 namespace {
@@ -30,11 +30,11 @@ Levers RandomLevers(CounterRng& rng) {
 
 std::vector<double> RunMetrics(const std::string& inst, const std::string& scenario, int envs,
                                int threads, uint64_t seed, int months, bool random_levers) {
-  VecEnvOptions o;
+  TwinBatchOptions o;
   o.num_envs = envs;
   o.num_threads = threads;
   o.seed = seed;
-  VecEnv env(LoadInstitution(inst), LoadScenario(scenario), o);
+  TwinBatch env(LoadInstitution(inst), LoadScenario(scenario), o);
   CounterRng rng(DeriveKey(seed, 0xabc));
   std::vector<double> all;
   std::vector<Levers> levers(envs, DefaultLevers(env.twin(0).institution()));
@@ -55,12 +55,12 @@ TEST_P(PresetInvariants, HoldFor10000InstanceMonthsUnderRandomLevers) {
   const auto inst = LoadInstitution(GetParam());
   int64_t instance_months = 0;
   for (const char* scenario : {"severe_recession", "rate_shock"}) {
-    VecEnvOptions o;
+    TwinBatchOptions o;
     o.num_envs = 16;
     o.num_threads = 2;
     o.seed = 17;
     o.twin.check_invariants = true;
-    VecEnv env(inst, LoadScenario(scenario), o);
+    TwinBatch env(inst, LoadScenario(scenario), o);
     CounterRng rng(DeriveKey(17, std::hash<std::string>()(scenario)));
     std::vector<Levers> levers(o.num_envs);
     for (int m = 0; m < 320; ++m) {

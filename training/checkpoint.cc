@@ -1,12 +1,11 @@
 #include "training/checkpoint.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -36,19 +35,9 @@ std::string CheckpointManager::Latest() const {
 std::string CheckpointManager::Save(const Trainer& trainer) {
   fs::create_directories(dir_);
   const std::string path = fmt::format("{}/step_{:012d}.pt", dir_, trainer.global_step());
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   torch::serialize::OutputArchive archive;
   trainer.Save(archive);
-  try {
-    archive.save_to(tmp);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot rename checkpoint into place");
-  }
+  WriteFileAtomically(path, [&](std::ostream& out) { archive.save_to(out); });
   auto files = List();
   while (static_cast<int>(files.size()) > keep_) {
     fs::remove(files.front());

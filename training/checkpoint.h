@@ -1,6 +1,6 @@
 #pragma once
 // Checkpoint files of a run: <run>/checkpoints/step_<global step>.pt, written atomically
-// (temporary file + rename), keeping the newest K.
+// (core/atomic_file.h: temporary file, fsync, rename), keeping the newest K.
 
 #include <string>
 #include <vector>

@@ -8,7 +8,7 @@
 
 #include "env/cartpole.h"
 #include "env/env_registry.h"
-#include "env/metrics.h"
+#include "env/twin/metrics.h"
 #include "env/twin_env.h"
 #include "training/trainer.h"
 

@@ -8,9 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "env/config_error.h"
-#include "env/config_paths.h"
-#include "env/scenario.h"
+#include "agents/export_manifest.h"
+#include "core/config_error.h"
+#include "env/twin/config_paths.h"
+#include "env/twin/scenario.h"
 #include "training/checkpoint.h"
 #include "training/trainer.h"
 
@@ -115,57 +116,33 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
                     "(manifest.json)",
                     spec));
   const std::string manifest_file = (dir / "manifest.json").string();
-  std::ifstream in(manifest_file);
-  if (!in) throw std::invalid_argument(manifest_file + ": cannot be read");
-  nlohmann::json m;
+  ExportManifest manifest;
   try {
-    m = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(manifest_file + ": not valid JSON: " + e.what());
+    manifest = ExportManifest::Load(dir.string());
+  } catch (const ManifestError& e) {
+    throw std::invalid_argument(e.what());
   }
-  const std::string env = m.value("environment", "");
-  if (env != "twin")
-    throw std::invalid_argument(fmt::format(
-        "{}: an export of environment '{}'; stress evaluation needs the twin", manifest_file, env));
-  if (!m.contains("environment_version"))
-    throw std::invalid_argument(fmt::format(
-        "{}: no environment_version (exported by an older loantwin); re-export the run with "
-        "this version",
-        manifest_file));
-  const int version = m["environment_version"].get<int>();
-  if (version != TwinEnv::kVersion)
-    throw std::invalid_argument(fmt::format(
-        "{}: exported from twin environment version {}, this loantwin has version {}; its "
-        "observations and actions differ - re-export the run with this version",
-        manifest_file, version, TwinEnv::kVersion));
-  if (!m.contains("roles") || !m["roles"].is_object() || m["roles"].empty())
-    throw std::invalid_argument(manifest_file + ": no roles");
-  // A twin with its role specs, to check each export's observation layout.
+  if (manifest.environment != "twin")
+    throw std::invalid_argument(
+        fmt::format("{}: an export of environment '{}'; stress evaluation "
+                    "needs the twin",
+                    manifest_file, manifest.environment));
+  // A twin with its role specs, to check each export's observation and action layout.
   EnvOptions eo;
   TwinEnv probe_env(eo, TwinEnvConfig{});
+  try {
+    manifest.Validate(probe_env, manifest_file);
+    manifest.VerifyFiles(dir.string());
+  } catch (const ManifestError& e) {
+    throw std::invalid_argument(e.what());
+  }
   std::string yaml =
       "name: stress-export\nenv:\n  name: twin\n  num_envs: 1\n  threads: 1\nroles:\n";
   for (int r = 0; r < kNumTwinRoles; ++r) p->info.roles[kTwinRoleNames[r]] = "baseline";
-  for (const auto& [role, entry] : m["roles"].items()) {
-    const int r = probe_env.FindRole(role);
-    if (r < 0)
-      throw std::invalid_argument(fmt::format("{}: unknown role '{}'", manifest_file, role));
-    const auto features = entry.at("observation").at("features").get<std::vector<std::string>>();
-    const auto& expected = probe_env.role(r).features.names();
-    if (features != expected) {
-      size_t k = 0;
-      while (k < features.size() && k < expected.size() && features[k] == expected[k]) ++k;
-      throw std::invalid_argument(fmt::format(
-          "{}: role '{}' was exported for a different observation layout ({} features, this "
-          "environment has {}; first difference at feature {}: '{}' vs '{}'); re-export the run "
-          "with this version",
-          manifest_file, role, features.size(), expected.size(), k,
-          k < features.size() ? features[k] : "(none)",
-          k < expected.size() ? expected[k] : "(none)"));
-    }
-    const std::string file = (dir / entry.at("file").get<std::string>()).string();
+  for (const auto& [role, entry] : manifest.roles) {
+    const std::string file = (dir / entry.file).string();
     yaml += fmt::format("  {}: {{frozen: \"{}\"}}\n", role, file);
-    p->info.roles[role] = "export:" + entry.value("algorithm", "?");
+    p->info.roles[role] = "export:" + entry.algorithm;
   }
   const ExperimentConfig config =
       ExperimentConfig::Parse(YamlValue::LoadString(yaml, manifest_file));

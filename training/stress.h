@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "env/monte_carlo.h"
+#include "env/policy_monte_carlo.h"
 #include "env/twin_env.h"
 #include "report/stress_report.h"
 

@@ -8,13 +8,11 @@
 #include <cmath>
 #include <limits>
 
-#include "agents/dqn.h"
+#include "agents/agent_registry.h"
 #include "agents/module_util.h"
-#include "agents/muzero.h"
-#include "agents/ppo.h"
-#include "env/binary_state.h"
-#include "env/config_error.h"
-#include "env/counter_rng.h"
+#include "core/binary_state.h"
+#include "core/config_error.h"
+#include "core/counter_rng.h"
 #include "env/env_registry.h"
 #include "training/evaluation.h"
 #include "training/metrics_logger.h"
@@ -99,32 +97,22 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
       LoadFrozen(r, rc.policy, node);
       continue;
     }
-    if (rc.agent != "ppo" && rc.agent != "dqn" && rc.agent != "muzero") continue;
+    if (!rc.learning()) continue;
     const RoleSpec& spec = env_->role(r);
-    std::vector<int64_t> nvec(spec.action_space.dims().nvec().begin(),
-                              spec.action_space.dims().nvec().end());
+    AgentSpec as;
+    as.role = name;
+    as.obs_dim = spec.obs_dim();
+    for (int k = 0; k < env_->num_roles(); ++k) as.global_state_dim += env_->role(k).obs_dim();
+    as.nvec.assign(spec.action_space.dims().nvec().begin(), spec.action_space.dims().nvec().end());
+    as.num_envs = n;
+    as.cadence = spec.cadence;
+    as.seed = DeriveKey(config_.seed, 0x6167656e74 + r);
+    as.total_steps = config_.total_steps;
     auto l = std::make_unique<Learner>();
-    const uint64_t seed = DeriveKey(config_.seed, 0x6167656e74 + r);
-    if (rc.agent == "ppo") {
-      int critic_dim = spec.obs_dim();
-      if (rc.ppo.centralized_critic) {
-        critic_dim = 0;
-        for (int k = 0; k < env_->num_roles(); ++k) critic_dim += env_->role(k).obs_dim();
-      }
-      const int64_t planned = config_.total_steps / (static_cast<int64_t>(rc.ppo.num_steps) * n);
-      l->agent =
-          std::make_unique<PpoAgent>(spec.obs_dim(), critic_dim, nvec, n, rc.ppo, seed, planned);
-    } else if (rc.agent == "dqn") {
-      l->agent =
-          std::make_unique<DqnAgent>(spec.obs_dim(), nvec, n, rc.dqn, seed, config_.total_steps);
-    } else {
-      if (nvec.size() != 1)
-        node.Fail(
-            fmt::format("muzero plans over Discrete actions; role '{}' has {} action "
-                        "components (use ppo or dqn)",
-                        name, nvec.size()));
-      l->agent = std::make_unique<MuZeroAgent>(spec.obs_dim(), static_cast<int>(nvec[0]), n,
-                                               spec.cadence, rc.muzero, seed, config_.total_steps);
+    try {
+      l->agent = AgentAlgorithms().Get(rc.agent).make(as, *rc.options);
+    } catch (const std::invalid_argument& e) {
+      node.Fail(e.what());
     }
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
     learners_[r] = std::move(l);

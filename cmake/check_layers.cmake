@@ -1,0 +1,71 @@
+# Fails when a source file includes a header against the library graph (docs/architecture.md):
+#
+#   core -> spaces, rewards -> env/twin -> env -> report -> agents -> training -> cli
+#                                                         agents -> serve -> cli
+#
+# A library may include its own headers and those of the libraries below it. tests/ and bench/
+# may include anything. Usage: cmake -DROOT=<source dir> -P cmake/check_layers.cmake
+cmake_minimum_required(VERSION 3.25)
+if(NOT ROOT)
+  message(FATAL_ERROR "usage: cmake -DROOT=<source dir> -P check_layers.cmake")
+endif()
+get_filename_component(ROOT "${ROOT}" ABSOLUTE)
+
+# Longest prefixes first, so env/twin/x.h belongs to env/twin rather than env.
+set(LAYERS env/twin core spaces rewards env report agents training serve cli)
+set(ALLOWED_core core)
+set(ALLOWED_spaces core spaces)
+set(ALLOWED_rewards core rewards)
+set(ALLOWED_env/twin core spaces rewards env/twin)
+set(ALLOWED_env core spaces rewards env/twin env)
+set(ALLOWED_report core spaces rewards env/twin env report)
+set(ALLOWED_agents core spaces rewards env/twin env agents)
+set(ALLOWED_training core spaces rewards env/twin env report agents training)
+set(ALLOWED_serve core spaces rewards env/twin env agents serve)
+set(ALLOWED_cli ${LAYERS})
+
+function(layer_of path out)
+  set(result "")
+  foreach(layer IN LISTS LAYERS)
+    string(LENGTH "${layer}/" n)
+    string(SUBSTRING "${path}" 0 ${n} head)
+    if(head STREQUAL "${layer}/")
+      set(result ${layer})
+      break()
+    endif()
+  endforeach()
+  set(${out} "${result}" PARENT_SCOPE)
+endfunction()
+
+set(violations 0)
+set(checked 0)
+foreach(layer IN LISTS LAYERS)
+  file(GLOB_RECURSE files RELATIVE "${ROOT}" "${ROOT}/${layer}/*.h" "${ROOT}/${layer}/*.cc")
+  foreach(file IN LISTS files)
+    layer_of("${file}" own)
+    if(NOT own STREQUAL layer)
+      continue()  # counted under its deeper layer (env/twin inside env)
+    endif()
+    math(EXPR checked "${checked} + 1")
+    file(STRINGS "${ROOT}/${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]+\"[^\"]+\"")
+    foreach(line IN LISTS includes)
+      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]+\"([^\"]+)\".*" "\\1" header "${line}")
+      layer_of("${header}" target)
+      if(target STREQUAL "")
+        continue()  # not a project header
+      endif()
+      if(NOT target IN_LIST ALLOWED_${own})
+        message(SEND_ERROR "${file}: includes \"${header}\": ${own}/ may not depend on ${target}/")
+        math(EXPR violations "${violations} + 1")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
+if(violations GREATER 0)
+  message(FATAL_ERROR "${violations} include(s) against the library graph")
+endif()
+if(checked EQUAL 0)
+  message(FATAL_ERROR "no source files under ${ROOT}")
+endif()
+message(STATUS "library graph: ${checked} files, no include against the dependency direction")

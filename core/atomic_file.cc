@@ -1,0 +1,58 @@
+#include "core/atomic_file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace loantwin {
+namespace {
+
+/// fsync of a path opened read-only (a file's data, or a directory's entries).
+bool SyncPath(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+void WriteFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(fmt::format("{}: cannot open for writing", tmp));
+    try {
+      write(out);
+    } catch (...) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw;
+    }
+    out.flush();
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw std::runtime_error(fmt::format("{}: write failed (disk full?)", path));
+    }
+  }
+  // The data reaches the disk before the rename publishes it, and the rename before we return.
+  if (!SyncPath(tmp, false)) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(fmt::format("{}: fsync failed (disk full?)", path));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(fmt::format("{}: cannot rename temp file into place", path));
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  SyncPath(dir.empty() ? "." : dir, true);  // best effort: some file systems refuse it
+}
+
+}  // namespace loantwin

@@ -1,0 +1,10 @@
+#pragma once
+// The project version, from CMake's project(VERSION ...): written into export manifests and
+// printed by the CLI.
+
+namespace loantwin {
+
+/// "MAJOR.MINOR.PATCH" of this build.
+const char* LoantwinVersion();
+
+}  // namespace loantwin

@@ -1,0 +1,84 @@
+#include "env/policy_monte_carlo.h"
+
+#include <algorithm>
+
+namespace loantwin {
+
+PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, FallbackPolicy policy,
+                              const MonteCarloOptions& o) {
+  TwinEnvConfig c = config;
+  for (auto& role : c.roles) role.fallback = policy;
+  return RunPolicyMonteCarlo(c, nullptr, o);
+}
+
+PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
+                              const MonteCarloOptions& o) {
+  PolicyRun run;
+  run.paths = AllocatePaths(o);
+  run.failed_month.assign(o.paths, 0);
+  run.invariant_breaches.assign(o.paths, 0);
+  run.first_invariant_breach.assign(o.paths, "");
+  TwinEnvConfig c = config;
+  // One month past the run: no auto-reset clears the twins' breach counters after the last step.
+  c.horizon_months = o.months + 1;
+  c.terminate_on_failure = false;
+  c.check_invariants = o.twin.check_invariants;
+  c.count_invariant_breaches = o.twin.count_invariant_breaches;
+  std::vector<int32_t> actions;
+  for (int start = 0; start < o.paths; start += o.batch) {
+    EnvOptions eo;
+    eo.num_envs = std::min(o.batch, o.paths - start);
+    eo.num_threads = std::min(o.threads, eo.num_envs);
+    eo.seed = o.seed;
+    eo.instance_offset = start;
+    TwinEnv env(eo, c);
+    if (start == 0) {
+      RoleRewards& rr = run.rewards;
+      rr.objectives = env.role(0).objectives;
+      for (int r = 0; r < env.num_roles(); ++r) {
+        rr.roles.push_back(env.role(r).name);
+        rr.objective_sums.emplace_back(static_cast<size_t>(o.paths) * rr.objectives.size(), 0.0);
+        rr.returns.emplace_back(o.paths, 0.0);
+      }
+    }
+    const size_t k = run.rewards.objectives.size();
+    env.Reset();
+    for (int m = 0; m < o.months; ++m) {
+      if (driver) {
+        for (int r = 0; r < env.num_roles(); ++r) {
+          if (!driver->Decides(r)) {
+            env.Act(r, nullptr);
+            continue;
+          }
+          actions.resize(static_cast<size_t>(eo.num_envs) * env.role(r).action_space.action_dims());
+          driver->Decide(r, env.observations(r), env.action_masks(r), eo.num_envs, actions.data());
+          env.Act(r, actions.data());
+        }
+      }
+      env.Step();
+      for (int i = 0; i < eo.num_envs; ++i) {
+        const int path = start + i;
+        const double* row = env.step_metrics(i);
+        std::copy_n(
+            row, kNumMetrics,
+            run.paths.data.begin() + ((static_cast<size_t>(path) * o.months + m) * kNumMetrics));
+        if (!run.failed_month[path] && (row[kCet1Ratio] < c.cet1_floor || row[kEquity] <= 0))
+          run.failed_month[path] = m + 1;
+        for (int r = 0; r < env.num_roles(); ++r) {
+          run.rewards.returns[r][path] += env.rewards(r)[i];
+          const float* vec = env.reward_vectors(r) + static_cast<size_t>(i) * k;
+          for (size_t j = 0; j < k; ++j) run.rewards.objective_sums[r][path * k + j] += vec[j];
+        }
+      }
+      if (o.month_progress) o.month_progress(start, eo.num_envs, m + 1);
+    }
+    for (int i = 0; i < eo.num_envs; ++i) {
+      run.invariant_breaches[start + i] = env.twin(i).invariant_breaches();
+      run.first_invariant_breach[start + i] = env.twin(i).first_invariant_breach();
+    }
+    if (o.progress) o.progress(start + eo.num_envs);
+  }
+  return run;
+}
+
+}  // namespace loantwin

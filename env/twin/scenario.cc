@@ -1,0 +1,168 @@
+#include "env/twin/scenario.h"
+
+#include <fmt/format.h>
+
+#include <Eigen/Cholesky>
+#include <algorithm>
+#include <cmath>
+
+#include "core/check.h"
+#include "core/counter_rng.h"
+#include "core/yaml_reader.h"
+#include "env/twin/config_paths.h"
+
+namespace loantwin {
+
+std::array<double, kNumMacroVars> DefaultShockSd() {
+  // unemployment pp, GDP pp (annualised), policy pp, 10y pp, mortgage pp, log-HPI, spread pp
+  return {0.08, 0.60, 0.05, 0.12, 0.12, 0.006, 0.06};
+}
+std::array<double, kNumMacroVars> DefaultShockPersistence() {
+  return {0.95, 0.70, 0.95, 0.95, 0.95, 0.97, 0.90};
+}
+
+namespace {
+
+// Innovation correlations (unemployment, gdp, policy, 10y, mortgage, hpi, spread), signs from
+// the 1976-2024 history in the Fed's Table 1A (bad-news shocks move together).
+const double kCorrelation[kNumMacroVars][kNumMacroVars] = {
+    {1.00, -0.60, -0.30, -0.20, -0.20, -0.40, 0.50}, {-0.60, 1.00, 0.30, 0.20, 0.20, 0.30, -0.50},
+    {-0.30, 0.30, 1.00, 0.60, 0.55, 0.10, -0.30},    {-0.20, 0.20, 0.60, 1.00, 0.90, 0.00, -0.20},
+    {-0.20, 0.20, 0.55, 0.90, 1.00, -0.05, -0.10},   {-0.40, 0.30, 0.10, 0.00, -0.05, 1.00, -0.30},
+    {0.50, -0.50, -0.30, -0.20, -0.10, -0.30, 1.00}};
+
+double Interpolate(const std::vector<double>& points, int step, int month) {
+  if (points.empty()) return 0;
+  const double x = static_cast<double>(month) / step;
+  const size_t i = static_cast<size_t>(x);
+  if (i + 1 >= points.size()) return points.back();
+  const double f = x - i;
+  return points[i] * (1 - f) + points[i + 1] * f;
+}
+
+std::shared_ptr<const Scenario> Parse(const YamlValue& root) {
+  auto s = std::make_shared<Scenario>();
+  s->file = root.file();
+  s->shock_sd = DefaultShockSd();
+  s->shock_persistence = DefaultShockPersistence();
+  YamlMap m(root);
+  s->name = m.Require("name").AsString();
+  m.Read("description", &s->description);
+  m.Read("source", &s->source);
+  m.Read("step_months", &s->step_months, 1, 12);
+  {
+    YamlMap paths(m.Require("paths"));
+    const double lo[kNumMacroVars] = {0, -40, -5, -5, 0, 1e-6, -5};
+    const double hi[kNumMacroVars] = {60, 40, 50, 50, 50, 1e9, 50};
+    for (int v = 0; v < kNumMacroVars; ++v)
+      s->anchors[v] = paths.Require(kMacroVarNames[v]).AsDoubleList(0, lo[v], hi[v]);
+    paths.Done();
+  }
+  if (auto f = m.Get("fraud_multiplier")) s->fraud_multiplier = f->AsDoubleList(0, 0.0, 1000.0);
+  if (auto lr = m.Get("long_run")) {
+    YamlMap lm(*lr);
+    s->has_long_run = true;
+    const double lo[kNumMacroVars] = {0, -40, -5, -5, 0, -50, -5};
+    const double hi[kNumMacroVars] = {60, 40, 50, 50, 50, 50, 50};
+    for (int v = 0; v < kNumMacroVars; ++v) {
+      // HPI reverts in growth, not level: its long-run entry is named hpi_growth.
+      const std::string key = v == kHpiVar ? "hpi_growth" : kMacroVarNames[v];
+      s->long_run[v] = lm.Require(key).AsDouble(lo[v], hi[v]);
+    }
+    lm.Read("reversion_months", &s->reversion_months, 1, 600);
+    lm.Done();
+  }
+  if (auto sh = m.Get("shocks")) {
+    YamlMap sm(*sh);
+    sm.Read("scale", &s->shock_scale, 0.0, 20.0);
+    for (const char* key : {"sd", "persistence"}) {
+      auto node = sm.Get(key);
+      if (!node) continue;
+      YamlMap vm(*node);
+      auto& target = std::string(key) == "sd" ? s->shock_sd : s->shock_persistence;
+      for (int v = 0; v < kNumMacroVars; ++v)
+        vm.Read(kMacroVarNames[v], &target[v], 0.0, std::string(key) == "sd" ? 100.0 : 0.999);
+      vm.Done();
+    }
+    sm.Done();
+  }
+  m.Done();
+  return s;
+}
+
+}  // namespace
+
+double Scenario::AnchorAt(int var, int month) const {
+  const auto& points = anchors[var];
+  const int end = static_cast<int>(points.size() - 1) * step_months;
+  if (!has_long_run || month <= end) return Interpolate(points, step_months, month);
+  const double after = month - end;
+  if (var == kHpiVar) return points.back() * std::pow(1 + long_run[var] / 100, after / 12);
+  const double f = std::min(1.0, after / reversion_months);
+  return points.back() + f * (long_run[var] - points.back());
+}
+double Scenario::FraudMultiplierAt(int month) const {
+  return fraud_multiplier.empty() ? 1.0 : Interpolate(fraud_multiplier, step_months, month);
+}
+int Scenario::LengthMonths() const {
+  size_t n = 0;
+  for (const auto& a : anchors) n = std::max(n, a.size());
+  return static_cast<int>((n - 1) * step_months + 1);
+}
+
+std::shared_ptr<const Scenario> LoadScenario(const std::string& name_or_path) {
+  return Parse(YamlValue::LoadFile(ResolveConfig("scenarios", name_or_path)));
+}
+std::shared_ptr<const Scenario> ParseScenario(const std::string& yaml, const std::string& name) {
+  return Parse(YamlValue::LoadString(yaml, name));
+}
+
+MacroModel::MacroModel(std::shared_ptr<const Scenario> scenario) : scenario_(std::move(scenario)) {
+  Eigen::Matrix<double, kNumMacroVars, kNumMacroVars> cov;
+  for (int i = 0; i < kNumMacroVars; ++i)
+    for (int j = 0; j < kNumMacroVars; ++j)
+      cov(i, j) = kCorrelation[i][j] * scenario_->shock_sd[i] * scenario_->shock_sd[j] *
+                  scenario_->shock_scale * scenario_->shock_scale;
+  Eigen::LLT<decltype(cov)> llt(cov);
+  if (llt.info() != Eigen::Success) {
+    // Some sds are zero: factor the correlation of the non-degenerate part with a tiny ridge,
+    // then zero the rows of variables without shocks so they stay exactly on their anchors.
+    cov.diagonal().array() += 1e-18;
+    llt.compute(cov);
+  }
+  chol_ = llt.matrixL();
+  for (int i = 0; i < kNumMacroVars; ++i)
+    if (scenario_->shock_sd[i] * scenario_->shock_scale == 0) chol_.row(i).setZero();
+  Reset(0);
+}
+
+void MacroModel::Reset(uint64_t key) {
+  key_ = key;
+  month_ = -1;
+  deviation_.setZero();
+  hpi0_ = scenario_->AnchorAt(kHpiVar, 0);
+}
+
+const MacroState& MacroModel::Step(int month) {
+  LT_CHECK_EQ(month, month_ + 1);  // months are stepped in order
+  month_ = month;
+  Eigen::Matrix<double, kNumMacroVars, 1> eps;
+  CounterRng rng(DeriveKey(key_, static_cast<uint64_t>(month)));
+  for (int v = 0; v < kNumMacroVars; ++v) eps(v) = rng.Normal();
+  const auto innovation = (chol_ * eps).eval();
+  for (int v = 0; v < kNumMacroVars; ++v)
+    deviation_(v) = scenario_->shock_persistence[v] * deviation_(v) + innovation(v);
+
+  auto value = [&](int v) { return scenario_->AnchorAt(v, month) + deviation_(v); };
+  state_.unemployment = std::clamp(value(kUnemploymentVar), 1.0, 40.0) / 100;
+  state_.gdp_growth = value(kGdpGrowthVar) / 100;
+  state_.policy_rate = std::max(0.0, value(kPolicyRateVar)) / 100;
+  state_.rate_10y = std::max(0.0, value(kRate10yVar)) / 100;
+  state_.mortgage_rate = std::max(0.5, value(kMortgageRateVar)) / 100;
+  state_.hpi = scenario_->AnchorAt(kHpiVar, month) / hpi0_ * std::exp(deviation_(kHpiVar));
+  state_.credit_spread = std::max(0.0, value(kCreditSpreadVar)) / 100;
+  state_.fraud_multiplier = scenario_->FraudMultiplierAt(month);
+  return state_;
+}
+
+}  // namespace loantwin

@@ -1,0 +1,1027 @@
+#include "env/twin/twin.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/counter_rng.h"
+#include "core/normal_dist.h"
+
+namespace loantwin {
+namespace {
+
+// ---- Collection / roll-rate model (docs/twin-model.md, "Delinquency") ----
+// Monthly probabilities out of the 30, 60 and 90+ buckets under soft collection: roll forward
+// (90+ rolls to default) and cure back to current; the rest stays in the bucket.
+constexpr double kBaseForward[kNumBuckets] = {0, 0.35, 0.55, 0.65};
+constexpr double kBaseCure[kNumBuckets] = {0, 0.45, 0.25, 0.10};
+// Per CollectionIntensity: multipliers on roll-forward and cure, cost per account-month.
+constexpr double kForwardMult[kNumCollectionIntensities] = {1.25, 1.0, 0.80, 0.60};
+constexpr double kCureMult[kNumCollectionIntensities] = {0.75, 1.0, 1.30, 1.60};
+constexpr double kCollectionCostPerAccount[kNumCollectionIntensities] = {0, 8, 30, 60};
+constexpr double kMaxHazard = 0.95;
+constexpr double kPdFloor = 0.0003;           // Basel PD floor
+constexpr double kDefaultedK = 0.08;          // capital per EAD on 90+ exposures (100% risk weight)
+constexpr double kOutputFloor = 0.725;        // Basel III final: RWA >= 72.5% of standardised RWA
+constexpr double kLiquidRiskWeight = 0.20;    // agency securities and bank deposits
+constexpr double kDefaultedRiskWeight = 1.0;  // standardised, past due 90+
+constexpr double kRevolvingLifeYears = 3;     // behavioural life for lifetime ECL of cards
+constexpr int kMaxLifeYears = 30;
+constexpr int kSmmTableSize = 151;           // coupon/market ratio 0.50 .. 2.00 by 0.01
+constexpr double kHistoricHpiGrowth = 0.03;  // for collateral of the initial book
+
+struct RollRates {
+  std::array<double, kNumBuckets> forward{}, cure{}, eventual{};
+};
+
+RollRates ComputeRollRates(const std::array<int, kNumDelinquentBuckets>& intensity) {
+  RollRates r;
+  for (int k = 1; k < kNumBuckets; ++k) {
+    double f = kBaseForward[k] * kForwardMult[intensity[k - 1]];
+    double c = kBaseCure[k] * kCureMult[intensity[k - 1]];
+    if (f + c > 0.98) {
+      const double s = 0.98 / (f + c);
+      f *= s, c *= s;
+    }
+    r.forward[k] = f, r.cure[k] = c;
+  }
+  // Probability of eventually defaulting from bucket k: product of forward shares to the end.
+  double e = 1;
+  for (int k = kNumBuckets - 1; k >= 1; --k) {
+    e *= r.forward[k] / (r.forward[k] + r.cure[k]);
+    r.eventual[k] = e;
+  }
+  r.eventual[0] = r.eventual[1];
+  return r;
+}
+
+double BaselCorrelation(BaselClass c, double pd) {
+  switch (c) {
+    case BaselClass::kMortgage:
+      return 0.15;
+    case BaselClass::kRevolving:
+      return 0.04;
+    case BaselClass::kOtherRetail: {
+      const double w = (1 - std::exp(-35 * pd)) / (1 - std::exp(-35.0));
+      return 0.03 * w + 0.16 * (1 - w);
+    }
+  }
+  return 0.15;
+}
+
+/// IRB capital per unit of EAD x LGD.
+double IrbCapitalUnit(BaselClass c, double pd) {
+  pd = std::clamp(pd, kPdFloor, 0.9999);
+  const double r = BaselCorrelation(c, pd);
+  return NormalCdf((NormalQuantile(pd) + std::sqrt(r) * NormalQuantile(0.999)) / std::sqrt(1 - r)) -
+         pd;
+}
+
+/// OTS prepayment S-curve, CPR as a function of coupon / market rate.
+double OtsCpr(double ratio) {
+  return 0.2406 - 0.1389 * std::atan(5.952 * (1.089 - ratio));
+}
+
+double Annuity(double balance, double annual_rate, int months) {
+  if (months <= 0) return balance;
+  const double i = annual_rate / 12;
+  if (i < 1e-9) return balance / months;
+  return balance * i / (1 - std::pow(1 + i, -months));
+}
+
+enum class Amortisation { kAnnuity, kLinear, kRevolving };
+enum class Collateral { kNone, kHome, kAuto };
+
+Amortisation AmortisationOf(const ProductSpec& s) {
+  if (s.revolving()) return Amortisation::kRevolving;
+  return s.variable_rate ? Amortisation::kLinear : Amortisation::kAnnuity;
+}
+Collateral CollateralOf(int p, const ProductSpec& s) {
+  if (s.ltv_mean <= 0) return Collateral::kNone;
+  return p == kHome || s.depreciation == 0 ? Collateral::kHome : Collateral::kAuto;
+}
+
+}  // namespace
+
+struct ProductMonth {
+  const ProductSpec* spec = nullptr;
+  double ref_rate = 0;                // reference rate this month
+  double rate_add = 0;                // added to stored rates (variable-rate products)
+  std::array<float, 2 * 8> hazard{};  // [fraud * 8 + band] monthly roll into 30 dpd
+  BandArray pd12{};                   // point-in-time annual PD
+  std::array<std::array<float, kMaxLifeYears + 1>, kNumBands> pd_life{};
+  BandArray inv_market_rate{};  // 1 / market rate of a new loan per band (prepay ratio)
+  std::array<float, kSmmTableSize> smm{};
+  RollRates roll;
+  std::array<bool, kNumBuckets> restructure{};
+  double hpi = 1;
+  std::vector<float> depreciation;  // collateral value factor by age (auto)
+  double sicr_multiple = 2;
+  double concession = 0;
+};
+
+Twin::Twin(std::shared_ptr<const InstitutionConfig> institution,
+           std::shared_ptr<const Scenario> scenario, uint64_t seed, int instance_id,
+           TwinOptions options)
+    : institution_(std::move(institution)),
+      scenario_(std::move(scenario)),
+      seed_(seed),
+      instance_id_(instance_id),
+      options_(options),
+      macro_(scenario_) {
+  const RollRates base = ComputeRollRates(institution_->default_collection);
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductSpec& s = institution_->products[p].spec;
+    eventual_base_[p] = base.eventual[1];
+    for (int b = 0; b < kNumBands; ++b) k_unit_[p][b] = IrbCapitalUnit(s.basel_class, s.pd[b]);
+    cohorts_[p].resize(s.terms.size());
+  }
+  Reset(0);
+}
+
+int64_t Twin::num_loans() const {
+  int64_t n = 0;
+  for (const auto& b : books_) n += static_cast<int64_t>(b.size());
+  return n;
+}
+
+double Twin::CreditFactor() const {
+  // z = 0 in steady state; unemployment above its (adaptive) reference and GDP growth below
+  // its reference push z down.
+  const CreditCycle& cc = institution_->cycle;
+  return -(smoothed_unemployment_ - unemployment_anchor_) / cc.unemployment_scale -
+         (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale;
+}
+
+void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) const {
+  const ProductSpec& s = institution_->products[p].spec;
+  const MacroState& m = macro_.state();
+  pm->spec = &s;
+  pm->ref_rate = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
+  pm->rate_add = s.variable_rate ? pm->ref_rate : 0.0;
+  pm->hpi = m.hpi;
+  pm->sicr_multiple = institution_->sicr_multiple;
+  pm->concession = institution_->restructure_concession;
+
+  const double z = CreditFactor();
+  // Payment shock: rise of the reference rate over the last 12 months (variable-rate only).
+  const auto& hist = s.rate_index == RateIndex::kPolicy ? policy_history_ : mortgage_history_;
+  const double rise_pp = std::max(0.0, (pm->ref_rate - hist[month_ % 12]) * 100);
+  const double shock = s.variable_rate ? 1 + s.payment_shock * rise_pp : 1.0;
+
+  pm->roll = ComputeRollRates(levers.collection_intensity);
+  for (int k = 1; k < kNumBuckets; ++k)
+    pm->restructure[k] = levers.collection_intensity[k - 1] == kRestructure;
+  for (int b = 0; b < kNumBands; ++b) {
+    const double pd = VasicekPd(s.pd[b], s.cycle_rho, z);
+    pm->pd12[b] = pd;
+    pm->hazard[b] =
+        static_cast<float>(std::min(kMaxHazard, AnnualToMonthly(pd) / eventual_base_[p] * shock));
+    pm->hazard[8 + b] = 1.0f;  // fraud: misses the first payment
+    for (int y = 0; y <= kMaxLifeYears; ++y)
+      pm->pd_life[b][y] = static_cast<float>(1 - std::pow(1 - pd, std::max(1, y)));
+    pm->inv_market_rate[b] =
+        1.0 / std::max(0.005, pm->ref_rate + s.market_spread + s.band_premium[b]);
+  }
+  const double norm = OtsCpr(1.0);
+  for (int i = 0; i < kSmmTableSize; ++i) {
+    const double ratio = 0.5 + 0.01 * i;
+    const double shape = (1 - s.prepay_incentive) + s.prepay_incentive * OtsCpr(ratio) / norm;
+    const double cpr = std::clamp(s.prepay_cpr * shape, 0.0, 0.95);
+    pm->smm[i] = static_cast<float>(1 - std::pow(1 - cpr, 1.0 / 12));
+  }
+  if (s.depreciation > 0) {
+    pm->depreciation.resize(481);
+    for (int a = 0; a <= 480; ++a)
+      pm->depreciation[a] = static_cast<float>(std::pow(1 - s.depreciation, a));
+  }
+}
+
+namespace {
+
+/// LGD of one loan given its balance and collateral.
+template <Collateral kColl>
+inline double LoanLgd(const ProductMonth& pm, double balance, double collateral, int age,
+                      double* ltv) {
+  const ProductSpec& s = *pm.spec;
+  if constexpr (kColl == Collateral::kNone) {
+    return s.lgd;
+  } else {
+    double value;
+    if constexpr (kColl == Collateral::kHome)
+      value = collateral * pm.hpi;
+    else
+      value = collateral * pm.depreciation[std::min(age, 480)];
+    *ltv = balance / std::max(value, 1e-9);
+    return std::max(s.lgd, 1 - value * (1 - s.sale_cost) / std::max(balance, 1e-9));
+  }
+}
+
+/// Adds an open loan to the month's stocks: buckets, ECL stages, IRB inputs.
+template <Amortisation kAmort>
+inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, double lgd,
+                        int bucket, int band, float pd_orig, int remaining, ProductFlows* f) {
+  double ead = balance;
+  if constexpr (kAmort == Amortisation::kRevolving)
+    ead += pm.spec->ccf * std::max(0.0, limit - balance);
+  f->exposure += ead;
+  f->count[bucket] += 1;
+  f->bucket_balance[bucket] += balance;
+  f->closing += balance;
+  const double el = ead * lgd;
+  if (bucket == kCurrent) {
+    const bool sicr = pm.pd12[band] > pm.sicr_multiple * pd_orig;
+    if (sicr) {
+      int years = kAmort == Amortisation::kRevolving
+                      ? static_cast<int>(kRevolvingLifeYears)
+                      : std::min(kMaxLifeYears, (remaining + 11) / 12);
+      f->ecl[1] += el * pm.pd_life[band][years];
+      f->stage2_balance += balance;
+    } else {
+      f->ecl[0] += el * pm.pd12[band];
+    }
+    f->expected_loss += el * pm.pd12[band];
+    f->ead_lgd_current[band] += el;
+  } else if (bucket < kDpd90) {
+    f->ecl[1] += el * pm.roll.eventual[bucket];
+    f->expected_loss += el * pm.roll.eventual[bucket];
+    f->stage2_balance += balance;
+    f->ead_lgd_delinquent[bucket - 1] += el;
+  } else {
+    f->ecl[2] += el;
+    f->expected_loss += el;
+    f->ead_defaulted += ead;
+  }
+}
+
+template <Amortisation kAmort, Collateral kColl>
+void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows* f,
+               std::vector<CohortCounts>& cohorts) {
+  const ProductSpec& s = *pm.spec;
+  const size_t n = bk.size();
+  const float inv_season = 1.0f / static_cast<float>(s.prepay_seasoning);
+  size_t w = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double bal = bk.balance[i];
+    int bucket = bk.bucket[i];
+    const int band = bk.band[i];
+    const uint8_t flags = bk.flags[i];
+    const int age = bk.age[i];
+    const uint64_t bits = RandomBits(key, i);
+    const float u1 = LowUniform(bits), u2 = HighUniform(bits);
+    f->opening += bal;
+
+    double ltv = 0;
+    const double lgd =
+        (flags & kFraudFlag) ? 1.0 : LoanLgd<kColl>(pm, bal, bk.collateral[i], age, &ltv);
+    bool closed = false;
+    if (bucket == kCurrent) {
+      float hazard = pm.hazard[(flags & kFraudFlag) * 8 + band];
+      if constexpr (kColl == Collateral::kHome)
+        hazard *= static_cast<float>(1 + s.negative_equity_beta * std::max(0.0, ltv - 1));
+      if (u1 < hazard) {
+        bucket = kDpd30;  // missed payment: no interest recognised, no principal
+      } else {
+        const double rate = std::max(0.0, bk.rate[i] + pm.rate_add);
+        const double interest = bal * rate / 12;
+        f->interest += interest;
+        double principal;
+        if constexpr (kAmort == Amortisation::kRevolving) {
+          principal = bal * s.payment_rate;
+          const double draw = s.draw_rate * std::max(0.0, bk.collateral[i] - bal);
+          f->originations += draw;
+          bal += draw;
+        } else if constexpr (kAmort == Amortisation::kLinear) {
+          const int rem = bk.remaining[i];
+          principal = rem <= 1 ? bal : bal / rem;
+        } else {
+          principal =
+              bk.remaining[i] <= 1 ? bal : std::min(bal, std::max(0.0, bk.payment[i] - interest));
+        }
+        if constexpr (kAmort != Amortisation::kRevolving) bk.remaining[i] -= 1;
+        bal -= principal;
+        if (bal < 0.01) {
+          principal += bal;
+          bal = 0;
+          closed = true;
+          if (flags & kNewFlag) cohorts[bk.term[i]].matured += 1;
+        } else {
+          float smm;
+          if constexpr (kAmort == Amortisation::kAnnuity) {
+            const int idx = static_cast<int>((rate * pm.inv_market_rate[band] - 0.5) * 100 + 0.5);
+            smm = pm.smm[std::clamp(idx, 0, kSmmTableSize - 1)];
+          } else {
+            smm = pm.smm[50];  // ratio 1: variable-rate loans have no refinancing incentive
+          }
+          smm *= std::min(1.0f, static_cast<float>(age + 1) * inv_season);
+          if (u2 < smm) {
+            f->prepayments += bal;
+            bal = 0;
+            closed = true;
+            if (flags & kNewFlag) cohorts[bk.term[i]].prepaid += 1;
+          }
+        }
+        f->principal += principal;
+      }
+    } else {
+      const bool fraud = flags & kFraudFlag;
+      const double fwd = fraud ? 1.0 : pm.roll.forward[bucket];
+      const double cure = fraud ? 0.0 : pm.roll.cure[bucket];
+      if (u1 < fwd) {
+        if (bucket == kDpd90) {
+          f->charge_offs += bal;
+          f->recoveries += bal * (1 - lgd);
+          if (flags & kNewFlag) {
+            cohorts[bk.term[i]].charged_off += 1;
+            cohorts[bk.term[i]].charged_off_amount += bal;
+          }
+          bal = 0;
+          closed = true;
+        } else {
+          bucket += 1;
+        }
+      } else if (u1 < fwd + cure) {
+        if (pm.restructure[bucket]) {
+          // Restructuring cure: rate concession and 12 more months to repay.
+          bk.rate[i] = std::max(0.0, bk.rate[i] - pm.concession);
+          if constexpr (kAmort != Amortisation::kRevolving) {
+            bk.remaining[i] = static_cast<int16_t>(std::min(480, bk.remaining[i] + 12));
+            bk.payment[i] = Annuity(bal, bk.rate[i] + pm.rate_add, bk.remaining[i]);
+          }
+          bk.flags[i] = flags | kRestructuredFlag;
+        }
+        bucket = kCurrent;
+      }
+    }
+    if (closed) continue;
+    bk.balance[i] = bal;
+    bk.bucket[i] = static_cast<uint8_t>(bucket);
+    bk.age[i] = static_cast<int16_t>(std::min(age + 1, 32000));
+    MeasureLoan<kAmort>(pm, bal, bk.collateral[i], lgd, bucket, band, bk.pd_orig[i],
+                        bk.remaining[i], f);
+    if (w != i) bk.MoveRow(w, i);
+    ++w;
+  }
+  bk.Resize(w);
+}
+
+template <Amortisation kAmort, Collateral kColl>
+void MeasureLoans(const ProductMonth& pm, const LoanBook& bk, size_t begin, ProductFlows* f) {
+  for (size_t i = begin; i < bk.size(); ++i) {
+    double ltv = 0;
+    const double lgd = (bk.flags[i] & kFraudFlag)
+                           ? 1.0
+                           : LoanLgd<kColl>(pm, bk.balance[i], bk.collateral[i], bk.age[i], &ltv);
+    MeasureLoan<kAmort>(pm, bk.balance[i], bk.collateral[i], lgd, bk.bucket[i], bk.band[i],
+                        bk.pd_orig[i], bk.remaining[i], f);
+  }
+}
+
+/// Calls fn.template operator()<kAmort, kColl>() for the product's loan kind.
+template <typename Fn>
+void DispatchKind(int p, const ProductSpec& s, Fn&& fn) {
+  const Amortisation a = AmortisationOf(s);
+  const Collateral c = CollateralOf(p, s);
+  if (a == Amortisation::kRevolving)
+    return fn.template operator()<Amortisation::kRevolving, Collateral::kNone>();
+  if (a == Amortisation::kLinear) {
+    if (c == Collateral::kNone)
+      return fn.template operator()<Amortisation::kLinear, Collateral::kNone>();
+    if (c == Collateral::kHome)
+      return fn.template operator()<Amortisation::kLinear, Collateral::kHome>();
+    return fn.template operator()<Amortisation::kLinear, Collateral::kAuto>();
+  }
+  if (c == Collateral::kNone)
+    return fn.template operator()<Amortisation::kAnnuity, Collateral::kNone>();
+  if (c == Collateral::kHome)
+    return fn.template operator()<Amortisation::kAnnuity, Collateral::kHome>();
+  return fn.template operator()<Amortisation::kAnnuity, Collateral::kAuto>();
+}
+
+}  // namespace
+
+namespace {
+
+struct StepRun {
+  const ProductMonth& pm;
+  uint64_t key;
+  LoanBook& bk;
+  ProductFlows* f;
+  std::vector<CohortCounts>& cohorts;
+  template <Amortisation A, Collateral C>
+  void operator()() const {
+    StepLoans<A, C>(pm, key, bk, f, cohorts);
+  }
+};
+
+struct MeasureRun {
+  const ProductMonth& pm;
+  const LoanBook& bk;
+  size_t begin;
+  ProductFlows* f;
+  template <Amortisation A, Collateral C>
+  void operator()() const {
+    MeasureLoans<A, C>(pm, bk, begin, f);
+  }
+};
+
+}  // namespace
+
+void Twin::StepBook(int p, const ProductMonth& pm, uint64_t key, ProductFlows* f) {
+  DispatchKind(p, *pm.spec, StepRun{pm, key, books_[p], f, cohorts_[p]});
+}
+
+void Twin::MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const {
+  DispatchKind(p, *pm.spec, MeasureRun{pm, books_[p], begin, f});
+}
+
+namespace {
+
+struct TermMix {
+  double weight;  // normalised term weight
+  BandArray mix;  // normalised band mix of applicants for this term
+};
+
+std::vector<TermMix> TermMixes(const ProductSpec& s) {
+  double total = 0;
+  for (const auto& t : s.terms) total += t.weight;
+  std::vector<TermMix> out;
+  for (const auto& t : s.terms) {
+    TermMix tm{t.weight / total, t.has_band_mix ? t.band_mix : s.applicant_mix};
+    const double sum = std::accumulate(tm.mix.begin(), tm.mix.end(), 0.0);
+    for (double& m : tm.mix) m /= sum;
+    out.push_back(tm);
+  }
+  return out;
+}
+
+int SampleIndex(const double* weights, int n, double u) {
+  double total = 0;
+  for (int i = 0; i < n; ++i) total += weights[i];
+  double acc = 0;
+  for (int i = 0; i < n; ++i) {
+    acc += weights[i] / total;
+    if (u < acc) return i;
+  }
+  return n - 1;
+}
+
+}  // namespace
+
+void Twin::Reset(uint64_t episode) {
+  episode_key_ = DeriveKey(DeriveKey(DeriveKey(seed_, 0x6c6f616e74776e), instance_id_), episode);
+  macro_.Reset(DeriveKey(episode_key_, 0x6d6163726f));
+  month_ = 0;
+  invariant_breaches_ = 0;
+  first_invariant_breach_.clear();
+  const MacroState& m = macro_.Step(0);
+  smoothed_unemployment_ = m.unemployment;
+  smoothed_gdp_ = m.gdp_growth;
+  unemployment_anchor_ = institution_->cycle.unemployment_ref;
+  policy_history_.fill(m.policy_rate);
+  mortgage_history_.fill(m.mortgage_rate);
+  for (auto& c : cohorts_) std::fill(c.begin(), c.end(), CohortCounts{});
+
+  // Baseline application flow: the one that keeps each product's account count flat.
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductLine& line = institution_->products[p];
+    const ProductSpec& s = line.spec;
+    base_apps_[p] = 0;
+    if (!line.offered) continue;
+    if (line.applications_per_month > 0) {
+      base_apps_[p] = line.applications_per_month;
+      continue;
+    }
+    // Expected life per term option (closed form of the survival sum).
+    double life = 0, approval = 0;
+    const auto mixes = TermMixes(s);
+    for (size_t t = 0; t < mixes.size(); ++t) {
+      double pd = 0, share = 0;
+      for (int b = 0; b <= s.default_cutoff; ++b) {
+        pd += mixes[t].mix[b] * AnnualToMonthly(s.pd[b]);
+        share += mixes[t].mix[b];
+      }
+      const double q = 1 - std::pow(1 - s.prepay_cpr, 1.0 / 12) + pd / std::max(share, 1e-12);
+      const int months = s.terms[t].months;
+      approval += mixes[t].weight * share;
+      life += mixes[t].weight * (months > 0 ? (1 - std::pow(1 - q, months)) / q : 1 / q);
+    }
+    base_apps_[p] =
+        line.arrival_multiplier * line.initial_loans / (life * std::max(approval, 1e-9));
+  }
+
+  BuildInitialBook(DeriveKey(episode_key_, 0x626f6f6b));
+
+  // Opening balance sheet around the initial book and its allowance.
+  const Levers defaults = DefaultLevers(*institution_);
+  double loans = 0, allowance = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    flows_[p] = ProductFlows{};
+    if (books_[p].size() == 0) continue;
+    ProductMonth pm;
+    PrepareProductMonth(p, defaults, &pm);
+    ProductFlows f;
+    MeasureBook(p, pm, 0, &f);
+    flows_[p] = f;
+    loans += f.closing;
+    allowance += f.ecl[0] + f.ecl[1] + f.ecl[2];
+  }
+  const double total_assets = (loans - allowance) / (1 - institution_->liquid_share);
+  allowance_ = allowance;
+  liquid_ = institution_->liquid_share * total_assets;
+  equity_ = institution_->equity_to_assets * total_assets;
+  deposits_ = total_assets - equity_;
+  wholesale_ = 0;
+  collection_ = defaults.collection_intensity;
+  // Operational-risk capital needs a year of gross income: start from the book's run rate.
+  double interest = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductSpec& s = institution_->products[p].spec;
+    const double add = s.variable_rate
+                           ? (s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate)
+                           : 0.0;
+    const LoanBook& bk = books_[p];
+    for (size_t i = 0; i < bk.size(); ++i)
+      if (bk.bucket[i] == kCurrent)
+        interest += bk.balance[i] * std::max(0.0, bk.rate[i] + add) / 12;
+  }
+  gross_income_history_.fill(std::max(0.0, interest + LiquidIncome() - FundingCost()));
+}
+
+void Twin::BuildInitialBook(uint64_t key) {
+  const MacroState& m = macro_.state();
+  const RollRates roll = ComputeRollRates(institution_->default_collection);
+  for (int p = 0; p < kNumProducts; ++p) {
+    LoanBook& bk = books_[p];
+    bk.Clear();
+    const ProductLine& line = institution_->products[p];
+    if (!line.offered || line.initial_loans == 0) continue;
+    const ProductSpec& s = line.spec;
+    const auto mixes = TermMixes(s);
+    std::vector<double> term_w;
+    for (const auto& tm : mixes) term_w.push_back(tm.weight);
+    const double ref = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
+    const Amortisation amort = AmortisationOf(s);
+    const Collateral coll = CollateralOf(p, s);
+    // Stationary bucket shares per band at z = 0 under the default collection.
+    std::array<std::array<double, kNumBuckets>, kNumBands> bucket_share{};
+    for (int b = 0; b < kNumBands; ++b) {
+      const double h = std::min(kMaxHazard, AnnualToMonthly(s.pd[b]) / eventual_base_[p]);
+      std::array<double, kNumBuckets> x{1, 0, 0, 0};
+      x[1] = h / (roll.forward[1] + roll.cure[1]);
+      x[2] = roll.forward[1] * x[1] / (roll.forward[2] + roll.cure[2]);
+      x[3] = roll.forward[2] * x[2] / (roll.forward[3] + roll.cure[3]);
+      const double total = x[0] + x[1] + x[2] + x[3];
+      for (int k = 0; k < kNumBuckets; ++k) bucket_share[b][k] = x[k] / total;
+    }
+    CounterRng rng(DeriveKey(key, p));
+    bk.Reserve(static_cast<size_t>(line.initial_loans * 1.3));
+    for (int j = 0; j < line.initial_loans; ++j) {
+      LoanRow r;
+      r.term = static_cast<uint8_t>(
+          SampleIndex(term_w.data(), static_cast<int>(term_w.size()), rng.Uniform()));
+      const TermMix& tm = mixes[r.term];
+      const int cutoff = s.default_cutoff;
+      r.band = static_cast<uint8_t>(SampleIndex(tm.mix.data(), cutoff + 1, rng.Uniform()));
+      const int months = s.terms[r.term].months;
+      r.age = static_cast<int16_t>(rng.Uniform() * (months > 0 ? months : 60));
+      const double amount = s.mean_amount * std::exp(s.amount_sigma * rng.Normal() -
+                                                     0.5 * s.amount_sigma * s.amount_sigma);
+      const double full_rate = std::max(0.005, ref + s.default_spread + s.band_premium[r.band]);
+      r.rate = s.variable_rate ? full_rate - ref : full_rate;
+      if (amort == Amortisation::kRevolving) {
+        r.collateral = amount;
+        const double util = s.draw_rate / (s.payment_rate + s.draw_rate);
+        r.balance = amount * util;
+      } else if (amort == Amortisation::kLinear) {
+        r.balance = amount * (months - r.age) / months;
+        r.remaining = static_cast<int16_t>(months - r.age);
+      } else {
+        r.payment = Annuity(amount, full_rate, months);
+        const double i = full_rate / 12, g = std::pow(1 + i, r.age);
+        r.balance = amount * g - r.payment * (g - 1) / i;
+        r.remaining = static_cast<int16_t>(months - r.age);
+      }
+      r.balance = std::max(r.balance, 1.0);
+      const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
+      if (coll == Collateral::kHome)
+        r.collateral = amount / ltv / std::pow(1 + kHistoricHpiGrowth, -r.age / 12.0);
+      else if (coll == Collateral::kAuto)
+        r.collateral = amount / ltv;
+      r.pd_orig = static_cast<float>(s.pd[r.band]);
+      r.bucket = static_cast<uint8_t>(
+          SampleIndex(bucket_share[r.band].data(), kNumBuckets, rng.Uniform()));
+      bk.Push(r);
+    }
+  }
+}
+
+void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64_t key,
+                     ProductFlows* f) {
+  const ProductLine& line = institution_->products[p];
+  if (!line.offered) return;
+  const ProductSpec& s = line.spec;
+  const CreditCycle& cc = institution_->cycle;
+  const double over_market_pp = (levers.rate_spread[p] - s.market_spread) * 100;
+  const double price = over_market_pp > 0 ? std::exp(-s.price_elasticity * over_market_pp)
+                                          : std::min(1.25, 1 - 0.05 * over_market_pp);
+  const double demand = std::exp(cc.demand_gdp_beta * (smoothed_gdp_ - cc.gdp_ref));
+  const double flow = base_apps_[p] * levers.origination_budget[p] * price * demand;
+  if (flow <= 0) return;
+  const int cutoff = levers.approval_cutoff[p];
+  const Amortisation amort = AmortisationOf(s);
+  const Collateral coll = CollateralOf(p, s);
+  const double fraud_rate = std::min(1.0, s.fraud_rate * macro_.state().fraud_multiplier);
+  const auto mixes = TermMixes(s);
+  CounterRng rng(key);
+  LoanBook& bk = books_[p];
+  for (size_t t = 0; t < mixes.size(); ++t) {
+    const int months = s.terms[t].months;
+    for (int b = 0; b < kNumBands; ++b) {
+      const int64_t n = rng.Poisson(flow * mixes[t].weight * mixes[t].mix[b]);
+      f->applications += n;
+      if (b > cutoff) continue;
+      for (int64_t j = 0; j < n; ++j) {
+        LoanRow r;
+        r.term = static_cast<uint8_t>(t);
+        r.band = static_cast<uint8_t>(b);
+        const double amount = s.mean_amount * std::exp(s.amount_sigma * rng.Normal() -
+                                                       0.5 * s.amount_sigma * s.amount_sigma);
+        const double full_rate =
+            std::max(0.005, pm.ref_rate + levers.rate_spread[p] + s.band_premium[b]);
+        r.rate = full_rate - pm.rate_add;
+        if (amort == Amortisation::kRevolving) {
+          r.collateral = amount;
+          r.balance = amount * s.initial_utilisation;
+        } else {
+          r.balance = amount;
+          r.remaining = static_cast<int16_t>(months);
+          if (amort == Amortisation::kAnnuity) r.payment = Annuity(amount, full_rate, months);
+        }
+        const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
+        if (coll == Collateral::kHome)
+          r.collateral = amount / ltv / pm.hpi;
+        else if (coll == Collateral::kAuto)
+          r.collateral = amount / ltv;
+        r.pd_orig = static_cast<float>(pm.pd12[b]);
+        r.flags = kNewFlag | (rng.Uniform() < fraud_rate ? kFraudFlag : 0);
+        bk.Push(r);
+        f->originations += r.balance;
+        f->fees += s.origination_fee * r.balance;
+        f->approvals += 1;
+        CohortCounts& c = cohorts_[p][t];
+        c.originated += 1;
+        c.originated_amount += r.balance;
+      }
+    }
+  }
+}
+
+void Twin::Step(const Levers& requested, double* out) {
+  ValidateLevers(requested);
+  const Levers levers = ApplyRiskAppetite(requested);
+  const InstitutionConfig& inst = *institution_;
+  ++month_;
+  const MacroState& m = macro_.Step(month_);
+  const double alpha = inst.cycle.smoothing;
+  smoothed_unemployment_ = alpha * m.unemployment + (1 - alpha) * smoothed_unemployment_;
+  smoothed_gdp_ = alpha * m.gdp_growth + (1 - alpha) * smoothed_gdp_;
+  if (inst.cycle.adaptation_months > 0)
+    unemployment_anchor_ += (smoothed_unemployment_ - unemployment_anchor_) *
+                            (1 - std::exp2(-1.0 / inst.cycle.adaptation_months));
+  const uint64_t month_key = DeriveKey(episode_key_, static_cast<uint64_t>(month_));
+
+  const double loans_open = [&] {
+    double s = 0;
+    for (const auto& f : flows_) s += f.closing;
+    return s;
+  }();
+  double collection_cost = 0, servicing = 0, origination_cost = 0, marketing = 0, fees = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    ProductFlows& f = flows_[p];
+    f = ProductFlows{};
+    if (!inst.products[p].offered && books_[p].size() == 0) continue;
+    const ProductSpec& s = inst.products[p].spec;
+    ProductMonth pm;
+    PrepareProductMonth(p, levers, &pm);
+    StepBook(p, pm, DeriveKey(month_key, 16 + p), &f);
+    const size_t first_new = books_[p].size();
+    Originate(p, pm, levers, DeriveKey(month_key, 32 + p), &f);
+    MeasureBook(p, pm, first_new, &f);
+    const int64_t accounts = f.count[0] + f.count[1] + f.count[2] + f.count[3];
+    const int64_t delinquent = f.count[1] + f.count[2] + f.count[3];
+    for (int k = 1; k < kNumBuckets; ++k)
+      collection_cost += f.count[k] * kCollectionCostPerAccount[levers.collection_intensity[k - 1]];
+    servicing += s.servicing_cost * accounts;
+    origination_cost += s.origination_cost * f.approvals;
+    marketing += s.marketing_cost * f.applications;
+    f.fees += s.annual_fee / 12 * accounts + s.late_fee * delinquent;
+    fees += f.fees;
+  }
+  policy_history_[month_ % 12] = m.policy_rate;
+  mortgage_history_[month_ % 12] = m.mortgage_rate;
+
+  // ---- accounting ----
+  collection_ = levers.collection_intensity;
+  const BookTotals t = Totals();
+  MonthFlows mf;
+  for (const ProductFlows& f : flows_) {
+    mf.interest += f.interest;
+    mf.originations += f.originations;
+    mf.principal += f.principal;
+    mf.prepayments += f.prepayments;
+    mf.charge_offs += f.charge_offs;
+    mf.recoveries += f.recoveries;
+    mf.applications += f.applications;
+    mf.approvals += f.approvals;
+  }
+  mf.fees = fees;
+  mf.collection_cost = collection_cost;
+  mf.provision = t.ecl[0] + t.ecl[1] + t.ecl[2] - allowance_ + mf.charge_offs - mf.recoveries;
+  mf.liquid_income = LiquidIncome();
+  mf.funding = FundingCost();
+  mf.nii = mf.interest + mf.liquid_income - mf.funding;
+  mf.opex = inst.fixed_cost_per_member * inst.members / 12 + servicing + origination_cost +
+            marketing + collection_cost;
+  const double pretax = mf.nii + fees - mf.opex - mf.provision;
+  mf.tax = inst.tax_rate * std::max(0.0, pretax);
+  mf.net_income = pretax - mf.tax;
+  mf.loans_open = loans_open;
+  mf.equity_open = equity_;
+  mf.assets_open = liquid_ + loans_open - allowance_;
+  mf.earning_open = liquid_ + loans_open;
+
+  const double equity_open = equity_, net_income = mf.net_income;
+  equity_ += mf.net_income;
+  allowance_ = t.ecl[0] + t.ecl[1] + t.ecl[2];
+  const double deposits_new = deposits_ * (1 + inst.deposit_growth / 12);
+  liquid_ += mf.interest + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax + mf.principal +
+             mf.prepayments + mf.recoveries - mf.originations + (deposits_new - deposits_);
+  deposits_ = deposits_new;
+  // Liquidity management: borrow wholesale below the floor, repay above it.
+  const double floor = inst.min_liquidity * deposits_;
+  if (liquid_ < floor) {
+    wholesale_ += floor - liquid_;
+    liquid_ = floor;
+  } else if (wholesale_ > 0) {
+    const double repay = std::min(wholesale_, liquid_ - floor);
+    wholesale_ -= repay;
+    liquid_ -= repay;
+  }
+  gross_income_history_[month_ % 12] = std::max(0.0, mf.nii + fees);
+  WriteMetrics(t, mf, out);
+
+  if (!options_.check_invariants) return;
+  if (!options_.count_invariant_breaches) return CheckInvariants(flows_, equity_open, net_income);
+  try {
+    CheckInvariants(flows_, equity_open, net_income);
+  } catch (const InvariantError& e) {
+    if (invariant_breaches_++ == 0) first_invariant_breach_ = e.what();
+  }
+}
+
+BookTotals Twin::Totals() const {
+  BookTotals t;
+  const RollRates roll = ComputeRollRates(collection_);
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductFlows& f = flows_[p];
+    const ProductSpec& s = institution_->products[p].spec;
+    t.loans += f.closing;
+    for (int j = 0; j < 3; ++j) t.ecl[j] += f.ecl[j];
+    t.stage2 += f.stage2_balance;
+    t.dq30 += f.bucket_balance[1] + f.bucket_balance[2] + f.bucket_balance[3];
+    t.dq90 += f.bucket_balance[3];
+    t.expected_loss += f.expected_loss;
+    t.accounts += f.count[0] + f.count[1] + f.count[2] + f.count[3];
+    double k = 0;
+    for (int b = 0; b < kNumBands; ++b) k += k_unit_[p][b] * f.ead_lgd_current[b];
+    // Delinquent performing exposures: PD = probability of reaching default from the bucket.
+    for (int d = 0; d < 2; ++d)
+      k += IrbCapitalUnit(s.basel_class, roll.eventual[d + 1]) * f.ead_lgd_delinquent[d];
+    k += kDefaultedK * f.ead_defaulted;
+    t.rwa_irb += 12.5 * k;
+    const double rw = s.basel_class == BaselClass::kMortgage ? 0.35 : 0.75;
+    t.rwa_sa += rw * (f.exposure - f.ead_defaulted) + kDefaultedRiskWeight * f.ead_defaulted;
+  }
+  return t;
+}
+
+double Twin::LiquidIncome() const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
+  return liquid_ *
+         std::max(0.0, (1 - inst.liquid_term_share) * m.policy_rate +
+                           inst.liquid_term_share * m.rate_10y + inst.liquid_yield_spread) /
+         12;
+}
+
+double Twin::FundingCost() const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
+  const double deposit_rate =
+      std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
+  return deposits_ * deposit_rate / 12 +
+         wholesale_ * std::max(0.0, m.policy_rate + inst.wholesale_spread) / 12;
+}
+
+void Twin::Snapshot(double* out) const {
+  WriteMetrics(Totals(), MonthFlows{}, out);
+}
+
+void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  const double annual_gross =
+      std::accumulate(gross_income_history_.begin(), gross_income_history_.end(), 0.0);
+  const double rwa_credit =
+      std::max(t.rwa_irb, kOutputFloor * t.rwa_sa) + kLiquidRiskWeight * liquid_;
+  const double rwa = rwa_credit + 12.5 * inst.op_risk_factor * annual_gross;
+  const double total_assets = liquid_ + t.loans - allowance_;
+  o[kUnemployment] = m.unemployment;
+  o[kGdpGrowth] = m.gdp_growth;
+  o[kPolicyRate] = m.policy_rate;
+  o[kRate10y] = m.rate_10y;
+  o[kMortgageRate] = m.mortgage_rate;
+  o[kHpi] = m.hpi;
+  o[kCreditSpread] = m.credit_spread;
+  o[kCreditFactor] = CreditFactor();
+  o[kLoans] = static_cast<double>(t.accounts);
+  o[kLoanBalance] = t.loans;
+  o[kApplications] = static_cast<double>(mf.applications);
+  o[kApprovals] = static_cast<double>(mf.approvals);
+  o[kApprovalRate] = ratio(static_cast<double>(mf.approvals), static_cast<double>(mf.applications));
+  o[kOriginations] = mf.originations;
+  o[kInterestIncome] = mf.interest + mf.liquid_income;
+  o[kFeeIncome] = mf.fees;
+  o[kFundingCost] = mf.funding;
+  o[kNii] = mf.nii;
+  o[kOpex] = mf.opex;
+  o[kCollectionCost] = mf.collection_cost;
+  o[kProvisionExpense] = mf.provision;
+  o[kGrossChargeOffs] = mf.charge_offs;
+  o[kRecoveries] = mf.recoveries;
+  o[kNetChargeOffs] = mf.charge_offs - mf.recoveries;
+  o[kTax] = mf.tax;
+  o[kNetIncome] = mf.net_income;
+  o[kEquity] = equity_;
+  o[kAllowance] = allowance_;
+  o[kEclStage1] = t.ecl[0];
+  o[kEclStage2] = t.ecl[1];
+  o[kEclStage3] = t.ecl[2];
+  o[kStage2Share] = ratio(t.stage2, t.loans);
+  o[kExpectedLoss] = t.expected_loss;
+  o[kLiquidAssets] = liquid_;
+  o[kDeposits] = deposits_;
+  o[kWholesale] = wholesale_;
+  o[kTotalAssets] = total_assets;
+  o[kRwa] = rwa;
+  o[kCet1Ratio] = ratio(equity_, rwa);
+  o[kLeverageRatio] = ratio(equity_, total_assets);
+  o[kLiquidityRatio] = ratio(liquid_, inst.liquidity_runoff * deposits_);
+  o[kRoe] = ratio(mf.net_income * 12, mf.equity_open);
+  o[kRoa] = ratio(mf.net_income * 12, mf.assets_open);
+  o[kNim] = ratio(mf.nii * 12, mf.earning_open);
+  const double income = mf.nii + mf.fees;
+  o[kCostToIncome] =
+      income > 0 ? std::clamp(mf.opex / income, 0.0, 10.0) : (mf.opex > 0 ? 10.0 : 0.0);
+  o[kChargeOffRate] = ratio((mf.charge_offs - mf.recoveries) * 12, mf.loans_open);
+  o[kDq30Rate] = ratio(t.dq30, t.loans);
+  o[kDq90Rate] = ratio(t.dq90, t.loans);
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductFlows& f = flows_[p];
+    o[ProductMetricIndex(p, kPBalance)] = f.closing;
+    o[ProductMetricIndex(p, kPLoans)] =
+        static_cast<double>(f.count[0] + f.count[1] + f.count[2] + f.count[3]);
+    o[ProductMetricIndex(p, kPOriginations)] = f.originations;
+    o[ProductMetricIndex(p, kPChargeOffRate)] =
+        ratio((f.charge_offs - f.recoveries) * 12, f.opening);
+    o[ProductMetricIndex(p, kPDq30Rate)] =
+        ratio(f.bucket_balance[1] + f.bucket_balance[2] + f.bucket_balance[3], f.closing);
+    o[ProductMetricIndex(p, kPYield)] = ratio(f.interest * 12, f.opening);
+  }
+}
+
+void Twin::Breach(const std::string& invariant, const std::string& detail) const {
+  throw InvariantError(fmt::format("invariant '{}' breached: instance {}, month {}: {}", invariant,
+                                   instance_id_, month_, detail));
+}
+
+void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
+                           double net_income) const {
+  auto close = [](double a, double b) {
+    return std::abs(a - b) <= 1e-7 * std::max({1.0, std::abs(a), std::abs(b)});
+  };
+  double loans = 0, exposure = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    const ProductFlows& f = flows[p];
+    const std::string name = kProductNames[p];
+    const double expected =
+        f.opening + f.originations - f.principal - f.prepayments - f.charge_offs;
+    if (!close(expected, f.closing))
+      Breach("balance_roll_forward[" + name + "]",
+             fmt::format("opening {:.2f} + originations {:.2f} - principal {:.2f} - prepayments "
+                         "{:.2f} - charge-offs {:.2f} = {:.2f}, but closing is {:.2f} "
+                         "(difference {:.4g})",
+                         f.opening, f.originations, f.principal, f.prepayments, f.charge_offs,
+                         expected, f.closing, expected - f.closing));
+    // Recount the book independently of the step's accumulators.
+    const LoanBook& bk = books_[p];
+    std::array<int64_t, kNumBuckets> count{};
+    std::array<double, kNumBuckets> balance{};
+    const bool fixed = !institution_->products[p].spec.variable_rate;
+    for (size_t i = 0; i < bk.size(); ++i) {
+      if (bk.bucket[i] >= kNumBuckets)
+        Breach("bucket_partition[" + name + "]",
+               fmt::format("loan {} has bucket {} outside current/30/60/90+", i, bk.bucket[i]));
+      if (!(bk.balance[i] >= 0))
+        Breach("non_negative_balance[" + name + "]",
+               fmt::format("loan {} has balance {:.4f}", i, bk.balance[i]));
+      if (fixed && !(bk.rate[i] >= 0))
+        Breach("non_negative_rate[" + name + "]",
+               fmt::format("loan {} has rate {}", i, bk.rate[i]));
+      count[bk.bucket[i]] += 1;
+      balance[bk.bucket[i]] += bk.balance[i];
+    }
+    for (int k = 0; k < kNumBuckets; ++k)
+      if (count[k] != f.count[k] || !close(balance[k], f.bucket_balance[k]))
+        Breach("bucket_partition[" + name + "]",
+               fmt::format("bucket {} holds {} loans / {:.2f} in the book but {} / {:.2f} in the "
+                           "month's totals",
+                           k, count[k], balance[k], f.count[k], f.bucket_balance[k]));
+    const double sum = balance[0] + balance[1] + balance[2] + balance[3];
+    if (!close(sum, f.closing))
+      Breach("bucket_partition[" + name + "]",
+             fmt::format("buckets sum to {:.2f} but the balance is {:.2f}", sum, f.closing));
+    const double ecl = f.ecl[0] + f.ecl[1] + f.ecl[2];
+    if (!(f.ecl[0] >= 0 && f.ecl[1] >= 0 && f.ecl[2] >= 0))
+      Breach("non_negative_provisions[" + name + "]",
+             fmt::format("ECL stages {:.2f} / {:.2f} / {:.2f}", f.ecl[0], f.ecl[1], f.ecl[2]));
+    if (ecl > f.exposure * (1 + 1e-9))
+      Breach("provisions_within_exposure[" + name + "]",
+             fmt::format("ECL {:.2f} exceeds exposure {:.2f}", ecl, f.exposure));
+    loans += f.closing;
+    exposure += f.exposure;
+  }
+  if (!close(equity_ - equity_open, net_income))
+    Breach("equity_roll_forward",
+           fmt::format("opening equity {:.2f} + net income {:.2f} = {:.2f}, but equity is {:.2f}",
+                       equity_open, net_income, equity_open + net_income, equity_));
+  if (!(liquid_ >= 0) || !(deposits_ >= 0) || !(wholesale_ >= 0))
+    Breach("non_negative_balance_sheet",
+           fmt::format("liquid {:.2f}, deposits {:.2f}, wholesale {:.2f}", liquid_, deposits_,
+                       wholesale_));
+  const double assets = liquid_ + loans - allowance_;
+  const double liabilities = deposits_ + wholesale_ + equity_;
+  if (!close(assets, liabilities))
+    Breach("balance_sheet",
+           fmt::format("liquid {:.2f} + loans {:.2f} - allowance {:.2f} = {:.2f}, but deposits "
+                       "{:.2f} + wholesale {:.2f} + equity {:.2f} = {:.2f}",
+                       liquid_, loans, allowance_, assets, deposits_, wholesale_, equity_,
+                       liabilities));
+}
+
+}  // namespace loantwin
+
+namespace loantwin {
+
+void Twin::SaveState(StateWriter& w) const {
+  w.Tag("twin");
+  for (const LoanBook& b : books_) {
+    w.PutVector(b.balance), w.PutVector(b.rate), w.PutVector(b.payment), w.PutVector(b.collateral);
+    w.PutVector(b.pd_orig), w.PutVector(b.remaining), w.PutVector(b.age), w.PutVector(b.band);
+    w.PutVector(b.bucket), w.PutVector(b.flags), w.PutVector(b.term);
+  }
+  w.Put(flows_);
+  for (const auto& c : cohorts_) w.PutVector(c);
+  w.Put(base_apps_);
+  macro_.Save(w);
+  w.Put(episode_key_), w.Put(month_);
+  w.Put(equity_), w.Put(deposits_), w.Put(wholesale_), w.Put(liquid_), w.Put(allowance_);
+  w.Put(smoothed_unemployment_), w.Put(smoothed_gdp_), w.Put(unemployment_anchor_);
+  w.Put(policy_history_), w.Put(mortgage_history_), w.Put(gross_income_history_);
+  w.Put(collection_);
+}
+
+void Twin::LoadState(StateReader& r) {
+  r.Tag("twin");
+  for (LoanBook& b : books_) {
+    r.GetVector(&b.balance), r.GetVector(&b.rate), r.GetVector(&b.payment);
+    r.GetVector(&b.collateral), r.GetVector(&b.pd_orig), r.GetVector(&b.remaining);
+    r.GetVector(&b.age), r.GetVector(&b.band), r.GetVector(&b.bucket), r.GetVector(&b.flags);
+    r.GetVector(&b.term);
+  }
+  r.Get(&flows_);
+  for (auto& c : cohorts_) r.GetVector(&c);
+  r.Get(&base_apps_);
+  macro_.Load(r);
+  r.Get(&episode_key_), r.Get(&month_);
+  r.Get(&equity_), r.Get(&deposits_), r.Get(&wholesale_), r.Get(&liquid_), r.Get(&allowance_);
+  r.Get(&smoothed_unemployment_), r.Get(&smoothed_gdp_), r.Get(&unemployment_anchor_);
+  r.Get(&policy_history_), r.Get(&mortgage_history_), r.Get(&gross_income_history_);
+  r.Get(&collection_);
+}
+
+}  // namespace loantwin

@@ -1,0 +1,167 @@
+#pragma once
+// One twin instance: a lending institution simulated month by month (docs/twin-model.md).
+//
+//   Twin twin(LoadInstitution("cu_mid"), LoadScenario("severe_recession"), /*seed=*/1,
+//             /*instance=*/0);
+//   twin.Reset();
+//   std::vector<double> row(kNumMetrics);
+//   twin.Step(DefaultLevers(twin.institution()), row.data());
+//
+// All randomness comes from counter-based streams keyed by (seed, instance, episode, month), so
+// an instance's path does not depend on which thread steps it.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/binary_state.h"
+#include "env/twin/institution.h"
+#include "env/twin/levers.h"
+#include "env/twin/loan_book.h"
+#include "env/twin/metrics.h"
+#include "env/twin/scenario.h"
+
+namespace loantwin {
+
+struct TwinOptions {
+  bool check_invariants = false;  ///< verify the accounting invariants after every step
+  /// With check_invariants: count the months with a broken invariant (and keep the first
+  /// message) instead of throwing InvariantError (stress reports count breaching paths).
+  bool count_invariant_breaches = false;
+};
+
+/// A broken accounting invariant. what() names the invariant, instance, month and amounts.
+class InvariantError : public std::runtime_error {
+ public:
+  explicit InvariantError(const std::string& msg) : std::runtime_error(msg) {}
+};
+
+/// Lifetime outcome counts of loans originated after reset, per product and term option.
+struct CohortCounts {
+  int64_t originated = 0, charged_off = 0, prepaid = 0, matured = 0;
+  double originated_amount = 0, charged_off_amount = 0;
+};
+
+/// Everything computed once per product per month before the loan loop.
+struct ProductMonth;
+/// Flows and stocks accumulated over one product's loans in a month.
+struct ProductFlows {
+  double opening = 0, originations = 0, principal = 0, prepayments = 0, charge_offs = 0;
+  double recoveries = 0, interest = 0, closing = 0, fees = 0, stage2_balance = 0;
+  std::array<int64_t, kNumBuckets> count{};
+  std::array<double, kNumBuckets> bucket_balance{};
+  std::array<double, 3> ecl{};                      ///< stage 1, 2, 3
+  std::array<double, kNumBands> ead_lgd_current{};  ///< IRB inputs, performing
+  std::array<double, 2> ead_lgd_delinquent{};       ///< 30 and 60 dpd
+  double ead_defaulted = 0;                         ///< 90+ dpd
+  double exposure = 0;                              ///< EAD of the book (provision cap)
+  double expected_loss = 0;                         ///< 12-month expected loss of the book
+  int64_t applications = 0, approvals = 0;
+};
+
+/// Month-end stocks summed over products.
+struct BookTotals {
+  double loans = 0, stage2 = 0, dq30 = 0, dq90 = 0, expected_loss = 0, rwa_irb = 0, rwa_sa = 0;
+  std::array<double, 3> ecl{};
+  int64_t accounts = 0;
+};
+
+/// The month's flows (all zero for a snapshot of the state).
+struct MonthFlows {
+  double interest = 0, liquid_income = 0, funding = 0, nii = 0, fees = 0, opex = 0;
+  double collection_cost = 0, provision = 0, charge_offs = 0, recoveries = 0, tax = 0;
+  double net_income = 0, originations = 0, principal = 0, prepayments = 0;
+  double loans_open = 0, equity_open = 0, assets_open = 0, earning_open = 0;
+  int64_t applications = 0, approvals = 0;
+};
+
+class Twin {
+ public:
+  Twin(std::shared_ptr<const InstitutionConfig> institution,
+       std::shared_ptr<const Scenario> scenario, uint64_t seed, int instance_id,
+       TwinOptions options = {});
+
+  /// Builds the initial book and balance sheet; month() becomes 0. Episode selects an
+  /// independent random stream for the same (seed, instance).
+  void Reset(uint64_t episode = 0);
+
+  /// Simulates one month under `levers` (validated; the risk appetite is applied) and writes
+  /// kNumMetrics values to `metrics` (see metrics.h). Throws InvariantError when checking is on
+  /// and an invariant breaks.
+  void Step(const Levers& levers, double* metrics);
+
+  /// Writes the metrics row of the current state with zero flows (month 0 after Reset: the
+  /// opening balance sheet, capital and macro state).
+  void Snapshot(double* metrics) const;
+
+  /// Saves / restores the complete state (book, balance sheet, macro, random-stream position)
+  /// so a restored twin continues bit for bit. The configuration is not part of the state.
+  void SaveState(StateWriter& w) const;
+  void LoadState(StateReader& r);
+
+  int month() const { return month_; }
+  int instance_id() const { return instance_id_; }
+  int64_t num_loans() const;
+  /// Months since Reset with a broken invariant (count_invariant_breaches mode) and the
+  /// first breach's message ("" if none). Not part of the saved state.
+  int invariant_breaches() const { return invariant_breaches_; }
+  const std::string& first_invariant_breach() const { return first_invariant_breach_; }
+  double equity() const { return equity_; }
+  const MacroState& macro() const { return macro_.state(); }
+  const InstitutionConfig& institution() const { return *institution_; }
+  const Scenario& scenario() const { return *scenario_; }
+  const LoanBook& book(int product) const { return books_[product]; }
+  const ProductFlows& last_flows(int product) const { return flows_[product]; }
+  /// cohorts()[product][term option]: loans originated since reset.
+  const std::array<std::vector<CohortCounts>, kNumProducts>& cohorts() const { return cohorts_; }
+  /// Baseline applications per month per product (the flow that keeps the book flat).
+  double base_applications(int product) const { return base_apps_[product]; }
+
+ private:
+  void BuildInitialBook(uint64_t key);
+  void PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) const;
+  void StepBook(int p, const ProductMonth& pm, uint64_t key, ProductFlows* f);
+  void Originate(int p, const ProductMonth& pm, const Levers& levers, uint64_t key,
+                 ProductFlows* f);
+  void MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const;
+  void CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
+                       double net_income) const;
+  BookTotals Totals() const;
+  double LiquidIncome() const;
+  double FundingCost() const;
+  void WriteMetrics(const BookTotals& totals, const MonthFlows& flows, double* out) const;
+  [[noreturn]] void Breach(const std::string& invariant, const std::string& detail) const;
+
+  std::shared_ptr<const InstitutionConfig> institution_;
+  std::shared_ptr<const Scenario> scenario_;
+  uint64_t seed_;
+  int instance_id_;
+  TwinOptions options_;
+
+  MacroModel macro_;
+  uint64_t episode_key_ = 0;
+  int month_ = 0;
+  int invariant_breaches_ = 0;
+  std::string first_invariant_breach_;
+  std::array<LoanBook, kNumProducts> books_;
+  std::array<ProductFlows, kNumProducts> flows_;
+  std::array<std::vector<CohortCounts>, kNumProducts> cohorts_;
+  std::array<double, kNumProducts> base_apps_{};
+  // Calibration constants per product: eventual default probability of a loan entering 30 dpd
+  // under the preset's default collection, and IRB capital per unit EAD x LGD per band.
+  std::array<double, kNumProducts> eventual_base_{};
+  std::array<std::array<double, kNumBands>, kNumProducts> k_unit_{};
+
+  // Balance sheet and state carried between months.
+  double equity_ = 0, deposits_ = 0, wholesale_ = 0, liquid_ = 0, allowance_ = 0;
+  double smoothed_unemployment_ = 0, smoothed_gdp_ = 0, unemployment_anchor_ = 0;
+  double CreditFactor() const;
+  std::array<double, 12> policy_history_{}, mortgage_history_{};
+  std::array<double, 12> gross_income_history_{};
+  std::array<int, kNumDelinquentBuckets> collection_{};  ///< last collection levers (RWA)
+};
+
+}  // namespace loantwin

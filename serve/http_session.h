@@ -1,0 +1,77 @@
+#pragma once
+// The HTTP/1.1 layer of the decision engine (Boost.Asio/Beast): one event loop per I/O thread
+// (Worker), keep-alive sessions with a lean request parser (method, target, version,
+// keep-alive, Expect: 100-continue, body), header/body/idle deadlines enforced by a per-thread
+// sweep, hand-written response heads sent with the body in one write. What a request means is
+// the RequestHandler's business; a session only reads requests and writes replies.
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "serve/batcher.h"
+#include "serve/reply.h"
+
+namespace loantwin {
+
+class Session;
+
+/// One I/O thread with its own io_context: its connections, batches and policy calls never
+/// need a lock or a thread hop.
+struct Worker {
+  explicit Worker(int index) : index(index) {}
+  const int index;
+  std::mutex mu;  ///< guards sessions (touched at connect and disconnect, by sweeps)
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  boost::asio::io_context ioc{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
+      boost::asio::make_work_guard(ioc);
+  boost::asio::steady_timer sweeper{ioc};  ///< closes connections past their deadline
+  std::unique_ptr<Batcher> batcher;        ///< this thread's micro-batches
+  std::thread thread;
+};
+
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  /// Handles one request on worker `w`'s thread. `body` stays valid until `respond` is called;
+  /// `respond` may be called from any thread, once. An exception is answered 500.
+  virtual void Dispatch(Worker& w, boost::beast::http::verb method, std::string_view target,
+                        const std::string& body, Respond respond) = 0;
+};
+
+struct HttpLimits {
+  size_t body_limit = 1 << 20;  ///< bytes; beyond: 413
+  int read_timeout_ms = 10000;  ///< a request (after its first byte) must arrive within this
+  int idle_timeout_ms = 30000;  ///< keep-alive connections idle longer are closed
+};
+
+/// What sessions share with the server.
+struct HttpContext {
+  HttpLimits limits;
+  RequestHandler* handler = nullptr;
+  std::atomic<bool>* draining = nullptr;  ///< set: answer what was read, then close
+  std::atomic<int>* in_flight = nullptr;  ///< requests read and not yet answered
+};
+
+/// Accepts connections on `acceptor` (running on workers[0]'s io_context), dealing them to the
+/// workers in turn, until the acceptor closes or the server drains.
+void StartAccepting(boost::asio::ip::tcp::acceptor& acceptor,
+                    std::vector<std::unique_ptr<Worker>>& workers, HttpContext& context);
+/// Closes `w`'s connections past their deadline; re-arms itself on w.sweeper.
+void SweepSessions(Worker& w, const HttpLimits& limits);
+/// Closes `w`'s connections that are not in the middle of a request (shutdown).
+void CloseIdleSessions(Worker& w);
+
+}  // namespace loantwin

@@ -6,11 +6,14 @@
 
 #include "cli/commands.h"
 #include "core/config_error.h"
+#include "core/version.h"
 #include "env/twin/twin.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"loantwin - multi-agent RL on a digital twin of a retail lending portfolio"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("loantwin ") + loantwin::LoantwinVersion(),
+                       "print the version and exit");
   std::vector<std::pair<CLI::App*, loantwin::cli::Runner>> commands;
   auto add = [&](loantwin::cli::Runner (*reg)(CLI::App&)) {
     const size_t before = app.get_subcommands({}).size();

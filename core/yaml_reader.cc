@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace loantwin {
@@ -13,6 +14,33 @@ std::string Join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
   return out;
+}
+
+/// Mappings with a key given twice (YAML forbids it; yaml-cpp would keep the first silently).
+/// Iterative: a deep document cannot exhaust the stack here.
+void RejectDuplicateKeys(const YAML::Node& root, const std::string& file) {
+  std::vector<std::pair<YAML::Node, std::string>> todo = {{root, ""}};
+  while (!todo.empty()) {
+    auto [node, path] = todo.back();
+    todo.pop_back();
+    if (node.IsSequence()) {
+      for (size_t i = 0; i < node.size(); ++i)
+        todo.emplace_back(node[i], fmt::format("{}[{}]", path, i));
+    } else if (node.IsMap()) {
+      std::map<std::string, int> seen;  // key -> line of its first occurrence
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+        const std::string child = path.empty() ? key : path + "." + key;
+        const int line = it->first.Mark().line + 1;
+        const auto [first, inserted] = seen.emplace(key, line);
+        if (!inserted)
+          throw ConfigError(fmt::format("{}:{}:{}: key '{}' is given twice (first at line {})",
+                                        file, line, it->first.Mark().column + 1, child,
+                                        first->second));
+        todo.emplace_back(it->second, child);
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -31,8 +59,14 @@ YamlValue YamlValue::LoadFile(const std::string& file) {
 YamlValue YamlValue::LoadString(const std::string& text, const std::string& name) {
   auto file = std::make_shared<const std::string>(name);
   try {
-    YAML::Node root = YAML::Load(text);
+    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1)
+      throw ConfigError(fmt::format(
+          "{}:{}: a second YAML document ('---'); a config file holds one document", name,
+          docs[1].Mark().line + 1));
+    YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
     if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: file is empty", name));
+    RejectDuplicateKeys(root, name);
     return YamlValue(root, file, "");
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", name, e.mark.line + 1,

@@ -1,6 +1,7 @@
 #include "serve/bundle.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/torch.h>
 
@@ -84,12 +85,23 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
     try {
       role.module = torch::jit::load(file);
       role.module.eval();
-      // Serving calls forward only: freezing inlines the parameters as constants, which
-      // saves ~6 us of the interpreter's ~30 us per call (bench/serve_policy_bench.cc) and
-      // leaves the arithmetic as it is (no numeric rewrites), so decisions are unchanged.
-      role.module = torch::jit::freeze(role.module, c10::nullopt, /*optimize_numerics=*/false);
     } catch (const c10::Error& e) {
       fail(fmt::format("role '{}': cannot load {}: {}", name, file, e.what_without_backtrace()));
+    }
+    // Serving calls forward only: freezing inlines the parameters as constants, which saves
+    // ~6 us of the interpreter's ~30 us per call (bench/serve_policy_bench.cc) and leaves the
+    // arithmetic as it is (no numeric rewrites), so decisions are unchanged. A module that
+    // cannot be frozen (one written elsewhere that mutates its attributes, say) is served as
+    // it is.
+    try {
+      role.module = torch::jit::freeze(role.module, c10::nullopt, /*optimize_numerics=*/false);
+    } catch (const c10::Error& e) {
+      std::string why = e.what_without_backtrace();
+      why = why.substr(0, why.find('\n'));
+      spdlog::warn("role '{}': {} cannot be frozen ({}); serving it unfrozen", name, file, why);
+    } catch (const std::exception& e) {
+      spdlog::warn("role '{}': {} cannot be frozen ({}); serving it unfrozen", name, file,
+                   e.what());
     }
     b->roles_.emplace(name, std::move(role));
   }

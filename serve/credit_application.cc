@@ -71,11 +71,14 @@ CreditApplication ParseCreditApplication(const json& req, const ServedRole& cred
   if (!state.is_object()) throw BadRequest{"'state' must be an object of feature values", "state"};
   json credit_state = json::object();
   for (const auto& [k, v] : state.items()) {
-    if (credit.feature_index.count(k))
-      credit_state[k] = v;
-    else if (!pricing || !pricing->feature_index.count(k))
+    const bool for_credit = credit.feature_index.count(k) > 0;
+    if (!for_credit && (!pricing || !pricing->feature_index.count(k)))
       throw BadRequest{"unknown feature '" + k + "' (neither a credit nor a pricing feature)",
                        "state." + k};
+    if (!v.is_number())  // checked before anything is copied
+      throw BadRequest{fmt::format("feature '{}' must be a number, not {}", k, v.type_name()),
+                       "state." + k};
+    if (for_credit) credit_state[k] = v;
   }
   credit_obs->assign(credit.features.size(), 0.0f);
   ReadObservation(credit_state, credit, "state", credit_obs->data());

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -13,7 +14,32 @@ namespace loantwin {
 
 /// Parses a request body that must be a JSON object; "" or the error (with its position).
 /// JSON has no NaN or infinity: such values, and numbers that overflow, fail here.
+int JsonNestingDepth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 std::string ParseJsonObject(const std::string& body, json* out) {
+  // A tree deeper than this is never a valid request; refusing it before parsing keeps the
+  // recursive parts of a JSON library (copies, destruction) off deep input.
+  if (const int depth = JsonNestingDepth(body); depth > kMaxJsonDepth)
+    return fmt::format("JSON nested {} levels deep (at most {})", depth, kMaxJsonDepth);
   try {
     *out = json::parse(body);
   } catch (const json::exception& e) {

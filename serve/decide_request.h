@@ -40,8 +40,15 @@ bool FastDecideParse(const std::string& body, const ServedRole& role, int max_ro
                      std::vector<float>* obs, bool* batch,
                      std::vector<std::string_view>* objects = nullptr);
 
+/// Deepest nesting of arrays and objects in a JSON text (strings and escapes skipped); no
+/// parsing, no recursion.
+int JsonNestingDepth(std::string_view text);
+/// Request bodies nest at most this deep (a decide batch with masks needs 3).
+inline constexpr int kMaxJsonDepth = 64;
+
 /// Parses a body that must be a JSON object; "" or the error (with its position). JSON has no
-/// NaN or infinity: such values, and numbers that overflow, fail here.
+/// NaN or infinity: such values, numbers that overflow and nesting deeper than kMaxJsonDepth
+/// fail here.
 std::string ParseJsonObject(const std::string& body, nlohmann::json* out);
 
 /// Reads one observation from a JSON object keyed by feature names into out[features];

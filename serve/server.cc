@@ -117,8 +117,8 @@ void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_
     if (!is_post) return method_not_allowed("POST");
     std::string dir;
     if (!body.empty()) {
-      json j = json::parse(body, nullptr, false);
-      if (j.is_discarded() || !j.is_object())
+      json j;
+      if (!ParseJsonObject(body, &j).empty())
         return finish(route,
                       ErrorReply(400, "body must be a JSON object {\"bundle\": <dir>} or empty"));
       for (const auto& [k, v] : j.items())

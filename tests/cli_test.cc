@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/version.h"
 #include "tests/test_util.h"
 
 namespace loantwin {
@@ -78,6 +79,13 @@ TEST(Cli, SameSeedSameCsvAcrossThreadCounts) {
   ASSERT_EQ(RunCli("simulate --months 8 --paths 3 --threads 1 --out " + a).code, 0);
   ASSERT_EQ(RunCli("simulate --months 8 --paths 3 --threads 2 --batch 2 --out " + b).code, 0);
   EXPECT_EQ(ReadFile(a), ReadFile(b));
+}
+
+TEST(Cli, VersionPrintsTheProjectVersion) {
+  const Result r = RunCli("--version");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(std::string("loantwin ") + LoantwinVersion()), std::string::npos)
+      << r.output;
 }
 
 TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/config_error.h"
+#include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
@@ -141,6 +142,24 @@ TEST(InstitutionConfig, YamlSyntaxErrorNamesLine) {
       ErrorOf([&] { LoadInstitution(dir.File("s.yaml", "name: s\nmembers: [1, 2\n")); });
   EXPECT_NE(msg.find("s.yaml:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("YAML syntax error"), std::string::npos) << msg;
+}
+
+TEST(YamlReader, DuplicateKeysAndSecondDocumentsAreRejected) {
+  TempDir dir;
+  std::string msg = ErrorOf(
+      [&] { LoadInstitution(dir.File("d.yaml", "name: d\nmembers: 10\nmembers: 20\n")); });
+  EXPECT_NE(msg.find("d.yaml:3:1: key 'members' is given twice (first at line 2)"),
+            std::string::npos)
+      << msg;
+  msg = ErrorOf([&] {
+    LoadInstitution(dir.File("n.yaml", "name: n\nproducts:\n  card:\n    lgd: 0.5\n    lgd: 0.6\n"));
+  });
+  EXPECT_NE(msg.find("n.yaml:5:5: key 'products.card.lgd' is given twice"), std::string::npos)
+      << msg;
+  msg = ErrorOf([&] { LoadInstitution(dir.File("m.yaml", "name: m\n---\nname: other\n")); });
+  EXPECT_NE(msg.find("m.yaml:3: a second YAML document"), std::string::npos) << msg;
+  // The same key in two different mappings is fine.
+  EXPECT_NO_THROW(YamlValue::LoadString("a: {x: 1}\nb: {x: 2}\n", "ok.yaml"));
 }
 
 TEST(ScenarioConfig, EveryScenarioLoads) {

@@ -22,6 +22,7 @@
 #include "core/sha256.h"
 #include "serve/audit.h"
 #include "serve/bundle.h"
+#include "serve/decide_request.h"
 #include "serve/json_number.h"
 #include "serve/server.h"
 #include "tests/agent_test_util.h"
@@ -344,6 +345,26 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   }
 }
 
+TEST(JsonDepth, CountsNestingOutsideStrings) {
+  EXPECT_EQ(JsonNestingDepth("{}"), 1);
+  EXPECT_EQ(JsonNestingDepth("{\"a\": [1, {\"b\": [[2]]}]}"), 5);
+  EXPECT_EQ(JsonNestingDepth("{\"a\": \"[[[{{{\"}"), 1);         // brackets inside a string
+  EXPECT_EQ(JsonNestingDepth("{\"a\": \"\\\"[[[\"}"), 1);      // an escaped quote
+  EXPECT_EQ(JsonNestingDepth(std::string(100000, '[')), 100000);  // no recursion
+  json out;
+  EXPECT_NE(ParseJsonObject(std::string(65, '[') + std::string(65, ']'), &out).find("nested 65"),
+            std::string::npos);
+  EXPECT_EQ(ParseJsonObject("{\"a\": " + std::string(63, '[') + std::string(63, ']') + "}", &out),
+            "");
+}
+
+/// A credit application whose state holds a `depth`-deep array as a feature's value.
+std::string DeepApplication(int depth) {
+  return "{\"product\": \"card\", \"amount\": 5, \"income\": 1, \"band\": \"A\", \"state\": "
+         "{\"macro/unemployment\": " +
+         std::string(depth, '[') + std::string(depth, ']') + "}}";
+}
+
 TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
   ServerOptions o;
   o.body_limit = 64 * 1024;
@@ -409,6 +430,15 @@ TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
        json{{"product", "card"}, {"amount", 5}, {"income", 1}, {"band", "A"}}.dump(), 400,
        "missing 'state'"},
       {"/admin/reload", "{\"bundel\": 1}", 400, "unknown key 'bundel'"},
+      // Deeply nested values are refused before any tree is built or copied (a 150,000-deep
+      // array here once crashed the server; the body limit of this server keeps it to 20,000).
+      {"/v1/credit/applications", DeepApplication(20000), 400, "nested 20002 levels deep"},
+      {"/v1/roles/credit/decide",
+       "{\"observation\": {\"" + first + "\": " + std::string(20000, '[') +
+           std::string(20000, ']') + "}}",
+       400, "must be a number"},
+      {"/admin/reload", "{\"bundle\": " + std::string(20000, '[') + std::string(20000, ']') + "}",
+       400, "body must be a JSON object"},
   };
   Client c(server->port());
   for (const auto& k : cases) {

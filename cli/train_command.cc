@@ -2,16 +2,21 @@
 // directory (docs/training.md).
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <map>
+#include <set>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/atomic_file.h"
@@ -28,6 +33,7 @@ struct TrainArgs {
   std::string experiment;
   std::string out;
   std::string resume;
+  bool overwrite = false;
   int threads = 0;
   int64_t total_steps = 0;
 };
@@ -61,9 +67,74 @@ void PrintProgress(const TrainProgress& p, bool tty) {
   }
 }
 
+/// "a.b.c" -> scalar text of every leaf of a YAML tree (sequences as their flow text).
+void Flatten(const YAML::Node& node, const std::string& path,
+             std::map<std::string, std::string>* out) {
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it)
+      Flatten(it->second, path.empty() ? it->first.Scalar() : path + "." + it->first.Scalar(), out);
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << node;
+  (*out)[path] = e.c_str();
+}
+
+/// Keys a resumed run may change: how long it runs and what it logs, not what it learns.
+bool ChangeAllowedOnResume(const std::string& key) {
+  for (const char* prefix : {"logging.", "checkpoint.", "evaluation."})
+    if (key.rfind(prefix, 0) == 0) return true;
+  return key == "total_steps" || key == "output_dir" || key == "env.threads";
+}
+
+/// Run files a used directory holds (what --overwrite removes).
+const char* kRunFiles[] = {"config.yaml", "train.log",       "metrics.csv", "checkpoints",
+                           "report",      "evaluation.json", "export"};
+
+/// The accepted differences between `config` and the run's config.yaml; std::invalid_argument
+/// listing the refused ones (the environment, roles, hyperparameters, seed: what is learned).
+std::vector<std::string> CheckResumable(const ExperimentConfig& config,
+                                        const std::string& run_dir) {
+  const std::string file = run_dir + "/config.yaml";
+  if (!fs::exists(file)) return {};
+  std::map<std::string, std::string> before, after;
+  Flatten(YAML::Load(ExperimentConfig::Load(file).ToYaml()), "", &before);
+  Flatten(YAML::Load(config.ToYaml()), "", &after);
+  std::vector<std::string> refused, accepted;
+  std::set<std::string> keys;
+  for (const auto& [k, v] : before) keys.insert(k);
+  for (const auto& [k, v] : after) keys.insert(k);
+  for (const auto& k : keys) {
+    const auto b = before.find(k), a = after.find(k);
+    const std::string was = b == before.end() ? "(absent)" : b->second;
+    const std::string now = a == after.end() ? "(absent)" : a->second;
+    if (was == now) continue;
+    (ChangeAllowedOnResume(k) ? accepted : refused)
+        .push_back(fmt::format("{}: {} -> {}", k, was, now));
+  }
+  if (!refused.empty())
+    throw std::invalid_argument(fmt::format(
+        "--resume {}: the experiment differs from the run's config.yaml in what the run learns "
+        "({}); resume with the run's experiment, or start a new run (only total_steps, "
+        "env.threads, output_dir, logging, checkpoint and evaluation may change)",
+        run_dir, fmt::join(refused, "; ")));
+  return accepted;
+}
+
 }  // namespace
 
 void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume) {
+  // Everything that can be refused is checked before the run directory is touched.
+  const std::vector<std::string> changes =
+      resume ? CheckResumable(config, run_dir) : std::vector<std::string>{};
+  Trainer trainer(config);
+  CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
+  if (resume) {
+    const std::string latest = checkpoints.Latest();
+    if (latest.empty())
+      throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
+    LoadCheckpoint(trainer, latest);
+  }
   fs::create_directories(run_dir);
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
@@ -73,14 +144,9 @@ void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool 
   spdlog::set_default_logger(logger);
 
   WriteFileAtomically(run_dir + "/config.yaml", [&](std::ostream& out) { out << config.ToYaml(); });
-  Trainer trainer(config);
-  CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
   if (resume) {
-    const std::string latest = checkpoints.Latest();
-    if (latest.empty())
-      throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
-    LoadCheckpoint(trainer, latest);
-    spdlog::info("resumed {} at step {}", latest, trainer.global_step());
+    spdlog::info("resumed {} at step {}", checkpoints.Latest(), trainer.global_step());
+    for (const auto& c : changes) spdlog::info("resume: accepted change {}", c);
   }
   MetricsLogger metrics(run_dir);
   trainer.SetLogger(&metrics);
@@ -118,6 +184,8 @@ Runner RegisterTrain(CLI::App& app) {
   cmd->add_option("--out", a->out, "run directory (default: <output_dir>/<name>/run-<time>)");
   cmd->add_option("--resume", a->resume,
                   "continue the run in this directory from its latest checkpoint");
+  cmd->add_flag("--overwrite", a->overwrite,
+                "with --out: replace a used run directory's files (config, logs, checkpoints)");
   cmd->add_option("--threads", a->threads, "environment threads (overrides env.threads)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--total-steps", a->total_steps, "override total_steps")
@@ -134,8 +202,26 @@ Runner RegisterTrain(CLI::App& app) {
                                                    : NewRunDir(config);
     if (!a->resume.empty() && !fs::is_directory(run_dir))
       throw std::invalid_argument("--resume " + run_dir + ": no such run directory");
-    fs::create_directories(run_dir);
-
+    if (a->overwrite && !a->resume.empty())
+      throw std::invalid_argument("--overwrite starts a run afresh; it does not go with --resume");
+    if (a->resume.empty() && fs::exists(run_dir)) {
+      if (!fs::is_directory(run_dir))
+        throw std::invalid_argument("--out " + run_dir + ": a file, not a directory");
+      const bool used =
+          fs::exists(run_dir + "/config.yaml") || fs::exists(run_dir + "/checkpoints");
+      if (used && !a->overwrite)
+        throw std::invalid_argument(
+            "--out " + run_dir +
+            ": a used run directory (config.yaml, checkpoints/); continue it with --resume " +
+            run_dir + ", or replace it with --overwrite");
+      if (used) {
+        ExperimentConfig::Load(a->experiment);  // the new experiment is valid before we delete
+        for (const char* f : kRunFiles) fs::remove_all(fs::path(run_dir) / f);
+        for (const auto& e : fs::directory_iterator(run_dir))
+          if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
+            fs::remove(e.path());
+      }
+    }
     TrainInto(config, run_dir, !a->resume.empty());
     return 0;
   };

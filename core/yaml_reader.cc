@@ -61,9 +61,9 @@ YamlValue YamlValue::LoadString(const std::string& text, const std::string& name
   try {
     const std::vector<YAML::Node> docs = YAML::LoadAll(text);
     if (docs.size() > 1)
-      throw ConfigError(fmt::format(
-          "{}:{}: a second YAML document ('---'); a config file holds one document", name,
-          docs[1].Mark().line + 1));
+      throw ConfigError(
+          fmt::format("{}:{}: a second YAML document ('---'); a config file holds one document",
+                      name, docs[1].Mark().line + 1));
     YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
     if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: file is empty", name));
     RejectDuplicateKeys(root, name);

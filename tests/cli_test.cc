@@ -88,6 +88,46 @@ TEST(Cli, VersionPrintsTheProjectVersion) {
       << r.output;
 }
 
+TEST(Cli, RunDirectoriesAreNeverMixedOrDamaged) {
+  TempDir dir;
+  const std::string run = dir.path() + "/run";
+  const std::string exp =
+      dir.File("exp.yaml",
+               "name: r\nseed: 3\ntotal_steps: 256\nenv: {name: cartpole, num_envs: 2}\n"
+               "roles:\n  agent: {agent: ppo, ppo: {num_steps: 32, hidden: [16]}}\n");
+  ASSERT_EQ(RunCli("train " + exp + " --out " + run).code, 0);
+  const std::string config = ReadFile(run + "/config.yaml");
+  // A used directory is refused without --resume or --overwrite, and nothing is written.
+  Result r = RunCli("train " + exp + " --out " + run);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("a used run directory"), std::string::npos) << r.output;
+  // --resume with a different experiment: refused before anything is written, naming the key.
+  const std::string other =
+      dir.File("other.yaml",
+               "name: r\nseed: 3\ntotal_steps: 512\nenv: {name: cartpole, num_envs: 2}\n"
+               "roles:\n  agent: {agent: ppo, ppo: {num_steps: 32, hidden: [32]}}\n");
+  r = RunCli("train " + other + " --resume " + run);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("roles.agent.ppo.hidden: [16] -> [32]"), std::string::npos) << r.output;
+  EXPECT_EQ(ReadFile(run + "/config.yaml"), config);
+  // A longer run of the same experiment resumes, and the log lists the accepted change.
+  ASSERT_EQ(RunCli("train " + exp + " --resume " + run + " --total-steps 512").code, 0);
+  EXPECT_NE(ReadFile(run + "/train.log").find("accepted change total_steps: 256 -> 512"),
+            std::string::npos);
+  // --overwrite starts over: the old checkpoints are gone.
+  ASSERT_EQ(RunCli("train " + other + " --out " + run + " --overwrite").code, 0);
+  EXPECT_NE(ReadFile(run + "/config.yaml").find("[32]"), std::string::npos);
+  int checkpoints = 0;
+  for (const auto& e : std::filesystem::directory_iterator(run + "/checkpoints"))
+    checkpoints += e.path().extension() == ".pt";
+  EXPECT_EQ(checkpoints, 1);
+  // A failed command leaves no half-created run directory.
+  const std::string bad =
+      dir.File("bad.yaml", "name: b\nenv: {name: cartpole}\nroles: {nobody: ppo}\n");
+  EXPECT_EQ(RunCli("train " + bad + " --out " + dir.path() + "/fresh").code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/fresh"));
+}
+
 TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
   struct Case {
     std::string args, expect;

@@ -146,13 +146,14 @@ TEST(InstitutionConfig, YamlSyntaxErrorNamesLine) {
 
 TEST(YamlReader, DuplicateKeysAndSecondDocumentsAreRejected) {
   TempDir dir;
-  std::string msg = ErrorOf(
-      [&] { LoadInstitution(dir.File("d.yaml", "name: d\nmembers: 10\nmembers: 20\n")); });
+  std::string msg =
+      ErrorOf([&] { LoadInstitution(dir.File("d.yaml", "name: d\nmembers: 10\nmembers: 20\n")); });
   EXPECT_NE(msg.find("d.yaml:3:1: key 'members' is given twice (first at line 2)"),
             std::string::npos)
       << msg;
   msg = ErrorOf([&] {
-    LoadInstitution(dir.File("n.yaml", "name: n\nproducts:\n  card:\n    lgd: 0.5\n    lgd: 0.6\n"));
+    LoadInstitution(
+        dir.File("n.yaml", "name: n\nproducts:\n  card:\n    lgd: 0.5\n    lgd: 0.6\n"));
   });
   EXPECT_NE(msg.find("n.yaml:5:5: key 'products.card.lgd' is given twice"), std::string::npos)
       << msg;

@@ -348,8 +348,8 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
 TEST(JsonDepth, CountsNestingOutsideStrings) {
   EXPECT_EQ(JsonNestingDepth("{}"), 1);
   EXPECT_EQ(JsonNestingDepth("{\"a\": [1, {\"b\": [[2]]}]}"), 5);
-  EXPECT_EQ(JsonNestingDepth("{\"a\": \"[[[{{{\"}"), 1);         // brackets inside a string
-  EXPECT_EQ(JsonNestingDepth("{\"a\": \"\\\"[[[\"}"), 1);      // an escaped quote
+  EXPECT_EQ(JsonNestingDepth("{\"a\": \"[[[{{{\"}"), 1);          // brackets inside a string
+  EXPECT_EQ(JsonNestingDepth("{\"a\": \"\\\"[[[\"}"), 1);         // an escaped quote
   EXPECT_EQ(JsonNestingDepth(std::string(100000, '[')), 100000);  // no recursion
   json out;
   EXPECT_NE(ParseJsonObject(std::string(65, '[') + std::string(65, ']'), &out).find("nested 65"),

@@ -67,9 +67,9 @@ struct Server::Impl : RequestHandler {
   void Decide(Worker& w, const std::string& role_name, const std::string& body, Respond respond);
   void Application(Worker& w, const std::string& body, Respond respond);
   /// The decide response for `rows` decisions (and their audit lines).
-  void AnswerDecisions(const PolicyBundle& b, const ServedRole& role, bool batch, int rows,
-                       std::string_view raw, const std::vector<std::string>& row_requests,
-                       std::string_view route, const int64_t* actions, const Respond& respond);
+  void AnswerDecisions(const ServedRole& role, bool batch, int rows, std::string_view raw,
+                       const std::vector<std::string>& row_requests, std::string_view route,
+                       const int64_t* actions, const Respond& respond);
   /// An application's final answer (approve or decline), audited.
   void AnswerApplication(const PolicyBundle& b, std::string_view raw, json out,
                          const Respond& respond);
@@ -186,15 +186,16 @@ void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::st
   job.obs = std::move(request->obs);
   job.mask = std::move(request->masks);
   job.respond = respond;
+  // `b` keeps the bundle (and so `role`) alive until the answer is written.
   job.done = [this, b, role, request, raw, route, respond](const int64_t* actions) {
-    AnswerDecisions(*b, *role, request->batch, request->rows, raw, request->row_requests, route,
+    AnswerDecisions(*role, request->batch, request->rows, raw, request->row_requests, route,
                     actions, respond);
   };
   w.batcher->SubmitOrReject(std::move(job));
 }
 
-void Server::Impl::AnswerDecisions(const PolicyBundle&, const ServedRole& role, bool batch,
-                                   int rows, std::string_view raw,
+void Server::Impl::AnswerDecisions(const ServedRole& role, bool batch, int rows,
+                                   std::string_view raw,
                                    const std::vector<std::string>& row_requests,
                                    std::string_view route, const int64_t* actions,
                                    const Respond& respond) {

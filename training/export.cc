@@ -1,6 +1,5 @@
 #include "training/export.h"
 
-#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <filesystem>

@@ -129,11 +129,11 @@ void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool 
       resume ? CheckResumable(config, run_dir) : std::vector<std::string>{};
   Trainer trainer(config);
   CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
+  RestoredCheckpoint restored;
   if (resume) {
-    const std::string latest = checkpoints.Latest();
-    if (latest.empty())
+    if (checkpoints.Latest().empty())
       throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
-    LoadCheckpoint(trainer, latest);
+    restored = LoadNewestReadableCheckpoint(trainer, run_dir + "/checkpoints");
   }
   fs::create_directories(run_dir);
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -144,11 +144,19 @@ void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool 
   spdlog::set_default_logger(logger);
 
   WriteFileAtomically(run_dir + "/config.yaml", [&](std::ostream& out) { out << config.ToYaml(); });
+  for (const std::string& dir : {run_dir, run_dir + "/checkpoints"})
+    for (const auto& f : RemoveStaleTemporaries(dir))
+      spdlog::info("removed {} (a write interrupted in an earlier run)", f);
   if (resume) {
-    spdlog::info("resumed {} at step {}", checkpoints.Latest(), trainer.global_step());
+    for (const auto& s : restored.skipped)
+      spdlog::warn("resume: passed over an unreadable checkpoint: {}", s);
+    spdlog::info("resumed {} at step {}{}", restored.path, trainer.global_step(),
+                 restored.skipped.empty() ? "" : " (the previous checkpoint)");
     for (const auto& c : changes) spdlog::info("resume: accepted change {}", c);
   }
-  MetricsLogger metrics(run_dir);
+  // Rows the interrupted run logged after the checkpoint are logged again as training redoes
+  // those steps: the CSV drops them first.
+  MetricsLogger metrics(run_dir, resume ? trainer.global_step() : -1);
   trainer.SetLogger(&metrics);
   const bool tty = ::isatty(STDERR_FILENO);
   trainer.SetProgressCallback([tty](const TrainProgress& p) { PrintProgress(p, tty); });

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +55,27 @@ void WriteFileAtomically(const std::string& path, const std::function<void(std::
   }
   std::string dir = std::filesystem::path(path).parent_path().string();
   SyncPath(dir.empty() ? "." : dir, true);  // best effort: some file systems refuse it
+}
+
+std::vector<std::string> RemoveStaleTemporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".tmp.");
+    if (at == std::string::npos || at + 5 == name.size()) continue;
+    long pid = 0;
+    bool digits = true;
+    for (size_t i = at + 5; i < name.size() && digits; ++i) {
+      digits = name[i] >= '0' && name[i] <= '9' && pid < (1L << 30);
+      pid = pid * 10 + (name[i] - '0');
+    }
+    if (!digits || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+    std::error_code rm;
+    if (std::filesystem::remove(e.path(), rm)) removed.push_back(e.path().string());
+  }
+  return removed;
 }
 
 }  // namespace loantwin

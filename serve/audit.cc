@@ -2,14 +2,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
 
+#include "core/log_text.h"
 #include "core/sha256.h"
 
 namespace loantwin {
@@ -40,7 +43,7 @@ bool IsHex64(std::string_view s) {
 
 }  // namespace
 
-AuditLog::AuditLog(const std::string& file, bool fsync) : fsync_(fsync) {
+AuditLog::AuditLog(const std::string& file, bool fsync) : file_(file), fsync_(fsync) {
   const AuditVerification v = VerifyAuditLog(file);
   if (!v.ok)
     throw std::runtime_error(
@@ -49,9 +52,29 @@ AuditLog::AuditLog(const std::string& file, bool fsync) : fsync_(fsync) {
                     file, v.first_bad, v.reason));
   prev_ = v.last_hash;
   lines_ = v.lines;
-  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0)
     throw std::runtime_error(fmt::format("audit log {}: {}", file, std::strerror(errno)));
+  size_ = v.complete_bytes;
+  if (v.torn_tail_bytes > 0) {
+    // A write cut short (the process or machine died during it): never acknowledged.
+    std::string tail(std::min<uint64_t>(v.torn_tail_bytes, 120), '\0');
+    const ssize_t got =
+        ::pread(fd_, tail.data(), tail.size(), static_cast<off_t>(v.complete_bytes));
+    tail.resize(got > 0 ? static_cast<size_t>(got) : 0);
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0 || ::fsync(fd_) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw std::runtime_error(
+          fmt::format("audit log {}: cannot remove the interrupted final "
+                      "record: {}",
+                      file, std::strerror(err)));
+    }
+    spdlog::warn(
+        "audit log {}: removed an interrupted final record ({} bytes without a newline, never "
+        "acknowledged; it began \"{}\"); the {} complete records verify and the chain continues",
+        file, v.torn_tail_bytes, EscapeForLog(tail, 120), v.lines);
+  }
 }
 
 AuditLog::~AuditLog() {
@@ -106,18 +129,62 @@ void AuditLog::Append(std::string_view route, const std::vector<AuditEntry>& ent
     out += "\"}\n";
     prev = std::move(hash);
   }
+  const bool recovering = !writable_.load(std::memory_order_relaxed);
+  if (recovering && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
+    throw AuditWriteError(fmt::format("audit log {}: cannot remove a failed record ({})", file_,
+                                      std::strerror(errno)));
+  auto fail = [&](const char* what, int err) {
+    // Remove whatever part of the records reached the file: the next record must follow a
+    // complete one. If even that fails, RecoverLocked retries before the next write.
+    writable_.store(false, std::memory_order_release);
+    (void)!::ftruncate(fd_, static_cast<off_t>(size_));
+    return AuditWriteError(fmt::format("audit log {}: {} failed ({}); the record was removed",
+                                       file_, what, std::strerror(err)));
+  };
   size_t done = 0;
   while (done < out.size()) {
     const ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("audit log write failed: ") + std::strerror(errno));
+      throw fail("write", errno);
     }
+    if (n == 0) throw fail("write", EIO);
     done += static_cast<size_t>(n);
   }
-  if (fsync_) ::fdatasync(fd_);
+  if (fsync_ && ::fdatasync(fd_) != 0) throw fail("fdatasync", errno);
+  if (recovering) {
+    writable_.store(true, std::memory_order_release);
+    spdlog::info("audit log {}: writable again", file_);
+  }
+  size_ += out.size();
   prev_ = std::move(prev);
   lines_ += static_cast<int64_t>(entries.size());
+}
+
+bool AuditLog::RecoverLocked() {
+  if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) return false;
+  {
+    // Writes kProbeBytes to a file beside the log and removes it: the test a real record
+    // would face (no space, quota, file size limit, read-only or failing device).
+    const std::string probe = file_ + ".probe";
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    const std::string block(kProbeBytes, ' ');
+    const bool ok = ::write(fd, block.data(), block.size()) == static_cast<ssize_t>(block.size()) &&
+                    ::fdatasync(fd) == 0;
+    ::close(fd);
+    ::unlink(probe.c_str());
+    if (!ok) return false;
+  }
+  writable_.store(true, std::memory_order_release);
+  spdlog::info("audit log {}: writable again", file_);
+  return true;
+}
+
+bool AuditLog::Probe() {
+  if (writable()) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  return writable() || RecoverLocked();
 }
 
 void AuditLog::Sync() {
@@ -141,6 +208,10 @@ AuditVerification VerifyAuditLog(const std::string& file) {
     return v;
   };
   for (std::string line; std::getline(in, line);) {
+    if (in.eof()) {  // no newline after it: an interrupted final write, not a record
+      v.torn_tail_bytes = line.size();
+      break;
+    }
     ++v.lines;
     const std::string_view l(line);
     if (l.size() < kTail + 2 || l.front() != '{' || l.substr(l.size() - 2) != "\"}")
@@ -162,6 +233,7 @@ AuditVerification VerifyAuditLog(const std::string& file) {
           "'prev' is not the previous line's hash (a line was removed, reordered or "
           "inserted before this one)");
     prev = std::string(hash);
+    v.complete_bytes += line.size() + 1;
   }
   v.last_hash = prev;
   return v;
@@ -171,6 +243,11 @@ int VerifyAuditCommand(const std::string& file) {
   const AuditVerification v = VerifyAuditLog(file);
   if (v.ok) {
     fmt::print("{}: {} lines, hash chain intact (last hash {})\n", file, v.lines, v.last_hash);
+    if (v.torn_tail_bytes > 0)
+      fmt::print(
+          "note: {} bytes after the last line are an interrupted write (no newline; never "
+          "acknowledged); `loantwin serve` removes them when it opens the log\n",
+          v.torn_tail_bytes);
     return 0;
   }
   fmt::print("{}: BROKEN at line {} of {}: {}\n", file, v.first_bad, v.lines, v.reason);

@@ -15,8 +15,11 @@ struct Reply {
   int retry_after = 0;  ///< seconds, 503 only
 };
 
+/// Strings from a request may hold invalid UTF-8 (an unknown key echoed in an error): such
+/// bytes are written as U+FFFD, never thrown on.
 inline Reply JsonReply(int status, const nlohmann::json& j) {
-  return {status, j.dump(), "application/json", 0};
+  return {status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+          "application/json", 0};
 }
 
 /// {"error": message, "field": field}.

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/log_text.h"
 #include "env/twin/product.h"
 #include "env/twin_env.h"
 #include "serve/audit.h"
@@ -78,6 +79,21 @@ struct Server::Impl : RequestHandler {
 // ---------------------------------------------------------------------------------------------
 // Routing and handlers
 
+namespace {
+/// A decision whose audit record could not be written is not answered: 503, logged (the
+/// message names the log file and the system error, never request contents).
+Reply AuditFailure(const std::exception& e) {
+  static LogRateLimiter limiter;
+  int64_t held = 0;
+  if (limiter.Allow(&held))
+    spdlog::error("{}{}", e.what(),
+                  held ? fmt::format(" ({} more such failures not logged)", held) : "");
+  Reply r = ErrorReply(503, "decision not made: its audit record could not be written");
+  r.retry_after = 1;
+  return r;
+}
+}  // namespace
+
 void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_target,
                             const std::string& body, Respond respond) {
   const auto t0 = Clock::now();
@@ -105,6 +121,8 @@ void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_
     if (!is_get) return method_not_allowed("GET");
     if (!ready || draining)
       return finish(route, JsonReply(503, {{"status", draining ? "draining" : "loading"}}));
+    if (audit && !audit->Probe())  // no decision may be answered without its record
+      return finish(route, JsonReply(503, {{"status", "audit log not writable"}}));
     return finish(route, JsonReply(200, {{"status", "ready"}, {"bundle", Bundle()->version()}}));
   }
   if (target == "/metrics") {
@@ -239,7 +257,7 @@ void Server::Impl::AnswerDecisions(const ServedRole& role, bool batch, int rows,
     try {
       audit->Append(route, entries);
     } catch (const std::exception& e) {
-      return respond(ErrorReply(500, std::string("audit log: ") + e.what()));
+      return respond(AuditFailure(e));
     }
   }
   respond(Reply{200, std::move(out), "application/json", 0});
@@ -252,7 +270,7 @@ void Server::Impl::AnswerApplication(const PolicyBundle& b, std::string_view raw
   try {
     if (audit) audit->Append("/v1/credit/applications", raw, out.dump());
   } catch (const std::exception& e) {
-    return respond(ErrorReply(500, std::string("audit log: ") + e.what()));
+    return respond(AuditFailure(e));
   }
   respond(JsonReply(200, out));
 }

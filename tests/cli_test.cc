@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -126,6 +127,49 @@ TEST(Cli, RunDirectoriesAreNeverMixedOrDamaged) {
       dir.File("bad.yaml", "name: b\nenv: {name: cartpole}\nroles: {nobody: ppo}\n");
   EXPECT_EQ(RunCli("train " + bad + " --out " + dir.path() + "/fresh").code, 2);
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/fresh"));
+}
+
+TEST(Cli, ResumeAfterACrashUsesTheLastGoodCheckpointAndLogsNoStepTwice) {
+  TempDir dir;
+  const std::string run = dir.path() + "/run";
+  const std::string exp =
+      dir.File("exp.yaml",
+               "name: r\nseed: 3\ntotal_steps: 256\nenv: {name: cartpole, num_envs: 2}\n"
+               "logging: {every_steps: 64}\ncheckpoint: {every_steps: 128, keep: 5}\n"
+               "roles:\n  agent: {agent: ppo, ppo: {num_steps: 32, hidden: [16]}}\n");
+  ASSERT_EQ(RunCli("train " + exp + " --out " + run).code, 0);
+  const std::string newest = run + "/checkpoints/step_000000000256.pt";
+  ASSERT_TRUE(std::filesystem::exists(run + "/checkpoints/step_000000000128.pt"));
+  // What a crash (or a damaged disk) leaves: a torn newest checkpoint, a temporary file of a
+  // writer that no longer runs (pids never exceed 2^22), a torn metrics row.
+  std::filesystem::resize_file(newest, std::filesystem::file_size(newest) / 2);
+  const std::string stale = run + "/checkpoints/step_000000000384.pt.tmp.9999999";
+  std::ofstream(stale) << "partial";
+  std::ofstream(run + "/metrics.csv", std::ios::app) << "320,1.0,charts/S";
+  const Result r = RunCli("train " + exp + " --resume " + run);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string log = ReadFile(run + "/train.log");
+  EXPECT_NE(log.find("passed over an unreadable checkpoint: " + newest), std::string::npos) << log;
+  EXPECT_NE(log.find("step_000000000128.pt at step 128 (the previous checkpoint)"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("removed " + stale), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  // metrics.csv: every (step, key) once, the redone steps included, the torn row gone.
+  std::set<std::pair<int64_t, std::string>> seen;
+  std::istringstream csv(ReadFile(run + "/metrics.csv"));
+  std::string row;
+  std::getline(csv, row);
+  EXPECT_EQ(row, "step,wall_seconds,key,value");
+  while (std::getline(csv, row)) {
+    const auto c1 = row.find(','), c2 = row.find(',', c1 + 1), c3 = row.find(',', c2 + 1);
+    ASSERT_NE(c3, std::string::npos) << row;
+    const int64_t step = std::stoll(row.substr(0, c1));
+    EXPECT_LE(step, 256) << row;
+    EXPECT_TRUE(seen.emplace(step, row.substr(c2 + 1, c3 - c2 - 1)).second) << "twice: " << row;
+  }
+  EXPECT_TRUE(seen.count({256, "charts/SPS"}));
+  EXPECT_TRUE(seen.count({192, "charts/SPS"}));
 }
 
 TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {

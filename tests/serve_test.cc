@@ -4,12 +4,14 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -812,6 +814,131 @@ TEST_F(ServeTest, AuditChainVerifiesAndDetectsTampering) {
   o.bundle = Dir() + "/v1";
   o.audit_log = log;
   EXPECT_THROW(Server{o}, std::runtime_error);
+}
+
+/// Writes beyond `bytes` in any file fail with EFBIG (SIGXFSZ ignored) while this lives: a
+/// disk that fills up, without a small file system to fill.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(uint64_t bytes) {
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit lim = old_;
+    lim.rlim_cur = bytes;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int) = nullptr;
+};
+
+uint64_t FileSize(const std::string& file) {
+  return std::filesystem::file_size(file);
+}
+
+TEST(AuditLog, InterruptedFinalRecordIsRemovedAndTheChainContinues) {
+  TempDir tmp;
+  const std::string log = tmp.path() + "/audit.log";
+  {
+    AuditLog a(log, false);
+    for (int i = 0; i < 3; ++i) a.Append("/r", fmt::format("{{\"i\":{}}}", i), "{}");
+  }
+  const uint64_t complete = FileSize(log);
+  {  // kill -9 in the middle of a write: the last record has no newline
+    std::ofstream out(log, std::ios::app | std::ios::binary);
+    out << "{\"time\":1,\"route\":\"/r\",\"request\":{\"i\":\x01";
+  }
+  AuditVerification v = VerifyAuditLog(log);
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.lines, 3);
+  EXPECT_EQ(v.complete_bytes, complete);
+  EXPECT_EQ(v.torn_tail_bytes, FileSize(log) - complete);
+  {
+    AuditLog a(log, false);  // removes the tail and continues the chain
+    EXPECT_EQ(FileSize(log), complete);
+    EXPECT_EQ(a.lines(), 3);
+    a.Append("/r", "{\"i\":3}", "{}");
+  }
+  v = VerifyAuditLog(log);
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.lines, 4);
+  EXPECT_EQ(v.torn_tail_bytes, 0u);
+  // Anything else broken is still refused, torn tail or not.
+  std::string text = ReadFile(log);
+  text[text.find("\"i\":1") + 4] = '7';
+  {
+    std::ofstream out(log, std::ios::trunc | std::ios::binary);
+    out << text << "{\"time\":";
+  }
+  EXPECT_FALSE(VerifyAuditLog(log).ok);
+  EXPECT_THROW(AuditLog(log, false), std::runtime_error);
+  EXPECT_EQ(ReadFile(log), text + "{\"time\":");  // nothing removed from a refused log
+}
+
+TEST(AuditLog, AFailedWriteLeavesNoPartialRecordAndFailsClosed) {
+  TempDir tmp;
+  const std::string log = tmp.path() + "/audit.log";
+  for (const bool fsync : {false, true}) {
+    std::filesystem::remove(log);
+    AuditLog a(log, fsync);
+    a.Append("/r", "{\"i\":0}", "{}");
+    const uint64_t size = FileSize(log);
+    const std::string big = "{\"x\":\"" + std::string(4000, 'a') + "\"}";
+    {
+      FileSizeLimit full(size + 100);  // the record starts to go in, then the disk is full
+      EXPECT_THROW(a.Append("/r", big, "{}"), AuditWriteError);
+      EXPECT_EQ(FileSize(log), size) << "the partial record was removed";
+      EXPECT_FALSE(a.writable());
+      EXPECT_FALSE(a.Probe()) << "the probe write fails too";
+      EXPECT_THROW(a.Append("/r", big, "{}"), AuditWriteError);
+      EXPECT_THROW(a.Append("/r", {{"{\"b\":1}", "{}"}, {"{\"b\":2}", "{}"}}), AuditWriteError);
+      EXPECT_EQ(FileSize(log), size);
+      EXPECT_EQ(a.lines(), 1);
+    }
+    EXPECT_TRUE(a.Probe());  // space again
+    EXPECT_FALSE(std::filesystem::exists(log + ".probe"));
+    a.Append("/r", big, "{}");
+    const AuditVerification v = VerifyAuditLog(log);
+    EXPECT_TRUE(v.ok) << v.reason;
+    EXPECT_EQ(v.lines, 2);
+    EXPECT_EQ(v.torn_tail_bytes, 0u);
+  }
+}
+
+TEST_F(ServeTest, DecisionsAreRefusedWhileTheAuditLogCannotBeWritten) {
+  TempDir tmp;
+  ServerOptions o;
+  o.audit_log = tmp.path() + "/audit.log";
+  auto server = Start(o);
+  Client c(server->port());
+  int status = 0;
+  c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  ASSERT_EQ(status, 200);
+  {
+    FileSizeLimit full(FileSize(o.audit_log) + 50);
+    json r = c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+    EXPECT_EQ(status, 503);
+    EXPECT_NE(r["error"].get<std::string>().find("audit record"), std::string::npos) << r;
+    const json app = {{"product", "card"}, {"amount", 3000},  {"term_months", 0},
+                      {"band", "A"},       {"income", 80000}, {"state", State()}};
+    c.Post("/v1/credit/applications", app, &status);
+    EXPECT_EQ(status, 503);
+    auto ready = c.Request(http::verb::get, "/readyz");
+    EXPECT_EQ(ready.result_int(), 503);
+    EXPECT_NE(ready.body().find("audit log not writable"), std::string::npos) << ready.body();
+  }
+  EXPECT_EQ(c.Request(http::verb::get, "/readyz").result_int(), 200);
+  c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  EXPECT_EQ(status, 200);
+  server->Shutdown();
+  const AuditVerification v = VerifyAuditLog(o.audit_log);
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.lines, 2);
 }
 
 TEST_F(ServeTest, ShutdownDrainsInFlightRequests) {

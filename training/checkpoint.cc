@@ -1,6 +1,7 @@
 #include "training/checkpoint.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -64,14 +65,34 @@ void LoadCheckpoint(Trainer& trainer, const std::string& path) {
   }
 }
 
+RestoredCheckpoint LoadNewestReadableCheckpoint(Trainer& trainer, const std::string& dir) {
+  const auto files = CheckpointManager(dir, 1 << 30).List();
+  if (files.empty()) throw std::invalid_argument(dir + " has no checkpoint");
+  RestoredCheckpoint r;
+  for (auto it = files.rbegin(); it != files.rend(); ++it) {
+    try {
+      LoadCheckpoint(trainer, *it);
+      r.path = *it;
+      return r;
+    } catch (const std::runtime_error& e) {
+      // An older checkpoint restores every part of the trainer, so a partial load of a
+      // damaged newer one leaves nothing behind.
+      r.skipped.push_back(e.what());
+    }
+  }
+  throw std::runtime_error(
+      fmt::format("no checkpoint of {} loads; the newest: {}", dir, r.skipped.front()));
+}
+
 std::string LoadLatestCheckpoint(Trainer& trainer, const std::string& run_dir,
                                  const std::string& purpose) {
-  const std::string latest = CheckpointManager(run_dir + "/checkpoints", 1000).Latest();
-  if (latest.empty())
+  if (CheckpointManager(run_dir + "/checkpoints", 1000).Latest().empty())
     throw std::invalid_argument(run_dir + ": no checkpoint to " + purpose +
                                 " (checkpoints/ is empty)");
-  LoadCheckpoint(trainer, latest);
-  return latest;
+  const RestoredCheckpoint r = LoadNewestReadableCheckpoint(trainer, run_dir + "/checkpoints");
+  for (const auto& s : r.skipped) spdlog::warn("passed over an unreadable checkpoint: {}", s);
+  if (!r.skipped.empty()) spdlog::warn("using the previous checkpoint {}", r.path);
+  return r.path;
 }
 
 }  // namespace loantwin

@@ -26,8 +26,17 @@ class CheckpointManager {
 /// Restores a trainer from a checkpoint file (same experiment configuration); a file that is
 /// not a checkpoint or does not fit the trainer's agents -> std::runtime_error naming it.
 void LoadCheckpoint(Trainer& trainer, const std::string& path);
-/// Restores the newest checkpoint of <run_dir>/checkpoints and returns its path; none ->
-/// std::invalid_argument "<run_dir>: no checkpoint to <purpose>".
+/// What LoadNewestReadableCheckpoint restored, and the newer checkpoints it had to pass over.
+struct RestoredCheckpoint {
+  std::string path;
+  std::vector<std::string> skipped;  ///< "<path>: <why it did not load>", newest first
+};
+/// Restores the newest checkpoint of `dir` that loads; a newer one that does not (torn by a
+/// crash, damaged on disk) is passed over and listed. None, or none that loads ->
+/// std::runtime_error with the newest one's reason (std::invalid_argument when there is none).
+RestoredCheckpoint LoadNewestReadableCheckpoint(Trainer& trainer, const std::string& dir);
+/// LoadNewestReadableCheckpoint of <run_dir>/checkpoints, warning about any passed over;
+/// returns its path; none -> std::invalid_argument "<run_dir>: no checkpoint to <purpose>".
 std::string LoadLatestCheckpoint(Trainer& trainer, const std::string& run_dir,
                                  const std::string& purpose);
 

@@ -14,7 +14,9 @@ namespace loantwin {
 
 class MetricsLogger {
  public:
-  explicit MetricsLogger(const std::string& run_dir);
+  /// With `resume_step` >= 0 the run resumes from that step: rows of metrics.csv logged after
+  /// it (and a torn last row) are removed first, so no step appears twice.
+  explicit MetricsLogger(const std::string& run_dir, int64_t resume_step = -1);
   void Log(const std::string& key, double value, int64_t step, double wall_seconds);
   void Flush();
 

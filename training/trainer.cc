@@ -250,9 +250,12 @@ TrainProgress Trainer::Progress() const {
 
 void Trainer::LogMetrics(bool force) {
   if (!force && global_step_ < next_log_) return;
+  // The closing call of Train() right after a periodic one (or on a finished run resumed):
+  // this step's rows are written; only the progress line is new.
+  const bool logged = next_log_ == global_step_ + config_.log_every_steps;
   next_log_ = global_step_ + config_.log_every_steps;
   const TrainProgress p = Progress();
-  if (logger_) {
+  if (logger_ && !logged) {
     logger_->Log("charts/SPS", p.steps_per_second, global_step_, p.seconds);
     for (int r = 0; r < env_->num_roles(); ++r) {
       const std::string& name = env_->role(r).name;

@@ -1,5 +1,10 @@
 #include "agents/agent.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "agents/numerics.h"
 #include "core/check.h"
 #include "env/multi_agent_env.h"
 
@@ -16,19 +21,32 @@ void Agent::ActAndRecord(const AgentBatch& batch, int32_t* actions) {
   LT_CHECK_GE(batch.n, 0);
   LT_CHECK(batch.n == 0 ||
            (batch.obs && batch.critic_obs && batch.masks && batch.acting && actions));
+  const int dim = obs_features();
+  for (int i = 0; i < batch.n; ++i) {  // training input: a NaN here becomes a NaN loss later
+    if (!batch.acting[i]) continue;
+    const float* row = batch.obs + static_cast<size_t>(i) * dim;
+    for (int k = 0; k < dim; ++k)
+      if (!std::isfinite(row[k]))
+        throw NonFiniteError(fmt::format("observation (feature {} of instance {})", k, i), row[k]);
+  }
   DoActAndRecord(batch, actions);
 }
 
 void Agent::Observe(const AgentFeedback& feedback) {
   LT_CHECK_GE(feedback.n, 0);
   LT_CHECK(feedback.n == 0 || (feedback.rewards && feedback.terminated && feedback.truncated));
+  for (int i = 0; i < feedback.n; ++i)
+    if (!std::isfinite(feedback.rewards[i]))
+      throw NonFiniteError(fmt::format("reward (instance {})", i), feedback.rewards[i]);
   DoObserve(feedback);
   env_steps_ += feedback.n;
 }
 
 UpdateStats Agent::MaybeUpdate(const AgentBatch& current) {
   LT_CHECK_GE(current.n, 0);
-  return DoMaybeUpdate(current);
+  UpdateStats stats = DoMaybeUpdate(current);
+  if (!stats.empty()) CheckFiniteParameters(Parameters());  // after every update, any algorithm
+  return stats;
 }
 
 torch::jit::Module Agent::Export(const RoleSpec& role) const {

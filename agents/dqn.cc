@@ -7,6 +7,7 @@
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
+#include "agents/numerics.h"
 #include "core/binary_state.h"
 #include "core/counter_rng.h"
 
@@ -342,9 +343,12 @@ UpdateStats DqnAgent::TrainStep() {
   const torch::Tensor per_sample = per_branch.mean(1);
   const torch::Tensor loss =
       config_.prioritized ? (batch.weights * per_sample).mean() : per_sample.mean();
+  CheckFinite("loss", loss.item<double>());
   optimizer_->ZeroGrad();
   loss.backward();
-  if (config_.max_grad_norm > 0) optimizer_->ClipGradNorm(config_.max_grad_norm);
+  CheckFinite("gradient norm", config_.max_grad_norm > 0
+                                   ? optimizer_->ClipGradNorm(config_.max_grad_norm)
+                                   : optimizer_->grad().norm().item<double>());
   optimizer_->Step();
   ++updates_;
   if (config_.prioritized) {

@@ -7,6 +7,7 @@
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
+#include "agents/numerics.h"
 #include "core/binary_state.h"
 #include "core/counter_rng.h"
 
@@ -324,10 +325,13 @@ UpdateStats MuZeroAgent::TrainStep() {
   const torch::Tensor per_sample =
       config_.value_loss_weight * value_loss + reward_loss + policy_loss;
   const torch::Tensor loss = (weights * per_sample).mean();
+  CheckFinite("loss", loss.item<double>());
   optimizer_->zero_grad();
   loss.backward();
-  if (config_.max_grad_norm > 0)
-    torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm);
+  CheckFinite("gradient norm",
+              config_.max_grad_norm > 0
+                  ? torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm)
+                  : GradNorm(net_->parameters()));
   optimizer_->step();
   ++training_steps_;
   if (training_steps_ % config_.target_update_interval == 0) CopyParameters(*net_, *target_);

@@ -7,6 +7,7 @@
 #include "agents/agent_registry.h"
 #include "agents/distributions.h"
 #include "agents/module_util.h"
+#include "agents/numerics.h"
 #include "agents/schedule.h"
 #include "core/counter_rng.h"
 
@@ -284,9 +285,11 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
       const torch::Tensor entropy_loss = entropy.mean();
       const torch::Tensor loss =
           pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+      CheckFinite("loss", loss.item<double>());
       optimizer_->zero_grad();
       loss.backward();
-      torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm);
+      CheckFinite("gradient norm",
+                  torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm));
       optimizer_->step();
       pg_sum += pg_loss.item<double>();
       v_sum += v_loss.item<double>();

@@ -7,14 +7,19 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
 
 #include "agents/agent_registry.h"
+#include "agents/numerics.h"
 #include "core/counter_rng.h"
+#include "env/cartpole.h"
+#include "env/env_registry.h"
 #include "tests/agent_test_util.h"
 #include "tests/test_util.h"
+#include "training/checkpoint.h"
 #include "training/trainer.h"
 
 namespace loantwin {
@@ -190,6 +195,108 @@ TEST_P(AgentConformance, SavedAgentLoadsIntoAFreshOneAndActsTheSame) {
   trained->Act(obs.data(), mask.data(), n, true, x.data());
   loaded->Act(obs.data(), mask.data(), n, true, y.data());
   EXPECT_EQ(x, y);
+}
+
+/// CartPole whose rewards turn NaN once an episode reaches its 12th step.
+class NanRewardCartPole : public CartPoleEnv {
+ public:
+  using CartPoleEnv::CartPoleEnv;
+
+ protected:
+  void StepInstances(int begin, int end) override {
+    CartPoleEnv::StepInstances(begin, end);
+    for (int i = begin; i < end; ++i)
+      if (episode_steps()[i] >= 12) set_reward(0, i, std::numeric_limits<float>::quiet_NaN());
+  }
+};
+
+TEST_P(AgentConformance, NonFiniteRewardsStopTheRunNamingTheStepAndRole) {
+  static const bool registered = [] {
+    RegisterEnv("nan_reward_cartpole", [](const EnvOptions& o, const YamlValue*) {
+      return std::unique_ptr<MultiAgentEnv>(new NanRewardCartPole(o));
+    });
+    return true;
+  }();
+  ASSERT_TRUE(registered);
+  std::string yaml = Small().ToYaml();
+  yaml.replace(yaml.find("name: cartpole"), 14, "name: nan_reward_cartpole");
+  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "nan.yaml")));
+  try {
+    t.Train();
+    FAIL() << "trained through NaN rewards";
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("training stopped at step "), std::string::npos) << m;
+    EXPECT_NE(m.find("role agent (" + GetParam() + "): non-finite reward (instance "),
+              std::string::npos)
+        << m;
+  }
+  EXPECT_GT(t.global_step(), 0);
+  EXPECT_LT(t.global_step(), Small().total_steps);
+}
+
+TEST_P(AgentConformance, DivergedParametersStopTheUpdateAndAreNeverCheckpointed) {
+  // The agent learns from finite experience, but its parameters are NaN whenever MaybeUpdate
+  // runs: the first update must stop with the loss, gradient norm or a parameter named.
+  AgentSpec spec;
+  auto agent = Make(&spec);
+  int width = 0;
+  for (int64_t k : spec.nvec) width += static_cast<int>(k);
+  const int n = spec.num_envs, dims = static_cast<int>(spec.nvec.size());
+  CounterRng rng(5);
+  std::vector<float> obs(static_cast<size_t>(n) * spec.obs_dim), rewards(n, 1.0f);
+  std::vector<uint8_t> masks(static_cast<size_t>(n) * width, 1), acting(n, 1), ended(n, 0);
+  std::vector<int32_t> actions(static_cast<size_t>(n) * dims);
+  auto fill = [&] {
+    for (auto& x : obs) x = static_cast<float>(rng.Normal());
+  };
+  fill();
+  std::string quantity;
+  for (int step = 0; step < 2000 && quantity.empty(); ++step) {
+    agent->ActAndRecord({n, obs.data(), obs.data(), masks.data(), acting.data()}, actions.data());
+    fill();
+    for (int i = 0; i < n; ++i) ended[i] = (step + i) % 25 == 24;
+    agent->Observe(
+        {n, rewards.data(), ended.data(), ended.data() + 0, obs.data(), obs.data(), masks.data()});
+    std::vector<torch::Tensor> saved;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : agent->Parameters()) {
+        saved.push_back(p.detach().clone());
+        p.detach().fill_(std::numeric_limits<float>::quiet_NaN());
+      }
+    }
+    try {
+      const UpdateStats stats =
+          agent->MaybeUpdate({n, obs.data(), obs.data(), masks.data(), acting.data()});
+      ASSERT_TRUE(stats.empty()) << "an update with NaN parameters went through";
+    } catch (const NonFiniteError& e) {
+      quantity = e.quantity();
+    }
+    torch::NoGradGuard no_grad;
+    const auto params = agent->Parameters();
+    for (size_t k = 0; k < params.size(); ++k) params[k].detach().copy_(saved[k]);
+  }
+  EXPECT_TRUE(quantity == "loss" || quantity == "gradient norm" ||
+              quantity.rfind("parameter ", 0) == 0)
+      << "no update stopped; quantity '" << quantity << "'";
+  // A trainer never writes a checkpoint holding them.
+  Trainer t(Small());
+  t.Train(settings().resume_at);
+  {
+    torch::NoGradGuard no_grad;
+    t.agent(0)->Parameters().back().detach().fill_(std::numeric_limits<float>::infinity());
+  }
+  testing::TempDir dir;
+  CheckpointManager ckpt(dir.path() + "/checkpoints", 2);
+  try {
+    ckpt.Save(t);
+    FAIL() << "wrote a checkpoint with infinite parameters";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("role agent: non-finite parameter"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(ckpt.Latest(), "");
 }
 
 TEST_P(AgentConformance, ResumeIsExact) {

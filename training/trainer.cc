@@ -10,6 +10,7 @@
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
+#include "agents/numerics.h"
 #include "core/binary_state.h"
 #include "core/config_error.h"
 #include "core/counter_rng.h"
@@ -190,6 +191,7 @@ void Trainer::StepOnce() {
       }
       continue;
     }
+    active_role_ = r;
     AgentBatch batch;
     batch.n = n;
     batch.obs = env_->observations(r);
@@ -215,6 +217,7 @@ void Trainer::StepOnce() {
     }
     Learner* l = learners_[r].get();
     if (!l) continue;
+    active_role_ = r;
     const bool central = l->agent->wants_global_state();
     AgentFeedback feedback;
     feedback.n = n;
@@ -231,6 +234,7 @@ void Trainer::StepOnce() {
     current.critic_obs = central ? GlobalState(false) : current.obs;
     current.masks = env_->action_masks(r);
     current.acting = env_->acting(r);
+    active_role_ = r;
     UpdateStats stats = l->agent->MaybeUpdate(current);
     if (!stats.empty()) l->last_stats = std::move(stats);
   }
@@ -282,6 +286,13 @@ void Trainer::Save(torch::serialize::OutputArchive& archive) const {
   for (const auto& q : recent_returns_) w.PutVector(std::vector<double>(q.begin(), q.end()));
   for (size_t r = 0; r < learners_.size(); ++r) {
     if (!learners_[r]) continue;
+    try {  // a checkpoint never holds a NaN (a policy loaded elsewhere could be one)
+      CheckFiniteParameters(learners_[r]->agent->Parameters());
+    } catch (const NonFiniteError& e) {
+      throw std::runtime_error(fmt::format("step {}: role {}: {}; refusing to write a checkpoint",
+                                           global_step_, env_->role(static_cast<int>(r)).name,
+                                           e.what()));
+    }
     torch::serialize::OutputArchive agent;
     learners_[r]->agent->Save(agent);
     archive.write("agent/" + env_->role(static_cast<int>(r)).name, agent);
@@ -348,7 +359,17 @@ void Trainer::Train(int64_t until_step) {
   if (next_checkpoint_ == 0 && config_.checkpoint_every_steps > 0)
     next_checkpoint_ = config_.checkpoint_every_steps;
   while (global_step_ < until) {
-    StepOnce();
+    try {
+      StepOnce();
+    } catch (const NonFiniteError& e) {
+      // Nothing of this step is checkpointed: the exception leaves Train() before the next
+      // checkpoint, and Save() refuses non-finite parameters anyway.
+      const Learner* l = learners_[active_role_].get();
+      throw std::runtime_error(fmt::format(
+          "training stopped at step {}: role {} ({}): {}; no checkpoint of this state is written "
+          "(lower the learning rate, or check the environment's rewards and observations)",
+          global_step_, env_->role(active_role_).name, l ? l->agent->algorithm() : "-", e.what()));
+    }
     LogMetrics(false);
     if (config_.eval_every_steps > 0 && global_step_ >= next_eval_) {
       next_eval_ = global_step_ + config_.eval_every_steps;

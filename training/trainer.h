@@ -76,6 +76,7 @@ class Trainer {
  private:
   struct Learner;
   void StepOnce();
+  int active_role_ = 0;  ///< the role StepOnce is calling (error messages)
   void LogMetrics(bool force);
   void RunEvaluation();
   const float* GlobalState(bool final);

@@ -1,0 +1,34 @@
+#include "agents/numerics.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace loantwin {
+
+NonFiniteError::NonFiniteError(std::string quantity, double value)
+    : std::runtime_error(fmt::format("non-finite {} ({})", quantity, value)),
+      quantity_(std::move(quantity)),
+      value_(value) {}
+
+void CheckFiniteParameters(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const torch::Tensor& p = params[k];
+    if (!p.defined() || p.numel() == 0 || torch::isfinite(p).all().item<bool>()) continue;
+    const torch::Tensor flat = p.detach().flatten();
+    const torch::Tensor bad = flat.masked_select(torch::logical_not(torch::isfinite(flat)));
+    throw NonFiniteError(fmt::format("parameter {} (shape [{}], {} of {} values)", k,
+                                     fmt::join(p.sizes(), ", "), bad.numel(), flat.numel()),
+                         bad[0].item<double>());
+  }
+}
+
+double GradNorm(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  for (const auto& p : params)
+    if (p.grad().defined()) sum += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+  return std::sqrt(sum);
+}
+
+}  // namespace loantwin

@@ -205,8 +205,12 @@ ExportManifest ExportManifest::Load(const std::string& dir) {
   json m;
   try {
     m = json::parse(in);
+  } catch (const json::parse_error& e) {
+    // The parser's message quotes the bytes it read: never echo a file's contents (a reload
+    // request could name any readable file).
+    throw ManifestError(fmt::format("{}: not valid JSON (syntax error at byte {})", file, e.byte));
   } catch (const json::exception& e) {
-    throw ManifestError(file + ": not valid JSON: " + e.what());
+    throw ManifestError(file + ": not valid JSON");
   }
   return FromJson(m, file);
 }

@@ -15,9 +15,7 @@ Runner RegisterCalibrate(CLI::App& app) {
   cmd->add_option("--paths", o->paths, "Monte Carlo paths per scenario")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed (>= 0)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed (>= 0)")->check(SeedValidator())->capture_default_str();
   cmd->add_option("--threads", o->threads, "worker threads")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();

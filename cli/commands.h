@@ -3,6 +3,8 @@
 // runs it (exit code).
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -17,6 +19,20 @@ using Runner = std::function<int()>;
 /// Trains `config` into `run_dir` (logs, metrics, checkpoints; resumes from its latest
 /// checkpoint when `resume`), as `loantwin train` does.
 void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume);
+
+/// A seed option's check: a whole number from 0 to 2^64 - 1 (CLI11 alone lets a larger number
+/// through, wrapped).
+inline CLI::Validator SeedValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+          return "'" + text + "' is not a whole number from 0 to 18446744073709551615";
+        return "";
+      },
+      "UINT64");
+}
 
 Runner RegisterSimulate(CLI::App& app);
 Runner RegisterList(CLI::App& app);

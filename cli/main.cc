@@ -1,5 +1,6 @@
 // loantwin: command-line entry point. See docs/cli.md.
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -10,6 +11,8 @@
 #include "env/twin/twin.h"
 
 int main(int argc, char** argv) {
+  // Logs to stderr, results to stdout: `loantwin simulate ... > out.csv` holds only the CSV.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("loantwin-cli"));
   CLI::App app{"loantwin - multi-agent RL on a digital twin of a retail lending portfolio"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("loantwin ") + loantwin::LoantwinVersion(),
@@ -46,7 +49,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Every malformed option, missing argument or value outside its range: one prefix, one
+    // code (2, as for a bad configuration).
+    std::cerr << "error: " << e.what() << " (see loantwin " << (argc > 1 ? argv[1] : "")
+              << " --help)\n";
+    return 2;
   }
   try {
     for (auto& [sub, run] : commands)

@@ -114,7 +114,7 @@ Runner RegisterSimulate(CLI::App& app) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--seed", a->seed, "experiment seed (>= 0)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(SeedValidator())
       ->capture_default_str();
   cmd->add_option("--out", a->out, "CSV file to write (written atomically)");
   cmd->add_option("--output", a->output,

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "cli/commands.h"
 #include "report/gnuplot.h"
 #include "report/render_util.h"
 
@@ -22,7 +23,7 @@ void AddStressOptions(CLI::App* cmd, StressArgs& a) {
   cmd->add_option("--institution", a.institution,
                   "institution preset or file (default: the first run's, else cu_mid)");
   cmd->add_option("--seed", a.seed, "seed of the paths (held out from training by default)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(SeedValidator())
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "environment threads (default: all cores)")
       ->check(CLI::Range(1, 1024));

@@ -26,6 +26,10 @@ bool SyncPath(const std::string& path, bool directory) {
 }  // namespace
 
 void WriteFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error(
+        fmt::format("{}: is a directory; give the path of a file to write", path));
   const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

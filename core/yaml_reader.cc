@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -49,6 +50,9 @@ YamlValue::YamlValue(YAML::Node node, std::shared_ptr<const std::string> file, s
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)) {}
 
 YamlValue YamlValue::LoadFile(const std::string& file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw ConfigError(fmt::format("{}: is a directory; a YAML file is expected here", file));
   std::ifstream in(file);
   if (!in) throw ConfigError(fmt::format("{}: cannot open file (missing or unreadable)", file));
   std::stringstream ss;

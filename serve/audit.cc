@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -240,6 +241,13 @@ AuditVerification VerifyAuditLog(const std::string& file) {
 }
 
 int VerifyAuditCommand(const std::string& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec))
+    throw std::invalid_argument(
+        fmt::format("{}: {}", file,
+                    std::filesystem::is_directory(file, ec)
+                        ? "is a directory; give the audit log file"
+                        : "no such file (give the file written by serve --audit-log)"));
   const AuditVerification v = VerifyAuditLog(file);
   if (v.ok) {
     fmt::print("{}: {} lines, hash chain intact (last hash {})\n", file, v.lines, v.last_hash);

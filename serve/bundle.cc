@@ -1,6 +1,7 @@
 #include "serve/bundle.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/torch.h>
@@ -17,6 +18,23 @@
 namespace fs = std::filesystem;
 
 namespace loantwin {
+namespace {
+
+/// A LibTorch error as one line for a user: no C++ backtrace, no TorchScript traceback (its
+/// last line is the error itself).
+std::string ShortError(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string text = c10 ? c10->what_without_backtrace() : e.what();
+  if (text.find("Traceback of TorchScript") != std::string::npos) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    text = text.substr(text.rfind('\n') + 1);
+  } else {
+    text = text.substr(0, text.find('\n'));
+  }
+  return text.size() > 300 ? text.substr(0, 300) + "..." : text;
+}
+
+}  // namespace
 
 void ConfigureTorchThread() {
   torch::jit::setGraphExecutorOptimize(false);
@@ -115,7 +133,10 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
         try {
           a = b->Decide(role, obs, mask, n);
         } catch (const std::exception& e) {
-          fail(fmt::format("role '{}': the module fails on a batch of {}: {}", name, n, e.what()));
+          fail(
+              fmt::format("role '{}': the module fails on a batch of {} observations of {} "
+                          "features and a mask of {}: {}",
+                          name, n, role.features.size(), role.mask_width, ShortError(e)));
         }
         for (size_t c = 0; c < role.components.size(); ++c)
           if (a[c] < 0 || a[c] >= role.components[c].size)
@@ -142,7 +163,8 @@ std::vector<int64_t> PolicyBundle::Decide(const ServedRole& role, const std::vec
   torch::Tensor out = role.module.forward({o, m}).toTensor().to(torch::kInt64).contiguous();
   if (out.dim() != 2 || out.size(0) != n ||
       out.size(1) != static_cast<int64_t>(role.components.size()))
-    throw std::runtime_error("unexpected output shape");
+    throw std::runtime_error(fmt::format("output of shape [{}]; expected [{}, {}]",
+                                         fmt::join(out.sizes(), ", "), n, role.components.size()));
   const int64_t* p = out.data_ptr<int64_t>();
   return std::vector<int64_t>(p, p + out.numel());
 }

@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,27 +43,51 @@ struct Worker {
   std::thread thread;
 };
 
+/// What a listener serves (the decision port, and an optional separate admin port).
+struct ListenerRoutes {
+  bool decisions = true;  ///< /v1/...
+  bool admin = true;      ///< /admin/...
+};
+
+/// A request as the handler sees it. The views stay valid until `respond` is called.
+struct HttpRequest {
+  boost::beast::http::verb method = boost::beast::http::verb::unknown;
+  std::string_view target;
+  std::string_view authorization;  ///< the Authorization header's value ("" if none)
+  const std::string* body = nullptr;
+  ListenerRoutes routes;  ///< of the listener the request came in on
+};
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  /// Handles one request on worker `w`'s thread. `body` stays valid until `respond` is called;
-  /// `respond` may be called from any thread, once. An exception is answered 500.
-  virtual void Dispatch(Worker& w, boost::beast::http::verb method, std::string_view target,
-                        const std::string& body, Respond respond) = 0;
+  /// Handles one request on worker `w`'s thread; `respond` may be called from any thread,
+  /// once. An exception is answered 500.
+  virtual void Dispatch(Worker& w, const HttpRequest& request, Respond respond) = 0;
 };
 
 struct HttpLimits {
-  size_t body_limit = 1 << 20;  ///< bytes; beyond: 413
+  size_t body_limit = 8 << 20;  ///< bytes; beyond: 413
   int read_timeout_ms = 10000;  ///< a request (after its first byte) must arrive within this
   int idle_timeout_ms = 30000;  ///< keep-alive connections idle longer are closed
+  /// Request-body bytes held by all connections together (a body counts from its header, by
+  /// its Content-Length, or the body limit when chunked, until its response is sent); a
+  /// request that would pass it is answered 503.
+  uint64_t max_inflight_body = uint64_t{256} << 20;
+  int max_connections = 10000;  ///< open connections; more are closed at accept
 };
 
 /// What sessions share with the server.
 struct HttpContext {
   HttpLimits limits;
+  ListenerRoutes routes;
   RequestHandler* handler = nullptr;
   std::atomic<bool>* draining = nullptr;  ///< set: answer what was read, then close
   std::atomic<int>* in_flight = nullptr;  ///< requests read and not yet answered
+  std::atomic<uint64_t> body_bytes{0};    ///< request-body bytes held (max_inflight_body)
+  std::atomic<int> connections{0};        ///< open sessions (max_connections)
+  std::atomic<int64_t> refused_connections{0}, accept_errors{0};
+  std::atomic<bool> trim_pending{false};  ///< large buffers were freed: return memory to the OS
 };
 
 /// Accepts connections on `acceptor` (running on workers[0]'s io_context), dealing them to the
@@ -70,7 +95,7 @@ struct HttpContext {
 void StartAccepting(boost::asio::ip::tcp::acceptor& acceptor,
                     std::vector<std::unique_ptr<Worker>>& workers, HttpContext& context);
 /// Closes `w`'s connections past their deadline; re-arms itself on w.sweeper.
-void SweepSessions(Worker& w, const HttpLimits& limits);
+void SweepSessions(Worker& w, HttpContext& context);
 /// Closes `w`'s connections that are not in the middle of a request (shutdown).
 void CloseIdleSessions(Worker& w);
 

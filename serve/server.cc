@@ -5,8 +5,12 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -39,8 +43,12 @@ using Clock = std::chrono::steady_clock;
 struct Server::Impl : RequestHandler {
   ServerOptions opt;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::unique_ptr<tcp::acceptor> acceptor;     ///< on workers[0]
-  std::shared_ptr<const PolicyBundle> bundle;  // std::atomic_load / atomic_store
+  std::unique_ptr<tcp::acceptor> acceptor;        ///< on workers[0]
+  std::unique_ptr<tcp::acceptor> admin_acceptor;  ///< --admin-address, on workers[0]
+  HttpContext admin_http;                         ///< its sessions' context
+  std::string admin_token;                        ///< empty: admin routes need no token
+  std::string bundle_root;                        ///< canonical
+  std::shared_ptr<const PolicyBundle> bundle;     // std::atomic_load / atomic_store
   std::mutex reload_mu;
   std::unique_ptr<QueueBudget> budget;  ///< observations waiting per role, all threads
   std::map<std::string, std::string, std::less<>> decide_routes;  ///< role -> metrics label
@@ -63,8 +71,12 @@ struct Server::Impl : RequestHandler {
   /// Loads `dir` (empty: the current bundle's directory) and swaps it in; "" or the error.
   std::string Reload(const std::string& dir);
 
-  void Dispatch(Worker& w, http::verb method, std::string_view target, const std::string& body,
-                Respond respond) override;
+  void Dispatch(Worker& w, const HttpRequest& request, Respond respond) override;
+  /// "" when the admin request is authorised, else why not (401).
+  bool Authorised(std::string_view authorization) const;
+  /// The reload body's bundle directory, checked to lie under the bundle root; "" with `*error`
+  /// set when it does not.
+  std::string ReloadDirectory(const std::string& dir, std::string* error) const;
   void Decide(Worker& w, const std::string& role_name, const std::string& body, Respond respond);
   void Application(Worker& w, const std::string& body, Respond respond);
   /// The decide response for `rows` decisions (and their audit lines).
@@ -94,8 +106,35 @@ Reply AuditFailure(const std::exception& e) {
 }
 }  // namespace
 
-void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_target,
-                            const std::string& body, Respond respond) {
+bool Server::Impl::Authorised(std::string_view authorization) const {
+  if (admin_token.empty()) return true;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.substr(0, kBearer.size()) != kBearer) return false;
+  const std::string_view given = authorization.substr(kBearer.size());
+  // Constant time in the token's content: every byte is compared whatever differs first.
+  unsigned diff = given.size() == admin_token.size() ? 0u : 1u;
+  for (size_t i = 0; i < admin_token.size(); ++i)
+    diff |= static_cast<unsigned char>(admin_token[i]) ^
+            static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+  return diff == 0;
+}
+
+std::string Server::Impl::ReloadDirectory(const std::string& dir, std::string* error) const {
+  std::error_code ec;
+  const auto canonical = std::filesystem::weakly_canonical(dir, ec);
+  const std::string path = ec ? std::string() : canonical.string();
+  if (path.size() <= bundle_root.size() + 1 || path.compare(0, bundle_root.size(), bundle_root) ||
+      path[bundle_root.size()] != '/') {
+    *error = "bundle must be a directory under the bundle root " + bundle_root;
+    return "";
+  }
+  return path;
+}
+
+void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respond) {
+  const http::verb method = request.method;
+  const std::string_view full_target = request.target;
+  const std::string& body = *request.body;
   const auto t0 = Clock::now();
   const std::string_view target = full_target.substr(0, full_target.find('?'));
   const bool is_get = method == http::verb::get, is_post = method == http::verb::post;
@@ -127,12 +166,31 @@ void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_
   }
   if (target == "/metrics") {
     if (!is_get) return method_not_allowed("GET");
-    Reply r{200, metrics.Render(Bundle()->version(), budget->Depths()), "text/plain; version=0.0.4",
-            0};
+    std::string text = metrics.Render(Bundle()->version(), budget->Depths());
+    text += fmt::format(
+        "# HELP loantwin_connections Open connections.\n# TYPE loantwin_connections gauge\n"
+        "loantwin_connections {}\n"
+        "# HELP loantwin_request_body_bytes Request-body bytes held (--max-inflight-body).\n"
+        "# TYPE loantwin_request_body_bytes gauge\nloantwin_request_body_bytes {}\n"
+        "# HELP loantwin_connections_refused_total Connections closed at accept "
+        "(--max-connections).\n# TYPE loantwin_connections_refused_total counter\n"
+        "loantwin_connections_refused_total {}\n"
+        "# HELP loantwin_accept_errors_total Failed accepts (e.g. out of file descriptors).\n"
+        "# TYPE loantwin_accept_errors_total counter\nloantwin_accept_errors_total {}\n",
+        http.connections.load(), http.body_bytes.load(), http.refused_connections.load(),
+        http.accept_errors.load());
+    Reply r{200, std::move(text), "text/plain; version=0.0.4", 0};
     return finish(route, std::move(r));
   }
+  if (target.substr(0, 7) == "/admin/" && !request.routes.admin)
+    return finish("unknown", ErrorReply(404, fmt::format("no route {} on this listener (admin "
+                                                         "routes are on --admin-address)",
+                                                         EscapeForLog(target, 64))));
   if (target == "/admin/reload") {
     if (!is_post) return method_not_allowed("POST");
+    if (!Authorised(request.authorization))
+      return finish(route,
+                    ErrorReply(401, "admin routes need 'Authorization: Bearer <admin token>'"));
     std::string dir;
     if (!body.empty()) {
       json j;
@@ -144,7 +202,9 @@ void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_
       if (j.contains("bundle")) {
         if (!j["bundle"].is_string())
           return finish(route, ErrorReply(400, "bundle must be a string", "bundle"));
-        dir = j["bundle"];
+        std::string error;
+        dir = ReloadDirectory(j["bundle"].get<std::string>(), &error);
+        if (dir.empty()) return finish(route, ErrorReply(403, error, "bundle"));
       }
     }
     // Loading and warming up takes a while: off the I/O threads.
@@ -158,6 +218,10 @@ void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_
     }).detach();
     return;
   }
+  if (!request.routes.decisions && target.substr(0, 4) == "/v1/")
+    return finish("unknown", ErrorReply(404,
+                                        "decision routes are not served on the admin "
+                                        "listener"));
   constexpr std::string_view prefix = "/v1/roles/", suffix = "/decide";
   if (target.substr(0, prefix.size()) == prefix && target.size() > prefix.size() + suffix.size() &&
       target.substr(target.size() - suffix.size()) == suffix) {
@@ -173,7 +237,7 @@ void Server::Impl::Dispatch(Worker& w, http::verb method, std::string_view full_
     if (!is_post) return method_not_allowed("POST");
     return Application(w, body, [finish, route](Reply r) { finish(route, std::move(r)); });
   }
-  finish(route, ErrorReply(404, fmt::format("no route {}", target)));
+  finish(route, ErrorReply(404, fmt::format("no route {}", EscapeForLog(target, 200))));
 }
 
 void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::string& body,
@@ -356,13 +420,68 @@ void Server::Impl::Application(Worker& w, const std::string& body, Respond respo
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  beast::error_code ec;
+  const auto a = net::ip::make_address(address, ec);
+  if (ec) throw std::invalid_argument("address '" + address + "': " + ec.message());
+  return a.is_loopback();
+}
+
+/// The admin token, the bundle root and the refusal to expose admin routes without a token.
+void ConfigureAdmin(Server::Impl& s) {
+  const ServerOptions& o = s.opt;
+  if (!o.admin_token_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(o.admin_token_file, ec))
+      throw std::invalid_argument("--admin-token-file " + o.admin_token_file + ": no such file");
+    std::ifstream in(o.admin_token_file);
+    std::getline(in, s.admin_token);
+    while (!s.admin_token.empty() && std::isspace(static_cast<unsigned char>(s.admin_token.back())))
+      s.admin_token.pop_back();
+    if (s.admin_token.empty())
+      throw std::invalid_argument("--admin-token-file " + o.admin_token_file + ": empty");
+  } else if (const char* env = std::getenv("LOANTWIN_ADMIN_TOKEN"); env && *env) {
+    s.admin_token = env;
+  }
+  if (!s.admin_token.empty() && s.admin_token.size() < 16)
+    throw std::invalid_argument("the admin token must be at least 16 characters");
+  const std::string& admin_on = o.admin_address.empty() ? o.address : o.admin_address;
+  if (s.admin_token.empty() && !IsLoopback(admin_on)) {
+    if (!o.insecure_admin)
+      throw std::invalid_argument(fmt::format(
+          "/admin/ routes would be reachable on {} without authentication: give "
+          "--admin-token-file (or LOANTWIN_ADMIN_TOKEN), or --admin-address 127.0.0.1, or "
+          "--insecure-admin to accept the risk",
+          admin_on));
+    spdlog::warn("*** --insecure-admin: anyone who reaches {} can reload bundles under {} ***",
+                 admin_on, o.bundle_root.empty() ? "the bundle's parent directory" : o.bundle_root);
+  }
+  if (!o.admin_address.empty()) IsLoopback(o.admin_address);  // a valid address
+  std::error_code ec;
+  const std::string root =
+      o.bundle_root.empty() ? std::filesystem::weakly_canonical(o.bundle, ec).parent_path().string()
+                            : std::filesystem::weakly_canonical(o.bundle_root, ec).string();
+  if (ec || root.empty() || !std::filesystem::is_directory(root, ec))
+    throw std::invalid_argument("--bundle-root " +
+                                (o.bundle_root.empty() ? o.bundle : o.bundle_root) +
+                                ": not a directory");
+  s.bundle_root = root;
+}
+
+}  // namespace
+
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.opt = std::move(options);
   ValidateFields(s.opt);  // every option within its range (VisitFields in server.h)
   if (s.opt.max_queue < s.opt.max_batch)
     throw std::invalid_argument("max_queue must be at least max_batch");
+  if (s.opt.max_inflight_body < s.opt.body_limit)
+    throw std::invalid_argument("max_inflight_body must be at least max_body");
   s.bundle = PolicyBundle::Load(s.opt.bundle, s.opt.institution, s.opt.max_batch);
+  ConfigureAdmin(s);
   if (!s.opt.audit_log.empty())
     s.audit = std::make_unique<AuditLog>(s.opt.audit_log, s.opt.audit_fsync);
   s.id_prefix = fmt::format("{:x}", std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -379,11 +498,21 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   }
   for (const auto& role : roles)
     s.decide_routes.emplace(role, fmt::format("/v1/roles/{}/decide", role));
-  s.http.limits = {s.opt.body_limit, s.opt.read_timeout_ms, s.opt.idle_timeout_ms};
+  s.http.limits = {s.opt.body_limit, s.opt.read_timeout_ms, s.opt.idle_timeout_ms,
+                   s.opt.max_inflight_body, s.opt.max_connections};
   s.http.handler = &s;
   s.http.draining = &s.draining;
   s.http.in_flight = &s.in_flight;
   s.acceptor = std::make_unique<tcp::acceptor>(s.workers.front()->ioc);
+  if (!s.opt.admin_address.empty()) {
+    s.http.routes = {/*decisions=*/true, /*admin=*/false};
+    s.admin_http.limits = s.http.limits;
+    s.admin_http.routes = {/*decisions=*/false, /*admin=*/true};
+    s.admin_http.handler = &s;
+    s.admin_http.draining = &s.draining;
+    s.admin_http.in_flight = &s.in_flight;
+    s.admin_acceptor = std::make_unique<tcp::acceptor>(s.workers.front()->ioc);
+  }
   s.ready = true;
 }
 
@@ -399,6 +528,14 @@ void Server::Start() {
   s.acceptor->set_option(net::socket_base::reuse_address(true));
   s.acceptor->bind(ep);
   s.acceptor->listen(net::socket_base::max_listen_connections);
+  if (s.admin_acceptor) {
+    const tcp::endpoint admin(net::ip::make_address(s.opt.admin_address),
+                              static_cast<uint16_t>(s.opt.admin_port));
+    s.admin_acceptor->open(admin.protocol());
+    s.admin_acceptor->set_option(net::socket_base::reuse_address(true));
+    s.admin_acceptor->bind(admin);
+    s.admin_acceptor->listen(net::socket_base::max_listen_connections);
+  }
   if (s.opt.handle_signals) {
     s.signals = std::make_unique<net::signal_set>(s.workers.front()->ioc, SIGINT, SIGTERM, SIGHUP);
     auto handler = std::make_shared<std::function<void(beast::error_code, int)>>();
@@ -415,9 +552,10 @@ void Server::Start() {
     s.signals->async_wait(*handler);
   }
   StartAccepting(*s.acceptor, s.workers, s.http);
+  if (s.admin_acceptor) StartAccepting(*s.admin_acceptor, s.workers, s.admin_http);
   for (auto& worker : s.workers) {
     Worker& w = *worker;
-    SweepSessions(w, s.http.limits);
+    SweepSessions(w, s.http);
     w.thread = std::thread([&s, &w] {
       ConfigureTorchThread();  // the policy runs on this thread
       for (;;) {
@@ -436,6 +574,10 @@ int Server::port() const {
   return impl_->acceptor->local_endpoint().port();
 }
 
+int Server::admin_port() const {
+  return impl_->admin_acceptor ? impl_->admin_acceptor->local_endpoint().port() : 0;
+}
+
 std::string Server::BundleVersion() const {
   return impl_->Bundle()->version();
 }
@@ -444,6 +586,14 @@ int Server::QueuedObservations() const {
   int n = 0;
   for (const auto& [role, depth] : impl_->budget->Depths()) n += depth;
   return n;
+}
+
+int64_t Server::RequestBodyBytes() const {
+  return static_cast<int64_t>(impl_->http.body_bytes.load());
+}
+
+int Server::OpenConnections() const {
+  return impl_->http.connections.load();
 }
 
 std::string Server::Impl::Reload(const std::string& dir) {
@@ -475,6 +625,7 @@ void Server::Shutdown() {
   net::post(s.workers.front()->ioc, [&s] {
     beast::error_code ec;
     s.acceptor->close(ec);
+    if (s.admin_acceptor) s.admin_acceptor->close(ec);
     if (s.signals) s.signals->cancel(ec);
   });
   const auto deadline = Clock::now() + std::chrono::seconds(30);

@@ -26,10 +26,17 @@ struct ServerOptions {
   int max_batch = 64;
   int max_delay_us = 0;
   int max_queue = 4096;
-  uint64_t body_limit = 1 << 20;
+  uint64_t body_limit = 8 << 20;
+  uint64_t max_inflight_body = uint64_t{256} << 20;
+  int max_connections = 10000;
   int max_batch_request = 1024;
   int read_timeout_ms = 10000;
   int idle_timeout_ms = 30000;
+  std::string admin_token_file;
+  std::string admin_address;
+  int admin_port = 0;
+  std::string bundle_root;
+  bool insecure_admin = false;
   bool handle_signals = false;  ///< not an option: SIGHUP reloads, SIGINT/SIGTERM drain
 };
 
@@ -51,10 +58,25 @@ void VisitFields(ServerOptions& o, V&& v) {
   v("max_queue", o.max_queue, 1, 10000000, "observations waiting per role before 503");
   v("max_body", o.body_limit, uint64_t{64}, uint64_t{1} << 30,
     "largest request body in bytes (413 beyond)");
+  v("max_inflight_body", o.max_inflight_body, uint64_t{64}, uint64_t{1} << 40,
+    "request-body bytes held by all connections together (503 beyond; docs/operations.md)");
   v("max_batch_request", o.max_batch_request, 1, 1000000, "observations in one request");
+  v("max_connections", o.max_connections, 1, 1000000,
+    "open connections; new ones beyond are closed at once");
   v("read_timeout_ms", o.read_timeout_ms, 1, 3600000, "a request must arrive within this");
   v("idle_timeout_ms", o.idle_timeout_ms, 1, 3600000,
     "keep-alive connections idle longer are closed");
+  v("admin_token_file", o.admin_token_file,
+    "file whose first line is the token /admin/ routes require as 'Authorization: Bearer "
+    "<token>' (default: the LOANTWIN_ADMIN_TOKEN environment variable; none: no token)");
+  v("admin_address", o.admin_address,
+    "serve /admin/ routes on this address only (and not on the decision port)");
+  v("admin_port", o.admin_port, 0, 65535, "port of the admin listener (0: any free port)");
+  v("bundle_root", o.bundle_root,
+    "/admin/reload loads bundles under this directory only (default: the parent directory of "
+    "--bundle)");
+  v("insecure_admin", o.insecure_admin,
+    "allow /admin/ routes without a token on an address beyond loopback (refused otherwise)");
 }
 
 class Server {
@@ -66,6 +88,8 @@ class Server {
   void Start();
   /// The bound port (after Start).
   int port() const;
+  /// The admin listener's bound port (after Start; 0 without --admin-address).
+  int admin_port() const;
   /// Loads `dir` (empty: the current bundle's directory), warms it up and swaps it in; on
   /// failure the old bundle keeps serving. Returns "" or the error.
   std::string Reload(const std::string& dir = "");
@@ -78,6 +102,10 @@ class Server {
   /// Observations waiting in the micro-batches, all roles and threads (also /metrics'
   /// loantwin_queue_depth); tests use it as a readiness signal.
   int QueuedObservations() const;
+  /// Request-body bytes held by connections (also /metrics' loantwin_request_body_bytes).
+  int64_t RequestBodyBytes() const;
+  /// Open connections (also /metrics' loantwin_connections).
+  int OpenConnections() const;
 
   struct Impl;  // opaque (serve/server.cc)
 

@@ -211,6 +211,13 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
       {"sweep /no/such/sweep.yaml", "cannot open file"},
       {"export " + dir.path(), "not a run directory"},
       {"evaluate", "policies"},
+      {"simulate --seed 99999999999999999999", "not a whole number from 0 to"},
+      {"evaluate baseline --seed 18446744073709551616", "not a whole number"},
+      {"train " + dir.path(), "is a directory; a YAML file is expected"},
+      {"simulate --institution " + dir.path(), "is a directory"},
+      {"simulate --months 2 --paths 1 --out " + dir.path(), "is a directory; give the path"},
+      {"audit verify " + dir.path(), "is actually a directory"},
+      {"audit verify /no/such/audit.log", "does not exist"},
   };
   for (const auto& c : cases) {
     const Result r = RunCli(c.args);
@@ -218,6 +225,29 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
     EXPECT_LT(r.code, 128) << "crashed: " << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
   }
+}
+
+TEST(Cli, ErrorsAndLogsGoToStderrWithOnePrefixAndCode) {
+  const std::string cli = LOANTWIN_CLI;
+  // A value out of range, an unknown option, a missing value: "error: ..." on stderr, exit 2,
+  // nothing on stdout.
+  for (const char* args : {"simulate --months 0", "simulate --bogus", "simulate --seed", "train",
+                           "simulate --seed 99999999999999999999"}) {
+    const Result out = RunShell("(" + cli + " " + args + " 2>/dev/null)");
+    EXPECT_EQ(out.code, 2) << args;
+    EXPECT_EQ(out.output, "") << args;
+    const Result err = RunShell("(" + cli + " " + args + " 2>&1 >/dev/null)");
+    EXPECT_EQ(err.output.rfind("error: ", 0), 0u) << args << ": " << err.output;
+    EXPECT_EQ(err.output.find("error: ", 1), std::string::npos) << err.output;
+  }
+  // A command's results on stdout, its log lines on stderr.
+  TempDir dir;
+  const Result out = RunShell("(" + cli + " evaluate baseline --paths 2 --months 3 --no-charts " +
+                              "--out " + dir.path() + "/r 2>/dev/null)");
+  ASSERT_EQ(out.code, 0) << out.output;
+  EXPECT_NE(out.output.find("scenario"), std::string::npos) << out.output;
+  for (const char* level : {"[info]", "[warning]", "[error]"})
+    EXPECT_EQ(out.output.find(level), std::string::npos) << out.output;
 }
 
 TEST(Cli, EvaluateWritesTheReportFiles) {

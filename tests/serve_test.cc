@@ -51,9 +51,11 @@ class Client {
     stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
   }
   http::response<http::string_body> Request(http::verb verb, const std::string& target,
-                                            const std::string& body = "") {
+                                            const std::string& body = "",
+                                            const std::string& authorization = "") {
     http::request<http::string_body> req{verb, target, 11};
     req.set(http::field::host, "localhost");
+    if (!authorization.empty()) req.set(http::field::authorization, authorization);
     req.keep_alive(true);
     if (verb == http::verb::post) {
       req.set(http::field::content_type, "application/json");
@@ -486,6 +488,189 @@ TEST_F(ServeTest, BadRequestsGetClearErrorsAndTheServerSurvives) {
   EXPECT_EQ(c.Request(http::verb::get, "/healthz").result_int(), 200);
 }
 
+/// Writes raw bytes on a new connection to `port`; returns the connection.
+std::unique_ptr<Client> RawClient(int port, const std::string& bytes) {
+  auto c = std::make_unique<Client>(port);
+  net::write(c->stream().socket(), net::buffer(bytes));
+  return c;
+}
+
+/// Reads until the server closes the connection; true if it did (rather than answering).
+bool ServerCloses(Client& c) {
+  char buf[256];
+  beast::error_code ec;
+  for (;;) {
+    c.stream().socket().read_some(net::buffer(buf), ec);
+    if (ec) return ec == net::error::eof || ec == net::error::connection_reset;
+  }
+}
+
+TEST_F(ServeTest, LimitsAndHostileClients) {
+  ServerOptions o;
+  o.body_limit = 64 * 1024;
+  o.max_inflight_body = 100 * 1024;
+  o.read_timeout_ms = 200;
+  o.idle_timeout_ms = 3600000;  // a slow header must not get this long
+  o.max_connections = 4;
+  auto server = Start(o);
+  const int port = server->port();
+  // A header that never ends is closed after the read timeout, not the idle timeout.
+  {
+    auto slow = RawClient(port, "POST /v1/roles/credit/decide HTTP/1.1\r\nHost: x\r\nX-A");
+    EXPECT_TRUE(ServerCloses(*slow));
+  }
+  // Invalid UTF-8 in the path or in a JSON string: 404 / 400, never 500.
+  {
+    Client c(port);
+    auto res = c.Request(http::verb::post, "/v1/roles/cr\xff\xfe/decide", "{}");
+    EXPECT_TRUE(res.result_int() == 404 || res.result_int() == 400) << res.body();
+    EXPECT_NO_THROW(json::parse(res.body()));
+    res = c.Request(http::verb::post, "/v1/roles/credit/decide",
+                    "{\"observation\": {\"\xc3\x28\": 1}}");
+    EXPECT_EQ(res.result_int(), 400) << res.body();
+    res = c.Request(http::verb::post, "/admin/reload", "{\"bund\xe9\": 1}");
+    EXPECT_EQ(res.result_int(), 400) << res.body();
+    EXPECT_NO_THROW(json::parse(res.body()));
+  }
+  // Request bodies held by all connections are bounded: a second large upload waits for 503.
+  {
+    const std::string head =
+        "POST /v1/roles/credit/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n";
+    auto first = RawClient(port, head + "{\"observation\":");
+    while (server->RequestBodyBytes() < 60000) std::this_thread::yield();
+    Client second(port);
+    auto res = second.Request(http::verb::post, "/v1/roles/credit/decide", std::string(60000, ' '));
+    EXPECT_EQ(res.result_int(), 503) << res.body();
+    EXPECT_NE(res.body().find("too many request bytes in flight"), std::string::npos);
+    EXPECT_EQ(res[http::field::retry_after], "1");
+    net::write(first->stream().socket(), net::buffer(std::string(60000 - 15, ' ')));
+    beast::flat_buffer b;
+    http::response<http::string_body> answer;
+    http::read(first->stream(), b, answer);
+    EXPECT_EQ(answer.result_int(), 400);  // the first one was read and answered
+    EXPECT_EQ(server->RequestBodyBytes(), 0);
+  }
+  // An oversized upload gets its 413 even though the server answers before the upload ends:
+  // the server reads and drops the rest instead of resetting the connection.
+  {
+    Client big(port);
+    http::request<http::string_body> req{http::verb::post, "/v1/roles/credit/decide", 11};
+    req.set(http::field::host, "x");
+    req.body() = std::string(16 << 20, ' ');
+    req.prepare_payload();
+    beast::error_code ec;
+    http::write(big.stream(), req, ec);
+    EXPECT_FALSE(ec) << "upload cut off: " << ec.message();
+    beast::flat_buffer b;
+    http::response<http::string_body> res;
+    http::read(big.stream(), b, res, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.result_int(), 413);
+  }
+  // Connections beyond --max-connections are closed at once; those open keep working.
+  while (server->OpenConnections() > 0) std::this_thread::yield();  // the ones above are gone
+  {
+    std::vector<std::unique_ptr<Client>> open;
+    for (int i = 0; i < 4; ++i) {
+      open.push_back(std::make_unique<Client>(port));
+      EXPECT_EQ(open.back()->Request(http::verb::get, "/healthz").result_int(), 200);
+    }
+    Client extra(port);
+    EXPECT_TRUE(ServerCloses(extra));
+    auto metrics = open[0]->Request(http::verb::get, "/metrics").body();
+    EXPECT_NE(metrics.find("loantwin_connections_refused_total 1"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("loantwin_connections 4"), std::string::npos) << metrics;
+  }
+}
+
+TEST_F(ServeTest, TheDocumentedLargestBatchFitsTheDefaultBodyLimit) {
+  // 1,024 observations with every value at full double precision (17 significant digits).
+  auto bundle = PolicyBundle::Load(Dir() + "/v1", "", 4);
+  const ServedRole* credit = bundle->role("credit");
+  json obs = json::object();
+  for (size_t k = 0; k < credit->features.size(); ++k) {
+    double v = -0.12345678901234567;  // within the feature's bounds, still 17 digits long
+    if (v < credit->low[k] || v > credit->high[k])
+      v = credit->low[k] +
+          (std::min<double>(credit->high[k], credit->low[k] + 1.0) - credit->low[k]) *
+              0.12345678901234567;
+    obs[credit->features[k]] = v;
+  }
+  const json observations(1024, obs);
+  const std::string body = json{{"observations", observations}}.dump();
+  EXPECT_LE(body.size(), ServerOptions{}.body_limit);
+  EXPECT_EQ(ServerOptions{}.max_batch_request, 1024);
+  auto server = Start();
+  Client c(server->port());
+  auto res = c.Request(http::verb::post, "/v1/roles/credit/decide", body);
+  ASSERT_EQ(res.result_int(), 200) << res.body().substr(0, 300);
+  EXPECT_EQ(json::parse(res.body())["decisions"].size(), 1024u);
+}
+
+TEST_F(ServeTest, AdminRoutesNeedTheTokenAndStayUnderTheBundleRoot) {
+  TempDir tmp;
+  const std::string token = "0123456789abcdef-admin";
+  { std::ofstream(tmp.path() + "/token") << token << "\n"; }
+  ServerOptions o;
+  o.admin_token_file = tmp.path() + "/token";
+  auto server = Start(o);  // bundle root: the parent of v1, which holds v2
+  Client c(server->port());
+  const std::string v2 = json{{"bundle", Dir() + "/v2"}}.dump();
+  auto res = c.Request(http::verb::post, "/admin/reload", v2);
+  EXPECT_EQ(res.result_int(), 401) << res.body();
+  res = c.Request(http::verb::post, "/admin/reload", v2, "Bearer " + token + "x");
+  EXPECT_EQ(res.result_int(), 401);
+  res = c.Request(http::verb::post, "/admin/reload", v2, "Bearer " + token.substr(1));
+  EXPECT_EQ(res.result_int(), 401);
+  res = c.Request(http::verb::post, "/admin/reload", v2, "Bearer " + token);
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  // Outside the bundle root (also through '..'): 403, nothing loaded.
+  for (const std::string& dir : {std::string("/etc"), tmp.path(), Dir() + "/v1/../../"}) {
+    res = c.Request(http::verb::post, "/admin/reload", json{{"bundle", dir}}.dump(),
+                    "Bearer " + token);
+    EXPECT_EQ(res.result_int(), 403) << dir << " " << res.body();
+  }
+  // A "bundle" whose manifest is some other file: the error does not quote its contents.
+  std::filesystem::create_directories(Dir() + "/secret");
+  std::ofstream(Dir() + "/secret/manifest.json") << "password=hunter2-SECRET\n";
+  res = c.Request(http::verb::post, "/admin/reload", json{{"bundle", Dir() + "/secret"}}.dump(),
+                  "Bearer " + token);
+  EXPECT_EQ(res.result_int(), 422) << res.body();
+  EXPECT_EQ(res.body().find("hunter2"), std::string::npos) << res.body();
+  EXPECT_NE(res.body().find("not valid JSON"), std::string::npos) << res.body();
+}
+
+TEST_F(ServeTest, AdminListenerAndTheRefusalToExposeAdminWithoutAToken) {
+  ServerOptions o;
+  o.admin_address = "127.0.0.1";
+  auto server = Start(o);
+  ASSERT_GT(server->admin_port(), 0);
+  Client pub(server->port()), admin(server->admin_port());
+  EXPECT_EQ(pub.Request(http::verb::post, "/admin/reload").result_int(), 404);
+  EXPECT_EQ(admin.Request(http::verb::post, "/admin/reload").result_int(), 200);
+  int status = 0;
+  admin.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  EXPECT_EQ(status, 404);
+  pub.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(admin.Request(http::verb::get, "/readyz").result_int(), 200);
+  // Beyond loopback without a token: refused unless --insecure-admin.
+  ServerOptions open;
+  open.bundle = Dir() + "/v1";
+  open.address = "0.0.0.0";
+  try {
+    Server refused(open);
+    FAIL() << "admin routes exposed without a token";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--admin-token-file"), std::string::npos) << e.what();
+  }
+  open.admin_address = "127.0.0.1";  // admin kept on loopback: fine
+  EXPECT_NO_THROW(Server{open});
+  open.admin_address.clear();
+  open.insecure_admin = true;  // an explicit choice: a loud warning
+  EXPECT_NO_THROW(Server{open});
+}
+
 // HTTP details clients rely on: 100-continue for large bodies (curl sends it), HTTP/1.0
 // without keep-alive gets "Connection: close", idle keep-alive connections are closed.
 TEST_F(ServeTest, ExpectContinueHttp10AndIdleTimeout) {
@@ -681,6 +866,40 @@ TEST_F(ServeTest, ModifiedModuleIsRefusedNamingTheFile) {
   EXPECT_NE(b->version().find(b->manifest().WeightsDigest()), std::string::npos);
 }
 
+TEST_F(ServeTest, ModuleOfTheWrongWidthIsRefusedAndTheOldBundleKeepsServing) {
+  // The pricing policy (another input width) in place of the credit policy, its digest updated
+  // so the manifest vouches for it: the warm-up's probe call fails, at start-up and on reload.
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/swapped";
+  std::filesystem::copy(Dir() + "/v1", dir);
+  std::filesystem::copy_file(dir + "/pricing.pt", dir + "/credit.pt",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto m = json::parse(ReadFile(dir + "/manifest.json"));
+  m["module_sha256"]["credit.pt"] = Sha256Hex(ReadFile(dir + "/credit.pt"));
+  std::ofstream(dir + "/manifest.json", std::ios::trunc) << m.dump();
+  try {
+    PolicyBundle::Load(dir, "", 4);
+    ADD_FAILURE() << "a module of the wrong width was loaded";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("role 'credit': the module fails on a batch of 1"), std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find("Traceback"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  ServerOptions o;
+  o.bundle_root = tmp.path();
+  auto server = Start(o);
+  const std::string v1 = server->BundleVersion();
+  Client c(server->port());
+  auto res = c.Request(http::verb::post, "/admin/reload", json{{"bundle", dir}}.dump());
+  EXPECT_EQ(res.result_int(), 422) << res.body();
+  EXPECT_EQ(server->BundleVersion(), v1);
+  int status = 0;
+  c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  EXPECT_EQ(status, 200);
+}
+
 TEST_F(ServeTest, BrokenBundleIsRejectedAndTheOldOneKeepsServing) {
   TempDir tmp;
   std::filesystem::copy(Dir() + "/v2", tmp.path() + "/broken");
@@ -689,7 +908,9 @@ TEST_F(ServeTest, BrokenBundleIsRejectedAndTheOldOneKeepsServing) {
   auto m = json::parse(ReadFile(tmp.path() + "/badversion/manifest.json"));
   m["environment_version"] = 42;
   std::ofstream(tmp.path() + "/badversion/manifest.json", std::ios::trunc) << m.dump();
-  auto server = Start();
+  ServerOptions o;
+  o.bundle_root = tmp.path();
+  auto server = Start(o);
   const std::string v1 = server->BundleVersion();
   Client c(server->port());
   for (const std::string& dir :

@@ -34,6 +34,9 @@ std::string ResolveConfig(const std::string& kind, const std::string& name_or_pa
                        fs::path(name_or_path).extension() == ".yaml" ||
                        fs::path(name_or_path).extension() == ".yml";
   if (is_path) {
+    if (fs::is_directory(name_or_path))
+      throw ConfigError(
+          fmt::format("{}: is a directory; a YAML file is expected here", name_or_path));
     if (!fs::is_regular_file(name_or_path))
       throw ConfigError(fmt::format("{}: no such file", name_or_path));
     return name_or_path;

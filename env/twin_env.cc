@@ -321,7 +321,10 @@ Levers TwinEnv::DecodeLevers(int i) const {
   const int32_t* collection = action_row(kCollectionRole, i);
   for (int p = 0; p < kNumProducts; ++p) {
     l.origination_budget[p] = kBudgetLevels[budget[p]];
-    l.rate_spread[p] = institution_->products[p].spec.default_spread + kSpreadOffsets[offset[p]];
+    // A default spread near its bound saturates there rather than leaving the levers' range.
+    l.rate_spread[p] =
+        std::clamp(institution_->products[p].spec.default_spread + kSpreadOffsets[offset[p]],
+                   kMinRateSpread, kMaxRateSpread);
     l.approval_cutoff[p] = cutoff[p] - 1;
   }
   for (int k = 0; k < kNumDelinquentBuckets; ++k) l.collection_intensity[k] = collection[k];

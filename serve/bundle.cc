@@ -72,33 +72,7 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
     fail(std::string("institution: ") + e.what());
   }
   for (const auto& [name, entry] : m.roles) {
-    ServedRole role;
-    role.name = name;
-    role.algorithm = entry.algorithm;
-    role.features = entry.FeatureNames();
-    role.mask_width = entry.mask_width;
-    role.components = entry.actions;
-    for (size_t k = 0; k < role.features.size(); ++k) {
-      role.feature_index[role.features[k]] = static_cast<int>(k);
-      role.low.push_back(static_cast<float>(entry.features[k].low));
-      role.high.push_back(static_cast<float>(entry.features[k].high));
-      role.center.push_back(entry.features[k].center);
-      role.scale.push_back(entry.features[k].scale);
-    }
-    for (const auto& comp : role.components) {
-      std::vector<std::string> choices;
-      for (int v = 0; v < comp.size; ++v) {
-        std::string f = nlohmann::json(comp.name).dump() + ":{\"index\":" + std::to_string(v);
-        if (v < static_cast<int>(comp.meanings.size()))
-          f += ",\"meaning\":" + nlohmann::json(comp.meanings[v]).dump();
-        if (v < static_cast<int>(comp.values.size()))
-          f += ",\"value\":" + nlohmann::json(comp.values[v]).dump();
-        choices.push_back(f + "}");
-      }
-      role.action_json.push_back(std::move(choices));
-    }
-    role.response_head = "{\"policy_version\":" + nlohmann::json(b->version_).dump() +
-                         ",\"role\":" + nlohmann::json(name).dump() + ",";
+    ServedRole role = DescribeServedRole(name, entry, b->version_);
     const std::string file = (fs::path(dir) / entry.file).string();
     try {
       role.module = torch::jit::load(file);
@@ -146,6 +120,38 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
     }
   }
   return b;
+}
+
+ServedRole DescribeServedRole(const std::string& name, const ManifestRole& entry,
+                              const std::string& version) {
+  ServedRole role;
+  role.name = name;
+  role.algorithm = entry.algorithm;
+  role.features = entry.FeatureNames();
+  role.mask_width = entry.mask_width;
+  role.components = entry.actions;
+  for (size_t k = 0; k < role.features.size(); ++k) {
+    role.feature_index[role.features[k]] = static_cast<int>(k);
+    role.low.push_back(static_cast<float>(entry.features[k].low));
+    role.high.push_back(static_cast<float>(entry.features[k].high));
+    role.center.push_back(entry.features[k].center);
+    role.scale.push_back(entry.features[k].scale);
+  }
+  for (const auto& comp : role.components) {
+    std::vector<std::string> choices;
+    for (int v = 0; v < comp.size; ++v) {
+      std::string f = nlohmann::json(comp.name).dump() + ":{\"index\":" + std::to_string(v);
+      if (v < static_cast<int>(comp.meanings.size()))
+        f += ",\"meaning\":" + nlohmann::json(comp.meanings[v]).dump();
+      if (v < static_cast<int>(comp.values.size()))
+        f += ",\"value\":" + nlohmann::json(comp.values[v]).dump();
+      choices.push_back(f + "}");
+    }
+    role.action_json.push_back(std::move(choices));
+  }
+  role.response_head = "{\"policy_version\":" + nlohmann::json(version).dump() +
+                       ",\"role\":" + nlohmann::json(name).dump() + ",";
+  return role;
 }
 
 const ServedRole* PolicyBundle::role(const std::string& name) const {

@@ -36,6 +36,11 @@ struct ServedRole {
   mutable torch::jit::Module module;
 };
 
+/// A role's request and response layout from its manifest entry (no module): what the parsers
+/// need (the fuzz targets build roles this way).
+ServedRole DescribeServedRole(const std::string& name, const ManifestRole& entry,
+                              const std::string& version);
+
 class PolicyBundle {
  public:
   /// Loads and validates `dir` (manifest against this loantwin's environment, module hashes,

@@ -172,6 +172,20 @@ TEST(Cli, ResumeAfterACrashUsesTheLastGoodCheckpointAndLogsNoStepTwice) {
   EXPECT_TRUE(seen.count({192, "charts/SPS"}));
 }
 
+TEST(Cli, ValuesAtTheirDocumentedBoundsRun) {
+  // default_spread at its upper bound: the pricing role's positive offsets saturate there.
+  TempDir dir;
+  const std::string inst =
+      dir.File("edge.yaml",
+               "name: edge\nmembers: 2000\nproducts:\n  card:\n    initial_loans: 200\n"
+               "    default_spread: 0.40\n  personal:\n    initial_loans: 100\n"
+               "    default_spread: -0.05\n");
+  const Result r = RunCli("simulate --institution " + inst +
+                          " --policy random --months 6 --paths 3 --check-invariants");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("invariant breaches: 0"), std::string::npos) << r.output;
+}
+
 TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
   struct Case {
     std::string args, expect;

@@ -69,6 +69,34 @@ TEST(InstitutionConfig, UnknownKeyNamesFileLineAndPath) {
   EXPECT_NE(msg.find("lgd"), std::string::npos) << msg;  // lists known keys
 }
 
+TEST(InstitutionConfig, EmptyNamesAndUnsimulatableVolumesAreRefused) {
+  TempDir dir;
+  std::string msg = ErrorOf([&] {
+    LoadInstitution(dir.File("n.yaml",
+                             "name: ''\nmembers: 10\nproducts:\n  card:\n"
+                             "    initial_loans: 5\n"));
+  });
+  EXPECT_NE(msg.find("n.yaml:1:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'name' must not be empty"), std::string::npos) << msg;
+  msg = ErrorOf([&] { LoadScenario(dir.File("s.yaml", "name: '  '\npaths: {}\n")); });
+  EXPECT_NE(msg.find("s.yaml:1:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'name' must not be empty"), std::string::npos) << msg;
+  msg = ErrorOf([&] {
+    LoadInstitution(dir.File(
+        "a.yaml", std::string(kMinimalInstitution) + "    applications_per_month: 900000\n"));
+  });
+  EXPECT_NE(msg.find("a.yaml:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("loans in one instance's book"), std::string::npos) << msg;
+  msg = ErrorOf([&] {
+    LoadInstitution(
+        dir.File("b.yaml", std::string(kMinimalInstitution) + "    applications_per_month: 2e6\n"));
+  });
+  EXPECT_NE(msg.find("2e6 is out of range [0, 1000000]"), std::string::npos) << msg;
+  // Large but simulatable.
+  EXPECT_NO_THROW(LoadInstitution(dir.File(
+      "ok.yaml", std::string(kMinimalInstitution) + "    applications_per_month: 20000\n")));
+}
+
 TEST(InstitutionConfig, WrongTypeNamesKey) {
   TempDir dir;
   const std::string f =

@@ -2,17 +2,28 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
 
 namespace loantwin {
 namespace {
 
+constexpr double kMaxApplicationsPerMonth = 1e6;
+constexpr double kMaxBookLoans = 2e7;
+constexpr int kRevolvingLifeMonths = 60;
+
 std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
   auto cfg = std::make_shared<InstitutionConfig>();
   cfg->file = root.file();
   YamlMap m(root);
-  cfg->name = m.Require("name").AsString();
+  {
+    const YamlValue name = m.Require("name");
+    cfg->name = name.AsString();
+    if (cfg->name.find_first_not_of(" \t") == std::string::npos)
+      name.Fail("'name' must not be empty (reports and exports name the institution)");
+  }
   m.Read("description", &cfg->description);
   cfg->members = static_cast<int>(m.Require("members").AsInt(1, 100000000));
 
@@ -27,10 +38,23 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
       line.offered = true;
       line.initial_loans = static_cast<int>(pm.Require("initial_loans").AsInt(0, 10000000));
       pm.Read("arrival_multiplier", &line.arrival_multiplier, 0.0, 100.0);
-      pm.Read("applications_per_month", &line.applications_per_month, 0.0, 1e8);
+      pm.Read("applications_per_month", &line.applications_per_month, 0.0,
+              kMaxApplicationsPerMonth);
       ParseProductSpec(pm, &line.spec);
       pm.Done();
       ValidateProductSpec(line.spec, node->Where());
+      // What one instance's loan book can hold: the steady-state book is about the monthly
+      // flow times the longest term (revolving lines: kRevolvingLifeMonths).
+      int life = 0;
+      for (const auto& t : line.spec.terms) life = std::max(life, t.months);
+      if (life == 0) life = kRevolvingLifeMonths;
+      if (line.applications_per_month * life > kMaxBookLoans)
+        node->Fail(fmt::format(
+            "products.{}: applications_per_month {} x {} months of life would hold about {:.3g} "
+            "loans in one instance's book; the twin simulates up to {:.0e} (about 60 bytes "
+            "each)",
+            kProductNames[p], line.applications_per_month, life, line.applications_per_month * life,
+            kMaxBookLoans));
     }
     products.Done();
   }

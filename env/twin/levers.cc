@@ -38,7 +38,7 @@ void ValidateLevers(const Levers& l) {
       throw std::invalid_argument(fmt::format("approval_cutoff[{}] = {} is out of range [-1, {}]",
                                               kProductNames[p], l.approval_cutoff[p],
                                               kNumBands - 1));
-    if (!(l.rate_spread[p] >= -0.05 && l.rate_spread[p] <= 0.40))
+    if (!(l.rate_spread[p] >= kMinRateSpread && l.rate_spread[p] <= kMaxRateSpread))
       throw std::invalid_argument(fmt::format("rate_spread[{}] = {} is out of range [-0.05, 0.40]",
                                               kProductNames[p], l.rate_spread[p]));
     if (!(l.origination_budget[p] >= 0 && l.origination_budget[p] <= 3))

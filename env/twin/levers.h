@@ -17,6 +17,8 @@ inline constexpr std::array<const char*, kNumCollectionIntensities> kCollectionN
     "none", "soft", "hard", "restructure"};
 
 inline constexpr int kNumRiskAppetites = 5;
+/// The range of a product's rate spread over the reference rate (levers and default_spread).
+inline constexpr double kMinRateSpread = -0.05, kMaxRateSpread = 0.40;
 
 /// What a risk-appetite level allows (the roles below act within it).
 struct RiskAppetite {

@@ -6,6 +6,7 @@
 
 #include "core/config_error.h"
 #include "core/yaml_reader.h"
+#include "env/twin/levers.h"
 
 namespace loantwin {
 
@@ -161,7 +162,7 @@ void ParseProductSpec(YamlMap& m, ProductSpec* s) {
     s->rate_index =
         v->AsEnum({"policy", "mortgage"}) == "policy" ? RateIndex::kPolicy : RateIndex::kMortgage;
   m.Read("variable_rate", &s->variable_rate);
-  m.Read("default_spread", &s->default_spread, -0.05, 0.40);
+  m.Read("default_spread", &s->default_spread, kMinRateSpread, kMaxRateSpread);
   m.Read("market_spread", &s->market_spread, -0.05, 0.40);
   m.Read("price_elasticity", &s->price_elasticity, 0.0, 20.0);
   m.Read("band_premium", &s->band_premium, 0.0, 0.5);

@@ -46,7 +46,12 @@ std::shared_ptr<const Scenario> Parse(const YamlValue& root) {
   s->shock_sd = DefaultShockSd();
   s->shock_persistence = DefaultShockPersistence();
   YamlMap m(root);
-  s->name = m.Require("name").AsString();
+  {
+    const YamlValue name = m.Require("name");
+    s->name = name.AsString();
+    if (s->name.find_first_not_of(" \t") == std::string::npos)
+      name.Fail("'name' must not be empty (reports name the scenario)");
+  }
   m.Read("description", &s->description);
   m.Read("source", &s->source);
   m.Read("step_months", &s->step_months, 1, 12);

@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 
-.PHONY: deps configure cli build demo test bench clean format
+.PHONY: deps configure cli build demo test test-asan fuzz bench clean format
 
 deps:
 	@bash scripts/install-deps.sh
@@ -35,6 +35,19 @@ demo: cli
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The serve, config and checkpoint suites built with AddressSanitizer and UBSan (build-asan/).
+ASAN_TESTS ?= Serve|Audit|JsonDepth|JsonNumber|Sha256|Yaml|Config|Institution|Scenario|Checkpoint|Cli\.
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOANTWIN_SANITIZE=ON \
+	  -DLOANTWIN_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target serve_test config_test training_test cli_test loantwin
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) -R '$(ASAN_TESTS)'
+
+# libFuzzer targets (clang): FUZZ_SECONDS per target over the seed corpus (scripts/fuzz.sh).
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	bash scripts/fuzz.sh $(FUZZ_SECONDS) build-fuzz
 
 bench: build
 	bash bench/run_all.sh $(BUILD_DIR)

@@ -1,6 +1,7 @@
 #include "core/yaml_reader.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <cmath>
 #include <filesystem>
@@ -19,6 +20,26 @@ std::string Join(const std::vector<std::string>& items) {
 
 /// Mappings with a key given twice (YAML forbids it; yaml-cpp would keep the first silently).
 /// Iterative: a deep document cannot exhaust the stack here.
+/// Counts the documents of a text as the event parser sees them; where the second begins.
+struct DocumentCounter : YAML::EventHandler {
+  int documents = 0;
+  YAML::Mark second;
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 void RejectDuplicateKeys(const YAML::Node& root, const std::string& file) {
   std::vector<std::pair<YAML::Node, std::string>> todo = {{root, ""}};
   while (!todo.empty()) {
@@ -63,12 +84,20 @@ YamlValue YamlValue::LoadFile(const std::string& file) {
 YamlValue YamlValue::LoadString(const std::string& text, const std::string& name) {
   auto file = std::make_shared<const std::string>(name);
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.size() > 1)
-      throw ConfigError(
-          fmt::format("{}:{}: a second YAML document ('---'); a config file holds one document",
-                      name, docs[1].Mark().line + 1));
-    YAML::Node root = docs.empty() ? YAML::Node() : docs.front();
+    // One document only. Counted with the event parser, stopping at the second: yaml-cpp's
+    // LoadAll never returns on some malformed texts (",a - b" makes it produce empty
+    // documents without end; found by fuzz/fuzz_yaml.cc).
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      DocumentCounter counter;
+      for (int handled = 0; handled < 2 && parser.HandleNextDocument(counter);) ++handled;
+      if (counter.documents > 1)
+        throw ConfigError(
+            fmt::format("{}:{}: a second YAML document ('---'); a config file holds one document",
+                        name, counter.second.line + 1));
+    }
+    YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) throw ConfigError(fmt::format("{}: file is empty", name));
     RejectDuplicateKeys(root, name);
     return YamlValue(root, file, "");

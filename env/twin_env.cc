@@ -52,7 +52,6 @@ const MetricFeature kMacroFeatures[] = {
     {"portfolio/approval_rate", kApprovalRate, 0.0, 1.0},
     {"portfolio/cost_to_income", kCostToIncome, 0.6, 0.3},
 };
-const int kNumMetricFeatures = sizeof(kMacroFeatures) / sizeof(kMacroFeatures[0]);
 
 RoleSpec MakeRole(int role, const FeatureLayout& shared, std::array<int, kNumTwinRoles>* dir_off,
                   std::array<int, kNumTwinRoles>* self_off, const RewardSet& rewards) {

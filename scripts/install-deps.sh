@@ -21,8 +21,9 @@ LIBRARIES=(
 # Programs the tool drives: gnuplot draws the stress-report and frontier charts; wrk is the
 # load generator of bench/serve_load.sh.
 PROGRAMS=(gnuplot-nox wrk)
-# The toolchain, for machines that lack it.
-TOOLCHAIN=(g++ make cmake)
+# The toolchain, for machines that lack it; clang with its runtime builds the libFuzzer targets
+# (scripts/fuzz.sh, run by the tests for a bounded time).
+TOOLCHAIN=(g++ make cmake clang libclang-rt-14-dev)
 PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}" "${PROGRAMS[@]}")
 
 missing=()

@@ -914,7 +914,7 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, 
   auto close = [](double a, double b) {
     return std::abs(a - b) <= 1e-7 * std::max({1.0, std::abs(a), std::abs(b)});
   };
-  double loans = 0, exposure = 0;
+  double loans = 0;
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductFlows& f = flows[p];
     const std::string name = kProductNames[p];
@@ -963,7 +963,6 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, 
       Breach("provisions_within_exposure[" + name + "]",
              fmt::format("ECL {:.2f} exceeds exposure {:.2f}", ecl, f.exposure));
     loans += f.closing;
-    exposure += f.exposure;
   }
   if (!close(equity_ - equity_open, net_income))
     Breach("equity_roll_forward",

@@ -65,7 +65,7 @@ class StateReader {
     const uint64_t n = Get<uint64_t>();
     Need(n * sizeof(T));
     v->resize(n);
-    std::memcpy(v->data(), p_, n * sizeof(T));
+    if (n > 0) std::memcpy(v->data(), p_, n * sizeof(T));  // data() may be null when empty
     p_ += n * sizeof(T);
   }
   void GetVector(std::vector<bool>* v) {

@@ -80,6 +80,18 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
     } catch (const c10::Error& e) {
       fail(fmt::format("role '{}': cannot load {}: {}", name, file, e.what_without_backtrace()));
     }
+    // One call of the module as loaded, before freezing: the interpreter checks shapes and
+    // throws on a module whose input width differs from the manifest's, where the frozen
+    // graph's kernels can read out of bounds instead (seen under AddressSanitizer).
+    try {
+      b->Decide(role, std::vector<float>(role.features.size(), 0.0f),
+                std::vector<uint8_t>(role.mask_width, 1), 1);
+    } catch (const std::exception& e) {
+      fail(
+          fmt::format("role '{}': the module fails on one observation of {} features and a "
+                      "mask of {}: {}",
+                      name, role.features.size(), role.mask_width, ShortError(e)));
+    }
     // Serving calls forward only: freezing inlines the parameters as constants, which saves
     // ~6 us of the interpreter's ~30 us per call (bench/serve_policy_bench.cc) and leaves the
     // arithmetic as it is (no numeric rewrites), so decisions are unchanged. A module that

@@ -882,7 +882,7 @@ TEST_F(ServeTest, ModuleOfTheWrongWidthIsRefusedAndTheOldBundleKeepsServing) {
     ADD_FAILURE() << "a module of the wrong width was loaded";
   } catch (const std::runtime_error& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("role 'credit': the module fails on a batch of 1"), std::string::npos)
+    EXPECT_NE(msg.find("role 'credit': the module fails on one observation"), std::string::npos)
         << msg;
     EXPECT_EQ(msg.find("Traceback"), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;

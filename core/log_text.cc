@@ -27,7 +27,7 @@ std::string EscapeForLog(std::string_view s, size_t max_bytes) {
   return out;
 }
 
-bool LogRateLimiter::Allow(int64_t* suppressed) {
+bool LogRateLimiter::Allow(std::string* note) {
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
@@ -36,7 +36,8 @@ bool LogRateLimiter::Allow(int64_t* suppressed) {
     held_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  *suppressed = held_.exchange(0, std::memory_order_relaxed);
+  const int64_t held = held_.exchange(0, std::memory_order_relaxed);
+  *note = held ? " (" + std::to_string(held) + " more not logged)" : "";
   return true;
 }
 

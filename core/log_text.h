@@ -24,9 +24,9 @@ namespace loantwin {
 class LogRateLimiter {
  public:
   explicit LogRateLimiter(int64_t interval_ms = 1000) : interval_ms_(interval_ms) {}
-  /// True when this message may be logged; then `*suppressed` is the number held back since
-  /// the last one that was.
-  bool Allow(int64_t* suppressed);
+  /// True when this message may be logged; then `*note` is " (N more not logged)" for the N
+  /// held back since the last one that was, or "".
+  bool Allow(std::string* note);
 
  private:
   const int64_t interval_ms_;

@@ -353,10 +353,8 @@ void Accept(tcp::acceptor& acceptor, std::vector<std::unique_ptr<Worker>>& worke
           if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
           ctx.accept_errors.fetch_add(1);
           static LogRateLimiter limiter;
-          int64_t held = 0;
-          if (limiter.Allow(&held))
-            spdlog::warn("accept: {}{}; backing off", ec.message(),
-                         held ? fmt::format(" ({} more not logged)", held) : "");
+          std::string note;
+          if (limiter.Allow(&note)) spdlog::warn("accept: {}{}; backing off", ec.message(), note);
           const int wait = std::clamp(backoff_ms * 2, 10, 1000);
           if (!*ctx.draining) AcceptLater(acceptor, workers, ctx, next, wait);
           return;
@@ -364,11 +362,10 @@ void Accept(tcp::acceptor& acceptor, std::vector<std::unique_ptr<Worker>>& worke
         if (ctx.connections.load() >= ctx.limits.max_connections) {
           ctx.refused_connections.fetch_add(1);
           static LogRateLimiter limiter;
-          int64_t held = 0;
-          if (limiter.Allow(&held))
+          std::string note;
+          if (limiter.Allow(&note))
             spdlog::warn("{} connections open (--max-connections): closing a new one{}",
-                         ctx.limits.max_connections,
-                         held ? fmt::format(" ({} more not logged)", held) : "");
+                         ctx.limits.max_connections, note);
           beast::error_code ignored;
           sock.close(ignored);
         } else {

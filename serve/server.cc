@@ -72,7 +72,7 @@ struct Server::Impl : RequestHandler {
   std::string Reload(const std::string& dir);
 
   void Dispatch(Worker& w, const HttpRequest& request, Respond respond) override;
-  /// "" when the admin request is authorised, else why not (401).
+  /// True when no admin token is set or the Authorization header carries it.
   bool Authorised(std::string_view authorization) const;
   /// The reload body's bundle directory, checked to lie under the bundle root; "" with `*error`
   /// set when it does not.
@@ -96,10 +96,8 @@ namespace {
 /// message names the log file and the system error, never request contents).
 Reply AuditFailure(const std::exception& e) {
   static LogRateLimiter limiter;
-  int64_t held = 0;
-  if (limiter.Allow(&held))
-    spdlog::error("{}{}", e.what(),
-                  held ? fmt::format(" ({} more such failures not logged)", held) : "");
+  std::string note;
+  if (limiter.Allow(&note)) spdlog::error("{}{}", e.what(), note);
   Reply r = ErrorReply(503, "decision not made: its audit record could not be written");
   r.retry_after = 1;
   return r;

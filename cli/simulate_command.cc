@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "core/atomic_file.h"
 #include "env/policy_monte_carlo.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
@@ -29,6 +30,7 @@ struct SimulateArgs {
   std::string policy = "baseline";
   int threads = 0;
   int batch = 64;
+  int exact_band_paths = 1000;
 };
 
 void PrintRoleRewards(const RoleRewards& rr, int paths, int months) {
@@ -52,9 +54,26 @@ void PrintRoleRewards(const RoleRewards& rr, int paths, int months) {
   }
 }
 
+/// What the summary table needs of every path, reduced as the batches arrive (the metrics of a
+/// path are not kept once it is summarised).
+struct PathReductions {
+  std::vector<PathSummary> summaries;
+  std::vector<double> roe, nim, co;  ///< per path: mean over months
+
+  void Add(const PathBlock& b) {
+    for (int p = 0; p < b.count; ++p) {
+      summaries.push_back(SummarisePath(b, p));
+      double r = 0, n = 0, c = 0;
+      for (int m = 0; m < b.months; ++m)
+        r += b.at(p, m, kRoe), n += b.at(p, m, kNim), c += b.at(p, m, kChargeOffRate);
+      roe.push_back(r / b.months), nim.push_back(n / b.months), co.push_back(c / b.months);
+    }
+  }
+};
+
 void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Scenario& sc,
-                  const PathSet& set, double seconds) {
-  const auto summaries = SummarisePaths(set);
+                  const PathReductions& red, double seconds) {
+  const auto& summaries = red.summaries;
   auto column = [&](auto get) {
     std::vector<double> v;
     for (const auto& s : summaries) v.push_back(get(s));
@@ -76,17 +95,9 @@ void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Sc
       column([](const PathSummary& s) { return s.cumulative_net_income; }), 1e-6, " ");
   row("final equity (millions)", column([](const PathSummary& s) { return s.final_equity; }), 1e-6,
       " ");
-  std::vector<double> roe, nim, co;
-  for (int p = 0; p < set.paths; ++p) {
-    double r = 0, n = 0, c = 0;
-    for (int m = 0; m < set.months; ++m) {
-      r += set.at(p, m, kRoe), n += set.at(p, m, kNim), c += set.at(p, m, kChargeOffRate);
-    }
-    roe.push_back(r / set.months), nim.push_back(n / set.months), co.push_back(c / set.months);
-  }
-  row("average ROE", roe, 100, "%");
-  row("average NIM", nim, 100, "%");
-  row("average charge-off rate", co, 100, "%");
+  row("average ROE", red.roe, 100, "%");
+  row("average NIM", red.nim, 100, "%");
+  row("average charge-off rate", red.co, 100, "%");
   int below_min = 0, below_buffer = 0;
   for (const auto& s : summaries)
     below_min += s.months_below_minimum > 0, below_buffer += s.months_below_buffer > 0;
@@ -136,6 +147,11 @@ Runner RegisterSimulate(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "paths simulated at once (memory); results do not change")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  cmd->add_option("--exact-band-paths", a->exact_band_paths,
+                  "--output bands: quantiles are exact up to this many paths, a t-digest beyond "
+                  "(memory: docs/operations.md)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   return [a] {
     const auto inst = LoadInstitution(a->institution);
     const auto sc = LoadScenario(a->scenario);
@@ -152,29 +168,42 @@ Runner RegisterSimulate(CLI::App& app) {
     spdlog::info("{} under {}: {} months x {} paths on {} threads, policy {}", inst->name, sc->name,
                  a->months, a->paths, o.threads, a->policy);
     const auto t0 = std::chrono::steady_clock::now();
-    PathSet set;
+    // Paths are streamed batch by batch: summarised, reduced into bands, written as CSV rows;
+    // memory is bounded by the batch (docs/cli.md), not by paths x months.
+    PathReductions reductions;
+    std::optional<BandAccumulator> bands;
+    if (!a->out.empty() && a->output == "bands") bands.emplace(a->months, a->exact_band_paths);
     std::optional<PolicyRun> run;
-    if (a->policy == "static") {
-      spdlog::info("static levers: {}", DescribeLevers(levers));
-      set = RunMonteCarlo(inst, sc, levers, o);
+    auto simulate = [&](std::ostream* rows) {
+      o.sink = [&](const PathBlock& block) {
+        reductions.Add(block);
+        if (bands) bands->Add(block);
+        if (rows) WritePathsCsvRows(block, *rows);
+      };
+      if (a->policy == "static") {
+        spdlog::info("static levers: {}", DescribeLevers(levers));
+        RunMonteCarlo(inst, sc, levers, o);
+      } else {
+        TwinEnvConfig config;
+        config.institution = a->institution;
+        config.scenario = a->scenario;
+        run = RunPolicyMonteCarlo(
+            config, a->policy == "random" ? FallbackPolicy::kRandom : FallbackPolicy::kBaseline, o);
+      }
+    };
+    if (!a->out.empty() && a->output == "paths") {
+      WriteFileAtomically(a->out, [&](std::ostream& rows) {
+        WritePathsCsvHeader(rows);
+        simulate(&rows);
+      });
     } else {
-      TwinEnvConfig config;
-      config.institution = a->institution;
-      config.scenario = a->scenario;
-      run = RunPolicyMonteCarlo(
-          config, a->policy == "random" ? FallbackPolicy::kRandom : FallbackPolicy::kBaseline, o);
-      set = std::move(run->paths);
+      simulate(nullptr);
+      if (bands) bands->Write(a->out);
     }
+    if (!a->out.empty()) spdlog::info("wrote {} ({} layout)", a->out, a->output);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!a->out.empty()) {
-      if (a->output == "bands")
-        WriteBandsCsv(set, a->out);
-      else
-        WritePathsCsv(set, a->out);
-      spdlog::info("wrote {} ({} layout)", a->out, a->output);
-    }
-    PrintSummary(*a, *inst, *sc, set, seconds);
+    PrintSummary(*a, *inst, *sc, reductions, seconds);
     if (run) {
       int failed = 0;
       for (int m : run->failed_month) failed += m > 0;

@@ -30,6 +30,11 @@ void AddStressOptions(CLI::App* cmd, StressArgs& a) {
   cmd->add_option("--batch", a.batch, "instances simulated at once (memory; results unchanged)")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  cmd->add_option("--exact-band-paths", a.exact_band_paths,
+                  "fan-chart bands are exact up to this many paths, a t-digest beyond (memory: "
+                  "docs/operations.md)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   cmd->add_flag("--no-charts", a.no_charts, "skip the gnuplot charts (tables only)");
 }
 
@@ -58,6 +63,7 @@ StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolic
   StressOptions o;
   o.scenarios = scenarios;
   o.paths = args.paths;
+  o.exact_band_paths = args.exact_band_paths;
   o.months = args.months;
   o.institution = args.institution;
   o.seed = args.seed;

@@ -15,6 +15,7 @@ namespace loantwin::cli {
 
 struct StressArgs {
   int paths = 1000, months = 120, threads = 0, batch = 64;
+  int exact_band_paths = 1000;
   std::string institution;
   uint64_t seed = 1000003;
   bool no_charts = false;

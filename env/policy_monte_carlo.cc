@@ -1,6 +1,7 @@
 #include "env/policy_monte_carlo.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace loantwin {
 
@@ -14,7 +15,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, FallbackPolicy policy
 PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
                               const MonteCarloOptions& o) {
   PolicyRun run;
-  run.paths = AllocatePaths(o);
+  PathOutput output(o);
   run.failed_month.assign(o.paths, 0);
   run.invariant_breaches.assign(o.paths, 0);
   run.first_invariant_breach.assign(o.paths, "");
@@ -43,6 +44,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
     }
     const size_t k = run.rewards.objectives.size();
     env.Reset();
+    double* out = output.Batch(start);
     for (int m = 0; m < o.months; ++m) {
       if (driver) {
         for (int r = 0; r < env.num_roles(); ++r) {
@@ -59,9 +61,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
       for (int i = 0; i < eo.num_envs; ++i) {
         const int path = start + i;
         const double* row = env.step_metrics(i);
-        std::copy_n(
-            row, kNumMetrics,
-            run.paths.data.begin() + ((static_cast<size_t>(path) * o.months + m) * kNumMetrics));
+        std::copy_n(row, kNumMetrics, out + (static_cast<size_t>(i) * o.months + m) * kNumMetrics);
         if (!run.failed_month[path] && (row[kCet1Ratio] < c.cet1_floor || row[kEquity] <= 0))
           run.failed_month[path] = m + 1;
         for (int r = 0; r < env.num_roles(); ++r) {
@@ -76,8 +76,10 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
       run.invariant_breaches[start + i] = env.twin(i).invariant_breaches();
       run.first_invariant_breach[start + i] = env.twin(i).first_invariant_breach();
     }
+    output.Done(start, eo.num_envs);
     if (o.progress) o.progress(start + eo.num_envs);
   }
+  run.paths = output.Take();
   return run;
 }
 

@@ -22,7 +22,7 @@ struct RoleRewards {
 };
 
 struct PolicyRun {
-  PathSet paths;
+  PathSet paths;  ///< empty when the options stream the metrics to a sink
   RoleRewards rewards;
   /// Per path, the first month (1-based) with CET1 below the config's floor or equity <= 0;
   /// 0 if the institution never failed. Failed paths run on (terminate_on_failure is off).

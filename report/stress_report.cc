@@ -54,21 +54,6 @@ const std::vector<std::pair<std::string, int>>& MacroSeries() {
 
 namespace {
 
-Band MakeBand(const PathSet& set, int months, const std::function<double(int, int)>& value) {
-  Band b;
-  std::vector<double> v(set.paths);
-  for (int m = 0; m < months; ++m) {
-    double mean = 0;
-    for (int p = 0; p < set.paths; ++p) mean += (v[p] = value(p, m));
-    std::sort(v.begin(), v.end());
-    b.p05.push_back(SortedQuantile(v, 0.05));
-    b.p50.push_back(SortedQuantile(v, 0.5));
-    b.p95.push_back(SortedQuantile(v, 0.95));
-    b.mean.push_back(mean / set.paths);
-  }
-  return b;
-}
-
 double Es975(const std::vector<double>& pnl) {
   return ExpectedShortfall(pnl, kEsLevel);
 }
@@ -78,43 +63,89 @@ double Var99(const std::vector<double>& pnl) {
 
 }  // namespace
 
-PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun& run) {
-  const PathSet& set = run.paths;
-  PolicyScenarioResult r;
-  r.policy = policy;
-  r.paths = set.paths;
-  const int months = set.months;
-  for (const auto& m : StressMetrics()) r.per_path[m.key].resize(set.paths);
-  std::vector<std::vector<double>> cumulative(set.paths, std::vector<double>(months));
-  for (int p = 0; p < set.paths; ++p) {
+BandSketch::BandSketch(int months, size_t exact_paths)
+    : cells(static_cast<size_t>(months), QuantileSketch(exact_paths)),
+      sums(static_cast<size_t>(months), 0.0) {}
+
+void BandSketch::Add(int month_index, double value) {
+  cells[month_index].Add(value);
+  sums[month_index] += value;
+}
+
+Band BandSketch::ToBand() const {
+  Band b;
+  for (size_t m = 0; m < cells.size(); ++m) {
+    b.p05.push_back(cells[m].Quantile(0.05));
+    b.p50.push_back(cells[m].Quantile(0.5));
+    b.p95.push_back(cells[m].Quantile(0.95));
+    b.mean.push_back(sums[m] / static_cast<double>(cells[m].count()));
+  }
+  return b;
+}
+
+PolicyRunReducer::PolicyRunReducer(std::string policy, int months, bool macro, size_t exact_paths)
+    : months_(months), macro_(macro) {
+  r_.policy = std::move(policy);
+  bands_.assign(BandSeries().size(), BandSketch(months, exact_paths));
+  if (macro_) macro_bands_.assign(MacroSeries().size(), BandSketch(months, exact_paths));
+}
+
+void PolicyRunReducer::Add(const PathBlock& b) {
+  if (b.months != months_)
+    throw std::invalid_argument(
+        fmt::format("PolicyRunReducer: a block of {} months for {} months", b.months, months_));
+  if (b.first_path != r_.paths)
+    throw std::invalid_argument(fmt::format(
+        "PolicyRunReducer: block starts at path {}, expected {}", b.first_path, r_.paths));
+  const auto& series = BandSeries();
+  const auto& macro_series = MacroSeries();
+  for (int p = 0; p < b.count; ++p) {
     double ni = 0, apps = 0, approvals = 0, peak_co = -1e300, min_cet1 = 1e300;
     int trough = 1;
     bool below_min = false, below_buffer = false;
-    for (int m = 0; m < months; ++m) {
-      ni += set.at(p, m, kNetIncome);
-      cumulative[p][m] = ni;
-      apps += set.at(p, m, kApplications);
-      approvals += set.at(p, m, kApprovals);
+    for (int m = 0; m < months_; ++m) {
+      const double* row = b.row(p, m);
+      ni += row[kNetIncome];
+      apps += row[kApplications];
+      approvals += row[kApprovals];
       double co = 0;
       int k = 0;
-      for (int j = std::max(0, m - 2); j <= m; ++j, ++k) co += set.at(p, j, kChargeOffRate);
+      for (int j = std::max(0, m - 2); j <= m; ++j, ++k) co += b.at(p, j, kChargeOffRate);
       peak_co = std::max(peak_co, co / k);
-      const double cet1 = set.at(p, m, kCet1Ratio);
+      const double cet1 = row[kCet1Ratio];
       if (cet1 < min_cet1) min_cet1 = cet1, trough = m + 1;
       below_min |= cet1 < kCet1Minimum;
       below_buffer |= cet1 < kCet1Minimum + kCet1Buffer;
-      r.loan_months += set.at(p, m, kLoans);
+      r_.loan_months += row[kLoans];
+      for (size_t s = 0; s < series.size(); ++s)
+        bands_[s].Add(m, series[s].second < 0 ? ni : row[series[s].second]);
+      for (size_t s = 0; s < macro_bands_.size(); ++s)
+        macro_bands_[s].Add(m, row[macro_series[s].second]);
+      for (const auto& [name, column] : macro_series)
+        macro_digest_.Update(
+            std::string_view(reinterpret_cast<const char*>(&row[column]), sizeof(double)));
     }
-    const double equity0 = set.at(p, 0, kEquity) - set.at(p, 0, kNetIncome);
-    r.per_path["cumulative_net_income"][p] = ni;
-    r.per_path["roe"][p] = equity0 > 0 ? ni * 12.0 / months / equity0 : 0.0;
-    r.per_path["peak_charge_off_rate"][p] = peak_co;
-    r.per_path["min_cet1_ratio"][p] = min_cet1;
-    r.per_path["cet1_trough_month"][p] = trough;
-    r.per_path["approval_rate"][p] = apps > 0 ? approvals / apps : 0.0;
-    r.per_path["final_equity"][p] = set.at(p, months - 1, kEquity);
-    r.paths_below_cet1_minimum += below_min;
-    r.paths_below_cet1_buffer += below_buffer;
+    const double equity0 = b.at(p, 0, kEquity) - b.at(p, 0, kNetIncome);
+    per_path_["cumulative_net_income"].push_back(ni);
+    per_path_["roe"].push_back(equity0 > 0 ? ni * 12.0 / months_ / equity0 : 0.0);
+    per_path_["peak_charge_off_rate"].push_back(peak_co);
+    per_path_["min_cet1_ratio"].push_back(min_cet1);
+    per_path_["cet1_trough_month"].push_back(trough);
+    per_path_["approval_rate"].push_back(apps > 0 ? approvals / apps : 0.0);
+    per_path_["final_equity"].push_back(b.at(p, months_ - 1, kEquity));
+    r_.paths_below_cet1_minimum += below_min;
+    r_.paths_below_cet1_buffer += below_buffer;
+    ++r_.paths;
+  }
+}
+
+PolicyScenarioResult PolicyRunReducer::Finish(const PolicyRun& run) {
+  PolicyScenarioResult r = std::move(r_);
+  if (static_cast<int>(run.failed_month.size()) != r.paths)
+    throw std::invalid_argument(fmt::format("PolicyRunReducer: {} paths reduced, the run has {}",
+                                            r.paths, run.failed_month.size()));
+  for (const auto& m : StressMetrics()) r.per_path[m.key] = std::move(per_path_[m.key]);
+  for (int p = 0; p < r.paths; ++p) {
     r.paths_failed += run.failed_month[p] > 0;
     if (!run.invariant_breaches.empty() && run.invariant_breaches[p] > 0) {
       if (r.paths_with_invariant_breaches++ == 0)
@@ -128,28 +159,24 @@ PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun&
     r.role_return_paths[run.rewards.roles[i]] = run.rewards.returns[i];
     r.role_returns[run.rewards.roles[i]] = Describe(run.rewards.returns[i]);
   }
-  for (const auto& [name, column] : BandSeries())
-    r.bands[name] = MakeBand(set, months, [&, c = column](int p, int m) {
-      return c < 0 ? cumulative[p][m] : set.at(p, m, c);
-    });
+  const auto& series = BandSeries();
+  for (size_t s = 0; s < series.size(); ++s) r.bands[series[s].first] = bands_[s].ToBand();
+  macro_digest_hex_ = macro_digest_.FinalHex();
   return r;
 }
 
-std::map<std::string, Band> MacroBands(const PathSet& set) {
+std::map<std::string, Band> PolicyRunReducer::MacroBands() const {
   std::map<std::string, Band> out;
-  for (const auto& [name, column] : MacroSeries())
-    out[name] =
-        MakeBand(set, set.months, [&, c = column](int p, int m) { return set.at(p, m, c); });
+  const auto& series = MacroSeries();
+  for (size_t s = 0; s < macro_bands_.size(); ++s) out[series[s].first] = macro_bands_[s].ToBand();
   return out;
 }
 
-bool MacroPathsEqual(const PathSet& a, const PathSet& b) {
-  if (a.paths != b.paths || a.months != b.months) return false;
-  for (int p = 0; p < a.paths; ++p)
-    for (int m = 0; m < a.months; ++m)
-      for (const auto& [name, column] : MacroSeries())
-        if (a.at(p, m, column) != b.at(p, m, column)) return false;
-  return true;
+PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun& run) {
+  PolicyRunReducer reducer(policy, run.paths.months, false,
+                           static_cast<size_t>(std::max(1, run.paths.paths)));
+  reducer.Add(WholeSet(run.paths));
+  return reducer.Finish(run);
 }
 
 void CompareToFirst(ScenarioReport& s, uint64_t seed) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sha256.h"
 #include "env/policy_monte_carlo.h"
 #include "report/risk.h"
 
@@ -91,11 +92,44 @@ struct StressReport {
   int64_t instance_months = 0;
 };
 
-/// Reduces one policy's Monte Carlo run. `months` and `paths` as in the run.
+/// A Band reduced value by value: a QuantileSketch and a sum per month.
+struct BandSketch {
+  BandSketch(int months, size_t exact_paths);
+  void Add(int month_index, double value);
+  Band ToBand() const;
+  std::vector<QuantileSketch> cells;
+  std::vector<double> sums;
+};
+
+/// Reduces one policy's Monte Carlo run as its blocks stream in (MonteCarloOptions::sink), so a
+/// run's memory is the per-path figures (a few values per path) and the band sketches, not
+/// paths x months x metrics. Quantiles of the bands are exact up to `exact_paths` paths
+/// (core/quantile_sketch.h beyond); per-path metrics and VaR/ES are always exact.
+class PolicyRunReducer {
+ public:
+  /// macro: also reduce the macro bands (MacroSeries()).
+  PolicyRunReducer(std::string policy, int months, bool macro, size_t exact_paths = 1000);
+  /// Blocks in path order.
+  void Add(const PathBlock& block);
+  /// Adds what the run kept per path (failures, invariant breaches, role rewards).
+  PolicyScenarioResult Finish(const PolicyRun& run);
+  std::map<std::string, Band> MacroBands() const;
+  /// SHA-256 of the macro columns of every path and month in path order (after Finish): two
+  /// runs saw bit-identical macro paths when their digests are equal.
+  const std::string& macro_digest() const { return macro_digest_hex_; }
+
+ private:
+  int months_;
+  bool macro_;
+  PolicyScenarioResult r_;
+  std::map<std::string, std::vector<double>> per_path_;
+  std::vector<BandSketch> bands_, macro_bands_;
+  Sha256 macro_digest_;
+  std::string macro_digest_hex_;
+};
+
+/// Reduces one policy's Monte Carlo run kept whole (exact bands).
 PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun& run);
-/// Macro bands of a run; MacroPathsEqual compares the raw macro columns of two runs.
-std::map<std::string, Band> MacroBands(const PathSet& paths);
-bool MacroPathsEqual(const PathSet& a, const PathSet& b);
 /// Fills vs_first of results[1..] against results[0] (same paths), deterministic.
 void CompareToFirst(ScenarioReport& scenario, uint64_t seed);
 

@@ -5,9 +5,45 @@
 
 #include "core/counter_rng.h"
 #include "core/normal_dist.h"
+#include "core/quantile_sketch.h"
+#include "env/twin/monte_carlo.h"
 
 namespace loantwin {
 namespace {
+
+TEST(QuantileSketch, ExactUpToTheLimitThenWithinASmallRankError) {
+  CounterRng rng(11);
+  QuantileSketch sketch(500, 200);
+  std::vector<double> all;
+  for (int i = 0; i < 500; ++i) {
+    all.push_back(NormalQuantile(rng.Uniform() * 0.999998 + 1e-6));
+    sketch.Add(all.back());
+  }
+  ASSERT_TRUE(sketch.exact());
+  for (double q : {0.0, 0.05, 0.5, 0.95, 1.0}) EXPECT_EQ(sketch.Quantile(q), Quantile(all, q)) << q;
+  // Beyond the limit: 200,000 skewed values (a lognormal), rank error of the 5%, 50% and 95%
+  // estimates well under 0.5% of the sample.
+  for (int i = 0; i < 199500; ++i) {
+    all.push_back(std::exp(NormalQuantile(rng.Uniform() * 0.999998 + 1e-6)));
+    sketch.Add(all.back());
+  }
+  EXPECT_FALSE(sketch.exact());
+  std::vector<double> sorted = all;
+  std::sort(sorted.begin(), sorted.end());
+  for (double q : {0.05, 0.5, 0.95}) {
+    const double est = sketch.Quantile(q);
+    const double rank =
+        static_cast<double>(std::lower_bound(sorted.begin(), sorted.end(), est) - sorted.begin()) /
+        static_cast<double>(sorted.size());
+    EXPECT_NEAR(rank, q, 0.005) << q;
+  }
+  EXPECT_EQ(sketch.Quantile(0), sorted.front());
+  EXPECT_EQ(sketch.Quantile(1), sorted.back());
+  // Memory depends on the compression, not on the 200,000 values.
+  EXPECT_LT(sketch.memory_bytes(), 40000u);
+  EXPECT_TRUE(std::isnan(QuantileSketch().Quantile(0.5)));
+  EXPECT_THROW(QuantileSketch(0), std::invalid_argument);
+}
 
 TEST(NormalDist, QuantileInvertsCdf) {
   for (double p : {1e-10, 1e-4, 0.001, 0.02, 0.1, 0.3, 0.5, 0.77, 0.975, 0.999, 1 - 1e-9}) {

@@ -111,6 +111,58 @@ TEST_F(StressRun, CommonRandomNumbersAcrossPoliciesRepeatsAndThreads) {
             a.scenarios[0].macro.at("unemployment").p50.back());
 }
 
+TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBatch) {
+  TwinEnvConfig c;
+  c.institution = "cu_small";
+  c.scenario = "severe_recession";
+  MonteCarloOptions o;
+  o.paths = 14;
+  o.months = 15;
+  o.seed = 9;
+  o.threads = 2;
+  o.batch = 14;
+  const PolicyRun whole = RunPolicyMonteCarlo(c, FallbackPolicy::kBaseline, o);
+  const std::string whole_json = [&] {
+    ScenarioReport sr;
+    sr.results.push_back(ReducePolicyRun("baseline", whole));
+    return nlohmann::json(sr.results[0].bands.at("cet1_ratio").p05).dump() +
+           nlohmann::json(sr.results[0].per_path).dump();
+  }();
+  std::string digest, sketched_p05;
+  for (int batch : {3, 14}) {
+    o.batch = batch;
+    PolicyRunReducer exact("baseline", o.months, true), sketched("baseline", o.months, true, 4);
+    o.sink = [&](const PathBlock& b) {
+      exact.Add(b);
+      sketched.Add(b);
+    };
+    const PolicyRun run = RunPolicyMonteCarlo(c, FallbackPolicy::kBaseline, o);
+    EXPECT_TRUE(run.paths.data.empty());
+    const PolicyScenarioResult r = exact.Finish(run);
+    EXPECT_EQ(
+        nlohmann::json(r.bands.at("cet1_ratio").p05).dump() + nlohmann::json(r.per_path).dump(),
+        whole_json)
+        << batch;
+    const PolicyScenarioResult s = sketched.Finish(run);
+    EXPECT_EQ(s.per_path, r.per_path);  // per-path figures are always exact
+    const std::string p05 = nlohmann::json(s.bands.at("cumulative_net_income").p05).dump();
+    if (batch == 3) sketched_p05 = p05, digest = exact.macro_digest();
+    EXPECT_EQ(p05, sketched_p05);
+    EXPECT_EQ(exact.macro_digest(), digest);
+    EXPECT_EQ(exact.MacroBands().at("unemployment").p50.size(), 15u);
+  }
+  // Other paths (another seed) have another macro digest.
+  o.seed = 10;
+  PolicyRunReducer other("baseline", o.months, false);
+  o.sink = [&](const PathBlock& b) { other.Add(b); };
+  other.Finish(RunPolicyMonteCarlo(c, FallbackPolicy::kBaseline, o));
+  EXPECT_NE(other.macro_digest(), digest);
+  // Blocks out of order are refused.
+  PolicyRunReducer wrong("baseline", o.months, false);
+  std::vector<double> data(static_cast<size_t>(o.months) * kNumMetrics);
+  EXPECT_THROW(wrong.Add(PathBlock{1, 1, o.months, data.data()}), std::invalid_argument);
+}
+
 TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
   ASSERT_TRUE(GnuplotAvailable()) << "gnuplot (gnuplot-nox) is needed for the report charts";
   TempDir out;

@@ -10,6 +10,7 @@
 #include "env/twin/monte_carlo.h"
 #include "env/twin/scenario.h"
 #include "env/twin/twin_batch.h"
+#include "tests/test_util.h"
 
 namespace loantwin {
 namespace {
@@ -141,6 +142,52 @@ TEST(Determinism, MonteCarloIndependentOfBatchAndThreads) {
   o.batch = 2;
   const PathSet b = RunMonteCarlo(inst, sc, DefaultLevers(*inst), o);
   EXPECT_EQ(a.data, b.data);
+}
+
+TEST(Determinism, StreamedMonteCarloMatchesTheKeptRunWhateverTheBatch) {
+  const auto inst = LoadInstitution("cu_small");
+  const auto sc = LoadScenario("rate_shock");
+  MonteCarloOptions o;
+  o.months = 12;
+  o.paths = 23;
+  o.seed = 5;
+  o.threads = 2;
+  o.batch = 23;
+  const PathSet whole = RunMonteCarlo(inst, sc, DefaultLevers(*inst), o);
+  for (int batch : {4, 23}) {
+    o.batch = batch;
+    std::vector<double> streamed;
+    int next_path = 0, largest_block = 0;
+    BandAccumulator exact(o.months), sketched(o.months, 5);
+    o.sink = [&](const PathBlock& b) {
+      EXPECT_EQ(b.first_path, next_path);  // in path order
+      next_path += b.count;
+      largest_block = std::max(largest_block, b.count);
+      streamed.insert(streamed.end(), b.data,
+                      b.data + static_cast<size_t>(b.count) * b.months * kNumMetrics);
+      exact.Add(b);
+      sketched.Add(b);
+    };
+    const PathSet kept = RunMonteCarlo(inst, sc, DefaultLevers(*inst), o);
+    EXPECT_TRUE(kept.data.empty());  // nothing kept beyond the batch
+    EXPECT_EQ(largest_block, batch);
+    EXPECT_EQ(streamed, whole.data) << batch;
+    // Bands reduced block by block equal the bands of the whole set while exact ...
+    testing::TempDir dir;
+    WriteBandsCsv(whole, dir.path() + "/whole.csv");
+    exact.Write(dir.path() + "/streamed.csv");
+    EXPECT_EQ(testing::ReadFile(dir.path() + "/whole.csv"),
+              testing::ReadFile(dir.path() + "/streamed.csv"));
+    // ... and beyond the exact limit they do not depend on the batch and stay in range.
+    static std::string first_sketched;
+    sketched.Write(dir.path() + "/sketched.csv");
+    const std::string text = testing::ReadFile(dir.path() + "/sketched.csv");
+    if (batch == 4) first_sketched = text;
+    EXPECT_EQ(text, first_sketched);
+    EXPECT_FALSE(sketched.cell(11, kEquity).exact());
+    EXPECT_GE(sketched.cell(11, kEquity).Quantile(0.05), exact.cell(11, kEquity).min());
+    EXPECT_LE(sketched.cell(11, kEquity).Quantile(0.95), exact.cell(11, kEquity).max());
+  }
 }
 
 TEST(Twin, ResetEpisodesAreIndependentAndRepeatable) {

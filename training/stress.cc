@@ -218,7 +218,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
     sr.name = scenario->name;
     sr.source = scenario->file.empty() ? scenarios[s] : scenario->file;
     sr.description = scenario->description;
-    PathSet first_paths;
+    std::string first_macro_digest;
     for (size_t k = 0; k < policies.size(); ++k) {
       StressPolicy& policy = *policies[k];
       TwinEnvConfig c = base;
@@ -235,15 +235,19 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
                         static_cast<int64_t>(batch) * months_done;
         if (o.progress) o.progress(progress);
       };
-      PolicyRun run = RunPolicyMonteCarlo(c, &policy, mc);
+      // The paths are reduced batch by batch as they are simulated (memory bounded by the
+      // batch and the per-path figures, docs/stress-testing.md).
+      PolicyRunReducer reducer(policy.info.name, o.months, k == 0, o.exact_band_paths);
+      mc.sink = [&](const PathBlock& block) { reducer.Add(block); };
+      const PolicyRun run = RunPolicyMonteCarlo(c, &policy, mc);
       progress.done = before + static_cast<int64_t>(o.paths) * o.months;
-      sr.results.push_back(ReducePolicyRun(policy.info.name, run));
+      sr.results.push_back(reducer.Finish(run));
       report.loan_months += sr.results.back().loan_months;
       report.instance_months += static_cast<int64_t>(o.paths) * o.months;
       if (k == 0) {
-        sr.macro = MacroBands(run.paths);
-        first_paths = std::move(run.paths);
-      } else if (!MacroPathsEqual(first_paths, run.paths)) {
+        sr.macro = reducer.MacroBands();
+        first_macro_digest = reducer.macro_digest();
+      } else if (reducer.macro_digest() != first_macro_digest) {
         sr.macro_paths_identical = false;
       }
     }

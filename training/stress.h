@@ -56,6 +56,8 @@ struct StressOptions {
   uint64_t seed = 1;
   int threads = 2;
   int batch = 64;  ///< instances alive at once; does not change results
+  /// Band quantiles are exact up to this many paths, a t-digest beyond (memory bound).
+  int exact_band_paths = 1000;
   std::function<void(const StressProgress&)> progress;
 };
 

@@ -21,10 +21,31 @@ PathSet AllocatePaths(const MonteCarloOptions& o) {
   return set;
 }
 
+PathOutput::PathOutput(const MonteCarloOptions& o) : options_(o) {
+  if (o.sink) {
+    if (o.months < 1) throw std::invalid_argument("months must be >= 1");
+    if (o.paths < 1) throw std::invalid_argument("paths must be >= 1");
+    if (o.batch < 1) throw std::invalid_argument("batch must be >= 1");
+    block_.resize(static_cast<size_t>(std::min(o.batch, o.paths)) * o.months * kNumMetrics);
+  } else {
+    set_ = AllocatePaths(o);
+  }
+}
+
+double* PathOutput::Batch(int first_path) {
+  return options_.sink
+             ? block_.data()
+             : set_.data.data() + static_cast<size_t>(first_path) * options_.months * kNumMetrics;
+}
+
+void PathOutput::Done(int first_path, int count) {
+  if (options_.sink) options_.sink(PathBlock{first_path, count, options_.months, block_.data()});
+}
+
 PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
                       std::shared_ptr<const Scenario> scenario, const Levers& levers,
                       const MonteCarloOptions& o) {
-  PathSet set = AllocatePaths(o);
+  PathOutput output(o);
   const std::vector<Levers> shared{levers};
   for (int start = 0; start < o.paths; start += o.batch) {
     TwinBatchOptions vo;
@@ -34,41 +55,49 @@ PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
     vo.first_instance = start;
     vo.twin = o.twin;
     TwinBatch env(institution, scenario, vo);
+    double* out = output.Batch(start);
     for (int m = 0; m < o.months; ++m) {
       env.Step(shared);
       for (int i = 0; i < vo.num_envs; ++i)
-        std::copy_n(
-            env.metrics(i), kNumMetrics,
-            set.data.begin() + ((static_cast<size_t>(start + i) * o.months + m) * kNumMetrics));
+        std::copy_n(env.metrics(i), kNumMetrics,
+                    out + (static_cast<size_t>(i) * o.months + m) * kNumMetrics);
     }
+    output.Done(start, vo.num_envs);
     if (o.progress) o.progress(start + vo.num_envs);
   }
-  return set;
+  return output.Take();
+}
+
+PathBlock WholeSet(const PathSet& set) {
+  return PathBlock{0, set.paths, set.months, set.data.data()};
+}
+
+PathSummary SummarisePath(const PathBlock& b, int p) {
+  PathSummary s{-std::numeric_limits<double>::infinity(),
+                std::numeric_limits<double>::infinity(),
+                0,
+                0,
+                0,
+                0};
+  for (int m = 0; m < b.months; ++m) {
+    double co = 0;
+    int n = 0;
+    for (int k = std::max(0, m - 2); k <= m; ++k, ++n) co += b.at(p, k, kChargeOffRate);
+    s.peak_charge_off_rate = std::max(s.peak_charge_off_rate, co / n);
+    const double cet1 = b.at(p, m, kCet1Ratio);
+    s.min_cet1_ratio = std::min(s.min_cet1_ratio, cet1);
+    s.cumulative_net_income += b.at(p, m, kNetIncome);
+    s.months_below_minimum += cet1 < 0.045;
+    s.months_below_buffer += cet1 < 0.07;
+  }
+  s.final_equity = b.at(p, b.months - 1, kEquity);
+  return s;
 }
 
 std::vector<PathSummary> SummarisePaths(const PathSet& set) {
   std::vector<PathSummary> out;
-  for (int p = 0; p < set.paths; ++p) {
-    PathSummary s{-std::numeric_limits<double>::infinity(),
-                  std::numeric_limits<double>::infinity(),
-                  0,
-                  0,
-                  0,
-                  0};
-    for (int m = 0; m < set.months; ++m) {
-      double co = 0;
-      int n = 0;
-      for (int k = std::max(0, m - 2); k <= m; ++k, ++n) co += set.at(p, k, kChargeOffRate);
-      s.peak_charge_off_rate = std::max(s.peak_charge_off_rate, co / n);
-      const double cet1 = set.at(p, m, kCet1Ratio);
-      s.min_cet1_ratio = std::min(s.min_cet1_ratio, cet1);
-      s.cumulative_net_income += set.at(p, m, kNetIncome);
-      s.months_below_minimum += cet1 < 0.045;
-      s.months_below_buffer += cet1 < 0.07;
-    }
-    s.final_equity = set.at(p, set.months - 1, kEquity);
-    out.push_back(s);
-  }
+  const PathBlock all = WholeSet(set);
+  for (int p = 0; p < set.paths; ++p) out.push_back(SummarisePath(all, p));
   return out;
 }
 
@@ -81,37 +110,70 @@ double Quantile(std::vector<double> v, double q) {
   return v[lo] + (pos - lo) * (v[hi] - v[lo]);
 }
 
+void WritePathsCsvHeader(std::ostream& out) {
+  out << "path,month";
+  for (int i = 0; i < kNumMetrics; ++i) out << ',' << MetricName(i);
+  out << '\n';
+}
+
+void WritePathsCsvRows(const PathBlock& b, std::ostream& out) {
+  fmt::memory_buffer buf;
+  for (int p = 0; p < b.count; ++p)
+    for (int m = 0; m < b.months; ++m) {
+      buf.clear();
+      fmt::format_to(std::back_inserter(buf), "{},{}", b.first_path + p, m + 1);
+      for (int i = 0; i < kNumMetrics; ++i)
+        fmt::format_to(std::back_inserter(buf), ",{:.10g}", b.at(p, m, i));
+      buf.push_back('\n');
+      out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    }
+}
+
 void WritePathsCsv(const PathSet& set, const std::string& file) {
   WriteFileAtomically(file, [&](std::ostream& out) {
-    out << "path,month";
-    for (int i = 0; i < kNumMetrics; ++i) out << ',' << MetricName(i);
-    out << '\n';
-    fmt::memory_buffer buf;
-    for (int p = 0; p < set.paths; ++p)
-      for (int m = 0; m < set.months; ++m) {
-        buf.clear();
-        fmt::format_to(std::back_inserter(buf), "{},{}", p, m + 1);
-        for (int i = 0; i < kNumMetrics; ++i)
-          fmt::format_to(std::back_inserter(buf), ",{:.10g}", set.at(p, m, i));
-        buf.push_back('\n');
-        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    WritePathsCsvHeader(out);
+    WritePathsCsvRows(WholeSet(set), out);
+  });
+}
+
+BandAccumulator::BandAccumulator(int months, int exact_paths)
+    : months_(months),
+      cells_(static_cast<size_t>(months) * kNumMetrics,
+             QuantileSketch(static_cast<size_t>(std::max(1, exact_paths)))),
+      sums_(static_cast<size_t>(months) * kNumMetrics, 0.0) {}
+
+void BandAccumulator::Add(const PathBlock& b) {
+  if (b.months != months_)
+    throw std::invalid_argument(
+        fmt::format("BandAccumulator: a block of {} months for {} months", b.months, months_));
+  for (int p = 0; p < b.count; ++p)
+    for (int m = 0; m < months_; ++m) {
+      const double* row = b.row(p, m);
+      for (int i = 0; i < kNumMetrics; ++i) {
+        const size_t c = static_cast<size_t>(m) * kNumMetrics + i;
+        cells_[c].Add(row[i]);
+        sums_[c] += row[i];
+      }
+    }
+  paths_ += b.count;
+}
+
+void BandAccumulator::Write(const std::string& file) const {
+  WriteFileAtomically(file, [&](std::ostream& out) {
+    out << "month,metric,mean,p05,p50,p95\n";
+    for (int m = 0; m < months_; ++m)
+      for (int i = 0; i < kNumMetrics; ++i) {
+        const QuantileSketch& c = cell(m, i);
+        out << fmt::format("{},{},{:.10g},{:.10g},{:.10g},{:.10g}\n", m + 1, MetricName(i),
+                           mean(m, i), c.Quantile(0.05), c.Quantile(0.5), c.Quantile(0.95));
       }
   });
 }
 
 void WriteBandsCsv(const PathSet& set, const std::string& file) {
-  WriteFileAtomically(file, [&](std::ostream& out) {
-    out << "month,metric,mean,p05,p50,p95\n";
-    std::vector<double> v(set.paths);
-    for (int m = 0; m < set.months; ++m)
-      for (int i = 0; i < kNumMetrics; ++i) {
-        double mean = 0;
-        for (int p = 0; p < set.paths; ++p) mean += (v[p] = set.at(p, m, i));
-        mean /= set.paths;
-        out << fmt::format("{},{},{:.10g},{:.10g},{:.10g},{:.10g}\n", m + 1, MetricName(i), mean,
-                           Quantile(v, 0.05), Quantile(v, 0.5), Quantile(v, 0.95));
-      }
-  });
+  BandAccumulator bands(set.months, set.paths);
+  bands.Add(WholeSet(set));
+  bands.Write(file);
 }
 
 }  // namespace loantwin

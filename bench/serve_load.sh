@@ -26,17 +26,7 @@ if [[ -z "$BUNDLE" ]]; then
   "$BUILD/bin/loantwin" export "$WORK/run" --out "$WORK/bundle" >/dev/null
   BUNDLE="$WORK/bundle"
 fi
-python3 - "$BUNDLE/manifest.json" "$WORK" "$BATCH" <<'PY'
-import json, random, sys
-m = json.load(open(sys.argv[1]))
-features = m["roles"]["credit"]["observation"]["features"]
-rng = random.Random(7)
-def obs():
-    # values inside every feature's range (most are 0..1 or centred scores)
-    return {f: round(rng.uniform(0.0, 1.0), 4) for f in features}
-json.dump({"observation": obs()}, open(sys.argv[2] + "/single.json", "w"))
-json.dump({"observations": [obs() for _ in range(int(sys.argv[3]))]}, open(sys.argv[2] + "/batch.json", "w"))
-PY
+python3 bench/serve_bodies.py "$BUNDLE/manifest.json" "$WORK" "$BATCH"
 start_server() {  # [serve options]; --threads 2 unless given
   local threads=(--threads 2)
   [[ " $* " == *" --threads "* ]] && threads=()

@@ -4,6 +4,9 @@ wrk.headers["Content-Type"] = "application/json"
 local f = assert(io.open(os.getenv("BODY"), "r"))
 wrk.body = f:read("*a")
 f:close()
+-- $TOKEN: sent as "Authorization: Bearer $TOKEN" (tenant routes, bench/serve_tenants.sh).
+local token = os.getenv("TOKEN")
+if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6

@@ -2,6 +2,7 @@
 // `loantwin audit verify <file>`: checks an audit log's hash chain.
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -41,15 +42,25 @@ Runner RegisterServe(CLI::App& app) {
   auto o = std::make_shared<ServerOptions>();
   auto* cmd = app.add_subcommand("serve", "Serve an exported policy bundle over HTTP");
   VisitFields(*o, CliOptions{cmd});
-  cmd->get_option("--bundle")->required();
+  cmd->get_option("--bundle")->excludes(cmd->get_option("--tenants"));
   return [o] {
     o->handle_signals = true;
     spdlog::info("serve options: {}", FieldsToYaml(*o, /*flow=*/true));
     Server server(*o);
     server.Start();
-    fmt::print("serving {} ({}) on http://{}:{} - {} I/O threads, batches of <= {} within {} us\n",
-               o->bundle, server.BundleVersion(), o->address, server.port(), o->threads,
-               o->max_batch, o->max_delay_us);
+    if (o->tenants.empty()) {
+      fmt::print(
+          "serving {} ({}) on http://{}:{} - {} I/O threads, batches of <= {} within {} us\n",
+          o->bundle, server.BundleVersion(), o->address, server.port(), o->threads, o->max_batch,
+          o->max_delay_us);
+    } else {
+      const auto names = server.Tenants();
+      fmt::print(
+          "serving {} tenants ({}) on http://{}:{}/v1/tenants/<tenant>/ - {} I/O threads, "
+          "batches of <= {} within {} us\n",
+          names.size(), fmt::join(names, ", "), o->address, server.port(), o->threads, o->max_batch,
+          o->max_delay_us);
+    }
     std::fflush(stdout);
     server.Wait();
     fmt::print("shut down\n");

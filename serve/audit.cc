@@ -190,6 +190,35 @@ void AuditLog::Sync() {
   ::fsync(fd_);
 }
 
+std::vector<std::string> AuditLog::Tail(int n, size_t max_bytes) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  if (n <= 0 || size_ == 0) return out;
+  const uint64_t want = std::min<uint64_t>(size_, max_bytes);
+  std::string buf(want, '\0');
+  size_t got = 0;
+  while (got < want) {
+    const ssize_t r =
+        ::pread(fd_, buf.data() + got, want - got, static_cast<off_t>(size_ - want + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) throw std::runtime_error("audit log " + file_ + ": cannot be read back");
+    got += static_cast<size_t>(r);
+  }
+  // Complete records only: drop a leading partial line when the window starts mid-record.
+  size_t start = 0;
+  if (want < size_) start = buf.find('\n') == std::string::npos ? buf.size() : buf.find('\n') + 1;
+  std::vector<std::string_view> lines;
+  for (size_t pos = start; pos < buf.size();) {
+    const size_t end = buf.find('\n', pos);
+    if (end == std::string::npos) break;
+    lines.emplace_back(buf.data() + pos, end - pos);
+    pos = end + 1;
+  }
+  const size_t from = lines.size() > static_cast<size_t>(n) ? lines.size() - n : 0;
+  for (size_t i = from; i < lines.size(); ++i) out.emplace_back(lines[i]);
+  return out;
+}
+
 int64_t AuditLog::lines() const {
   std::lock_guard<std::mutex> lock(mu_);
   return lines_;

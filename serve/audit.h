@@ -61,6 +61,9 @@ class AuditLog {
   /// Flushes to stable storage (fsync).
   void Sync();
   int64_t lines() const;
+  /// The last `n` complete records (oldest first), from at most `max_bytes` at the end of the
+  /// log; fewer when they do not fit. Thread-safe (no half-written record is ever seen).
+  std::vector<std::string> Tail(int n, size_t max_bytes = size_t{1} << 20) const;
   /// False after a failed write until Probe() succeeds.
   bool writable() const { return writable_.load(std::memory_order_acquire); }
   /// When not writable: removes any partial bytes and writes kProbeBytes to `<file>.probe`

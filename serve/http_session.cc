@@ -149,6 +149,23 @@ class Session : public std::enable_shared_from_this<Session> {
       r.retry_after = 1;
       return Send(std::move(r));
     }
+    // The handler may hold the request back (a tenant at its limit): its body stays unread
+    // until a place frees.
+    const bool admitted = ctx_->handler->Admit(
+        target_, authorization_, &admission_, [self = shared_from_this()](Admission admission) {
+          net::post(self->socket_.get_executor(),
+                    [self, admission = std::move(admission)]() mutable {
+                      if (!admission || !self->socket_.is_open()) return self->Close();
+                      self->admission_ = std::move(admission);
+                      self->ReadAdmittedBody();
+                    });
+        });
+    if (!admitted) return;
+    ReadAdmittedBody();
+  }
+
+  void ReadAdmittedBody() {
+    const auto length = parser_->content_length();
     // Beast reads at most the buffer's spare capacity (512 bytes when it has none): room for
     // the whole body makes it one recv(2) instead of one per 512 bytes. The capacity stays
     // for the connection's next requests (bounded by --max-body).
@@ -233,6 +250,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Finish(uint64_t seq, Reply reply) {
     if (seq != seq_ || answered_) return;
     answered_ = true;
+    admission_.reset();  // the next waiting request of the tenant may go on
     ctx_->in_flight->fetch_sub(1);
     Send(std::move(reply));
   }
@@ -302,6 +320,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    admission_.reset();
     deadline_ = Clock::time_point::max();
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
@@ -324,6 +343,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point header_seen_ = Clock::time_point::max();  ///< a header's first bytes seen
   size_t discarded_ = 0;  ///< bytes read and dropped after a 413
   size_t reserved_ = 0;   ///< this request's share of HttpContext::body_bytes
+  Admission admission_;   ///< the handler's admission of the request being served
 };
 
 namespace {

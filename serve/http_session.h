@@ -39,7 +39,6 @@ struct Worker {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
       boost::asio::make_work_guard(ioc);
   boost::asio::steady_timer sweeper{ioc};  ///< closes connections past their deadline
-  std::unique_ptr<Batcher> batcher;        ///< this thread's micro-batches
   std::thread thread;
 };
 
@@ -58,9 +57,23 @@ struct HttpRequest {
   ListenerRoutes routes;  ///< of the listener the request came in on
 };
 
+/// Held by a session from a request's admission until its response is sent; releasing it
+/// (destroying the last copy) frees the place (or hands it to a waiting request).
+using Admission = std::shared_ptr<void>;
+/// Called once for a request that had to wait: with its admission, or null when it will never
+/// get one (shutdown); from any thread.
+using Resume = std::function<void(Admission)>;
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
+  /// Called on the worker's thread when a request's header has been read, before its body:
+  /// true to go on (with `*admission` set or left empty); false when the request must wait -
+  /// its body is not read (TCP back-pressure) until the handler calls `resume`.
+  virtual bool Admit(std::string_view target, std::string_view authorization, Admission* admission,
+                     Resume resume) {
+    return true;
+  }
   /// Handles one request on worker `w`'s thread; `respond` may be called from any thread,
   /// once. An exception is answered 500.
   virtual void Dispatch(Worker& w, const HttpRequest& request, Respond respond) = 0;

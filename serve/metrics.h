@@ -9,15 +9,22 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace loantwin {
+
+/// Several expositions as one: each metric family's HELP and TYPE once, then every part's
+/// samples with `tenant="<label>"` added (parts with an empty label are added as they are).
+std::string MergeLabelledExpositions(
+    const std::vector<std::pair<std::string, std::string>>& label_and_text);
 
 class ServeMetrics {
  public:
   void ObserveRequest(std::string_view route, int status, double seconds);
   void ObserveBatch(int rows);
   void CountReload(bool ok);
-  /// The exposition text; `queue_depths`: observations waiting per role.
+  /// The exposition text; `queue_depths`: observations waiting per role; an empty
+  /// `bundle_version` leaves out loantwin_bundle_info (server-wide metrics of tenant mode).
   std::string Render(const std::string& bundle_version,
                      const std::map<std::string, int>& queue_depths) const;
 

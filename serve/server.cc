@@ -9,11 +9,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -28,6 +30,7 @@
 #include "serve/decide_request.h"
 #include "serve/http_session.h"
 #include "serve/metrics.h"
+#include "serve/tenants.h"
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -38,8 +41,91 @@ using json = nlohmann::json;
 namespace loantwin {
 using Clock = std::chrono::steady_clock;
 
+/// One institution's bundle and what is kept apart per institution: API token, audit log,
+/// queue limit, micro-batches, metrics, decision ids. Without --tenants the server has one,
+/// unnamed, whose routes are /v1/... (no token); with --tenants, /v1/tenants/<name>/...
+struct Tenant {
+  std::string name;         ///< "" without --tenants
+  std::string label;        ///< the tenant="..." label on /metrics ("" without --tenants)
+  std::string token;        ///< required on the tenant's routes ("" without --tenants)
+  std::string institution;  ///< --institution / the tenant's institution ("" = the bundle's)
+  std::string bundle_root;  ///< canonical; reloads stay under it
+  std::shared_ptr<const PolicyBundle> bundle;  // std::atomic_load / atomic_store
+  std::mutex reload_mu;
+  std::unique_ptr<QueueBudget> budget;  ///< observations waiting per role
+  /// With --tenants, the tenant's own policy threads: its requests are parsed, batched, run
+  /// and answered there, so the operating system shares the cores between tenants and a busy
+  /// tenant cannot hold up another's requests on the I/O threads. Without, none (the I/O
+  /// threads run the policy).
+  std::vector<std::unique_ptr<Worker>> executors;
+  /// One per executor, or one per I/O thread without executors.
+  std::vector<std::unique_ptr<Batcher>> batchers;
+  std::unique_ptr<AuditLog> audit;
+  ServeMetrics metrics;
+  std::atomic<int64_t> sequence{0};
+  std::string id_prefix;
+  int max_inflight = 0;  ///< decision requests admitted at once (0: no limit)
+  std::mutex admit_mu;
+  int inflight = 0;            ///< admitted and not yet answered, all threads (admit_mu)
+  std::deque<Resume> waiting;  ///< requests held before their body (admit_mu)
+  int64_t waits = 0;           ///< requests that had to wait, ever (admit_mu)
+
+  /// A place for a decision request, or false with `resume` queued (called with a place when
+  /// one frees, in arrival order).
+  bool Acquire(Admission* admission, Resume resume) {
+    std::lock_guard<std::mutex> lock(admit_mu);
+    if (inflight < max_inflight) {
+      ++inflight;
+      *admission = Place();
+      return true;
+    }
+    waiting.push_back(std::move(resume));
+    ++waits;
+    return false;
+  }
+  /// Frees a place: the longest-waiting request gets it.
+  void Release() {
+    Resume next;
+    {
+      std::lock_guard<std::mutex> lock(admit_mu);
+      if (waiting.empty()) {
+        --inflight;
+        return;
+      }
+      next = std::move(waiting.front());
+      waiting.pop_front();
+    }
+    next(Place());
+  }
+  /// Shutdown: the waiting requests will not be served (their connections close).
+  void DropWaiting() {
+    std::deque<Resume> dropped;
+    {
+      std::lock_guard<std::mutex> lock(admit_mu);
+      dropped.swap(waiting);
+    }
+    for (auto& r : dropped) r(nullptr);
+  }
+  Admission Place() {
+    struct Held {
+      Tenant* t;
+      ~Held() { t->Release(); }
+    };
+    return std::shared_ptr<Held>(new Held{this});  // no temporary Held (it would release)
+  }
+
+  std::shared_ptr<const PolicyBundle> Bundle() const { return std::atomic_load(&bundle); }
+  std::string NextId() { return fmt::format("{}-{:08x}", id_prefix, sequence.fetch_add(1) + 1); }
+  Batcher& batcher(const Worker& w) { return *batchers[w.index]; }
+  /// The executor that takes the requests read by I/O thread `io`.
+  Worker& executor(const Worker& io) { return *executors[io.index % executors.size()]; }
+  /// "" or " of tenant <name>" (log lines).
+  std::string Of() const { return name.empty() ? "" : " of tenant " + name; }
+};
+
 // The server's state and its routes. Sessions (serve/http_session.*) read requests and call
-// Dispatch on their I/O thread; decisions go through that thread's Batcher (serve/batcher.*).
+// Dispatch on their I/O thread; decisions go through that thread's Batcher of the tenant
+// (serve/batcher.*).
 struct Server::Impl : RequestHandler {
   ServerOptions opt;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -47,44 +133,55 @@ struct Server::Impl : RequestHandler {
   std::unique_ptr<tcp::acceptor> admin_acceptor;  ///< --admin-address, on workers[0]
   HttpContext admin_http;                         ///< its sessions' context
   std::string admin_token;                        ///< empty: admin routes need no token
-  std::string bundle_root;                        ///< canonical
-  std::shared_ptr<const PolicyBundle> bundle;     // std::atomic_load / atomic_store
-  std::mutex reload_mu;
-  std::unique_ptr<QueueBudget> budget;  ///< observations waiting per role, all threads
+  std::vector<std::unique_ptr<Tenant>> tenants;   ///< one without --tenants
+  std::map<std::string, Tenant*, std::less<>> by_name;
+  bool multi = false;    ///< --tenants
+  ServeMetrics metrics;  ///< with --tenants: requests no tenant can be named for
   std::map<std::string, std::string, std::less<>> decide_routes;  ///< role -> metrics label
-  std::unique_ptr<AuditLog> audit;
-  ServeMetrics metrics;
   HttpContext http;
   std::atomic<bool> ready{false}, draining{false};
-  std::atomic<int64_t> sequence{0};
-  std::string id_prefix;
   std::atomic<int> in_flight{0};
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool done = false;
   std::unique_ptr<net::signal_set> signals;
 
-  std::shared_ptr<const PolicyBundle> Bundle() const { return std::atomic_load(&bundle); }
-
-  std::string NextId() { return fmt::format("{}-{:08x}", id_prefix, sequence.fetch_add(1) + 1); }
-
-  /// Loads `dir` (empty: the current bundle's directory) and swaps it in; "" or the error.
-  std::string Reload(const std::string& dir);
+  /// Loads `dir` (empty: the tenant's current bundle directory) and swaps it in; "" or the
+  /// error.
+  std::string Reload(Tenant& t, const std::string& dir);
+  /// Every tenant's current directory again (SIGHUP); "" or the errors.
+  std::string ReloadAll();
 
   void Dispatch(Worker& w, const HttpRequest& request, Respond respond) override;
+  /// With --tenants: a decision request of a tenant with max_inflight, carrying that tenant's
+  /// token, waits (unread) while the tenant has max_inflight requests in progress.
+  bool Admit(std::string_view target, std::string_view authorization, Admission* admission,
+             Resume resume) override;
   /// True when no admin token is set or the Authorization header carries it.
   bool Authorised(std::string_view authorization) const;
-  /// The reload body's bundle directory, checked to lie under the bundle root; "" with `*error`
-  /// set when it does not.
-  std::string ReloadDirectory(const std::string& dir, std::string* error) const;
-  void Decide(Worker& w, const std::string& role_name, const std::string& body, Respond respond);
-  void Application(Worker& w, const std::string& body, Respond respond);
+  /// The reload body's bundle directory, checked to lie under the tenant's bundle root; ""
+  /// with `*error` set when it does not.
+  std::string ReloadDirectory(const Tenant& t, const std::string& dir, std::string* error) const;
+  /// POST /admin/reload and /v1/tenants/<t>/admin/reload: `body` {"bundle": dir} (and, on the
+  /// operator's route with --tenants, "tenant"); answers from a separate thread.
+  void AdminReload(Tenant* t, const std::string& body, bool operator_route,
+                   std::function<void(Reply)> finish);
+  /// The routes under /v1/tenants/<tenant>/.
+  void TenantRoute(Worker& w, const HttpRequest& request, std::string_view rest,
+                   std::function<void(ServeMetrics&, std::string_view, Reply)> finish);
+  /// Runs `work` on the tenant's executor for I/O thread `io` (the request's body stays with
+  /// its session until `respond` is called); an exception is answered 500.
+  void OnExecutor(Worker& io, Tenant& t, Respond respond,
+                  std::function<void(Worker&, Respond)> work);
+  void Decide(Worker& w, Tenant& t, const std::string& role_name, const std::string& body,
+              Respond respond);
+  void Application(Worker& w, Tenant& t, const std::string& body, Respond respond);
   /// The decide response for `rows` decisions (and their audit lines).
-  void AnswerDecisions(const ServedRole& role, bool batch, int rows, std::string_view raw,
-                       const std::vector<std::string>& row_requests, std::string_view route,
-                       const int64_t* actions, const Respond& respond);
+  void AnswerDecisions(Tenant& t, const ServedRole& role, bool batch, int rows,
+                       std::string_view raw, const std::vector<std::string>& row_requests,
+                       std::string_view route, const int64_t* actions, const Respond& respond);
   /// An application's final answer (approve or decline), audited.
-  void AnswerApplication(const PolicyBundle& b, std::string_view raw, json out,
+  void AnswerApplication(Tenant& t, const PolicyBundle& b, std::string_view raw, json out,
                          const Respond& respond);
 };
 
@@ -104,29 +201,93 @@ Reply AuditFailure(const std::exception& e) {
 }
 }  // namespace
 
-bool Server::Impl::Authorised(std::string_view authorization) const {
-  if (admin_token.empty()) return true;
+namespace {
+/// Whether `authorization` is "Bearer <token>"; constant time in the token's content (every
+/// byte is compared whatever differs first).
+bool BearerMatches(std::string_view authorization, const std::string& token) {
   constexpr std::string_view kBearer = "Bearer ";
   if (authorization.substr(0, kBearer.size()) != kBearer) return false;
   const std::string_view given = authorization.substr(kBearer.size());
-  // Constant time in the token's content: every byte is compared whatever differs first.
-  unsigned diff = given.size() == admin_token.size() ? 0u : 1u;
-  for (size_t i = 0; i < admin_token.size(); ++i)
-    diff |= static_cast<unsigned char>(admin_token[i]) ^
+  unsigned diff = given.size() == token.size() ? 0u : 1u;
+  for (size_t i = 0; i < token.size(); ++i)
+    diff |= static_cast<unsigned char>(token[i]) ^
             static_cast<unsigned char>(i < given.size() ? given[i] : 0);
   return diff == 0;
 }
 
-std::string Server::Impl::ReloadDirectory(const std::string& dir, std::string* error) const {
+/// The value of `key` in a query string ("a=1&b=2"), or nullopt.
+std::optional<std::string_view> QueryValue(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    if (pair.substr(0, key.size()) == key && pair.size() > key.size() && pair[key.size()] == '=')
+      return pair.substr(key.size() + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+bool Server::Impl::Authorised(std::string_view authorization) const {
+  return admin_token.empty() || BearerMatches(authorization, admin_token);
+}
+
+std::string Server::Impl::ReloadDirectory(const Tenant& t, const std::string& dir,
+                                          std::string* error) const {
   std::error_code ec;
   const auto canonical = std::filesystem::weakly_canonical(dir, ec);
   const std::string path = ec ? std::string() : canonical.string();
-  if (path.size() <= bundle_root.size() + 1 || path.compare(0, bundle_root.size(), bundle_root) ||
-      path[bundle_root.size()] != '/') {
-    *error = "bundle must be a directory under the bundle root " + bundle_root;
+  const std::string& root = t.bundle_root;
+  if (path.size() <= root.size() + 1 || path.compare(0, root.size(), root) ||
+      path[root.size()] != '/') {
+    *error = "bundle must be a directory under the bundle root" +
+             (multi ? std::string(" of the tenant") : " " + root);
     return "";
   }
   return path;
+}
+
+void Server::Impl::AdminReload(Tenant* t, const std::string& body, bool operator_route,
+                               std::function<void(Reply)> finish) {
+  std::string dir;
+  if (!body.empty()) {
+    json j;
+    if (!ParseJsonObject(body, &j).empty())
+      return finish(
+          ErrorReply(400, operator_route && multi
+                              ? "body must be a JSON object {\"tenant\": <name>, "
+                                "\"bundle\": <dir>}"
+                              : "body must be a JSON object {\"bundle\": <dir>} or empty"));
+    for (const auto& [k, v] : j.items())
+      if (k != "bundle" && !(k == "tenant" && operator_route && multi))
+        return finish(ErrorReply(400, "unknown key '" + k + "'", k));
+    if (operator_route && multi) {
+      if (!j.contains("tenant") || !j["tenant"].is_string())
+        return finish(ErrorReply(400, "name the tenant to reload: {\"tenant\": <name>}", "tenant"));
+      const auto it = by_name.find(j["tenant"].get<std::string>());
+      if (it == by_name.end()) return finish(ErrorReply(404, "unknown tenant", "tenant"));
+      t = it->second;
+    }
+    if (j.contains("bundle")) {
+      if (!j["bundle"].is_string())
+        return finish(ErrorReply(400, "bundle must be a string", "bundle"));
+      std::string error;
+      dir = ReloadDirectory(*t, j["bundle"].get<std::string>(), &error);
+      if (dir.empty()) return finish(ErrorReply(403, error, "bundle"));
+    }
+  } else if (operator_route && multi) {
+    return finish(ErrorReply(400, "name the tenant to reload: {\"tenant\": <name>}", "tenant"));
+  }
+  // Loading and warming up takes a while: off the I/O threads.
+  std::thread([this, t, dir, finish]() mutable {
+    const std::string error = Reload(*t, dir);
+    if (error.empty())
+      finish(JsonReply(200, {{"status", "reloaded"}, {"bundle", t->Bundle()->version()}}));
+    else
+      finish(JsonReply(
+          422, {{"error", "reload failed: " + error}, {"serving", t->Bundle()->version()}}));
+  }).detach();
 }
 
 void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respond) {
@@ -136,10 +297,15 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
   const auto t0 = Clock::now();
   const std::string_view target = full_target.substr(0, full_target.find('?'));
   const bool is_get = method == http::verb::get, is_post = method == http::verb::post;
-  auto finish = [this, t0, respond = std::move(respond)](std::string_view r, Reply reply) {
-    metrics.ObserveRequest(r, reply.status,
-                           std::chrono::duration<double>(Clock::now() - t0).count());
+  // Requests are counted on their tenant's metrics where one is named and authorised.
+  auto finish_on = [t0, respond = std::move(respond)](ServeMetrics& m, std::string_view r,
+                                                      Reply reply) {
+    m.ObserveRequest(r, reply.status, std::chrono::duration<double>(Clock::now() - t0).count());
     respond(std::move(reply));
+  };
+  ServeMetrics& server_metrics = multi ? metrics : tenants.front()->metrics;
+  auto finish = [finish_on, &server_metrics](std::string_view r, Reply reply) {
+    finish_on(server_metrics, r, std::move(reply));
   };
   static const std::set<std::string, std::less<>> kFixedRoutes = {
       "/healthz", "/readyz", "/metrics", "/admin/reload", "/v1/credit/applications"};
@@ -158,13 +324,40 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
     if (!is_get) return method_not_allowed("GET");
     if (!ready || draining)
       return finish(route, JsonReply(503, {{"status", draining ? "draining" : "loading"}}));
-    if (audit && !audit->Probe())  // no decision may be answered without its record
-      return finish(route, JsonReply(503, {{"status", "audit log not writable"}}));
-    return finish(route, JsonReply(200, {{"status", "ready"}, {"bundle", Bundle()->version()}}));
+    for (const auto& t : tenants)  // no decision may be answered without its record
+      if (t->audit && !t->audit->Probe())
+        return finish(route, JsonReply(503, {{"status", "audit log not writable"}}));
+    if (multi)  // tenant names and versions only to their tokens (/v1/tenants/<t>/readyz)
+      return finish(route, JsonReply(200, {{"status", "ready"}, {"tenants", tenants.size()}}));
+    return finish(route, JsonReply(200, {{"status", "ready"},
+                                         {"bundle", tenants.front()->Bundle()->version()}}));
   }
   if (target == "/metrics") {
     if (!is_get) return method_not_allowed("GET");
-    std::string text = metrics.Render(Bundle()->version(), budget->Depths());
+    std::string text;
+    if (multi) {
+      std::vector<std::pair<std::string, std::string>> parts;
+      parts.emplace_back("", metrics.Render("", {}));
+      for (const auto& t : tenants) {
+        int64_t waits = 0;
+        {
+          std::lock_guard<std::mutex> lock(t->admit_mu);
+          waits = t->waits;
+        }
+        parts.emplace_back(
+            t->label,
+            t->metrics.Render(t->Bundle()->version(), t->budget->Depths()) +
+                fmt::format("# HELP loantwin_admission_waits_total Decision requests that waited "
+                            "(unread) for a place under the tenant's max_inflight.\n"
+                            "# TYPE loantwin_admission_waits_total counter\n"
+                            "loantwin_admission_waits_total {}\n",
+                            waits));
+      }
+      text = MergeLabelledExpositions(parts);
+    } else {
+      const Tenant& t = *tenants.front();
+      text = t.metrics.Render(t.Bundle()->version(), t.budget->Depths());
+    }
     text += fmt::format(
         "# HELP loantwin_connections Open connections.\n# TYPE loantwin_connections gauge\n"
         "loantwin_connections {}\n"
@@ -189,37 +382,28 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
     if (!Authorised(request.authorization))
       return finish(route,
                     ErrorReply(401, "admin routes need 'Authorization: Bearer <admin token>'"));
-    std::string dir;
-    if (!body.empty()) {
-      json j;
-      if (!ParseJsonObject(body, &j).empty())
-        return finish(route,
-                      ErrorReply(400, "body must be a JSON object {\"bundle\": <dir>} or empty"));
-      for (const auto& [k, v] : j.items())
-        if (k != "bundle") return finish(route, ErrorReply(400, "unknown key '" + k + "'", k));
-      if (j.contains("bundle")) {
-        if (!j["bundle"].is_string())
-          return finish(route, ErrorReply(400, "bundle must be a string", "bundle"));
-        std::string error;
-        dir = ReloadDirectory(j["bundle"].get<std::string>(), &error);
-        if (dir.empty()) return finish(route, ErrorReply(403, error, "bundle"));
-      }
-    }
-    // Loading and warming up takes a while: off the I/O threads.
-    std::thread([this, dir, finish, route]() mutable {
-      const std::string error = Reload(dir);
-      if (error.empty())
-        finish(route, JsonReply(200, {{"status", "reloaded"}, {"bundle", Bundle()->version()}}));
-      else
-        finish(route, JsonReply(422, {{"error", "reload failed: " + error},
-                                      {"serving", Bundle()->version()}}));
-    }).detach();
-    return;
+    return AdminReload(tenants.front().get(), body, /*operator_route=*/true,
+                       [finish, route](Reply r) { finish(route, std::move(r)); });
   }
   if (!request.routes.decisions && target.substr(0, 4) == "/v1/")
     return finish("unknown", ErrorReply(404,
                                         "decision routes are not served on the admin "
                                         "listener"));
+  constexpr std::string_view kTenants = "/v1/tenants/";
+  if (target.substr(0, kTenants.size()) == kTenants) {
+    if (!multi)
+      return finish("unknown", ErrorReply(404,
+                                          "no tenants here: this server serves one bundle "
+                                          "(/v1/roles/<role>/decide); tenant routes need "
+                                          "serve --tenants"));
+    return TenantRoute(w, request, target.substr(kTenants.size()), finish_on);
+  }
+  if (multi && target.substr(0, 4) == "/v1/")
+    return finish("unknown",
+                  ErrorReply(404,
+                             "this server hosts tenants: use /v1/tenants/<tenant>/... with "
+                             "the tenant's token (docs/serving.md)"));
+  Tenant& t = *tenants.front();
   constexpr std::string_view prefix = "/v1/roles/", suffix = "/decide";
   if (target.substr(0, prefix.size()) == prefix && target.size() > prefix.size() + suffix.size() &&
       target.substr(target.size() - suffix.size()) == suffix) {
@@ -229,18 +413,144 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
     const std::string_view label = known == decide_routes.end() ? std::string_view("unknown")
                                                                 : std::string_view(known->second);
     if (!is_post) return method_not_allowed("POST");
-    return Decide(w, role, body, [finish, label](Reply r) { finish(label, std::move(r)); });
+    return Decide(w, t, role, body, [finish, label](Reply r) { finish(label, std::move(r)); });
   }
   if (target == "/v1/credit/applications") {
     if (!is_post) return method_not_allowed("POST");
-    return Application(w, body, [finish, route](Reply r) { finish(route, std::move(r)); });
+    return Application(w, t, body, [finish, route](Reply r) { finish(route, std::move(r)); });
   }
   finish(route, ErrorReply(404, fmt::format("no route {}", EscapeForLog(target, 200))));
 }
 
-void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::string& body,
-                          Respond respond) {
-  auto b = Bundle();
+bool Server::Impl::Admit(std::string_view target, std::string_view authorization,
+                         Admission* admission, Resume resume) {
+  if (!multi || draining) return true;
+  constexpr std::string_view kTenants = "/v1/tenants/";
+  if (target.substr(0, kTenants.size()) != kTenants) return true;
+  const std::string_view rest = target.substr(kTenants.size());
+  const std::string_view name = rest.substr(0, rest.find('/'));
+  const auto it = by_name.find(name);
+  if (it == by_name.end() || it->second->max_inflight == 0 ||
+      !BearerMatches(authorization, it->second->token))
+    return true;  // answered (or refused) as usual
+  const std::string_view sub = rest.substr(std::min(rest.size(), name.size() + 1));
+  const bool decision =
+      sub == "credit/applications" ||
+      (sub.substr(0, 6) == "roles/" && sub.size() > 13 && sub.substr(sub.size() - 7) == "/decide");
+  if (!decision) return true;
+  return it->second->Acquire(admission, std::move(resume));
+}
+
+void Server::Impl::TenantRoute(
+    Worker& w, const HttpRequest& request, std::string_view rest,
+    std::function<void(ServeMetrics&, std::string_view, Reply)> finish_on) {
+  const std::string_view name = rest.substr(0, rest.find('/'));
+  const std::string_view sub =
+      rest.size() > name.size() ? rest.substr(name.size() + 1) : std::string_view();
+  const auto it = by_name.find(name);
+  // An unknown tenant and a wrong token get the same answer: a token never learns which
+  // other tenants exist.
+  if (it == by_name.end() || !BearerMatches(request.authorization, it->second->token))
+    return finish_on(metrics, "/v1/tenants",
+                     ErrorReply(401,
+                                "unknown tenant, or 'Authorization: Bearer <token>' is not "
+                                "this tenant's token"));
+  Tenant& t = *it->second;
+  auto finish = [finish_on, &t](std::string_view r, Reply reply) {
+    finish_on(t.metrics, r, std::move(reply));
+  };
+  const bool is_get = request.method == http::verb::get,
+             is_post = request.method == http::verb::post;
+  auto method_not_allowed = [&](std::string_view r, const char* allowed) {
+    finish(r, ErrorReply(405, fmt::format("{} accepts {} only", EscapeForLog(request.target, 200),
+                                          allowed)));
+  };
+  const std::string& body = *request.body;
+  constexpr std::string_view prefix = "roles/", suffix = "/decide";
+  if (sub.substr(0, prefix.size()) == prefix && sub.size() > prefix.size() + suffix.size() &&
+      sub.substr(sub.size() - suffix.size()) == suffix) {
+    const std::string role(sub.substr(prefix.size(), sub.size() - prefix.size() - suffix.size()));
+    const auto known = decide_routes.find(role);
+    const std::string_view label = known == decide_routes.end() ? std::string_view("unknown")
+                                                                : std::string_view(known->second);
+    if (!is_post) return method_not_allowed(label, "POST");
+    return OnExecutor(
+        w, t, [finish, label](Reply r) { finish(label, std::move(r)); },
+        [this, &t, role, &body](Worker& ex, Respond r) {
+          Decide(ex, t, role, body, std::move(r));
+        });
+  }
+  if (sub == "credit/applications") {
+    constexpr std::string_view label = "/v1/credit/applications";
+    if (!is_post) return method_not_allowed(label, "POST");
+    return OnExecutor(
+        w, t, [finish, label](Reply r) { finish(label, std::move(r)); },
+        [this, &t, &body](Worker& ex, Respond r) { Application(ex, t, body, std::move(r)); });
+  }
+  if (sub == "readyz") {
+    if (!is_get) return method_not_allowed("/readyz", "GET");
+    if (!ready || draining)
+      return finish("/readyz", JsonReply(503, {{"status", draining ? "draining" : "loading"}}));
+    if (t.audit && !t.audit->Probe())
+      return finish("/readyz", JsonReply(503, {{"status", "audit log not writable"}}));
+    return finish("/readyz", JsonReply(200, {{"status", "ready"},
+                                             {"tenant", t.name},
+                                             {"bundle", t.Bundle()->version()}}));
+  }
+  if (sub == "admin/reload") {
+    if (!is_post) return method_not_allowed("/admin/reload", "POST");
+    return AdminReload(&t, body, /*operator_route=*/false,
+                       [finish](Reply r) { finish("/admin/reload", std::move(r)); });
+  }
+  if (sub == "audit") {
+    if (!is_get) return method_not_allowed("/audit", "GET");
+    if (!t.audit) return finish("/audit", ErrorReply(404, "this tenant has no audit log"));
+    const std::string_view target = request.target;
+    const size_t q = target.find('?');
+    int n = 100;
+    if (q != std::string_view::npos) {
+      if (const auto v = QueryValue(target.substr(q + 1), "lines")) {
+        const std::string text(*v);
+        char* end = nullptr;
+        const long value = std::strtol(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || value < 1 || value > 1000)
+          return finish("/audit",
+                        ErrorReply(400, "lines must be an integer in [1, 1000]", "lines"));
+        n = static_cast<int>(value);
+      }
+    }
+    std::vector<std::string> records;
+    try {
+      records = t.audit->Tail(n);
+    } catch (const std::exception& e) {
+      return finish("/audit", ErrorReply(503, "the audit log cannot be read back"));
+    }
+    // Records are JSON objects written by the server itself: sent as they are.
+    std::string out = "{\"tenant\":" + json(t.name).dump() +
+                      ",\"records_total\":" + std::to_string(t.audit->lines()) + ",\"records\":[";
+    for (size_t i = 0; i < records.size(); ++i) (out += i ? "," : "") += records[i];
+    out += "]}";
+    return finish("/audit", Reply{200, std::move(out), "application/json", 0});
+  }
+  finish("unknown", ErrorReply(404, fmt::format("no route {}", EscapeForLog(request.target, 200))));
+}
+
+void Server::Impl::OnExecutor(Worker& io, Tenant& t, Respond respond,
+                              std::function<void(Worker&, Respond)> work) {
+  Worker& ex = t.executor(io);
+  net::post(ex.ioc, [&ex, respond = std::move(respond), work = std::move(work)]() mutable {
+    try {
+      work(ex, respond);
+    } catch (const std::exception& e) {
+      spdlog::error("tenant request failed: {}", e.what());
+      respond(ErrorReply(500, "internal error (logged)"));
+    }
+  });
+}
+
+void Server::Impl::Decide(Worker& w, Tenant& t, const std::string& role_name,
+                          const std::string& body, Respond respond) {
+  auto b = t.Bundle();
   const ServedRole* role = b->role(role_name);
   if (!role) {
     std::string names;
@@ -251,14 +561,14 @@ void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::st
   // Streaming parse straight into the observation rows: no JSON tree on the hot path.
   auto request = std::make_shared<DecideRequest>();
   BadRequest error;
-  if (!ParseDecideRequest(body, *role, opt.max_batch_request, audit != nullptr, request.get(),
+  if (!ParseDecideRequest(body, *role, opt.max_batch_request, t.audit != nullptr, request.get(),
                           &error))
     return respond(ErrorReply(400, error.message, error.field));
   const auto known = decide_routes.find(role_name);
   const std::string_view route =
       known == decide_routes.end() ? std::string_view("unknown") : std::string_view(known->second);
   // The session keeps the body until the response is sent: the audit record reads it there.
-  const std::string_view raw = audit ? std::string_view(body) : std::string_view();
+  const std::string_view raw = t.audit ? std::string_view(body) : std::string_view();
   Job job;
   job.bundle = b;
   job.role = role;
@@ -267,14 +577,14 @@ void Server::Impl::Decide(Worker& w, const std::string& role_name, const std::st
   job.mask = std::move(request->masks);
   job.respond = respond;
   // `b` keeps the bundle (and so `role`) alive until the answer is written.
-  job.done = [this, b, role, request, raw, route, respond](const int64_t* actions) {
-    AnswerDecisions(*role, request->batch, request->rows, raw, request->row_requests, route,
+  job.done = [this, &t, b, role, request, raw, route, respond](const int64_t* actions) {
+    AnswerDecisions(t, *role, request->batch, request->rows, raw, request->row_requests, route,
                     actions, respond);
   };
-  w.batcher->SubmitOrReject(std::move(job));
+  t.batcher(w).SubmitOrReject(std::move(job));
 }
 
-void Server::Impl::AnswerDecisions(const ServedRole& role, bool batch, int rows,
+void Server::Impl::AnswerDecisions(Tenant& t, const ServedRole& role, bool batch, int rows,
                                    std::string_view raw,
                                    const std::vector<std::string>& row_requests,
                                    std::string_view route, const int64_t* actions,
@@ -294,30 +604,30 @@ void Server::Impl::AnswerDecisions(const ServedRole& role, bool batch, int rows,
   std::vector<std::string> responses;  // audit lines of a batch: one per decision
   if (batch) {
     out += "\"decisions\":[";
-    if (audit) responses.resize(rows);
+    if (t.audit) responses.resize(rows);
     for (size_t i = 0; i < static_cast<size_t>(rows); ++i) {
       const size_t from = out.size() + (i ? 1 : 0);
       out += i ? ",{\"decision_id\":\"" : "{\"decision_id\":\"";
-      out += NextId() + "\",\"action\":";
+      out += t.NextId() + "\",\"action\":";
       action(i, out);
       out += "}";
-      if (audit) {  // the decision as a single response, the observation as its request
+      if (t.audit) {  // the decision as a single response, the observation as its request
         responses[i] = head;
         responses[i].append(out, from + 1, std::string::npos);
       }
     }
     out += "]}";
-    if (audit)
+    if (t.audit)
       for (int i = 0; i < rows; ++i) entries.push_back({row_requests[i], responses[i]});
   } else {
-    out += "\"decision_id\":\"" + NextId() + "\",\"action\":";
+    out += "\"decision_id\":\"" + t.NextId() + "\",\"action\":";
     action(0, out);
     out += "}";
     entries.push_back({raw, out});
   }
-  if (audit) {
+  if (t.audit) {
     try {
-      audit->Append(route, entries);
+      t.audit->Append(route, entries);
     } catch (const std::exception& e) {
       return respond(AuditFailure(e));
     }
@@ -325,20 +635,21 @@ void Server::Impl::AnswerDecisions(const ServedRole& role, bool batch, int rows,
   respond(Reply{200, std::move(out), "application/json", 0});
 }
 
-void Server::Impl::AnswerApplication(const PolicyBundle& b, std::string_view raw, json out,
-                                     const Respond& respond) {
-  out["decision_id"] = NextId();
+void Server::Impl::AnswerApplication(Tenant& t, const PolicyBundle& b, std::string_view raw,
+                                     json out, const Respond& respond) {
+  out["decision_id"] = t.NextId();
   out["policy_version"] = b.version();
   try {
-    if (audit) audit->Append("/v1/credit/applications", raw, out.dump());
+    if (t.audit) t.audit->Append("/v1/credit/applications", raw, out.dump());
   } catch (const std::exception& e) {
     return respond(AuditFailure(e));
   }
   respond(JsonReply(200, out));
 }
 
-void Server::Impl::Application(Worker& w, const std::string& body, Respond respond) {
-  auto b = Bundle();
+void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Respond respond) {
+  auto b = t.Bundle();
+  Tenant* tp = &t;  // lambdas below copy what they capture
   const ServedRole* credit = b->role("credit");
   const ServedRole* pricing = b->role("pricing");
   if (!credit) return respond(ErrorReply(404, "this bundle has no credit policy"));
@@ -358,10 +669,10 @@ void Server::Impl::Application(Worker& w, const std::string& body, Respond respo
   const std::string band_name = kBandNames[app->band];
   // The session keeps the body until the response is sent: the audit record reads it there.
   const std::string_view raw(body);
-  auto decline = [this, b, raw, respond](const Decline& d, json extra) {
+  auto decline = [this, tp, b, raw, respond](const Decline& d, json extra) {
     json out = {{"decision", "decline"}, {"decided_by", d.by}, {"reason", d.reason}};
     for (auto& [k, v] : extra.items()) out[k] = v;
-    AnswerApplication(*b, raw, std::move(out), respond);
+    AnswerApplication(*tp, *b, raw, std::move(out), respond);
   };
   if (auto d = UnderwritingRules(b->institution(), *app))  // rules that need no policy
     return decline(*d, {{"band", band_name}});
@@ -370,7 +681,7 @@ void Server::Impl::Application(Worker& w, const std::string& body, Respond respo
   job.bundle = b;
   job.role = credit;
   job.respond = respond;
-  job.done = [this, wp = &w, b, app, credit, pricing, product, band_name, raw, respond, decline,
+  job.done = [this, tp, wp = &w, b, app, credit, pricing, product, band_name, raw, respond, decline,
               spec](const int64_t* actions) {
     const auto cutoff = CutoffFromActions(*credit, product, actions);
     if (!cutoff) return respond(ErrorReply(500, "credit policy has no cutoff for " + product));
@@ -392,7 +703,7 @@ void Server::Impl::Application(Worker& w, const std::string& body, Respond respo
       out["decided_by"] = "policy:credit";
       out["reason"] =
           fmt::format("band {} within the credit policy's cutoff ({})", band_name, cutoff->meaning);
-      AnswerApplication(*b, raw, std::move(out), respond);
+      AnswerApplication(*tp, *b, raw, std::move(out), respond);
     };
     if (!pricing) return price(0.0, "rule:standard_spread");
     Job pj;
@@ -411,9 +722,9 @@ void Server::Impl::Application(Worker& w, const std::string& body, Respond respo
         return price(*offset, "policy:pricing");
       price(0.0, "rule:standard_spread");
     };
-    wp->batcher->SubmitOrReject(std::move(pj));
+    tp->batcher(*wp).SubmitOrReject(std::move(pj));
   };
-  w.batcher->SubmitOrReject(std::move(job));
+  t.batcher(w).SubmitOrReject(std::move(job));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,18 +765,31 @@ void ConfigureAdmin(Server::Impl& s) {
           "--insecure-admin to accept the risk",
           admin_on));
     spdlog::warn("*** --insecure-admin: anyone who reaches {} can reload bundles under {} ***",
-                 admin_on, o.bundle_root.empty() ? "the bundle's parent directory" : o.bundle_root);
+                 admin_on,
+                 !o.tenants.empty()      ? "each tenant's bundle root"
+                 : o.bundle_root.empty() ? "the bundle's parent directory"
+                                         : o.bundle_root);
   }
   if (!o.admin_address.empty()) IsLoopback(o.admin_address);  // a valid address
+}
+
+/// The canonical bundle root: `root`, or the bundle's parent directory when it is empty.
+std::string BundleRoot(const std::string& bundle, const std::string& root, const char* what) {
   std::error_code ec;
-  const std::string root =
-      o.bundle_root.empty() ? std::filesystem::weakly_canonical(o.bundle, ec).parent_path().string()
-                            : std::filesystem::weakly_canonical(o.bundle_root, ec).string();
-  if (ec || root.empty() || !std::filesystem::is_directory(root, ec))
-    throw std::invalid_argument("--bundle-root " +
-                                (o.bundle_root.empty() ? o.bundle : o.bundle_root) +
-                                ": not a directory");
-  s.bundle_root = root;
+  const std::string out = root.empty()
+                              ? std::filesystem::weakly_canonical(bundle, ec).parent_path().string()
+                              : std::filesystem::weakly_canonical(root, ec).string();
+  if (ec || out.empty() || !std::filesystem::is_directory(out, ec))
+    throw std::invalid_argument(
+        fmt::format("{} {}: not a directory", what, root.empty() ? bundle : root));
+  return out;
+}
+
+std::string IdPrefix(const std::string& tenant) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return tenant.empty() ? fmt::format("{:x}", ms) : fmt::format("{}-{:x}", tenant, ms);
 }
 
 }  // namespace
@@ -478,21 +802,63 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     throw std::invalid_argument("max_queue must be at least max_batch");
   if (s.opt.max_inflight_body < s.opt.body_limit)
     throw std::invalid_argument("max_inflight_body must be at least max_body");
-  s.bundle = PolicyBundle::Load(s.opt.bundle, s.opt.institution, s.opt.max_batch);
   ConfigureAdmin(s);
-  if (!s.opt.audit_log.empty())
-    s.audit = std::make_unique<AuditLog>(s.opt.audit_log, s.opt.audit_fsync);
-  s.id_prefix = fmt::format("{:x}", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
   const std::vector<std::string> roles(kTwinRoleNames.begin(), kTwinRoleNames.end());
-  s.budget = std::make_unique<QueueBudget>(roles, s.opt.max_queue);
-  for (int i = 0; i < s.opt.threads; ++i) {
-    auto w = std::make_unique<Worker>(i);
-    w->batcher = std::make_unique<Batcher>(
-        w->ioc, BatchOptions{s.opt.max_batch, s.opt.max_delay_us}, *s.budget, roles,
-        [&s](int rows) { s.metrics.ObserveBatch(rows); }, s.draining);
-    s.workers.push_back(std::move(w));
+  if (!s.opt.tenants.empty()) {
+    s.multi = true;
+    for (const auto& [flag, value] :
+         {std::pair<const char*, const std::string*>{"--bundle", &s.opt.bundle},
+          {"--institution", &s.opt.institution},
+          {"--audit-log", &s.opt.audit_log},
+          {"--bundle-root", &s.opt.bundle_root}})
+      if (!value->empty())
+        throw std::invalid_argument(fmt::format(
+            "{} does not go with --tenants: each tenant names its own in {}", flag, s.opt.tenants));
+    for (const TenantConfig& c : LoadTenants(s.opt.tenants, s.opt.max_queue, s.opt.max_batch)) {
+      if (!s.admin_token.empty() && c.token == s.admin_token)
+        throw std::invalid_argument("tenant '" + c.name +
+                                    "' has the admin token as its token: give it its own");
+      auto t = std::make_unique<Tenant>();
+      t->name = c.name;
+      t->label = c.metrics_label;
+      t->token = c.token;
+      t->institution = c.institution;
+      try {
+        t->bundle = PolicyBundle::Load(c.bundle, c.institution, s.opt.max_batch);
+      } catch (const std::exception& e) {
+        throw std::invalid_argument(fmt::format("tenant '{}': {}", c.name, e.what()));
+      }
+      t->bundle_root = BundleRoot(c.bundle, c.bundle_root, "bundle_root");
+      if (!c.audit_log.empty()) t->audit = std::make_unique<AuditLog>(c.audit_log, c.audit_fsync);
+      t->budget = std::make_unique<QueueBudget>(roles, c.max_queue);
+      t->max_inflight = c.max_inflight;
+      for (int i = 0; i < c.threads; ++i) t->executors.push_back(std::make_unique<Worker>(i));
+      t->id_prefix = IdPrefix(c.name);
+      s.by_name.emplace(t->name, t.get());
+      spdlog::info("tenant {}: bundle {} ({}), queue {} per role, audit log {}", c.name, c.bundle,
+                   t->bundle->version(), c.max_queue, c.audit_log.empty() ? "none" : c.audit_log);
+      s.tenants.push_back(std::move(t));
+    }
+  } else {
+    if (s.opt.bundle.empty())
+      throw std::invalid_argument("give --bundle <export dir> or --tenants <tenants.yaml>");
+    auto t = std::make_unique<Tenant>();
+    t->institution = s.opt.institution;
+    t->bundle = PolicyBundle::Load(s.opt.bundle, s.opt.institution, s.opt.max_batch);
+    t->bundle_root = BundleRoot(s.opt.bundle, s.opt.bundle_root, "--bundle-root");
+    if (!s.opt.audit_log.empty())
+      t->audit = std::make_unique<AuditLog>(s.opt.audit_log, s.opt.audit_fsync);
+    t->budget = std::make_unique<QueueBudget>(roles, s.opt.max_queue);
+    t->id_prefix = IdPrefix("");
+    s.tenants.push_back(std::move(t));
+  }
+  for (int i = 0; i < s.opt.threads; ++i) s.workers.push_back(std::make_unique<Worker>(i));
+  for (auto& t : s.tenants) {  // batches on the tenant's executors, else on the I/O threads
+    Tenant* tp = t.get();
+    for (auto& w : t->executors.empty() ? s.workers : t->executors)
+      t->batchers.push_back(std::make_unique<Batcher>(
+          w->ioc, BatchOptions{s.opt.max_batch, s.opt.max_delay_us}, *t->budget, roles,
+          [tp](int rows) { tp->metrics.ObserveBatch(rows); }, s.draining));
   }
   for (const auto& role : roles)
     s.decide_routes.emplace(role, fmt::format("/v1/roles/{}/decide", role));
@@ -540,7 +906,7 @@ void Server::Start() {
     *handler = [this, handler](beast::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        std::thread([this] { Reload(); }).detach();  // logs its result
+        std::thread([this] { impl_->ReloadAll(); }).detach();  // logs its result
         impl_->signals->async_wait(*handler);
         return;
       }
@@ -549,6 +915,21 @@ void Server::Start() {
     };
     s.signals->async_wait(*handler);
   }
+  for (auto& t : s.tenants)
+    for (auto& executor : t->executors) {
+      Worker& ex = *executor;
+      ex.thread = std::thread([&ex, name = t->name] {
+        ConfigureTorchThread();  // the tenant's policy runs on this thread
+        for (;;) {
+          try {
+            ex.ioc.run();
+            return;
+          } catch (const std::exception& e) {
+            spdlog::error("policy thread {} of tenant {}: {}", ex.index, name, e.what());
+          }
+        }
+      });
+    }
   StartAccepting(*s.acceptor, s.workers, s.http);
   if (s.admin_acceptor) StartAccepting(*s.admin_acceptor, s.workers, s.admin_http);
   for (auto& worker : s.workers) {
@@ -577,12 +958,26 @@ int Server::admin_port() const {
 }
 
 std::string Server::BundleVersion() const {
-  return impl_->Bundle()->version();
+  return impl_->tenants.front()->Bundle()->version();
+}
+
+std::vector<std::string> Server::Tenants() const {
+  std::vector<std::string> out;
+  if (impl_->multi)
+    for (const auto& t : impl_->tenants) out.push_back(t->name);
+  return out;
+}
+
+std::string Server::TenantBundleVersion(const std::string& tenant) const {
+  const auto it = impl_->by_name.find(tenant);
+  if (it == impl_->by_name.end()) throw std::invalid_argument("unknown tenant '" + tenant + "'");
+  return it->second->Bundle()->version();
 }
 
 int Server::QueuedObservations() const {
   int n = 0;
-  for (const auto& [role, depth] : impl_->budget->Depths()) n += depth;
+  for (const auto& t : impl_->tenants)
+    for (const auto& [role, depth] : t->budget->Depths()) n += depth;
   return n;
 }
 
@@ -594,24 +989,42 @@ int Server::OpenConnections() const {
   return impl_->http.connections.load();
 }
 
-std::string Server::Impl::Reload(const std::string& dir) {
-  std::lock_guard<std::mutex> lock(reload_mu);
+std::string Server::Impl::Reload(Tenant& t, const std::string& dir) {
+  std::lock_guard<std::mutex> lock(t.reload_mu);
   try {
     auto b =
-        PolicyBundle::Load(dir.empty() ? Bundle()->dir() : dir, opt.institution, opt.max_batch);
-    std::atomic_store(&bundle, b);
-    metrics.CountReload(true);
-    spdlog::info("reloaded bundle {} ({})", b->dir(), b->version());
+        PolicyBundle::Load(dir.empty() ? t.Bundle()->dir() : dir, t.institution, opt.max_batch);
+    std::atomic_store(&t.bundle, b);
+    t.metrics.CountReload(true);
+    spdlog::info("reloaded bundle {} ({}){}", b->dir(), b->version(), t.Of());
     return "";
   } catch (const std::exception& e) {
-    metrics.CountReload(false);
-    spdlog::error("reload failed, still serving {}: {}", Bundle()->version(), e.what());
+    t.metrics.CountReload(false);
+    spdlog::error("reload failed{}, still serving {}: {}", t.Of(), t.Bundle()->version(), e.what());
     return e.what();
   }
 }
 
+std::string Server::Impl::ReloadAll() {
+  std::string errors;
+  for (auto& t : tenants)
+    if (const std::string e = Reload(*t, ""); !e.empty())
+      errors += (errors.empty() ? "" : "; ") + (t->name.empty() ? e : t->name + ": " + e);
+  return errors;
+}
+
 std::string Server::Reload(const std::string& dir) {
-  return impl_->Reload(dir);
+  if (impl_->multi) {
+    if (!dir.empty()) return "with --tenants, name the tenant to reload (ReloadTenant)";
+    return impl_->ReloadAll();
+  }
+  return impl_->Reload(*impl_->tenants.front(), dir);
+}
+
+std::string Server::ReloadTenant(const std::string& tenant, const std::string& dir) {
+  const auto it = impl_->by_name.find(tenant);
+  if (it == impl_->by_name.end()) return "unknown tenant '" + tenant + "'";
+  return impl_->Reload(*it->second, dir);
 }
 
 void Server::Shutdown() {
@@ -626,15 +1039,23 @@ void Server::Shutdown() {
     if (s.admin_acceptor) s.admin_acceptor->close(ec);
     if (s.signals) s.signals->cancel(ec);
   });
+  for (auto& t : s.tenants) t->DropWaiting();
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   for (;;) {
     for (auto& worker : s.workers) {
       Worker* w = worker.get();
-      net::post(w->ioc, [w] {
-        w->batcher->FlushAll();
+      net::post(w->ioc, [&s, w] {
+        for (auto& t : s.tenants)
+          if (t->executors.empty()) t->batcher(*w).FlushAll();
         CloseIdleSessions(*w);
       });
     }
+    for (auto& t : s.tenants)
+      for (auto& executor : t->executors) {
+        Worker* ex = executor.get();
+        Tenant* tp = t.get();
+        net::post(ex->ioc, [tp, ex] { tp->batcher(*ex).FlushAll(); });
+      }
     bool open = false;
     for (auto& worker : s.workers) {
       std::lock_guard<std::mutex> lock(worker->mu);
@@ -647,9 +1068,18 @@ void Server::Shutdown() {
     w->work.reset();
     w->ioc.stop();
   }
+  for (auto& t : s.tenants)
+    for (auto& ex : t->executors) {
+      ex->work.reset();
+      ex->ioc.stop();
+    }
   for (auto& w : s.workers)
     if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
-  if (s.audit) s.audit->Sync();
+  for (auto& t : s.tenants) {
+    for (auto& ex : t->executors)
+      if (ex->thread.joinable()) ex->thread.join();
+    if (t->audit) t->audit->Sync();
+  }
   {
     std::lock_guard<std::mutex> lock(s.done_mu);
     s.done = true;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/config_fields.h"
 
@@ -16,6 +17,7 @@ namespace loantwin {
 
 /// Defaults; ranges and meanings: VisitFields below (the CLI's options are made from it).
 struct ServerOptions {
+  std::string tenants;
   std::string bundle;
   std::string institution;
   std::string address = "127.0.0.1";
@@ -44,6 +46,9 @@ struct ServerOptions {
 /// '_' as '-'), their ranges (checked by the Server constructor) and help texts.
 template <typename V>
 void VisitFields(ServerOptions& o, V&& v) {
+  v("tenants", o.tenants,
+    "YAML file of tenants, each with its bundle, token, audit log, queue limit and metrics "
+    "label, served under /v1/tenants/<name>/ (instead of --bundle; docs/serving.md)");
   v("bundle", o.bundle, "export directory (manifest.json + <role>.pt)");
   v("institution", o.institution, "products and underwriting rules (default: the bundle's)");
   v("address", o.address, "address to listen on");
@@ -93,6 +98,12 @@ class Server {
   /// Loads `dir` (empty: the current bundle's directory), warms it up and swaps it in; on
   /// failure the old bundle keeps serving. Returns "" or the error.
   std::string Reload(const std::string& dir = "");
+  /// The same for one tenant (--tenants); "" or the error.
+  std::string ReloadTenant(const std::string& tenant, const std::string& dir = "");
+  /// The tenants' names (--tenants; empty without).
+  std::vector<std::string> Tenants() const;
+  /// A tenant's bundle version (std::invalid_argument for an unknown tenant).
+  std::string TenantBundleVersion(const std::string& tenant) const;
   /// Graceful: stop accepting, answer requests already received, close connections, flush
   /// the audit log. Idempotent.
   void Shutdown();

@@ -640,6 +640,204 @@ TEST_F(ServeTest, AdminRoutesNeedTheTokenAndStayUnderTheBundleRoot) {
   EXPECT_NE(res.body().find("not valid JSON"), std::string::npos) << res.body();
 }
 
+/// A tenants file for two tenants: "north" (bundle v1, token file, small queue) and "south"
+/// (bundle v2, token from the environment), each with its audit log, in `dir`.
+std::string TwoTenants(const std::string& dir, const std::string& bundles,
+                       const std::string& extra = "") {
+  { std::ofstream(dir + "/north.token") << "north-token-0123456789\n"; }
+  ::setenv("LOANTWIN_TEST_SOUTH_TOKEN", "south-token-9876543210", 1);
+  std::ofstream(dir + "/tenants.yaml") << "tenants:\n"
+                                       << "  - name: north\n"
+                                       << "    bundle: " << bundles << "/v1\n"
+                                       << "    token_file: north.token\n"
+                                       << "    audit_log: north.log\n"
+                                       << "    max_queue: 2\n"
+                                       << "    max_inflight: 1\n"
+                                       << "  - name: south\n"
+                                       << "    bundle: " << bundles << "/v2\n"
+                                       << "    token_env: LOANTWIN_TEST_SOUTH_TOKEN\n"
+                                       << "    audit_log: south.log\n"
+                                       << "    metrics_label: south_cu\n"
+                                       << extra;
+  return dir + "/tenants.yaml";
+}
+
+TEST_F(ServeTest, TenantsStayApart) {
+  TempDir tmp;
+  ServerOptions o;
+  o.tenants = TwoTenants(tmp.path(), Dir());
+  o.max_batch = 1;
+  o.port = 0;
+  Server server(o);
+  server.Start();
+  EXPECT_EQ(server.Tenants(), (std::vector<std::string>{"north", "south"}));
+  EXPECT_NE(server.TenantBundleVersion("north"), server.TenantBundleVersion("south"));
+  Client c(server.port());
+  const std::string north = "Bearer north-token-0123456789",
+                    south = "Bearer south-token-9876543210";
+  const std::string one = json{{"observation", Observation("credit")}}.dump();
+  auto decide = [&](const std::string& tenant, const std::string& token, const std::string& body) {
+    return c.Request(http::verb::post, "/v1/tenants/" + tenant + "/roles/credit/decide", body,
+                     token);
+  };
+  // Each token reaches its own tenant only; an unknown tenant looks like a wrong token.
+  auto res = decide("north", north, one);
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(json::parse(res.body())["decision_id"].get<std::string>().rfind("north-", 0), 0u);
+  EXPECT_EQ(json::parse(res.body())["policy_version"], server.TenantBundleVersion("north"));
+  res = decide("south", south, one);
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(json::parse(res.body())["policy_version"], server.TenantBundleVersion("south"));
+  const std::string refused = decide("south", north, one).body();
+  for (const auto& [tenant, token] :
+       std::vector<std::pair<std::string, std::string>>{{"south", north},
+                                                        {"north", south},
+                                                        {"north", ""},
+                                                        {"north", north + "x"},
+                                                        {"nobody", north},
+                                                        {"North", north}}) {
+    res = decide(tenant, token, one);
+    EXPECT_EQ(res.result_int(), 401) << tenant << " " << token;
+    EXPECT_EQ(res.body(), refused);  // nothing tells which tenants exist
+  }
+  for (const std::string route : {"/readyz", "/audit"})
+    EXPECT_EQ(c.Request(http::verb::get, "/v1/tenants/south" + route, "", north).result_int(), 401)
+        << route;
+  EXPECT_EQ(c.Request(http::verb::post, "/v1/tenants/south/admin/reload", "", north).result_int(),
+            401);
+  EXPECT_EQ(c.Request(http::verb::post, "/v1/tenants/south/credit/applications", "{}", north)
+                .result_int(),
+            401);
+  // North admits one decision request at a time: the others wait unread and are all served.
+  {
+    std::vector<std::future<int>> clients;
+    for (int k = 0; k < 8; ++k)
+      clients.push_back(std::async(std::launch::async, [&] {
+        Client own(server.port());
+        int ok = 0;
+        for (int i = 0; i < 5; ++i)
+          ok += own.Request(http::verb::post, "/v1/tenants/north/roles/credit/decide", one, north)
+                    .result_int() == 200;
+        return ok;
+      }));
+    int ok = 0;
+    for (auto& f : clients) ok += f.get();
+    EXPECT_EQ(ok, 40);
+  }
+  // The single-bundle routes are not served with --tenants.
+  EXPECT_EQ(c.Request(http::verb::post, "/v1/roles/credit/decide", one, north).result_int(), 404);
+  // Queue limits are per tenant: three observations overflow north's queue of 2, not south's.
+  const std::string three =
+      json{{"observations", {Observation("credit"), Observation("credit"), Observation("credit")}}}
+          .dump();
+  EXPECT_EQ(decide("north", north, three).result_int(), 503);
+  EXPECT_EQ(decide("south", south, three).result_int(), 200);
+  // Each tenant's audit log holds its own decisions only, and only its token reads it.
+  res = c.Request(http::verb::get, "/v1/tenants/north/audit?lines=10", "", north);
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  json audit = json::parse(res.body());
+  EXPECT_EQ(audit["records_total"], 41);
+  ASSERT_EQ(audit["records"].size(), 10u);
+  EXPECT_EQ(audit["records"][0]["response"]["policy_version"], server.TenantBundleVersion("north"));
+  res = c.Request(http::verb::get, "/v1/tenants/south/audit", "", south);
+  EXPECT_EQ(json::parse(res.body())["records_total"], 4);  // 1 + the batch of 3
+  EXPECT_EQ(c.Request(http::verb::get, "/v1/tenants/south/audit?lines=0", "", south).result_int(),
+            400);
+  EXPECT_EQ(VerifyAuditLog(tmp.path() + "/north.log").lines, 41);
+  EXPECT_TRUE(VerifyAuditLog(tmp.path() + "/south.log").ok);
+  EXPECT_EQ(ReadFile(tmp.path() + "/north.log").find(server.TenantBundleVersion("south")),
+            std::string::npos);
+  // A tenant reloads its own bundle (under its bundle root) with its token; the other tenant
+  // keeps serving what it served.
+  const std::string south_version = server.TenantBundleVersion("south");
+  res = c.Request(http::verb::post, "/v1/tenants/north/admin/reload",
+                  json{{"bundle", Dir() + "/v2"}}.dump(), north);
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(server.TenantBundleVersion("north"), south_version);
+  res = c.Request(http::verb::post, "/v1/tenants/north/admin/reload",
+                  json{{"bundle", "/etc"}}.dump(), north);
+  EXPECT_EQ(res.result_int(), 403);
+  EXPECT_EQ(res.body().find(Dir()), std::string::npos);  // the root is not disclosed
+  res = c.Request(http::verb::get, "/v1/tenants/north/readyz", "", north);
+  EXPECT_EQ(json::parse(res.body())["tenant"], "north");
+  // The operator's /admin/reload names the tenant.
+  EXPECT_EQ(c.Request(http::verb::post, "/admin/reload", "{}").result_int(), 400);
+  EXPECT_EQ(c.Request(http::verb::post, "/admin/reload", json{{"tenant", "x"}}.dump()).result_int(),
+            404);
+  EXPECT_EQ(c.Request(http::verb::post, "/admin/reload",
+                      json{{"tenant", "north"}, {"bundle", Dir() + "/v1"}}.dump())
+                .result_int(),
+            200);
+  EXPECT_NE(server.TenantBundleVersion("north"), south_version);
+  // Server-wide routes name no tenant; /metrics labels each tenant's series.
+  EXPECT_EQ(c.Request(http::verb::get, "/readyz").body().find("north"), std::string::npos);
+  const std::string metrics = c.Request(http::verb::get, "/metrics").body();
+  EXPECT_NE(
+      metrics.find("loantwin_requests_total{tenant=\"north\",route=\"/v1/roles/credit/decide\","
+                   "status=\"503\"} 1"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("loantwin_requests_total{tenant=\"south_cu\",route=\"/v1/roles/credit/"
+                         "decide\",status=\"200\"} 2"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("loantwin_requests_total{route=\"/v1/tenants\",status=\"401\"}"),
+            std::string::npos);
+  const std::string waits = "loantwin_admission_waits_total{tenant=\"north\"} ";
+  ASSERT_NE(metrics.find(waits), std::string::npos);
+  EXPECT_GT(std::stoi(metrics.substr(metrics.find(waits) + waits.size())), 0);  // some waited
+  size_t helps = 0;
+  for (size_t p = 0; (p = metrics.find("# HELP loantwin_requests_total ", p)) != std::string::npos;
+       ++p)
+    ++helps;
+  EXPECT_EQ(helps, 1u);
+}
+
+TEST_F(ServeTest, BadTenantFilesAreRefusedNamingTheLine) {
+  TempDir tmp;
+  ServerOptions small;
+  small.max_batch = 1;  // north's queue of 2 fits
+  auto refused = [&](const std::string& extra, const std::string& expect,
+                     ServerOptions o = ServerOptions{}) {
+    if (o.max_batch == ServerOptions{}.max_batch) o.max_batch = small.max_batch;
+    o.tenants = TwoTenants(tmp.path(), Dir(), extra);
+    try {
+      Server s(o);
+      ADD_FAILURE() << "accepted: " << extra;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+    }
+  };
+  refused("    colour: red\n", "colour");
+  refused("  - name: north\n    bundle: " + Dir() + "/v1\n    token_env: HOME_TOKEN_X\n",
+          "listed twice");
+  refused("  - name: east\n    bundle: " + Dir() + "/v1\n    token_file: north.token\n",
+          "have the same token");
+  refused("  - name: east\n    bundle: " + Dir() + "/v1\n", "exactly one of token_file");
+  refused("  - name: east\n    bundle: " + Dir() + "/nowhere\n    token_env: X\n",
+          "not a directory");
+  refused("  - name: 'a/b'\n    bundle: " + Dir() + "/v1\n    token_env: X\n", "URL segment");
+  refused("  - name: east\n    bundle: " + Dir() + "/v1\n    token_env: LOANTWIN_UNSET_VAR\n",
+          "LOANTWIN_UNSET_VAR is not set");
+  ::setenv("LOANTWIN_TEST_SHORT", "short", 1);
+  refused("  - name: east\n    bundle: " + Dir() + "/v1\n    token_env: LOANTWIN_TEST_SHORT\n",
+          "at least 16 characters");
+  refused(
+      "  - name: east\n    bundle: " + Dir() + "/v1\n    token_env: LOANTWIN_TEST_SOUTH_TOKEN\n",
+      "have the same token");
+  ::setenv("LOANTWIN_TEST_EAST_TOKEN", "east-token-0123456789ab", 1);
+  refused("  - name: east\n    bundle: " + Dir() +
+              "/v1\n    token_env: LOANTWIN_TEST_EAST_TOKEN\n    audit_log: north.log\n",
+          "same audit log");
+  refused("", "tenants.yaml:", [] {
+    ServerOptions o;
+    o.max_batch = 8;  // north's max_queue 2 is below it
+    return o;
+  }());
+  ServerOptions both;
+  both.bundle = Dir() + "/v1";
+  refused("", "--bundle does not go with --tenants", both);
+}
+
 TEST_F(ServeTest, AdminListenerAndTheRefusalToExposeAdminWithoutAToken) {
   ServerOptions o;
   o.admin_address = "127.0.0.1";

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/config_error.h"
 #include "core/counter_rng.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
@@ -188,6 +189,28 @@ TEST(Determinism, StreamedMonteCarloMatchesTheKeptRunWhateverTheBatch) {
     EXPECT_GE(sketched.cell(11, kEquity).Quantile(0.05), exact.cell(11, kEquity).min());
     EXPECT_LE(sketched.cell(11, kEquity).Quantile(0.95), exact.cell(11, kEquity).max());
   }
+}
+
+TEST(Twin, APresetWhoseBalanceSheetWouldOpenNegativeIsRefused) {
+  // Cards that never draw: their undrawn limits' allowance dwarfs the drawn balances, so the
+  // opening assets (loans - allowance) and deposits would be negative. Found by a random
+  // search of presets at their bounds (docs/institutions.md).
+  const auto inst = ParseInstitution(
+      "name: never_drawn\nmembers: 5000\nproducts:\n  card:\n    initial_loans: 300\n"
+      "    draw_rate: 0.0\n",
+      "never_drawn.yaml");
+  try {
+    Twin twin(inst, LoadScenario("steady_state"), 1, 0);
+    FAIL() << "opened a negative balance sheet";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("opening loss allowance"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("card: allowance"), std::string::npos) << e.what();
+  }
+  // The same product drawing as usual opens normally.
+  EXPECT_NO_THROW(Twin(
+      ParseInstitution("name: drawn\nmembers: 5000\nproducts:\n  card:\n    initial_loans: 300\n",
+                       "drawn.yaml"),
+      LoadScenario("steady_state"), 1, 0));
 }
 
 TEST(Twin, ResetEpisodesAreIndependentAndRepeatable) {

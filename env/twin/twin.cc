@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/config_error.h"
 #include "core/counter_rng.h"
 #include "core/normal_dist.h"
 
@@ -527,6 +528,25 @@ void Twin::Reset(uint64_t episode) {
     flows_[p] = f;
     loans += f.closing;
     allowance += f.ecl[0] + f.ecl[1] + f.ecl[2];
+  }
+  // A book whose lifetime allowance (undrawn limits included) reaches its drawn balance would
+  // open with negative assets and deposits: a preset error, refused before any month runs.
+  if (!(loans - allowance > 0)) {
+    std::string worst;
+    for (int p = 0; p < kNumProducts; ++p) {
+      const ProductFlows& f = flows_[p];
+      const double ecl = f.ecl[0] + f.ecl[1] + f.ecl[2];
+      if (books_[p].size() > 0 && ecl >= 0.5 * f.closing)
+        worst += fmt::format("{}{}: allowance {:.4g} on loans {:.4g}", worst.empty() ? "" : "; ",
+                             kProductNames[p], ecl, f.closing);
+    }
+    throw ConfigError(fmt::format(
+        "institution {}{}: the opening loss allowance ({:.4g}) is not below the opening loans "
+        "({:.4g}), so the balance sheet would open with negative assets and deposits ({}); lower "
+        "pd, fraud_rate, lgd or ccf, or raise the drawn balances (initial_utilisation, "
+        "draw_rate): undrawn card limits carry allowance too",
+        institution_->name, institution_->file.empty() ? "" : " (" + institution_->file + ")",
+        allowance, loans, worst.empty() ? "every product" : worst));
   }
   const double total_assets = (loans - allowance) / (1 - institution_->liquid_share);
   allowance_ = allowance;

@@ -4,7 +4,8 @@
 # on QUIET_CONNECTIONS (2) connections; its p50/p99 are measured alone, then while tenant "noisy"
 # saturates its queue (--max-queue of its own, NOISY_QUEUE observations) with batches of
 # BATCH (64) observations on NOISY_CONNECTIONS (32) connections. Target: quiet's p99 rises by
-# at most 50%.
+# at most 50%. NOISY_INFLIGHT (2) and NOISY_RATE (0: none) set the noisy tenant's max_inflight and
+# max_requests_per_second.
 # Usage: [PORT=18092] bench/serve_tenants.sh [build-dir] [bundle dir] [seconds]
 # Without a bundle, trains and exports a short quickstart run first.
 set -euo pipefail
@@ -16,12 +17,14 @@ QUIET_CONNECTIONS=${QUIET_CONNECTIONS:-2}
 NOISY_CONNECTIONS=${NOISY_CONNECTIONS:-32}
 NOISY_QUEUE=${NOISY_QUEUE:-128}
 NOISY_INFLIGHT=${NOISY_INFLIGHT:-2}
+NOISY_RATE=${NOISY_RATE:-0}  # the noisy tenant's max_requests_per_second (0: no limit)
 BATCH=${BATCH:-64}
 SERVE_OPTIONS=${SERVE_OPTIONS:-}
 # CPU lists for taskset (empty: no pinning), e.g. SERVER_CPUS=0 WRK_CPUS=1 on 2 cores.
 SERVER_CPUS=${SERVER_CPUS:-}
 WRK_CPUS=${WRK_CPUS:-}
-pin() { local cpus=$1; shift; if [[ -n "$cpus" ]]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+# Only in a subshell (a background job or $(...)): it execs, so $! is the program's PID.
+pin() { local cpus=$1; shift; if [[ -n "$cpus" ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi; }
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 WORK=$(mktemp -d)
 SERVER_PID=
@@ -33,6 +36,11 @@ cleanup() {
   [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # runs cleanup: no server left behind on the port
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "port $PORT is in use (a server left from another run?): set PORT" >&2
+  exit 1
+fi
 if [[ -z "$BUNDLE" ]]; then
   "$BUILD/bin/loantwin" train configs/quickstart.yaml --out "$WORK/run" --total-steps 20000 >/dev/null 2>&1
   "$BUILD/bin/loantwin" export "$WORK/run" --out "$WORK/bundle" >/dev/null
@@ -52,6 +60,7 @@ tenants:
     token_file: noisy.token
     max_queue: $NOISY_QUEUE
     max_inflight: $NOISY_INFLIGHT
+    max_requests_per_second: $NOISY_RATE
 YAML
 # shellcheck disable=SC2086
 pin "$SERVER_CPUS" "$BUILD/bin/loantwin" serve --tenants "$WORK/tenants.yaml" --port "$PORT" --threads 2 $SERVE_OPTIONS \
@@ -91,7 +100,7 @@ loaded=$(quiet "$SECONDS_PER_CASE")
 wait "$NOISY_PID"
 NOISY_PID=
 show "quiet while noisy saturates its queue" "$loaded"
-show "noisy (c$NOISY_CONNECTIONS, batches of $BATCH, queue $NOISY_QUEUE, inflight $NOISY_INFLIGHT)" "$(grep RESULT "$WORK/noisy.txt")"
+show "noisy (c$NOISY_CONNECTIONS, batch $BATCH, inflight $NOISY_INFLIGHT, rate $NOISY_RATE/s)" "$(grep RESULT "$WORK/noisy.txt")"
 python3 - "$alone" "$loaded" <<'PY'
 import sys
 p99 = [float(dict(x.split("=") for x in l.split()[1:])["p99_ms"]) for l in sys.argv[1:]]

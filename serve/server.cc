@@ -23,6 +23,7 @@
 #include "core/log_text.h"
 #include "env/twin/product.h"
 #include "env/twin_env.h"
+#include "serve/admission.h"
 #include "serve/audit.h"
 #include "serve/batcher.h"
 #include "serve/bundle.h"
@@ -64,55 +65,8 @@ struct Tenant {
   ServeMetrics metrics;
   std::atomic<int64_t> sequence{0};
   std::string id_prefix;
-  int max_inflight = 0;  ///< decision requests admitted at once (0: no limit)
-  std::mutex admit_mu;
-  int inflight = 0;            ///< admitted and not yet answered, all threads (admit_mu)
-  std::deque<Resume> waiting;  ///< requests held before their body (admit_mu)
-  int64_t waits = 0;           ///< requests that had to wait, ever (admit_mu)
-
-  /// A place for a decision request, or false with `resume` queued (called with a place when
-  /// one frees, in arrival order).
-  bool Acquire(Admission* admission, Resume resume) {
-    std::lock_guard<std::mutex> lock(admit_mu);
-    if (inflight < max_inflight) {
-      ++inflight;
-      *admission = Place();
-      return true;
-    }
-    waiting.push_back(std::move(resume));
-    ++waits;
-    return false;
-  }
-  /// Frees a place: the longest-waiting request gets it.
-  void Release() {
-    Resume next;
-    {
-      std::lock_guard<std::mutex> lock(admit_mu);
-      if (waiting.empty()) {
-        --inflight;
-        return;
-      }
-      next = std::move(waiting.front());
-      waiting.pop_front();
-    }
-    next(Place());
-  }
-  /// Shutdown: the waiting requests will not be served (their connections close).
-  void DropWaiting() {
-    std::deque<Resume> dropped;
-    {
-      std::lock_guard<std::mutex> lock(admit_mu);
-      dropped.swap(waiting);
-    }
-    for (auto& r : dropped) r(nullptr);
-  }
-  Admission Place() {
-    struct Held {
-      Tenant* t;
-      ~Held() { t->Release(); }
-    };
-    return std::shared_ptr<Held>(new Held{this});  // no temporary Held (it would release)
-  }
+  /// --tenants: max_inflight and the request rate (after the executors: destroyed before them).
+  std::unique_ptr<TenantAdmission> admission;
 
   std::shared_ptr<const PolicyBundle> Bundle() const { return std::atomic_load(&bundle); }
   std::string NextId() { return fmt::format("{}-{:08x}", id_prefix, sequence.fetch_add(1) + 1); }
@@ -153,8 +107,8 @@ struct Server::Impl : RequestHandler {
   std::string ReloadAll();
 
   void Dispatch(Worker& w, const HttpRequest& request, Respond respond) override;
-  /// With --tenants: a decision request of a tenant with max_inflight, carrying that tenant's
-  /// token, waits (unread) while the tenant has max_inflight requests in progress.
+  /// With --tenants: a decision request carrying its tenant's token waits (unread) while the
+  /// tenant has max_inflight requests in progress or has used its max_requests_per_second.
   bool Admit(std::string_view target, std::string_view authorization, Admission* admission,
              Resume resume) override;
   /// True when no admin token is set or the Authorization header carries it.
@@ -341,8 +295,7 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
       for (const auto& t : tenants) {
         int64_t waits = 0;
         {
-          std::lock_guard<std::mutex> lock(t->admit_mu);
-          waits = t->waits;
+          if (t->admission) waits = t->admission->waits();
         }
         parts.emplace_back(
             t->label,
@@ -430,7 +383,7 @@ bool Server::Impl::Admit(std::string_view target, std::string_view authorization
   const std::string_view rest = target.substr(kTenants.size());
   const std::string_view name = rest.substr(0, rest.find('/'));
   const auto it = by_name.find(name);
-  if (it == by_name.end() || it->second->max_inflight == 0 ||
+  if (it == by_name.end() || !it->second->admission || it->second->admission->unlimited() ||
       !BearerMatches(authorization, it->second->token))
     return true;  // answered (or refused) as usual
   const std::string_view sub = rest.substr(std::min(rest.size(), name.size() + 1));
@@ -438,7 +391,7 @@ bool Server::Impl::Admit(std::string_view target, std::string_view authorization
       sub == "credit/applications" ||
       (sub.substr(0, 6) == "roles/" && sub.size() > 13 && sub.substr(sub.size() - 7) == "/decide");
   if (!decision) return true;
-  return it->second->Acquire(admission, std::move(resume));
+  return it->second->admission->Acquire(admission, std::move(resume));
 }
 
 void Server::Impl::TenantRoute(
@@ -831,8 +784,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
       t->bundle_root = BundleRoot(c.bundle, c.bundle_root, "bundle_root");
       if (!c.audit_log.empty()) t->audit = std::make_unique<AuditLog>(c.audit_log, c.audit_fsync);
       t->budget = std::make_unique<QueueBudget>(roles, c.max_queue);
-      t->max_inflight = c.max_inflight;
       for (int i = 0; i < c.threads; ++i) t->executors.push_back(std::make_unique<Worker>(i));
+      t->admission = std::make_unique<TenantAdmission>(
+          TenantAdmission::Limits{c.max_inflight, c.max_requests_per_second, c.burst},
+          &t->executors.front()->ioc);
       t->id_prefix = IdPrefix(c.name);
       s.by_name.emplace(t->name, t.get());
       spdlog::info("tenant {}: bundle {} ({}), queue {} per role, audit log {}", c.name, c.bundle,
@@ -1039,7 +994,8 @@ void Server::Shutdown() {
     if (s.admin_acceptor) s.admin_acceptor->close(ec);
     if (s.signals) s.signals->cancel(ec);
   });
-  for (auto& t : s.tenants) t->DropWaiting();
+  for (auto& t : s.tenants)
+    if (t->admission) t->admission->DropWaiting();
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   for (;;) {
     for (auto& worker : s.workers) {

@@ -16,11 +16,13 @@ struct TenantConfig {
   std::string token_source;  ///< "token_file <path>" or "token_env <NAME>" (messages)
   std::string audit_log;     ///< "" = no audit log
   bool audit_fsync = false;
-  int max_queue = 0;          ///< observations waiting per role (default: --max-queue)
-  int max_inflight = 0;       ///< decision requests admitted and not yet answered (0: no limit)
-  int threads = 1;            ///< the tenant's own policy threads
-  std::string metrics_label;  ///< the tenant="..." label on /metrics (default: name)
-  std::string bundle_root;    ///< reloads stay under it (default: the bundle's parent)
+  int max_queue = 0;     ///< observations waiting per role (default: --max-queue)
+  int max_inflight = 0;  ///< decision requests admitted and not yet answered (0: no limit)
+  int threads = 1;       ///< the tenant's own policy threads
+  double max_requests_per_second = 0;  ///< decision requests admitted per second (0: no limit)
+  double burst = 1;                    ///< admitted at once after a quiet spell (default rate/10)
+  std::string metrics_label;           ///< the tenant="..." label on /metrics (default: name)
+  std::string bundle_root;             ///< reloads stay under it (default: the bundle's parent)
 };
 
 /// Reads and checks the tenants file: known keys only, names, tokens, audit logs and labels

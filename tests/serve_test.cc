@@ -22,6 +22,7 @@
 
 #include "core/atomic_file.h"
 #include "core/sha256.h"
+#include "serve/admission.h"
 #include "serve/audit.h"
 #include "serve/bundle.h"
 #include "serve/decide_request.h"
@@ -836,6 +837,57 @@ TEST_F(ServeTest, BadTenantFilesAreRefusedNamingTheLine) {
   ServerOptions both;
   both.bundle = Dir() + "/v1";
   refused("", "--bundle does not go with --tenants", both);
+}
+
+TEST(TenantAdmission, InflightAndRateLimitsHoldRequestsAndResumeThemInOrder) {
+  // max_inflight 2: the third waits until one of the first two is answered.
+  TenantAdmission inflight({2, 0, 1}, nullptr);
+  std::vector<std::string> log;
+  std::vector<Admission> held;  // the resumed requests' places, kept as if in progress
+  auto resume = [&log, &held](std::string name) {
+    return [&log, &held, name](Admission a) {
+      log.push_back(name + (a ? "" : " dropped"));
+      held.push_back(std::move(a));
+    };
+  };
+  Admission a, b, c, d;
+  ASSERT_TRUE(inflight.Acquire(&a, resume("a")));
+  ASSERT_TRUE(inflight.Acquire(&b, resume("b")));
+  EXPECT_FALSE(inflight.Acquire(&c, resume("c")));
+  EXPECT_FALSE(inflight.Acquire(&d, resume("d")));
+  EXPECT_EQ(inflight.waiting(), 2);
+  a.reset();  // answered: c (the first to wait) goes on
+  EXPECT_EQ(log, (std::vector<std::string>{"c"}));
+  EXPECT_EQ(inflight.inflight(), 2);
+  inflight.DropWaiting();  // shutdown: d will not be served
+  EXPECT_EQ(log, (std::vector<std::string>{"c", "d dropped"}));
+  EXPECT_EQ(inflight.waits(), 2);
+
+  // 10 requests a second, bursts of 2, on a clock the test moves.
+  held.clear();
+  auto now = TenantAdmission::Clock::time_point();
+  TenantAdmission rate({0, 10, 2}, nullptr, [&now] { return now; });
+  log.clear();
+  Admission r1, r2, r3, r4;
+  ASSERT_TRUE(rate.Acquire(&r1, resume("r1")));
+  ASSERT_TRUE(rate.Acquire(&r2, resume("r2")));
+  EXPECT_FALSE(rate.Acquire(&r3, resume("r3")));
+  rate.Pump();
+  EXPECT_TRUE(log.empty());  // no time has passed: no token
+  now += std::chrono::milliseconds(60);
+  rate.Pump();
+  EXPECT_TRUE(log.empty());  // 0.6 of a token
+  now += std::chrono::milliseconds(50);
+  rate.Pump();
+  EXPECT_EQ(log, (std::vector<std::string>{"r3"}));
+  EXPECT_FALSE(rate.Acquire(&r4, resume("r4")));  // the bucket is empty again
+  now += std::chrono::seconds(10);                // refills to the burst, not beyond
+  rate.Pump();
+  EXPECT_EQ(log, (std::vector<std::string>{"r3", "r4"}));
+  Admission r5, r6;
+  EXPECT_FALSE(rate.Acquire(&r5, resume("r5")) && rate.Acquire(&r6, resume("r6")));
+  EXPECT_THROW(TenantAdmission({-1, 0, 1}, nullptr), std::invalid_argument);
+  held.clear();
 }
 
 TEST_F(ServeTest, AdminListenerAndTheRefusalToExposeAdminWithoutAToken) {

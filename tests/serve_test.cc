@@ -4,7 +4,14 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <torch/csrc/jit/api/compilation_unit.h>
+#include <torch/csrc/jit/frontend/parser.h>
+#include <torch/csrc/jit/frontend/resolver.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/script.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
@@ -18,6 +25,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -1147,6 +1155,96 @@ TEST_F(ServeTest, ModuleOfTheWrongWidthIsRefusedAndTheOldBundleKeepsServing) {
   EXPECT_EQ(server->BundleVersion(), v1);
   int status = 0;
   c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit")}}, &status);
+  EXPECT_EQ(status, 200);
+}
+
+/// A module shaped as Python's torch.jit.script writes a policy with a swappable part: the
+/// policy calls its network through an interface-typed attribute that forward may reassign.
+/// It loads and runs, but torch::jit::freeze refuses it ("failed to freeze interface attribute").
+void WriteModuleThatCannotBeFrozen(const std::string& inner_file, const std::string& out_file) {
+  namespace jit = torch::jit;
+  torch::jit::Module inner = torch::jit::load(inner_file);
+  auto cu = std::make_shared<jit::CompilationUnit>();
+  jit::Parser parser(std::make_shared<jit::Source>(R"(
+class PolicyCore:
+    def forward(self, obs: Tensor, mask: Tensor) -> Tensor:
+        pass
+)"));
+  const jit::ClassDef core_def(parser.parseClass());
+  cu->define_interface(c10::QualifiedName("__torch__.PolicyCore"), core_def, jit::nativeResolver(),
+                       /*is_module=*/true);
+  jit::Module m("__torch__.SwappablePolicy", cu, /*shouldMangle=*/true);
+  m.type()->addAttribute("core", cu->get_interface("__torch__.PolicyCore"));
+  m._ivalue()->setAttr("core", inner._ivalue());
+  m.register_module("fallback", inner.clone());
+  m.define(R"(
+def forward(self, obs: Tensor, mask: Tensor) -> Tensor:
+    if bool(obs.abs().sum() > 1.0e30):
+        self.core = self.fallback
+    return self.core.forward(obs, mask)
+)");
+  m.eval();
+  m.save(out_file);
+}
+
+TEST_F(ServeTest, ModuleThatCannotBeFrozenIsServedUnfrozenWithAWarning) {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/swappable";
+  std::filesystem::copy(Dir() + "/v1", dir);
+  WriteModuleThatCannotBeFrozen(Dir() + "/v1/credit.pt", dir + "/credit.pt");
+  {  // the precondition: freezing this module fails
+    auto probe = torch::jit::load(dir + "/credit.pt");
+    probe.eval();
+    EXPECT_THROW(torch::jit::freeze(probe, c10::nullopt, false), c10::Error);
+  }
+  auto m = json::parse(ReadFile(dir + "/manifest.json"));
+  m["module_sha256"]["credit.pt"] = Sha256Hex(ReadFile(dir + "/credit.pt"));
+  std::ofstream(dir + "/manifest.json", std::ios::trunc) << m.dump();
+
+  // The warning is one line naming the role, the file and the reason; no backtrace.
+  std::ostringstream log;
+  auto logger = spdlog::default_logger();
+  const auto sinks = logger->sinks();
+  logger->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  std::shared_ptr<const PolicyBundle> swappable;
+  try {
+    swappable = PolicyBundle::Load(dir, "", 4);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "a module that cannot be frozen was refused: " << e.what();
+  }
+  logger->sinks() = sinks;
+  const std::string warned = log.str();
+  EXPECT_NE(warned.find("role 'credit'"), std::string::npos) << warned;
+  EXPECT_NE(warned.find("cannot be frozen (failed to freeze interface attribute 'core')"),
+            std::string::npos)
+      << warned;
+  EXPECT_NE(warned.find("serving it unfrozen"), std::string::npos) << warned;
+  EXPECT_EQ(warned.find("Traceback"), std::string::npos) << warned;
+  EXPECT_EQ(warned.find("frame #"), std::string::npos) << warned;
+  EXPECT_EQ(std::count(warned.begin(), warned.end(), '\n'), 1) << warned;
+  ASSERT_TRUE(swappable);
+
+  // Served unfrozen, it decides as the frozen original does, one by one and in a batch.
+  const auto original = PolicyBundle::Load(Dir() + "/v1", "", 4);
+  const ServedRole& a = *original->role("credit");
+  const ServedRole& b = *swappable->role("credit");
+  std::mt19937 rng(7);
+  std::normal_distribution<float> z(0.0f, 1.0f);
+  const int n = 16;
+  std::vector<float> obs(static_cast<size_t>(n) * a.features.size());
+  for (float& x : obs) x = z(rng);
+  const std::vector<uint8_t> masks(static_cast<size_t>(n) * a.mask_width, 1);
+  EXPECT_EQ(swappable->Decide(b, obs, masks, n), original->Decide(a, obs, masks, n));
+
+  // And over HTTP, from start-up and after a hot reload onto it.
+  ServerOptions o;
+  o.bundle_root = tmp.path();
+  auto server = Start(o);
+  Client c(server->port());
+  auto res = c.Request(http::verb::post, "/admin/reload", json{{"bundle", dir}}.dump());
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  int status = 0;
+  c.Post("/v1/roles/credit/decide", {{"observation", Observation("credit", 0.5f)}}, &status);
   EXPECT_EQ(status, 200);
 }
 

@@ -2,16 +2,22 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -59,6 +65,9 @@ struct Tenant {
   /// tenant cannot hold up another's requests on the I/O threads. Without, none (the I/O
   /// threads run the policy).
   std::vector<std::unique_ptr<Worker>> executors;
+  /// The executors' nice value (tenants file `nice`, 0..19): a bulk tenant's threads yield the
+  /// cores to other tenants' work whenever both are ready to run.
+  int nice = 0;
   /// One per executor, or one per I/O thread without executors.
   std::vector<std::unique_ptr<Batcher>> batchers;
   std::unique_ptr<AuditLog> audit;
@@ -776,6 +785,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
       t->label = c.metrics_label;
       t->token = c.token;
       t->institution = c.institution;
+      t->nice = c.nice;
       try {
         t->bundle = PolicyBundle::Load(c.bundle, c.institution, s.opt.max_batch);
       } catch (const std::exception& e) {
@@ -870,21 +880,33 @@ void Server::Start() {
     };
     s.signals->async_wait(*handler);
   }
+  // Each policy thread is configured (nice value included) before the first connection is
+  // accepted: Start returns with every thread as it will serve.
+  std::vector<std::future<void>> configured;
   for (auto& t : s.tenants)
     for (auto& executor : t->executors) {
       Worker& ex = *executor;
-      ex.thread = std::thread([&ex, name = t->name] {
-        ConfigureTorchThread();  // the tenant's policy runs on this thread
-        for (;;) {
-          try {
-            ex.ioc.run();
-            return;
-          } catch (const std::exception& e) {
-            spdlog::error("policy thread {} of tenant {}: {}", ex.index, name, e.what());
-          }
-        }
-      });
+      std::promise<void> ready;
+      configured.push_back(ready.get_future());
+      ex.thread =
+          std::thread([&ex, name = t->name, nice = t->nice, ready = std::move(ready)]() mutable {
+            ConfigureTorchThread();  // the tenant's policy runs on this thread
+            if (nice != 0 &&
+                setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice) != 0)
+              spdlog::warn("tenant {}: cannot set nice {} on policy thread {}: {}", name, nice,
+                           ex.index, std::strerror(errno));
+            ready.set_value();
+            for (;;) {
+              try {
+                ex.ioc.run();
+                return;
+              } catch (const std::exception& e) {
+                spdlog::error("policy thread {} of tenant {}: {}", ex.index, name, e.what());
+              }
+            }
+          });
     }
+  for (auto& f : configured) f.wait();
   StartAccepting(*s.acceptor, s.workers, s.http);
   if (s.admin_acceptor) StartAccepting(*s.admin_acceptor, s.workers, s.admin_http);
   for (auto& worker : s.workers) {

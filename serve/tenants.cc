@@ -106,6 +106,7 @@ std::vector<TenantConfig> LoadTenants(const std::string& file, int default_max_q
     m.Read("max_queue", &t.max_queue, std::max(1, max_batch), 10000000);
     m.Read("max_inflight", &t.max_inflight, 0, 1000000);
     m.Read("threads", &t.threads, 1, 64);
+    m.Read("nice", &t.nice, 0, 19);
     m.Read("max_requests_per_second", &t.max_requests_per_second, 0.0, 1e7);
     t.burst = std::max(1.0, t.max_requests_per_second / 10);
     m.Read("burst", &t.burst, 1.0, 1e7);

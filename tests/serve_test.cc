@@ -801,6 +801,42 @@ TEST_F(ServeTest, TenantsStayApart) {
   EXPECT_EQ(helps, 1u);
 }
 
+/// Nice values of this process's threads, from /proc/self/task/<tid>/stat.
+std::vector<int> ThreadNiceValues() {
+  std::vector<int> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    const std::string stat = ReadFile(task.path().string() + "/stat");
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 0; i <= 16 && fields >> field; ++i) {  // state is field 3, nice field 19
+    }
+    out.push_back(std::stoi(field));
+  }
+  return out;
+}
+
+TEST_F(ServeTest, ATenantsNiceValueIsSetOnItsPolicyThreadsOnly) {
+  TempDir tmp;
+  ServerOptions o;
+  o.max_batch = 1;
+  o.tenants = TwoTenants(tmp.path(), Dir(), "    nice: 7\n    threads: 2\n");  // south
+  const auto before = ThreadNiceValues();
+  EXPECT_EQ(std::count(before.begin(), before.end(), 7), 0);
+  o.port = 0;
+  auto server = std::make_unique<Server>(o);
+  server->Start();
+  // The server's threads start before Start returns; south's two policy threads run at nice 7,
+  // every other thread (north's, the I/O threads, this one) as before.
+  const auto after = ThreadNiceValues();
+  EXPECT_EQ(std::count(after.begin(), after.end(), 7), 2);
+  EXPECT_EQ(std::count(after.begin(), after.end(), 0) + 2, static_cast<long>(after.size()));
+  Client c(server->port());
+  auto res = c.Request(http::verb::post, "/v1/tenants/south/roles/credit/decide",
+                       json{{"observation", Observation("credit")}}.dump(),
+                       "Bearer south-token-9876543210");
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+}
+
 TEST_F(ServeTest, BadTenantFilesAreRefusedNamingTheLine) {
   TempDir tmp;
   ServerOptions small;
@@ -817,6 +853,8 @@ TEST_F(ServeTest, BadTenantFilesAreRefusedNamingTheLine) {
     }
   };
   refused("    colour: red\n", "colour");
+  refused("    nice: 20\n", "nice");
+  refused("    nice: -5\n", "nice");
   refused("  - name: north\n    bundle: " + Dir() + "/v1\n    token_env: HOME_TOKEN_X\n",
           "listed twice");
   refused("  - name: east\n    bundle: " + Dir() + "/v1\n    token_file: north.token\n",

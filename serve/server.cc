@@ -129,8 +129,9 @@ struct Server::Impl : RequestHandler {
   /// operator's route with --tenants, "tenant"); answers from a separate thread.
   void AdminReload(Tenant* t, const std::string& body, bool operator_route,
                    std::function<void(Reply)> finish);
-  /// The routes under /v1/tenants/<tenant>/.
-  void TenantRoute(Worker& w, const HttpRequest& request, std::string_view rest,
+  /// The routes under /v1/tenants/<tenant>/: `sub` is what follows "<tenant>/".
+  void TenantRoute(Worker& w, const HttpRequest& request, std::string_view tenant,
+                   std::string_view sub,
                    std::function<void(ServeMetrics&, std::string_view, Reply)> finish);
   /// Runs `work` on the tenant's executor for I/O thread `io` (the request's body stays with
   /// its session until `respond` is called); an exception is answered 500.
@@ -150,6 +151,31 @@ struct Server::Impl : RequestHandler {
 
 // ---------------------------------------------------------------------------------------------
 // Routing and handlers
+
+namespace {
+
+/// The routes' one parser, shared by admission and dispatch. "roles/<role>/decide" -> <role>
+/// (non-empty); anything else -> "".
+std::string_view DecideRole(std::string_view path) {
+  constexpr std::string_view prefix = "roles/", suffix = "/decide";
+  if (path.size() <= prefix.size() + suffix.size() || path.substr(0, prefix.size()) != prefix ||
+      path.substr(path.size() - suffix.size()) != suffix)
+    return {};
+  return path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+}
+
+constexpr std::string_view kTenantsPrefix = "/v1/tenants/";
+
+/// "/v1/tenants/<tenant>/<sub>" -> {tenant, sub}; false for other targets.
+bool SplitTenantTarget(std::string_view target, std::string_view* tenant, std::string_view* sub) {
+  if (target.substr(0, kTenantsPrefix.size()) != kTenantsPrefix) return false;
+  const std::string_view rest = target.substr(kTenantsPrefix.size());
+  *tenant = rest.substr(0, rest.find('/'));
+  *sub = rest.size() > tenant->size() ? rest.substr(tenant->size() + 1) : std::string_view();
+  return true;
+}
+
+}  // namespace
 
 namespace {
 /// A decision whose audit record could not be written is not answered: 503, logged (the
@@ -351,14 +377,13 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
     return finish("unknown", ErrorReply(404,
                                         "decision routes are not served on the admin "
                                         "listener"));
-  constexpr std::string_view kTenants = "/v1/tenants/";
-  if (target.substr(0, kTenants.size()) == kTenants) {
+  if (std::string_view tenant, sub; SplitTenantTarget(target, &tenant, &sub)) {
     if (!multi)
       return finish("unknown", ErrorReply(404,
                                           "no tenants here: this server serves one bundle "
                                           "(/v1/roles/<role>/decide); tenant routes need "
                                           "serve --tenants"));
-    return TenantRoute(w, request, target.substr(kTenants.size()), finish_on);
+    return TenantRoute(w, request, tenant, sub, finish_on);
   }
   if (multi && target.substr(0, 4) == "/v1/")
     return finish("unknown",
@@ -366,11 +391,10 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
                              "this server hosts tenants: use /v1/tenants/<tenant>/... with "
                              "the tenant's token (docs/serving.md)"));
   Tenant& t = *tenants.front();
-  constexpr std::string_view prefix = "/v1/roles/", suffix = "/decide";
-  if (target.substr(0, prefix.size()) == prefix && target.size() > prefix.size() + suffix.size() &&
-      target.substr(target.size() - suffix.size()) == suffix) {
-    const std::string role(
-        target.substr(prefix.size(), target.size() - prefix.size() - suffix.size()));
+  if (const std::string_view decide_role =
+          target.substr(0, 4) == "/v1/" ? DecideRole(target.substr(4)) : std::string_view();
+      !decide_role.empty()) {
+    const std::string role(decide_role);
     const auto known = decide_routes.find(role);
     const std::string_view label = known == decide_routes.end() ? std::string_view("unknown")
                                                                 : std::string_view(known->second);
@@ -387,28 +411,20 @@ void Server::Impl::Dispatch(Worker& w, const HttpRequest& request, Respond respo
 bool Server::Impl::Admit(std::string_view target, std::string_view authorization,
                          Admission* admission, Resume resume) {
   if (!multi || draining) return true;
-  constexpr std::string_view kTenants = "/v1/tenants/";
-  if (target.substr(0, kTenants.size()) != kTenants) return true;
-  const std::string_view rest = target.substr(kTenants.size());
-  const std::string_view name = rest.substr(0, rest.find('/'));
+  std::string_view name, sub;
+  if (!SplitTenantTarget(target, &name, &sub)) return true;
   const auto it = by_name.find(name);
   if (it == by_name.end() || !it->second->admission || it->second->admission->unlimited() ||
       !BearerMatches(authorization, it->second->token))
     return true;  // answered (or refused) as usual
-  const std::string_view sub = rest.substr(std::min(rest.size(), name.size() + 1));
-  const bool decision =
-      sub == "credit/applications" ||
-      (sub.substr(0, 6) == "roles/" && sub.size() > 13 && sub.substr(sub.size() - 7) == "/decide");
+  const bool decision = sub == "credit/applications" || !DecideRole(sub).empty();
   if (!decision) return true;
   return it->second->admission->Acquire(admission, std::move(resume));
 }
 
 void Server::Impl::TenantRoute(
-    Worker& w, const HttpRequest& request, std::string_view rest,
+    Worker& w, const HttpRequest& request, std::string_view name, std::string_view sub,
     std::function<void(ServeMetrics&, std::string_view, Reply)> finish_on) {
-  const std::string_view name = rest.substr(0, rest.find('/'));
-  const std::string_view sub =
-      rest.size() > name.size() ? rest.substr(name.size() + 1) : std::string_view();
   const auto it = by_name.find(name);
   // An unknown tenant and a wrong token get the same answer: a token never learns which
   // other tenants exist.
@@ -428,10 +444,8 @@ void Server::Impl::TenantRoute(
                                           allowed)));
   };
   const std::string& body = *request.body;
-  constexpr std::string_view prefix = "roles/", suffix = "/decide";
-  if (sub.substr(0, prefix.size()) == prefix && sub.size() > prefix.size() + suffix.size() &&
-      sub.substr(sub.size() - suffix.size()) == suffix) {
-    const std::string role(sub.substr(prefix.size(), sub.size() - prefix.size() - suffix.size()));
+  if (const std::string_view decide_role = DecideRole(sub); !decide_role.empty()) {
+    const std::string role(decide_role);
     const auto known = decide_routes.find(role);
     const std::string_view label = known == decide_routes.end() ? std::string_view("unknown")
                                                                 : std::string_view(known->second);
@@ -704,13 +718,11 @@ bool IsLoopback(const std::string& address) {
 void ConfigureAdmin(Server::Impl& s) {
   const ServerOptions& o = s.opt;
   if (!o.admin_token_file.empty()) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(o.admin_token_file, ec))
-      throw std::invalid_argument("--admin-token-file " + o.admin_token_file + ": no such file");
-    std::ifstream in(o.admin_token_file);
-    std::getline(in, s.admin_token);
-    while (!s.admin_token.empty() && std::isspace(static_cast<unsigned char>(s.admin_token.back())))
-      s.admin_token.pop_back();
+    try {
+      s.admin_token = ReadTokenFile(o.admin_token_file);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--admin-token-file ") + e.what());
+    }
     if (s.admin_token.empty())
       throw std::invalid_argument("--admin-token-file " + o.admin_token_file + ": empty");
   } else if (const char* env = std::getenv("LOANTWIN_ADMIN_TOKEN"); env && *env) {

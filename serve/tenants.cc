@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 
 #include "core/yaml_reader.h"
 
@@ -27,16 +28,6 @@ bool IsName(const std::string& s, bool allow_dash) {
 std::string Resolve(const std::string& base_dir, const std::string& path) {
   const fs::path p(path);
   return (p.is_absolute() ? p : fs::path(base_dir) / p).lexically_normal().string();
-}
-
-std::string ReadToken(const YamlValue& where, const std::string& file) {
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) where.Fail("token file " + file + " is not a file");
-  std::ifstream in(file);
-  std::string token;
-  std::getline(in, token);
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  return token;
 }
 
 }  // namespace
@@ -74,7 +65,11 @@ std::vector<TenantConfig> LoadTenants(const std::string& file, int default_max_q
       item.Fail("tenant '" + t.name + "' needs exactly one of token_file and token_env");
     if (token_file) {
       const std::string path = Resolve(base, token_file->AsString());
-      t.token = ReadToken(*token_file, path);
+      try {
+        t.token = ReadTokenFile(path);
+      } catch (const std::invalid_argument& e) {
+        token_file->Fail(std::string("token file ") + e.what());
+      }
       t.token_source = "token_file " + path;
       if (t.token.empty()) token_file->Fail("token file " + path + " is empty");
     } else {
@@ -128,6 +123,16 @@ std::vector<TenantConfig> LoadTenants(const std::string& file, int default_max_q
     out.push_back(std::move(t));
   }
   return out;
+}
+
+std::string ReadTokenFile(const std::string& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) throw std::invalid_argument(file + " is not a file");
+  std::ifstream in(file);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  return token;
 }
 
 }  // namespace loantwin

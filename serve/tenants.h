@@ -33,4 +33,9 @@ struct TenantConfig {
 std::vector<TenantConfig> LoadTenants(const std::string& file, int default_max_queue,
                                       int max_batch);
 
+/// A token file's first line without trailing whitespace ("" for an empty file): the admin
+/// token and the tenants' tokens are read alike. std::invalid_argument "<file> is not a file"
+/// when it is missing or a directory.
+std::string ReadTokenFile(const std::string& file);
+
 }  // namespace loantwin

@@ -83,14 +83,15 @@ void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Sc
       "\nloantwin simulate: {} under {}, policy {}, {} months x {} paths, seed {} ({:.1f} s)\n",
       inst.name, sc.name, a.policy, a.months, a.paths, a.seed, seconds);
   fmt::print("{:<34} {:>14} {:>14} {:>14}\n", "metric (across paths)", "p05", "median", "p95");
-  auto row = [&](const char* name, std::vector<double> v, double scale, const char* unit) {
+  auto row = [&](const std::string& name, std::vector<double> v, double scale, const char* unit) {
     fmt::print("{:<34} {:>13.2f}{} {:>13.2f}{} {:>13.2f}{}\n", name, Quantile(v, 0.05) * scale,
                unit, Quantile(v, 0.5) * scale, unit, Quantile(v, 0.95) * scale, unit);
   };
   row("peak charge-off rate (3m avg)",
       column([](const PathSummary& s) { return s.peak_charge_off_rate; }), 100, "%");
-  row("minimum CET1 ratio", column([](const PathSummary& s) { return s.min_cet1_ratio; }), 100,
-      "%");
+  const CapitalRegime regime = inst.capital.regime;
+  row(fmt::format("minimum {}", CapitalRatioName(regime)),
+      column([](const PathSummary& s) { return s.min_capital_ratio; }), 100, "%");
   row("cumulative net income (millions)",
       column([](const PathSummary& s) { return s.cumulative_net_income; }), 1e-6, " ");
   row("final equity (millions)", column([](const PathSummary& s) { return s.final_equity; }), 1e-6,
@@ -98,12 +99,13 @@ void PrintSummary(const SimulateArgs& a, const InstitutionConfig& inst, const Sc
   row("average ROE", red.roe, 100, "%");
   row("average NIM", red.nim, 100, "%");
   row("average charge-off rate", red.co, 100, "%");
-  int below_min = 0, below_buffer = 0;
+  int under = 0, below_well = 0;
   for (const auto& s : summaries)
-    below_min += s.months_below_minimum > 0, below_buffer += s.months_below_buffer > 0;
+    under += s.months_undercapitalised > 0, below_well += s.months_below_well > 0;
   fmt::print(
-      "capital breaches: {} of {} paths fell below CET1 4.5%, {} below 7.0% (min + buffer)\n",
-      below_min, a.paths, below_buffer);
+      "capital ({} regime): {} of {} paths became undercapitalised or worse, {} fell below well "
+      "capitalised\n",
+      CapitalRegimeName(regime), under, a.paths, below_well);
   fmt::print("invariant breaches: {}\n",
              a.check_invariants ? "0 (checked every month)" : "not checked (--check-invariants)");
 }
@@ -207,8 +209,9 @@ Runner RegisterSimulate(CLI::App& app) {
     if (run) {
       int failed = 0;
       for (int m : run->failed_month) failed += m > 0;
-      fmt::print("institution failures (CET1 < {:.1f}% or equity <= 0): {} of {} paths\n",
-                 100 * TwinEnvConfig{}.cet1_floor, failed, a->paths);
+      fmt::print("institution failures ({} < {:.1f}% or equity <= 0): {} of {} paths\n",
+                 CapitalRatioName(inst->capital.regime), 100 * TwinEnvConfig{}.capital_floor,
+                 failed, a->paths);
       PrintRoleRewards(run->rewards, a->paths, a->months);
     }
     return 0;

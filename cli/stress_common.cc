@@ -111,7 +111,7 @@ void PrintStressSummary(const StressReport& r) {
     fmt::print("\nscenario {}{}\n", sc.name,
                sc.macro_paths_identical ? "" : "  (WARNING: macro paths differ between policies)");
     fmt::print("  {:<24} {:>16} {:>22} {:>12} {:>11} {:>13} {:>9}\n", "policy", "cum. NI mean",
-               "diff vs first [95% CI]", "ES 97.5%", "CET1 min p05", "paths < 7%", "invariant");
+               "diff vs first [95% CI]", "ES 97.5%", "capital p05", "< well cap.", "invariant");
     for (const auto& res : sc.results) {
       std::string diff = "";
       if (auto it = res.vs_first.find("cumulative_net_income"); it != res.vs_first.end())
@@ -121,8 +121,8 @@ void PrintStressSummary(const StressReport& r) {
       fmt::print("  {:<24} {:>16} {:>22} {:>12} {:>11} {:>8} of {:<4} {:>6}\n", res.policy,
                  FormatValue(res.metrics.at("cumulative_net_income").mean, "currency"), diff,
                  FormatValue(res.es_975, "currency"),
-                 FormatValue(res.metrics.at("min_cet1_ratio").p05, "fraction"),
-                 res.paths_below_cet1_buffer, res.paths, res.paths_with_invariant_breaches);
+                 FormatValue(res.metrics.at("min_capital_ratio").p05, "fraction"),
+                 res.paths_below_well_capitalised, res.paths, res.paths_with_invariant_breaches);
     }
   }
 }

@@ -62,7 +62,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
         const int path = start + i;
         const double* row = env.step_metrics(i);
         std::copy_n(row, kNumMetrics, out + (static_cast<size_t>(i) * o.months + m) * kNumMetrics);
-        if (!run.failed_month[path] && (row[kCet1Ratio] < c.cet1_floor || row[kEquity] <= 0))
+        if (!run.failed_month[path] && (row[kCapitalRatio] < c.capital_floor || row[kEquity] <= 0))
           run.failed_month[path] = m + 1;
         for (int r = 0; r < env.num_roles(); ++r) {
           run.rewards.returns[r][path] += env.rewards(r)[i];

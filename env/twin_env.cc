@@ -41,7 +41,7 @@ const MetricFeature kMacroFeatures[] = {
     {"macro/mortgage_rate", kMortgageRate, 0.06, 0.02},
     {"macro/credit_spread", kCreditSpread, 0.015, 0.01},
     {"macro/credit_factor", kCreditFactor, 0.0, 2.0},
-    {"portfolio/cet1_ratio", kCet1Ratio, 0.12, 0.05},
+    {"portfolio/capital_ratio", kCapitalRatio, 0.12, 0.05},
     {"portfolio/leverage_ratio", kLeverageRatio, 0.10, 0.05},
     {"portfolio/roa", kRoa, 0.0, 0.01},
     {"portfolio/nim", kNim, 0.035, 0.01},
@@ -527,7 +527,8 @@ void TwinEnv::StepInstances(int begin, int end) {
     in.expected_loss = row[kExpectedLoss];
     in.loan_balance = row[kLoanBalance];
     in.rwa = row[kRwa];
-    in.cet1_ratio = row[kCet1Ratio];
+    in.capital_ratio = row[kCapitalRatio];
+    in.capital_buffer = CapitalBuffer(institution_->capital.regime);
     in.liquidity_ratio = row[kLiquidityRatio];
     in.approval_rate = row[kApprovalRate];
     for (int p = 0; p < kNumProducts; ++p) in.exposures[p] = row[ProductMetricIndex(p, kPBalance)];
@@ -545,7 +546,8 @@ void TwinEnv::StepInstances(int begin, int end) {
       set_reward(r, i, static_cast<float>(reward_sets_[r].Compute(in, reward_vec_row(r, i))));
     }
     s.fresh = false;
-    if (config_.terminate_on_failure && (row[kCet1Ratio] < config_.cet1_floor || row[kEquity] <= 0))
+    if (config_.terminate_on_failure &&
+        (row[kCapitalRatio] < config_.capital_floor || row[kEquity] <= 0))
       set_terminated(i);
     WriteObservations(i, step_of(i) + 1);  // the base counts the step after this hook
   }

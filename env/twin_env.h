@@ -49,7 +49,7 @@ struct TwinEnvConfig {
   /// Scenario mix (overrides `scenario` when non-empty): instance i runs scenarios[i mod k].
   std::vector<std::string> scenarios;
   int horizon_months = 120;
-  double cet1_floor = 0.02;
+  double capital_floor = 0.02;  ///< on the regime's capital ratio
   bool terminate_on_failure = true;
   bool check_invariants = false;
   /// Not a YAML key: with check_invariants, count breaches per instance (Twin::
@@ -72,7 +72,8 @@ template <typename V>
 void VisitFields(TwinEnvConfig& c, V&& v) {
   v("institution", c.institution, "preset name or path");
   v("horizon_months", c.horizon_months, 1, 1200, "truncation horizon");
-  v("cet1_floor", c.cet1_floor, -1.0, 0.5, "terminated (institution fails) below this CET1");
+  v("capital_floor", c.capital_floor, -1.0, 0.5,
+    "terminated (institution fails) below this capital ratio (the regime's: net worth or CET1)");
   v("terminate_on_failure", c.terminate_on_failure, "false: failed institutions run on");
   v("check_invariants", c.check_invariants, "check the accounting invariants every month");
 }

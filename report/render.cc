@@ -40,7 +40,7 @@ std::string SeriesData(const Band& band, double scale) {
 
 std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
   const Panel panels[] = {
-      {"cet1_ratio", "CET1 ratio", "CET1 ratio (%)", 100.0},
+      {"capital_ratio", "Capital ratio", "capital ratio (%)", 100.0},
       {"charge_off_rate", "Net charge-off rate", "charge-off rate (% of loans, annualised)", 100.0},
       {"cumulative_net_income", "Cumulative net income", "cumulative net income (millions)", 1e-6},
   };
@@ -53,8 +53,13 @@ std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
                                sc.name, report.settings.paths, report.settings.months,
                                report.settings.institution)));
   for (const Panel& panel : panels) {
-    script += fmt::format("set title {}\nset xlabel \"month\"\nset ylabel {}\n",
-                          GnuplotQuote(panel.title), GnuplotQuote(panel.ylabel));
+    const bool capital = std::string(panel.series) == "capital_ratio";
+    const std::string ratio_name = report.settings.capital_ratio_name;
+    script += fmt::format(
+        "set title {}\nset xlabel \"month\"\nset ylabel {}\n",
+        GnuplotQuote(capital ? fmt::format("Capital: {} ({})", ratio_name, report.settings.regime)
+                             : panel.title),
+        GnuplotQuote(capital ? ratio_name + " (%)" : panel.ylabel));
     std::string plot;
     for (size_t i = 0; i < sc.results.size(); ++i) {
       const std::string name = fmt::format("{}_{}.dat", panel.series, i);
@@ -65,13 +70,13 @@ std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
           "noborder notitle, \"{}\" using 1:3 with lines lw 2 lc rgb \"{}\" title {}",
           plot.empty() ? "" : ", ", name, color, name, color, GnuplotQuote(sc.results[i].policy));
     }
-    if (std::string(panel.series) == "cet1_ratio")
+    if (std::string(panel.series) == "capital_ratio")
       plot += fmt::format(
-          ", {:.1f} with lines dt 2 lw 1.5 lc rgb \"#b2182b\" title \"minimum + buffer "
-          "({:.1f}%)\", {:.1f} with lines dt 3 lw 1.5 lc rgb \"#67001f\" title \"minimum "
-          "({:.1f}%)\"",
-          (kCet1Minimum + kCet1Buffer) * 100, (kCet1Minimum + kCet1Buffer) * 100,
-          kCet1Minimum * 100, kCet1Minimum * 100);
+          ", {:.1f} with lines dt 2 lw 1.5 lc rgb \"#b2182b\" title \"well capitalised "
+          "({:.1f}%)\", {:.1f} with lines dt 3 lw 1.5 lc rgb \"#67001f\" title \"adequately "
+          "capitalised ({:.1f}%)\"",
+          report.settings.capital_buffer * 100, report.settings.capital_buffer * 100,
+          report.settings.capital_minimum * 100, report.settings.capital_minimum * 100);
     if (std::string(panel.series) == "cumulative_net_income")
       plot += ", 0 with lines dt 2 lc rgb \"#555555\" notitle";
     script += "plot " + plot + "\n";

@@ -136,16 +136,16 @@ std::vector<Row> ScenarioRows() {
                   [](const PolicyScenarioResult& r) { return FormatValue(r.var_99, "currency"); }});
   rows.push_back({"97.5% expected shortfall (loss)",
                   [](const PolicyScenarioResult& r) { return FormatValue(r.es_975, "currency"); }});
-  rows.push_back({"paths below CET1 minimum (4.5%)", [](const PolicyScenarioResult& r) {
-                    return fmt::format("{} of {}", r.paths_below_cet1_minimum, r.paths);
+  rows.push_back({"paths undercapitalised or worse", [](const PolicyScenarioResult& r) {
+                    return fmt::format("{} of {}", r.paths_undercapitalised, r.paths);
                   }});
-  rows.push_back({"paths below CET1 minimum + buffer (7%)", [](const PolicyScenarioResult& r) {
-                    return fmt::format("{} of {}", r.paths_below_cet1_buffer, r.paths);
+  rows.push_back({"paths below well capitalised", [](const PolicyScenarioResult& r) {
+                    return fmt::format("{} of {}", r.paths_below_well_capitalised, r.paths);
                   }});
-  rows.push_back(
-      {"paths failed (CET1 below floor or equity <= 0)", [](const PolicyScenarioResult& r) {
-         return fmt::format("{} of {}", r.paths_failed, r.paths);
-       }});
+  rows.push_back({"paths failed (capital ratio below floor or equity <= 0)",
+                  [](const PolicyScenarioResult& r) {
+                    return fmt::format("{} of {}", r.paths_failed, r.paths);
+                  }});
   rows.push_back({"paths breaching an accounting invariant", [](const PolicyScenarioResult& r) {
                     return fmt::format("{} of {}", r.paths_with_invariant_breaches, r.paths);
                   }});
@@ -181,10 +181,10 @@ std::string DiffText(const PairedDifference& d, const std::string& unit) {
 }
 
 /// "good" / "bad" when the interval excludes zero, else "". Metrics without a better direction
-/// (the timing of the CET1 trough) are "neutral".
+/// (the timing of the capital trough) are "neutral".
 std::string Significance(const PairedDifference& d, bool higher_is_better,
                          const std::string& key = "") {
-  if (key == "cet1_trough_month") return d.low > 0 || d.high < 0 ? "neutral" : "";
+  if (key == "capital_trough_month") return d.low > 0 || d.high < 0 ? "neutral" : "";
   if (d.low > 0) return higher_is_better ? "good" : "bad";
   if (d.high < 0) return higher_is_better ? "bad" : "good";
   return "";
@@ -203,10 +203,10 @@ std::vector<Headline> Headlines() {
        [](const PolicyScenarioResult& r) { return r.metrics.at("roe").mean; }},
       {"97.5% ES (loss)", "currency", false,
        [](const PolicyScenarioResult& r) { return r.es_975; }},
-      {"minimum CET1, 5% worst", "fraction", true,
-       [](const PolicyScenarioResult& r) { return r.metrics.at("min_cet1_ratio").p05; }},
-      {"paths below 7% CET1", "count", false,
-       [](const PolicyScenarioResult& r) { return double(r.paths_below_cet1_buffer); }},
+      {"minimum capital ratio, 5% worst", "fraction", true,
+       [](const PolicyScenarioResult& r) { return r.metrics.at("min_capital_ratio").p05; }},
+      {"paths below well capitalised", "count", false,
+       [](const PolicyScenarioResult& r) { return double(r.paths_below_well_capitalised); }},
   };
 }
 
@@ -386,10 +386,13 @@ std::string MetricDefinitionsHtml() {
       "paths; VaR is the smallest loss in the tail, ES the mean loss over it. Levels: VaR "
       "{:.0f}%, ES {:.1f}%.</dd>\n",
       kVarLevel * 100, kEsLevel * 100);
-  h += "<dt>Breaches</dt><dd>Paths whose CET1 ratio fell below the 4.5% minimum, or below the "
-       "minimum plus the 2.5% conservation buffer, in at least one month; failed: below the "
-       "environment's CET1 floor or equity at or below zero; accounting invariants are checked "
-       "every month of every path (must be zero).</dd>\n";
+  h += "<dt>Breaches</dt><dd>Paths that were undercapitalised or worse, or not well "
+       "capitalised, in at least one month, by the prompt corrective action categories of the "
+       "institution's regime (ncua: net worth ratio 7% well, 6% adequately capitalised, and the "
+       "risk-based capital ratio of complex credit unions; basel: US PCA with all capital CET1, "
+       "10% well, 8% adequately, and the leverage tests); failed: below the environment's "
+       "capital floor or equity at or below zero; accounting invariants are checked every month "
+       "of every path (must be zero).</dd>\n";
   return h + "</dl>\n";
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "env/twin/capital.h"
 #include "env/twin/metrics.h"
 
 namespace loantwin {
@@ -19,21 +20,23 @@ const std::vector<StressMetric>& StressMetrics() {
        "starting equity)"},
       {"peak_charge_off_rate", "peak charge-off rate", "fraction", false,
        "highest trailing 3-month mean of the annualised net charge-off rate"},
-      {"min_cet1_ratio", "minimum CET1 ratio", "fraction", true,
-       "lowest month-end CET1 ratio (equity / RWA)"},
-      {"cet1_trough_month", "month of the CET1 trough", "month", false,
-       "first month (1-based) in which the CET1 ratio reaches its minimum (no better direction: "
-       "differences are marked, not coloured)"},
+      {"min_capital_ratio", "minimum capital ratio", "fraction", true,
+       "lowest month-end capital ratio of the institution's regime (ncua: net worth / total "
+       "assets; basel: CET1 / RWA)"},
+      {"capital_trough_month", "month of the capital trough", "month", false,
+       "first month (1-based) in which the capital ratio reaches its minimum (no better "
+       "direction: differences are marked, not coloured)"},
       {"approval_rate", "approval rate", "fraction", true,
        "approvals / applications summed over the horizon"},
-      {"final_equity", "final equity", "currency", true, "equity (CET1 capital) at the end"},
+      {"final_equity", "final equity", "currency", true,
+       "equity (net worth / CET1 capital) at the end"},
   };
   return metrics;
 }
 
 const std::vector<std::pair<std::string, int>>& BandSeries() {
   static const std::vector<std::pair<std::string, int>> s = {
-      {"cet1_ratio", kCet1Ratio},
+      {"capital_ratio", kCapitalRatio},
       {"charge_off_rate", kChargeOffRate},
       {"cumulative_net_income", -1},  // running sum of net_income
   };
@@ -100,9 +103,9 @@ void PolicyRunReducer::Add(const PathBlock& b) {
   const auto& series = BandSeries();
   const auto& macro_series = MacroSeries();
   for (int p = 0; p < b.count; ++p) {
-    double ni = 0, apps = 0, approvals = 0, peak_co = -1e300, min_cet1 = 1e300;
+    double ni = 0, apps = 0, approvals = 0, peak_co = -1e300, min_capital = 1e300;
     int trough = 1;
-    bool below_min = false, below_buffer = false;
+    bool under = false, below_well = false;
     for (int m = 0; m < months_; ++m) {
       const double* row = b.row(p, m);
       ni += row[kNetIncome];
@@ -112,10 +115,10 @@ void PolicyRunReducer::Add(const PathBlock& b) {
       int k = 0;
       for (int j = std::max(0, m - 2); j <= m; ++j, ++k) co += b.at(p, j, kChargeOffRate);
       peak_co = std::max(peak_co, co / k);
-      const double cet1 = row[kCet1Ratio];
-      if (cet1 < min_cet1) min_cet1 = cet1, trough = m + 1;
-      below_min |= cet1 < kCet1Minimum;
-      below_buffer |= cet1 < kCet1Minimum + kCet1Buffer;
+      const double capital = row[kCapitalRatio];
+      if (capital < min_capital) min_capital = capital, trough = m + 1;
+      under |= row[kCapitalCategory] >= kUndercapitalised;
+      below_well |= row[kCapitalCategory] > kWellCapitalised;
       r_.loan_months += row[kLoans];
       for (size_t s = 0; s < series.size(); ++s)
         bands_[s].Add(m, series[s].second < 0 ? ni : row[series[s].second]);
@@ -129,12 +132,12 @@ void PolicyRunReducer::Add(const PathBlock& b) {
     per_path_["cumulative_net_income"].push_back(ni);
     per_path_["roe"].push_back(equity0 > 0 ? ni * 12.0 / months_ / equity0 : 0.0);
     per_path_["peak_charge_off_rate"].push_back(peak_co);
-    per_path_["min_cet1_ratio"].push_back(min_cet1);
-    per_path_["cet1_trough_month"].push_back(trough);
+    per_path_["min_capital_ratio"].push_back(min_capital);
+    per_path_["capital_trough_month"].push_back(trough);
     per_path_["approval_rate"].push_back(apps > 0 ? approvals / apps : 0.0);
     per_path_["final_equity"].push_back(b.at(p, months_ - 1, kEquity));
-    r_.paths_below_cet1_minimum += below_min;
-    r_.paths_below_cet1_buffer += below_buffer;
+    r_.paths_undercapitalised += under;
+    r_.paths_below_well_capitalised += below_well;
     ++r_.paths;
   }
 }
@@ -217,11 +220,18 @@ std::string StressReportJson(const StressReport& report) {
   j["schema_version"] = kStressReportSchemaVersion;
   j["generated_by"] = "loantwin 0.1.0";
   const StressSettings& s = report.settings;
-  j["settings"] = {{"institution", s.institution}, {"paths", s.paths},
-                   {"months", s.months},           {"seed", s.seed},
-                   {"threads", s.threads},         {"reward_weights_from", s.reward_weights_from},
-                   {"var_level", kVarLevel},       {"es_level", kEsLevel},
-                   {"cet1_minimum", kCet1Minimum}, {"cet1_buffer", kCet1Buffer}};
+  j["settings"] = {{"institution", s.institution},
+                   {"paths", s.paths},
+                   {"months", s.months},
+                   {"seed", s.seed},
+                   {"threads", s.threads},
+                   {"reward_weights_from", s.reward_weights_from},
+                   {"var_level", kVarLevel},
+                   {"es_level", kEsLevel},
+                   {"regime", s.regime},
+                   {"capital_ratio_name", s.capital_ratio_name},
+                   {"capital_minimum", s.capital_minimum},
+                   {"capital_buffer", s.capital_buffer}};
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& m : StressMetrics())
     metrics[m.key] = {{"label", m.label},
@@ -250,8 +260,8 @@ std::string StressReportJson(const StressReport& report) {
       jr["metrics"] = nlohmann::json::object();
       for (const auto& [k, d] : r.metrics) jr["metrics"][k] = DistributionJson(d);
       jr["tail"] = {{"var_99", r.var_99}, {"es_975", r.es_975}};
-      jr["counts"] = {{"paths_below_cet1_minimum", r.paths_below_cet1_minimum},
-                      {"paths_below_cet1_buffer", r.paths_below_cet1_buffer},
+      jr["counts"] = {{"paths_undercapitalised", r.paths_undercapitalised},
+                      {"paths_below_well_capitalised", r.paths_below_well_capitalised},
                       {"paths_failed", r.paths_failed},
                       {"paths_with_invariant_breaches", r.paths_with_invariant_breaches}};
       if (!r.first_invariant_breach.empty())

@@ -17,9 +17,7 @@
 namespace loantwin {
 
 inline constexpr const char* kStressReportSchema = "loantwin.stress_report";
-inline constexpr int kStressReportSchemaVersion = 1;
-inline constexpr double kCet1Minimum = 0.045;  ///< Basel III CET1 minimum
-inline constexpr double kCet1Buffer = 0.025;   ///< capital conservation buffer
+inline constexpr int kStressReportSchemaVersion = 2;
 inline constexpr double kVarLevel = 0.99;
 inline constexpr double kEsLevel = 0.975;
 
@@ -46,10 +44,10 @@ struct PolicyScenarioResult {
   int paths = 0;
   std::map<std::string, std::vector<double>> per_path;  ///< metric -> value per path
   std::map<std::string, Distribution> metrics;
-  double var_99 = 0, es_975 = 0;          ///< of cumulative net income (losses)
-  int paths_below_cet1_minimum = 0;       ///< CET1 < 4.5% in some month
-  int paths_below_cet1_buffer = 0;        ///< CET1 < 7.0% in some month
-  int paths_failed = 0;                   ///< CET1 < floor or equity <= 0
+  double var_99 = 0, es_975 = 0;   ///< of cumulative net income (losses)
+  int paths_undercapitalised = 0;  ///< capital category undercapitalised or worse in some month
+  int paths_below_well_capitalised = 0;  ///< not well capitalised in some month
+  int paths_failed = 0;                  ///< capital ratio < the environment's floor or equity <= 0
   int paths_with_invariant_breaches = 0;  ///< must be 0
   std::string first_invariant_breach;
   std::map<std::string, std::vector<double>> role_return_paths;  ///< role -> return per path
@@ -78,6 +76,10 @@ struct PolicyInfo {
 
 struct StressSettings {
   std::string institution;
+  std::string regime = "basel";  ///< the institution's capital regime (env/twin/capital.h)
+  std::string capital_ratio_name = "CET1 ratio";  ///< "net worth ratio" under ncua
+  double capital_minimum = 0.08;                  ///< undercapitalised below this capital ratio
+  double capital_buffer = 0.10;                   ///< not well capitalised below it
   int paths = 0, months = 0, threads = 1;
   uint64_t seed = 0;
   std::string reward_weights_from;

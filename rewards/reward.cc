@@ -40,7 +40,7 @@ double ExpectedLoss(const RewardInput& in) {
   return -100 * SafeDiv(in.expected_loss / 12, in.loan_balance);
 }
 double Capital(const RewardInput& in) {
-  return -100 * std::max(0.0, 0.07 - in.cet1_ratio);
+  return -100 * std::max(0.0, in.capital_buffer - in.capital_ratio);
 }
 double Liquidity(const RewardInput& in) {
   return -std::max(0.0, 1.0 - in.liquidity_ratio);
@@ -76,7 +76,10 @@ Registry<RewardFactory>& Rewards() {
         "-100 x (12-month expected loss / 12) / loan balance (percent of the book per month)",
         ExpectedLoss);
     add("capital",
-        "-100 x max(0, 7% - CET1 ratio) (-1 per percentage point below minimum + buffer)", Capital);
+        "-100 x max(0, target - capital ratio): the regime's target, 7% net worth (ncua) or 7% "
+        "CET1 "
+        "(basel, minimum + buffer); -1 per percentage point below it",
+        Capital);
     add("liquidity", "-max(0, 1 - liquidity ratio) (0 when liquid assets cover stressed run-off)",
         Liquidity);
     add("concentration", "-HHI of exposure across products (-1 = one product, -1/n = even spread)",

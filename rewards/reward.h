@@ -16,10 +16,11 @@ struct RewardInput {
   double net_income = 0;   ///< month's net income
   double equity_open = 0;  ///< equity at the start of the month
   double nii = 0, fees = 0, opex = 0;
-  double expected_loss = 0;  ///< 12-month expected loss of the book at month end
-  double loan_balance = 0;   ///< month-end loan balance
-  double rwa = 0;            ///< month-end risk-weighted assets
-  double cet1_ratio = 0;
+  double expected_loss = 0;       ///< 12-month expected loss of the book at month end
+  double loan_balance = 0;        ///< month-end loan balance
+  double rwa = 0;                 ///< month-end risk-weighted assets
+  double capital_ratio = 0;       ///< the regime's ratio: net worth (ncua) or CET1 (basel)
+  double capital_buffer = 0.07;   ///< the regime's well-capitalised target for it
   double liquidity_ratio = 0;     ///< liquid assets / stressed run-off (>= 1 is compliant)
   double approval_rate = 0;       ///< approvals / applications this month
   std::vector<double> exposures;  ///< exposure per segment (products) for concentration

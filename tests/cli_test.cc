@@ -51,7 +51,8 @@ TEST(Cli, SimulateWritesCsvAndSummary) {
       out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("peak charge-off rate"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("minimum CET1 ratio"), std::string::npos);
+  EXPECT_NE(r.output.find("minimum net worth ratio"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("capital (ncua regime): "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("cumulative net income"), std::string::npos);
   EXPECT_NE(r.output.find("invariant breaches: 0"), std::string::npos);
   const std::string csv = ReadFile(out);
@@ -415,7 +416,7 @@ TEST(Cli, ListShowsPresetsScenariosAndMetrics) {
   const Result r = RunCli("list");
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* s :
-       {"cu_mid", "marketplace_lender", "dfast_2025_severely_adverse", "cet1_ratio",
+       {"cu_mid", "marketplace_lender", "dfast_2025_severely_adverse", "capital_ratio",
         "card_charge_off_rate", "environments", "twin", "cartpole", "rewards", "raroc"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s;
 }

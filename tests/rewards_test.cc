@@ -17,7 +17,8 @@ RewardInput Example() {
   in.expected_loss = 3'600'000;  // 12-month
   in.loan_balance = 360'000'000;
   in.rwa = 200'000'000;
-  in.cet1_ratio = 0.05;
+  in.capital_ratio = 0.05;
+  in.capital_buffer = 0.07;
   in.liquidity_ratio = 0.8;
   in.approval_rate = 0.85;
   in.exposures = {100, 300, 0, 100, 0};
@@ -53,7 +54,7 @@ TEST(Rewards, HandComputedValues) {
 
 TEST(Rewards, EdgeCases) {
   RewardInput in = Example();
-  in.cet1_ratio = 0.12;
+  in.capital_ratio = 0.12;
   in.liquidity_ratio = 3.0;
   EXPECT_DOUBLE_EQ(Value("capital", in), 0.0);    // no penalty above 7%
   EXPECT_DOUBLE_EQ(Value("liquidity", in), 0.0);  // covered

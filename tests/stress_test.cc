@@ -105,8 +105,8 @@ TEST_F(StressRun, CommonRandomNumbersAcrossPoliciesRepeatsAndThreads) {
   EXPECT_EQ(a.scenarios[1].macro.at("unemployment").p50,
             b.scenarios[1].macro.at("unemployment").p50);
   // The recession is visibly worse than steady state.
-  EXPECT_LT(a.scenarios[1].results[0].metrics.at("min_cet1_ratio").mean,
-            a.scenarios[0].results[0].metrics.at("min_cet1_ratio").mean);
+  EXPECT_LT(a.scenarios[1].results[0].metrics.at("min_capital_ratio").mean,
+            a.scenarios[0].results[0].metrics.at("min_capital_ratio").mean);
   EXPECT_GT(a.scenarios[1].macro.at("unemployment").p50.back(),
             a.scenarios[0].macro.at("unemployment").p50.back());
 }
@@ -125,7 +125,7 @@ TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBat
   const std::string whole_json = [&] {
     ScenarioReport sr;
     sr.results.push_back(ReducePolicyRun("baseline", whole));
-    return nlohmann::json(sr.results[0].bands.at("cet1_ratio").p05).dump() +
+    return nlohmann::json(sr.results[0].bands.at("capital_ratio").p05).dump() +
            nlohmann::json(sr.results[0].per_path).dump();
   }();
   std::string digest, sketched_p05;
@@ -140,7 +140,7 @@ TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBat
     EXPECT_TRUE(run.paths.data.empty());
     const PolicyScenarioResult r = exact.Finish(run);
     EXPECT_EQ(
-        nlohmann::json(r.bands.at("cet1_ratio").p05).dump() + nlohmann::json(r.per_path).dump(),
+        nlohmann::json(r.bands.at("capital_ratio").p05).dump() + nlohmann::json(r.per_path).dump(),
         whole_json)
         << batch;
     const PolicyScenarioResult s = sketched.Finish(run);
@@ -208,8 +208,9 @@ TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
   // The charts carry titles, axis labels with units and legends.
   const std::string fan = ReadFile(out.path() + "/report/charts/mild_recession-fan.svg");
   for (const char* text :
-       {"CET1 ratio (%)", "charge-off rate (% of loans, annualised)",
-        "cumulative net income (millions)", "month", "baseline", "tiny", "minimum + buffer (7.0%)"})
+       {"net worth ratio (%)", "Capital: net worth ratio (ncua)",
+        "charge-off rate (% of loans, annualised)", "cumulative net income (millions)", "month",
+        "baseline", "tiny", "well capitalised (7.0%)", "adequately capitalised (6.0%)"})
     EXPECT_NE(fan.find(text), std::string::npos) << text;
   const std::string macro = ReadFile(out.path() + "/report/charts/mild_recession-macro.svg");
   for (const char* text : {"unemployment (%)", "House price index", "GDP growth (% annualised)"})

@@ -167,7 +167,7 @@ TEST(TwinEnv, BaselinePricingIsCostPlus) {
 
 TEST(TwinEnv, TerminationWhenTheInstitutionFails) {
   TwinEnvConfig c;
-  c.cet1_floor = 0.9;  // unreachable capital: fails at once
+  c.capital_floor = 0.9;  // unreachable capital: fails at once
   auto env = MakeTwin(2, c);
   env->Reset();
   env->Step();
@@ -195,9 +195,9 @@ TEST(TwinEnv, TruncatedEpisodesCanBeBootstrapped) {
   EXPECT_EQ(env->terminated()[0], 0);
   // The final observation describes month 6 (the state to bootstrap V from) ...
   EXPECT_FLOAT_EQ(Feature(*env, kCreditRole, 0, "episode/progress", true), 1.0f);
-  const double cet1 = env->step_metrics(0)[kCet1Ratio];
-  EXPECT_NEAR(Feature(*env, kRiskRole, 0, "portfolio/cet1_ratio", true),
-              std::clamp((cet1 - 0.12) / 0.05, -10.0, 10.0), 1e-5);
+  const double capital = env->step_metrics(0)[kCapitalRatio];
+  EXPECT_NEAR(Feature(*env, kRiskRole, 0, "portfolio/capital_ratio", true),
+              std::clamp((capital - 0.12) / 0.05, -10.0, 10.0), 1e-5);
   // ... while the observation is the new episode's month 0.
   EXPECT_FLOAT_EQ(Feature(*env, kCreditRole, 0, "episode/progress"), 0.0f);
   EXPECT_NE(Feature(*env, kRiskRole, 0, "portfolio/equity_growth_log", true),
@@ -296,7 +296,7 @@ TEST(TwinEnvConfig, ParsesAndRejectsWithFileLineAndKey) {
   const auto ok = YamlValue::LoadString(R"(institution: cu_mid
 scenario: rate_shock
 horizon_months: 24
-cet1_floor: 0.03
+capital_floor: 0.03
 roles:
   credit:
     fallback: random

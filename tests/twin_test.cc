@@ -6,6 +6,7 @@
 
 #include "core/config_error.h"
 #include "core/counter_rng.h"
+#include "env/twin/capital.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
 #include "env/twin/monte_carlo.h"
@@ -211,6 +212,118 @@ TEST(Twin, APresetWhoseBalanceSheetWouldOpenNegativeIsRefused) {
       ParseInstitution("name: drawn\nmembers: 5000\nproducts:\n  card:\n    initial_loans: 300\n",
                        "drawn.yaml"),
       LoadScenario("steady_state"), 1, 0));
+}
+
+TEST(Capital, NcuaCategoriesFollowPart702) {
+  const CapitalRules ncua{CapitalRegime::kNcua, 0, false};
+  auto category = [&](const CapitalRules& r, bool complex, double nwr, double rbc_rwa = 0) {
+    // total assets 100: equity = nwr x 100; RBC ratio = equity / rbc_rwa when given.
+    const CapitalInputs in{100 * nwr, 100, 0, rbc_rwa > 0 ? rbc_rwa : 100, 0};
+    return AssessCapital(r, complex, in).category;
+  };
+  EXPECT_EQ(category(ncua, false, 0.0199), kCriticallyUndercapitalised);
+  EXPECT_EQ(category(ncua, false, 0.02), kSignificantlyUndercapitalised);
+  EXPECT_EQ(category(ncua, false, 0.0399), kSignificantlyUndercapitalised);
+  EXPECT_EQ(category(ncua, false, 0.04), kUndercapitalised);
+  EXPECT_EQ(category(ncua, false, 0.0599), kUndercapitalised);
+  EXPECT_EQ(category(ncua, false, 0.06), kAdequatelyCapitalised);
+  EXPECT_EQ(category(ncua, false, 0.0699), kAdequatelyCapitalised);
+  EXPECT_EQ(category(ncua, false, 0.07), kWellCapitalised);
+  // A complex credit union also needs RBC >= 10% (well) and >= 8% (adequately): net worth of
+  // 8 on RWA of 90 (8.9%) is adequately, on RWA of 101 (7.9%) undercapitalised.
+  EXPECT_EQ(category(ncua, true, 0.08, 70), kWellCapitalised);
+  EXPECT_EQ(category(ncua, true, 0.08, 90), kAdequatelyCapitalised);
+  EXPECT_EQ(category(ncua, true, 0.08, 101), kUndercapitalised);
+  EXPECT_EQ(category(ncua, true, 0.03, 10), kSignificantlyUndercapitalised);  // RBC cannot lift it
+  // CCULR: 9% net worth is well capitalised whatever the RBC ratio; below 9% the standard rules.
+  const CapitalRules cculr{CapitalRegime::kNcua, 1, true};
+  EXPECT_EQ(category(cculr, true, 0.09, 200), kWellCapitalised);
+  EXPECT_EQ(category(cculr, true, 0.085, 200), kUndercapitalised);
+  EXPECT_EQ(category(cculr, true, 0.085, 80), kWellCapitalised);
+  // The allowance counts up to 1.25% of RWA: (8 + 1.25) / 100.
+  const auto p = AssessCapital(ncua, true, CapitalInputs{8, 100, 50, 100, 5});
+  EXPECT_DOUBLE_EQ(p.rbc_ratio, 0.0925);
+  EXPECT_DOUBLE_EQ(p.ratio, 0.08);  // the headline ratio is the net worth ratio
+  EXPECT_DOUBLE_EQ(AssessCapital(ncua, true, CapitalInputs{8, 100, 50, 100, 0.5}).rbc_ratio, 0.085);
+}
+
+TEST(Capital, BaselCategoriesFollowUsPca) {
+  const CapitalRules basel{};
+  auto category = [&](double cet1, double leverage) {
+    return AssessCapital(basel, false,
+                         CapitalInputs{leverage * 100, 100, leverage * 100 / cet1, 0, 0})
+        .category;
+  };
+  EXPECT_EQ(category(0.11, 0.06), kWellCapitalised);
+  EXPECT_EQ(category(0.11, 0.045), kAdequatelyCapitalised);  // leverage below 5%
+  EXPECT_EQ(category(0.09, 0.06), kAdequatelyCapitalised);   // total capital below 10%
+  EXPECT_EQ(category(0.07, 0.06), kUndercapitalised);
+  EXPECT_EQ(category(0.05, 0.06), kSignificantlyUndercapitalised);
+  EXPECT_EQ(category(0.20, 0.02), kCriticallyUndercapitalised);
+  const auto p = AssessCapital(basel, false, CapitalInputs{10, 100, 40, 0, 0});
+  EXPECT_DOUBLE_EQ(p.ratio, 0.25);  // CET1
+  EXPECT_DOUBLE_EQ(p.rbc_ratio, 0.0);
+  EXPECT_EQ(CapitalMinimum(CapitalRegime::kNcua), 0.06);
+  EXPECT_EQ(CapitalMinimum(CapitalRegime::kBasel), 0.08);
+  EXPECT_EQ(CapitalBuffer(CapitalRegime::kNcua), 0.07);
+  EXPECT_EQ(CapitalBuffer(CapitalRegime::kBasel), 0.10);
+}
+
+TEST(Capital, CreditUnionsAreJudgedByNetWorthAndBanksByCet1) {
+  std::vector<double> row(kNumMetrics);
+  {
+    auto inst = LoadInstitution("cu_mid");
+    EXPECT_EQ(inst->capital.regime, CapitalRegime::kNcua);
+    Twin twin(inst, LoadScenario("steady_state"), 1, 0);
+    twin.Step(DefaultLevers(*inst), row.data());
+    EXPECT_DOUBLE_EQ(row[kCapitalRatio], row[kLeverageRatio]);
+    EXPECT_NEAR(row[kCapitalRatio], 0.105, 0.01);  // the preset's equity_to_assets
+    EXPECT_EQ(row[kCapitalCategory], kWellCapitalised);
+    EXPECT_GT(row[kRbcRatio], 0.10);
+    EXPECT_GT(row[kCet1Ratio], 2 * row[kCapitalRatio]);  // the frame the review objected to
+  }
+  {
+    auto inst = LoadInstitution("marketplace_lender");
+    EXPECT_EQ(inst->capital.regime, CapitalRegime::kBasel);
+    Twin twin(inst, LoadScenario("steady_state"), 1, 0);
+    twin.Step(DefaultLevers(*inst), row.data());
+    EXPECT_DOUBLE_EQ(row[kCapitalRatio], row[kCet1Ratio]);
+    EXPECT_EQ(row[kRbcRatio], 0.0);
+  }
+  // Under the severely adverse scenario cu_mid's net worth falls below 6%
+  // (undercapitalised) while CET1 on IRB risk weights stays above 7%.
+  auto inst = LoadInstitution("cu_mid");
+  Twin twin(inst, LoadScenario("dfast_2025_severely_adverse"), 1, 0);
+  bool under_while_cet1_above_buffer = false;
+  for (int m = 0; m < 24; ++m) {
+    twin.Step(DefaultLevers(*inst), row.data());
+    under_while_cet1_above_buffer |=
+        row[kCapitalCategory] >= kUndercapitalised && row[kCet1Ratio] > 0.07;
+  }
+  EXPECT_TRUE(under_while_cet1_above_buffer);
+}
+
+TEST(Capital, BadCapitalSectionsAreRefusedNamingTheKey) {
+  const std::string head = "name: x\nmembers: 5000\nproducts:\n  card:\n    initial_loans: 300\n";
+  auto refused = [&](const std::string& capital, const std::string& expect) {
+    try {
+      ParseInstitution(head + capital, "x.yaml");
+      ADD_FAILURE() << "accepted: " << capital;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("x.yaml:"), std::string::npos) << e.what();
+    }
+  };
+  refused("capital:\n  regime: fdic\n", "'fdic' is not a capital regime (ncua | basel)");
+  refused("capital:\n  regime: basel\n  cculr: true\n", "needs regime: ncua");
+  refused("capital:\n  complex: true\n", "needs regime: ncua");
+  refused("capital:\n  regime: ncua\n  complex: maybe\n", "complex");
+  refused("capital:\n  regime: ncua\n  buffer: 0.1\n", "buffer");
+  const auto ok = ParseInstitution(
+      head + "capital:\n  regime: ncua\n  complex: true\n  cculr: true\n", "x.yaml");
+  EXPECT_EQ(ok->capital.complex, 1);
+  EXPECT_TRUE(ok->capital.cculr);
+  EXPECT_EQ(ParseInstitution(head, "x.yaml")->capital.regime, CapitalRegime::kBasel);
 }
 
 TEST(Twin, ResetEpisodesAreIndependentAndRepeatable) {

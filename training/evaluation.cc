@@ -47,7 +47,8 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
   std::vector<uint8_t> alive(n, 1);
   std::vector<int32_t> actions;
   auto* twin = dynamic_cast<TwinEnv*>(&env);
-  std::vector<double> net_income(n, 0), roe(n, 0), min_cet1(n, 1e9), peak_co(n, 0), approvals(n, 0);
+  std::vector<double> net_income(n, 0), roe(n, 0), min_capital(n, 1e9), peak_co(n, 0),
+      approvals(n, 0);
   std::vector<int> months(n, 0);
   std::map<std::string, std::pair<double, int64_t>> decisions;
   for (int step = 0; step < env.max_episode_steps(); ++step) {
@@ -81,7 +82,7 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
         const double* row = twin->step_metrics(i);
         net_income[i] += row[kNetIncome];
         roe[i] += row[kRoe];
-        min_cet1[i] = std::min(min_cet1[i], row[kCet1Ratio]);
+        min_capital[i] = std::min(min_capital[i], row[kCapitalRatio]);
         peak_co[i] = std::max(peak_co[i], row[kChargeOffRate]);
         approvals[i] += row[kApprovals];
         ++months[i];
@@ -109,12 +110,12 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
     mean_std(net_income, &m, &sd);
     out.portfolio["cumulative_net_income"] = m;
     for (int i = 0; i < n; ++i)
-      roe[i] /= std::max(1, months[i]), worst = std::min(worst, min_cet1[i]);
+      roe[i] /= std::max(1, months[i]), worst = std::min(worst, min_capital[i]);
     mean_std(roe, &m, &sd);
     out.portfolio["mean_roe"] = m;
-    mean_std(min_cet1, &m, &sd);
-    out.portfolio["min_cet1_ratio_mean"] = m;
-    out.portfolio["min_cet1_ratio_worst"] = worst;
+    mean_std(min_capital, &m, &sd);
+    out.portfolio["min_capital_ratio_mean"] = m;
+    out.portfolio["min_capital_ratio_worst"] = worst;
     mean_std(peak_co, &m, &sd);
     out.portfolio["peak_charge_off_rate"] = m;
     mean_std(approvals, &m, &sd);

@@ -10,6 +10,7 @@
 #include "agents/export_manifest.h"
 #include "core/config_error.h"
 #include "env/twin/config_paths.h"
+#include "env/twin/institution.h"
 #include "env/twin/scenario.h"
 #include "training/checkpoint.h"
 #include "training/trainer.h"
@@ -194,6 +195,13 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   else if (report.settings.reward_weights_from == "defaults")
     base.institution = "cu_mid";
   report.settings.institution = base.institution;
+  {
+    const CapitalRegime regime = LoadInstitution(base.institution)->capital.regime;
+    report.settings.regime = CapitalRegimeName(regime);
+    report.settings.capital_ratio_name = CapitalRatioName(regime);
+    report.settings.capital_minimum = CapitalMinimum(regime);
+    report.settings.capital_buffer = CapitalBuffer(regime);
+  }
   report.settings.paths = o.paths;
   report.settings.months = o.months;
   report.settings.seed = o.seed;

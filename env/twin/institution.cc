@@ -72,6 +72,32 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
     bs.Read("liquidity_runoff", &cfg->liquidity_runoff, 0.001, 1.0);
     bs.Done();
   }
+  if (auto c = m.Get("capital")) {
+    YamlMap cm(*c);
+    if (auto regime = cm.Get("regime")) {
+      const std::string r = regime->AsString();
+      if (r == "ncua")
+        cfg->capital.regime = CapitalRegime::kNcua;
+      else if (r == "basel")
+        cfg->capital.regime = CapitalRegime::kBasel;
+      else
+        regime->Fail("'" + r + "' is not a capital regime (ncua | basel)");
+    }
+    if (auto complex = cm.Get("complex")) {
+      if (complex->IsScalar() && complex->AsString() == "auto")
+        cfg->capital.complex = -1;
+      else
+        cfg->capital.complex = complex->AsBool() ? 1 : 0;
+    }
+    if (auto cculr = cm.Get("cculr")) {
+      cfg->capital.cculr = cculr->AsBool();
+      if (cfg->capital.cculr && cfg->capital.regime != CapitalRegime::kNcua)
+        cculr->Fail("cculr (the credit union leverage ratio) needs regime: ncua");
+    }
+    if (cfg->capital.regime != CapitalRegime::kNcua && cfg->capital.complex != -1)
+      cm.Require("complex").Fail("complex (a complex credit union) needs regime: ncua");
+    cm.Done();
+  }
   if (auto c = m.Get("costs")) {
     YamlMap cm(*c);
     cm.Read("fixed_cost_per_member", &cfg->fixed_cost_per_member, 0.0, 1e6);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "env/twin/capital.h"
 #include "env/twin/product.h"
 
 namespace loantwin {
@@ -59,6 +60,7 @@ struct InstitutionConfig {
   int default_risk_appetite = 2;         ///< rule-based risk appetite level (0..4)
   std::array<int, kNumDelinquentBuckets> default_collection = {1, 2, 2};  ///< soft, hard, hard
   CreditCycle cycle;
+  CapitalRules capital;  ///< the regulatory frame (`capital:`; default basel)
 };
 
 /// Loads a preset by name (configs/institutions/<name>.yaml) or path. Strict: unknown keys, wrong

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/atomic_file.h"
+#include "env/twin/capital.h"
 #include "env/twin/twin_batch.h"
 
 namespace loantwin {
@@ -78,17 +79,19 @@ PathSummary SummarisePath(const PathBlock& b, int p) {
                 0,
                 0,
                 0,
+                0,
                 0};
   for (int m = 0; m < b.months; ++m) {
     double co = 0;
     int n = 0;
     for (int k = std::max(0, m - 2); k <= m; ++k, ++n) co += b.at(p, k, kChargeOffRate);
     s.peak_charge_off_rate = std::max(s.peak_charge_off_rate, co / n);
-    const double cet1 = b.at(p, m, kCet1Ratio);
-    s.min_cet1_ratio = std::min(s.min_cet1_ratio, cet1);
+    s.min_capital_ratio = std::min(s.min_capital_ratio, b.at(p, m, kCapitalRatio));
     s.cumulative_net_income += b.at(p, m, kNetIncome);
-    s.months_below_minimum += cet1 < 0.045;
-    s.months_below_buffer += cet1 < 0.07;
+    const int category = static_cast<int>(b.at(p, m, kCapitalCategory));
+    s.months_undercapitalised += category >= kUndercapitalised;
+    s.months_below_well += category > kWellCapitalised;
+    s.worst_category = std::max(s.worst_category, category);
   }
   s.final_equity = b.at(p, b.months - 1, kEquity);
   return s;

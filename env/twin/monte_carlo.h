@@ -83,11 +83,12 @@ PathSet RunMonteCarlo(std::shared_ptr<const InstitutionConfig> institution,
 /// Per-path outcomes for the summary table.
 struct PathSummary {
   double peak_charge_off_rate;  ///< max over months of the trailing 3-month mean charge-off rate
-  double min_cet1_ratio;
+  double min_capital_ratio;     ///< the regime's ratio (net worth or CET1; env/twin/capital.h)
   double cumulative_net_income;
   double final_equity;
-  int months_below_minimum;  ///< CET1 < 4.5%
-  int months_below_buffer;   ///< CET1 < 7.0% (minimum + conservation buffer)
+  int months_undercapitalised;  ///< capital category undercapitalised or worse (below minimum)
+  int months_below_well;        ///< not well capitalised
+  int worst_category;           ///< the worst capital category reached (CapitalCategory)
 };
 std::vector<PathSummary> SummarisePaths(const PathSet& set);
 /// The summary of path i of a block.

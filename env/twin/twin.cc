@@ -553,6 +553,8 @@ void Twin::Reset(uint64_t episode) {
   liquid_ = institution_->liquid_share * total_assets;
   equity_ = institution_->equity_to_assets * total_assets;
   deposits_ = total_assets - equity_;
+  complex_ = institution_->capital.complex >= 0 ? institution_->capital.complex == 1
+                                                : total_assets > kNcuaComplexAssets;
   wholesale_ = 0;
   collection_ = defaults.collection_intensity;
   // Operational-risk capital needs a year of gross income: start from the book's run rate.
@@ -824,6 +826,18 @@ BookTotals Twin::Totals() const {
     t.rwa_irb += 12.5 * k;
     const double rw = s.basel_class == BaselClass::kMortgage ? 0.35 : 0.75;
     t.rwa_sa += rw * (f.exposure - f.ead_defaulted) + kDefaultedRiskWeight * f.ead_defaulted;
+    // NCUA risk weights (12 CFR 702.104(c)), on balances: loans 60+ days delinquent 100%
+    // (first-lien residential) or 150%; current first-lien residential 50% up to 35% of assets
+    // (WriteMetrics), consumer 75%, commercial 100%. Unfunded card lines are unconditionally
+    // cancellable: 0%.
+    const double delinquent = f.bucket_balance[2] + f.bucket_balance[3];
+    const double current = f.closing - delinquent;
+    if (s.basel_class == BaselClass::kMortgage) {
+      t.mortgage_current += current;
+      t.ncua_rwa_loans += 1.0 * delinquent;
+    } else {
+      t.ncua_rwa_loans += (p == kBusiness ? 1.0 : 0.75) * current + 1.5 * delinquent;
+    }
   }
   return t;
 }
@@ -900,6 +914,20 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kRwa] = rwa;
   o[kCet1Ratio] = ratio(equity_, rwa);
   o[kLeverageRatio] = ratio(equity_, total_assets);
+  {
+    // NCUA: current first-lien mortgages 50% up to 35% of total assets, 75% beyond; liquid
+    // assets: the overnight share 0% (cash, Federal Reserve balances), the term share 50%
+    // (securities of 1-3 years' weighted average life).
+    const double mortgage_low = std::min(t.mortgage_current, 0.35 * std::max(0.0, total_assets));
+    const double ncua_rwa = t.ncua_rwa_loans + 0.5 * mortgage_low +
+                            0.75 * (t.mortgage_current - mortgage_low) +
+                            0.5 * inst.liquid_term_share * liquid_;
+    const CapitalPosition cap = AssessCapital(
+        inst.capital, complex_, CapitalInputs{equity_, total_assets, rwa, ncua_rwa, allowance_});
+    o[kCapitalRatio] = cap.ratio;
+    o[kCapitalCategory] = cap.category;
+    o[kRbcRatio] = cap.rbc_ratio;
+  }
   o[kLiquidityRatio] = ratio(liquid_, inst.liquidity_runoff * deposits_);
   o[kRoe] = ratio(mf.net_income * 12, mf.equity_open);
   o[kRoa] = ratio(mf.net_income * 12, mf.assets_open);
@@ -1022,6 +1050,7 @@ void Twin::SaveState(StateWriter& w) const {
   w.Put(smoothed_unemployment_), w.Put(smoothed_gdp_), w.Put(unemployment_anchor_);
   w.Put(policy_history_), w.Put(mortgage_history_), w.Put(gross_income_history_);
   w.Put(collection_);
+  w.Put(complex_);
 }
 
 void Twin::LoadState(StateReader& r) {
@@ -1041,6 +1070,7 @@ void Twin::LoadState(StateReader& r) {
   r.Get(&smoothed_unemployment_), r.Get(&smoothed_gdp_), r.Get(&unemployment_anchor_);
   r.Get(&policy_history_), r.Get(&mortgage_history_), r.Get(&gross_income_history_);
   r.Get(&collection_);
+  r.Get(&complex_);
 }
 
 }  // namespace loantwin

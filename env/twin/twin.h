@@ -65,6 +65,8 @@ struct ProductFlows {
 /// Month-end stocks summed over products.
 struct BookTotals {
   double loans = 0, stage2 = 0, dq30 = 0, dq90 = 0, expected_loss = 0, rwa_irb = 0, rwa_sa = 0;
+  double ncua_rwa_loans = 0;    ///< NCUA risk weights on the loans other than current mortgages
+  double mortgage_current = 0;  ///< current first-lien mortgages (NCUA: 50% up to 35% of assets)
   std::array<double, 3> ecl{};
   int64_t accounts = 0;
 };
@@ -162,6 +164,7 @@ class Twin {
   std::array<double, 12> policy_history_{}, mortgage_history_{};
   std::array<double, 12> gross_income_history_{};
   std::array<int, kNumDelinquentBuckets> collection_{};  ///< last collection levers (RWA)
+  bool complex_ = false;  ///< NCUA complex credit union (rules or opening total assets)
 };
 
 }  // namespace loantwin

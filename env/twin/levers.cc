@@ -9,9 +9,9 @@ namespace loantwin {
 
 const RiskAppetite& GetRiskAppetite(int level) {
   static const RiskAppetite kLevels[kNumRiskAppetites] = {
-      {"very_conservative", 2, 0.50, 0.12}, {"conservative", 3, 0.75, 0.10},
-      {"balanced", 4, 1.25, 0.09},          {"growth", 5, 2.00, 0.08},
-      {"aggressive", 6, 3.00, 0.07},
+      {"very_conservative", 2, 0.50}, {"conservative", 3, 0.75},
+      {"balanced", 4, 1.25},          {"growth", 5, 2.00},
+      {"aggressive", 6, 3.00},
   };
   if (level < 0 || level >= kNumRiskAppetites)
     throw std::invalid_argument(fmt::format("risk_appetite {} is out of range [0, 4]", level));

@@ -23,9 +23,8 @@ inline constexpr double kMinRateSpread = -0.05, kMaxRateSpread = 0.40;
 /// What a risk-appetite level allows (the roles below act within it).
 struct RiskAppetite {
   const char* name;
-  int max_cutoff;      ///< worst score band any product may approve (0 = A .. 6 = G)
-  double max_budget;   ///< highest origination budget multiplier
-  double cet1_target;  ///< CET1 ratio the institution steers to (minimum 4.5% + buffers)
+  int max_cutoff;     ///< worst score band any product may approve (0 = A .. 6 = G)
+  double max_budget;  ///< highest origination budget multiplier
 };
 /// Levels 0 (very conservative) .. 4 (aggressive).
 const RiskAppetite& GetRiskAppetite(int level);

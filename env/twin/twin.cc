@@ -23,8 +23,12 @@ constexpr double kForwardMult[kNumCollectionIntensities] = {1.25, 1.0, 0.80, 0.6
 constexpr double kCureMult[kNumCollectionIntensities] = {0.75, 1.0, 1.30, 1.60};
 constexpr double kCollectionCostPerAccount[kNumCollectionIntensities] = {0, 8, 30, 60};
 constexpr double kMaxHazard = 0.95;
-constexpr double kPdFloor = 0.0003;           // Basel PD floor
-constexpr double kDefaultedK = 0.08;          // capital per EAD on 90+ exposures (100% risk weight)
+// Basel III final PD floors (CRE31.16): 0.05% for retail, 0.10% for QRRE revolvers.
+constexpr double kPdFloorRetail = 0.0005, kPdFloorRevolving = 0.0010;
+// Downturn LGD for capital: the US supervisory mapping LGD = 0.08 + 0.92 x expected LGD
+// (Basel II NPR, 71 FR 55830, 2006); defaulted exposures hold max(0, downturn LGD - best
+// estimate EL) = 0.08 x (1 - LGD) per unit of EAD (CRE31.3 / CRE36.88 on K for defaulted).
+constexpr double kDownturnLgdAdd = 0.08;
 constexpr double kOutputFloor = 0.725;        // Basel III final: RWA >= 72.5% of standardised RWA
 constexpr double kLiquidRiskWeight = 0.20;    // agency securities and bank deposits
 constexpr double kDefaultedRiskWeight = 1.0;  // standardised, past due 90+
@@ -74,7 +78,7 @@ double BaselCorrelation(BaselClass c, double pd) {
 
 /// IRB capital per unit of EAD x LGD.
 double IrbCapitalUnit(BaselClass c, double pd) {
-  pd = std::clamp(pd, kPdFloor, 0.9999);
+  pd = std::clamp(pd, c == BaselClass::kRevolving ? kPdFloorRevolving : kPdFloorRetail, 0.9999);
   const double r = BaselCorrelation(c, pd);
   return NormalCdf((NormalQuantile(pd) + std::sqrt(r) * NormalQuantile(0.999)) / std::sqrt(1 - r)) -
          pd;
@@ -245,11 +249,13 @@ inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, do
     }
     f->expected_loss += el * pm.pd12[band];
     f->ead_lgd_current[band] += el;
+    f->ead_current[band] += ead;
   } else if (bucket < kDpd90) {
     f->ecl[1] += el * pm.roll.eventual[bucket];
     f->expected_loss += el * pm.roll.eventual[bucket];
     f->stage2_balance += balance;
     f->ead_lgd_delinquent[bucket - 1] += el;
+    f->ead_delinquent[bucket - 1] += ead;
   } else {
     f->ecl[2] += el;
     f->expected_loss += el;
@@ -818,11 +824,18 @@ BookTotals Twin::Totals() const {
     t.expected_loss += f.expected_loss;
     t.accounts += f.count[0] + f.count[1] + f.count[2] + f.count[3];
     double k = 0;
-    for (int b = 0; b < kNumBands; ++b) k += k_unit_[p][b] * f.ead_lgd_current[b];
+    // EAD x downturn LGD = 0.08 EAD + 0.92 EAD x LGD.
+    auto downturn = [](double ead, double ead_lgd) {
+      return kDownturnLgdAdd * ead + (1 - kDownturnLgdAdd) * ead_lgd;
+    };
+    for (int b = 0; b < kNumBands; ++b)
+      k += k_unit_[p][b] * downturn(f.ead_current[b], f.ead_lgd_current[b]);
     // Delinquent performing exposures: PD = probability of reaching default from the bucket.
     for (int d = 0; d < 2; ++d)
-      k += IrbCapitalUnit(s.basel_class, roll.eventual[d + 1]) * f.ead_lgd_delinquent[d];
-    k += kDefaultedK * f.ead_defaulted;
+      k += IrbCapitalUnit(s.basel_class, roll.eventual[d + 1]) *
+           downturn(f.ead_delinquent[d], f.ead_lgd_delinquent[d]);
+    // Defaulted: downturn LGD less the best-estimate expected loss (the stage-3 allowance).
+    k += std::max(0.0, downturn(f.ead_defaulted, f.ecl[2]) - f.ecl[2]);
     t.rwa_irb += 12.5 * k;
     const double rw = s.basel_class == BaselClass::kMortgage ? 0.35 : 0.75;
     t.rwa_sa += rw * (f.exposure - f.ead_defaulted) + kDefaultedRiskWeight * f.ead_defaulted;

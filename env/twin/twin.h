@@ -55,7 +55,9 @@ struct ProductFlows {
   std::array<double, kNumBuckets> bucket_balance{};
   std::array<double, 3> ecl{};                      ///< stage 1, 2, 3
   std::array<double, kNumBands> ead_lgd_current{};  ///< IRB inputs, performing
+  std::array<double, kNumBands> ead_current{};      ///< their EAD (downturn LGD)
   std::array<double, 2> ead_lgd_delinquent{};       ///< 30 and 60 dpd
+  std::array<double, 2> ead_delinquent{};           ///< their EAD
   double ead_defaulted = 0;                         ///< 90+ dpd
   double exposure = 0;                              ///< EAD of the book (provision cap)
   double expected_loss = 0;                         ///< 12-month expected loss of the book

@@ -54,12 +54,13 @@ std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
                                report.settings.institution)));
   for (const Panel& panel : panels) {
     const bool capital = std::string(panel.series) == "capital_ratio";
-    const std::string ratio_name = report.settings.capital_ratio_name;
-    script += fmt::format(
-        "set title {}\nset xlabel \"month\"\nset ylabel {}\n",
-        GnuplotQuote(capital ? fmt::format("Capital: {} ({})", ratio_name, report.settings.regime)
-                             : panel.title),
-        GnuplotQuote(capital ? ratio_name + " (%)" : panel.ylabel));
+    const CapitalRegime regime = report.settings.regime;
+    const std::string ratio_name = CapitalRatioName(regime);
+    script += fmt::format("set title {}\nset xlabel \"month\"\nset ylabel {}\n",
+                          GnuplotQuote(capital ? fmt::format("Capital: {} ({})", ratio_name,
+                                                             CapitalRegimeName(regime))
+                                               : panel.title),
+                          GnuplotQuote(capital ? ratio_name + " (%)" : panel.ylabel));
     std::string plot;
     for (size_t i = 0; i < sc.results.size(); ++i) {
       const std::string name = fmt::format("{}_{}.dat", panel.series, i);
@@ -75,8 +76,9 @@ std::string FanChart(const StressReport& report, const ScenarioReport& sc) {
           ", {:.1f} with lines dt 2 lw 1.5 lc rgb \"#b2182b\" title \"well capitalised "
           "({:.1f}%)\", {:.1f} with lines dt 3 lw 1.5 lc rgb \"#67001f\" title \"adequately "
           "capitalised ({:.1f}%)\"",
-          report.settings.capital_buffer * 100, report.settings.capital_buffer * 100,
-          report.settings.capital_minimum * 100, report.settings.capital_minimum * 100);
+          CapitalBuffer(report.settings.regime) * 100, CapitalBuffer(report.settings.regime) * 100,
+          CapitalMinimum(report.settings.regime) * 100,
+          CapitalMinimum(report.settings.regime) * 100);
     if (std::string(panel.series) == "cumulative_net_income")
       plot += ", 0 with lines dt 2 lc rgb \"#555555\" notitle";
     script += "plot " + plot + "\n";

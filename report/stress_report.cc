@@ -228,10 +228,10 @@ std::string StressReportJson(const StressReport& report) {
                    {"reward_weights_from", s.reward_weights_from},
                    {"var_level", kVarLevel},
                    {"es_level", kEsLevel},
-                   {"regime", s.regime},
-                   {"capital_ratio_name", s.capital_ratio_name},
-                   {"capital_minimum", s.capital_minimum},
-                   {"capital_buffer", s.capital_buffer}};
+                   {"regime", CapitalRegimeName(s.regime)},
+                   {"capital_ratio_name", CapitalRatioName(s.regime)},
+                   {"capital_minimum", CapitalMinimum(s.regime)},
+                   {"capital_buffer", CapitalBuffer(s.regime)}};
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& m : StressMetrics())
     metrics[m.key] = {{"label", m.label},

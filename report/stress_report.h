@@ -12,6 +12,7 @@
 
 #include "core/sha256.h"
 #include "env/policy_monte_carlo.h"
+#include "env/twin/capital.h"
 #include "report/risk.h"
 
 namespace loantwin {
@@ -76,10 +77,8 @@ struct PolicyInfo {
 
 struct StressSettings {
   std::string institution;
-  std::string regime = "basel";  ///< the institution's capital regime (env/twin/capital.h)
-  std::string capital_ratio_name = "CET1 ratio";  ///< "net worth ratio" under ncua
-  double capital_minimum = 0.08;                  ///< undercapitalised below this capital ratio
-  double capital_buffer = 0.10;                   ///< not well capitalised below it
+  /// The institution's capital regime: the ratio's name and thresholds derive from it.
+  CapitalRegime regime = CapitalRegime::kBasel;
   int paths = 0, months = 0, threads = 1;
   uint64_t seed = 0;
   std::string reward_weights_from;

@@ -181,7 +181,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::string> scenarios = ResolveScenarios(o.scenarios);
   StressReport report;
-  // Environment settings (reward weights, CET1 floor) of the first run, else the defaults.
+  // Environment settings (reward weights, capital floor) of the first run, else the defaults.
   TwinEnvConfig base;
   report.settings.reward_weights_from = "defaults";
   for (const auto& p : policies)
@@ -195,13 +195,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   else if (report.settings.reward_weights_from == "defaults")
     base.institution = "cu_mid";
   report.settings.institution = base.institution;
-  {
-    const CapitalRegime regime = LoadInstitution(base.institution)->capital.regime;
-    report.settings.regime = CapitalRegimeName(regime);
-    report.settings.capital_ratio_name = CapitalRatioName(regime);
-    report.settings.capital_minimum = CapitalMinimum(regime);
-    report.settings.capital_buffer = CapitalBuffer(regime);
-  }
+  report.settings.regime = LoadInstitution(base.institution)->capital.regime;
   report.settings.paths = o.paths;
   report.settings.months = o.months;
   report.settings.seed = o.seed;

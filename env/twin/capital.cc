@@ -5,6 +5,10 @@
 namespace loantwin {
 namespace {
 
+// The category bounds of the headline ratio (CapitalMinimum / CapitalBuffer read them too).
+constexpr double kNcuaWell = 0.07, kNcuaAdequate = 0.06;    // net worth ratio
+constexpr double kBaselWell = 0.10, kBaselAdequate = 0.08;  // CET1 = total capital
+
 double Ratio(double a, double b) {
   return b > 0 ? a / b : 0.0;
 }
@@ -15,8 +19,8 @@ int NcuaCategory(const CapitalRules& rules, bool complex, double nwr, double rbc
   if (nwr < 0.02) return kCriticallyUndercapitalised;
   if (nwr < 0.04) return kSignificantlyUndercapitalised;
   if (complex && rules.cculr && nwr >= 0.09) return kWellCapitalised;
-  if (nwr < 0.06 || (complex && rbc < 0.08)) return kUndercapitalised;
-  if (nwr < 0.07 || (complex && rbc < 0.10)) return kAdequatelyCapitalised;
+  if (nwr < kNcuaAdequate || (complex && rbc < 0.08)) return kUndercapitalised;
+  if (nwr < kNcuaWell || (complex && rbc < 0.10)) return kAdequatelyCapitalised;
   return kWellCapitalised;
 }
 
@@ -27,8 +31,8 @@ int NcuaCategory(const CapitalRules& rules, bool complex, double nwr, double rbc
 int BaselCategory(double cet1, double leverage) {
   if (leverage <= 0.02) return kCriticallyUndercapitalised;
   if (cet1 < 0.06 || leverage < 0.03) return kSignificantlyUndercapitalised;
-  if (cet1 < 0.08 || leverage < 0.04) return kUndercapitalised;
-  if (cet1 < 0.10 || leverage < 0.05) return kAdequatelyCapitalised;
+  if (cet1 < kBaselAdequate || leverage < 0.04) return kUndercapitalised;
+  if (cet1 < kBaselWell || leverage < 0.05) return kAdequatelyCapitalised;
   return kWellCapitalised;
 }
 
@@ -51,11 +55,11 @@ CapitalPosition AssessCapital(const CapitalRules& rules, bool complex, const Cap
 }
 
 double CapitalMinimum(CapitalRegime regime) {
-  return regime == CapitalRegime::kNcua ? 0.06 : 0.08;
+  return regime == CapitalRegime::kNcua ? kNcuaAdequate : kBaselAdequate;
 }
 
 double CapitalBuffer(CapitalRegime regime) {
-  return regime == CapitalRegime::kNcua ? 0.07 : 0.10;
+  return regime == CapitalRegime::kNcua ? kNcuaWell : kBaselWell;
 }
 
 const char* CapitalRegimeName(CapitalRegime regime) {

@@ -13,6 +13,7 @@
 #include "env/policy_monte_carlo.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
+#include "env/twin/rate_sensitivity.h"
 #include "env/twin/scenario.h"
 
 namespace loantwin::cli {
@@ -31,7 +32,18 @@ struct SimulateArgs {
   int threads = 0;
   int batch = 64;
   int exact_band_paths = 1000;
+  bool rate_shocks = false;
 };
+
+void PrintNiiSensitivity(const std::vector<NiiSensitivityRow>& rows) {
+  fmt::print(
+      "\n12-month NII sensitivity (policy, 10-year and mortgage rates shifted in parallel from "
+      "month 0, floored at 0; the preset's static levers; the same paths)\n");
+  fmt::print("{:>10} {:>16} {:>16} {:>10}\n", "shift", "NII (millions)", "change", "change %");
+  for (const auto& r : rows)
+    fmt::print("{:>+8.0f}bp {:>16.3f} {:>+16.3f} {:>+9.2f}%\n", r.shift_bp, r.nii * 1e-6,
+               r.change * 1e-6, r.change_pct);
+}
 
 void PrintRoleRewards(const RoleRewards& rr, int paths, int months) {
   fmt::print(
@@ -141,6 +153,9 @@ Runner RegisterSimulate(CLI::App& app) {
                   "levers on the bare twin, as in calibration)")
       ->check(CLI::IsMember({"baseline", "random", "static"}))
       ->capture_default_str();
+  cmd->add_flag("--rate-shocks", a->rate_shocks,
+                "also print the 12-month NII sensitivity to parallel rate shifts of -300..+300 bp "
+                "(the preset's static levers, the same paths)");
   cmd->add_flag("--check-invariants", a->check_invariants,
                 "verify the accounting invariants every month (error and exit 3 on a breach)");
   cmd->add_option("--threads", a->threads, "worker threads (0 = all cores)")
@@ -206,6 +221,8 @@ Runner RegisterSimulate(CLI::App& app) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     PrintSummary(*a, *inst, *sc, reductions, seconds);
+    if (a->rate_shocks)
+      PrintNiiSensitivity(NiiSensitivity(inst, sc, levers, o, StandardRateShocks()));
     if (run) {
       int failed = 0;
       for (int m : run->failed_month) failed += m > 0;

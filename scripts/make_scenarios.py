@@ -3,9 +3,11 @@
 
 The hand-written scenarios are defined below as quarterly anchor paths (percent units, HPI as an
 index). The two DFAST 2025 scenarios are converted from the Federal Reserve's 2025 stress-test
-tables (../shared/data/dfast-2025): the jump-off point is the last historical quarter (2024 Q4,
-Table 1A) followed by the 13 projected quarters (2025 Q1 - 2028 Q1); the credit spread is the BBB
-corporate yield minus the 10-year Treasury yield.
+tables (../shared/data/dfast-2025): the jump-off point is the last historical quarter before the
+first projected one (Table 1A) followed by the projected quarters; the vintage (the tables' year
+prefix) and the quarters are read from the files. historic_2006_2012 replays Table 1A's 2006 Q1 -
+2012 Q4 actuals. The credit spread is the BBB corporate yield minus the 10-year Treasury yield.
+Quarterly points sit at mid-quarter (docs/scenarios.md, anchor_placement).
 
 Usage: python3 scripts/make_scenarios.py [path/to/shared/data/dfast-2025]
 """
@@ -134,26 +136,76 @@ def main():
 
     data = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "data",
                                                                  "dfast-2025")
-    hist = list(csv.DictReader(open(os.path.join(data, "2025-Table_1A_Historic_Domestic.csv"))))
-    jump = [r for r in hist if r["Date"] == "2024 Q4"][0]
-    for table, name, label in [
-            ("2025-Table_2A_Supervisory_Baseline_Domestic.csv", "dfast_2025_baseline",
-             "Supervisory baseline"),
-            ("2025-Table_3A_Supervisory_Severely_Adverse_Domestic.csv",
-             "dfast_2025_severely_adverse", "Supervisory severely adverse")]:
-        rows = [jump] + list(csv.DictReader(open(os.path.join(data, table))))
-        col = lambda key: [float(r[key]) for r in rows]
-        paths = dict(unemployment=col("Unemployment rate"), gdp_growth=col("Real GDP growth"),
-                     policy_rate=col("3-month Treasury rate"),
-                     rate_10y=col("10-year Treasury yield"), mortgage_rate=col("Mortgage rate"),
-                     hpi=col("House Price Index (Level)"),
-                     credit_spread=[round(float(r["BBB corporate yield"]) -
-                                          float(r["10-year Treasury yield"]), 2) for r in rows])
-        write(name, f"Federal Reserve 2025 stress test, {label.lower()} (2024 Q4 jump-off + 2025 Q1-2028 Q1; "
-                    "the last quarter holds afterwards)",
-              f"Federal Reserve, 2025 Supervisory Stress Test Scenarios, Table 1A (2024 Q4) and {table[5:]}",
-              paths, long_run=LONG_RUN)
+    vintage, hist = read_history(data)
+    write_historic(hist, 2006, 2012)
+    for kind, name, label in [("2A_Supervisory_Baseline", "baseline", "Supervisory baseline"),
+                              ("3A_Supervisory_Severely_Adverse", "severely_adverse",
+                               "Supervisory severely adverse")]:
+        table = f"{vintage}-Table_{kind}_Domestic.csv"
+        path = os.path.join(data, table)
+        if not os.path.exists(path):
+            sys.exit(f"{path}: missing (the {vintage} vintage's {label.lower()} table)")
+        proj = list(csv.DictReader(open(path)))
+        if not proj:
+            sys.exit(f"{path}: no rows")
+        # The jump-off is the last historical quarter before the first projected one.
+        start = proj[0]["Date"]
+        jump_date = previous_quarter(start, path)
+        jump = [r for r in hist if r["Date"] == jump_date]
+        if not jump:
+            sys.exit(f"Table 1A of {vintage} has no row for the jump-off quarter {jump_date}")
+        rows = jump + proj
+        write(f"dfast_{vintage}_{name}",
+              f"Federal Reserve {vintage} stress test, {label.lower()} ({jump_date} jump-off + "
+              f"{start}-{proj[-1]['Date']}; then linear reversion to long-run values)",
+              f"Federal Reserve, {vintage} Supervisory Stress Test Scenarios, Table 1A "
+              f"({jump_date}) and {table[5:]}", macro_paths(rows, path), long_run=LONG_RUN)
 
+
+def previous_quarter(date, where):
+    """'2025 Q1' -> '2024 Q4'."""
+    try:
+        year, q = date.split(" Q")
+        year, q = int(year), int(q)
+        if not 1 <= q <= 4:
+            raise ValueError(date)
+    except ValueError:
+        sys.exit(f"{where}: Date '{date}' is not of the form 'YYYY Qn'")
+    return f"{year - 1} Q4" if q == 1 else f"{year} Q{q - 1}"
+
+
+def read_history(data):
+    """The vintage (the tables' year prefix) and the rows of its Table 1A (quarterly history)."""
+    found = sorted(f for f in os.listdir(data) if f.endswith("-Table_1A_Historic_Domestic.csv"))
+    if len(found) != 1:
+        sys.exit(f"{data}: expected one *-Table_1A_Historic_Domestic.csv, found {found}")
+    vintage = found[0].split("-")[0]
+    return vintage, list(csv.DictReader(open(os.path.join(data, found[0]))))
+
+
+def macro_paths(rows, where):
+    def col(key):
+        try:
+            return [float(r[key]) for r in rows]
+        except (KeyError, ValueError) as e:
+            sys.exit(f"{where}: column '{key}': {e}")
+    return dict(unemployment=col("Unemployment rate"), gdp_growth=col("Real GDP growth"),
+                policy_rate=col("3-month Treasury rate"), rate_10y=col("10-year Treasury yield"),
+                mortgage_rate=col("Mortgage rate"), hpi=col("House Price Index (Level)"),
+                credit_spread=[round(a - b, 2) for a, b in zip(col("BBB corporate yield"),
+                                                               col("10-year Treasury yield"))])
+
+
+def write_historic(hist, first, last):
+    """The history replay used by the backtest (docs/twin-model.md, "Historic backtest")."""
+    rows = [r for r in hist if first <= int(r["Date"][:4]) <= last]
+    if len(rows) != 4 * (last - first + 1):
+        sys.exit(f"Table 1A lacks quarters of {first}-{last}")
+    write(f"historic_{first}_{last}",
+          f"US history {first} Q1-{last} Q4 (Table 1A actuals), then linear reversion to long-run "
+          "values",
+          "Federal Reserve, 2025 Supervisory Stress Test Scenarios, Table 1A (historic domestic)",
+          macro_paths(rows, "Table 1A"), long_run=LONG_RUN)
 
 if __name__ == "__main__":
     main()

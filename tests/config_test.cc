@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/config_error.h"
 #include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
@@ -198,7 +200,8 @@ TEST(ScenarioConfig, EveryScenarioLoads) {
   const auto names = ListConfigs("scenarios");
   for (const char* expected :
        {"steady_state", "mild_recession", "severe_recession", "rate_shock", "stagflation",
-        "house_price_crash", "fraud_spike", "dfast_2025_baseline", "dfast_2025_severely_adverse"})
+        "house_price_crash", "fraud_spike", "dfast_2025_baseline", "dfast_2025_severely_adverse",
+        "historic_2006_2012"})
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
   for (const auto& name : names) {
     const auto s = LoadScenario(name);
@@ -216,11 +219,79 @@ TEST(ScenarioConfig, DfastSeverelyAdverseMatchesFedTable) {
       10.0);
   EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][0], 322.1);
   EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][7], 214.4);
-  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 3), 5.6);
-  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 4), 5.6 + (6.8 - 5.6) / 3);
-  // Long-run reversion after the horizon.
-  EXPECT_NEAR(s->AnchorAt(kUnemploymentVar, 39 + 24), 4.5, 1e-12);
-  EXPECT_NEAR(s->AnchorAt(kUnemploymentVar, 39 + 12), (7.5 + 4.5) / 2, 1e-12);
+  // Quarterly points sit at mid-quarter: point i at month 3 i + 1; before point 0 it holds.
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 0), s->anchors[kUnemploymentVar][0]);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 1), s->anchors[kUnemploymentVar][0]);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 4), 5.6);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 5), 5.6 + (6.8 - 5.6) / 3);
+  EXPECT_EQ(s->LengthMonths(), 42);
+  // Long-run reversion after the horizon (the last point sits at month 40).
+  EXPECT_NEAR(s->AnchorAt(kUnemploymentVar, 40 + 24), 4.5, 1e-12);
+  EXPECT_NEAR(s->AnchorAt(kUnemploymentVar, 40 + 12), (7.5 + 4.5) / 2, 1e-12);
+}
+
+TEST(ScenarioConfig, HistoricReplayIsTable1AFrom2006To2012) {
+  const auto s = LoadScenario("historic_2006_2012");
+  ASSERT_EQ(s->anchors[kUnemploymentVar].size(), 28u);
+  // Table 1A: unemployment 4.7% in 2006 Q1, 9.9% in 2009 Q4 (point 15), 7.8% in 2012 Q4.
+  EXPECT_DOUBLE_EQ(s->anchors[kUnemploymentVar][0], 4.7);
+  EXPECT_DOUBLE_EQ(s->anchors[kUnemploymentVar][15], 9.9);
+  EXPECT_DOUBLE_EQ(s->anchors[kUnemploymentVar][27], 7.8);
+  EXPECT_DOUBLE_EQ(s->anchors[kHpiVar][0], 193.7);
+  EXPECT_TRUE(s->has_long_run);
+  EXPECT_DOUBLE_EQ(s->AnchorAt(kUnemploymentVar, 3 * 15 + 1), 9.9);  // 2009 Q4 at mid-November
+}
+
+TEST(ScenarioConfig, AnchorPlacementStartOrMiddle) {
+  const std::string body = R"(
+step_months: 3
+paths: {unemployment: [4, 7], gdp_growth: [2], policy_rate: [3], rate_10y: [4], mortgage_rate: [6], hpi: [100], credit_spread: [1]}
+)";
+  const auto mid = ParseScenario("name: m" + body, "m.yaml");
+  EXPECT_DOUBLE_EQ(mid->AnchorAt(kUnemploymentVar, 1), 4.0);
+  EXPECT_DOUBLE_EQ(mid->AnchorAt(kUnemploymentVar, 2), 5.0);
+  EXPECT_DOUBLE_EQ(mid->AnchorAt(kUnemploymentVar, 4), 7.0);
+  const auto start = ParseScenario("name: s\nanchor_placement: start" + body, "s.yaml");
+  EXPECT_DOUBLE_EQ(start->AnchorAt(kUnemploymentVar, 1), 5.0);
+  EXPECT_DOUBLE_EQ(start->AnchorAt(kUnemploymentVar, 3), 7.0);
+  const std::string msg =
+      ErrorOf([&] { ParseScenario("name: b\nanchor_placement: end" + body, "b.yaml"); });
+  EXPECT_NE(msg.find("b.yaml:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'middle' or 'start'"), std::string::npos) << msg;
+}
+
+// The default noise is the VAR(1) estimated from Table 1A (scripts/estimate_macro_noise.py): the
+// Monte Carlo spread of unemployment and log HPI after 24 months matches its analytic sd, and
+// unemployment moves against GDP and house prices.
+TEST(ScenarioConfig, DefaultMacroNoiseMatchesTheEstimatedVar) {
+  const auto s = LoadScenario("steady_state");
+  const auto sd = DefaultShockSd();
+  const auto phi = DefaultShockPersistence();
+  constexpr int kPaths = 4000, kMonth = 24;
+  double su = 0, suu = 0, sh = 0, shh = 0, sug = 0, sg = 0, sgg = 0;
+  MacroModel macro(s);
+  for (int p = 0; p < kPaths; ++p) {
+    macro.Reset(static_cast<uint64_t>(p) + 1);
+    for (int m = 0; m <= kMonth; ++m) macro.Step(m);
+    const double u = macro.state().unemployment * 100 - s->AnchorAt(kUnemploymentVar, kMonth);
+    const double h =
+        std::log(macro.state().hpi * s->AnchorAt(kHpiVar, 0) / s->AnchorAt(kHpiVar, kMonth));
+    const double g = macro.state().gdp_growth * 100 - s->AnchorAt(kGdpGrowthVar, kMonth);
+    su += u, suu += u * u, sh += h, shh += h * h, sg += g, sgg += g * g, sug += u * g;
+  }
+  auto analytic = [&](int v) {
+    double var = 0;
+    for (int k = 0; k <= kMonth; ++k) var += std::pow(phi[v], 2 * k);
+    return sd[v] * std::sqrt(var);
+  };
+  const double sd_u = std::sqrt(suu / kPaths - su * su / kPaths / kPaths);
+  const double sd_h = std::sqrt(shh / kPaths - sh * sh / kPaths / kPaths);
+  const double sd_g = std::sqrt(sgg / kPaths - sg * sg / kPaths / kPaths);
+  EXPECT_NEAR(sd_u, analytic(kUnemploymentVar), 0.06 * analytic(kUnemploymentVar));
+  EXPECT_NEAR(sd_h, analytic(kHpiVar), 0.06 * analytic(kHpiVar));
+  EXPECT_GT(sd_u, 0.8);  // a tail, not a tremor: ~0.85 pp after two years
+  const double corr_ug = (sug / kPaths - su * sg / kPaths / kPaths) / (sd_u * sd_g);
+  EXPECT_LT(corr_ug, -0.1);
 }
 
 TEST(ScenarioConfig, UserScenarioWithMonthlyPointsAndErrors) {

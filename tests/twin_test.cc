@@ -2,14 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/config_error.h"
 #include "core/counter_rng.h"
+#include "core/normal_dist.h"
+#include "env/twin/allowance.h"
 #include "env/twin/capital.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
 #include "env/twin/monte_carlo.h"
+#include "env/twin/rate_sensitivity.h"
 #include "env/twin/scenario.h"
 #include "env/twin/twin_batch.h"
 #include "tests/test_util.h"
@@ -193,13 +197,17 @@ TEST(Determinism, StreamedMonteCarloMatchesTheKeptRunWhateverTheBatch) {
 }
 
 TEST(Twin, APresetWhoseBalanceSheetWouldOpenNegativeIsRefused) {
-  // Cards that never draw: their undrawn limits' allowance dwarfs the drawn balances, so the
-  // opening assets (loans - allowance) and deposits would be negative. Found by a random
-  // search of presets at their bounds (docs/institutions.md).
-  const auto inst = ParseInstitution(
+  // Cards that never draw, under IFRS 9: their undrawn limits' allowance dwarfs the drawn
+  // balances, so the opening assets (loans - allowance) and deposits would be negative. Found by
+  // a random search of presets at their bounds (docs/institutions.md). CECL holds no allowance on
+  // cancellable undrawn limits, so the same book opens under it.
+  const std::string never_drawn =
       "name: never_drawn\nmembers: 5000\nproducts:\n  card:\n    initial_loans: 300\n"
-      "    draw_rate: 0.0\n",
-      "never_drawn.yaml");
+      "    draw_rate: 0.0\n";
+  const auto inst =
+      ParseInstitution(never_drawn + "allowance: {method: ifrs9}\n", "never_drawn.yaml");
+  EXPECT_NO_THROW(
+      Twin(ParseInstitution(never_drawn, "never_drawn.yaml"), LoadScenario("steady_state"), 1, 0));
   try {
     Twin twin(inst, LoadScenario("steady_state"), 1, 0);
     FAIL() << "opened a negative balance sheet";
@@ -290,17 +298,24 @@ TEST(Capital, CreditUnionsAreJudgedByNetWorthAndBanksByCet1) {
     EXPECT_DOUBLE_EQ(row[kCapitalRatio], row[kCet1Ratio]);
     EXPECT_EQ(row[kRbcRatio], 0.0);
   }
-  // Under the severely adverse scenario cu_mid's net worth falls below 6%
-  // (undercapitalised) while CET1 on IRB risk weights stays above 7%.
+  // Under the severely adverse scenario cu_mid's net worth ratio falls on every path (by at least
+  // 0.3 pp) while CET1 on IRB risk weights reads more than twice as high at each path's
+  // trough and never leaves well capitalised (>= 10%): the frame decides the verdict.
   auto inst = LoadInstitution("cu_mid");
-  Twin twin(inst, LoadScenario("dfast_2025_severely_adverse"), 1, 0);
-  bool under_while_cet1_above_buffer = false;
-  for (int m = 0; m < 24; ++m) {
-    twin.Step(DefaultLevers(*inst), row.data());
-    under_while_cet1_above_buffer |=
-        row[kCapitalCategory] >= kUndercapitalised && row[kCet1Ratio] > 0.07;
+  MonteCarloOptions o;
+  o.months = 36;
+  o.paths = 16;
+  o.seed = 3;
+  const PathSet s =
+      RunMonteCarlo(inst, LoadScenario("dfast_2025_severely_adverse"), DefaultLevers(*inst), o);
+  for (int p = 0; p < o.paths; ++p) {
+    int trough = 0;
+    for (int m = 0; m < o.months; ++m)
+      if (s.at(p, m, kCapitalRatio) < s.at(p, trough, kCapitalRatio)) trough = m;
+    EXPECT_LT(s.at(p, trough, kCapitalRatio), s.at(p, 0, kCapitalRatio) - 0.003) << "path " << p;
+    EXPECT_GT(s.at(p, trough, kCet1Ratio), 2 * s.at(p, trough, kCapitalRatio)) << "path " << p;
+    EXPECT_GE(s.at(p, trough, kCet1Ratio), 0.10) << "path " << p;
   }
-  EXPECT_TRUE(under_while_cet1_above_buffer);
 }
 
 TEST(Capital, BadCapitalSectionsAreRefusedNamingTheKey) {
@@ -407,13 +422,191 @@ TEST(Twin, FraudSpikeRaisesChargeOffsOnNewLoans) {
   o.months = 14;
   o.paths = 4;
   o.threads = 2;
-  const PathSet f = RunMonteCarlo(inst, LoadScenario("fraud_spike"), DefaultLevers(*inst), o);
-  const PathSet s = RunMonteCarlo(inst, LoadScenario("steady_state"), DefaultLevers(*inst), o);
+  // The same deterministic economy with and without the spike.
+  auto spike = std::make_shared<Scenario>(*LoadScenario("fraud_spike"));
+  spike->shock_scale = 0;
+  auto calm = std::make_shared<Scenario>(*spike);
+  calm->fraud_multiplier.clear();
+  const PathSet f = RunMonteCarlo(inst, spike, DefaultLevers(*inst), o);
+  const PathSet s = RunMonteCarlo(inst, calm, DefaultLevers(*inst), o);
   double fraud = 0, steady = 0;
   for (int p = 0; p < 4; ++p)
     for (int m = 6; m < 11; ++m)
       fraud += f.at(p, m, kGrossChargeOffs), steady += s.at(p, m, kGrossChargeOffs);
-  EXPECT_GT(fraud, 1.05 * steady);  // measured +10% for seed 1
+  EXPECT_GT(fraud, 1.05 * steady);
+}
+
+// ---- The loss allowance (env/twin/allowance.*) ----
+
+/// The loss curve by brute force: one loan's schedule month by month.
+double BruteForceLoss(const std::vector<double>& h, double smm, double rate, Repayment rep, int n,
+                      int horizon, bool discount) {
+  const double i = rate / 12;
+  double balance = 1, survival = 1, df = 1, loss = 0;
+  const double payment = i > 0 ? i / (1 - std::pow(1 + i, -n)) : 1.0 / n;
+  for (int t = 1; t <= std::min(n, horizon); ++t) {
+    if (discount) df /= 1 + i;
+    loss += survival * h[t - 1] * balance * df;
+    survival *= 1 - h[t - 1] - smm;
+    balance -= rep == Repayment::kLinear ? 1.0 / n : payment - balance * i;
+  }
+  return loss;
+}
+
+TEST(Allowance, LossCurvesMatchTheLoanScheduleMonthByMonth) {
+  AllowanceRules rules;
+  rules.forecast_months = 18;
+  rules.reversion_months = 6;
+  std::vector<double> h;
+  ForecastMonthlyPd(0.08, 0.02, rules, kMaxLossMonths, &h);
+  EXPECT_DOUBLE_EQ(h[0], AnnualToMonthly(0.08));
+  EXPECT_DOUBLE_EQ(h[17], AnnualToMonthly(0.08));
+  EXPECT_NEAR(h[20], (AnnualToMonthly(0.08) + AnnualToMonthly(0.02)) / 2, 1e-15);
+  EXPECT_DOUBLE_EQ(h[24], AnnualToMonthly(0.02));
+  std::vector<float> life(kMaxLossMonths + 1), twelve(kMaxLossMonths + 1);
+  for (Repayment rep : {Repayment::kAnnuity, Repayment::kLinear}) {
+    for (bool discount : {true, false}) {
+      LossCurves(h, 0.01, 0.07, rep, 0, discount, kMaxLossMonths, life.data(), twelve.data());
+      for (int n : {1, 5, 12, 60, 360, 480}) {
+        EXPECT_NEAR(life[n], BruteForceLoss(h, 0.01, 0.07, rep, n, n, discount), 2e-6) << n;
+        EXPECT_NEAR(twelve[n], BruteForceLoss(h, 0.01, 0.07, rep, n, 12, discount), 2e-6) << n;
+      }
+      // Longer loans lose more over their lives; discounting lowers the loss.
+      EXPECT_GT(life[360], life[60]);
+      EXPECT_GT(life[60], twelve[60]);
+    }
+  }
+  // Revolving: the drawn balance pays down at 5% a month (no future draws).
+  LossCurves(h, 0, 0.15, Repayment::kRevolving, 0.05, false, 0, life.data(), twelve.data());
+  double expected = 0, s = 1;
+  for (int t = 1; t <= kRevolvingLossMonths; ++t) {
+    expected += s * h[t - 1] * std::pow(0.95, t - 1);
+    s *= 1 - h[t - 1];
+  }
+  EXPECT_NEAR(life[0], expected, 1e-6);
+  EXPECT_LT(twelve[0], life[0]);
+}
+
+TEST(Allowance, BadAllowanceSectionsAreRefusedNamingTheKey) {
+  const std::string kHead = "name: x\nmembers: 10\nproducts: {personal: {initial_loans: 10}}\n";
+  auto error = [&](const std::string& block) {
+    try {
+      ParseInstitution(kHead + "allowance:\n" + block, "x.yaml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("  method: gaap\n").find("x.yaml:5"), std::string::npos);
+  EXPECT_NE(error("  forecast_months: 500\n").find("forecast_months"), std::string::npos);
+  EXPECT_NE(error("  probation_months: 40\n").find("probation_months"), std::string::npos);
+  EXPECT_NE(error("  scenarios: [{name: a, weight: 0.5}, {name: b, weight: 0.3}]\n")
+                .find("sum to 0.8, not 1"),
+            std::string::npos);
+  EXPECT_NE(error("  scenarios: [{name: a, weight: 1, shift: 1}]\n").find("shift"),
+            std::string::npos);
+  EXPECT_NE(error("  horizon: 3\n").find("horizon"), std::string::npos);
+  auto ok = ParseInstitution(
+      kHead +
+          "allowance: {method: ifrs9, scenarios: [{name: base, weight: 0.7}, {name: "
+          "adverse, weight: 0.3, z_shift: -1.5}]}\n",
+      "x.yaml");
+  EXPECT_EQ(ok->allowance.method, AllowanceMethod::kIfrs9);
+  ASSERT_EQ(ok->allowance.scenarios.size(), 2u);
+  EXPECT_DOUBLE_EQ(ok->allowance.scenarios[1].z_shift, -1.5);
+}
+
+/// Peak and opening allowance / loans of the mean path.
+std::pair<double, double> AllowanceRatios(std::shared_ptr<const InstitutionConfig> inst,
+                                          const std::string& scenario, int months, int paths) {
+  MonteCarloOptions o;
+  o.months = months;
+  o.paths = paths;
+  o.seed = 5;
+  o.threads = 2;
+  const PathSet s = RunMonteCarlo(inst, LoadScenario(scenario), DefaultLevers(*inst), o);
+  double peak = 0, first = 0;
+  for (int m = 0; m < months; ++m) {
+    double allowance = 0, loans = 0;
+    for (int p = 0; p < paths; ++p)
+      allowance += s.at(p, m, kAllowance), loans += s.at(p, m, kLoanBalance);
+    peak = std::max(peak, allowance / loans);
+    if (m == 0) first = allowance / loans;
+  }
+  return {first, peak};
+}
+
+// Issue window: the allowance peaks between 1.5% and 4.5% of loans under the severely adverse
+// scenario (it was 11-13% with lifetime PD held flat on today's balance).
+TEST(Allowance, CeclPeaksWithinTheWindowUnderTheSeverelyAdverseScenario) {
+  const auto [first, peak] =
+      AllowanceRatios(LoadInstitution("cu_mid"), "dfast_2025_severely_adverse", 36, 16);
+  EXPECT_GT(first, 0.004);
+  EXPECT_GT(peak, 0.015);
+  EXPECT_LT(peak, 0.045);
+  EXPECT_GT(peak, 1.5 * first);
+}
+
+// Probability-weighted forecasts raise the allowance (PDs are convex in the credit factor), and
+// IFRS 9 with probation holds more in stage 2 than without.
+TEST(Allowance, WeightedScenariosAndIfrs9Probation) {
+  auto base = LoadInstitution("cu_mid");
+  auto weighted = std::make_shared<InstitutionConfig>(*base);
+  weighted->allowance.scenarios = {
+      {"base", 0.6, 0.0}, {"adverse", 0.3, -1.5}, {"upside", 0.1, 0.8}};
+  EXPECT_GT(AllowanceRatios(weighted, "steady_state", 6, 4).first,
+            1.05 * AllowanceRatios(base, "steady_state", 6, 4).first);
+
+  std::vector<double> row(kNumMetrics);
+  auto stage2 = [&](int probation) {
+    auto cfg = std::make_shared<InstitutionConfig>(*base);
+    cfg->allowance.method = AllowanceMethod::kIfrs9;
+    cfg->allowance.probation_months = probation;
+    cfg->allowance.restructured_probation_months = probation;
+    Twin twin(cfg, LoadScenario("severe_recession"), 1, 0);
+    double share = 0;
+    for (int m = 0; m < 24; ++m) {
+      twin.Step(DefaultLevers(*cfg), row.data());
+      EXPECT_GE(row[kEclStage1], 0);
+      share = row[kStage2Share];
+    }
+    return share;
+  };
+  EXPECT_GT(stage2(12), stage2(0));
+}
+
+// ---- Interest-rate sensitivity (env/twin/rate_sensitivity.*) ----
+
+TEST(RateSensitivity, ParallelShiftsOnTheSamePaths) {
+  const auto sc = LoadScenario("dfast_2025_baseline");
+  const auto up = ShiftRates(*sc, 200);
+  for (int v : {kPolicyRateVar, kRate10yVar, kMortgageRateVar}) {
+    EXPECT_DOUBLE_EQ(up->anchors[v][3], sc->anchors[v][3] + 2.0);
+    EXPECT_DOUBLE_EQ(up->long_run[v], sc->long_run[v] + 2.0);
+  }
+  EXPECT_EQ(up->anchors[kUnemploymentVar], sc->anchors[kUnemploymentVar]);
+
+  auto inst = LoadInstitution("cu_mid");
+  MonteCarloOptions o;
+  o.paths = 8;
+  o.seed = 4;
+  o.threads = 2;
+  const auto rows = NiiSensitivity(inst, LoadScenario("steady_state"), DefaultLevers(*inst), o,
+                                   StandardRateShocks());
+  ASSERT_EQ(rows.size(), 7u);
+  EXPECT_EQ(rows[0].shift_bp, 0);
+  EXPECT_EQ(rows[0].change, 0);
+  EXPECT_GT(rows[0].nii, 0);
+  // Common random numbers and thread independence: the same figures on one thread.
+  o.threads = 1;
+  const auto again =
+      NiiSensitivity(inst, LoadScenario("steady_state"), DefaultLevers(*inst), o, {300});
+  EXPECT_DOUBLE_EQ(again[0].nii, rows[0].nii);
+  EXPECT_DOUBLE_EQ(again[1].nii, rows[6].nii);
+  // Rates down and up move NII in opposite directions, further for larger shifts.
+  EXPECT_LT(rows[1].change * rows[6].change, 0);
+  EXPECT_GT(std::abs(rows[1].change), std::abs(rows[3].change));
+  EXPECT_GT(std::abs(rows[6].change), std::abs(rows[4].change));
 }
 
 }  // namespace

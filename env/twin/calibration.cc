@@ -104,9 +104,18 @@ std::vector<CalibrationCheck> RunCalibration(const CalibrationOptions& o) {
                       PeakQuarterlyMetric(s, card) / co(kCard), 2.2, 1e9});
     checks.push_back({name + " home charge-off peak / steady", ">= 8x (2.8% in 2009Q4 vs 0.08%)",
                       fed, PeakQuarterlyMetric(s, home) / co(kHome), 8.0, 1e9});
-    const double start = MeanMetric(s, kCet1Ratio, 0, 1), low = MinMetric(s, kCet1Ratio);
-    checks.push_back({name + " minimum CET1 (all paths)", "> 4.5% and below 80% of the start",
-                      "Basel III minimum", low, 0.045, 0.8 * start});
+    // The regime's capital ratio (cu_mid: the NCUA net worth ratio) of the mean path over the
+    // stress window (the first 48 months): it must fall (at least 0.5 pp below the start) and
+    // stay adequately capitalised (>= 6%).
+    double start = 0, low = 1e9;
+    for (int m = 0; m < std::min(48, s.months); ++m) {
+      const double v = MeanMetric(s, kCapitalRatio, m, m + 1);
+      if (m == 0) start = v;
+      low = std::min(low, v);
+    }
+    checks.push_back({name + " minimum capital ratio, months 1-48 (mean path)",
+                      ">= 6% (adequately capitalised) and >= 0.5 pp below the start",
+                      "NCUA prompt corrective action, 12 CFR 702.102", low, 0.06, start - 0.005});
   }
 
   const CohortStudy lc =

@@ -63,6 +63,8 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
     bs.Read("equity_to_assets", &cfg->equity_to_assets, 0.001, 0.9);
     bs.Read("liquid_share", &cfg->liquid_share, 0.0, 0.9);
     bs.Read("deposit_growth", &cfg->deposit_growth, -0.5, 1.0);
+    bs.Read("member_growth", &cfg->member_growth, -0.5, 1.0);
+    bs.Read("net_worth_target", &cfg->net_worth_target, 0.0, 0.9);
     bs.Read("deposit_beta", &cfg->deposit_beta, 0.0, 1.5);
     bs.Read("deposit_spread", &cfg->deposit_spread, -0.05, 0.1);
     bs.Read("wholesale_spread", &cfg->wholesale_spread, -0.05, 0.2);
@@ -98,6 +100,7 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
       cm.Require("complex").Fail("complex (a complex credit union) needs regime: ncua");
     cm.Done();
   }
+  if (auto a = m.Get("allowance")) ParseAllowanceRules(*a, &cfg->allowance);
   if (auto c = m.Get("costs")) {
     YamlMap cm(*c);
     cm.Read("fixed_cost_per_member", &cfg->fixed_cost_per_member, 0.0, 1e6);

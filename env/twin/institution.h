@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "env/twin/allowance.h"
 #include "env/twin/capital.h"
 #include "env/twin/product.h"
 
@@ -44,7 +45,11 @@ struct InstitutionConfig {
   double equity_to_assets = 0.10;  ///< initial equity / total assets
   double liquid_share = 0.20;      ///< initial liquid assets / total assets
   double deposit_growth = 0.03;    ///< annual growth of member deposits
-  double deposit_beta = 0.45;      ///< deposit rate = beta * policy rate + deposit_spread
+  double member_growth = 0.0;      ///< annual growth of members: application flow, fixed costs
+  /// Dividend policy: earnings that would lift equity / total assets above this are paid out
+  /// (credit unions: bonus dividends to members; banks: to shareholders). 0 = retain all.
+  double net_worth_target = 0.0;
+  double deposit_beta = 0.45;  ///< deposit rate = beta * policy rate + deposit_spread
   double deposit_spread = 0.0;
   double wholesale_spread = 0.015;      ///< wholesale rate = policy rate + spread
   double liquid_yield_spread = -0.002;  ///< liquid assets earn policy rate + spread (>= 0)
@@ -60,7 +65,8 @@ struct InstitutionConfig {
   int default_risk_appetite = 2;         ///< rule-based risk appetite level (0..4)
   std::array<int, kNumDelinquentBuckets> default_collection = {1, 2, 2};  ///< soft, hard, hard
   CreditCycle cycle;
-  CapitalRules capital;  ///< the regulatory frame (`capital:`; default basel)
+  CapitalRules capital;      ///< the regulatory frame (`capital:`; default basel)
+  AllowanceRules allowance;  ///< the loss allowance (`allowance:`; default CECL)
 };
 
 /// Loads a preset by name (configs/institutions/<name>.yaml) or path. Strict: unknown keys, wrong

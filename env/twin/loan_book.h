@@ -14,6 +14,9 @@ enum LoanFlag : uint8_t {
   kNewFlag = 2,           ///< originated after reset (tracked in cohort statistics)
   kRestructuredFlag = 4,  ///< cured through restructuring (rate concession granted)
 };
+/// Bits 3..7 of the flags: months of probation left after a cure (0..31; IFRS 9 stage 2).
+inline constexpr int kProbationShift = 3;
+inline constexpr uint8_t kProbationMask = 0xF8;
 
 struct LoanRow {
   double balance = 0;     ///< outstanding principal

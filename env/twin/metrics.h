@@ -39,12 +39,14 @@ namespace loantwin {
   X(kNetChargeOffs, "net_charge_offs", "gross charge-offs - recoveries")                    \
   X(kTax, "tax", "income tax")                                                              \
   X(kNetIncome, "net_income", "net income this month")                                      \
+  X(kDividends, "dividends", "dividends paid (earnings above net_worth_target)")            \
+  X(kMembers, "members", "members (grow at member_growth)")                                 \
   X(kEquity, "equity", "equity (net worth / CET1 capital), end of month")                   \
-  X(kAllowance, "allowance", "IFRS 9 ECL allowance, end of month")                          \
-  X(kEclStage1, "ecl_stage1", "12-month ECL on stage 1 loans")                              \
-  X(kEclStage2, "ecl_stage2", "lifetime ECL on stage 2 loans (30-89 dpd or SICR)")          \
-  X(kEclStage3, "ecl_stage3", "lifetime ECL on stage 3 loans (90+ dpd)")                    \
-  X(kStage2Share, "stage2_share", "stage 2 balance / loan balance")                         \
+  X(kAllowance, "allowance", "loss allowance (CECL or IFRS 9), end of month")               \
+  X(kEclStage1, "ecl_stage1", "allowance on current loans (cecl lifetime; ifrs9 stage 1)")  \
+  X(kEclStage2, "ecl_stage2", "allowance on 30-89 dpd loans (+ ifrs9 stage 2 current)")     \
+  X(kEclStage3, "ecl_stage3", "allowance on 90+ dpd loans (stage 3)")                       \
+  X(kStage2Share, "stage2_share", "30-89 dpd, probation (+ ifrs9 SICR) / loans")            \
   X(kExpectedLoss, "expected_loss", "12-month expected loss of the book (EAD x LGD x PD)")  \
   X(kLiquidAssets, "liquid_assets", "cash and securities")                                  \
   X(kDeposits, "deposits", "member deposits")                                               \

@@ -59,7 +59,7 @@ struct ProductSpec {
   double late_fee = 0.0;         ///< per delinquent account-month
 
   // --- credit risk ---
-  BandArray pd{};              ///< annual PD per band at credit factor z = 0 (steady state)
+  BandArray pd{};              ///< unconditional annual PD per band (z = 0: below it, see docs)
   double cycle_rho = 0.04;     ///< Vasicek correlation of the PD with the credit factor z
   double payment_shock = 0.0;  ///< roll-rate multiplier 1 + b * (rise of reference rate in pp
                                ///< over 12 months), variable-rate products

@@ -27,7 +27,12 @@ inline constexpr std::array<const char*, kNumMacroVars> kMacroVarNames = {
 
 struct Scenario {
   std::string name, description, source, file;
-  int step_months = 3;                                     ///< spacing of the anchor points
+  int step_months = 3;  ///< spacing of the anchor points
+  /// Where each point sits in its period: true (`anchor_placement: middle`, the default) puts
+  /// point i at month step*i + (step-1)/2, the middle of the period whose average it is (a
+  /// quarterly value at the quarter's second month); false (`start`) at month step*i. Before
+  /// the first point's month its value holds.
+  bool mid_period = true;
   std::array<std::vector<double>, kNumMacroVars> anchors;  ///< file units (percent, index)
   std::vector<double> fraud_multiplier;                    ///< optional, same spacing; empty = 1
   /// Optional reversion after the last anchor point: each variable moves linearly to its
@@ -44,7 +49,9 @@ struct Scenario {
   /// reverts to long_run when given).
   double AnchorAt(int var, int month) const;
   double FraudMultiplierAt(int month) const;
-  /// Months covered by the anchor points.
+  /// Month at which anchor point i sits.
+  double AnchorMonth(size_t i) const;
+  /// Months covered by the anchor points (every month of every period they average).
   int LengthMonths() const;
 };
 

@@ -9,6 +9,7 @@
 #include "core/config_error.h"
 #include "core/counter_rng.h"
 #include "core/normal_dist.h"
+#include "env/twin/allowance.h"
 
 namespace loantwin {
 namespace {
@@ -32,10 +33,8 @@ constexpr double kDownturnLgdAdd = 0.08;
 constexpr double kOutputFloor = 0.725;        // Basel III final: RWA >= 72.5% of standardised RWA
 constexpr double kLiquidRiskWeight = 0.20;    // agency securities and bank deposits
 constexpr double kDefaultedRiskWeight = 1.0;  // standardised, past due 90+
-constexpr double kRevolvingLifeYears = 3;     // behavioural life for lifetime ECL of cards
-constexpr int kMaxLifeYears = 30;
-constexpr int kSmmTableSize = 151;           // coupon/market ratio 0.50 .. 2.00 by 0.01
-constexpr double kHistoricHpiGrowth = 0.03;  // for collateral of the initial book
+constexpr int kSmmTableSize = 151;            // coupon/market ratio 0.50 .. 2.00 by 0.01
+constexpr double kHistoricHpiGrowth = 0.03;   // for collateral of the initial book
 
 struct RollRates {
   std::array<double, kNumBuckets> forward{}, cure{}, eventual{};
@@ -116,7 +115,12 @@ struct ProductMonth {
   double rate_add = 0;                // added to stored rates (variable-rate products)
   std::array<float, 2 * 8> hazard{};  // [fraud * 8 + band] monthly roll into 30 dpd
   BandArray pd12{};                   // point-in-time annual PD
-  std::array<std::array<float, kMaxLifeYears + 1>, kNumBands> pd_life{};
+  // Expected loss per unit EAD x LGD of a performing loan by remaining months (revolving: [0]):
+  // lifetime and next-12-months (allowance.h, LossCurves).
+  std::array<std::array<float, kMaxLossMonths + 1>, kNumBands> life{}, twelve{};
+  int max_months = 0;  // longest remaining term the curves cover this month (revolving: 0)
+  bool cecl = true;
+  uint8_t probation_cure = 0, probation_restructured = 0;  // already shifted into flag bits
   BandArray inv_market_rate{};  // 1 / market rate of a new loan per band (prepay ratio)
   std::array<float, kSmmTableSize> smm{};
   RollRates roll;
@@ -160,6 +164,10 @@ double Twin::CreditFactor() const {
          (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale;
 }
 
+double Twin::MemberGrowth() const {
+  return std::pow(1 + institution_->member_growth, month_ / 12.0);
+}
+
 void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) const {
   const ProductSpec& s = institution_->products[p].spec;
   const MacroState& m = macro_.state();
@@ -169,6 +177,11 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   pm->hpi = m.hpi;
   pm->sicr_multiple = institution_->sicr_multiple;
   pm->concession = institution_->restructure_concession;
+  const AllowanceRules& ar = institution_->allowance;
+  pm->cecl = ar.method == AllowanceMethod::kCecl;
+  pm->probation_cure = static_cast<uint8_t>(ar.probation_months << kProbationShift);
+  pm->probation_restructured =
+      static_cast<uint8_t>(ar.restructured_probation_months << kProbationShift);
 
   const double z = CreditFactor();
   // Payment shock: rise of the reference rate over the last 12 months (variable-rate only).
@@ -185,10 +198,48 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
     pm->hazard[b] =
         static_cast<float>(std::min(kMaxHazard, AnnualToMonthly(pd) / eventual_base_[p] * shock));
     pm->hazard[8 + b] = 1.0f;  // fraud: misses the first payment
-    for (int y = 0; y <= kMaxLifeYears; ++y)
-      pm->pd_life[b][y] = static_cast<float>(1 - std::pow(1 - pd, std::max(1, y)));
     pm->inv_market_rate[b] =
         1.0 / std::max(0.005, pm->ref_rate + s.market_spread + s.band_premium[b]);
+  }
+  // Lifetime-loss curves: the forecast PD (today's credit factor, or each weighted scenario's)
+  // over the forecast window, reversion to the long-run PD (z = 0), on the contractual schedule
+  // less prepayments at the product's base speed, discounted at the coupon.
+  const Repayment repayment = s.revolving()     ? Repayment::kRevolving
+                              : s.variable_rate ? Repayment::kLinear
+                                                : Repayment::kAnnuity;
+  // Term loans: curves up to the longest remaining term this month can hold (the book's longest
+  // plus a restructuring's 12 months, or a new loan's term), so short-term products stay cheap.
+  int max_months = kRevolvingLossMonths;
+  if (!s.revolving()) {
+    int longest = 1;
+    for (const TermOption& t : s.terms) longest = std::max(longest, t.months);
+    const auto& rem = books_[p].remaining;
+    if (!rem.empty()) longest = std::max(longest, *std::max_element(rem.begin(), rem.end()) + 12);
+    max_months = std::min(longest, kMaxLossMonths);
+  }
+  pm->max_months = s.revolving() ? 0 : max_months;
+  const double smm_base = 1 - std::pow(1 - std::clamp(s.prepay_cpr, 0.0, 0.95), 1.0 / 12);
+  static const std::vector<AllowanceScenario> kToday = {AllowanceScenario{"today", 1, 0}};
+  const auto& scenarios = ar.scenarios.empty() ? kToday : ar.scenarios;
+  std::vector<double> path;
+  std::array<float, kMaxLossMonths + 1> life, twelve;
+  const int n_curve = pm->max_months + 1;
+  for (int b = 0; b < kNumBands; ++b) {
+    const double pd_long_run = VasicekPd(s.pd[b], s.cycle_rho, 0);
+    const double rate = 1 / pm->inv_market_rate[b];
+    std::fill_n(pm->life[b].begin(), n_curve, 0.0f);
+    std::fill_n(pm->twelve[b].begin(), n_curve, 0.0f);
+    for (const AllowanceScenario& sc : scenarios) {
+      const double h = std::min(
+          kMaxHazard, AnnualToMonthly(VasicekPd(s.pd[b], s.cycle_rho, z + sc.z_shift)) * shock);
+      ForecastMonthlyPd(1 - std::pow(1 - h, 12), pd_long_run, ar, max_months, &path);
+      LossCurves(path, smm_base, rate, repayment, s.payment_rate, ar.discount, max_months,
+                 life.data(), twelve.data());
+      for (int n = 0; n < n_curve; ++n) {
+        pm->life[b][n] += static_cast<float>(sc.weight) * life[n];
+        pm->twelve[b][n] += static_cast<float>(sc.weight) * twelve[n];
+      }
+    }
   }
   const double norm = OtsCpr(1.0);
   for (int i = 0; i < kSmmTableSize; ++i) {
@@ -224,10 +275,11 @@ inline double LoanLgd(const ProductMonth& pm, double balance, double collateral,
   }
 }
 
-/// Adds an open loan to the month's stocks: buckets, ECL stages, IRB inputs.
+/// Adds an open loan to the month's stocks: buckets, the allowance, IRB inputs.
 template <Amortisation kAmort>
 inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, double lgd,
-                        int bucket, int band, float pd_orig, int remaining, ProductFlows* f) {
+                        int bucket, int band, float pd_orig, int remaining, uint8_t flags,
+                        ProductFlows* f) {
   double ead = balance;
   if constexpr (kAmort == Amortisation::kRevolving)
     ead += pm.spec->ccf * std::max(0.0, limit - balance);
@@ -236,28 +288,31 @@ inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, do
   f->bucket_balance[bucket] += balance;
   f->closing += balance;
   const double el = ead * lgd;
+  // CECL holds no allowance on unconditionally cancellable undrawn limits (ASC 326-20-30-11).
+  const double el_allowance = pm.cecl ? balance * lgd : el;
   if (bucket == kCurrent) {
-    const bool sicr = pm.pd12[band] > pm.sicr_multiple * pd_orig;
-    if (sicr) {
-      int years = kAmort == Amortisation::kRevolving
-                      ? static_cast<int>(kRevolvingLifeYears)
-                      : std::min(kMaxLifeYears, (remaining + 11) / 12);
-      f->ecl[1] += el * pm.pd_life[band][years];
+    const int n = kAmort == Amortisation::kRevolving ? 0 : std::clamp(remaining, 1, pm.max_months);
+    const bool probation = (flags & kProbationMask) != 0;
+    if (pm.cecl) {
+      f->ecl[0] += el_allowance * pm.life[band][n];
+      if (probation) f->stage2_balance += balance;
+    } else if (probation || pm.pd12[band] > pm.sicr_multiple * pd_orig) {
+      f->ecl[1] += el_allowance * pm.life[band][n];
       f->stage2_balance += balance;
     } else {
-      f->ecl[0] += el * pm.pd12[band];
+      f->ecl[0] += el_allowance * pm.twelve[band][n];
     }
     f->expected_loss += el * pm.pd12[band];
     f->ead_lgd_current[band] += el;
     f->ead_current[band] += ead;
   } else if (bucket < kDpd90) {
-    f->ecl[1] += el * pm.roll.eventual[bucket];
+    f->ecl[1] += el_allowance * pm.roll.eventual[bucket];
     f->expected_loss += el * pm.roll.eventual[bucket];
     f->stage2_balance += balance;
     f->ead_lgd_delinquent[bucket - 1] += el;
     f->ead_delinquent[bucket - 1] += ead;
   } else {
-    f->ecl[2] += el;
+    f->ecl[2] += el_allowance;
     f->expected_loss += el;
     f->ead_defaulted += ead;
   }
@@ -274,7 +329,7 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
     double bal = bk.balance[i];
     int bucket = bk.bucket[i];
     const int band = bk.band[i];
-    const uint8_t flags = bk.flags[i];
+    uint8_t flags = bk.flags[i];
     const int age = bk.age[i];
     const uint64_t bits = RandomBits(key, i);
     const float u1 = LowUniform(bits), u2 = HighUniform(bits);
@@ -291,6 +346,7 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
       if (u1 < hazard) {
         bucket = kDpd30;  // missed payment: no interest recognised, no principal
       } else {
+        if (flags & kProbationMask) flags -= 1 << kProbationShift;  // a month of probation served
         const double rate = std::max(0.0, bk.rate[i] + pm.rate_add);
         const double interest = bal * rate / 12;
         f->interest += interest;
@@ -357,17 +413,21 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
             bk.remaining[i] = static_cast<int16_t>(std::min(480, bk.remaining[i] + 12));
             bk.payment[i] = Annuity(bal, bk.rate[i] + pm.rate_add, bk.remaining[i]);
           }
-          bk.flags[i] = flags | kRestructuredFlag;
+          flags |= kRestructuredFlag;
         }
+        flags = static_cast<uint8_t>(
+            (flags & ~kProbationMask) |
+            ((flags & kRestructuredFlag) ? pm.probation_restructured : pm.probation_cure));
         bucket = kCurrent;
       }
     }
     if (closed) continue;
     bk.balance[i] = bal;
     bk.bucket[i] = static_cast<uint8_t>(bucket);
+    bk.flags[i] = flags;
     bk.age[i] = static_cast<int16_t>(std::min(age + 1, 32000));
     MeasureLoan<kAmort>(pm, bal, bk.collateral[i], lgd, bucket, band, bk.pd_orig[i],
-                        bk.remaining[i], f);
+                        bk.remaining[i], flags, f);
     if (w != i) bk.MoveRow(w, i);
     ++w;
   }
@@ -382,7 +442,7 @@ void MeasureLoans(const ProductMonth& pm, const LoanBook& bk, size_t begin, Prod
                            ? 1.0
                            : LoanLgd<kColl>(pm, bk.balance[i], bk.collateral[i], bk.age[i], &ltv);
     MeasureLoan<kAmort>(pm, bk.balance[i], bk.collateral[i], lgd, bk.bucket[i], bk.band[i],
-                        bk.pd_orig[i], bk.remaining[i], f);
+                        bk.pd_orig[i], bk.remaining[i], bk.flags[i], f);
   }
 }
 
@@ -656,7 +716,8 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
   const double price = over_market_pp > 0 ? std::exp(-s.price_elasticity * over_market_pp)
                                           : std::min(1.25, 1 - 0.05 * over_market_pp);
   const double demand = std::exp(cc.demand_gdp_beta * (smoothed_gdp_ - cc.gdp_ref));
-  const double flow = base_apps_[p] * levers.origination_budget[p] * price * demand;
+  const double flow =
+      base_apps_[p] * MemberGrowth() * levers.origination_budget[p] * price * demand;
   if (flow <= 0) return;
   const int cutoff = levers.approval_cutoff[p];
   const Amortisation amort = AmortisationOf(s);
@@ -771,8 +832,8 @@ void Twin::Step(const Levers& requested, double* out) {
   mf.liquid_income = LiquidIncome();
   mf.funding = FundingCost();
   mf.nii = mf.interest + mf.liquid_income - mf.funding;
-  mf.opex = inst.fixed_cost_per_member * inst.members / 12 + servicing + origination_cost +
-            marketing + collection_cost;
+  mf.opex = inst.fixed_cost_per_member * inst.members * MemberGrowth() / 12 + servicing +
+            origination_cost + marketing + collection_cost;
   const double pretax = mf.nii + fees - mf.opex - mf.provision;
   mf.tax = inst.tax_rate * std::max(0.0, pretax);
   mf.net_income = pretax - mf.tax;
@@ -781,13 +842,23 @@ void Twin::Step(const Levers& requested, double* out) {
   mf.assets_open = liquid_ + loans_open - allowance_;
   mf.earning_open = liquid_ + loans_open;
 
-  const double equity_open = equity_, net_income = mf.net_income;
+  const double equity_open = equity_;
   equity_ += mf.net_income;
   allowance_ = t.ecl[0] + t.ecl[1] + t.ecl[2];
   const double deposits_new = deposits_ * (1 + inst.deposit_growth / 12);
   liquid_ += mf.interest + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax + mf.principal +
              mf.prepayments + mf.recoveries - mf.originations + (deposits_new - deposits_);
   deposits_ = deposits_new;
+  // Dividend policy: pay out this month's earnings that would lift equity / assets above the
+  // target; (E - D) / (A - D) = target gives D = (E - target A) / (1 - target).
+  if (inst.net_worth_target > 0 && mf.net_income > 0) {
+    const double assets = liquid_ + t.loans - allowance_;
+    const double excess = (equity_ - inst.net_worth_target * assets) / (1 - inst.net_worth_target);
+    mf.dividends = std::clamp(excess, 0.0, mf.net_income);
+    equity_ -= mf.dividends;
+    liquid_ -= mf.dividends;
+  }
+  const double retained = mf.net_income - mf.dividends;
   // Liquidity management: borrow wholesale below the floor, repay above it.
   const double floor = inst.min_liquidity * deposits_;
   if (liquid_ < floor) {
@@ -802,9 +873,9 @@ void Twin::Step(const Levers& requested, double* out) {
   WriteMetrics(t, mf, out);
 
   if (!options_.check_invariants) return;
-  if (!options_.count_invariant_breaches) return CheckInvariants(flows_, equity_open, net_income);
+  if (!options_.count_invariant_breaches) return CheckInvariants(flows_, equity_open, retained);
   try {
-    CheckInvariants(flows_, equity_open, net_income);
+    CheckInvariants(flows_, equity_open, retained);
   } catch (const InvariantError& e) {
     if (invariant_breaches_++ == 0) first_invariant_breach_ = e.what();
   }
@@ -913,6 +984,8 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kNetChargeOffs] = mf.charge_offs - mf.recoveries;
   o[kTax] = mf.tax;
   o[kNetIncome] = mf.net_income;
+  o[kDividends] = mf.dividends;
+  o[kMembers] = institution_->members * MemberGrowth();
   o[kEquity] = equity_;
   o[kAllowance] = allowance_;
   o[kEclStage1] = t.ecl[0];
@@ -971,7 +1044,7 @@ void Twin::Breach(const std::string& invariant, const std::string& detail) const
 }
 
 void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
-                           double net_income) const {
+                           double retained) const {
   auto close = [](double a, double b) {
     return std::abs(a - b) <= 1e-7 * std::max({1.0, std::abs(a), std::abs(b)});
   };
@@ -1025,10 +1098,11 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, 
              fmt::format("ECL {:.2f} exceeds exposure {:.2f}", ecl, f.exposure));
     loans += f.closing;
   }
-  if (!close(equity_ - equity_open, net_income))
+  if (!close(equity_ - equity_open, retained))
     Breach("equity_roll_forward",
-           fmt::format("opening equity {:.2f} + net income {:.2f} = {:.2f}, but equity is {:.2f}",
-                       equity_open, net_income, equity_open + net_income, equity_));
+           fmt::format("opening equity {:.2f} + net income less dividends {:.2f} = {:.2f}, but "
+                       "equity is {:.2f}",
+                       equity_open, retained, equity_open + retained, equity_));
   if (!(liquid_ >= 0) || !(deposits_ >= 0) || !(wholesale_ >= 0))
     Breach("non_negative_balance_sheet",
            fmt::format("liquid {:.2f}, deposits {:.2f}, wholesale {:.2f}", liquid_, deposits_,

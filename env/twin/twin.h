@@ -77,7 +77,7 @@ struct BookTotals {
 struct MonthFlows {
   double interest = 0, liquid_income = 0, funding = 0, nii = 0, fees = 0, opex = 0;
   double collection_cost = 0, provision = 0, charge_offs = 0, recoveries = 0, tax = 0;
-  double net_income = 0, originations = 0, principal = 0, prepayments = 0;
+  double net_income = 0, dividends = 0, originations = 0, principal = 0, prepayments = 0;
   double loans_open = 0, equity_open = 0, assets_open = 0, earning_open = 0;
   int64_t applications = 0, approvals = 0;
 };
@@ -132,7 +132,7 @@ class Twin {
                  ProductFlows* f);
   void MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const;
   void CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
-                       double net_income) const;
+                       double retained) const;
   BookTotals Totals() const;
   double LiquidIncome() const;
   double FundingCost() const;
@@ -163,6 +163,8 @@ class Twin {
   double equity_ = 0, deposits_ = 0, wholesale_ = 0, liquid_ = 0, allowance_ = 0;
   double smoothed_unemployment_ = 0, smoothed_gdp_ = 0, unemployment_anchor_ = 0;
   double CreditFactor() const;
+  /// Members relative to month 0: (1 + member_growth)^(month / 12).
+  double MemberGrowth() const;
   std::array<double, 12> policy_history_{}, mortgage_history_{};
   std::array<double, 12> gross_income_history_{};
   std::array<int, kNumDelinquentBuckets> collection_{};  ///< last collection levers (RWA)

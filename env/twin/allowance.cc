@@ -1,0 +1,120 @@
+#include "env/twin/allowance.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/check.h"
+#include "core/normal_dist.h"
+#include "core/yaml_reader.h"
+
+namespace loantwin {
+
+const char* AllowanceMethodName(AllowanceMethod m) {
+  return m == AllowanceMethod::kCecl ? "cecl" : "ifrs9";
+}
+
+void ParseAllowanceRules(const YamlValue& node, AllowanceRules* rules) {
+  YamlMap m(node);
+  if (auto method = m.Get("method"))
+    rules->method = method->AsEnum({"cecl", "ifrs9"}) == "cecl" ? AllowanceMethod::kCecl
+                                                                : AllowanceMethod::kIfrs9;
+  m.Read("forecast_months", &rules->forecast_months, 0, 120);
+  m.Read("reversion_months", &rules->reversion_months, 0, 120);
+  m.Read("discount", &rules->discount);
+  m.Read("probation_months", &rules->probation_months, 0, 31);
+  m.Read("restructured_probation_months", &rules->restructured_probation_months, 0, 31);
+  if (auto list = m.Get("scenarios")) {
+    if (!list->IsSequence())
+      list->Fail("'scenarios' must be a list of {name, weight, z_shift} mappings");
+    rules->scenarios.clear();
+    double total = 0;
+    for (const YamlValue& item : list->Items()) {
+      YamlMap sm(item);
+      AllowanceScenario s;
+      s.name = sm.Require("name").AsString();
+      s.weight = sm.Require("weight").AsDouble(0.0, 1.0);
+      sm.Read("z_shift", &s.z_shift, -6.0, 6.0);
+      sm.Done();
+      total += s.weight;
+      rules->scenarios.push_back(s);
+    }
+    if (rules->scenarios.empty()) list->Fail("'scenarios' must not be empty (omit it instead)");
+    if (std::abs(total - 1) > 1e-6)
+      list->Fail(fmt::format("the scenario weights sum to {:.6g}, not 1", total));
+  }
+  m.Done();
+}
+
+void ForecastMonthlyPd(double pd_forecast, double pd_long_run, const AllowanceRules& rules,
+                       int months, std::vector<double>* out) {
+  out->resize(months);
+  const double h_fc = AnnualToMonthly(pd_forecast), h_lr = AnnualToMonthly(pd_long_run);
+  const int f = rules.forecast_months, r = rules.reversion_months;
+  for (int t = 1; t <= months; ++t) {
+    double h;
+    if (t <= f)
+      h = h_fc;
+    else if (t <= f + r)
+      h = h_fc + (h_lr - h_fc) * (t - f) / static_cast<double>(r);
+    else
+      h = h_lr;
+    (*out)[t - 1] = h;
+  }
+}
+
+void LossCurves(const std::vector<double>& monthly_pd, double smm, double annual_rate,
+                Repayment repayment, double payment_rate, bool discount, int max_months,
+                float* life, float* twelve) {
+  const double i = std::max(0.0, annual_rate) / 12;
+  const double v = 1 / (1 + i);
+  if (repayment == Repayment::kRevolving) {
+    LT_CHECK_GE(static_cast<int>(monthly_pd.size()), kRevolvingLossMonths);
+    double survival = 1, paydown = 1, df = 1, loss = 0;
+    for (int t = 1; t <= kRevolvingLossMonths; ++t) {
+      if (discount) df *= v;
+      const double h = monthly_pd[t - 1];
+      loss += survival * h * paydown * df;
+      if (t == 12) twelve[0] = static_cast<float>(loss);
+      survival *= std::max(0.0, 1 - h - smm);
+      paydown *= 1 - payment_rate;
+    }
+    life[0] = static_cast<float>(loss);
+    return;
+  }
+  LT_CHECK(max_months >= 1 && max_months <= kMaxLossMonths);
+  LT_CHECK_GE(static_cast<int>(monthly_pd.size()), max_months);
+  // Prefix sums over months t <= n of the discounted default density a_t = S_{t-1} h_t DF_t:
+  //   A(n) = sum a_t,  E(n) = sum a_t v^-t,  T(n) = sum t a_t.
+  // Annuity (n months left): the balance before payment t is (1 - v^(n+1-t)) / (1 - v^n), so
+  //   loss(n) = (A(n) - v^(n+1) E(n)) / (1 - v^n);
+  // linear: the balance before payment t is (n + 1 - t) / n, so loss(n) = ((n+1) A(n) - T(n)) / n.
+  const bool linear = repayment == Repayment::kLinear || i < 1e-9;
+  std::array<double, kMaxLossMonths + 1> a_sum{}, e_sum{}, t_sum{};
+  double survival = 1, df = 1, vinv = 1;
+  for (int t = 1; t <= max_months; ++t) {
+    if (discount) df *= v;
+    vinv /= v;
+    const double h = monthly_pd[t - 1];
+    const double a = survival * h * df;
+    a_sum[t] = a_sum[t - 1] + a;
+    e_sum[t] = e_sum[t - 1] + a * vinv;
+    t_sum[t] = t_sum[t - 1] + t * a;
+    survival *= std::max(0.0, 1 - h - smm);
+  }
+  double vn = 1;  // v^n
+  auto loss = [&](int n, int horizon) {
+    const int h = std::min(n, horizon);
+    if (linear) return ((n + 1) * a_sum[h] - t_sum[h]) / n;
+    return (a_sum[h] - vn * v * e_sum[h]) / (1 - vn);
+  };
+  life[0] = twelve[0] = 0;
+  for (int n = 1; n <= max_months; ++n) {
+    vn *= v;
+    life[n] = static_cast<float>(loss(n, n));
+    twelve[n] = static_cast<float>(loss(n, 12));
+  }
+}
+
+}  // namespace loantwin

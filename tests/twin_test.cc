@@ -536,7 +536,7 @@ std::pair<double, double> AllowanceRatios(std::shared_ptr<const InstitutionConfi
   return {first, peak};
 }
 
-// Issue window: the allowance peaks between 1.5% and 4.5% of loans under the severely adverse
+// Target window: the allowance peaks between 1.5% and 4.5% of loans under the severely adverse
 // scenario (it was 11-13% with lifetime PD held flat on today's balance).
 TEST(Allowance, CeclPeaksWithinTheWindowUnderTheSeverelyAdverseScenario) {
   const auto [first, peak] =

@@ -34,9 +34,21 @@ inline CLI::Validator SeedValidator() {
       "UINT64");
 }
 
+/// The run-size options of the calibration commands: --paths, --seed and --threads.
+inline void AddRunSizeOptions(CLI::App* cmd, int* paths, uint64_t* seed, int* threads) {
+  cmd->add_option("--paths", *paths, "Monte Carlo paths")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--seed", *seed, "seed (>= 0)")->check(SeedValidator())->capture_default_str();
+  cmd->add_option("--threads", *threads, "worker threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+}
+
 Runner RegisterSimulate(CLI::App& app);
 Runner RegisterList(CLI::App& app);
 Runner RegisterCalibrate(CLI::App& app);
+Runner RegisterBacktest(CLI::App& app);
 Runner RegisterTrain(CLI::App& app);
 Runner RegisterEvaluate(CLI::App& app);
 Runner RegisterExport(CLI::App& app);

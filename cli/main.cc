@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterSimulate);
   add(loantwin::cli::RegisterList);
   add(loantwin::cli::RegisterCalibrate);
+  add(loantwin::cli::RegisterBacktest);
   add(loantwin::cli::RegisterTrain);
   add(loantwin::cli::RegisterEvaluate);
   add(loantwin::cli::RegisterExport);

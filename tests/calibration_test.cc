@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "env/twin/backtest.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
 #include "env/twin/scenario.h"
@@ -24,6 +25,27 @@ TEST(Calibration, EveryCheckInItsRange) {
     EXPECT_TRUE(c.pass()) << c.name << ": simulated " << c.simulated << ", accepted [" << c.lo
                           << ", " << c.hi << "], target " << c.target;
   }
+}
+
+// The historic backtest (docs/twin-model.md, "Historic backtest"): cu_mid's mean path over 200
+// paths through 2006-2012 against the Federal Reserve's published charge-off rates. Every
+// window is two-sided: card and home peaks (level and quarter, never before unemployment peaks),
+// cards back below 6% by 2012Q4, home still above 1% in 2011, the allowance's peak, and the net
+// worth ratio's fall compared with credit unions'.
+TEST(Calibration, HistoricBacktestWindows) {
+  const BacktestResult r = RunHistoricBacktest(BacktestOptions{});
+  ASSERT_EQ(r.checks.size(), 10u);  // cu_mid: card, home, auto, personal
+  for (const auto& c : r.checks) {
+    RecordProperty(c.name, std::to_string(c.simulated));
+    EXPECT_TRUE(c.pass()) << c.name << ": simulated " << c.simulated << ", accepted [" << c.lo
+                          << ", " << c.hi << "], target " << c.target;
+  }
+  // The published table the comparison reads: the quarters the checks cite are present.
+  const PublishedChargeOffs& fed = FedChargeOffs2006To2012();
+  EXPECT_DOUBLE_EQ(fed.home[15], 0.028);   // 2009Q4, the residential peak
+  EXPECT_DOUBLE_EQ(fed.card[17], 0.1066);  // 2010Q2, the card peak
+  EXPECT_LT(fed.card[27], 0);              // 2012Q4: not in the cited sources
+  EXPECT_EQ(BacktestQuarterName(15), "2009Q4");
 }
 
 class CreditUnionPreset : public ::testing::TestWithParam<std::string> {};

@@ -93,22 +93,22 @@ INSTANTIATE_TEST_SUITE_P(AllPresets, PresetInvariants,
                                            "marketplace_lender"));
 
 TEST(Twin, InvariantBreachNamesInvariantInstanceMonthAndAmounts) {
-  // A balance forced negative from outside must be caught by the recount.
+  // Loan state corrupted from outside must be caught by the recount.
   auto inst = LoadInstitution("cu_small");
   TwinOptions opt;
   opt.check_invariants = true;
   Twin twin(inst, LoadScenario("steady_state"), 1, 7, opt);
   std::vector<double> row(kNumMetrics);
   twin.Step(DefaultLevers(*inst), row.data());
-  auto& book = const_cast<LoanBook&>(twin.book(kCard));
-  book.bucket[0] = 9;  // corrupt a loan's delinquency state
+  auto& book = const_cast<LoanBook&>(twin.book(kPersonal));
+  for (double& r : book.rate) r = -0.5;  // corrupt the fixed rates
   try {
     twin.Step(DefaultLevers(*inst), row.data());
     FAIL() << "expected InvariantError";
   } catch (const InvariantError& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("invariant '"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("[card]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[personal]"), std::string::npos) << msg;
     EXPECT_NE(msg.find("instance 7, month 2"), std::string::npos) << msg;
   }
 }
@@ -607,6 +607,78 @@ TEST(RateSensitivity, ParallelShiftsOnTheSamePaths) {
   EXPECT_LT(rows[1].change * rows[6].change, 0);
   EXPECT_GT(std::abs(rows[1].change), std::abs(rows[3].change));
   EXPECT_GT(std::abs(rows[6].change), std::abs(rows[4].change));
+}
+
+}  // namespace
+}  // namespace loantwin
+
+namespace loantwin {
+namespace {
+
+TEST(LossTiming, ChargeOffAt120DaysClosedEndAnd180DaysOpenEnd) {
+  // New books (no opening loans, nothing to recover yet): a loan booked in month 1 can first
+  // miss a payment in month 2, so the earliest charge-off is at 120 dpd in month 5 for personal
+  // loans and at 180 dpd in month 7 for cards. First-payment fraud never cures, so both happen.
+  const auto inst = ParseInstitution(
+      "name: new_book\nmembers: 5000\nproducts:\n"
+      "  personal:\n    initial_loans: 0\n    applications_per_month: 400\n    fraud_rate: 0.2\n"
+      "  card:\n    initial_loans: 0\n    applications_per_month: 400\n    fraud_rate: 0.2\n"
+      "  auto:\n    initial_loans: 200\n",  // sizes the balance sheet; secured: no recoveries
+      "new_book.yaml");
+  TwinOptions opt;
+  opt.check_invariants = true;
+  Twin twin(inst, LoadScenario("steady_state"), 3, 0, opt);
+  std::vector<double> row(kNumMetrics);
+  for (int month = 1; month <= 8; ++month) {
+    twin.Step(DefaultLevers(*inst), row.data());
+    const double personal = row[ProductMetricIndex(kPersonal, kPChargeOffRate)];
+    const double card = row[ProductMetricIndex(kCard, kPChargeOffRate)];
+    EXPECT_EQ(personal > 0, month >= 5) << "month " << month << ": personal " << personal;
+    EXPECT_EQ(card > 0, month >= 7) << "month " << month << ": card " << card;
+    // Unsecured recoveries arrive after the charge-off, spread over recovery_months.
+    EXPECT_EQ(row[kRecoveries] > 0, month >= 6) << "month " << month;
+  }
+}
+
+TEST(LossTiming, ForeclosedHomesAreHeldThenSoldAtTheLaterHousePrice) {
+  // cu_mid under a house-price crash: written-down homes sit in foreclosed assets for
+  // recovery_months (12) and sell below their carrying value while prices fall; the balance
+  // sheet, allowance and foreclosed-asset roll-forwards hold every month.
+  const auto inst = LoadInstitution("cu_mid");
+  TwinOptions opt;
+  opt.check_invariants = true;
+  Twin twin(inst, LoadScenario("house_price_crash"), 5, 0, opt);
+  std::vector<double> row(kNumMetrics);
+  twin.Snapshot(row.data());
+  EXPECT_GT(row[kForeclosedAssets], 0.0);  // the steady-state pipeline at reset
+  double losses = 0;
+  for (int month = 1; month <= 36; ++month) {
+    twin.Step(DefaultLevers(*inst), row.data());
+    EXPECT_GT(row[kForeclosedAssets], 0.0) << "month " << month;
+    losses += row[kForeclosedLosses];
+  }
+  EXPECT_GT(losses, 0.0);
+  const double assets =
+      row[kLiquidAssets] + row[kLoanBalance] - row[kAllowance] + row[kForeclosedAssets];
+  EXPECT_NEAR(assets, row[kTotalAssets], 1e-6 * assets);
+}
+
+TEST(LossTiming, BadDelinquencySettingsAreRefusedNamingTheKey) {
+  const std::string head = "name: x\nmembers: 5000\nproducts:\n  card:\n    initial_loans: 100\n";
+  for (const auto& [block, needle] :
+       {std::pair<std::string, std::string>{"    charge_off_dpd: 100\n", "multiple of 30"},
+        {"    charge_off_dpd: 60\n", "charge_off_dpd"},
+        {"    recovery_months: 0\n", "recovery_months"},
+        {"    roll_forward: [0.7, 0.5]\n    cure: [0.4, 0.2, 0.05]\n", "at most 0.98"},
+        {"    roll_forward: [0.3]\n", "roll_forward"},
+        {"    cycle_lag_months: 25\n", "cycle_lag_months"}}) {
+    try {
+      ParseInstitution(head + block, "x.yaml");
+      FAIL() << "accepted " << block;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

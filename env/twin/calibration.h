@@ -17,6 +17,9 @@ struct CalibrationCheck {
   std::string source;     ///< where the figure comes from
   double simulated = 0;   ///< the twin's value
   double lo = 0, hi = 0;  ///< accepted range
+  /// How the value and range print: "%" (fractions as percent), "x" (a ratio) or "quarter"
+  /// (a backtest quarter index, 0 = 2006 Q1).
+  std::string unit = "%";
   bool pass() const { return simulated >= lo && simulated <= hi; }
 };
 

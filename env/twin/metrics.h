@@ -34,15 +34,17 @@ namespace loantwin {
   X(kOpex, "opex", "fixed, servicing, origination, marketing and collection costs")         \
   X(kCollectionCost, "collection_cost", "collection costs (part of opex)")                  \
   X(kProvisionExpense, "provision_expense", "change in allowance + net charge-offs")        \
-  X(kGrossChargeOffs, "gross_charge_offs", "balance of loans defaulted this month")         \
-  X(kRecoveries, "recoveries", "recoveries on defaulted loans")                             \
+  X(kGrossChargeOffs, "gross_charge_offs", "charged off / written down this month")         \
+  X(kRecoveries, "recoveries", "collected on earlier charge-offs")                          \
   X(kNetChargeOffs, "net_charge_offs", "gross charge-offs - recoveries")                    \
+  X(kForeclosedLosses, "foreclosed_losses",                                                 \
+    "losses (gains negative) on selling repossessed collateral, below the provision")       \
   X(kTax, "tax", "income tax")                                                              \
   X(kNetIncome, "net_income", "net income this month")                                      \
   X(kDividends, "dividends", "dividends paid (earnings above net_worth_target)")            \
   X(kMembers, "members", "members (grow at member_growth)")                                 \
   X(kEquity, "equity", "equity (net worth / CET1 capital), end of month")                   \
-  X(kAllowance, "allowance", "loss allowance (CECL or IFRS 9), end of month")               \
+  X(kAllowance, "allowance", "loss allowance (CECL / IFRS 9) less recoveries to collect")   \
   X(kEclStage1, "ecl_stage1", "allowance on current loans (cecl lifetime; ifrs9 stage 1)")  \
   X(kEclStage2, "ecl_stage2", "allowance on 30-89 dpd loans (+ ifrs9 stage 2 current)")     \
   X(kEclStage3, "ecl_stage3", "allowance on 90+ dpd loans (stage 3)")                       \
@@ -51,7 +53,8 @@ namespace loantwin {
   X(kLiquidAssets, "liquid_assets", "cash and securities")                                  \
   X(kDeposits, "deposits", "member deposits")                                               \
   X(kWholesale, "wholesale_funding", "wholesale borrowing")                                 \
-  X(kTotalAssets, "total_assets", "loans - allowance + liquid assets")                      \
+  X(kForeclosedAssets, "foreclosed_assets", "repossessed collateral awaiting sale (REO)")   \
+  X(kTotalAssets, "total_assets", "loans - allowance + liquid + foreclosed")                \
   X(kRwa, "rwa", "risk-weighted assets (IRB retail credit + operational)")                  \
   X(kCet1Ratio, "cet1_ratio", "equity / RWA")                                               \
   X(kLeverageRatio, "leverage_ratio", "equity / total assets (NCUA: the net worth ratio)")  \

@@ -28,6 +28,8 @@ ProductSpec DefaultProductSpec(Product p) {
       s.prepay_cpr = 0.15;
       s.prepay_seasoning = 6;
       s.prepay_incentive = 0.5;
+      s.charge_off_dpd = 120;
+      s.recovery_months = 12;
       s.origination_cost = 150;
       s.servicing_cost = 4;
       s.marketing_cost = 30;
@@ -48,6 +50,8 @@ ProductSpec DefaultProductSpec(Product p) {
       s.ltv_sd = 0.10;
       s.sale_cost = 0.30;
       s.depreciation = 0.015;
+      s.charge_off_dpd = 120;
+      s.recovery_months = 2;  // repossession to auction
       s.prepay_cpr = 0.15;
       s.prepay_seasoning = 6;
       s.prepay_incentive = 0.5;
@@ -73,7 +77,18 @@ ProductSpec DefaultProductSpec(Product p) {
       s.ltv_mean = 0.80;
       s.ltv_sd = 0.10;
       s.sale_cost = 0.10;
-      s.negative_equity_beta = 2.0;
+      s.negative_equity_beta = 5.0;
+      // Backtest fit, 2006-2012 (docs/twin-model.md, "Historic backtest"): less unemployment and
+      // GDP, more house prices, a longer lag and a stronger roll-rate cycle than consumer loans.
+      s.unemployment_beta = 0.9;
+      s.gdp_beta = 0.4;
+      s.hpi_beta = 0.25;
+      s.cycle_lag_months = 5;
+      s.roll_cycle_beta = 0.2;
+      s.roll_forward = {0.30, 0.50};
+      s.cure = {0.50, 0.25, 0.06};
+      s.charge_off_dpd = 180;  // written down to collateral value less selling costs
+      s.recovery_months = 12;  // foreclosure and REO sale
       s.fraud_rate = 0.0002;
       s.basel_class = BaselClass::kMortgage;
       s.prepay_cpr = 0.08;
@@ -98,6 +113,11 @@ ProductSpec DefaultProductSpec(Product p) {
       s.cycle_rho = 0.04;
       s.payment_shock = 0.15;
       s.lgd = 0.88;
+      s.roll_cycle_beta = 0.1;
+      s.roll_forward = {0.40, 0.60};
+      s.cure = {0.40, 0.20, 0.05};
+      s.charge_off_dpd = 180;
+      s.recovery_months = 12;
       s.basel_class = BaselClass::kRevolving;
       s.prepay_cpr = 0.08;  // account attrition (closed after paying off)
       s.prepay_seasoning = 1;
@@ -126,6 +146,9 @@ ProductSpec DefaultProductSpec(Product p) {
       s.payment_shock = 0.10;
       s.lgd = 0.45;
       s.fraud_rate = 0.0005;
+      s.charge_off_dpd = 120;
+      s.recovery_months = 18;
+      s.cycle_lag_months = 5;  // business failures lag the GDP fall (backtest: cu_large)
       s.prepay_cpr = 0.08;
       s.prepay_seasoning = 12;
       s.prepay_incentive = 0.5;
@@ -171,6 +194,10 @@ void ParseProductSpec(YamlMap& m, ProductSpec* s) {
   m.Read("late_fee", &s->late_fee, 0.0, 1e4);
   m.Read("pd", &s->pd, 0.0, 0.99);
   m.Read("cycle_rho", &s->cycle_rho, 0.0, 0.5);
+  m.Read("unemployment_beta", &s->unemployment_beta, 0.0, 5.0);
+  m.Read("gdp_beta", &s->gdp_beta, 0.0, 5.0);
+  m.Read("hpi_beta", &s->hpi_beta, 0.0, 5.0);
+  m.Read("cycle_lag_months", &s->cycle_lag_months, 0, kMaxCycleLagMonths);
   m.Read("payment_shock", &s->payment_shock, 0.0, 5.0);
   m.Read("lgd", &s->lgd, 0.0, 1.0);
   m.Read("ltv_mean", &s->ltv_mean, 0.0, 2.0);
@@ -179,6 +206,12 @@ void ParseProductSpec(YamlMap& m, ProductSpec* s) {
   m.Read("depreciation", &s->depreciation, 0.0, 0.2);
   m.Read("negative_equity_beta", &s->negative_equity_beta, 0.0, 20.0);
   m.Read("fraud_rate", &s->fraud_rate, 0.0, 0.2);
+  m.Read("roll_forward", &s->roll_forward, 0.0, 0.98);
+  m.Read("cure", &s->cure, 0.0, 0.98);
+  m.Read("roll_cycle_beta", &s->roll_cycle_beta, 0.0, 3.0);
+  m.Read("charge_off_dpd", &s->charge_off_dpd, 90, 30 * kMaxChargeOffMonths);
+  m.Read("recovery_months", &s->recovery_months, 1, kMaxRecoveryMonths);
+  m.Read("redefault_multiplier", &s->redefault_multiplier, 1.0, 10.0);
   if (auto v = m.Get("basel_class")) {
     const std::string c = v->AsEnum({"mortgage", "revolving", "other_retail"});
     s->basel_class = c == "mortgage"    ? BaselClass::kMortgage
@@ -216,6 +249,16 @@ void ValidateProductSpec(const ProductSpec& s, const std::string& where) {
       fail(fmt::format("'pd' must not decrease from band {} to band {}", kBandNames[b - 1],
                        kBandNames[b]));
   if (s.pd[0] <= 0) fail("'pd' must be positive");
+  if (s.charge_off_dpd % 30 != 0)
+    fail(fmt::format("'charge_off_dpd' must be a multiple of 30 days, got {}", s.charge_off_dpd));
+  for (int k = 0; k < 2; ++k)
+    if (s.roll_forward[k] + s.cure[k] > 0.98)
+      fail(
+          fmt::format("'roll_forward' + 'cure' out of {} dpd is {:.3g}; at most 0.98 (a loan "
+                      "that neither rolls nor cures stays)",
+                      30 * (k + 1), s.roll_forward[k] + s.cure[k]));
+  if (s.roll_forward[0] <= 0 || s.roll_forward[1] <= 0)
+    fail("'roll_forward' must be positive: a delinquent loan must be able to reach charge-off");
   if (s.revolving() && s.payment_rate + s.draw_rate <= 0)
     fail("a revolving product needs payment_rate or draw_rate > 0");
 }

@@ -22,10 +22,18 @@ inline constexpr std::array<const char*, kNumBands> kBandNames = {"A", "B", "C",
                                                                   "E", "F", "G"};
 using BandArray = std::array<double, kNumBands>;
 
-/// Delinquency buckets of an open loan. Defaulted and closed loans leave the book.
+/// Delinquency buckets of an open loan (reporting and collection). A loan stores its months past
+/// due (0 .. charge-off month - 1); 3 and more are the 90+ bucket. Charged-off and closed loans
+/// leave the book.
 enum Bucket : int { kCurrent = 0, kDpd30 = 1, kDpd60 = 2, kDpd90 = 3 };
 inline constexpr int kNumBuckets = 4;
 inline constexpr int kNumDelinquentBuckets = 3;  // 30, 60, 90+
+/// Longest charge-off rule in months past due (charge_off_dpd: 360) and the longest recovery
+/// or liquidation timeline (recovery_months).
+inline constexpr int kMaxChargeOffMonths = 12;
+inline constexpr int kMaxRecoveryMonths = 60;
+/// Longest lag of a product's credit factor behind the economy (cycle_lag_months).
+inline constexpr int kMaxCycleLagMonths = 24;
 
 enum class BaselClass { kMortgage, kRevolving, kOtherRetail };
 enum class RateIndex { kPolicy, kMortgage };
@@ -59,8 +67,16 @@ struct ProductSpec {
   double late_fee = 0.0;         ///< per delinquent account-month
 
   // --- credit risk ---
-  BandArray pd{};              ///< unconditional annual PD per band (z = 0: below it, see docs)
-  double cycle_rho = 0.04;     ///< Vasicek correlation of the PD with the credit factor z
+  BandArray pd{};           ///< unconditional annual PD per band (z = 0: below it, see docs)
+  double cycle_rho = 0.04;  ///< Vasicek correlation of the PD with the credit factor z
+  /// The product's credit factor: z_p = -unemployment_beta * u - gdp_beta * g - hpi_beta * h,
+  /// the terms of the credit factor (docs/twin-model.md) as they were cycle_lag_months ago.
+  double unemployment_beta = 1.0;
+  double gdp_beta = 1.0;
+  /// House prices: z_p also falls by hpi_beta per 10 pp of 12-month HPI growth below 3% a year
+  /// (secured lending; 0 for the unsecured products).
+  double hpi_beta = 0.0;
+  int cycle_lag_months = 3;
   double payment_shock = 0.0;  ///< roll-rate multiplier 1 + b * (rise of reference rate in pp
                                ///< over 12 months), variable-rate products
   double lgd = 0.8;            ///< LGD of unsecured exposure (secured: floor of the LGD)
@@ -70,6 +86,23 @@ struct ProductSpec {
   double depreciation = 0.0;   ///< secured movable collateral: monthly value decline
   double negative_equity_beta = 0.0;  ///< home: roll-rate multiplier 1 + b * max(0, LTV - 1)
   double fraud_rate = 0.001;  ///< share of new loans that are first-payment fraud (LGD 100%)
+
+  // --- delinquency and loss timing (docs/twin-model.md, "Delinquency") ---
+  /// Monthly roll 30 -> 60 and 60 -> 90 dpd under standard collection at z = 0.
+  std::array<double, 2> roll_forward{0.35, 0.55};
+  /// Monthly cure to current from 30, 60 and 90+ dpd under standard collection at z = 0.
+  std::array<double, 3> cure{0.45, 0.25, 0.10};
+  /// Roll-forward rates scale by R = (mean PD at z / mean PD at z = 0)^beta and cures by 1 / R.
+  double roll_cycle_beta = 0.15;
+  /// Days past due at which a loan is charged off (closed-end 120, open-end and residential 180:
+  /// FFIEC Uniform Retail Credit Classification Policy); a multiple of 30 from 90 to 360.
+  int charge_off_dpd = 120;
+  /// Unsecured: months over which recoveries on a charge-off are collected (evenly). Secured:
+  /// months from the write-down to the sale of the repossessed collateral (foreclosure / REO or
+  /// repossession), when the sale proceeds are booked.
+  int recovery_months = 12;
+  /// Roll-into-30-dpd hazard multiplier of restructured loans (re-default uplift).
+  double redefault_multiplier = 2.0;
   BaselClass basel_class = BaselClass::kOtherRetail;
 
   // --- prepayment (OTS S-curve on the coupon / market-rate ratio, scaled) ---
@@ -89,6 +122,7 @@ struct ProductSpec {
   double marketing_cost = 20;     ///< per application generated at budget 1.0
 
   bool revolving() const { return terms.size() == 1 && terms[0].months == 0; }
+  int charge_off_months() const { return charge_off_dpd / 30; }
 };
 
 /// The built-in defaults for each product.

@@ -15,11 +15,9 @@ namespace loantwin {
 namespace {
 
 // ---- Collection / roll-rate model (docs/twin-model.md, "Delinquency") ----
-// Monthly probabilities out of the 30, 60 and 90+ buckets under soft collection: roll forward
-// (90+ rolls to default) and cure back to current; the rest stays in the bucket.
-constexpr double kBaseForward[kNumBuckets] = {0, 0.35, 0.55, 0.65};
-constexpr double kBaseCure[kNumBuckets] = {0, 0.45, 0.25, 0.10};
-// Per CollectionIntensity: multipliers on roll-forward and cure, cost per account-month.
+// The product's monthly roll-forward and cure rates (ProductSpec) move with the cycle and the
+// collection intensity. Per CollectionIntensity: multipliers on roll-forward (30 and 60 dpd)
+// and cure (every bucket), cost per account-month.
 constexpr double kForwardMult[kNumCollectionIntensities] = {1.25, 1.0, 0.80, 0.60};
 constexpr double kCureMult[kNumCollectionIntensities] = {0.75, 1.0, 1.30, 1.60};
 constexpr double kCollectionCostPerAccount[kNumCollectionIntensities] = {0, 8, 30, 60};
@@ -35,28 +33,38 @@ constexpr double kLiquidRiskWeight = 0.20;    // agency securities and bank depo
 constexpr double kDefaultedRiskWeight = 1.0;  // standardised, past due 90+
 constexpr int kSmmTableSize = 151;            // coupon/market ratio 0.50 .. 2.00 by 0.01
 constexpr double kHistoricHpiGrowth = 0.03;   // for collateral of the initial book
+constexpr double kHpiScale = 0.10;            // HPI growth shortfall that lowers z_p by hpi_beta
 
 struct RollRates {
-  std::array<double, kNumBuckets> forward{}, cure{}, eventual{};
+  // Monthly transitions out of 30 and 60 dpd (forward one bucket, cure, else stay) and the cure
+  // rate from 90+ (a 90+ loan that does not cure is a month further past due).
+  std::array<double, kNumBuckets> forward{}, cure{};
+  // Probability that a loan this many months past due is eventually charged off.
+  std::array<double, kMaxChargeOffMonths + 1> eventual{};
+  int charge_off_month = 4;  // months past due at which the loan is charged off
 };
 
-RollRates ComputeRollRates(const std::array<int, kNumDelinquentBuckets>& intensity) {
+/// The product's roll rates under `intensity`, with roll-forward scaled by `cycle` and cures
+/// by 1 / cycle.
+RollRates ComputeRollRates(const ProductSpec& s,
+                           const std::array<int, kNumDelinquentBuckets>& intensity, double cycle) {
   RollRates r;
-  for (int k = 1; k < kNumBuckets; ++k) {
-    double f = kBaseForward[k] * kForwardMult[intensity[k - 1]];
-    double c = kBaseCure[k] * kCureMult[intensity[k - 1]];
+  r.charge_off_month = s.charge_off_months();
+  for (int k = kDpd30; k <= kDpd60; ++k) {
+    double f = s.roll_forward[k - 1] * kForwardMult[intensity[k - 1]] * cycle;
+    double c = s.cure[k - 1] * kCureMult[intensity[k - 1]] / cycle;
     if (f + c > 0.98) {
-      const double s = 0.98 / (f + c);
-      f *= s, c *= s;
+      const double scale = 0.98 / (f + c);
+      f *= scale, c *= scale;
     }
     r.forward[k] = f, r.cure[k] = c;
   }
-  // Probability of eventually defaulting from bucket k: product of forward shares to the end.
-  double e = 1;
-  for (int k = kNumBuckets - 1; k >= 1; --k) {
-    e *= r.forward[k] / (r.forward[k] + r.cure[k]);
-    r.eventual[k] = e;
-  }
+  r.cure[kDpd90] = std::min(0.98, s.cure[2] * kCureMult[intensity[2]] / cycle);
+  r.forward[kDpd90] = 1 - r.cure[kDpd90];
+  double e = 1;  // charged off at charge_off_month
+  for (int m = r.charge_off_month - 1; m >= kDpd90; --m) r.eventual[m] = e *= r.forward[kDpd90];
+  for (int m = std::min<int>(kDpd60, r.charge_off_month - 1); m >= kDpd30; --m)
+    r.eventual[m] = e *= r.forward[m] / (r.forward[m] + r.cure[m]);
   r.eventual[0] = r.eventual[1];
   return r;
 }
@@ -124,6 +132,7 @@ struct ProductMonth {
   BandArray inv_market_rate{};  // 1 / market rate of a new loan per band (prepay ratio)
   std::array<float, kSmmTableSize> smm{};
   RollRates roll;
+  float redefault = 1;  // hazard multiplier of restructured loans
   std::array<bool, kNumBuckets> restructure{};
   double hpi = 1;
   std::vector<float> depreciation;  // collateral value factor by age (auto)
@@ -140,10 +149,9 @@ Twin::Twin(std::shared_ptr<const InstitutionConfig> institution,
       instance_id_(instance_id),
       options_(options),
       macro_(scenario_) {
-  const RollRates base = ComputeRollRates(institution_->default_collection);
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductSpec& s = institution_->products[p].spec;
-    eventual_base_[p] = base.eventual[1];
+    eventual_base_[p] = ComputeRollRates(s, institution_->default_collection, 1.0).eventual[1];
     for (int b = 0; b < kNumBands; ++b) k_unit_[p][b] = IrbCapitalUnit(s.basel_class, s.pd[b]);
     cohorts_[p].resize(s.terms.size());
   }
@@ -162,6 +170,26 @@ double Twin::CreditFactor() const {
   const CreditCycle& cc = institution_->cycle;
   return -(smoothed_unemployment_ - unemployment_anchor_) / cc.unemployment_scale -
          (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale;
+}
+
+void Twin::RecordCreditFactor() {
+  const CreditCycle& cc = institution_->cycle;
+  // House prices: 12-month growth below kHistoricHpiGrowth, per 10 pp.
+  const double hpi = macro_.state().hpi;
+  double& year_ago = hpi_history_[month_ % 12];
+  const double hpi_term = (kHistoricHpiGrowth - (hpi / year_ago - 1)) / kHpiScale;
+  year_ago = hpi;
+  factor_history_[month_ % factor_history_.size()] = {
+      (smoothed_unemployment_ - unemployment_anchor_) / cc.unemployment_scale,
+      (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale, month_ == 0 ? 0.0 : hpi_term};
+}
+
+double Twin::ProductCreditFactor(int p) const {
+  const ProductSpec& s = institution_->products[p].spec;
+  // Before month 0 the economy is taken as it was at month 0.
+  const int month = std::max(0, month_ - s.cycle_lag_months);
+  const auto& terms = factor_history_[month % factor_history_.size()];
+  return -s.unemployment_beta * terms[0] - s.gdp_beta * terms[1] - s.hpi_beta * terms[2];
 }
 
 double Twin::MemberGrowth() const {
@@ -183,17 +211,20 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   pm->probation_restructured =
       static_cast<uint8_t>(ar.restructured_probation_months << kProbationShift);
 
-  const double z = CreditFactor();
+  const double z = ProductCreditFactor(p);
   // Payment shock: rise of the reference rate over the last 12 months (variable-rate only).
   const auto& hist = s.rate_index == RateIndex::kPolicy ? policy_history_ : mortgage_history_;
   const double rise_pp = std::max(0.0, (pm->ref_rate - hist[month_ % 12]) * 100);
   const double shock = s.variable_rate ? 1 + s.payment_shock * rise_pp : 1.0;
 
-  pm->roll = ComputeRollRates(levers.collection_intensity);
   for (int k = 1; k < kNumBuckets; ++k)
     pm->restructure[k] = levers.collection_intensity[k - 1] == kRestructure;
+  pm->redefault = static_cast<float>(s.redefault_multiplier);
+  double pd_mix = 0, pd_mix_long_run = 0;
   for (int b = 0; b < kNumBands; ++b) {
     const double pd = VasicekPd(s.pd[b], s.cycle_rho, z);
+    pd_mix += s.applicant_mix[b] * pd;
+    pd_mix_long_run += s.applicant_mix[b] * VasicekPd(s.pd[b], s.cycle_rho, 0);
     pm->pd12[b] = pd;
     pm->hazard[b] =
         static_cast<float>(std::min(kMaxHazard, AnnualToMonthly(pd) / eventual_base_[p] * shock));
@@ -201,6 +232,10 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
     pm->inv_market_rate[b] =
         1.0 / std::max(0.005, pm->ref_rate + s.market_spread + s.band_premium[b]);
   }
+  // Roll rates move with the cycle: forward x R, cures / R, R = (mean PD now / at z = 0)^beta.
+  const double cycle =
+      std::clamp(std::pow(pd_mix / std::max(pd_mix_long_run, 1e-12), s.roll_cycle_beta), 0.25, 4.0);
+  pm->roll = ComputeRollRates(s, levers.collection_intensity, cycle);
   // Lifetime-loss curves: the forecast PD (today's credit factor, or each weighted scenario's)
   // over the forecast window, reversion to the long-run PD (z = 0), on the contractual schedule
   // less prepayments at the product's base speed, discounted at the coupon.
@@ -341,6 +376,7 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
     bool closed = false;
     if (bucket == kCurrent) {
       float hazard = pm.hazard[(flags & kFraudFlag) * 8 + band];
+      if (flags & kRestructuredFlag) hazard *= pm.redefault;
       if constexpr (kColl == Collateral::kHome)
         hazard *= static_cast<float>(1 + s.negative_equity_beta * std::max(0.0, ltv - 1));
       if (u1 < hazard) {
@@ -389,24 +425,40 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
         f->principal += principal;
       }
     } else {
-      const bool fraud = flags & kFraudFlag;
-      const double fwd = fraud ? 1.0 : pm.roll.forward[bucket];
-      const double cure = fraud ? 0.0 : pm.roll.cure[bucket];
-      if (u1 < fwd) {
-        if (bucket == kDpd90) {
-          f->charge_offs += bal;
-          f->recoveries += bal * (1 - lgd);
-          if (flags & kNewFlag) {
-            cohorts[bk.term[i]].charged_off += 1;
-            cohorts[bk.term[i]].charged_off_amount += bal;
-          }
-          bal = 0;
-          closed = true;
-        } else {
+      // 30 and 60 dpd: roll forward, cure or stay; 90+: cure, or a month further past due.
+      bool cured = false;
+      if (flags & kFraudFlag) {
+        bucket += 1;
+      } else if (bucket < kDpd90) {
+        const double fwd = pm.roll.forward[bucket];
+        if (u1 < fwd)
           bucket += 1;
+        else
+          cured = u1 < fwd + pm.roll.cure[bucket];
+      } else if (u1 < pm.roll.cure[kDpd90]) {
+        cured = true;
+      } else {
+        bucket += 1;
+      }
+      if (bucket >= pm.roll.charge_off_month) {
+        // Charge-off (120 / 180 dpd). Unsecured: the balance, recoveries collected later.
+        // Secured: written down to the collateral's value less selling costs, which moves to
+        // foreclosed assets until the sale.
+        if constexpr (kColl == Collateral::kNone) {
+          f->charge_offs += bal;
+          f->recovery_due += bal * (1 - lgd);
+        } else {
+          f->charge_offs += bal * lgd;
+          f->foreclosed += bal * (1 - lgd);
         }
-      } else if (u1 < fwd + cure) {
-        if (pm.restructure[bucket]) {
+        if (flags & kNewFlag) {
+          cohorts[bk.term[i]].charged_off += 1;
+          cohorts[bk.term[i]].charged_off_amount += bal;
+        }
+        bal = 0;
+        closed = true;
+      } else if (cured) {
+        if (pm.restructure[std::min<int>(bucket, kDpd90)]) {
           // Restructuring cure: rate concession and 12 more months to repay.
           bk.rate[i] = std::max(0.0, bk.rate[i] - pm.concession);
           if constexpr (kAmort != Amortisation::kRevolving) {
@@ -422,12 +474,19 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
       }
     }
     if (closed) continue;
+    if (bucket == kDpd30 || bucket == kDpd60) {
+      // Interest accrues (unpaid, capitalised) until 90 dpd, when the loan goes on nonaccrual.
+      const double accrued = bal * std::max(0.0, bk.rate[i] + pm.rate_add) / 12;
+      bal += accrued;
+      f->interest += accrued;
+      f->accrued += accrued;
+    }
     bk.balance[i] = bal;
     bk.bucket[i] = static_cast<uint8_t>(bucket);
     bk.flags[i] = flags;
     bk.age[i] = static_cast<int16_t>(std::min(age + 1, 32000));
-    MeasureLoan<kAmort>(pm, bal, bk.collateral[i], lgd, bucket, band, bk.pd_orig[i],
-                        bk.remaining[i], flags, f);
+    MeasureLoan<kAmort>(pm, bal, bk.collateral[i], lgd, std::min<int>(bucket, kDpd90), band,
+                        bk.pd_orig[i], bk.remaining[i], flags, f);
     if (w != i) bk.MoveRow(w, i);
     ++w;
   }
@@ -441,8 +500,9 @@ void MeasureLoans(const ProductMonth& pm, const LoanBook& bk, size_t begin, Prod
     const double lgd = (bk.flags[i] & kFraudFlag)
                            ? 1.0
                            : LoanLgd<kColl>(pm, bk.balance[i], bk.collateral[i], bk.age[i], &ltv);
-    MeasureLoan<kAmort>(pm, bk.balance[i], bk.collateral[i], lgd, bk.bucket[i], bk.band[i],
-                        bk.pd_orig[i], bk.remaining[i], bk.flags[i], f);
+    MeasureLoan<kAmort>(pm, bk.balance[i], bk.collateral[i], lgd,
+                        std::min<int>(bk.bucket[i], kDpd90), bk.band[i], bk.pd_orig[i],
+                        bk.remaining[i], bk.flags[i], f);
   }
 }
 
@@ -498,10 +558,71 @@ struct MeasureRun {
 
 void Twin::StepBook(int p, const ProductMonth& pm, uint64_t key, ProductFlows* f) {
   DispatchKind(p, *pm.spec, StepRun{pm, key, books_[p], f, cohorts_[p]});
+  f->eventual_dq = {pm.roll.eventual[kDpd30], pm.roll.eventual[kDpd60]};
 }
 
 void Twin::MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const {
   DispatchKind(p, *pm.spec, MeasureRun{pm, books_[p], begin, f});
+  f->eventual_dq = {pm.roll.eventual[kDpd30], pm.roll.eventual[kDpd60]};
+}
+
+void Twin::ScheduleRecoveries(int p, double hpi, ProductFlows* f) {
+  // Collect what falls due this month, then schedule this month's charge-offs and write-downs.
+  const ProductSpec& s = institution_->products[p].spec;
+  RecoveryPipeline& pl = pipeline_[p];
+  const int slot = month_ % kPipelineSlots;
+  const bool home = CollateralOf(p, s) == Collateral::kHome;
+  f->recoveries = pl.cash[slot];
+  f->reo_sold = pl.carry[slot];
+  f->reo_proceeds = pl.units[slot] * (home ? hpi : 1.0);
+  pl.cash[slot] = pl.carry[slot] = pl.units[slot] = 0;
+  const int months = s.recovery_months;
+  if (f->recovery_due > 0)
+    for (int j = 1; j <= months; ++j)
+      pl.cash[(month_ + j) % kPipelineSlots] += f->recovery_due / months;
+  if (f->foreclosed > 0) {
+    const int due = (month_ + months) % kPipelineSlots;
+    pl.carry[due] += f->foreclosed;
+    // Home: sold at the HPI of the sale month; vehicles: depreciated over the timeline.
+    pl.units[due] +=
+        home ? f->foreclosed / hpi : f->foreclosed * std::pow(1 - s.depreciation, months);
+  }
+}
+
+void Twin::SeedRecoveries(double hpi) {
+  // Steady state at reset: the charge-offs of the months before month 0 (the book's expected
+  // monthly defaults at z = 0) still being collected or sold.
+  for (int p = 0; p < kNumProducts; ++p) {
+    RecoveryPipeline& pl = pipeline_[p];
+    pl = RecoveryPipeline{};
+    const ProductSpec& s = institution_->products[p].spec;
+    const LoanBook& bk = books_[p];
+    BandArray monthly_pd{};
+    for (int b = 0; b < kNumBands; ++b) monthly_pd[b] = AnnualToMonthly(s.pd[b]);
+    double defaults = 0;
+    for (size_t i = 0; i < bk.size(); ++i) defaults += bk.balance[i] * monthly_pd[bk.band[i]];
+    const double recovered = defaults * (1 - s.lgd);
+    const int months = s.recovery_months;
+    const Collateral coll = CollateralOf(p, s);
+    for (int j = 1; j <= months; ++j) {
+      const int slot = j % kPipelineSlots;
+      if (coll == Collateral::kNone) {
+        pl.cash[slot] = recovered * (months - j + 1) / months;
+      } else {
+        pl.carry[slot] = recovered;
+        pl.units[slot] = coll == Collateral::kHome ? recovered / hpi
+                                                   : recovered * std::pow(1 - s.depreciation, j);
+      }
+    }
+  }
+  SumPipelines();
+}
+
+void Twin::SumPipelines() {
+  pending_recoveries_ = foreclosed_ = 0;
+  for (const RecoveryPipeline& pl : pipeline_)
+    for (int j = 0; j < kPipelineSlots; ++j)
+      pending_recoveries_ += pl.cash[j], foreclosed_ += pl.carry[j];
 }
 
 namespace {
@@ -547,6 +668,10 @@ void Twin::Reset(uint64_t episode) {
   smoothed_unemployment_ = m.unemployment;
   smoothed_gdp_ = m.gdp_growth;
   unemployment_anchor_ = institution_->cycle.unemployment_ref;
+  // The year before month 0: house prices grew at the historic rate.
+  for (int k = 0; k < 12; ++k)
+    hpi_history_[k] = m.hpi * std::pow(1 + kHistoricHpiGrowth, (k - 12) / 12.0);
+  RecordCreditFactor();
   policy_history_.fill(m.policy_rate);
   mortgage_history_.fill(m.mortgage_rate);
   for (auto& c : cohorts_) std::fill(c.begin(), c.end(), CohortCounts{});
@@ -595,6 +720,8 @@ void Twin::Reset(uint64_t episode) {
     loans += f.closing;
     allowance += f.ecl[0] + f.ecl[1] + f.ecl[2];
   }
+  SeedRecoveries(m.hpi);
+  allowance -= pending_recoveries_;
   // A book whose lifetime allowance (undrawn limits included) reaches its drawn balance would
   // open with negative assets and deposits: a preset error, refused before any month runs.
   if (!(loans - allowance > 0)) {
@@ -614,7 +741,7 @@ void Twin::Reset(uint64_t episode) {
         institution_->name, institution_->file.empty() ? "" : " (" + institution_->file + ")",
         allowance, loans, worst.empty() ? "every product" : worst));
   }
-  const double total_assets = (loans - allowance) / (1 - institution_->liquid_share);
+  const double total_assets = (loans - allowance + foreclosed_) / (1 - institution_->liquid_share);
   allowance_ = allowance;
   liquid_ = institution_->liquid_share * total_assets;
   equity_ = institution_->equity_to_assets * total_assets;
@@ -622,7 +749,6 @@ void Twin::Reset(uint64_t episode) {
   complex_ = institution_->capital.complex >= 0 ? institution_->capital.complex == 1
                                                 : total_assets > kNcuaComplexAssets;
   wholesale_ = 0;
-  collection_ = defaults.collection_intensity;
   // Operational-risk capital needs a year of gross income: start from the book's run rate.
   double interest = 0;
   for (int p = 0; p < kNumProducts; ++p) {
@@ -640,7 +766,6 @@ void Twin::Reset(uint64_t episode) {
 
 void Twin::BuildInitialBook(uint64_t key) {
   const MacroState& m = macro_.state();
-  const RollRates roll = ComputeRollRates(institution_->default_collection);
   for (int p = 0; p < kNumProducts; ++p) {
     LoanBook& bk = books_[p];
     bk.Clear();
@@ -653,16 +778,21 @@ void Twin::BuildInitialBook(uint64_t key) {
     const double ref = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
     const Amortisation amort = AmortisationOf(s);
     const Collateral coll = CollateralOf(p, s);
-    // Stationary bucket shares per band at z = 0 under the default collection.
-    std::array<std::array<double, kNumBuckets>, kNumBands> bucket_share{};
+    // Stationary shares of months past due per band at z = 0 under the default collection.
+    const RollRates roll = ComputeRollRates(s, institution_->default_collection, 1.0);
+    const int states = roll.charge_off_month;
+    std::array<std::array<double, kMaxChargeOffMonths>, kNumBands> state_share{};
     for (int b = 0; b < kNumBands; ++b) {
       const double h = std::min(kMaxHazard, AnnualToMonthly(s.pd[b]) / eventual_base_[p]);
-      std::array<double, kNumBuckets> x{1, 0, 0, 0};
-      x[1] = h / (roll.forward[1] + roll.cure[1]);
-      x[2] = roll.forward[1] * x[1] / (roll.forward[2] + roll.cure[2]);
-      x[3] = roll.forward[2] * x[2] / (roll.forward[3] + roll.cure[3]);
-      const double total = x[0] + x[1] + x[2] + x[3];
-      for (int k = 0; k < kNumBuckets; ++k) bucket_share[b][k] = x[k] / total;
+      std::array<double, kMaxChargeOffMonths> x{};
+      x[0] = 1;
+      for (int k = 1; k < states; ++k)
+        x[k] = k == 1   ? h / (roll.forward[1] + roll.cure[1])
+               : k == 2 ? roll.forward[1] * x[1] / (roll.forward[2] + roll.cure[2])
+               : k == 3 ? roll.forward[2] * x[2]
+                        : x[k - 1] * roll.forward[kDpd90];
+      const double total = std::accumulate(x.begin(), x.end(), 0.0);
+      for (int k = 0; k < states; ++k) state_share[b][k] = x[k] / total;
     }
     CounterRng rng(DeriveKey(key, p));
     bk.Reserve(static_cast<size_t>(line.initial_loans * 1.3));
@@ -699,8 +829,8 @@ void Twin::BuildInitialBook(uint64_t key) {
       else if (coll == Collateral::kAuto)
         r.collateral = amount / ltv;
       r.pd_orig = static_cast<float>(s.pd[r.band]);
-      r.bucket = static_cast<uint8_t>(
-          SampleIndex(bucket_share[r.band].data(), kNumBuckets, rng.Uniform()));
+      r.bucket =
+          static_cast<uint8_t>(SampleIndex(state_share[r.band].data(), states, rng.Uniform()));
       bk.Push(r);
     }
   }
@@ -780,6 +910,7 @@ void Twin::Step(const Levers& requested, double* out) {
   if (inst.cycle.adaptation_months > 0)
     unemployment_anchor_ += (smoothed_unemployment_ - unemployment_anchor_) *
                             (1 - std::exp2(-1.0 / inst.cycle.adaptation_months));
+  RecordCreditFactor();
   const uint64_t month_key = DeriveKey(episode_key_, static_cast<uint64_t>(month_));
 
   const double loans_open = [&] {
@@ -787,6 +918,7 @@ void Twin::Step(const Levers& requested, double* out) {
     for (const auto& f : flows_) s += f.closing;
     return s;
   }();
+  const double foreclosed_open = foreclosed_;
   double collection_cost = 0, servicing = 0, origination_cost = 0, marketing = 0, fees = 0;
   for (int p = 0; p < kNumProducts; ++p) {
     ProductFlows& f = flows_[p];
@@ -799,6 +931,7 @@ void Twin::Step(const Levers& requested, double* out) {
     const size_t first_new = books_[p].size();
     Originate(p, pm, levers, DeriveKey(month_key, 32 + p), &f);
     MeasureBook(p, pm, first_new, &f);
+    ScheduleRecoveries(p, m.hpi, &f);
     const int64_t accounts = f.count[0] + f.count[1] + f.count[2] + f.count[3];
     const int64_t delinquent = f.count[1] + f.count[2] + f.count[3];
     for (int k = 1; k < kNumBuckets; ++k)
@@ -813,7 +946,6 @@ void Twin::Step(const Levers& requested, double* out) {
   mortgage_history_[month_ % 12] = m.mortgage_rate;
 
   // ---- accounting ----
-  collection_ = levers.collection_intensity;
   const BookTotals t = Totals();
   MonthFlows mf;
   for (const ProductFlows& f : flows_) {
@@ -823,36 +955,44 @@ void Twin::Step(const Levers& requested, double* out) {
     mf.prepayments += f.prepayments;
     mf.charge_offs += f.charge_offs;
     mf.recoveries += f.recoveries;
+    mf.reo_proceeds += f.reo_proceeds;
+    mf.accrued += f.accrued;
+    mf.reo_losses += f.reo_sold - f.reo_proceeds;
     mf.applications += f.applications;
     mf.approvals += f.approvals;
   }
   mf.fees = fees;
   mf.collection_cost = collection_cost;
-  mf.provision = t.ecl[0] + t.ecl[1] + t.ecl[2] - allowance_ + mf.charge_offs - mf.recoveries;
+  // The allowance nets the recoveries still to collect on charged-off loans (ASC 326-20-30-13).
+  SumPipelines();
+  const double allowance_new = t.ecl[0] + t.ecl[1] + t.ecl[2] - pending_recoveries_;
+  mf.provision = allowance_new - allowance_ + mf.charge_offs - mf.recoveries;
   mf.liquid_income = LiquidIncome();
   mf.funding = FundingCost();
   mf.nii = mf.interest + mf.liquid_income - mf.funding;
   mf.opex = inst.fixed_cost_per_member * inst.members * MemberGrowth() / 12 + servicing +
             origination_cost + marketing + collection_cost;
-  const double pretax = mf.nii + fees - mf.opex - mf.provision;
+  const double pretax = mf.nii + fees - mf.opex - mf.provision - mf.reo_losses;
   mf.tax = inst.tax_rate * std::max(0.0, pretax);
   mf.net_income = pretax - mf.tax;
   mf.loans_open = loans_open;
   mf.equity_open = equity_;
-  mf.assets_open = liquid_ + loans_open - allowance_;
+  mf.assets_open = liquid_ + loans_open - allowance_ + foreclosed_open;
   mf.earning_open = liquid_ + loans_open;
 
-  const double equity_open = equity_;
+  const double allowance_open = allowance_;
   equity_ += mf.net_income;
-  allowance_ = t.ecl[0] + t.ecl[1] + t.ecl[2];
+  allowance_ = allowance_new;
   const double deposits_new = deposits_ * (1 + inst.deposit_growth / 12);
-  liquid_ += mf.interest + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax + mf.principal +
-             mf.prepayments + mf.recoveries - mf.originations + (deposits_new - deposits_);
+  // Accrued interest is income but not cash: it is in the loan balances.
+  liquid_ += mf.interest - mf.accrued + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax +
+             mf.principal + mf.prepayments + mf.recoveries + mf.reo_proceeds - mf.originations +
+             (deposits_new - deposits_);
   deposits_ = deposits_new;
   // Dividend policy: pay out this month's earnings that would lift equity / assets above the
   // target; (E - D) / (A - D) = target gives D = (E - target A) / (1 - target).
   if (inst.net_worth_target > 0 && mf.net_income > 0) {
-    const double assets = liquid_ + t.loans - allowance_;
+    const double assets = liquid_ + t.loans - allowance_ + foreclosed_;
     const double excess = (equity_ - inst.net_worth_target * assets) / (1 - inst.net_worth_target);
     mf.dividends = std::clamp(excess, 0.0, mf.net_income);
     equity_ -= mf.dividends;
@@ -873,9 +1013,10 @@ void Twin::Step(const Levers& requested, double* out) {
   WriteMetrics(t, mf, out);
 
   if (!options_.check_invariants) return;
-  if (!options_.count_invariant_breaches) return CheckInvariants(flows_, equity_open, retained);
+  if (!options_.count_invariant_breaches)
+    return CheckInvariants(flows_, mf, allowance_open, foreclosed_open, retained);
   try {
-    CheckInvariants(flows_, equity_open, retained);
+    CheckInvariants(flows_, mf, allowance_open, foreclosed_open, retained);
   } catch (const InvariantError& e) {
     if (invariant_breaches_++ == 0) first_invariant_breach_ = e.what();
   }
@@ -883,7 +1024,6 @@ void Twin::Step(const Levers& requested, double* out) {
 
 BookTotals Twin::Totals() const {
   BookTotals t;
-  const RollRates roll = ComputeRollRates(collection_);
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductFlows& f = flows_[p];
     const ProductSpec& s = institution_->products[p].spec;
@@ -903,7 +1043,7 @@ BookTotals Twin::Totals() const {
       k += k_unit_[p][b] * downturn(f.ead_current[b], f.ead_lgd_current[b]);
     // Delinquent performing exposures: PD = probability of reaching default from the bucket.
     for (int d = 0; d < 2; ++d)
-      k += IrbCapitalUnit(s.basel_class, roll.eventual[d + 1]) *
+      k += IrbCapitalUnit(s.basel_class, f.eventual_dq[d]) *
            downturn(f.ead_delinquent[d], f.ead_lgd_delinquent[d]);
     // Defaulted: downturn LGD less the best-estimate expected loss (the stage-3 allowance).
     k += std::max(0.0, downturn(f.ead_defaulted, f.ecl[2]) - f.ecl[2]);
@@ -954,10 +1094,11 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   const double annual_gross =
       std::accumulate(gross_income_history_.begin(), gross_income_history_.end(), 0.0);
+  // Foreclosed assets: 100% (Basel standardised other assets; NCUA 12 CFR 702.104(c)).
   const double rwa_credit =
-      std::max(t.rwa_irb, kOutputFloor * t.rwa_sa) + kLiquidRiskWeight * liquid_;
+      std::max(t.rwa_irb, kOutputFloor * t.rwa_sa) + kLiquidRiskWeight * liquid_ + foreclosed_;
   const double rwa = rwa_credit + 12.5 * inst.op_risk_factor * annual_gross;
-  const double total_assets = liquid_ + t.loans - allowance_;
+  const double total_assets = liquid_ + t.loans - allowance_ + foreclosed_;
   o[kUnemployment] = m.unemployment;
   o[kGdpGrowth] = m.gdp_growth;
   o[kPolicyRate] = m.policy_rate;
@@ -982,6 +1123,7 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kGrossChargeOffs] = mf.charge_offs;
   o[kRecoveries] = mf.recoveries;
   o[kNetChargeOffs] = mf.charge_offs - mf.recoveries;
+  o[kForeclosedLosses] = mf.reo_losses;
   o[kTax] = mf.tax;
   o[kNetIncome] = mf.net_income;
   o[kDividends] = mf.dividends;
@@ -996,6 +1138,7 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kLiquidAssets] = liquid_;
   o[kDeposits] = deposits_;
   o[kWholesale] = wholesale_;
+  o[kForeclosedAssets] = foreclosed_;
   o[kTotalAssets] = total_assets;
   o[kRwa] = rwa;
   o[kCet1Ratio] = ratio(equity_, rwa);
@@ -1007,7 +1150,7 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
     const double mortgage_low = std::min(t.mortgage_current, 0.35 * std::max(0.0, total_assets));
     const double ncua_rwa = t.ncua_rwa_loans + 0.5 * mortgage_low +
                             0.75 * (t.mortgage_current - mortgage_low) +
-                            0.5 * inst.liquid_term_share * liquid_;
+                            0.5 * inst.liquid_term_share * liquid_ + foreclosed_;
     const CapitalPosition cap = AssessCapital(
         inst.capital, complex_, CapitalInputs{equity_, total_assets, rwa, ncua_rwa, allowance_});
     o[kCapitalRatio] = cap.ratio;
@@ -1043,41 +1186,49 @@ void Twin::Breach(const std::string& invariant, const std::string& detail) const
                                    instance_id_, month_, detail));
 }
 
-void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
+void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
+                           const MonthFlows& mf, double allowance_open, double foreclosed_open,
                            double retained) const {
+  const double equity_open = mf.equity_open;
   auto close = [](double a, double b) {
     return std::abs(a - b) <= 1e-7 * std::max({1.0, std::abs(a), std::abs(b)});
   };
-  double loans = 0;
+  double loans = 0, ecl_total = 0, foreclosed_in = 0, foreclosed_sold = 0;
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductFlows& f = flows[p];
     const std::string name = kProductNames[p];
-    const double expected =
-        f.opening + f.originations - f.principal - f.prepayments - f.charge_offs;
+    foreclosed_in += f.foreclosed;
+    foreclosed_sold += f.reo_sold;
+    const double expected = f.opening + f.originations + f.accrued - f.principal - f.prepayments -
+                            f.charge_offs - f.foreclosed;
     if (!close(expected, f.closing))
       Breach("balance_roll_forward[" + name + "]",
-             fmt::format("opening {:.2f} + originations {:.2f} - principal {:.2f} - prepayments "
-                         "{:.2f} - charge-offs {:.2f} = {:.2f}, but closing is {:.2f} "
-                         "(difference {:.4g})",
-                         f.opening, f.originations, f.principal, f.prepayments, f.charge_offs,
-                         expected, f.closing, expected - f.closing));
+             fmt::format("opening {:.2f} + originations {:.2f} + accrued interest {:.2f} - "
+                         "principal {:.2f} - prepayments {:.2f} - charge-offs {:.2f} - moved to "
+                         "foreclosed assets {:.2f} = {:.2f}, but closing is {:.2f} (difference "
+                         "{:.4g})",
+                         f.opening, f.originations, f.accrued, f.principal, f.prepayments,
+                         f.charge_offs, f.foreclosed, expected, f.closing, expected - f.closing));
     // Recount the book independently of the step's accumulators.
     const LoanBook& bk = books_[p];
     std::array<int64_t, kNumBuckets> count{};
     std::array<double, kNumBuckets> balance{};
-    const bool fixed = !institution_->products[p].spec.variable_rate;
+    const ProductSpec& spec = institution_->products[p].spec;
+    const bool fixed = !spec.variable_rate;
     for (size_t i = 0; i < bk.size(); ++i) {
-      if (bk.bucket[i] >= kNumBuckets)
+      if (bk.bucket[i] >= spec.charge_off_months())
         Breach("bucket_partition[" + name + "]",
-               fmt::format("loan {} has bucket {} outside current/30/60/90+", i, bk.bucket[i]));
+               fmt::format("loan {} is {} months past due, at or beyond the {}-day charge-off", i,
+                           bk.bucket[i], spec.charge_off_dpd));
       if (!(bk.balance[i] >= 0))
         Breach("non_negative_balance[" + name + "]",
                fmt::format("loan {} has balance {:.4f}", i, bk.balance[i]));
       if (fixed && !(bk.rate[i] >= 0))
         Breach("non_negative_rate[" + name + "]",
                fmt::format("loan {} has rate {}", i, bk.rate[i]));
-      count[bk.bucket[i]] += 1;
-      balance[bk.bucket[i]] += bk.balance[i];
+      const int bucket = std::min<int>(bk.bucket[i], kDpd90);
+      count[bucket] += 1;
+      balance[bucket] += bk.balance[i];
     }
     for (int k = 0; k < kNumBuckets; ++k)
       if (count[k] != f.count[k] || !close(balance[k], f.bucket_balance[k]))
@@ -1097,24 +1248,49 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, 
       Breach("provisions_within_exposure[" + name + "]",
              fmt::format("ECL {:.2f} exceeds exposure {:.2f}", ecl, f.exposure));
     loans += f.closing;
+    ecl_total += ecl;
   }
   if (!close(equity_ - equity_open, retained))
     Breach("equity_roll_forward",
            fmt::format("opening equity {:.2f} + net income less dividends {:.2f} = {:.2f}, but "
                        "equity is {:.2f}",
                        equity_open, retained, equity_open + retained, equity_));
-  if (!(liquid_ >= 0) || !(deposits_ >= 0) || !(wholesale_ >= 0))
+  if (!(liquid_ >= 0) || !(deposits_ >= 0) || !(wholesale_ >= 0) || !(foreclosed_ >= 0) ||
+      !(pending_recoveries_ >= 0))
     Breach("non_negative_balance_sheet",
-           fmt::format("liquid {:.2f}, deposits {:.2f}, wholesale {:.2f}", liquid_, deposits_,
-                       wholesale_));
-  const double assets = liquid_ + loans - allowance_;
+           fmt::format("liquid {:.2f}, deposits {:.2f}, wholesale {:.2f}, foreclosed assets "
+                       "{:.2f}, recoveries to collect {:.2f}",
+                       liquid_, deposits_, wholesale_, foreclosed_, pending_recoveries_));
+  // The allowance rolls forward (opening - net charge-offs + provision) to the loans' expected
+  // losses less the recoveries still to collect, recounted from the schedule.
+  double to_collect = 0, held = 0;
+  for (const RecoveryPipeline& pl : pipeline_)
+    for (int j = 0; j < kPipelineSlots; ++j) to_collect += pl.cash[j], held += pl.carry[j];
+  const double rolled = allowance_open - (mf.charge_offs - mf.recoveries) + mf.provision;
+  if (!close(rolled, allowance_) || !close(allowance_, ecl_total - to_collect))
+    Breach("allowance_roll_forward",
+           fmt::format("opening {:.2f} - net charge-offs {:.2f} + provision {:.2f} = {:.2f}; "
+                       "expected losses {:.2f} - recoveries to collect {:.2f} = {:.2f}; the "
+                       "allowance is {:.2f}",
+                       allowance_open, mf.charge_offs - mf.recoveries, mf.provision, rolled,
+                       ecl_total, to_collect, ecl_total - to_collect, allowance_));
+  // Foreclosed assets roll forward: opening + write-downs' collateral - sold = held.
+  if (!close(foreclosed_open + foreclosed_in - foreclosed_sold, foreclosed_) ||
+      !close(foreclosed_, held))
+    Breach("foreclosed_roll_forward",
+           fmt::format("opening {:.2f} + repossessed {:.2f} - sold {:.2f} = {:.2f}, held in the "
+                       "schedule {:.2f}, on the balance sheet {:.2f}",
+                       foreclosed_open, foreclosed_in, foreclosed_sold,
+                       foreclosed_open + foreclosed_in - foreclosed_sold, held, foreclosed_));
+  const double assets = liquid_ + loans - allowance_ + foreclosed_;
   const double liabilities = deposits_ + wholesale_ + equity_;
   if (!close(assets, liabilities))
     Breach("balance_sheet",
-           fmt::format("liquid {:.2f} + loans {:.2f} - allowance {:.2f} = {:.2f}, but deposits "
-                       "{:.2f} + wholesale {:.2f} + equity {:.2f} = {:.2f}",
-                       liquid_, loans, allowance_, assets, deposits_, wholesale_, equity_,
-                       liabilities));
+           fmt::format("liquid {:.2f} + loans {:.2f} - allowance {:.2f} + foreclosed assets "
+                       "{:.2f} = {:.2f}, but deposits {:.2f} + wholesale {:.2f} + equity {:.2f} "
+                       "= {:.2f}",
+                       liquid_, loans, allowance_, foreclosed_, assets, deposits_, wholesale_,
+                       equity_, liabilities));
 }
 
 }  // namespace loantwin
@@ -1135,8 +1311,9 @@ void Twin::SaveState(StateWriter& w) const {
   w.Put(episode_key_), w.Put(month_);
   w.Put(equity_), w.Put(deposits_), w.Put(wholesale_), w.Put(liquid_), w.Put(allowance_);
   w.Put(smoothed_unemployment_), w.Put(smoothed_gdp_), w.Put(unemployment_anchor_);
+  w.Put(factor_history_), w.Put(hpi_history_);
   w.Put(policy_history_), w.Put(mortgage_history_), w.Put(gross_income_history_);
-  w.Put(collection_);
+  w.Put(pipeline_), w.Put(pending_recoveries_), w.Put(foreclosed_);
   w.Put(complex_);
 }
 
@@ -1155,8 +1332,9 @@ void Twin::LoadState(StateReader& r) {
   r.Get(&episode_key_), r.Get(&month_);
   r.Get(&equity_), r.Get(&deposits_), r.Get(&wholesale_), r.Get(&liquid_), r.Get(&allowance_);
   r.Get(&smoothed_unemployment_), r.Get(&smoothed_gdp_), r.Get(&unemployment_anchor_);
+  r.Get(&factor_history_), r.Get(&hpi_history_);
   r.Get(&policy_history_), r.Get(&mortgage_history_), r.Get(&gross_income_history_);
-  r.Get(&collection_);
+  r.Get(&pipeline_), r.Get(&pending_recoveries_), r.Get(&foreclosed_);
   r.Get(&complex_);
 }
 

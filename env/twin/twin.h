@@ -51,6 +51,12 @@ struct ProductMonth;
 struct ProductFlows {
   double opening = 0, originations = 0, principal = 0, prepayments = 0, charge_offs = 0;
   double recoveries = 0, interest = 0, closing = 0, fees = 0, stage2_balance = 0;
+  double accrued = 0;       ///< interest accrued unpaid on 30-89 dpd loans (capitalised)
+  double foreclosed = 0;    ///< secured: collateral value moved to foreclosed assets
+  double recovery_due = 0;  ///< unsecured: recoveries expected on this month's charge-offs
+  double reo_sold = 0;      ///< carrying value of repossessed collateral sold this month
+  double reo_proceeds = 0;  ///< its sale proceeds
+  std::array<double, 2> eventual_dq{};  ///< charge-off probability from 30 and 60 dpd
   std::array<int64_t, kNumBuckets> count{};
   std::array<double, kNumBuckets> bucket_balance{};
   std::array<double, 3> ecl{};                      ///< stage 1, 2, 3
@@ -77,6 +83,7 @@ struct BookTotals {
 struct MonthFlows {
   double interest = 0, liquid_income = 0, funding = 0, nii = 0, fees = 0, opex = 0;
   double collection_cost = 0, provision = 0, charge_offs = 0, recoveries = 0, tax = 0;
+  double reo_proceeds = 0, reo_losses = 0, accrued = 0;
   double net_income = 0, dividends = 0, originations = 0, principal = 0, prepayments = 0;
   double loans_open = 0, equity_open = 0, assets_open = 0, earning_open = 0;
   int64_t applications = 0, approvals = 0;
@@ -131,8 +138,9 @@ class Twin {
   void Originate(int p, const ProductMonth& pm, const Levers& levers, uint64_t key,
                  ProductFlows* f);
   void MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const;
-  void CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, double equity_open,
-                       double retained) const;
+  /// `open`: the month's opening equity, allowance and foreclosed assets (MonthFlows fields).
+  void CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, const MonthFlows& mf,
+                       double allowance_open, double foreclosed_open, double retained) const;
   BookTotals Totals() const;
   double LiquidIncome() const;
   double FundingCost() const;
@@ -161,8 +169,28 @@ class Twin {
 
   // Balance sheet and state carried between months.
   double equity_ = 0, deposits_ = 0, wholesale_ = 0, liquid_ = 0, allowance_ = 0;
+  /// Recoveries and collateral sales scheduled per product, by month modulo the slot count:
+  /// unsecured recovery cash, and the carrying value and sale-price units of repossessed
+  /// collateral (home: HPI units; auto: value at sale).
+  static constexpr int kPipelineSlots = kMaxRecoveryMonths + 1;
+  struct RecoveryPipeline {
+    std::array<double, kPipelineSlots> cash{}, carry{}, units{};
+  };
+  std::array<RecoveryPipeline, kNumProducts> pipeline_;
+  double pending_recoveries_ = 0;  ///< recoveries still to collect (reduce the allowance)
+  double foreclosed_ = 0;          ///< repossessed collateral held for sale (an asset)
+  void ScheduleRecoveries(int p, double hpi, ProductFlows* f);
+  void SeedRecoveries(double hpi);
+  void SumPipelines();
   double smoothed_unemployment_ = 0, smoothed_gdp_ = 0, unemployment_anchor_ = 0;
+  /// The credit factor's unemployment, GDP and house-price terms of the last months, by month
+  /// modulo the slot count (products read them with their cycle_lag_months).
+  std::array<std::array<double, 3>, kMaxCycleLagMonths + 1> factor_history_{};
+  std::array<double, 12> hpi_history_{};  ///< HPI of the last 12 months (12-month growth)
   double CreditFactor() const;
+  /// Product p's credit factor this month: its sensitivities and lag.
+  double ProductCreditFactor(int p) const;
+  void RecordCreditFactor();
   /// Members relative to month 0: (1 + member_growth)^(month / 12).
   double MemberGrowth() const;
   std::array<double, 12> policy_history_{}, mortgage_history_{};

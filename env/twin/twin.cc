@@ -166,10 +166,9 @@ int64_t Twin::num_loans() const {
 
 double Twin::CreditFactor() const {
   // z = 0 in steady state; unemployment above its (adaptive) reference and GDP growth below
-  // its reference push z down.
-  const CreditCycle& cc = institution_->cycle;
-  return -(smoothed_unemployment_ - unemployment_anchor_) / cc.unemployment_scale -
-         (cc.gdp_ref - smoothed_gdp_) / cc.gdp_scale;
+  // its reference push z down: this month's recorded terms.
+  const auto& terms = factor_history_[month_ % factor_history_.size()];
+  return -terms[0] - terms[1];
 }
 
 void Twin::RecordCreditFactor() {
@@ -221,10 +220,12 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
     pm->restructure[k] = levers.collection_intensity[k - 1] == kRestructure;
   pm->redefault = static_cast<float>(s.redefault_multiplier);
   double pd_mix = 0, pd_mix_long_run = 0;
+  BandArray pd_long_run{};  // PD at z = 0: the cycle's reference and the allowance's reversion
   for (int b = 0; b < kNumBands; ++b) {
     const double pd = VasicekPd(s.pd[b], s.cycle_rho, z);
+    pd_long_run[b] = VasicekPd(s.pd[b], s.cycle_rho, 0);
     pd_mix += s.applicant_mix[b] * pd;
-    pd_mix_long_run += s.applicant_mix[b] * VasicekPd(s.pd[b], s.cycle_rho, 0);
+    pd_mix_long_run += s.applicant_mix[b] * pd_long_run[b];
     pm->pd12[b] = pd;
     pm->hazard[b] =
         static_cast<float>(std::min(kMaxHazard, AnnualToMonthly(pd) / eventual_base_[p] * shock));
@@ -260,14 +261,13 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   std::array<float, kMaxLossMonths + 1> life, twelve;
   const int n_curve = pm->max_months + 1;
   for (int b = 0; b < kNumBands; ++b) {
-    const double pd_long_run = VasicekPd(s.pd[b], s.cycle_rho, 0);
     const double rate = 1 / pm->inv_market_rate[b];
     std::fill_n(pm->life[b].begin(), n_curve, 0.0f);
     std::fill_n(pm->twelve[b].begin(), n_curve, 0.0f);
     for (const AllowanceScenario& sc : scenarios) {
       const double h = std::min(
           kMaxHazard, AnnualToMonthly(VasicekPd(s.pd[b], s.cycle_rho, z + sc.z_shift)) * shock);
-      ForecastMonthlyPd(1 - std::pow(1 - h, 12), pd_long_run, ar, max_months, &path);
+      ForecastMonthlyPd(1 - std::pow(1 - h, 12), pd_long_run[b], ar, max_months, &path);
       LossCurves(path, smm_base, rate, repayment, s.payment_rate, ar.discount, max_months,
                  life.data(), twelve.data());
       for (int n = 0; n < n_curve; ++n) {
@@ -558,7 +558,6 @@ struct MeasureRun {
 
 void Twin::StepBook(int p, const ProductMonth& pm, uint64_t key, ProductFlows* f) {
   DispatchKind(p, *pm.spec, StepRun{pm, key, books_[p], f, cohorts_[p]});
-  f->eventual_dq = {pm.roll.eventual[kDpd30], pm.roll.eventual[kDpd60]};
 }
 
 void Twin::MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const {

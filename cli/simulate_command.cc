@@ -38,11 +38,48 @@ struct SimulateArgs {
 void PrintNiiSensitivity(const std::vector<NiiSensitivityRow>& rows) {
   fmt::print(
       "\n12-month NII sensitivity (policy, 10-year and mortgage rates shifted in parallel from "
-      "month 0, floored at 0; the preset's static levers; the same paths)\n");
+      "month 1 on the opening balance sheet, floored at 0; the preset's static levers; the same "
+      "paths)\n");
   fmt::print("{:>10} {:>16} {:>16} {:>10}\n", "shift", "NII (millions)", "change", "change %");
   for (const auto& r : rows)
     fmt::print("{:>+8.0f}bp {:>16.3f} {:>+16.3f} {:>+9.2f}%\n", r.shift_bp, r.nii * 1e-6,
                r.change * 1e-6, r.change_pct);
+}
+
+void PrintEveSensitivity(const std::vector<EveSensitivityRow>& rows) {
+  fmt::print(
+      "\nEconomic value of equity at month 0 (path 0's opening balance sheet; every rate "
+      "shifted in parallel, floored at 0)\n");
+  fmt::print("{:>10} {:>16} {:>16} {:>10} {:>10}\n", "shift", "EVE (millions)", "change",
+             "change %", "NEV ratio");
+  for (const auto& r : rows)
+    fmt::print("{:>+8.0f}bp {:>16.3f} {:>+16.3f} {:>+9.2f}% {:>9.2f}%\n", r.shift_bp, r.eve * 1e-6,
+               r.change * 1e-6, r.change_pct, 100 * r.nev_ratio);
+}
+
+void PrintGap(const RepricingGap& g) {
+  fmt::print("\nRepricing gap at month 0 (millions; amounts repricing or maturing per bucket)\n");
+  fmt::print("{:<32}", "");
+  for (const auto& b : GapBucketNames()) fmt::print(" {:>10}", b);
+  fmt::print(" {:>10}\n", "total");
+  auto row = [](const std::string& name, const std::array<double, kGapBuckets>& v,
+                bool total_column = true) {
+    fmt::print("{:<32}", name);
+    double total = 0;
+    for (double x : v) fmt::print(" {:>10.2f}", x * 1e-6), total += x;
+    if (total_column) fmt::print(" {:>10.2f}", total * 1e-6);
+    fmt::print("\n");
+  };
+  for (int l = 0; l < RepricingGap::kLines; ++l) row(RepricingGap::LineNames()[l], g.amount[l]);
+  std::array<double, kGapBuckets> gap{}, cumulative{};
+  double run = 0;
+  for (int b = 0; b < kGapBuckets; ++b) {
+    gap[b] = g.Assets(b) - g.Liabilities(b);
+    run += gap[b];
+    cumulative[b] = run;
+  }
+  row("gap (assets - liabilities)", gap);
+  row("cumulative gap", cumulative, false);
 }
 
 void PrintRoleRewards(const RoleRewards& rr, int paths, int months) {
@@ -155,7 +192,8 @@ Runner RegisterSimulate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--rate-shocks", a->rate_shocks,
                 "also print the 12-month NII sensitivity to parallel rate shifts of -300..+300 bp "
-                "(the preset's static levers, the same paths)");
+                "(the preset's static levers, the same paths), the economic value of equity "
+                "under the same shifts and the repricing gap at month 0");
   cmd->add_flag("--check-invariants", a->check_invariants,
                 "verify the accounting invariants every month (error and exit 3 on a breach)");
   cmd->add_option("--threads", a->threads, "worker threads (0 = all cores)")
@@ -221,8 +259,11 @@ Runner RegisterSimulate(CLI::App& app) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     PrintSummary(*a, *inst, *sc, reductions, seconds);
-    if (a->rate_shocks)
+    if (a->rate_shocks) {
       PrintNiiSensitivity(NiiSensitivity(inst, sc, levers, o, StandardRateShocks()));
+      PrintEveSensitivity(EveSensitivity(inst, sc, a->seed, StandardRateShocks()));
+      PrintGap(OpeningGap(inst, sc, a->seed));
+    }
     if (run) {
       int failed = 0;
       for (int m : run->failed_month) failed += m > 0;

@@ -299,7 +299,7 @@ TEST(Capital, CreditUnionsAreJudgedByNetWorthAndBanksByCet1) {
     EXPECT_EQ(row[kRbcRatio], 0.0);
   }
   // Under the severely adverse scenario cu_mid's net worth ratio falls on every path (by at least
-  // 0.3 pp) while CET1 on IRB risk weights reads more than twice as high at each path's
+  // 0.3 pp) while CET1 on IRB risk weights reads at least 1.8 times as high at each path's
   // trough and never leaves well capitalised (>= 10%): the frame decides the verdict.
   auto inst = LoadInstitution("cu_mid");
   MonteCarloOptions o;
@@ -313,7 +313,7 @@ TEST(Capital, CreditUnionsAreJudgedByNetWorthAndBanksByCet1) {
     for (int m = 0; m < o.months; ++m)
       if (s.at(p, m, kCapitalRatio) < s.at(p, trough, kCapitalRatio)) trough = m;
     EXPECT_LT(s.at(p, trough, kCapitalRatio), s.at(p, 0, kCapitalRatio) - 0.003) << "path " << p;
-    EXPECT_GT(s.at(p, trough, kCet1Ratio), 2 * s.at(p, trough, kCapitalRatio)) << "path " << p;
+    EXPECT_GT(s.at(p, trough, kCet1Ratio), 1.8 * s.at(p, trough, kCapitalRatio)) << "path " << p;
     EXPECT_GE(s.at(p, trough, kCet1Ratio), 0.10) << "path " << p;
   }
 }
@@ -578,13 +578,21 @@ TEST(Allowance, WeightedScenariosAndIfrs9Probation) {
 // ---- Interest-rate sensitivity (env/twin/rate_sensitivity.*) ----
 
 TEST(RateSensitivity, ParallelShiftsOnTheSamePaths) {
-  const auto sc = LoadScenario("dfast_2025_baseline");
-  const auto up = ShiftRates(*sc, 200);
-  for (int v : {kPolicyRateVar, kRate10yVar, kMortgageRateVar}) {
-    EXPECT_DOUBLE_EQ(up->anchors[v][3], sc->anchors[v][3] + 2.0);
-    EXPECT_DOUBLE_EQ(up->long_run[v], sc->long_run[v] + 2.0);
+  // The shock hits after the opening balance sheet: month 0 unshifted, rates +2 pp from month 1
+  // (same draws), other variables untouched.
+  {
+    const auto sc = LoadScenario("dfast_2025_baseline");
+    auto inst = LoadInstitution("cu_small");
+    TwinOptions shifted;
+    shifted.rate_shift_bp = 200;
+    Twin a(inst, sc, 5, 0), b(inst, sc, 5, 0, shifted);
+    a.Reset(), b.Reset();
+    EXPECT_EQ(a.macro().policy_rate, b.macro().policy_rate);
+    std::vector<double> ra(kNumMetrics), rb(kNumMetrics);
+    a.Step(DefaultLevers(*inst), ra.data()), b.Step(DefaultLevers(*inst), rb.data());
+    for (int v : {kPolicyRate, kRate10y, kMortgageRate}) EXPECT_NEAR(rb[v], ra[v] + 0.02, 1e-12);
+    EXPECT_EQ(ra[kUnemployment], rb[kUnemployment]);
   }
-  EXPECT_EQ(up->anchors[kUnemploymentVar], sc->anchors[kUnemploymentVar]);
 
   auto inst = LoadInstitution("cu_mid");
   MonteCarloOptions o;
@@ -603,10 +611,13 @@ TEST(RateSensitivity, ParallelShiftsOnTheSamePaths) {
       NiiSensitivity(inst, LoadScenario("steady_state"), DefaultLevers(*inst), o, {300});
   EXPECT_DOUBLE_EQ(again[0].nii, rows[0].nii);
   EXPECT_DOUBLE_EQ(again[1].nii, rows[6].nii);
-  // Rates down and up move NII in opposite directions, further for larger shifts.
-  EXPECT_LT(rows[1].change * rows[6].change, 0);
-  EXPECT_GT(std::abs(rows[1].change), std::abs(rows[3].change));
-  EXPECT_GT(std::abs(rows[6].change), std::abs(rows[4].change));
+  // cu_mid is liability-sensitive in its first year once the shock hits an opened balance sheet:
+  // shares and certificates reprice faster than its fixed-rate book, so rising rates cut NII,
+  // more for larger shifts.
+  EXPECT_LT(rows[6].change, rows[5].change);
+  EXPECT_LT(rows[5].change, rows[4].change);
+  EXPECT_LT(rows[6].change, 0);
+  EXPECT_NE(rows[1].change, 0);
 }
 
 }  // namespace

@@ -32,6 +32,10 @@ struct CapitalRules {
   /// (CCULR, 12 CFR 702.104(d)) is well capitalised with a net worth ratio of 9% or more and
   /// then needs no risk-based capital ratio; below 9% it falls back to the standard rules.
   bool cculr = false;
+  /// Whether unrealised gains and losses on securities (AOCI) count in capital: basel only
+  /// (-1: yes under basel, as Basel III CET1; US non-advanced banks may opt out with `false`).
+  /// NCUA net worth is retained earnings and never includes them.
+  int aoci_in_capital = -1;
 };
 
 /// What the ratios are computed from (currency, end of month).

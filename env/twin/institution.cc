@@ -96,11 +96,19 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
       if (cfg->capital.cculr && cfg->capital.regime != CapitalRegime::kNcua)
         cculr->Fail("cculr (the credit union leverage ratio) needs regime: ncua");
     }
+    if (auto aoci = cm.Get("aoci_in_capital")) {
+      cfg->capital.aoci_in_capital = aoci->AsBool() ? 1 : 0;
+      if (cfg->capital.aoci_in_capital == 1 && cfg->capital.regime == CapitalRegime::kNcua)
+        aoci->Fail(
+            "aoci_in_capital needs regime: basel (NCUA net worth is retained earnings, 12 CFR "
+            "702.2)");
+    }
     if (cfg->capital.regime != CapitalRegime::kNcua && cfg->capital.complex != -1)
       cm.Require("complex").Fail("complex (a complex credit union) needs regime: ncua");
     cm.Done();
   }
   if (auto a = m.Get("allowance")) ParseAllowanceRules(*a, &cfg->allowance);
+  if (auto a = m.Get("alm")) ParseAlmRules(*a, &cfg->alm);
   if (auto c = m.Get("costs")) {
     YamlMap cm(*c);
     cm.Read("fixed_cost_per_member", &cfg->fixed_cost_per_member, 0.0, 1e6);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "env/twin/allowance.h"
+#include "env/twin/alm.h"
 #include "env/twin/capital.h"
 #include "env/twin/product.h"
 
@@ -67,6 +68,7 @@ struct InstitutionConfig {
   CreditCycle cycle;
   CapitalRules capital;      ///< the regulatory frame (`capital:`; default basel)
   AllowanceRules allowance;  ///< the loss allowance (`allowance:`; default CECL)
+  AlmRules alm;              ///< securities, deposits, borrowing capacity, EVE (`alm:`)
 };
 
 /// Loads a preset by name (configs/institutions/<name>.yaml) or path. Strict: unknown keys, wrong

@@ -6,16 +6,6 @@
 
 namespace loantwin {
 
-std::shared_ptr<const Scenario> ShiftRates(const Scenario& scenario, double shift_bp) {
-  auto s = std::make_shared<Scenario>(scenario);
-  const double pp = shift_bp / 100;
-  for (int v : {kPolicyRateVar, kRate10yVar, kMortgageRateVar}) {
-    for (double& x : s->anchors[v]) x += pp;
-    s->long_run[v] += pp;
-  }
-  return s;
-}
-
 const std::vector<double>& StandardRateShocks() {
   static const std::vector<double> shocks = {-300, -200, -100, 100, 200, 300};
   return shocks;
@@ -31,23 +21,48 @@ std::vector<NiiSensitivityRow> NiiSensitivity(std::shared_ptr<const InstitutionC
   options.months = horizon_months;
   options.progress = nullptr;
   options.month_progress = nullptr;
-  auto mean_nii = [&](std::shared_ptr<const Scenario> sc) {
+  auto mean_nii = [&](double shift_bp) {
+    options.twin.rate_shift_bp = shift_bp;
     double total = 0;
     options.sink = [&](const PathBlock& b) {
       for (int p = 0; p < b.count; ++p)
         for (int m = 0; m < b.months; ++m) total += b.at(p, m, kNii);
     };
-    RunMonteCarlo(inst, std::move(sc), levers, options);
+    RunMonteCarlo(inst, scenario, levers, options);
     return total / options.paths;
   };
   std::vector<NiiSensitivityRow> rows;
-  const double base = mean_nii(scenario);
+  const double base = mean_nii(0);
   rows.push_back({0, base, 0, 0});
   for (double bp : shifts_bp) {
-    const double nii = mean_nii(ShiftRates(*scenario, bp));
+    const double nii = mean_nii(bp);
     rows.push_back({bp, nii, nii - base, (nii - base) / std::max(std::abs(base), 1e-9) * 100});
   }
   return rows;
+}
+
+std::vector<EveSensitivityRow> EveSensitivity(std::shared_ptr<const InstitutionConfig> inst,
+                                              std::shared_ptr<const Scenario> scenario,
+                                              uint64_t seed, const std::vector<double>& shifts_bp) {
+  Twin twin(std::move(inst), std::move(scenario), seed, 0);
+  twin.Reset();
+  const EconomicValue base = twin.Value(0);
+  std::vector<EveSensitivityRow> rows;
+  rows.push_back({0, base.eve(), 0, 0, base.nev_ratio()});
+  for (double bp : shifts_bp) {
+    const EconomicValue v = twin.Value(bp);
+    rows.push_back({bp, v.eve(), v.eve() - base.eve(),
+                    (v.eve() - base.eve()) / std::max(std::abs(base.eve()), 1e-9) * 100,
+                    v.nev_ratio()});
+  }
+  return rows;
+}
+
+RepricingGap OpeningGap(std::shared_ptr<const InstitutionConfig> inst,
+                        std::shared_ptr<const Scenario> scenario, uint64_t seed) {
+  Twin twin(std::move(inst), std::move(scenario), seed, 0);
+  twin.Reset();
+  return twin.Gap();
 }
 
 }  // namespace loantwin

@@ -1,7 +1,9 @@
 #pragma once
-// Interest-rate sensitivity of net interest income: the scenario's rate paths (policy, 10-year,
-// mortgage; long-run values too) shifted in parallel from month 0, on the same Monte Carlo paths
-// as the unshifted run (common random numbers). docs/twin-model.md ("Interest-rate sensitivity").
+// Interest-rate sensitivity: net interest income with the scenario's rate paths (policy,
+// 10-year, mortgage) shifted in parallel from month 1 - the balance sheet opens at the
+// scenario's rates, then the shock hits - on the same Monte Carlo paths as the unshifted run
+// (common random numbers); the economic value of equity and the repricing gap of the opening
+// balance sheet. docs/twin-model.md ("Interest-rate sensitivity").
 
 #include <memory>
 #include <vector>
@@ -10,12 +12,9 @@
 #include "env/twin/levers.h"
 #include "env/twin/monte_carlo.h"
 #include "env/twin/scenario.h"
+#include "env/twin/twin.h"
 
 namespace loantwin {
-
-/// A copy of the scenario with every rate anchor (and long-run rate) shifted by shift_bp / 100
-/// percentage points; the twin floors rates at 0 as usual.
-std::shared_ptr<const Scenario> ShiftRates(const Scenario& scenario, double shift_bp);
 
 struct NiiSensitivityRow {
   double shift_bp = 0;
@@ -35,5 +34,23 @@ std::vector<NiiSensitivityRow> NiiSensitivity(std::shared_ptr<const InstitutionC
                                               const Levers& levers, MonteCarloOptions options,
                                               const std::vector<double>& shifts_bp,
                                               int horizon_months = 12);
+
+struct EveSensitivityRow {
+  double shift_bp = 0;
+  double eve = 0;         ///< economic value of equity (currency)
+  double change = 0;      ///< eve - the unshifted eve
+  double change_pct = 0;  ///< change / |unshifted eve| x 100
+  double nev_ratio = 0;   ///< eve / PV of assets
+};
+
+/// The opening balance sheet of path 0 (seed, instance 0; month 0), valued unshifted (first
+/// row) and under each shift: docs/twin-model.md ("Economic value of equity").
+std::vector<EveSensitivityRow> EveSensitivity(std::shared_ptr<const InstitutionConfig> inst,
+                                              std::shared_ptr<const Scenario> scenario,
+                                              uint64_t seed, const std::vector<double>& shifts_bp);
+
+/// The repricing gap of the same opening balance sheet.
+RepricingGap OpeningGap(std::shared_ptr<const InstitutionConfig> inst,
+                        std::shared_ptr<const Scenario> scenario, uint64_t seed);
 
 }  // namespace loantwin

@@ -178,7 +178,10 @@ const MacroState& MacroModel::Step(int month) {
   for (int v = 0; v < kNumMacroVars; ++v)
     deviation_(v) = scenario_->shock_persistence[v] * deviation_(v) + innovation(v);
 
-  auto value = [&](int v) { return scenario_->AnchorAt(v, month) + deviation_(v); };
+  auto value = [&](int v) {
+    const bool rate = v == kPolicyRateVar || v == kRate10yVar || v == kMortgageRateVar;
+    return scenario_->AnchorAt(v, month) + deviation_(v) + (rate && month >= 1 ? rate_shift_ : 0);
+  };
   state_.unemployment = std::clamp(value(kUnemploymentVar), 1.0, 40.0) / 100;
   state_.gdp_growth = value(kGdpGrowthVar) / 100;
   state_.policy_rate = std::max(0.0, value(kPolicyRateVar)) / 100;

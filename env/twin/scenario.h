@@ -78,6 +78,9 @@ class MacroModel {
   /// Advances to `month` (must be the previous month + 1, starting at 0) and returns its state.
   const MacroState& Step(int month);
   const MacroState& state() const { return state_; }
+  /// Shifts the policy, 10-year and mortgage rates by `pp` percentage points from month 1 on
+  /// (month 0, the opening balance sheet, is unshifted): the sensitivity measures' shock.
+  void set_rate_shift(double pp) { rate_shift_ = pp; }
   /// Raw state for checkpoints: deviation, key, month, base HPI, current state.
   template <typename W>
   void Save(W& w) const {
@@ -96,6 +99,7 @@ class MacroModel {
   Eigen::Matrix<double, kNumMacroVars, 1> deviation_;
   uint64_t key_ = 0;
   int month_ = -1;
+  double rate_shift_ = 0;
   double hpi0_ = 1;
   MacroState state_;
 };

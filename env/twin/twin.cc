@@ -149,6 +149,7 @@ Twin::Twin(std::shared_ptr<const InstitutionConfig> institution,
       instance_id_(instance_id),
       options_(options),
       macro_(scenario_) {
+  macro_.set_rate_shift(options_.rate_shift_bp / 100);
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductSpec& s = institution_->products[p].spec;
     eventual_base_[p] = ComputeRollRates(s, institution_->default_collection, 1.0).eventual[1];
@@ -740,14 +741,17 @@ void Twin::Reset(uint64_t episode) {
         institution_->name, institution_->file.empty() ? "" : " (" + institution_->file + ")",
         allowance, loans, worst.empty() ? "every product" : worst));
   }
-  const double total_assets = (loans - allowance + foreclosed_) / (1 - institution_->liquid_share);
+  const InstitutionConfig& inst = *institution_;
+  const double total_assets = (loans - allowance + foreclosed_) / (1 - inst.liquid_share);
   allowance_ = allowance;
-  liquid_ = institution_->liquid_share * total_assets;
-  equity_ = institution_->equity_to_assets * total_assets;
-  deposits_ = total_assets - equity_;
-  complex_ = institution_->capital.complex >= 0 ? institution_->capital.complex == 1
-                                                : total_assets > kNcuaComplexAssets;
-  wholesale_ = 0;
+  equity_ = inst.equity_to_assets * total_assets;
+  AlmReset(inst.alm, inst.liquid_term_share, inst.deposit_growth, inst.deposit_beta,
+           inst.deposit_spread, m, inst.liquid_share * total_assets, total_assets - equity_, &alm_);
+  securities_value_ = alm_.securities.Total();  // coupons at today's curve: fair value = par
+  securities_duration_ = alm_.securities.Duration(m, 0, inst.alm.securities_spread);
+  shortfall_ = 0, securities_gains_ = 0;
+  complex_ =
+      inst.capital.complex >= 0 ? inst.capital.complex == 1 : total_assets > kNcuaComplexAssets;
   // Operational-risk capital needs a year of gross income: start from the book's run rate.
   double interest = 0;
   for (int p = 0; p < kNumProducts; ++p) {
@@ -760,7 +764,22 @@ void Twin::Reset(uint64_t episode) {
       if (bk.bucket[i] == kCurrent)
         interest += bk.balance[i] * std::max(0.0, bk.rate[i] + add) / 12;
   }
-  gross_income_history_.fill(std::max(0.0, interest + LiquidIncome() - FundingCost()));
+  AlmState opening = alm_;
+  AlmFlows af;
+  AlmAccrue(inst.alm, inst.deposit_beta, inst.deposit_spread, inst.liquid_yield_spread,
+            inst.wholesale_spread, m, 0, &opening, &af);
+  gross_income_history_.fill(std::max(0.0, interest + af.liquid_income - af.funding));
+  {
+    double home_current = 0;
+    for (int p = 0; p < kNumProducts; ++p)
+      if (inst.products[p].spec.basel_class == BaselClass::kMortgage) {
+        const LoanBook& bk = books_[p];
+        for (size_t i = 0; i < bk.size(); ++i)
+          if (bk.bucket[i] == kCurrent) home_current += bk.balance[i];
+      }
+    capacity_ = BorrowingCapacity(inst.alm, m, 0, alm_, home_current, total_assets);
+  }
+  RefreshEve();
 }
 
 void Twin::BuildInitialBook(uint64_t key) {
@@ -966,8 +985,13 @@ void Twin::Step(const Levers& requested, double* out) {
   SumPipelines();
   const double allowance_new = t.ecl[0] + t.ecl[1] + t.ecl[2] - pending_recoveries_;
   mf.provision = allowance_new - allowance_ + mf.charge_offs - mf.recoveries;
-  mf.liquid_income = LiquidIncome();
-  mf.funding = FundingCost();
+  AlmFlows af;
+  const double deposits_open = alm_.deposits();
+  const double securities_open = alm_.securities.Total();
+  AlmAccrue(inst.alm, inst.deposit_beta, inst.deposit_spread, inst.liquid_yield_spread,
+            inst.wholesale_spread, m, month_, &alm_, &af);
+  mf.liquid_income = af.liquid_income;
+  mf.funding = af.funding;
   mf.nii = mf.interest + mf.liquid_income - mf.funding;
   mf.opex = inst.fixed_cost_per_member * inst.members * MemberGrowth() / 12 + servicing +
             origination_cost + marketing + collection_cost;
@@ -976,46 +1000,52 @@ void Twin::Step(const Levers& requested, double* out) {
   mf.net_income = pretax - mf.tax;
   mf.loans_open = loans_open;
   mf.equity_open = equity_;
-  mf.assets_open = liquid_ + loans_open - allowance_ + foreclosed_open;
-  mf.earning_open = liquid_ + loans_open;
+  mf.assets_open = liquid() + loans_open - allowance_ + foreclosed_open;
+  mf.earning_open = liquid() + loans_open;
 
   const double allowance_open = allowance_;
   equity_ += mf.net_income;
   allowance_ = allowance_new;
-  const double deposits_new = deposits_ * (1 + inst.deposit_growth / 12);
   // Accrued interest is income but not cash: it is in the loan balances.
-  liquid_ += mf.interest - mf.accrued + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax +
-             mf.principal + mf.prepayments + mf.recoveries + mf.reo_proceeds - mf.originations +
-             (deposits_new - deposits_);
-  deposits_ = deposits_new;
+  alm_.cash += mf.interest - mf.accrued + mf.liquid_income - mf.funding + fees - mf.opex - mf.tax +
+               mf.principal + mf.prepayments + mf.recoveries + mf.reo_proceeds - mf.originations;
+  AlmDeposits(inst.alm, inst.deposit_growth, m, month_, &alm_, &af);
   // Dividend policy: pay out this month's earnings that would lift equity / assets above the
   // target; (E - D) / (A - D) = target gives D = (E - target A) / (1 - target).
   if (inst.net_worth_target > 0 && mf.net_income > 0) {
-    const double assets = liquid_ + t.loans - allowance_ + foreclosed_;
+    const double assets = alm_.cash + alm_.securities.Total() + t.loans - allowance_ + foreclosed_;
     const double excess = (equity_ - inst.net_worth_target * assets) / (1 - inst.net_worth_target);
     mf.dividends = std::clamp(excess, 0.0, mf.net_income);
     equity_ -= mf.dividends;
-    liquid_ -= mf.dividends;
+    alm_.cash -= mf.dividends;
   }
+  // Liquidity management (alm.h): cash below the floor draws the secured line up to its
+  // capacity, then sells securities, then borrows in an emergency; above it, repays and invests.
+  const double total_book =
+      alm_.cash + alm_.securities.Total() + t.loans - allowance_ + foreclosed_;
+  capacity_ = BorrowingCapacity(inst.alm, m, month_, alm_, t.mortgage_current, total_book);
+  AlmManageLiquidity(inst.alm, inst.liquid_term_share, m, month_,
+                     inst.min_liquidity * alm_.deposits(), capacity_, &alm_, &af);
+  // Gains and losses realised on securities sold are income (not taxed in the twin).
+  mf.securities_gains = af.securities_gains;
+  mf.net_income += af.securities_gains;
+  equity_ += af.securities_gains;
+  securities_gains_ = af.securities_gains;
+  shortfall_ = af.shortfall;
+  securities_value_ = alm_.securities.Value(m, month_, inst.alm.securities_spread, 0);
+  securities_duration_ = alm_.securities.Duration(m, month_, inst.alm.securities_spread);
+  if (month_ % inst.alm.eve_every_months == 0) RefreshEve();
   const double retained = mf.net_income - mf.dividends;
-  // Liquidity management: borrow wholesale below the floor, repay above it.
-  const double floor = inst.min_liquidity * deposits_;
-  if (liquid_ < floor) {
-    wholesale_ += floor - liquid_;
-    liquid_ = floor;
-  } else if (wholesale_ > 0) {
-    const double repay = std::min(wholesale_, liquid_ - floor);
-    wholesale_ -= repay;
-    liquid_ -= repay;
-  }
   gross_income_history_[month_ % 12] = std::max(0.0, mf.nii + fees);
   WriteMetrics(t, mf, out);
 
   if (!options_.check_invariants) return;
   if (!options_.count_invariant_breaches)
-    return CheckInvariants(flows_, mf, allowance_open, foreclosed_open, retained);
+    return CheckInvariants(flows_, mf, allowance_open, foreclosed_open, retained, deposits_open,
+                           securities_open, af);
   try {
-    CheckInvariants(flows_, mf, allowance_open, foreclosed_open, retained);
+    CheckInvariants(flows_, mf, allowance_open, foreclosed_open, retained, deposits_open,
+                    securities_open, af);
   } catch (const InvariantError& e) {
     if (invariant_breaches_++ == 0) first_invariant_breach_ = e.what();
   }
@@ -1065,24 +1095,6 @@ BookTotals Twin::Totals() const {
   return t;
 }
 
-double Twin::LiquidIncome() const {
-  const InstitutionConfig& inst = *institution_;
-  const MacroState& m = macro_.state();
-  return liquid_ *
-         std::max(0.0, (1 - inst.liquid_term_share) * m.policy_rate +
-                           inst.liquid_term_share * m.rate_10y + inst.liquid_yield_spread) /
-         12;
-}
-
-double Twin::FundingCost() const {
-  const InstitutionConfig& inst = *institution_;
-  const MacroState& m = macro_.state();
-  const double deposit_rate =
-      std::max(0.0, inst.deposit_beta * m.policy_rate + inst.deposit_spread);
-  return deposits_ * deposit_rate / 12 +
-         wholesale_ * std::max(0.0, m.policy_rate + inst.wholesale_spread) / 12;
-}
-
 void Twin::Snapshot(double* out) const {
   WriteMetrics(Totals(), MonthFlows{}, out);
 }
@@ -1095,9 +1107,10 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
       std::accumulate(gross_income_history_.begin(), gross_income_history_.end(), 0.0);
   // Foreclosed assets: 100% (Basel standardised other assets; NCUA 12 CFR 702.104(c)).
   const double rwa_credit =
-      std::max(t.rwa_irb, kOutputFloor * t.rwa_sa) + kLiquidRiskWeight * liquid_ + foreclosed_;
+      std::max(t.rwa_irb, kOutputFloor * t.rwa_sa) + kLiquidRiskWeight * liquid() + foreclosed_;
   const double rwa = rwa_credit + 12.5 * inst.op_risk_factor * annual_gross;
-  const double total_assets = liquid_ + t.loans - allowance_ + foreclosed_;
+  const double total_assets = liquid() + t.loans - allowance_ + foreclosed_;
+  const double aoci = securities_value_ - alm_.securities.Total();
   o[kUnemployment] = m.unemployment;
   o[kGdpGrowth] = m.gdp_growth;
   o[kPolicyRate] = m.policy_rate;
@@ -1134,29 +1147,46 @@ void Twin::WriteMetrics(const BookTotals& t, const MonthFlows& mf, double* o) co
   o[kEclStage3] = t.ecl[2];
   o[kStage2Share] = ratio(t.stage2, t.loans);
   o[kExpectedLoss] = t.expected_loss;
-  o[kLiquidAssets] = liquid_;
-  o[kDeposits] = deposits_;
-  o[kWholesale] = wholesale_;
+  o[kLiquidAssets] = liquid();
+  o[kSecurities] = securities_value_;
+  o[kAoci] = aoci;
+  o[kSecuritiesDuration] = securities_duration_;
+  o[kSecuritiesGains] = mf.securities_gains;
+  o[kDeposits] = alm_.deposits();
+  o[kCertificates] = alm_.certificates.Total();
+  o[kDepositRate] =
+      ratio(alm_.shares * alm_.share_rate + alm_.certificates.AnnualInterest(), alm_.deposits());
+  o[kWholesale] = alm_.wholesale;
+  o[kBorrowingCapacity] = capacity_;
+  o[kEmergencyBorrowing] = alm_.emergency;
+  o[kLiquidityShortfall] = shortfall_;
+  o[kNevRatio] = alm_.pv_assets > 0 ? alm_.eve / alm_.pv_assets : 0.0;
+  o[kNevRatioUp300] = alm_.pv_assets_up300 > 0 ? alm_.eve_up300 / alm_.pv_assets_up300 : 0.0;
+  o[kEveChangeUp300] = alm_.eve != 0 ? (alm_.eve_up300 - alm_.eve) / std::abs(alm_.eve) : 0.0;
   o[kForeclosedAssets] = foreclosed_;
   o[kTotalAssets] = total_assets;
   o[kRwa] = rwa;
-  o[kCet1Ratio] = ratio(equity_, rwa);
-  o[kLeverageRatio] = ratio(equity_, total_assets);
+  // Basel III CET1 includes AOCI unless the bank opted out; NCUA net worth never does.
+  const bool with_aoci =
+      inst.capital.regime == CapitalRegime::kBasel && inst.capital.aoci_in_capital != 0;
+  const double capital = equity_ + (with_aoci ? aoci : 0.0);
+  o[kCet1Ratio] = ratio(capital, rwa);
+  o[kLeverageRatio] = ratio(capital, total_assets);
   {
     // NCUA: current first-lien mortgages 50% up to 35% of total assets, 75% beyond; liquid
     // assets: the overnight share 0% (cash, Federal Reserve balances), the term share 50%
     // (securities of 1-3 years' weighted average life).
     const double mortgage_low = std::min(t.mortgage_current, 0.35 * std::max(0.0, total_assets));
     const double ncua_rwa = t.ncua_rwa_loans + 0.5 * mortgage_low +
-                            0.75 * (t.mortgage_current - mortgage_low) +
-                            0.5 * inst.liquid_term_share * liquid_ + foreclosed_;
+                            0.75 * (t.mortgage_current - mortgage_low) + 0.5 * securities_value_ +
+                            foreclosed_;
     const CapitalPosition cap = AssessCapital(
-        inst.capital, complex_, CapitalInputs{equity_, total_assets, rwa, ncua_rwa, allowance_});
+        inst.capital, complex_, CapitalInputs{capital, total_assets, rwa, ncua_rwa, allowance_});
     o[kCapitalRatio] = cap.ratio;
     o[kCapitalCategory] = cap.category;
     o[kRbcRatio] = cap.rbc_ratio;
   }
-  o[kLiquidityRatio] = ratio(liquid_, inst.liquidity_runoff * deposits_);
+  o[kLiquidityRatio] = ratio(liquid(), inst.liquidity_runoff * alm_.deposits());
   o[kRoe] = ratio(mf.net_income * 12, mf.equity_open);
   o[kRoa] = ratio(mf.net_income * 12, mf.assets_open);
   o[kNim] = ratio(mf.nii * 12, mf.earning_open);
@@ -1187,7 +1217,8 @@ void Twin::Breach(const std::string& invariant, const std::string& detail) const
 
 void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
                            const MonthFlows& mf, double allowance_open, double foreclosed_open,
-                           double retained) const {
+                           double retained, double deposits_open, double securities_open,
+                           const AlmFlows& af) const {
   const double equity_open = mf.equity_open;
   auto close = [](double a, double b) {
     return std::abs(a - b) <= 1e-7 * std::max({1.0, std::abs(a), std::abs(b)});
@@ -1254,12 +1285,33 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
            fmt::format("opening equity {:.2f} + net income less dividends {:.2f} = {:.2f}, but "
                        "equity is {:.2f}",
                        equity_open, retained, equity_open + retained, equity_));
-  if (!(liquid_ >= 0) || !(deposits_ >= 0) || !(wholesale_ >= 0) || !(foreclosed_ >= 0) ||
-      !(pending_recoveries_ >= 0))
+  const double certificates = alm_.certificates.Total(), securities = alm_.securities.Total();
+  const bool rungs_ok = std::all_of(alm_.securities.par.begin(), alm_.securities.par.end(),
+                                    [](double x) { return x >= 0; }) &&
+                        std::all_of(alm_.certificates.par.begin(), alm_.certificates.par.end(),
+                                    [](double x) { return x >= 0; });
+  if (!(alm_.cash >= -1e-9 * std::max(1.0, equity_open)) || !rungs_ok || !(alm_.shares >= 0) ||
+      !(alm_.wholesale >= 0) || !(alm_.emergency >= 0) || !(foreclosed_ >= 0) ||
+      !(pending_recoveries_ >= 0) || !(securities_value_ >= 0))
     Breach("non_negative_balance_sheet",
-           fmt::format("liquid {:.2f}, deposits {:.2f}, wholesale {:.2f}, foreclosed assets "
-                       "{:.2f}, recoveries to collect {:.2f}",
-                       liquid_, deposits_, wholesale_, foreclosed_, pending_recoveries_));
+           fmt::format("cash {:.2f}, securities {:.2f} (every rung >= 0: {}), shares {:.2f}, "
+                       "certificates {:.2f} (every rung >= 0: {}), secured line {:.2f}, emergency "
+                       "borrowing {:.2f}, foreclosed assets {:.2f}, recoveries to collect {:.2f}",
+                       alm_.cash, securities, rungs_ok, alm_.shares, certificates, rungs_ok,
+                       alm_.wholesale, alm_.emergency, foreclosed_, pending_recoveries_));
+  // Member deposits move only with net new money; certificates and shares exchange balances.
+  if (!close(deposits_open + af.deposit_change, alm_.deposits()))
+    Breach("deposit_roll_forward",
+           fmt::format("opening {:.2f} + net new money {:.2f} = {:.2f}, but shares {:.2f} + "
+                       "certificates {:.2f} = {:.2f}",
+                       deposits_open, af.deposit_change, deposits_open + af.deposit_change,
+                       alm_.shares, certificates, alm_.deposits()));
+  if (!close(securities_open + af.bought - af.matured - af.sold, securities))
+    Breach("securities_roll_forward",
+           fmt::format("opening {:.2f} + bought {:.2f} - matured {:.2f} - sold {:.2f} = {:.2f}, "
+                       "but the ladder holds {:.2f}",
+                       securities_open, af.bought, af.matured, af.sold,
+                       securities_open + af.bought - af.matured - af.sold, securities));
   // The allowance rolls forward (opening - net charge-offs + provision) to the loans' expected
   // losses less the recoveries still to collect, recounted from the schedule.
   double to_collect = 0, held = 0;
@@ -1281,20 +1333,133 @@ void Twin::CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows,
                        "schedule {:.2f}, on the balance sheet {:.2f}",
                        foreclosed_open, foreclosed_in, foreclosed_sold,
                        foreclosed_open + foreclosed_in - foreclosed_sold, held, foreclosed_));
-  const double assets = liquid_ + loans - allowance_ + foreclosed_;
-  const double liabilities = deposits_ + wholesale_ + equity_;
+  // Securities at fair value on the asset side, their unrealised gains and losses in AOCI.
+  const double aoci = securities_value_ - securities;
+  const double assets = alm_.cash + securities_value_ + loans - allowance_ + foreclosed_;
+  const double liabilities = alm_.deposits() + alm_.wholesale + alm_.emergency + equity_ + aoci;
   if (!close(assets, liabilities))
-    Breach("balance_sheet",
-           fmt::format("liquid {:.2f} + loans {:.2f} - allowance {:.2f} + foreclosed assets "
-                       "{:.2f} = {:.2f}, but deposits {:.2f} + wholesale {:.2f} + equity {:.2f} "
-                       "= {:.2f}",
-                       liquid_, loans, allowance_, foreclosed_, assets, deposits_, wholesale_,
-                       equity_, liabilities));
+    Breach(
+        "balance_sheet",
+        fmt::format("cash {:.2f} + securities {:.2f} + loans {:.2f} - allowance {:.2f} + "
+                    "foreclosed assets {:.2f} = {:.2f}, but deposits {:.2f} + borrowings {:.2f} "
+                    "+ equity {:.2f} + AOCI {:.2f} = {:.2f}",
+                    alm_.cash, securities_value_, loans, allowance_, foreclosed_, assets,
+                    alm_.deposits(), alm_.wholesale + alm_.emergency, equity_, aoci, liabilities));
 }
 
 }  // namespace loantwin
 
 namespace loantwin {
+
+// ---- asset-liability management: economic value and repricing gap ----
+
+EconomicValue Twin::Value(double shift_bp) const {
+  const InstitutionConfig& inst = *institution_;
+  const MacroState& m = macro_.state();
+  const double shift = shift_bp / 10000;
+  EconomicValue v;
+  double loans = 0;
+  for (int p = 0; p < kNumProducts; ++p) {
+    const LoanBook& bk = books_[p];
+    const ProductSpec& s = inst.products[p].spec;
+    // Variable-rate and revolving balances reprice monthly: valued at par.
+    if (s.revolving() || s.variable_rate || shift == 0) {
+      for (size_t i = 0; i < bk.size(); ++i) loans += bk.balance[i];
+      continue;
+    }
+    // Fixed-rate loans: scheduled payments with prepayments at the product's S-curve speed for
+    // coupon / (coupon + shift), discounted at the coupon + shift; 90+ dpd at par (their losses
+    // are in the allowance).
+    const double norm = OtsCpr(1.0);
+    std::array<double, kSmmTableSize> smm;
+    for (int k = 0; k < kSmmTableSize; ++k) {
+      const double shape =
+          (1 - s.prepay_incentive) + s.prepay_incentive * OtsCpr(0.5 + 0.01 * k) / norm;
+      smm[k] = 1 - std::pow(1 - std::clamp(s.prepay_cpr * shape, 0.0, 0.95), 1.0 / 12);
+    }
+    for (size_t i = 0; i < bk.size(); ++i) {
+      const double b = bk.balance[i];
+      if (bk.bucket[i] >= 3 || bk.remaining[i] <= 0) {
+        loans += b;
+        continue;
+      }
+      const double rate = bk.rate[i];
+      const double ratio = rate / std::max(1e-4, rate + shift);
+      const int k =
+          std::clamp(static_cast<int>(std::lround((ratio - 0.5) * 100)), 0, kSmmTableSize - 1);
+      loans += AnnuityLoanValue(b, rate, bk.remaining[i], smm[k], rate + shift);
+    }
+  }
+  v.assets = alm_.cash + alm_.securities.Value(m, month_, inst.alm.securities_spread, shift) +
+             loans - allowance_ + foreclosed_;
+  v.liabilities = LiabilityValue(inst.alm, inst.deposit_beta, m, month_, alm_, shift);
+  return v;
+}
+
+void Twin::RefreshEve() {
+  const EconomicValue base = Value(0), up = Value(300);
+  alm_.eve = base.eve(), alm_.pv_assets = base.assets;
+  alm_.eve_up300 = up.eve(), alm_.pv_assets_up300 = up.assets;
+}
+
+const std::array<const char*, RepricingGap::kLines>& RepricingGap::LineNames() {
+  static const std::array<const char*, kLines> names = {"fixed-rate loans",
+                                                        "variable-rate and 90+ dpd loans",
+                                                        "cash",
+                                                        "securities",
+                                                        "non-maturity shares",
+                                                        "certificates",
+                                                        "borrowings"};
+  return names;
+}
+
+double RepricingGap::Assets(int b) const {
+  return amount[0][b] + amount[1][b] + amount[2][b] + amount[3][b];
+}
+double RepricingGap::Liabilities(int b) const {
+  return amount[4][b] + amount[5][b] + amount[6][b];
+}
+
+RepricingGap Twin::Gap() const {
+  const InstitutionConfig& inst = *institution_;
+  RepricingGap g;
+  constexpr std::array<int, kGapBuckets - 1> kBounds = {3, 12, 36, 60};
+  for (int p = 0; p < kNumProducts; ++p) {
+    const LoanBook& bk = books_[p];
+    const ProductSpec& s = inst.products[p].spec;
+    for (size_t i = 0; i < bk.size(); ++i) {
+      const double b = bk.balance[i];
+      const int n = bk.remaining[i];
+      if (s.revolving() || s.variable_rate || bk.bucket[i] >= 3 || n <= 0) {
+        g.amount[1][0] += b;
+        continue;
+      }
+      // Scheduled principal between the bucket bounds: B_k = B (A - (1+i)^k) / (A - 1).
+      const double r = std::max(0.0, bk.rate[i]) / 12;
+      const double a = std::pow(1 + r, n);
+      auto left = [&](int k) {
+        if (k >= n) return 0.0;
+        return r < 1e-9 ? b * (n - k) / n : b * (a - std::pow(1 + r, k)) / (a - 1);
+      };
+      double before = b;
+      for (int j = 0; j < kGapBuckets - 1; ++j) {
+        const double after = left(kBounds[j]);
+        g.amount[0][j] += before - after;
+        before = after;
+      }
+      g.amount[0][kGapBuckets - 1] += before;
+    }
+  }
+  g.amount[2][0] = alm_.cash;
+  for (int k = 0; k < kLadderSlots; ++k) {
+    const int n = ((k - month_) % kLadderSlots + kLadderSlots) % kLadderSlots;
+    g.amount[3][GapBucket(n)] += alm_.securities.par[k];
+    g.amount[5][GapBucket(n)] += alm_.certificates.par[k];
+  }
+  g.amount[4][0] = alm_.shares;  // contractually repriceable at any time
+  g.amount[6][0] = alm_.wholesale + alm_.emergency;
+  return g;
+}
 
 void Twin::SaveState(StateWriter& w) const {
   w.Tag("twin");
@@ -1308,7 +1473,9 @@ void Twin::SaveState(StateWriter& w) const {
   w.Put(base_apps_);
   macro_.Save(w);
   w.Put(episode_key_), w.Put(month_);
-  w.Put(equity_), w.Put(deposits_), w.Put(wholesale_), w.Put(liquid_), w.Put(allowance_);
+  w.Put(equity_), w.Put(allowance_), w.Put(alm_);
+  w.Put(securities_value_), w.Put(capacity_), w.Put(shortfall_), w.Put(securities_gains_);
+  w.Put(securities_duration_);
   w.Put(smoothed_unemployment_), w.Put(smoothed_gdp_), w.Put(unemployment_anchor_);
   w.Put(factor_history_), w.Put(hpi_history_);
   w.Put(policy_history_), w.Put(mortgage_history_), w.Put(gross_income_history_);
@@ -1329,7 +1496,9 @@ void Twin::LoadState(StateReader& r) {
   r.Get(&base_apps_);
   macro_.Load(r);
   r.Get(&episode_key_), r.Get(&month_);
-  r.Get(&equity_), r.Get(&deposits_), r.Get(&wholesale_), r.Get(&liquid_), r.Get(&allowance_);
+  r.Get(&equity_), r.Get(&allowance_), r.Get(&alm_);
+  r.Get(&securities_value_), r.Get(&capacity_), r.Get(&shortfall_), r.Get(&securities_gains_);
+  r.Get(&securities_duration_);
   r.Get(&smoothed_unemployment_), r.Get(&smoothed_gdp_), r.Get(&unemployment_anchor_);
   r.Get(&factor_history_), r.Get(&hpi_history_);
   r.Get(&policy_history_), r.Get(&mortgage_history_), r.Get(&gross_income_history_);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/binary_state.h"
+#include "env/twin/alm.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
 #include "env/twin/loan_book.h"
@@ -31,6 +32,9 @@ struct TwinOptions {
   /// With check_invariants: count the months with a broken invariant (and keep the first
   /// message) instead of throwing InvariantError (stress reports count breaching paths).
   bool count_invariant_breaches = false;
+  /// Parallel shift of the policy, 10-year and mortgage rates from month 1 on, basis points:
+  /// the balance sheet opens at the scenario's rates and is then shocked (NiiSensitivity).
+  double rate_shift_bp = 0;
 };
 
 /// A broken accounting invariant. what() names the invariant, instance, month and amounts.
@@ -82,11 +86,31 @@ struct BookTotals {
 /// The month's flows (all zero for a snapshot of the state).
 struct MonthFlows {
   double interest = 0, liquid_income = 0, funding = 0, nii = 0, fees = 0, opex = 0;
+  double securities_gains = 0;  ///< realised on securities sold for liquidity
   double collection_cost = 0, provision = 0, charge_offs = 0, recoveries = 0, tax = 0;
   double reo_proceeds = 0, reo_losses = 0, accrued = 0;
   double net_income = 0, dividends = 0, originations = 0, principal = 0, prepayments = 0;
   double loans_open = 0, equity_open = 0, assets_open = 0, earning_open = 0;
   int64_t applications = 0, approvals = 0;
+};
+
+/// Economic value under a parallel rate shift: present values of assets (loans net of the
+/// allowance) and liabilities other than equity.
+struct EconomicValue {
+  double assets = 0, liabilities = 0;
+  double eve() const { return assets - liabilities; }
+  double nev_ratio() const { return assets > 0 ? eve() / assets : 0.0; }
+};
+
+/// Repricing gap: amounts repricing or maturing per bucket (GapBucketNames), by line.
+struct RepricingGap {
+  static constexpr int kLines = 7;
+  /// fixed-rate loans (scheduled principal), variable-rate and delinquent loans, cash,
+  /// securities, non-maturity shares, certificates, borrowings
+  static const std::array<const char*, kLines>& LineNames();
+  std::array<std::array<double, kGapBuckets>, kLines> amount{};
+  double Assets(int bucket) const;       ///< lines 0..3
+  double Liabilities(int bucket) const;  ///< lines 4..6
 };
 
 class Twin {
@@ -126,6 +150,12 @@ class Twin {
   const Scenario& scenario() const { return *scenario_; }
   const LoanBook& book(int product) const { return books_[product]; }
   const ProductFlows& last_flows(int product) const { return flows_[product]; }
+  /// Funding and liquidity positions (alm.h).
+  const AlmState& alm() const { return alm_; }
+  /// Economic value of the balance sheet with every rate shifted by `shift_bp` basis points.
+  EconomicValue Value(double shift_bp) const;
+  /// Today's repricing gap.
+  RepricingGap Gap() const;
   /// cohorts()[product][term option]: loans originated since reset.
   const std::array<std::vector<CohortCounts>, kNumProducts>& cohorts() const { return cohorts_; }
   /// Baseline applications per month per product (the flow that keeps the book flat).
@@ -140,10 +170,10 @@ class Twin {
   void MeasureBook(int p, const ProductMonth& pm, size_t begin, ProductFlows* f) const;
   /// `open`: the month's opening equity, allowance and foreclosed assets (MonthFlows fields).
   void CheckInvariants(const std::array<ProductFlows, kNumProducts>& flows, const MonthFlows& mf,
-                       double allowance_open, double foreclosed_open, double retained) const;
+                       double allowance_open, double foreclosed_open, double retained,
+                       double deposits_open, double securities_open, const AlmFlows& af) const;
   BookTotals Totals() const;
-  double LiquidIncome() const;
-  double FundingCost() const;
+  void RefreshEve();
   void WriteMetrics(const BookTotals& totals, const MonthFlows& flows, double* out) const;
   [[noreturn]] void Breach(const std::string& invariant, const std::string& detail) const;
 
@@ -168,7 +198,14 @@ class Twin {
   std::array<std::array<double, kNumBands>, kNumProducts> k_unit_{};
 
   // Balance sheet and state carried between months.
-  double equity_ = 0, deposits_ = 0, wholesale_ = 0, liquid_ = 0, allowance_ = 0;
+  double equity_ = 0, allowance_ = 0;
+  AlmState alm_;
+  double securities_value_ = 0;     ///< fair value of the securities at the last month end
+  double capacity_ = 0;             ///< borrowing capacity at the last month end
+  double securities_duration_ = 0;  ///< their modified duration (years)
+  double shortfall_ = 0;            ///< emergency borrowing drawn in the last month
+  double securities_gains_ = 0;     ///< realised in the last month
+  double liquid() const { return alm_.cash + securities_value_; }
   /// Recoveries and collateral sales scheduled per product, by month modulo the slot count:
   /// unsecured recovery cash, and the carrying value and sale-price units of repossessed
   /// collateral (home: HPI units; auto: value at sale).

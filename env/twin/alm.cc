@@ -131,7 +131,6 @@ void AlmReset(const AlmRules& r, double term_share, double deposit_growth, doubl
   s->spread0 = m.credit_spread;
   s->rate_gap0 = m.policy_rate - s->share_rate;
   s->cert_gap0 = cert_rate - s->share_rate;
-  s->base_migration = 0;
   if (s->shares > 0) {
     // Flows keeping the certificate share: renewals lost + the certificates' share of growth.
     const double c_over_n = s->certificates.Total() / s->shares;

@@ -769,16 +769,8 @@ void Twin::Reset(uint64_t episode) {
   AlmAccrue(inst.alm, inst.deposit_beta, inst.deposit_spread, inst.liquid_yield_spread,
             inst.wholesale_spread, m, 0, &opening, &af);
   gross_income_history_.fill(std::max(0.0, interest + af.liquid_income - af.funding));
-  {
-    double home_current = 0;
-    for (int p = 0; p < kNumProducts; ++p)
-      if (inst.products[p].spec.basel_class == BaselClass::kMortgage) {
-        const LoanBook& bk = books_[p];
-        for (size_t i = 0; i < bk.size(); ++i)
-          if (bk.bucket[i] == kCurrent) home_current += bk.balance[i];
-      }
-    capacity_ = BorrowingCapacity(inst.alm, m, 0, alm_, home_current, total_assets);
-  }
+  // The same pledged collateral as every month: current first-lien home loans (Totals).
+  capacity_ = BorrowingCapacity(inst.alm, m, 0, alm_, Totals().mortgage_current, total_assets);
   RefreshEve();
 }
 

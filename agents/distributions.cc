@@ -1,5 +1,6 @@
 #include "agents/distributions.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -10,55 +11,46 @@ namespace loantwin {
 MultiCategorical::MultiCategorical(torch::Tensor logits, std::vector<int64_t> nvec,
                                    torch::Tensor mask)
     : nvec_(std::move(nvec)) {
-  int64_t width = 0;
-  for (int64_t n : nvec_) width += n;
+  int64_t total = 0;
+  for (int64_t n : nvec_) total += n, width_ = std::max(width_, n);
   LT_CHECK_EQ(logits.dim(), 2);
-  LT_CHECK_EQ(logits.size(1), width);  // logits are [B, sum(nvec)]
+  LT_CHECK_EQ(logits.size(1), total);  // logits are [B, sum(nvec)]
+  const int64_t b = logits.size(0), d = static_cast<int64_t>(nvec_.size());
   if (mask.defined()) logits = logits.masked_fill(mask.to(torch::kBool).logical_not(), -1e8);
-  int64_t offset = 0;
-  for (int64_t n : nvec_) {
-    log_probs_.push_back(torch::log_softmax(logits.narrow(1, offset, n), 1));
-    offset += n;
+  if (total != d * width_) {
+    // Gather into the padded block: column `total` (appended, -1e8) fills the padding.
+    std::vector<int64_t> columns;
+    columns.reserve(static_cast<size_t>(d * width_));
+    int64_t offset = 0;
+    for (int64_t n : nvec_) {
+      for (int64_t v = 0; v < width_; ++v) columns.push_back(v < n ? offset + v : total);
+      offset += n;
+    }
+    logits = torch::cat({logits, torch::full({b, 1}, -1e8, logits.options())}, 1)
+                 .index_select(1, torch::tensor(columns, torch::kLong));
   }
+  log_probs_ = torch::log_softmax(logits.reshape({b, d, width_}), 2);
+  bounds_ = torch::tensor(nvec_, torch::kLong);
 }
 
 torch::Tensor MultiCategorical::Sample(const torch::Tensor& uniforms) const {
-  std::vector<torch::Tensor> out;
-  for (size_t d = 0; d < nvec_.size(); ++d) {
-    const torch::Tensor cdf = log_probs_[d].exp().cumsum(1);
-    const torch::Tensor u = uniforms.select(1, static_cast<int64_t>(d)).unsqueeze(1);
-    // Index of the first bucket whose CDF exceeds u; masked buckets have zero width.
-    torch::Tensor idx = (cdf <= u).sum(1);
-    // Guard against rounding at the top end: fall back to the most likely allowed action.
-    idx = torch::where(idx >= nvec_[d], log_probs_[d].argmax(1), idx);
-    out.push_back(idx);
-  }
-  return torch::stack(out, 1);
+  const torch::Tensor cdf = log_probs_.exp().cumsum(2);
+  // Index of the first bucket whose CDF exceeds u; masked and padding buckets have zero width.
+  const torch::Tensor idx = (cdf <= uniforms.unsqueeze(2)).sum(2);
+  // Guard against rounding at the top end: fall back to the most likely allowed action.
+  return torch::where(idx >= bounds_, log_probs_.argmax(2), idx);
 }
 
 torch::Tensor MultiCategorical::Mode() const {
-  std::vector<torch::Tensor> out;
-  for (const auto& lp : log_probs_) out.push_back(lp.argmax(1));
-  return torch::stack(out, 1);
+  return log_probs_.argmax(2);
 }
 
 torch::Tensor MultiCategorical::LogProb(const torch::Tensor& actions) const {
-  torch::Tensor total;
-  for (size_t d = 0; d < nvec_.size(); ++d) {
-    const torch::Tensor lp =
-        log_probs_[d].gather(1, actions.select(1, static_cast<int64_t>(d)).unsqueeze(1)).squeeze(1);
-    total = total.defined() ? total + lp : lp;
-  }
-  return total;
+  return log_probs_.gather(2, actions.unsqueeze(2)).sum({1, 2});
 }
 
 torch::Tensor MultiCategorical::Entropy() const {
-  torch::Tensor total;
-  for (const auto& lp : log_probs_) {
-    const torch::Tensor e = -(lp.exp() * lp).sum(1);
-    total = total.defined() ? total + e : e;
-  }
-  return total;
+  return -(log_probs_.exp() * log_probs_).sum({1, 2});
 }
 
 DiagGaussian::DiagGaussian(torch::Tensor mean, torch::Tensor log_std)

@@ -23,11 +23,20 @@ class MultiCategorical {
   torch::Tensor LogProb(const torch::Tensor& actions) const;
   /// Sum over components of the entropies, [B].
   torch::Tensor Entropy() const;
-  const std::vector<torch::Tensor>& log_probs() const { return log_probs_; }
+  /// Log-probabilities of every component at once, [B, D, max n_d]: a component with fewer
+  /// values than the widest is padded with probability 0 (log-probability about -1e8).
+  const torch::Tensor& log_probs() const { return log_probs_; }
 
  private:
+  // All components in one [B, D, max n_d] block, so every method is a fixed handful of tensor
+  // operations however many components the action has (a per-component loop made PPO's update
+  // cost grow with D: LibTorch's per-operation overhead dominates small networks). Padding
+  // entries hold the masked value -1e8: exp() of them is exactly 0, so log-softmax, entropy and
+  // sampling are those of the components alone.
   std::vector<int64_t> nvec_;
-  std::vector<torch::Tensor> log_probs_;  ///< per component [B, n_d], log-softmax of masked logits
+  int64_t width_ = 0;        ///< max n_d
+  torch::Tensor bounds_;     ///< [D] int64: n_d
+  torch::Tensor log_probs_;  ///< [B, D, width_]
 };
 
 /// Categorical = MultiCategorical with one component.

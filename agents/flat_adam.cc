@@ -6,8 +6,13 @@
 namespace loantwin {
 
 FlatAdam::FlatAdam(std::vector<torch::Tensor> params, double lr, double eps, double beta1,
-                   double beta2)
-    : params_(std::move(params)), lr_(lr), eps_(eps), beta1_(beta1), beta2_(beta2) {
+                   double beta2, double weight_decay)
+    : params_(std::move(params)),
+      lr_(lr),
+      eps_(eps),
+      beta1_(beta1),
+      beta2_(beta2),
+      weight_decay_(weight_decay) {
   int64_t total = 0;
   for (const auto& p : params_) {
     if (p.scalar_type() != torch::kFloat32 || !p.device().is_cpu())
@@ -39,6 +44,7 @@ double FlatAdam::ClipGradNorm(double max_norm) {
 void FlatAdam::Step() {
   torch::NoGradGuard no_grad;
   ++step_;
+  if (weight_decay_ != 0) grad_.add_(flat_, weight_decay_);
   const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(step_));
   exp_avg_.mul_(beta1_).add_(grad_, 1.0 - beta1_);

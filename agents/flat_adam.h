@@ -18,8 +18,10 @@ namespace loantwin {
 
 class FlatAdam {
  public:
+  /// weight_decay: L2 penalty added to the gradient before the moments (torch.optim.Adam's
+  /// weight_decay, not AdamW's decoupled decay).
   FlatAdam(std::vector<torch::Tensor> params, double lr, double eps = 1e-8, double beta1 = 0.9,
-           double beta2 = 0.999);
+           double beta2 = 0.999, double weight_decay = 0.0);
   void ZeroGrad() { grad_.zero_(); }
   /// Scales the gradient so its global L2 norm is at most max_norm; returns the norm before.
   double ClipGradNorm(double max_norm);
@@ -35,7 +37,7 @@ class FlatAdam {
  private:
   std::vector<torch::Tensor> params_;
   torch::Tensor flat_, grad_, exp_avg_, exp_avg_sq_;
-  double lr_, eps_, beta1_, beta2_;
+  double lr_, eps_, beta1_, beta2_, weight_decay_;
   int64_t step_ = 0;
 };
 

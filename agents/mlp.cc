@@ -1,5 +1,6 @@
 #include "agents/mlp.h"
 
+#include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
 
@@ -35,6 +36,35 @@ torch::Tensor MlpImpl::forward(torch::Tensor x) {
     if (i + 1 < n) x = activation == Activation::kTanh ? torch::tanh(x) : torch::relu(x);
   }
   return x;
+}
+
+void MlpImpl::ForwardFast(const float* x, int64_t n, float* out) {
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const size_t count = layers->size();
+  const float* in = x;
+  for (size_t i = 0; i < count; ++i) {
+    const auto& l = *layers[i]->as<torch::nn::Linear>();
+    const int64_t in_w = l.weight.size(1), out_w = l.weight.size(0);
+    const bool last = i + 1 == count;
+    float* dst = out;
+    if (!last) {
+      scratch_[i % 2].resize(static_cast<size_t>(n * out_w));
+      dst = scratch_[i % 2].data();
+    }
+    const Eigen::Map<const RowMajor> xin(in, n, in_w);
+    const Eigen::Map<const RowMajor> w(l.weight.data_ptr<float>(), out_w, in_w);
+    const Eigen::Map<const Eigen::RowVectorXf> b(l.bias.data_ptr<float>(), out_w);
+    Eigen::Map<RowMajor> y(dst, n, out_w);
+    y.noalias() = xin * w.transpose();
+    y.rowwise() += b;
+    if (!last) {
+      if (activation == Activation::kTanh)
+        y = y.array().tanh();
+      else
+        y = y.cwiseMax(0.0f);
+    }
+    in = dst;
+  }
 }
 
 }  // namespace loantwin

@@ -50,13 +50,15 @@ MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence
   nc.latent_dim = config.latent_dim;
   nc.hidden = config.hidden;
   nc.support_size = config.support_size;
+  net_config_ = nc;
   net_ = MuZeroNet(obs_dim, num_actions, nc);
   target_ = MuZeroNet(obs_dim, num_actions, nc);
   CopyParameters(*net_, *target_);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
-  optimizer_ = std::make_unique<torch::optim::Adam>(
-      net_->parameters(),
-      torch::optim::AdamOptions(config.learning_rate).weight_decay(config.weight_decay));
+  // One flat parameter/gradient buffer (as DQN and PPO): same update as torch.optim.Adam with
+  // its L2 weight decay, in a handful of tensor operations.
+  optimizer_ = std::make_unique<FlatAdam>(net_->parameters(), config.learning_rate, 1e-8, 0.9,
+                                          0.999, config.weight_decay);
   MctsConfig mc;
   mc.num_simulations = config.num_simulations;
   mc.discount = std::pow(config.gamma, cadence_);
@@ -326,13 +328,12 @@ UpdateStats MuZeroAgent::TrainStep() {
       config_.value_loss_weight * value_loss + reward_loss + policy_loss;
   const torch::Tensor loss = (weights * per_sample).mean();
   CheckFinite("loss", loss.item<double>());
-  optimizer_->zero_grad();
+  optimizer_->ZeroGrad();
   loss.backward();
-  CheckFinite("gradient norm",
-              config_.max_grad_norm > 0
-                  ? torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm)
-                  : GradNorm(net_->parameters()));
-  optimizer_->step();
+  CheckFinite("gradient norm", config_.max_grad_norm > 0
+                                   ? optimizer_->ClipGradNorm(config_.max_grad_norm)
+                                   : optimizer_->grad().norm().item<double>());
+  optimizer_->Step();
   ++training_steps_;
   if (training_steps_ % config_.target_update_interval == 0) CopyParameters(*net_, *target_);
 
@@ -380,7 +381,7 @@ void MuZeroAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive net, target, opt;
   net_->save(net);
   target_->save(target);
-  optimizer_->save(opt);
+  optimizer_->Save(opt);
   archive.write("net", net);
   archive.write("target", target);
   archive.write("optimizer", opt);
@@ -403,10 +404,15 @@ void MuZeroAgent::LoadState(torch::serialize::InputArchive& archive) {
   archive.read("net", net);
   archive.read("target", target);
   archive.read("optimizer", opt);
-  net_->load(net);
+  {
+    // Loading replaces a module's parameter storage; copy into the optimiser's flat views.
+    MuZeroNet loaded = MuZeroNet(obs_dim_, num_actions_, net_config_);
+    loaded->load(net);
+    CopyParameters(*loaded, *net_);
+  }
   target_->load(target);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
-  optimizer_->load(opt);
+  optimizer_->Load(opt);
   const std::string state = ReadStateBytes(archive, "state");
   StateReader r(state.data(), state.size());
   r.Tag("muzero");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agents/agent.h"
+#include "agents/flat_adam.h"
 #include "agents/mcts.h"
 #include "agents/muzero_net.h"
 #include "agents/muzero_targets.h"
@@ -147,8 +148,9 @@ class MuZeroAgent : public Agent {
   MuZeroConfig config_;
   int64_t total_steps_;
   CategoricalSupport support_;
+  MuZeroNetConfig net_config_;
   MuZeroNet net_{nullptr}, target_{nullptr};
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<FlatAdam> optimizer_;
   std::unique_ptr<BatchedMcts> mcts_;
   std::vector<GameHistory> open_;               ///< per instance, the episode being played
   std::vector<uint8_t> pending_;                ///< a decision awaits its rewards

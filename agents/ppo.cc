@@ -37,8 +37,9 @@ PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int n
   for (int64_t n : nvec_) mask_width_ += static_cast<int>(n);
   torch::manual_seed(seed);
   net_ = ActorCritic(obs_dim, critic_dim, mask_width_, config_);
-  optimizer_ = std::make_unique<torch::optim::Adam>(
-      net_->parameters(), torch::optim::AdamOptions(config_.learning_rate).eps(1e-5));
+  // One flat parameter/gradient buffer: an Adam step and the gradient-norm clip are a handful
+  // of tensor operations instead of several per layer tensor (same update as torch.optim.Adam).
+  optimizer_ = std::make_unique<FlatAdam>(net_->parameters(), config_.learning_rate, 1e-5);
 }
 
 torch::Tensor PpoAgent::Uniforms(int64_t rows, int64_t cols) {
@@ -137,18 +138,15 @@ void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const u
     obs_rms_.Normalize(critic_obs, n, norm_critic);
   else
     NormalizeCritic(critic_obs, n, norm_critic);
-  torch::InferenceMode guard;
-  const torch::Tensor logits =
-      net_->actor->forward(torch::from_blob(norm_obs, {n, obs_dim_})).contiguous();
-  const torch::Tensor v = net_->critic->forward(torch::from_blob(norm_critic, {n, critic_dim_}))
-                              .squeeze(1)
-                              .contiguous();
+  // Plain Eigen forward passes (MlpImpl::ForwardFast): at acting batch sizes LibTorch's
+  // per-operation overhead costs more than the arithmetic.
+  logits_.resize(static_cast<size_t>(n) * mask_width_);
+  net_->actor->ForwardFast(norm_obs, n, logits_.data());
+  net_->critic->ForwardFast(norm_critic, n, values);
   const int64_t dims = static_cast<int64_t>(nvec_.size());
   uniforms_.resize(static_cast<size_t>(n) * dims);
   for (auto& u : uniforms_) u = static_cast<float>(ToUniform(NextBits()));
-  SampleRows(logits.data_ptr<float>(), masks, n, nvec_, mask_width_, uniforms_.data(), actions,
-             log_probs);
-  std::copy(v.data_ptr<float>(), v.data_ptr<float>() + n, values);
+  SampleRows(logits_.data(), masks, n, nvec_, mask_width_, uniforms_.data(), actions, log_probs);
 }
 
 void PpoAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
@@ -202,12 +200,7 @@ void PpoAgent::Values(const float* critic_obs, int n, float* out) {
     obs_rms_.Normalize(critic_obs, n, scratch_critic_.data());
   else
     NormalizeCritic(critic_obs, n, scratch_critic_.data());
-  torch::InferenceMode guard;
-  const torch::Tensor v =
-      net_->critic->forward(torch::from_blob(scratch_critic_.data(), {n, critic_dim_}))
-          .squeeze(1)
-          .contiguous();
-  std::copy(v.data_ptr<float>(), v.data_ptr<float>() + n, out);
+  net_->critic->ForwardFast(scratch_critic_.data(), n, out);
 }
 
 void PpoAgent::ScaleRewards(float* rewards, const uint8_t* done, int n) {
@@ -221,25 +214,20 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   const Schedule lr_schedule = config_.anneal_lr ? Schedule::Linear(config_.learning_rate, 0.0)
                                                  : Schedule::Constant(config_.learning_rate);
   const double lr = lr_schedule.At(progress);
-  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-
-  auto f32 = [](const std::vector<float>& v, std::vector<int64_t> shape) {
-    return torch::from_blob(const_cast<float*>(v.data()), shape);
-  };
-  const torch::Tensor obs = f32(b.obs(), {s, obs_dim_});
-  const torch::Tensor critic_obs = f32(b.critic_obs(), {s, critic_dim_});
-  const torch::Tensor masks =
-      torch::from_blob(const_cast<uint8_t*>(b.masks().data()), {s, mask_width_}, torch::kUInt8);
-  const torch::Tensor actions = torch::from_blob(const_cast<int32_t*>(b.actions().data()),
-                                                 {s, b.action_dims()}, torch::kInt32)
-                                    .to(torch::kLong);
-  const torch::Tensor old_logp = f32(b.log_probs(), {s});
-  const torch::Tensor old_values = f32(b.values(), {s});
-  const torch::Tensor advantages = f32(b.advantages(), {s});
-  const torch::Tensor returns = f32(b.returns(), {s});
+  optimizer_->set_lr(lr);
 
   const int64_t mb =
       std::max<int64_t>(1, (s + config_.num_minibatches - 1) / config_.num_minibatches);
+  const int dims = b.action_dims();
+  // Minibatches are gathered row by row in plain C++ into reused buffers (advantages normalised
+  // on the way): a handful of memcpy calls instead of eight index_select and five normalisation
+  // tensor operations per minibatch.
+  MinibatchBuffers& g = minibatch_;
+  g.obs.resize(static_cast<size_t>(mb) * obs_dim_);
+  g.critic.resize(static_cast<size_t>(mb) * critic_dim_);
+  g.masks.resize(static_cast<size_t>(mb) * mask_width_);
+  g.actions.resize(static_cast<size_t>(mb) * dims);
+  g.old_logp.resize(mb), g.old_values.resize(mb), g.adv.resize(mb), g.returns.resize(mb);
   std::vector<int64_t> order(s);
   double pg_sum = 0, v_sum = 0, ent_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
   int steps = 0;
@@ -249,33 +237,60 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
     std::iota(order.begin(), order.end(), 0);
     for (int64_t k = s - 1; k > 0; --k)
       std::swap(order[k], order[NextBits() % static_cast<uint64_t>(k + 1)]);
-    const torch::Tensor perm = torch::from_blob(order.data(), {s}, torch::kLong);
     for (int64_t start = 0; start < s; start += mb) {
-      const torch::Tensor idx = perm.slice(0, start, std::min(s, start + mb));
-      const MultiCategorical dist(net_->actor->forward(obs.index_select(0, idx)), nvec_,
-                                  masks.index_select(0, idx));
-      const torch::Tensor new_logp = dist.LogProb(actions.index_select(0, idx));
+      const int64_t m = std::min(s, start + mb) - start;
+      double adv_mean = 0;
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t i = order[start + r];
+        std::copy_n(&b.obs()[i * obs_dim_], obs_dim_, &g.obs[r * obs_dim_]);
+        std::copy_n(&b.critic_obs()[i * critic_dim_], critic_dim_, &g.critic[r * critic_dim_]);
+        std::copy_n(&b.masks()[i * mask_width_], mask_width_, &g.masks[r * mask_width_]);
+        for (int d = 0; d < dims; ++d) g.actions[r * dims + d] = b.actions()[i * dims + d];
+        g.old_logp[r] = b.log_probs()[i], g.old_values[r] = b.values()[i];
+        g.adv[r] = b.advantages()[i], g.returns[r] = b.returns()[i];
+        adv_mean += g.adv[r];
+      }
+      if (config_.norm_adv && m > 1) {
+        // (adv - mean) / (std + 1e-8), unbiased std as torch.std.
+        adv_mean /= static_cast<double>(m);
+        double ss = 0;
+        for (int64_t r = 0; r < m; ++r) ss += (g.adv[r] - adv_mean) * (g.adv[r] - adv_mean);
+        const double sd = std::sqrt(ss / static_cast<double>(m - 1));
+        for (int64_t r = 0; r < m; ++r)
+          g.adv[r] = static_cast<float>((g.adv[r] - adv_mean) / (sd + 1e-8));
+      }
+      auto f32 = [](std::vector<float>& v, std::vector<int64_t> shape) {
+        return torch::from_blob(v.data(), shape);
+      };
+      const torch::Tensor obs = f32(g.obs, {m, obs_dim_});
+      const torch::Tensor critic_obs = f32(g.critic, {m, critic_dim_});
+      const torch::Tensor masks = torch::from_blob(g.masks.data(), {m, mask_width_}, torch::kUInt8);
+      const torch::Tensor actions = torch::from_blob(g.actions.data(), {m, dims}, torch::kLong);
+      const torch::Tensor adv = f32(g.adv, {m}), ret = f32(g.returns, {m});
+      const MultiCategorical dist(net_->actor->forward(obs), nvec_, masks);
+      const torch::Tensor new_logp = dist.LogProb(actions);
       const torch::Tensor entropy = dist.Entropy();
-      const torch::Tensor new_value =
-          net_->critic->forward(critic_obs.index_select(0, idx)).squeeze(1);
-      const torch::Tensor log_ratio = new_logp - old_logp.index_select(0, idx);
+      const torch::Tensor new_value = net_->critic->forward(critic_obs).squeeze(1);
+      const torch::Tensor log_ratio = new_logp - f32(g.old_logp, {m});
       const torch::Tensor ratio = log_ratio.exp();
       {
-        torch::NoGradGuard no_grad;
-        old_kl = (-log_ratio).mean().item<double>();
-        kl = ((ratio - 1) - log_ratio).mean().item<double>();
-        clip_sum +=
-            ((ratio - 1.0).abs() > config_.clip_coef).to(torch::kFloat32).mean().item<double>();
+        // Diagnostics in plain C++ from the log-ratios (CleanRL's old/new approx KL, clipfrac).
+        const float* lr = log_ratio.data_ptr<float>();
+        double k_old = 0, k_new = 0, clipped = 0;
+        for (int64_t r = 0; r < m; ++r) {
+          const double rt = std::exp(static_cast<double>(lr[r]));
+          k_old += -lr[r], k_new += (rt - 1) - lr[r];
+          clipped += std::abs(rt - 1.0) > config_.clip_coef;
+        }
+        old_kl = k_old / m, kl = k_new / m;
+        clip_sum += clipped / m;
       }
-      torch::Tensor adv = advantages.index_select(0, idx);
-      if (config_.norm_adv && adv.size(0) > 1) adv = (adv - adv.mean()) / (adv.std() + 1e-8);
       const torch::Tensor pg_loss =
           torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef))
               .mean();
-      const torch::Tensor ret = returns.index_select(0, idx);
       torch::Tensor v_loss;
       if (config_.clip_vloss) {
-        const torch::Tensor old_v = old_values.index_select(0, idx);
+        const torch::Tensor old_v = f32(g.old_values, {m});
         const torch::Tensor clipped =
             old_v + (new_value - old_v).clamp(-config_.clip_coef, config_.clip_coef);
         v_loss = 0.5 * torch::max((new_value - ret).pow(2), (clipped - ret).pow(2)).mean();
@@ -286,11 +301,10 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
       const torch::Tensor loss =
           pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
       CheckFinite("loss", loss.item<double>());
-      optimizer_->zero_grad();
+      optimizer_->ZeroGrad();
       loss.backward();
-      CheckFinite("gradient norm",
-                  torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.max_grad_norm));
-      optimizer_->step();
+      CheckFinite("gradient norm", optimizer_->ClipGradNorm(config_.max_grad_norm));
+      optimizer_->Step();
       pg_sum += pg_loss.item<double>();
       v_sum += v_loss.item<double>();
       ent_sum += entropy_loss.item<double>();
@@ -300,11 +314,16 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   }
   ++updates_;
   {
-    torch::NoGradGuard no_grad;
-    const torch::Tensor var_y = returns.var();
-    stats["losses/explained_variance"] =
-        var_y.item<double>() == 0 ? 0.0
-                                  : 1.0 - ((returns - old_values).var() / var_y).item<double>();
+    // Explained variance of the rollout's values, unbiased variances as torch.var.
+    const std::vector<float>& y = b.returns();
+    const std::vector<float>& v = b.values();
+    double my = 0, md = 0;
+    for (int64_t i = 0; i < s; ++i) my += y[i], md += y[i] - v[i];
+    my /= s, md /= s;
+    double vy = 0, vd = 0;
+    for (int64_t i = 0; i < s; ++i)
+      vy += (y[i] - my) * (y[i] - my), vd += (y[i] - v[i] - md) * (y[i] - v[i] - md);
+    stats["losses/explained_variance"] = vy == 0 ? 0.0 : 1.0 - vd / vy;
   }
   stats["charts/learning_rate"] = lr;
   stats["losses/policy_loss"] = pg_sum / steps;
@@ -319,7 +338,7 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
 void PpoAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive net, opt;
   net_->save(net);
-  optimizer_->save(opt);
+  optimizer_->Save(opt);
   archive.write("net", net);
   archive.write("optimizer", opt);
   critic_rms_.Save(archive, "critic_rms");
@@ -335,8 +354,13 @@ void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
   torch::serialize::InputArchive net, opt;
   archive.read("net", net);
   archive.read("optimizer", opt);
-  net_->load(net);
-  optimizer_->load(opt);
+  {
+    // Loading replaces a module's parameter storage; copy into the optimiser's flat views.
+    ActorCritic loaded(obs_dim_, critic_dim_, mask_width_, config_);
+    loaded->load(net);
+    CopyParameters(*loaded, *net_);
+  }
+  optimizer_->Load(opt);
   critic_rms_.Load(archive, "critic_rms");
   reward_scaler_.Load(archive, "reward_scaler");
   torch::Tensor t;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agents/agent.h"
+#include "agents/flat_adam.h"
 #include "agents/mlp.h"
 #include "agents/normalizer.h"
 #include "agents/rollout_buffer.h"
@@ -132,7 +133,7 @@ class PpoAgent : public Agent {
   std::vector<int64_t> nvec_;
   PpoConfig config_;
   ActorCritic net_{nullptr};
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<FlatAdam> optimizer_;
   RunningMeanStd critic_rms_;
   RewardScaler reward_scaler_;
   int64_t updates_ = 0;
@@ -140,7 +141,12 @@ class PpoAgent : public Agent {
   int num_envs_;
   RolloutBuffer buffer_;
   int steps_in_rollout_ = 0;
-  std::vector<float> scratch_obs_, scratch_critic_, uniforms_;
+  std::vector<float> scratch_obs_, scratch_critic_, uniforms_, logits_;
+  struct MinibatchBuffers {
+    std::vector<float> obs, critic, old_logp, old_values, adv, returns;
+    std::vector<uint8_t> masks;
+    std::vector<int64_t> actions;
+  } minibatch_;
   std::vector<float> step_log_probs_, step_values_, step_obs_, step_critic_, step_rewards_,
       final_values_;
   std::vector<uint8_t> step_done_;

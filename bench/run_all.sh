@@ -15,6 +15,8 @@ echo "== simulate wall time: cu_large, 120 months, 100 paths"
 bash bench/simulate_wall.sh "$BUILD"
 echo "== mcts_bench: batched MCTS, 64 environments x 50 simulations (items_per_second = simulations/s)"
 "$BUILD/bin/mcts_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+echo "== training throughput of the twin experiments (first 200k steps) vs the environment-only rate"
+bash bench/train_throughput.sh "$BUILD"
 echo "== DQN on CartPole: CleanRL defaults and rainbow-lite (steps/s, steps and seconds to solve)"
 bash bench/cartpole_dqn.sh "$BUILD"
 echo "== stress evaluation: baseline, all scenarios, 1000 paths x 120 months, cu_mid (target < 5 min)"

@@ -61,6 +61,52 @@ TEST(Mlp, OrthogonalInitWithGains) {
   EXPECT_EQ(mlp->forward(torch::zeros({3, 8})).sizes(), (std::vector<int64_t>{3, 4}));
 }
 
+TEST(Distributions, UnequalComponentsMatchEachComponentAlone) {
+  // The padded [B, D, max n_d] block must give each component's own log-softmax, entropy and
+  // gradients: compare with the components computed one by one.
+  torch::manual_seed(3);
+  const std::vector<int64_t> nvec = {2, 5, 3};
+  const torch::Tensor logits = torch::randn({4, 10}).requires_grad_(true);
+  torch::Tensor mask = torch::ones({4, 10}, torch::kUInt8);
+  mask[1][3] = 0, mask[2][9] = 0;
+  const MultiCategorical dist(logits, nvec, mask);
+  const torch::Tensor a = torch::tensor({{1, 4, 2}, {0, 0, 1}, {1, 2, 0}, {0, 3, 2}});
+  torch::Tensor want_lp = torch::zeros({4}), want_ent = torch::zeros({4});
+  const torch::Tensor masked = logits.masked_fill(mask.to(torch::kBool).logical_not(), -1e8);
+  int64_t off = 0;
+  for (size_t d = 0; d < nvec.size(); ++d) {
+    const torch::Tensor lp = torch::log_softmax(masked.narrow(1, off, nvec[d]), 1);
+    want_lp = want_lp + lp.gather(1, a.select(1, d).unsqueeze(1)).squeeze(1);
+    want_ent = want_ent - (lp.exp() * lp).sum(1);
+    off += nvec[d];
+  }
+  EXPECT_TRUE(torch::allclose(dist.LogProb(a), want_lp, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(dist.Entropy(), want_ent, 1e-5, 1e-6));
+  const torch::Tensor g =
+      torch::autograd::grad({(dist.LogProb(a) + dist.Entropy()).sum()}, {logits})[0];
+  const torch::Tensor want_g = torch::autograd::grad({(want_lp + want_ent).sum()}, {logits})[0];
+  EXPECT_TRUE(torch::allclose(g, want_g, 1e-5, 1e-6));
+  // Sampling never picks a masked value or a padding slot; u near 1 picks the last allowed one.
+  const torch::Tensor s = dist.Sample(torch::full({4, 3}, 0.999999f));
+  EXPECT_EQ(s[2][2].item<int64_t>(), 1);  // value 2 of the third component is masked in row 2
+  EXPECT_TRUE((s.select(1, 0) < 2).all().item<bool>());
+  EXPECT_TRUE((s.select(1, 2) < 3).all().item<bool>());
+  EXPECT_NE(dist.Mode()[1][1].item<int64_t>(), 1);  // column 3 = second component's value 1
+}
+
+TEST(Mlp, FastForwardMatchesLibTorch) {
+  torch::manual_seed(1);
+  for (const Activation act : {Activation::kTanh, Activation::kRelu}) {
+    Mlp mlp(37, std::vector<int64_t>{64, 64}, 11, 1.0, act);
+    const torch::Tensor x = torch::randn({33, 37}) * 3;
+    const torch::Tensor want = mlp->forward(x).detach();
+    std::vector<float> got(33 * 11);
+    mlp->ForwardFast(x.data_ptr<float>(), 33, got.data());
+    const torch::Tensor diff = (torch::from_blob(got.data(), {33, 11}) - want).abs();
+    EXPECT_LT(diff.max().item<float>(), 1e-5f * std::max(1.0f, want.abs().max().item<float>()));
+  }
+}
+
 TEST(Normalizer, RunningMeanStdMatchesBatchStatistics) {
   RunningMeanStd rms(2, 0.0);
   std::vector<float> a = {1, 10, 2, 20, 3, 30}, b = {4, 40, 5, 50};

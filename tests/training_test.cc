@@ -95,6 +95,42 @@ TEST(Checkpoint, ResumeContinuesExactlyOnTheTwin) {
       100);
 }
 
+TEST(Trainer, ConcurrentUpdatesGiveTheSameRunAsSequentialOnes) {
+  // Four learning algorithms update concurrently on two learner threads (env.threads: 2) or in
+  // turn (threads: 1): every parameter and the time budget's accounting must agree.
+  auto Config = [](int threads) {
+    return ExperimentConfig::Parse(YamlValue::LoadString(
+        "name: c\nseed: 3\ntotal_steps: 480\nenv: {name: twin, num_envs: 4, threads: " +
+            std::to_string(threads) +
+            ", config: {institution: cu_small, horizon_months: 24}}\n"
+            "roles:\n"
+            "  risk: {agent: muzero, muzero: {num_simulations: 4, batch_size: 8, unroll_steps: 2, "
+            "td_steps: 2, buffer_size: 50, learning_starts: 16, train_ratio: 0.5, latent_dim: 8, "
+            "hidden: [16], support_size: 5}}\n"
+            "  pricing: {agent: ppo, ppo: {num_steps: 8, num_minibatches: 2, update_epochs: 2}}\n"
+            "  credit: {agent: ppo, ppo: {num_steps: 12, num_minibatches: 2, normalize_obs: "
+            "true}}\n"
+            "  collection: {agent: dqn, dqn: {learning_starts: 32, buffer_size: 500, batch_size: "
+            "8, "
+            "train_frequency: 2}}\n",
+        "c.yaml"));
+  };
+  Trainer one(Config(1)), two(Config(2));
+  one.Train();
+  two.Train();
+  const auto a = testing::LearnedParameters(one), b = testing::LearnedParameters(two);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "tensor " << k;
+  for (int r = 0; r < one.env().num_roles(); ++r)
+    EXPECT_EQ(one.MeanEpisodicReturn(r), two.MeanEpisodicReturn(r)) << r;
+  const TimeBudget& t = two.budget();
+  double parts = t.env_step + t.update_wall + t.bookkeeping + t.logging;
+  for (int r = 0; r < two.env().num_roles(); ++r) parts += t.act[r] + t.observe[r];
+  EXPECT_GT(t.update_wall, 0);
+  EXPECT_LE(parts, t.total * 1.001);
+}
+
 TEST(Checkpoint, KeepsTheLastKAndRejectsGarbage) {
   TempDir dir;
   const auto config = ExperimentConfig::Parse(YamlValue::LoadString(

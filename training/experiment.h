@@ -82,7 +82,8 @@ void VisitTopFields(ExperimentConfig& c, V&& v) {
 template <typename V>
 void VisitEnvFields(ExperimentConfig& c, V&& v) {
   v("num_envs", c.num_envs, 1, 1000000, "environment instances stepped together");
-  v("threads", c.threads, 1, 1024, "environment worker threads (and the trainer's)");
+  v("threads", c.threads, 1, 1024,
+    "environment worker threads; the learning roles' updates run concurrently on as many");
   v("max_episode_steps", c.max_episode_steps, 0, 100000000, "0 = the environment's default");
 }
 template <typename V>

@@ -14,6 +14,7 @@
 #include "core/binary_state.h"
 #include "core/config_error.h"
 #include "core/counter_rng.h"
+#include "core/parallel_runner.h"
 #include "env/env_registry.h"
 #include "training/evaluation.h"
 #include "training/metrics_logger.h"
@@ -118,6 +119,15 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
     learners_[r] = std::move(l);
   }
+  for (int r = 0; r < env_->num_roles(); ++r)
+    if (learners_[r]) learning_roles_.push_back(r);
+  update_errors_.assign(learning_roles_.size(), nullptr);
+  const int learner_threads = std::min(config_.threads, static_cast<int>(learning_roles_.size()));
+  // No spinning: a spinning learner thread would compete with the environment's workers.
+  if (learner_threads > 1) learner_runner_ = std::make_unique<ParallelRunner>(learner_threads, 0);
+  budget_.act.assign(env_->num_roles(), 0.0);
+  budget_.observe.assign(env_->num_roles(), 0.0);
+  budget_.update.assign(env_->num_roles(), 0.0);
   episode_return_.assign(env_->num_roles(), std::vector<double>(n, 0.0));
   recent_returns_.resize(env_->num_roles());
   env_->Reset();
@@ -179,6 +189,7 @@ const float* Trainer::GlobalState(bool final) {
 
 void Trainer::StepOnce() {
   const int n = env_->num_envs();
+  double t0 = WallSeconds(), t1;
   for (int r = 0; r < env_->num_roles(); ++r) {
     Learner* l = learners_[r].get();
     if (!l) {
@@ -189,22 +200,29 @@ void Trainer::StepOnce() {
       } else {
         env_->Act(r, nullptr);
       }
-      continue;
+    } else {
+      active_role_ = r;
+      AgentBatch batch;
+      batch.n = n;
+      batch.obs = env_->observations(r);
+      batch.critic_obs = l->agent->wants_global_state() ? GlobalState(false) : batch.obs;
+      batch.masks = env_->action_masks(r);
+      batch.acting = env_->acting(r);
+      l->agent->ActAndRecord(batch, l->actions.data());
+      env_->Act(r, l->actions.data());
     }
-    active_role_ = r;
-    AgentBatch batch;
-    batch.n = n;
-    batch.obs = env_->observations(r);
-    batch.critic_obs = l->agent->wants_global_state() ? GlobalState(false) : batch.obs;
-    batch.masks = env_->action_masks(r);
-    batch.acting = env_->acting(r);
-    l->agent->ActAndRecord(batch, l->actions.data());
-    env_->Act(r, l->actions.data());
+    t1 = WallSeconds();
+    budget_.act[r] += t1 - t0;
+    t0 = t1;
   }
   env_->Step();
   global_step_ += n;
+  t1 = WallSeconds();
+  budget_.env_step += t1 - t0;
+  t0 = t1;
 
-  for (int r = 0; r < env_->num_roles(); ++r) {
+  const int roles = env_->num_roles();
+  for (int r = 0; r < roles; ++r) {
     for (int i = 0; i < n; ++i) {
       episode_return_[r][i] += env_->rewards(r)[i];
       if (env_->terminated()[i] || env_->truncated()[i]) {
@@ -227,17 +245,59 @@ void Trainer::StepOnce() {
     feedback.final_critic_obs = central ? GlobalState(true) : env_->final_observations(r);
     feedback.final_obs = env_->final_observations(r);
     feedback.final_masks = env_->final_action_masks(r);
+    t1 = WallSeconds();
+    budget_.bookkeeping += t1 - t0;
+    t0 = t1;
     l->agent->Observe(feedback);
-    AgentBatch current;
-    current.n = n;
-    current.obs = env_->observations(r);
-    current.critic_obs = central ? GlobalState(false) : current.obs;
-    current.masks = env_->action_masks(r);
-    current.acting = env_->acting(r);
-    active_role_ = r;
-    UpdateStats stats = l->agent->MaybeUpdate(current);
-    if (!stats.empty()) l->last_stats = std::move(stats);
+    t1 = WallSeconds();
+    budget_.observe[r] += t1 - t0;
+    t0 = t1;
   }
+  // Updates: each learning role's MaybeUpdate touches only its own agent (network, optimiser,
+  // buffers, random stream) and reads the environment's current arrays, so the roles update
+  // concurrently on the learner threads; which thread runs a role never changes its numbers.
+  const float* global_state = nullptr;
+  for (int r = 0; r < roles; ++r)
+    if (learners_[r] && learners_[r]->agent->wants_global_state()) {
+      global_state = GlobalState(false);
+      break;
+    }
+  auto UpdateRole = [&](int k) {
+    const int r = learning_roles_[k];
+    Learner* l = learners_[r].get();
+    const double u0 = WallSeconds();
+    try {
+      AgentBatch current;
+      current.n = n;
+      current.obs = env_->observations(r);
+      current.critic_obs = l->agent->wants_global_state() ? global_state : current.obs;
+      current.masks = env_->action_masks(r);
+      current.acting = env_->acting(r);
+      UpdateStats stats = l->agent->MaybeUpdate(current);
+      if (!stats.empty()) l->last_stats = std::move(stats);
+    } catch (...) {
+      update_errors_[k] = std::current_exception();
+    }
+    budget_.update[r] += WallSeconds() - u0;
+  };
+  t1 = WallSeconds();
+  budget_.bookkeeping += t1 - t0;
+  t0 = t1;
+  const int count = static_cast<int>(learning_roles_.size());
+  if (learner_runner_ && count > 1)
+    learner_runner_->For(count, UpdateRole);
+  else
+    for (int k = 0; k < count; ++k) UpdateRole(k);
+  t1 = WallSeconds();
+  budget_.update_wall += t1 - t0;
+  // The lowest failing role's error, whatever the threads' timing.
+  for (int k = 0; k < count; ++k)
+    if (update_errors_[k]) {
+      active_role_ = learning_roles_[k];
+      std::exception_ptr e = update_errors_[k];
+      std::fill(update_errors_.begin(), update_errors_.end(), nullptr);
+      std::rethrow_exception(e);
+    }
 }
 
 TrainProgress Trainer::Progress() const {
@@ -370,17 +430,24 @@ void Trainer::Train(int64_t until_step) {
           "(lower the learning rate, or check the environment's rewards and observations)",
           global_step_, env_->role(active_role_).name, l ? l->agent->algorithm() : "-", e.what()));
     }
+    double t = WallSeconds();
     LogMetrics(false);
+    budget_.logging += WallSeconds() - t;
     if (config_.eval_every_steps > 0 && global_step_ >= next_eval_) {
       next_eval_ = global_step_ + config_.eval_every_steps;
+      t = WallSeconds();
       RunEvaluation();
+      budget_.evaluation += WallSeconds() - t;
     }
     if (checkpoint_ && config_.checkpoint_every_steps > 0 && global_step_ >= next_checkpoint_) {
       next_checkpoint_ = global_step_ + config_.checkpoint_every_steps;
+      t = WallSeconds();
       checkpoint_(global_step_);
+      budget_.checkpoint += WallSeconds() - t;
     }
   }
   LogMetrics(true);
+  budget_.total += WallSeconds() - start_time_;
 }
 
 }  // namespace loantwin

@@ -3,12 +3,15 @@
 // their Agent (ActAndRecord, then Observe and MaybeUpdate after the environment step), frozen
 // roles through their exported policy, the others fall back to baseline or random. Each agent
 // learns on its own cadence (PPO: after num_steps environment steps; DQN: every
-// train_frequency steps once learning_starts steps have passed).
+// train_frequency steps once learning_starts steps have passed). The learning roles' updates run
+// concurrently on up to env.threads learner threads (each touches only its own agent), so the
+// core the environment uses between its steps is not idle; results do not depend on it.
 
 #include <torch/script.h>
 
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +25,7 @@
 namespace loantwin {
 
 class MetricsLogger;
+class ParallelRunner;
 
 /// Sets OpenBLAS (if it is the BLAS in use) to one thread: reproducible numbers on any machine.
 void PinBlasToOneThread();
@@ -31,6 +35,23 @@ struct TrainProgress {
   double seconds = 0, steps_per_second = 0;
   std::map<std::string, double> episodic_return;  ///< role -> mean over the return window
   int64_t episodes = 0;
+};
+
+/// Wall seconds the training loop spent per component since the trainer was built
+/// (docs/performance.md, "Training time budget"). Per role: deciding (a learning agent's
+/// ActAndRecord - network call, sampling, masks, search; a baseline's or frozen policy's decision
+/// inside the environment's Act), observing (rewards, normalisers, episode ends) and updating
+/// (MaybeUpdate: the gradient steps and their bootstrap values). Two clock reads per component
+/// and step: about 0.1 us each.
+struct TimeBudget {
+  double env_step = 0;          ///< the environment's Step (all instances, its threads)
+  std::vector<double> act;      ///< [role]
+  std::vector<double> observe;  ///< [role]
+  std::vector<double> update;   ///< [role], on whichever learner thread ran it
+  double update_wall = 0;       ///< wall time of all roles' updates (run concurrently)
+  double bookkeeping = 0;       ///< episode returns, the centralised critic's global state
+  double logging = 0, evaluation = 0, checkpoint = 0;
+  double total = 0;  ///< Train()'s wall time
 };
 
 class Trainer {
@@ -72,6 +93,8 @@ class Trainer {
   /// Mean episodic return of a role over the last return_window episodes (NaN if none).
   double MeanEpisodicReturn(int role) const;
   TrainProgress Progress() const;
+  /// Where the wall time of Train() went, summed over its calls.
+  const TimeBudget& budget() const { return budget_; }
 
  private:
   struct Learner;
@@ -97,6 +120,10 @@ class Trainer {
   std::function<void(int64_t)> checkpoint_;
   double start_time_ = 0;
   int64_t start_step_ = 0;
+  TimeBudget budget_;
+  std::vector<int> learning_roles_;                 ///< roles with a learning agent, in order
+  std::unique_ptr<ParallelRunner> learner_runner_;  ///< null: updates run in turn
+  std::vector<std::exception_ptr> update_errors_;   ///< per learning role, during an update
 };
 
 }  // namespace loantwin

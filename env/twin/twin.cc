@@ -31,9 +31,9 @@ constexpr double kDownturnLgdAdd = 0.08;
 constexpr double kOutputFloor = 0.725;        // Basel III final: RWA >= 72.5% of standardised RWA
 constexpr double kLiquidRiskWeight = 0.20;    // agency securities and bank deposits
 constexpr double kDefaultedRiskWeight = 1.0;  // standardised, past due 90+
-constexpr int kSmmTableSize = 151;            // coupon/market ratio 0.50 .. 2.00 by 0.01
-constexpr double kHistoricHpiGrowth = 0.03;   // for collateral of the initial book
-constexpr double kHpiScale = 0.10;            // HPI growth shortfall that lowers z_p by hpi_beta
+constexpr int kSmmTableSize = kPrepaySmmTableSize;  // coupon/market ratio 0.50 .. 2.00 by 0.01
+constexpr double kHistoricHpiGrowth = 0.03;         // for collateral of the initial book
+constexpr double kHpiScale = 0.10;  // HPI growth shortfall that lowers z_p by hpi_beta
 
 struct RollRates {
   // Monthly transitions out of 30 and 60 dpd (forward one bucket, cure, else stay) and the cure
@@ -135,7 +135,7 @@ struct ProductMonth {
   float redefault = 1;  // hazard multiplier of restructured loans
   std::array<bool, kNumBuckets> restructure{};
   double hpi = 1;
-  std::vector<float> depreciation;  // collateral value factor by age (auto)
+  const float* depreciation = nullptr;  // collateral value factor by age 0..480 (auto)
   double sicr_multiple = 2;
   double concession = 0;
 };
@@ -153,6 +153,19 @@ Twin::Twin(std::shared_ptr<const InstitutionConfig> institution,
   for (int p = 0; p < kNumProducts; ++p) {
     const ProductSpec& s = institution_->products[p].spec;
     eventual_base_[p] = ComputeRollRates(s, institution_->default_collection, 1.0).eventual[1];
+    // Tables that depend on the product alone, computed once (not every product-month).
+    const double norm = OtsCpr(1.0);
+    for (int i = 0; i < kSmmTableSize; ++i) {
+      const double ratio = 0.5 + 0.01 * i;
+      const double shape = (1 - s.prepay_incentive) + s.prepay_incentive * OtsCpr(ratio) / norm;
+      const double cpr = std::clamp(s.prepay_cpr * shape, 0.0, 0.95);
+      smm_table_[p][i] = static_cast<float>(1 - std::pow(1 - cpr, 1.0 / 12));
+    }
+    if (s.depreciation > 0) {
+      depreciation_table_[p].resize(481);
+      for (int a = 0; a <= 480; ++a)
+        depreciation_table_[p][a] = static_cast<float>(std::pow(1 - s.depreciation, a));
+    }
     for (int b = 0; b < kNumBands; ++b) k_unit_[p][b] = IrbCapitalUnit(s.basel_class, s.pd[b]);
     cohorts_[p].resize(s.terms.size());
   }
@@ -277,18 +290,8 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
       }
     }
   }
-  const double norm = OtsCpr(1.0);
-  for (int i = 0; i < kSmmTableSize; ++i) {
-    const double ratio = 0.5 + 0.01 * i;
-    const double shape = (1 - s.prepay_incentive) + s.prepay_incentive * OtsCpr(ratio) / norm;
-    const double cpr = std::clamp(s.prepay_cpr * shape, 0.0, 0.95);
-    pm->smm[i] = static_cast<float>(1 - std::pow(1 - cpr, 1.0 / 12));
-  }
-  if (s.depreciation > 0) {
-    pm->depreciation.resize(481);
-    for (int a = 0; a <= 480; ++a)
-      pm->depreciation[a] = static_cast<float>(std::pow(1 - s.depreciation, a));
-  }
+  pm->smm = smm_table_[p];
+  if (!depreciation_table_[p].empty()) pm->depreciation = depreciation_table_[p].data();
 }
 
 namespace {

@@ -27,6 +27,9 @@
 
 namespace loantwin {
 
+/// Rows of the prepayment SMM table by coupon / market-rate ratio (0.50 .. 2.00 by 0.01).
+inline constexpr int kPrepaySmmTableSize = 151;
+
 struct TwinOptions {
   bool check_invariants = false;  ///< verify the accounting invariants after every step
   /// With check_invariants: count the months with a broken invariant (and keep the first
@@ -195,6 +198,10 @@ class Twin {
   // Calibration constants per product: eventual default probability of a loan entering 30 dpd
   // under the preset's default collection, and IRB capital per unit EAD x LGD per band.
   std::array<double, kNumProducts> eventual_base_{};
+  /// Per product, fixed by its spec: prepayment SMM by coupon / market-rate ratio (0.5 + 0.01 i)
+  /// and collateral depreciation factor by age in months (0..480; empty without depreciation).
+  std::array<std::array<float, kPrepaySmmTableSize>, kNumProducts> smm_table_{};
+  std::array<std::vector<float>, kNumProducts> depreciation_table_;
   std::array<std::array<double, kNumBands>, kNumProducts> k_unit_{};
 
   // Balance sheet and state carried between months.

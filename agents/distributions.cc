@@ -30,7 +30,6 @@ MultiCategorical::MultiCategorical(torch::Tensor logits, std::vector<int64_t> nv
                  .index_select(1, torch::tensor(columns, torch::kLong));
   }
   log_probs_ = torch::log_softmax(logits.reshape({b, d, width_}), 2);
-  bounds_ = torch::tensor(nvec_, torch::kLong);
 }
 
 torch::Tensor MultiCategorical::Sample(const torch::Tensor& uniforms) const {
@@ -38,7 +37,7 @@ torch::Tensor MultiCategorical::Sample(const torch::Tensor& uniforms) const {
   // Index of the first bucket whose CDF exceeds u; masked and padding buckets have zero width.
   const torch::Tensor idx = (cdf <= uniforms.unsqueeze(2)).sum(2);
   // Guard against rounding at the top end: fall back to the most likely allowed action.
-  return torch::where(idx >= bounds_, log_probs_.argmax(2), idx);
+  return torch::where(idx >= torch::tensor(nvec_, torch::kLong), log_probs_.argmax(2), idx);
 }
 
 torch::Tensor MultiCategorical::Mode() const {

@@ -35,7 +35,6 @@ class MultiCategorical {
   // sampling are those of the components alone.
   std::vector<int64_t> nvec_;
   int64_t width_ = 0;        ///< max n_d
-  torch::Tensor bounds_;     ///< [D] int64: n_d
   torch::Tensor log_probs_;  ///< [B, D, width_]
 };
 

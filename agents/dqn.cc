@@ -98,6 +98,16 @@ DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const D
   CopyParameters(*q_, *target_);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_ = std::make_unique<FlatAdam>(q_->parameters(), config_.learning_rate);
+  if (!config_.dueling) {
+    auto layers_of = [](QNetwork& net) {
+      std::vector<torch::nn::LinearImpl*> layers;
+      for (const auto& l : *net->trunk) layers.push_back(l->as<torch::nn::Linear>());
+      layers.push_back(net->advantage.get());
+      return layers;
+    };
+    q_stack_ = LinearStack(layers_of(q_), act);
+    target_stack_ = LinearStack(layers_of(target_), act);
+  }
 }
 
 double DqnAgent::epsilon() const {
@@ -131,6 +141,10 @@ torch::Tensor DqnAgent::QValues(const float* obs, int n) {
 
 void DqnAgent::ForwardSmall(const float* x, int n, float* q) const {
   QNetwork& net = const_cast<QNetwork&>(q_);  // reads the weights only
+  if (!net->dueling) {  // Eigen matrix-vector products (vectorised) on the same weights
+    q_stack_.Forward(x, n, q);
+    return;
+  }
   const bool relu = net->activation == Activation::kRelu;
   std::vector<float>& in = small_in_;
   std::vector<float>& out = small_out_;
@@ -325,6 +339,104 @@ void DqnAgent::UpdateTarget() {
 }
 
 UpdateStats DqnAgent::TrainStep() {
+  return config_.fused_update && !config_.dueling ? TrainStepFused() : TrainStepAutograd();
+}
+
+double DqnAgent::ClipAndStep() {
+  const double grad_norm = config_.max_grad_norm > 0
+                               ? optimizer_->ClipGradNorm(config_.max_grad_norm)
+                               : optimizer_->grad().norm().item<double>();
+  CheckFinite("gradient norm", grad_norm);
+  optimizer_->Step();
+  ++updates_;
+  return grad_norm;
+}
+
+UpdateStats DqnAgent::TrainStepFused() {
+  // TrainStepAutograd's loss and its gradient by hand: y = r + discount * mean_d Q_target(s',
+  // argmax over allowed a' of Q_select(s')_d) (no gradient); td = y - Q(s, a)_d per branch;
+  // loss = mean_b w_b mean_d l(td) with l = td^2 (d/dtd 2 td) or Huber (td inside [-1, 1],
+  // else sign(td)); dLoss/dQ(s, a)_d = -w_b l'(td) / (B D); other Q-values get no gradient.
+  const int64_t bs = config_.batch_size, dims = static_cast<int64_t>(nvec_.size());
+  const int64_t w = mask_width_;
+  FusedBuffers& f = fused_;
+  ReplayBuffer::RawBatch& batch = f.batch;
+  replay_.SampleInto(bs, config_.prioritized ? beta() : 0.0, rng_key_, &rng_counter_, &batch);
+  if (config_.normalize_obs) {
+    obs_rms_.Normalize(batch.obs.data(), bs, batch.obs.data());
+    obs_rms_.Normalize(batch.next_obs.data(), bs, batch.next_obs.data());
+  }
+  f.q_next_target.resize(static_cast<size_t>(bs * w));
+  target_stack_.Forward(batch.next_obs.data(), bs, f.q_next_target.data());
+  const float* q_select = f.q_next_target.data();
+  if (config_.double_q) {
+    f.q_next_select.resize(static_cast<size_t>(bs * w));
+    q_stack_.Forward(batch.next_obs.data(), bs, f.q_next_select.data());
+    q_select = f.q_next_select.data();
+  }
+  f.q.resize(static_cast<size_t>(bs * w));
+  q_stack_.ForwardTrain(batch.obs.data(), bs, f.q.data());
+  f.dq.assign(static_cast<size_t>(bs * w), 0.0f);
+  f.td.resize(bs);
+  const bool huber = config_.loss == "huber";
+  double loss = 0, q_sum = 0;
+  const double scale = 1.0 / static_cast<double>(bs * dims);
+  for (int64_t b = 0; b < bs; ++b) {
+    const float* sel = q_select + b * w;
+    const float* tgt = f.q_next_target.data() + b * w;
+    const uint8_t* mask = batch.next_masks.data() + b * w;
+    // Next value: mean over branches of the target's value at the selected allowed action
+    // (torch's argmax: the first maximum; index 0 when nothing is allowed).
+    float next_value_sum = 0;
+    int64_t off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      int64_t best = -1;
+      for (int64_t v = 0; v < nvec_[d]; ++v)
+        if (mask[off + v] && (best < 0 || sel[off + v] > sel[off + best])) best = v;
+      next_value_sum += tgt[off + std::max<int64_t>(best, 0)];
+      off += nvec_[d];
+    }
+    const float next_value = next_value_sum / static_cast<float>(dims);
+    const float disc = batch.discounts[b];
+    const float y = batch.rewards[b] + (disc > 0 ? disc * next_value : 0.0f);
+    const double wb = config_.prioritized ? batch.weights[b] : 1.0;
+    double per_sample = 0, abs_td = 0;
+    off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      const int64_t col = off + batch.actions[b * dims + d];
+      const float q_taken = f.q[b * w + col];
+      const float td = y - q_taken;
+      q_sum += q_taken;
+      abs_td += std::abs(td);
+      double grad;
+      if (huber) {
+        const bool inside = std::abs(td) <= 1.0f;
+        per_sample += inside ? 0.5 * td * td : std::abs(td) - 0.5;
+        grad = inside ? td : (td > 0) - (td < 0);
+      } else {
+        per_sample += static_cast<double>(td) * td;
+        grad = 2.0 * td;
+      }
+      f.dq[b * w + col] = static_cast<float>(-wb * grad * scale);
+      off += nvec_[d];
+    }
+    loss += wb * per_sample;
+    f.td[b] = static_cast<float>(abs_td / static_cast<double>(dims));
+  }
+  loss *= scale;
+  CheckFinite("loss", loss);
+  optimizer_->ZeroGrad();
+  q_stack_.BackwardTrain(f.dq.data(), bs);
+  const double grad_norm = ClipAndStep();
+  if (config_.prioritized) replay_.UpdatePriorities(batch.indices, f.td.data());
+  UpdateStats stats;
+  stats["losses/td_loss"] = loss;
+  stats["losses/q_values"] = q_sum * scale;
+  stats["losses/grad_norm"] = grad_norm;
+  return stats;
+}
+
+UpdateStats DqnAgent::TrainStepAutograd() {
   const double b = config_.prioritized ? beta() : 0.0;
   ReplayBuffer::Batch batch = replay_.Sample(config_.batch_size, b, rng_key_, &rng_counter_);
   const torch::Tensor obs = Normalize(batch.obs), next_obs = Normalize(batch.next_obs);
@@ -346,11 +458,7 @@ UpdateStats DqnAgent::TrainStep() {
   CheckFinite("loss", loss.item<double>());
   optimizer_->ZeroGrad();
   loss.backward();
-  CheckFinite("gradient norm", config_.max_grad_norm > 0
-                                   ? optimizer_->ClipGradNorm(config_.max_grad_norm)
-                                   : optimizer_->grad().norm().item<double>());
-  optimizer_->Step();
-  ++updates_;
+  const double grad_norm = ClipAndStep();
   if (config_.prioritized) {
     const torch::Tensor abs_td = td.detach().abs().mean(1).contiguous();
     replay_.UpdatePriorities(batch.indices, abs_td.data_ptr<float>());
@@ -358,6 +466,7 @@ UpdateStats DqnAgent::TrainStep() {
   UpdateStats stats;
   stats["losses/td_loss"] = loss.item<double>();
   stats["losses/q_values"] = q_taken.detach().mean().item<double>();
+  stats["losses/grad_norm"] = grad_norm;
   return stats;
 }
 

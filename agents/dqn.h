@@ -50,6 +50,10 @@ struct DqnConfig {
   double max_grad_norm = 0.0;               ///< global gradient-norm clip (0 = off)
   bool normalize_obs = false;               ///< running mean/std observation normalisation
   bool checkpoint_replay = true;            ///< checkpoints include the replay buffer
+  /// Q-networks without the dueling head: the TD loss gradient from a hand-written backward
+  /// pass in plain C++ (false, and dueling networks: LibTorch autograd). The same gradient to
+  /// float rounding.
+  bool fused_update = true;
 };
 
 /// Q-network with one head per action component over a shared trunk. forward -> [B, sum(nvec)]
@@ -112,6 +116,8 @@ void VisitFields(DqnConfig& c, V&& v) {
   v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
   v("checkpoint_replay", c.checkpoint_replay,
     "checkpoints include the replay buffer (exact resume)");
+  v("fused_update", c.fused_update,
+    "without the dueling head: TD gradients from a hand-written backward pass (false: autograd)");
 }
 
 /// Cross-field checks ("" or the problem): batch_size <= buffer_size, end_e <= start_e.
@@ -161,9 +167,15 @@ class DqnAgent : public Agent {
  private:
   torch::Tensor Normalize(const torch::Tensor& raw) const;
   void Greedy(const float* obs, const uint8_t* masks, int n, int32_t* actions);
-  /// Q-values of a few normalised rows in plain C++ (cheaper than tensor operations there).
+  /// Q-values of a few normalised rows in plain C++ (cheaper than tensor operations there):
+  /// LinearStack without the dueling head, scalar loops with it.
   void ForwardSmall(const float* x, int n, float* q) const;
   void UpdateTarget();
+  /// One gradient step on a replay sample: LibTorch autograd, or the hand-written backward pass.
+  UpdateStats TrainStepAutograd();
+  UpdateStats TrainStepFused();
+  /// Gradient-norm clip (or just the norm), finiteness check, Adam step; returns the norm.
+  double ClipAndStep();
 
   int obs_dim_, mask_width_ = 0;
   std::vector<int64_t> nvec_;
@@ -179,6 +191,13 @@ class DqnAgent : public Agent {
   std::vector<float> small_q_;
   mutable std::vector<float> small_in_, small_out_;
   std::vector<float> scratch_;
+  /// The networks' layers without the dueling head: the fused update and greedy acting.
+  mutable LinearStack q_stack_;
+  LinearStack target_stack_;
+  struct FusedBuffers {
+    ReplayBuffer::RawBatch batch;
+    std::vector<float> q, q_next_target, q_next_select, dq, td;
+  } fused_;
 };
 
 }  // namespace loantwin

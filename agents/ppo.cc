@@ -207,6 +207,134 @@ void PpoAgent::ScaleRewards(float* rewards, const uint8_t* done, int n) {
   if (config_.normalize_reward) reward_scaler_.Scale(rewards, done, n);
 }
 
+PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_ratio_out) {
+  MinibatchBuffers& g = minibatch_;
+  const int64_t dims = static_cast<int64_t>(nvec_.size());
+  auto f32 = [](std::vector<float>& v, std::vector<int64_t> shape) {
+    return torch::from_blob(v.data(), shape);
+  };
+  const torch::Tensor obs = f32(g.obs, {m, obs_dim_});
+  const torch::Tensor critic_obs = f32(g.critic, {m, critic_dim_});
+  const torch::Tensor masks = torch::from_blob(g.masks.data(), {m, mask_width_}, torch::kUInt8);
+  const torch::Tensor actions = torch::from_blob(g.actions.data(), {m, dims}, torch::kLong);
+  const torch::Tensor adv = f32(g.adv, {m}), ret = f32(g.returns, {m});
+  const MultiCategorical dist(net_->actor->forward(obs), nvec_, masks);
+  const torch::Tensor new_logp = dist.LogProb(actions);
+  const torch::Tensor entropy = dist.Entropy();
+  const torch::Tensor new_value = net_->critic->forward(critic_obs).squeeze(1);
+  const torch::Tensor log_ratio = new_logp - f32(g.old_logp, {m});
+  std::copy_n(log_ratio.data_ptr<float>(), m, log_ratio_out);
+  const torch::Tensor ratio = log_ratio.exp();
+  const torch::Tensor pg_loss =
+      torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef))
+          .mean();
+  torch::Tensor v_loss;
+  if (config_.clip_vloss) {
+    const torch::Tensor old_v = f32(g.old_values, {m});
+    const torch::Tensor clipped =
+        old_v + (new_value - old_v).clamp(-config_.clip_coef, config_.clip_coef);
+    v_loss = 0.5 * torch::max((new_value - ret).pow(2), (clipped - ret).pow(2)).mean();
+  } else {
+    v_loss = 0.5 * (new_value - ret).pow(2).mean();
+  }
+  const torch::Tensor entropy_loss = entropy.mean();
+  const torch::Tensor loss = pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+  CheckFinite("loss", loss.item<double>());
+  loss.backward();
+  return {pg_loss.item<double>(), v_loss.item<double>(), entropy_loss.item<double>()};
+}
+
+PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_ratio_out) {
+  // The loss of MinibatchGradAutograd and its gradient by hand. Per row r with advantage A,
+  // ratio rho = exp(logp - old_logp), masked log-softmax p = softmax per action component:
+  //   policy  max(-A rho, -A clip(rho)): d/d rho = -A where the unclipped term is the larger or
+  //           rho is inside the clip range (torch's max splits ties, clamp passes inside the
+  //           closed range), else 0; d logp / d z_v = 1[v = a] - p_v;
+  //   entropy H_d = -sum p log p: dH_d / d z_v = -p_v (log p_v + H_d);
+  //   value   0.5 max((v - R)^2, (v_clip - R)^2), same tie and clamp rules;
+  // each averaged over the m rows; masked logits get no gradient (masked_fill).
+  MinibatchBuffers& g = minibatch_;
+  const int64_t dims = static_cast<int64_t>(nvec_.size()), w = mask_width_;
+  const double eps = config_.clip_coef, inv_m = 1.0 / static_cast<double>(m);
+  g.logits.resize(static_cast<size_t>(m * w));
+  g.values.resize(m);
+  g.dlogits.assign(static_cast<size_t>(m * w), 0.0f);
+  g.dvalues.resize(m);
+  net_->actor->ForwardTrain(g.obs.data(), m, g.logits.data());
+  net_->critic->ForwardTrain(g.critic.data(), m, g.values.data());
+  auto max_weight = [](double a, double b) { return a > b ? 1.0 : a == b ? 0.5 : 0.0; };
+  MinibatchLosses out;
+  std::vector<double> lp(static_cast<size_t>(w)), p(static_cast<size_t>(w));
+  std::vector<double> comp_h(static_cast<size_t>(dims));
+  for (int64_t r = 0; r < m; ++r) {
+    const float* z = &g.logits[r * w];
+    const uint8_t* mask = &g.masks[r * w];
+    double logp = 0, h = 0;
+    int64_t off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      const int64_t k = nvec_[d];
+      double mx = -1e300;
+      for (int64_t v = off; v < off + k; ++v) {
+        lp[v] = mask[v] ? z[v] : -1e8;
+        mx = std::max(mx, lp[v]);
+      }
+      double sum = 0;
+      for (int64_t v = off; v < off + k; ++v) sum += std::exp(lp[v] - mx);
+      const double log_z = mx + std::log(sum);
+      double hd = 0;
+      for (int64_t v = off; v < off + k; ++v) {
+        lp[v] -= log_z;
+        p[v] = std::exp(lp[v]);
+        if (p[v] > 0) hd -= p[v] * lp[v];
+      }
+      comp_h[d] = hd, h += hd;
+      logp += lp[off + g.actions[r * dims + d]];
+      off += k;
+    }
+    const float log_ratio = static_cast<float>(logp) - g.old_logp[r];
+    log_ratio_out[r] = log_ratio;
+    const double rho = std::exp(static_cast<double>(log_ratio)), a = g.adv[r];
+    const double rho_c = std::clamp(rho, 1 - eps, 1 + eps);
+    const double t1 = -a * rho, t2 = -a * rho_c;
+    out.policy += std::max(t1, t2), out.entropy += h;
+    const double w1 = max_weight(t1, t2);
+    const bool inside = rho >= 1 - eps && rho <= 1 + eps;
+    const double d_logp = -a * (w1 + (1 - w1) * (inside ? 1.0 : 0.0)) * rho * inv_m;
+    const double d_ent = config_.ent_coef * inv_m;  // loss carries -ent_coef * mean(H)
+    float* dz = &g.dlogits[r * w];
+    off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      const int64_t k = nvec_[d], act = off + g.actions[r * dims + d];
+      for (int64_t v = off; v < off + k; ++v) {
+        if (!mask[v]) continue;
+        const double ent_term = p[v] > 0 ? p[v] * (lp[v] + comp_h[d]) : 0.0;
+        dz[v] = static_cast<float>(d_logp * ((v == act ? 1.0 : 0.0) - p[v]) + d_ent * ent_term);
+      }
+      off += k;
+    }
+    // Value.
+    const double v = g.values[r], ret = g.returns[r];
+    double dv;
+    if (config_.clip_vloss) {
+      const double old_v = g.old_values[r], diff = v - old_v;
+      const double vc = old_v + std::clamp(diff, -eps, eps);
+      const double l1 = (v - ret) * (v - ret), l2 = (vc - ret) * (vc - ret);
+      out.value += 0.5 * std::max(l1, l2);
+      const double wa = max_weight(l1, l2);
+      const bool in_range = diff >= -eps && diff <= eps;
+      dv = wa * (v - ret) + (1 - wa) * (in_range ? vc - ret : 0.0);
+    } else {
+      out.value += 0.5 * (v - ret) * (v - ret);
+      dv = v - ret;
+    }
+    g.dvalues[r] = static_cast<float>(config_.vf_coef * dv * inv_m);
+  }
+  out.policy *= inv_m, out.value *= inv_m, out.entropy *= inv_m;
+  net_->actor->BackwardTrain(g.dlogits.data(), m);
+  net_->critic->BackwardTrain(g.dvalues.data(), m);
+  return out;
+}
+
 UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   const int64_t s = b.size();
   UpdateStats stats;
@@ -229,7 +357,7 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   g.actions.resize(static_cast<size_t>(mb) * dims);
   g.old_logp.resize(mb), g.old_values.resize(mb), g.adv.resize(mb), g.returns.resize(mb);
   std::vector<int64_t> order(s);
-  double pg_sum = 0, v_sum = 0, ent_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
+  double pg_sum = 0, v_sum = 0, ent_sum = 0, norm_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
   int steps = 0;
   bool stop = false;
   for (int epoch = 0; epoch < config_.update_epochs && !stop; ++epoch) {
@@ -259,23 +387,13 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
         for (int64_t r = 0; r < m; ++r)
           g.adv[r] = static_cast<float>((g.adv[r] - adv_mean) / (sd + 1e-8));
       }
-      auto f32 = [](std::vector<float>& v, std::vector<int64_t> shape) {
-        return torch::from_blob(v.data(), shape);
-      };
-      const torch::Tensor obs = f32(g.obs, {m, obs_dim_});
-      const torch::Tensor critic_obs = f32(g.critic, {m, critic_dim_});
-      const torch::Tensor masks = torch::from_blob(g.masks.data(), {m, mask_width_}, torch::kUInt8);
-      const torch::Tensor actions = torch::from_blob(g.actions.data(), {m, dims}, torch::kLong);
-      const torch::Tensor adv = f32(g.adv, {m}), ret = f32(g.returns, {m});
-      const MultiCategorical dist(net_->actor->forward(obs), nvec_, masks);
-      const torch::Tensor new_logp = dist.LogProb(actions);
-      const torch::Tensor entropy = dist.Entropy();
-      const torch::Tensor new_value = net_->critic->forward(critic_obs).squeeze(1);
-      const torch::Tensor log_ratio = new_logp - f32(g.old_logp, {m});
-      const torch::Tensor ratio = log_ratio.exp();
+      g.log_ratio.resize(m);
+      optimizer_->ZeroGrad();
+      const MinibatchLosses l = config_.fused_update ? MinibatchGradFused(m, g.log_ratio.data())
+                                                     : MinibatchGradAutograd(m, g.log_ratio.data());
       {
         // Diagnostics in plain C++ from the log-ratios (CleanRL's old/new approx KL, clipfrac).
-        const float* lr = log_ratio.data_ptr<float>();
+        const float* lr = g.log_ratio.data();
         double k_old = 0, k_new = 0, clipped = 0;
         for (int64_t r = 0; r < m; ++r) {
           const double rt = std::exp(static_cast<double>(lr[r]));
@@ -285,29 +403,11 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
         old_kl = k_old / m, kl = k_new / m;
         clip_sum += clipped / m;
       }
-      const torch::Tensor pg_loss =
-          torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef))
-              .mean();
-      torch::Tensor v_loss;
-      if (config_.clip_vloss) {
-        const torch::Tensor old_v = f32(g.old_values, {m});
-        const torch::Tensor clipped =
-            old_v + (new_value - old_v).clamp(-config_.clip_coef, config_.clip_coef);
-        v_loss = 0.5 * torch::max((new_value - ret).pow(2), (clipped - ret).pow(2)).mean();
-      } else {
-        v_loss = 0.5 * (new_value - ret).pow(2).mean();
-      }
-      const torch::Tensor entropy_loss = entropy.mean();
-      const torch::Tensor loss =
-          pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
-      CheckFinite("loss", loss.item<double>());
-      optimizer_->ZeroGrad();
-      loss.backward();
-      CheckFinite("gradient norm", optimizer_->ClipGradNorm(config_.max_grad_norm));
+      CheckFinite("loss", l.policy - config_.ent_coef * l.entropy + config_.vf_coef * l.value);
+      const double norm = optimizer_->ClipGradNorm(config_.max_grad_norm);
+      CheckFinite("gradient norm", norm);
       optimizer_->Step();
-      pg_sum += pg_loss.item<double>();
-      v_sum += v_loss.item<double>();
-      ent_sum += entropy_loss.item<double>();
+      pg_sum += l.policy, v_sum += l.value, ent_sum += l.entropy, norm_sum += norm;
       ++steps;
     }
     if (config_.target_kl > 0 && kl > config_.target_kl) stop = true;
@@ -332,6 +432,7 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   stats["losses/approx_kl"] = kl;
   stats["losses/old_approx_kl"] = old_kl;
   stats["losses/clipfrac"] = clip_sum / steps;
+  stats["losses/grad_norm"] = norm_sum / steps;
   return stats;
 }
 

@@ -41,6 +41,9 @@ struct PpoConfig {
   bool normalize_obs = false;              ///< running mean/std observation normalisation
   bool normalize_reward = false;           ///< scale rewards by the std of the discounted return
   bool centralized_critic = false;  ///< critic sees the global state (all roles' observations)
+  /// The minibatch gradient from a hand-written backward pass in plain C++/Eigen (false:
+  /// LibTorch autograd). The same loss and gradient to float rounding.
+  bool fused_update = true;
 };
 
 struct ActorCriticImpl : torch::nn::Module {
@@ -73,6 +76,8 @@ void VisitFields(PpoConfig& c, V&& v) {
   v("normalize_reward", c.normalize_reward, "scale rewards by the std of the discounted return");
   v("centralized_critic", c.centralized_critic,
     "critic sees the global state (all roles' observations)");
+  v("fused_update", c.fused_update,
+    "minibatch gradients from a hand-written backward pass (false: LibTorch autograd)");
 }
 
 struct AgentAlgorithm;
@@ -128,6 +133,13 @@ class PpoAgent : public Agent {
   torch::Tensor Uniforms(int64_t rows, int64_t cols);
   void NormalizeObs(const float* in, int n, float* out) const;
   void NormalizeCritic(const float* in, int n, float* out) const;
+  struct MinibatchLosses {
+    double policy = 0, value = 0, entropy = 0;
+  };
+  /// Loss and gradient of one gathered minibatch of m rows (into the optimiser's gradient
+  /// buffer, zeroed first); log_ratio receives new minus old log-probabilities, [m].
+  MinibatchLosses MinibatchGradAutograd(int64_t m, float* log_ratio);
+  MinibatchLosses MinibatchGradFused(int64_t m, float* log_ratio);
 
   int obs_dim_, critic_dim_, mask_width_ = 0;
   std::vector<int64_t> nvec_;
@@ -146,6 +158,7 @@ class PpoAgent : public Agent {
     std::vector<float> obs, critic, old_logp, old_values, adv, returns;
     std::vector<uint8_t> masks;
     std::vector<int64_t> actions;
+    std::vector<float> logits, values, dlogits, dvalues, log_ratio;  // fused update
   } minibatch_;
   std::vector<float> step_log_probs_, step_values_, step_obs_, step_critic_, step_rewards_,
       final_values_;

@@ -135,28 +135,33 @@ void ReplayBuffer::Add(const TransitionView& t) {
   size_ = std::min(size_ + 1, options_.capacity);
 }
 
-ReplayBuffer::Batch ReplayBuffer::Sample(int64_t batch, double beta, uint64_t key,
-                                         uint64_t* counter) const {
+void ReplayBuffer::SampleIndices(int64_t batch, double beta, uint64_t key, uint64_t* counter,
+                                 std::vector<int64_t>* indices, float* w) const {
   LT_CHECK_GT(size_, 0);  // sampling from an empty replay buffer
-  Batch b;
-  b.indices.resize(batch);
-  torch::Tensor weights = torch::ones({batch});
+  indices->resize(batch);
+  std::fill(w, w + batch, 1.0f);
   if (!tree_) {
     for (int64_t k = 0; k < batch; ++k)
-      b.indices[k] =
+      (*indices)[k] =
           static_cast<int64_t>(RandomBits(key, (*counter)++) % static_cast<uint64_t>(size_));
   } else {
     const double total = tree_->Total(), segment = total / batch;
     // Largest weight: the least likely transition's, (N p_min / total)^-beta.
     const double max_w = std::pow(size_ * tree_->Min() / total, -beta);
-    float* w = weights.data_ptr<float>();
     for (int64_t k = 0; k < batch; ++k) {
       const double mass = (k + ToUniform(RandomBits(key, (*counter)++))) * segment;
       const int64_t i = tree_->Find(mass);
-      b.indices[k] = i;
+      (*indices)[k] = i;
       w[k] = static_cast<float>(std::pow(size_ * tree_->Get(i) / total, -beta) / max_w);
     }
   }
+}
+
+ReplayBuffer::Batch ReplayBuffer::Sample(int64_t batch, double beta, uint64_t key,
+                                         uint64_t* counter) const {
+  Batch b;
+  torch::Tensor weights = torch::empty({batch});
+  SampleIndices(batch, beta, key, counter, &b.indices, weights.data_ptr<float>());
   const torch::Tensor idx = torch::from_blob(b.indices.data(), {batch}, torch::kLong);
   b.obs = obs_.index_select(0, idx);
   b.next_obs = next_obs_.index_select(0, idx);
@@ -166,6 +171,30 @@ ReplayBuffer::Batch ReplayBuffer::Sample(int64_t batch, double beta, uint64_t ke
   b.next_masks = next_masks_.index_select(0, idx);
   b.weights = weights;
   return b;
+}
+
+void ReplayBuffer::SampleInto(int64_t batch, double beta, uint64_t key, uint64_t* counter,
+                              RawBatch* b) const {
+  b->weights.resize(batch);
+  SampleIndices(batch, beta, key, counter, &b->indices, b->weights.data());
+  b->obs.resize(static_cast<size_t>(batch) * obs_dim_);
+  b->next_obs.resize(static_cast<size_t>(batch) * obs_dim_);
+  b->actions.resize(static_cast<size_t>(batch) * action_dims_);
+  b->rewards.resize(batch), b->discounts.resize(batch);
+  b->next_masks.resize(static_cast<size_t>(batch) * mask_width_);
+  const float *obs = obs_.data_ptr<float>(), *next = next_obs_.data_ptr<float>();
+  const int64_t* act = actions_.data_ptr<int64_t>();
+  const bool* masks = next_masks_.data_ptr<bool>();
+  for (int64_t k = 0; k < batch; ++k) {
+    const int64_t i = b->indices[k];
+    std::copy_n(obs + i * obs_dim_, obs_dim_, &b->obs[k * obs_dim_]);
+    std::copy_n(next + i * obs_dim_, obs_dim_, &b->next_obs[k * obs_dim_]);
+    std::copy_n(act + i * action_dims_, action_dims_, &b->actions[k * action_dims_]);
+    for (int v = 0; v < mask_width_; ++v)
+      b->next_masks[k * mask_width_ + v] = masks[i * mask_width_ + v];
+    b->rewards[k] = rewards_.data_ptr<float>()[i];
+    b->discounts[k] = discounts_.data_ptr<float>()[i];
+  }
 }
 
 void ReplayBuffer::UpdatePriorities(const std::vector<int64_t>& indices, const float* abs_td) {

@@ -14,7 +14,7 @@ LIBRARIES=(
   libboost-dev
   nlohmann-json3-dev
   libcli11-dev
-  libopenblas0-pthread
+  libopenblas0-pthread libblas-dev
   libgloo-dev
   protobuf-compiler libprotobuf-dev
 )

@@ -229,6 +229,67 @@ TEST(DqnAgent, DoubleDqnUpdateUsesTheOnlineArgmaxAndTargetValues) {
   EXPECT_NEAR(stats.at("losses/td_loss"), (y - q_sa) * (y - q_sa), 1e-4);
 }
 
+// The hand-written TD gradient (fused_update) against LibTorch autograd: branching heads with
+// masks, plain and double targets, MSE and Huber, uniform and prioritised replay, terminal and
+// bootstrapped transitions. Same losses and parameters after a few Adam steps.
+TEST(DqnAgent, FusedUpdateMatchesAutograd) {
+  const std::vector<int64_t> nvec = {3, 2};
+  const int obs_dim = 5, width = 5, dims = 2;
+  for (int variant = 0; variant < 2; ++variant) {
+    DqnConfig c;
+    c.hidden = {16, 12};
+    c.buffer_size = 64;
+    c.batch_size = 32;
+    c.learning_rate = 1e-3;
+    c.double_q = variant == 1;
+    c.loss = variant == 1 ? "huber" : "mse";
+    c.prioritized = variant == 1;
+    c.activation = variant == 1 ? "tanh" : "relu";
+    c.max_grad_norm = variant == 1 ? 0.5 : 0.0;
+    c.fused_update = false;
+    DqnAgent reference(obs_dim, nvec, 1, c, 9, 1000);
+    c.fused_update = true;
+    DqnAgent fused(obs_dim, nvec, 1, c, 9, 1000);
+    {
+      // Move the online networks away from the targets (the same change in both).
+      torch::NoGradGuard no_grad;
+      torch::manual_seed(3);
+      auto pa = reference.q()->parameters(), pb = fused.q()->parameters();
+      for (size_t k = 0; k < pa.size(); ++k) {
+        const torch::Tensor delta = 0.3 * torch::randn_like(pa[k]);
+        pa[k].add_(delta), pb[k].add_(delta);
+      }
+    }
+    uint64_t counter = 0;
+    auto uniform = [&] { return static_cast<float>(ToUniform(RandomBits(41, counter++))); };
+    for (int t = 0; t < 64; ++t) {
+      float obs[obs_dim], next[obs_dim];
+      for (int k = 0; k < obs_dim; ++k) obs[k] = 4 * uniform() - 2, next[k] = 4 * uniform() - 2;
+      uint8_t mask[width];
+      for (uint8_t& m : mask) m = uniform() < 0.7f;
+      const int32_t action[dims] = {static_cast<int32_t>(3 * uniform()),
+                                    static_cast<int32_t>(2 * uniform())};
+      const float reward = 6 * uniform() - 3, discount = t % 5 == 0 ? 0.0f : 0.97f;
+      const TransitionView tr{obs, action, reward, discount, next, mask};
+      reference.replay().Add(tr);
+      fused.replay().Add(tr);
+    }
+    for (int step = 0; step < 4; ++step) {
+      const UpdateStats want = reference.TrainStep(), got = fused.TrainStep();
+      for (const char* key : {"losses/td_loss", "losses/q_values", "losses/grad_norm"})
+        EXPECT_NEAR(got.at(key), want.at(key), 1e-5 * std::max(1.0, std::abs(want.at(key))))
+            << key << " variant " << variant << " step " << step;
+    }
+    const auto a = reference.Parameters(), b = fused.Parameters();
+    for (size_t k = 0; k < a.size(); ++k)
+      EXPECT_LT((a[k] - b[k]).abs().max().item<float>(), 2e-6f) << "parameter " << k;
+    if (c.prioritized)
+      for (int64_t i = 0; i < 64; ++i)
+        EXPECT_NEAR(fused.replay().priority(i), reference.replay().priority(i),
+                    1e-5 * reference.replay().priority(i));
+  }
+}
+
 TEST(BranchingQNetwork, ShapesDuelingAndMaskedActions) {
   const std::vector<int64_t> nvec = {4, 4, 4};  // the collection role's three buckets
   QNetwork net(6, nvec, std::vector<int64_t>{16, 16}, Activation::kRelu, /*dueling=*/true);
@@ -293,31 +354,38 @@ TEST(DqnAgent, ActingRespectsMasksExploringAndGreedy) {
 }
 
 TEST(FlatAdam, MatchesTorchAdam) {
-  torch::manual_seed(1);
-  auto make = [] {
-    return torch::nn::Sequential(torch::nn::Linear(3, 5), torch::nn::Linear(5, 2));
-  };
-  auto a = make(), b = make();
-  {
-    torch::NoGradGuard no_grad;
+  // With and without L2 weight decay, with gradient clipping.
+  for (const double decay : {0.0, 0.01}) {
+    torch::manual_seed(1);
+    auto make = [] {
+      return torch::nn::Sequential(torch::nn::Linear(3, 5), torch::nn::Linear(5, 2));
+    };
+    auto a = make(), b = make();
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t k = 0; k < a->parameters().size(); ++k)
+        b->parameters()[k].copy_(a->parameters()[k]);
+    }
+    torch::optim::Adam reference(a->parameters(),
+                                 torch::optim::AdamOptions(1e-2).weight_decay(decay));
+    FlatAdam flat(b->parameters(), 1e-2, 1e-8, 0.9, 0.999, decay);
+    const torch::Tensor x = torch::randn({16, 3}), y = torch::randn({16, 2});
+    for (int step = 0; step < 20; ++step) {
+      reference.zero_grad();
+      (a->forward(x) - y).pow(2).mean().backward();
+      const double want = torch::nn::utils::clip_grad_norm_(a->parameters(), 0.3);
+      reference.step();
+      flat.ZeroGrad();
+      (b->forward(x) - y).pow(2).mean().backward();
+      EXPECT_NEAR(flat.ClipGradNorm(0.3), want, 1e-5 * want);
+      flat.Step();
+    }
     for (size_t k = 0; k < a->parameters().size(); ++k)
-      b->parameters()[k].copy_(a->parameters()[k]);
+      EXPECT_TRUE(torch::allclose(a->parameters()[k], b->parameters()[k], 1e-5, 1e-6))
+          << k << " decay " << decay;
+    // The parameters are views of the flat buffer.
+    EXPECT_EQ(b->parameters()[0].data_ptr<float>(), flat.flat().data_ptr<float>());
   }
-  torch::optim::Adam reference(a->parameters(), torch::optim::AdamOptions(1e-2));
-  FlatAdam flat(b->parameters(), 1e-2);
-  const torch::Tensor x = torch::randn({16, 3}), y = torch::randn({16, 2});
-  for (int step = 0; step < 20; ++step) {
-    reference.zero_grad();
-    (a->forward(x) - y).pow(2).mean().backward();
-    reference.step();
-    flat.ZeroGrad();
-    (b->forward(x) - y).pow(2).mean().backward();
-    flat.Step();
-  }
-  for (size_t k = 0; k < a->parameters().size(); ++k)
-    EXPECT_TRUE(torch::allclose(a->parameters()[k], b->parameters()[k], 1e-5, 1e-6)) << k;
-  // The parameters are views of the flat buffer.
-  EXPECT_EQ(b->parameters()[0].data_ptr<float>(), flat.flat().data_ptr<float>());
 }
 
 ExperimentConfig Parse(const std::string& yaml) {

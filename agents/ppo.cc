@@ -81,6 +81,20 @@ void PpoAgent::DoAct(const float* obs, const uint8_t* masks, int n, bool determi
 
 namespace {
 
+/// Log-softmax of one action component's k logits into lp, masked entries set to -1e8 first
+/// (MultiCategorical's convention): the sampling path and the fused update share it.
+void MaskedLogSoftmax(const float* z, const uint8_t* mask, int64_t k, double* lp) {
+  double mx = -1e300;
+  for (int64_t v = 0; v < k; ++v) {
+    lp[v] = mask[v] ? z[v] : -1e8;
+    mx = std::max(mx, lp[v]);
+  }
+  double sum = 0;
+  for (int64_t v = 0; v < k; ++v) sum += std::exp(lp[v] - mx);
+  const double log_z = mx + std::log(sum);
+  for (int64_t v = 0; v < k; ++v) lp[v] -= log_z;
+}
+
 /// Masked sampling from logits in plain C++ (small batches: cheaper than a chain of tensor ops).
 /// Same maths as MultiCategorical: masked logits -> log-softmax per component -> inverse CDF.
 void SampleRows(const float* logits, const uint8_t* masks, int64_t n,
@@ -95,20 +109,12 @@ void SampleRows(const float* logits, const uint8_t* masks, int64_t n,
     int64_t off = 0;
     for (int64_t d = 0; d < dims; ++d) {
       const int64_t k = nvec[d];
-      lp.assign(k, 0.0);
-      double mx = -1e300;
-      for (int64_t v = 0; v < k; ++v) {
-        lp[v] = mask[off + v] ? row[off + v] : -1e8;
-        mx = std::max(mx, lp[v]);
-      }
-      double z = 0;
-      for (int64_t v = 0; v < k; ++v) z += std::exp(lp[v] - mx);
-      const double log_z = mx + std::log(z);
+      lp.resize(k);
+      MaskedLogSoftmax(row + off, mask + off, k, lp.data());
       const double u = uniforms[i * dims + d];
       double cdf = 0;
       int64_t pick = -1, best = 0;
       for (int64_t v = 0; v < k; ++v) {
-        lp[v] -= log_z;
         if (lp[v] > lp[best]) best = v;
         cdf += std::exp(lp[v]);
         if (pick < 0 && cdf > u) pick = v;
@@ -262,6 +268,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
   g.dvalues.resize(m);
   net_->actor->ForwardTrain(g.obs.data(), m, g.logits.data());
   net_->critic->ForwardTrain(g.critic.data(), m, g.values.data());
+  const double d_ent = config_.ent_coef * inv_m;  // the loss carries -ent_coef * mean(H)
   auto max_weight = [](double a, double b) { return a > b ? 1.0 : a == b ? 0.5 : 0.0; };
   MinibatchLosses out;
   std::vector<double> lp(static_cast<size_t>(w)), p(static_cast<size_t>(w));
@@ -273,17 +280,9 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
     int64_t off = 0;
     for (int64_t d = 0; d < dims; ++d) {
       const int64_t k = nvec_[d];
-      double mx = -1e300;
-      for (int64_t v = off; v < off + k; ++v) {
-        lp[v] = mask[v] ? z[v] : -1e8;
-        mx = std::max(mx, lp[v]);
-      }
-      double sum = 0;
-      for (int64_t v = off; v < off + k; ++v) sum += std::exp(lp[v] - mx);
-      const double log_z = mx + std::log(sum);
+      MaskedLogSoftmax(z + off, mask + off, k, &lp[off]);
       double hd = 0;
       for (int64_t v = off; v < off + k; ++v) {
-        lp[v] -= log_z;
         p[v] = std::exp(lp[v]);
         if (p[v] > 0) hd -= p[v] * lp[v];
       }
@@ -300,7 +299,6 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
     const double w1 = max_weight(t1, t2);
     const bool inside = rho >= 1 - eps && rho <= 1 + eps;
     const double d_logp = -a * (w1 + (1 - w1) * (inside ? 1.0 : 0.0)) * rho * inv_m;
-    const double d_ent = config_.ent_coef * inv_m;  // loss carries -ent_coef * mean(H)
     float* dz = &g.dlogits[r * w];
     off = 0;
     for (int64_t d = 0; d < dims; ++d) {

@@ -83,6 +83,12 @@ namespace {
 
 /// Log-softmax of one action component's k logits into lp, masked entries set to -1e8 first
 /// (MultiCategorical's convention): the sampling path and the fused update share it.
+/// exp(x), skipping the call where the result underflows to exactly +0 (x < -745.2): masked
+/// entries sit at -1e8, and libm's underflow path is slow.
+inline double ExpOrZero(double x) {
+  return x < -750 ? 0.0 : std::exp(x);
+}
+
 void MaskedLogSoftmax(const float* z, const uint8_t* mask, int64_t k, double* lp) {
   double mx = -1e300;
   for (int64_t v = 0; v < k; ++v) {
@@ -90,7 +96,7 @@ void MaskedLogSoftmax(const float* z, const uint8_t* mask, int64_t k, double* lp
     mx = std::max(mx, lp[v]);
   }
   double sum = 0;
-  for (int64_t v = 0; v < k; ++v) sum += std::exp(lp[v] - mx);
+  for (int64_t v = 0; v < k; ++v) sum += ExpOrZero(lp[v] - mx);
   const double log_z = mx + std::log(sum);
   for (int64_t v = 0; v < k; ++v) lp[v] -= log_z;
 }
@@ -116,7 +122,7 @@ void SampleRows(const float* logits, const uint8_t* masks, int64_t n,
       int64_t pick = -1, best = 0;
       for (int64_t v = 0; v < k; ++v) {
         if (lp[v] > lp[best]) best = v;
-        cdf += std::exp(lp[v]);
+        cdf += ExpOrZero(lp[v]);
         if (pick < 0 && cdf > u) pick = v;
       }
       if (pick < 0 || !mask[off + pick]) pick = best;  // rounding at the top end
@@ -283,7 +289,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
       MaskedLogSoftmax(z + off, mask + off, k, &lp[off]);
       double hd = 0;
       for (int64_t v = off; v < off + k; ++v) {
-        p[v] = std::exp(lp[v]);
+        p[v] = ExpOrZero(lp[v]);
         if (p[v] > 0) hd -= p[v] * lp[v];
       }
       comp_h[d] = hd, h += hd;

@@ -15,10 +15,14 @@ inline double NormalCdf(double x) {
 /// Halley step against NormalCdf. p is clamped to [1e-15, 1 - 1e-15].
 double NormalQuantile(double p);
 
-/// Vasicek one-factor conditional PD: N((G(pd) - sqrt(rho) z) / sqrt(1 - rho)).
-/// z > 0 is a good state of the economy (lower PD), z < 0 a bad one.
+/// Vasicek one-factor conditional PD given quantile = G(pd): N((G(pd) - sqrt(rho) z) /
+/// sqrt(1 - rho)). z > 0 is a good state of the economy (lower PD), z < 0 a bad one.
+inline double VasicekPdFromQuantile(double quantile, double rho, double z) {
+  return NormalCdf((quantile - std::sqrt(rho) * z) / std::sqrt(1.0 - rho));
+}
+/// The same, with G(pd) computed here (callers conditioning one PD often keep G(pd) instead).
 inline double VasicekPd(double pd, double rho, double z) {
-  return NormalCdf((NormalQuantile(pd) - std::sqrt(rho) * z) / std::sqrt(1.0 - rho));
+  return VasicekPdFromQuantile(NormalQuantile(pd), rho, z);
 }
 
 /// Annual probability -> monthly probability with the same survival.

@@ -126,6 +126,32 @@ TEST(Alm, SharesRepriceWithALagCertificatesAtMaturityAndMembersMoveWhenRatesRise
   EXPECT_LT(stressed.shares, shares_before);
 }
 
+TEST(Alm, TheLaddersClosedFormDurationMatchesACentralDifference) {
+  // Rungs of mixed coupons and maturities, on a normal curve, on one whose short end is floored at
+  // zero (the shift does not move those rungs' yields), and with a negative spread.
+  Ladder ladder;
+  for (int k = 1; k <= 120; k += 7) ladder.Add(k, 10 + k, 0.01 + 0.0004 * k);
+  ladder.Add(0, 5, 0.03);  // matures this month: valued at par, no duration
+  struct Case {
+    MacroState m;
+    double spread;
+  };
+  for (const Case& c : {Case{Macro(0.02, 0.04, 0.015), 0.003}, Case{Macro(-0.005, 0.02, 0.01), 0.0},
+                        Case{Macro(0.001, 0.03, 0.01), -0.004}}) {
+    const Ladder::Valuation v = ladder.ValueAndDuration(c.m, 0, c.spread);
+    EXPECT_DOUBLE_EQ(v.value, ladder.Value(c.m, 0, c.spread, 0));
+    const double down = ladder.Value(c.m, 0, c.spread, -1e-5);
+    const double up = ladder.Value(c.m, 0, c.spread, 1e-5);
+    const double central = (down - up) / (2e-5 * 0.5 * (down + up));
+    EXPECT_NEAR(v.duration, central, 1e-5 * central);
+    EXPECT_GE(v.duration, 0.0);
+    EXPECT_EQ(ladder.Duration(c.m, 0, c.spread), v.duration);
+  }
+  // Empty: zero value and duration.
+  const Ladder empty;
+  EXPECT_EQ(empty.ValueAndDuration(Macro(0.02, 0.04, 0.01), 0, 0.0).duration, 0.0);
+}
+
 TEST(Alm, AShortfallDrawsTheLineThenSellsSecuritiesAtALossThenBorrowsInAnEmergency) {
   AlmRules r;
   const MacroState calm = Macro(0.02, 0.03, 0.015);

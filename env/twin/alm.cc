@@ -98,10 +98,43 @@ double Ladder::Value(const MacroState& m, int month, double spread, double shift
   return v;
 }
 
+Ladder::Valuation Ladder::ValueAndDuration(const MacroState& m, int month, double spread) const {
+  // One pass: each rung's price and its derivative in the annual yield (the curve's rate, floored
+  // at 0, plus the spread), differentiated in closed form: P = (c / y)(1 - v) + v with
+  // y = Y / 12 and v = (1 + y)^-n.
+  Valuation out;
+  double slope = 0;  // dV/dY
+  for (int k = 0; k < kLadderSlots; ++k) {
+    if (par[k] == 0) continue;
+    const int n = ((k - month) % kLadderSlots + kLadderSlots) % kLadderSlots;
+    const double c = coupon[k] / 12;
+    if (n <= 0) {
+      out.value += par[k];
+      continue;
+    }
+    const double base = m.policy_rate + (m.rate_10y - m.policy_rate) * std::min(1.0, n / 120.0);
+    // The curve's floor and the yield's floor stop the price moving with the shift.
+    const double yield = std::max(0.0, base) + spread;
+    const bool moves = base > 0 && yield > 0;
+    const double y = std::max(0.0, yield) / 12;
+    if (y < 1e-12) {
+      out.value += par[k] * (1 + c * n);
+      if (moves) slope -= par[k] * (c * n * (n + 1) / 2.0 + n) / 12;
+      continue;
+    }
+    const double v = std::pow(1 + y, -n);
+    out.value += par[k] * (c * (1 - v) / y + v);
+    if (moves) {
+      const double dv = -n * v / (1 + y);
+      slope += par[k] * (-c * (1 - v) / (y * y) - c * dv / y + dv) / 12;
+    }
+  }
+  out.duration = out.value > 0 ? -slope / out.value : 0.0;
+  return out;
+}
+
 double Ladder::Duration(const MacroState& m, int month, double spread) const {
-  const double down = Value(m, month, spread, -1e-4), up = Value(m, month, spread, 1e-4);
-  const double mid = 0.5 * (down + up);
-  return mid > 0 ? (down - up) / (2e-4 * mid) : 0.0;
+  return ValueAndDuration(m, month, spread).duration;
 }
 
 void Ladder::Add(int maturity, double amount, double rate) {
@@ -233,13 +266,18 @@ double LiabilityValue(const AlmRules& r, double deposit_beta, const MacroState& 
   // Shares: balance decaying at nmd_decay, paying the share rate moved by beta x shift.
   const double d = 1 - std::pow(1 - r.nmd_decay, 1.0 / 12);
   const double rate = std::max(0.0, s.share_rate + deposit_beta * shift) / 12;
-  double shares = 0, survive = 1;
-  for (int k = 1; k <= 600 && survive > 1e-6; ++k) {
-    const double df = std::pow(1 + CurveRate(m, k, shift) / 12, -k);
+  // Past 120 months the curve is flat: each month's discount factor is the last one's over
+  // (1 + r / 12), so only the first 120 need a power.
+  const double flat = 1 / (1 + CurveRate(m, 120, shift) / 12);
+  double shares = 0, survive = 1, df = 1;
+  int k = 1;
+  for (; k <= 600 && survive > 1e-6; ++k) {
+    df = k <= 120 ? std::pow(1 + CurveRate(m, k, shift) / 12, -k) : df * flat;
     shares += survive * (d + rate) * df;
     survive *= 1 - d;
   }
-  shares += survive * std::pow(1 + CurveRate(m, 600, shift) / 12, -600);
+  // The balance left at 600 months (or when survival is negligible) repaid then.
+  shares += survive * (k > 600 ? df : std::pow(1 + CurveRate(m, 600, shift) / 12, -600));
   return s.shares * shares + s.certificates.Value(m, month, r.certificate_spread, shift) +
          s.wholesale + s.emergency;
 }

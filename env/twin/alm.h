@@ -78,7 +78,13 @@ struct Ladder {
   double AnnualInterest() const;
   /// Value at the curve (+ spread + shift), `month` the current month.
   double Value(const MacroState& m, int month, double spread, double shift) const;
-  /// Modified duration in years: -dV/dy / V by a +/-1 bp central difference (0 when empty).
+  /// Value at the curve (+ spread) and modified duration in years, -dV/dy / V with the price's
+  /// derivative in closed form (0 when empty), in one pass over the rungs.
+  struct Valuation {
+    double value = 0, duration = 0;
+  };
+  Valuation ValueAndDuration(const MacroState& m, int month, double spread) const;
+  /// ValueAndDuration(...).duration.
   double Duration(const MacroState& m, int month, double spread) const;
   /// Adds `amount` at `coupon` maturing at month `maturity`, blending the coupon.
   void Add(int maturity, double amount, double coupon);

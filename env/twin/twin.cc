@@ -87,8 +87,8 @@ double BaselCorrelation(BaselClass c, double pd) {
 double IrbCapitalUnit(BaselClass c, double pd) {
   pd = std::clamp(pd, c == BaselClass::kRevolving ? kPdFloorRevolving : kPdFloorRetail, 0.9999);
   const double r = BaselCorrelation(c, pd);
-  return NormalCdf((NormalQuantile(pd) + std::sqrt(r) * NormalQuantile(0.999)) / std::sqrt(1 - r)) -
-         pd;
+  static const double kQuantile999 = NormalQuantile(0.999);
+  return NormalCdf((NormalQuantile(pd) + std::sqrt(r) * kQuantile999) / std::sqrt(1 - r)) - pd;
 }
 
 /// OTS prepayment S-curve, CPR as a function of coupon / market rate.
@@ -166,7 +166,11 @@ Twin::Twin(std::shared_ptr<const InstitutionConfig> institution,
       for (int a = 0; a <= 480; ++a)
         depreciation_table_[p][a] = static_cast<float>(std::pow(1 - s.depreciation, a));
     }
-    for (int b = 0; b < kNumBands; ++b) k_unit_[p][b] = IrbCapitalUnit(s.basel_class, s.pd[b]);
+    for (int b = 0; b < kNumBands; ++b) {
+      k_unit_[p][b] = IrbCapitalUnit(s.basel_class, s.pd[b]);
+      pd_quantile_[p][b] = NormalQuantile(s.pd[b]);
+      pd_long_run_[p][b] = VasicekPdFromQuantile(pd_quantile_[p][b], s.cycle_rho, 0);
+    }
     cohorts_[p].resize(s.terms.size());
   }
   Reset(0);
@@ -234,10 +238,10 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
     pm->restructure[k] = levers.collection_intensity[k - 1] == kRestructure;
   pm->redefault = static_cast<float>(s.redefault_multiplier);
   double pd_mix = 0, pd_mix_long_run = 0;
-  BandArray pd_long_run{};  // PD at z = 0: the cycle's reference and the allowance's reversion
+  // PD at z = 0: the cycle's reference and the allowance's reversion.
+  const BandArray& pd_long_run = pd_long_run_[p];
   for (int b = 0; b < kNumBands; ++b) {
-    const double pd = VasicekPd(s.pd[b], s.cycle_rho, z);
-    pd_long_run[b] = VasicekPd(s.pd[b], s.cycle_rho, 0);
+    const double pd = VasicekPdFromQuantile(pd_quantile_[p][b], s.cycle_rho, z);
     pd_mix += s.applicant_mix[b] * pd;
     pd_mix_long_run += s.applicant_mix[b] * pd_long_run[b];
     pm->pd12[b] = pd;
@@ -279,8 +283,9 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
     std::fill_n(pm->life[b].begin(), n_curve, 0.0f);
     std::fill_n(pm->twelve[b].begin(), n_curve, 0.0f);
     for (const AllowanceScenario& sc : scenarios) {
-      const double h = std::min(
-          kMaxHazard, AnnualToMonthly(VasicekPd(s.pd[b], s.cycle_rho, z + sc.z_shift)) * shock);
+      const double h = std::min(kMaxHazard, AnnualToMonthly(VasicekPdFromQuantile(
+                                                pd_quantile_[p][b], s.cycle_rho, z + sc.z_shift)) *
+                                                shock);
       ForecastMonthlyPd(1 - std::pow(1 - h, 12), pd_long_run[b], ar, max_months, &path);
       LossCurves(path, smm_base, rate, repayment, s.payment_rate, ar.discount, max_months,
                  life.data(), twelve.data());
@@ -1027,8 +1032,10 @@ void Twin::Step(const Levers& requested, double* out) {
   equity_ += af.securities_gains;
   securities_gains_ = af.securities_gains;
   shortfall_ = af.shortfall;
-  securities_value_ = alm_.securities.Value(m, month_, inst.alm.securities_spread, 0);
-  securities_duration_ = alm_.securities.Duration(m, month_, inst.alm.securities_spread);
+  const Ladder::Valuation securities =
+      alm_.securities.ValueAndDuration(m, month_, inst.alm.securities_spread);
+  securities_value_ = securities.value;
+  securities_duration_ = securities.duration;
   if (month_ % inst.alm.eve_every_months == 0) RefreshEve();
   const double retained = mf.net_income - mf.dividends;
   gross_income_history_[month_ % 12] = std::max(0.0, mf.nii + fees);

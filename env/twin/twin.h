@@ -203,6 +203,8 @@ class Twin {
   std::array<std::array<float, kPrepaySmmTableSize>, kNumProducts> smm_table_{};
   std::array<std::vector<float>, kNumProducts> depreciation_table_;
   std::array<std::array<double, kNumBands>, kNumProducts> k_unit_{};
+  /// G(pd) of each product's band PD and the PD at z = 0 (the cycle's long-run reference).
+  std::array<std::array<double, kNumBands>, kNumProducts> pd_quantile_{}, pd_long_run_{};
 
   // Balance sheet and state carried between months.
   double equity_ = 0, allowance_ = 0;

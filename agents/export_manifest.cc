@@ -86,6 +86,7 @@ json ExportManifest::ToJson() const {
   m["checkpoint"] = checkpoint;
   m["global_step"] = global_step;
   m["module_sha256"] = module_sha256;
+  if (!constraints.empty()) m["constraints"] = constraints;
   json roles_json = json::object();
   for (const auto& [name, r] : roles) {
     json role;
@@ -146,6 +147,14 @@ ExportManifest ExportManifest::FromJson(const json& m, const std::string& where)
     out.checkpoint = m.value("checkpoint", "");
     out.global_step = m.at("global_step").get<int64_t>();
     out.module_sha256 = m.at("module_sha256").get<std::map<std::string, std::string>>();
+    if (m.contains("constraints")) {
+      out.constraints = m["constraints"];
+      if (!out.constraints.is_array()) fail("constraints: not an array");
+      for (const auto& c : out.constraints)
+        if (!c.is_object() || !c.contains("name") || !c.contains("lambda") ||
+            !c["lambda"].is_number())
+          fail("constraints: each item needs a name and a numeric lambda");
+    }
     const json& roles = m.at("roles");
     if (!roles.is_object() || roles.empty()) fail("no roles");
     for (const auto& [name, e] : roles.items()) {

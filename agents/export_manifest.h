@@ -67,6 +67,9 @@ struct ExportManifest {
   int64_t global_step = 0;
   std::map<std::string, ManifestRole> roles;
   std::map<std::string, std::string> module_sha256;  ///< file name -> SHA-256 (hex)
+  /// The experiment's constraints with their multipliers at the checkpoint (name, metric,
+  /// min/max, cost, limit, lambda, roles); an empty array when it has none.
+  nlohmann::json constraints = nlohmann::json::array();
 
   /// The description of a role as the environment defines it (features, bounds, actions).
   static ManifestRole DescribeRole(const RoleSpec& spec);

@@ -237,4 +237,9 @@ void MultiAgentEnv::LoadState(StateReader& r) {
   LoadInstances(r);
 }
 
+const std::vector<std::string>& MultiAgentEnv::metric_names() const {
+  static const std::vector<std::string> none;
+  return none;
+}
+
 }  // namespace loantwin

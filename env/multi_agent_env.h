@@ -98,6 +98,16 @@ class MultiAgentEnv {
   virtual void SetRewardWeights(int role,
                                 const std::vector<std::pair<std::string, double>>& weights);
   FallbackPolicy fallback(int role) const { return fallback_.at(role); }
+  /// Per-instance metrics of the last step that constraints read (training/constraints.h), by
+  /// name; empty for environments without any. The twin: its metrics row (docs/twin-model.md)
+  /// and max_product_share.
+  virtual const std::vector<std::string>& metric_names() const;
+  /// Metric k (an index into metric_names()) of instance i after the last Step; after an
+  /// auto-reset, still the finished episode's last month.
+  virtual double metric(int /*i*/, int /*k*/) const { return 0.0; }
+  /// A label of instance i's episodes for per-scenario statistics (the twin: its scenario);
+  /// empty by default.
+  virtual std::string instance_label(int /*i*/) const { return ""; }
 
   // Buffers, row-major over instances; valid after Reset and after each Step.
   const float* observations(int r) const { return obs_[r].data(); }

@@ -285,6 +285,29 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
 
 TwinEnv::~TwinEnv() = default;
 
+const std::vector<std::string>& TwinEnv::metric_names() const {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (int k = 0; k < kNumMetrics; ++k) v.push_back(MetricName(k));
+    v.push_back("max_product_share");
+    return v;
+  }();
+  return names;
+}
+
+double TwinEnv::metric(int i, int k) const {
+  const double* row = step_metrics(i);
+  if (k < kNumMetrics) return row[k];
+  double largest = 0;
+  for (int p = 0; p < kNumProducts; ++p)
+    largest = std::max(largest, row[ProductMetricIndex(p, kPBalance)]);
+  return row[kLoanBalance] > 0 ? largest / row[kLoanBalance] : 0.0;
+}
+
+std::string TwinEnv::instance_label(int i) const {
+  return states_[i].twin->scenario().name;
+}
+
 double TwinEnv::CostPlusSpread(int i, int p) const {
   // Cost-plus: funding + expected loss + servicing cost, all annual rates, over the index.
   const Twin& twin = *states_[i].twin;

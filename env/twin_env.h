@@ -100,6 +100,11 @@ class TwinEnv : public MultiAgentEnv {
   const RewardSet& reward_set(int role) const { return reward_sets_[role]; }
   void SetRewardWeights(int role,
                         const std::vector<std::pair<std::string, double>>& weights) override;
+  /// Every metrics-row column (MetricName) and then max_product_share: the largest product's
+  /// share of the loan balance (concentration).
+  const std::vector<std::string>& metric_names() const override;
+  double metric(int i, int k) const override;
+  std::string instance_label(int i) const override;
   /// Decodes role actions into levers (the mapping documented in docs/environment.md).
   Levers DecodeLevers(int i) const;
 

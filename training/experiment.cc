@@ -128,6 +128,12 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
     VisitEvaluationFields(c, FieldReader{em});
     em.Done();
   }
+  if (auto list = m.Get("constraints")) {
+    for (const auto& item : list->Items()) {
+      c.constraints.push_back(ConstraintConfig::Parse(item));
+      c.constraint_nodes.push_back(item);
+    }
+  }
   m.Done();
   return c;
 }
@@ -165,6 +171,11 @@ std::string ExperimentConfig::ToYaml() const {
   WriteSection(out, "logging", c, [](auto& x, auto&& v) { VisitLoggingFields(x, v); });
   WriteSection(out, "checkpoint", c, [](auto& x, auto&& v) { VisitCheckpointFields(x, v); });
   WriteSection(out, "evaluation", c, [](auto& x, auto&& v) { VisitEvaluationFields(x, v); });
+  if (!constraints.empty()) {
+    out << YAML::Key << "constraints" << YAML::Value << YAML::BeginSeq;
+    for (const ConstraintConfig& k : constraints) k.Write(out);
+    out << YAML::EndSeq;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -11,6 +11,7 @@
 
 #include "agents/agent_registry.h"
 #include "core/yaml_reader.h"
+#include "training/constraints.h"
 
 namespace loantwin {
 
@@ -60,6 +61,9 @@ struct ExperimentConfig {
   int eval_paths = 16;
   std::vector<std::string> eval_scenarios;
   uint64_t eval_seed = 1000003;
+  // constraints priced into the learning roles' rewards (training/constraints.h)
+  std::vector<ConstraintConfig> constraints;
+  std::vector<YamlValue> constraint_nodes;  ///< for error messages naming the file line
 
   /// Loads and validates; ConfigError naming file, line and key on any problem.
   static ExperimentConfig Load(const std::string& file);

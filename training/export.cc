@@ -28,6 +28,22 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   manifest.source_run = run_dir;
   manifest.checkpoint = checkpoint;
   manifest.global_step = trainer.global_step();
+  const ConstraintTracker& constraints = trainer.constraints();
+  for (int k = 0; k < constraints.size(); ++k) {
+    const ConstraintConfig& c = constraints.config(k);
+    nlohmann::json item = {{"name", c.name},
+                           {"metric", c.metric},
+                           {"cost", c.cost},
+                           {"limit", c.limit},
+                           {"lambda", constraints.lambda(k)}};
+    if (c.min) item["min"] = *c.min;
+    if (c.max) item["max"] = *c.max;
+    std::vector<std::string> roles;
+    for (int r = 0; r < env.num_roles(); ++r)
+      if (constraints.applies(k, r)) roles.push_back(env.role(r).name);
+    item["roles"] = roles;
+    manifest.constraints.push_back(std::move(item));
+  }
   std::vector<std::string> files;
   auto write_module = [&](const torch::jit::Module& module, const std::string& name) {
     const std::string path = out_dir + "/" + name;

@@ -121,6 +121,13 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
   }
   for (int r = 0; r < env_->num_roles(); ++r)
     if (learners_[r]) learning_roles_.push_back(r);
+  if (!config_.constraints.empty()) {
+    std::vector<bool> learning(env_->num_roles());
+    for (int r = 0; r < env_->num_roles(); ++r) learning[r] = learners_[r] != nullptr;
+    constraints_ = ConstraintTracker(config_.constraints, config_.constraint_nodes, *env_, learning,
+                                     config_.return_window);
+    shaped_rewards_.resize(n);
+  }
   update_errors_.assign(learning_roles_.size(), nullptr);
   const int learner_threads = std::min(config_.threads, static_cast<int>(learning_roles_.size()));
   // No spinning: a spinning learner thread would compete with the environment's workers.
@@ -222,6 +229,7 @@ void Trainer::StepOnce() {
   t0 = t1;
 
   const int roles = env_->num_roles();
+  if (!constraints_.empty()) constraints_.Observe(*env_);
   for (int r = 0; r < roles; ++r) {
     for (int i = 0; i < n; ++i) {
       episode_return_[r][i] += env_->rewards(r)[i];
@@ -240,6 +248,10 @@ void Trainer::StepOnce() {
     AgentFeedback feedback;
     feedback.n = n;
     feedback.rewards = env_->rewards(r);
+    // Constrained roles learn from the Lagrangian reward r - sum_k lambda_k c_k; the episodic
+    // returns logged above stay the environment's own.
+    if (constraints_.Shape(r, env_->rewards(r), n, shaped_rewards_.data()))
+      feedback.rewards = shaped_rewards_.data();
     feedback.terminated = env_->terminated();
     feedback.truncated = env_->truncated();
     feedback.final_critic_obs = central ? GlobalState(true) : env_->final_observations(r);
@@ -333,6 +345,7 @@ void Trainer::LogMetrics(bool force) {
                        p.seconds);
         }
     }
+    for (const auto& [k, v] : constraints_.Metrics()) logger_->Log(k, v, global_step_, p.seconds);
     logger_->Flush();
   }
   if (progress_) progress_(p);
@@ -359,6 +372,11 @@ void Trainer::Save(torch::serialize::OutputArchive& archive) const {
   }
   env_->SaveState(w);
   WriteStateBytes(archive, "state", w.bytes());
+  if (!constraints_.empty()) {
+    StateWriter cw;
+    constraints_.Save(cw);
+    WriteStateBytes(archive, "constraints", cw.bytes());
+  }
   archive.write("format", torch::tensor(int64_t{2}));
 }
 
@@ -382,6 +400,18 @@ void Trainer::Load(torch::serialize::InputArchive& archive) {
   env_->LoadState(r);
   if (!r.done())
     throw std::runtime_error("checkpoint state: trailing data (different experiment?)");
+  if (!constraints_.empty()) {
+    std::string cbytes;
+    try {
+      cbytes = ReadStateBytes(archive, "constraints");
+    } catch (const std::exception&) {
+      throw std::runtime_error(
+          "checkpoint state: the experiment has constraints but the checkpoint holds none");
+    }
+    StateReader cr(cbytes.data(), cbytes.size());
+    constraints_.Load(cr);
+    if (!cr.done()) throw std::runtime_error("checkpoint state: trailing constraint data");
+  }
 }
 
 void Trainer::RunEvaluation() {

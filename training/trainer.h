@@ -20,6 +20,7 @@
 
 #include "agents/agent.h"
 #include "env/multi_agent_env.h"
+#include "training/constraints.h"
 #include "training/experiment.h"
 
 namespace loantwin {
@@ -93,6 +94,8 @@ class Trainer {
   /// Mean episodic return of a role over the last return_window episodes (NaN if none).
   double MeanEpisodicReturn(int role) const;
   TrainProgress Progress() const;
+  /// The experiment's constraints: costs, episode statistics and multipliers.
+  const ConstraintTracker& constraints() const { return constraints_; }
   /// Where the wall time of Train() went, summed over its calls.
   const TimeBudget& budget() const { return budget_; }
 
@@ -124,6 +127,8 @@ class Trainer {
   std::vector<int> learning_roles_;                 ///< roles with a learning agent, in order
   std::unique_ptr<ParallelRunner> learner_runner_;  ///< null: updates run in turn
   std::vector<std::exception_ptr> update_errors_;   ///< per learning role, during an update
+  ConstraintTracker constraints_;
+  std::vector<float> shaped_rewards_;  ///< a role's rewards less lambda x costs
 };
 
 }  // namespace loantwin

@@ -107,24 +107,38 @@ void PrintStressSummary(const StressReport& r) {
       "loan-months/s)\n",
       r.settings.institution, r.settings.paths, r.settings.months, r.settings.seed, r.wall_seconds,
       r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0);
+  int failing = 0, results = 0;
   for (const auto& sc : r.scenarios) {
     fmt::print("\nscenario {}{}\n", sc.name,
                sc.macro_paths_identical ? "" : "  (WARNING: macro paths differ between policies)");
-    fmt::print("  {:<24} {:>16} {:>22} {:>12} {:>11} {:>13} {:>9}\n", "policy", "cum. NI mean",
-               "diff vs first [95% CI]", "ES 97.5%", "capital p05", "< well cap.", "invariant");
+    // Breaches first (the verdict), then income: paths are counted out of the scenario's paths.
+    fmt::print("  {:<24} {:>7} {:>9} {:>7} {:>9} {:>10} {:>13} {:>22} {:>11} {:>9}\n", "policy",
+               "verdict", "< minimum", "failed", "liq. short", "< well cap.", "cum. NI mean",
+               "diff vs first [95% CI]", "ES 97.5%", "invariant");
     for (const auto& res : sc.results) {
+      const Verdict v = JudgeResult(res);
+      ++results, failing += !v.pass;
       std::string diff = "";
       if (auto it = res.vs_first.find("cumulative_net_income"); it != res.vs_first.end())
         diff = fmt::format("{} [{}, {}]", FormatDifference(it->second.mean, "currency"),
                            FormatDifference(it->second.low, "currency"),
                            FormatDifference(it->second.high, "currency"));
-      fmt::print("  {:<24} {:>16} {:>22} {:>12} {:>11} {:>8} of {:<4} {:>6}\n", res.policy,
+      fmt::print("  {:<24} {:>7} {:>9} {:>7} {:>9} {:>10} {:>13} {:>22} {:>11} {:>9}\n", res.policy,
+                 v.pass ? "PASS" : "FAIL", res.paths_undercapitalised, res.paths_failed,
+                 res.paths_liquidity_shortfall, res.paths_below_well_capitalised,
                  FormatValue(res.metrics.at("cumulative_net_income").mean, "currency"), diff,
-                 FormatValue(res.es_975, "currency"),
-                 FormatValue(res.metrics.at("min_capital_ratio").p05, "fraction"),
-                 res.paths_below_well_capitalised, res.paths, res.paths_with_invariant_breaches);
+                 FormatValue(res.es_975, "currency"), res.paths_with_invariant_breaches);
+      if (!v.worse.empty()) {
+        std::string worse;
+        for (const auto& flag : v.worse) worse += (worse.empty() ? "" : ", ") + flag;
+        fmt::print("  {:<24} significantly worse than {}: {}\n", "", sc.results[0].policy, worse);
+      }
     }
   }
+  fmt::print(
+      "\nverdict: {} of {} scenario-policy results FAIL (a path below the capital "
+      "minimum, failed or short of liquidity); counts are paths of {}\n",
+      failing, results, r.settings.paths);
 }
 
 }  // namespace loantwin::cli

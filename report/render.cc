@@ -144,6 +144,7 @@ std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
       "Institution **{}**; {} Monte Carlo paths x {} months per scenario and policy; seed {} "
       "(common random numbers: every policy sees the same paths). Schema {} v{}.\n\n",
       s.institution, s.paths, s.months, s.seed, kStressReportSchema, kStressReportSchemaVersion);
+  md += "## Verdict\n\n" + VerdictMarkdown(r) + "\n";
   md += "## Policies\n\n| policy | kind | source | roles |\n|---|---|---|---|\n";
   for (const auto& p : r.policies) {
     std::string roles;
@@ -191,6 +192,7 @@ std::string Html(const StressReport& r, const std::vector<Chart>& charts, bool c
       HtmlEscape(s.institution), s.paths, s.months, s.seed, kStressReportSchema,
       kStressReportSchemaVersion, r.wall_seconds,
       r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0);
+  h += "<h2>Verdict</h2>\n" + VerdictHtml(r);
   h += "<h2>Policies</h2>\n<table><tr><th>policy</th><th>kind</th><th>source</th><th>roles</th></"
        "tr>\n";
   for (const auto& p : r.policies) {

@@ -146,6 +146,10 @@ std::vector<Row> ScenarioRows() {
                   [](const PolicyScenarioResult& r) {
                     return fmt::format("{} of {}", r.paths_failed, r.paths);
                   }});
+  rows.push_back(
+      {"paths short of liquidity (emergency borrowing)", [](const PolicyScenarioResult& r) {
+         return fmt::format("{} of {}", r.paths_liquidity_shortfall, r.paths);
+       }});
   rows.push_back({"paths breaching an accounting invariant", [](const PolicyScenarioResult& r) {
                     return fmt::format("{} of {}", r.paths_with_invariant_breaches, r.paths);
                   }});
@@ -166,6 +170,9 @@ struct DiffRow {
 };
 std::vector<DiffRow> DiffRows(const ScenarioReport& s) {
   std::vector<DiffRow> rows;
+  // Breaches first: a policy that earns more by breaching must read as worse at the top.
+  for (const auto& [flag, label] : BreachFlags())
+    rows.push_back({"paths/" + flag, label + " (share)", "fraction", false});
   for (const auto& m : StressMetrics())
     rows.push_back({m.key, std::string(m.label) + " (mean)", m.unit, m.higher_is_better});
   rows.push_back({"var_99", "99% VaR (loss)", "currency", false});
@@ -226,6 +233,82 @@ std::string HeatColor(double t) {
 }
 
 }  // namespace
+
+namespace {
+
+/// One verdict row's cells after scenario and policy: verdict, the four breach counts, mean
+/// cumulative net income, and what is significantly worse than the first policy.
+std::vector<std::string> VerdictCells(const PolicyScenarioResult& r, bool first) {
+  const Verdict v = JudgeResult(r);
+  auto count = [&](int n) { return fmt::format("{} of {}", n, r.paths); };
+  std::string worse;
+  for (const auto& flag : v.worse) worse += (worse.empty() ? "" : ", ") + flag;
+  if (first) worse = "(reference)";
+  return {v.pass ? "PASS" : "FAIL",
+          count(r.paths_undercapitalised),
+          count(r.paths_failed),
+          count(r.paths_liquidity_shortfall),
+          count(r.paths_below_well_capitalised),
+          FormatValue(r.metrics.at("cumulative_net_income").mean, "currency"),
+          worse.empty() ? "-" : worse};
+}
+
+const std::vector<std::string>& VerdictHeaders() {
+  static const std::vector<std::string> h = {"verdict",
+                                             "below the minimum",
+                                             "failed",
+                                             "short of liquidity",
+                                             "below min + buffer",
+                                             "mean cumulative net income",
+                                             "significantly worse than the first"};
+  return h;
+}
+
+const char* kVerdictNote =
+    "A policy fails a scenario when any path falls below the capital regime's minimum "
+    "(undercapitalised or worse), fails, or runs short of liquidity (emergency borrowing). "
+    "\"Significantly worse\": the paired difference in the share of paths with that breach is "
+    "above zero at 95% (same paths as the first policy). Income comes after the breaches.";
+
+}  // namespace
+
+std::string VerdictMarkdown(const StressReport& r) {
+  std::string md = "| scenario | policy |";
+  for (const auto& h : VerdictHeaders()) md += " " + h + " |";
+  md += "\n|---|---|";
+  for (size_t i = 0; i < VerdictHeaders().size(); ++i) md += i == 0 ? "---|" : "---:|";
+  md += "\n";
+  for (const auto& sc : r.scenarios)
+    for (size_t i = 0; i < sc.results.size(); ++i) {
+      const auto cells = VerdictCells(sc.results[i], i == 0);
+      md += fmt::format("| {} | {} |", sc.name, sc.results[i].policy);
+      for (size_t c = 0; c < cells.size(); ++c)
+        md += " " + (c == 0 ? "**" + cells[c] + "**" : cells[c]) + " |";
+      md += "\n";
+    }
+  return md + "\n" + kVerdictNote + "\n";
+}
+
+std::string VerdictHtml(const StressReport& r) {
+  std::string t = "<table><tr><th>scenario</th><th>policy</th>";
+  for (const auto& h : VerdictHeaders()) t += "<th>" + HtmlEscape(h) + "</th>";
+  t += "</tr>\n";
+  for (const auto& sc : r.scenarios)
+    for (size_t i = 0; i < sc.results.size(); ++i) {
+      const auto cells = VerdictCells(sc.results[i], i == 0);
+      t += fmt::format("<tr><td>{}</td><td>{}</td>", HtmlEscape(sc.name),
+                       HtmlEscape(sc.results[i].policy));
+      for (size_t c = 0; c < cells.size(); ++c) {
+        std::string cls;
+        if (c == 0) cls = cells[0] == "PASS" ? "sig-good" : "sig-bad";
+        if (c == cells.size() - 1 && i > 0 && cells[c] != "-") cls = "sig-bad";
+        t += fmt::format("<td{}>{}</td>", cls.empty() ? "" : " class=\"" + cls + "\"",
+                         HtmlEscape(cells[c]));
+      }
+      t += "</tr>\n";
+    }
+  return t + "</table>\n<p class=\"meta\">" + HtmlEscape(kVerdictNote) + "</p>\n";
+}
 
 std::string HeadlineMarkdown(const StressReport& r) {
   std::string md = "| scenario | policy |";

@@ -24,6 +24,10 @@ std::string PolicyColor(size_t i);
 std::string ChartPreamble(int width, int height);
 std::string ReportCss();
 
+/// The verdict table (first in every report): per scenario and policy, pass/fail on capital
+/// breaches, failures and liquidity shortfalls, the breach counts, then income.
+std::string VerdictMarkdown(const StressReport& report);
+std::string VerdictHtml(const StressReport& report);
 std::string HeadlineMarkdown(const StressReport& report);
 std::string ScenarioTableMarkdown(const ScenarioReport& scenario);
 std::string DifferenceTableMarkdown(const ScenarioReport& scenario);

@@ -105,7 +105,7 @@ void PolicyRunReducer::Add(const PathBlock& b) {
   for (int p = 0; p < b.count; ++p) {
     double ni = 0, apps = 0, approvals = 0, peak_co = -1e300, min_capital = 1e300;
     int trough = 1;
-    bool under = false, below_well = false;
+    bool under = false, below_well = false, short_of_cash = false;
     for (int m = 0; m < months_; ++m) {
       const double* row = b.row(p, m);
       ni += row[kNetIncome];
@@ -119,6 +119,7 @@ void PolicyRunReducer::Add(const PathBlock& b) {
       if (capital < min_capital) min_capital = capital, trough = m + 1;
       under |= row[kCapitalCategory] >= kUndercapitalised;
       below_well |= row[kCapitalCategory] > kWellCapitalised;
+      short_of_cash |= row[kLiquidityShortfall] > 0;
       r_.loan_months += row[kLoans];
       for (size_t s = 0; s < series.size(); ++s)
         bands_[s].Add(m, series[s].second < 0 ? ni : row[series[s].second]);
@@ -138,6 +139,10 @@ void PolicyRunReducer::Add(const PathBlock& b) {
     per_path_["final_equity"].push_back(b.at(p, months_ - 1, kEquity));
     r_.paths_undercapitalised += under;
     r_.paths_below_well_capitalised += below_well;
+    r_.paths_liquidity_shortfall += short_of_cash;
+    r_.path_flags["breach_minimum"].push_back(under);
+    r_.path_flags["breach_buffer"].push_back(below_well);
+    r_.path_flags["liquidity_shortfall"].push_back(short_of_cash);
     ++r_.paths;
   }
 }
@@ -148,8 +153,10 @@ PolicyScenarioResult PolicyRunReducer::Finish(const PolicyRun& run) {
     throw std::invalid_argument(fmt::format("PolicyRunReducer: {} paths reduced, the run has {}",
                                             r.paths, run.failed_month.size()));
   for (const auto& m : StressMetrics()) r.per_path[m.key] = std::move(per_path_[m.key]);
+  std::vector<double>& failed = r.path_flags["failed"];
   for (int p = 0; p < r.paths; ++p) {
     r.paths_failed += run.failed_month[p] > 0;
+    failed.push_back(run.failed_month[p] > 0);
     if (!run.invariant_breaches.empty() && run.invariant_breaches[p] > 0) {
       if (r.paths_with_invariant_breaches++ == 0)
         r.first_invariant_breach = run.first_invariant_breach[p];
@@ -182,6 +189,34 @@ PolicyScenarioResult ReducePolicyRun(const std::string& policy, const PolicyRun&
   return reducer.Finish(run);
 }
 
+const std::vector<std::pair<std::string, std::string>>& BreachFlags() {
+  static const std::vector<std::pair<std::string, std::string>> flags = {
+      {"breach_minimum", "paths below the regime's minimum"},
+      {"failed", "paths failed"},
+      {"liquidity_shortfall", "paths short of liquidity"},
+      {"breach_buffer", "paths below minimum + buffer (well capitalised)"},
+  };
+  return flags;
+}
+
+Verdict JudgeResult(const PolicyScenarioResult& r) {
+  Verdict v;
+  if (r.paths_undercapitalised > 0)
+    v.reasons.push_back(
+        fmt::format("{} of {} paths below the minimum", r.paths_undercapitalised, r.paths));
+  if (r.paths_failed > 0)
+    v.reasons.push_back(fmt::format("{} of {} paths failed", r.paths_failed, r.paths));
+  if (r.paths_liquidity_shortfall > 0)
+    v.reasons.push_back(
+        fmt::format("{} of {} paths short of liquidity", r.paths_liquidity_shortfall, r.paths));
+  v.pass = v.reasons.empty();
+  for (const auto& [flag, label] : BreachFlags()) {
+    const auto it = r.vs_first.find("paths/" + flag);
+    if (it != r.vs_first.end() && it->second.low > 0) v.worse.push_back(flag);
+  }
+  return v;
+}
+
 void CompareToFirst(ScenarioReport& s, uint64_t seed) {
   if (s.results.empty()) return;
   const PolicyScenarioResult& ref = s.results[0];
@@ -194,6 +229,13 @@ void CompareToFirst(ScenarioReport& s, uint64_t seed) {
     const auto& y = ref.per_path.at("cumulative_net_income");
     r.vs_first["var_99"] = PairedBootstrapDifference(x, y, Var99, 1000, seed);
     r.vs_first["es_975"] = PairedBootstrapDifference(x, y, Es975, 1000, seed);
+    // Breach probabilities: the paired difference of 0/1 outcomes on the same paths.
+    for (const auto& [flag, label] : BreachFlags()) {
+      const auto a = r.path_flags.find(flag);
+      const auto b = ref.path_flags.find(flag);
+      if (a != r.path_flags.end() && b != ref.path_flags.end())
+        r.vs_first["paths/" + flag] = PairedMeanDifference(a->second, b->second);
+    }
     for (const auto& [role, values] : r.role_return_paths) {
       const auto it = ref.role_return_paths.find(role);
       if (it != ref.role_return_paths.end())
@@ -263,9 +305,14 @@ std::string StressReportJson(const StressReport& report) {
       jr["counts"] = {{"paths_undercapitalised", r.paths_undercapitalised},
                       {"paths_below_well_capitalised", r.paths_below_well_capitalised},
                       {"paths_failed", r.paths_failed},
+                      {"paths_liquidity_shortfall", r.paths_liquidity_shortfall},
                       {"paths_with_invariant_breaches", r.paths_with_invariant_breaches}};
       if (!r.first_invariant_breach.empty())
         jr["counts"]["first_invariant_breach"] = r.first_invariant_breach;
+      const Verdict verdict = JudgeResult(r);
+      jr["verdict"] = {{"pass", verdict.pass},
+                       {"reasons", verdict.reasons},
+                       {"worse_than_first", verdict.worse}};
       jr["role_returns"] = nlohmann::json::object();
       for (const auto& [role, d] : r.role_returns) jr["role_returns"][role] = DistributionJson(d);
       jr["bands"] = nlohmann::json::object();

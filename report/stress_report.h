@@ -49,6 +49,10 @@ struct PolicyScenarioResult {
   int paths_undercapitalised = 0;  ///< capital category undercapitalised or worse in some month
   int paths_below_well_capitalised = 0;  ///< not well capitalised in some month
   int paths_failed = 0;                  ///< capital ratio < the environment's floor or equity <= 0
+  int paths_liquidity_shortfall = 0;  ///< cash below the floor after the secured line (some month)
+  /// Per path 0/1: breach_minimum (undercapitalised or worse in some month), breach_buffer (not
+  /// well capitalised in some month), failed, liquidity_shortfall - paired across policies.
+  std::map<std::string, std::vector<double>> path_flags;
   int paths_with_invariant_breaches = 0;  ///< must be 0
   std::string first_invariant_breach;
   std::map<std::string, std::vector<double>> role_return_paths;  ///< role -> return per path
@@ -59,6 +63,18 @@ struct PolicyScenarioResult {
   /// "role_return/<role>" -> difference with a 95% interval.
   std::map<std::string, PairedDifference> vs_first;
 };
+
+/// The flags of PolicyScenarioResult::path_flags, breaches first: key, label.
+const std::vector<std::pair<std::string, std::string>>& BreachFlags();
+
+/// The verdict on one policy in one scenario (the report's first table): it fails when a path
+/// falls below the regime's minimum, fails or runs short of liquidity; `worse` lists the flags
+/// whose paired difference to the first policy is significantly higher (95% interval above 0).
+struct Verdict {
+  bool pass = true;
+  std::vector<std::string> reasons, worse;
+};
+Verdict JudgeResult(const PolicyScenarioResult& r);
 
 struct ScenarioReport {
   std::string name, source, description;

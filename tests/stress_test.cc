@@ -15,6 +15,7 @@
 #include "core/config_error.h"
 #include "report/frontier.h"
 #include "report/gnuplot.h"
+#include "report/render_util.h"
 #include "report/risk.h"
 #include "report/stress_report.h"
 #include "tests/agent_test_util.h"
@@ -218,6 +219,63 @@ TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
   const std::string md = ReadFile(out.path() + "/report/report.md");
   EXPECT_NE(md.find("97.5% expected shortfall"), std::string::npos);
   EXPECT_NE(md.find("Differences versus `baseline`"), std::string::npos);
+  // The verdict comes first, and every result carries one.
+  EXPECT_EQ(md.find("\n## "), md.find("\n## Verdict"));
+  EXPECT_LT(html.find("<h2>Verdict</h2>"), html.find("<h2>Policies</h2>"));
+  for (const auto& sc : doc["scenarios"])
+    for (const auto& res : sc["results"]) {
+      EXPECT_TRUE(res["verdict"]["pass"].is_boolean());
+      EXPECT_EQ(res["verdict"]["pass"].get<bool>(),
+                res["counts"]["paths_undercapitalised"] == 0 &&
+                    res["counts"]["paths_failed"] == 0 &&
+                    res["counts"]["paths_liquidity_shortfall"] == 0);
+    }
+  EXPECT_TRUE(doc["scenarios"][0]["results"][1]["vs_first"].contains("paths/breach_minimum"));
+}
+
+TEST(StressVerdict, BreachesFailThePolicyAndPairedCountsFlagTheWorseOne) {
+  // 40 paths: the reference never breaches; the other policy earns more but falls below the
+  // minimum on 12 paths (3 of them fail) and runs short of liquidity on one.
+  ScenarioReport sc;
+  sc.name = "severe";
+  for (int k = 0; k < 2; ++k) {
+    PolicyScenarioResult r;
+    r.policy = k == 0 ? "baseline" : "greedy";
+    r.paths = 40;
+    for (const auto& m : StressMetrics()) r.per_path[m.key].assign(40, k == 0 ? 1.0 : 2.0);
+    for (const auto& [flag, label] : BreachFlags()) r.path_flags[flag].assign(40, 0.0);
+    if (k == 1) {
+      for (int p = 0; p < 12; ++p) r.path_flags["breach_minimum"][p] = 1;
+      for (int p = 0; p < 12; ++p) r.path_flags["breach_buffer"][p] = 1;
+      for (int p = 0; p < 3; ++p) r.path_flags["failed"][p] = 1;
+      r.path_flags["liquidity_shortfall"][5] = 1;
+      r.paths_undercapitalised = 12, r.paths_below_well_capitalised = 12, r.paths_failed = 3;
+      r.paths_liquidity_shortfall = 1;
+    }
+    for (const auto& [key, values] : r.per_path) r.metrics[key] = Describe(values);
+    sc.results.push_back(std::move(r));
+  }
+  CompareToFirst(sc, 1);
+  const Verdict base = JudgeResult(sc.results[0]);
+  EXPECT_TRUE(base.pass);
+  EXPECT_TRUE(base.reasons.empty());
+  const Verdict greedy = JudgeResult(sc.results[1]);
+  EXPECT_FALSE(greedy.pass);
+  ASSERT_EQ(greedy.reasons.size(), 3u);
+  EXPECT_EQ(greedy.reasons[0], "12 of 40 paths below the minimum");
+  EXPECT_EQ(greedy.reasons[1], "3 of 40 paths failed");
+  EXPECT_EQ(greedy.reasons[2], "1 of 40 paths short of liquidity");
+  // 12 of 40 is significant at 95%; 3 of 40 and 1 of 40 are not.
+  EXPECT_EQ(greedy.worse, (std::vector<std::string>{"breach_minimum", "breach_buffer"}));
+  EXPECT_NEAR(sc.results[1].vs_first.at("paths/breach_minimum").mean, 0.3, 1e-12);
+  StressReport report;
+  report.scenarios.push_back(sc);
+  const std::string md = VerdictMarkdown(report);
+  EXPECT_NE(md.find("| severe | baseline | **PASS** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| severe | greedy | **FAIL** | 12 of 40 | 3 of 40 | 1 of 40 | 12 of 40 |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("breach_minimum, breach_buffer |"), std::string::npos) << md;
 }
 
 TEST_F(StressRun, FrontierMarksEfficientPoliciesAndBaseline) {

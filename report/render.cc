@@ -154,6 +154,8 @@ std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
   }
   md += "\n## Headline metrics (mean over paths unless stated)\n\n";
   md += HeadlineMarkdown(r);
+  md += "\n## DFAST-style nine-quarter view\n\n";
+  md += NineQuarterMarkdown(r);
   for (const auto& sc : r.scenarios) {
     md += fmt::format("\n## Scenario `{}`\n\n{}\n\n", sc.name, sc.description);
     md += ScenarioTableMarkdown(sc);
@@ -208,6 +210,7 @@ std::string Html(const StressReport& r, const std::vector<Chart>& charts, bool c
   }
   h += "</table>\n";
   h += "<h2>Scenario &times; policy heatmap</h2>\n" + HeadlineHeatmapHtml(r);
+  h += "<h2>DFAST-style nine-quarter view</h2>\n" + NineQuarterHtml(r);
   h += "<nav><b>Scenarios:</b> ";
   for (const auto& sc : r.scenarios)
     h += fmt::format("<a href=\"#s-{}\">{}</a> ", SafeFileName(sc.name), HtmlEscape(sc.name));

@@ -310,6 +310,56 @@ std::string VerdictHtml(const StressReport& r) {
   return t + "</table>\n<p class=\"meta\">" + HtmlEscape(kVerdictNote) + "</p>\n";
 }
 
+namespace {
+
+/// The nine-quarter view's cells: 9-quarter minimum capital (mean, 5% worst), 9-quarter loss
+/// rate (mean, 95% worst) and the whole horizon's minimum capital (mean, 5% worst).
+std::vector<std::string> NineQuarterCells(const PolicyScenarioResult& r) {
+  const Distribution& c9 = r.metrics.at("min_capital_ratio_9q");
+  const Distribution& l9 = r.metrics.at("cumulative_loss_rate_9q");
+  const Distribution& c = r.metrics.at("min_capital_ratio");
+  return {FormatValue(c9.mean, "fraction"), FormatValue(c9.p05, "fraction"),
+          FormatValue(l9.mean, "fraction"), FormatValue(l9.p95, "fraction"),
+          FormatValue(c.mean, "fraction"),  FormatValue(c.p05, "fraction")};
+}
+
+const std::vector<std::string>& NineQuarterHeaders() {
+  static const std::vector<std::string> h = {"min capital, Q1-9: mean",          "5% worst",
+                                             "cumulative loss rate, Q1-9: mean", "95% worst",
+                                             "min capital, whole horizon: mean", "5% worst"};
+  return h;
+}
+
+}  // namespace
+
+std::string NineQuarterMarkdown(const StressReport& r) {
+  std::string md = "| scenario | policy |";
+  for (const auto& h : NineQuarterHeaders()) md += " " + h + " |";
+  md += "\n|---|---|";
+  for (size_t i = 0; i < NineQuarterHeaders().size(); ++i) md += "---:|";
+  md += "\n";
+  for (const auto& sc : r.scenarios)
+    for (const auto& res : sc.results) {
+      md += fmt::format("| {} | {} |", sc.name, res.policy);
+      for (const auto& cell : NineQuarterCells(res)) md += " " + cell + " |";
+      md += "\n";
+    }
+  return md;
+}
+
+std::string NineQuarterHtml(const StressReport& r) {
+  std::string t = "<table><tr><th>scenario</th><th>policy</th>";
+  for (const auto& h : NineQuarterHeaders()) t += "<th>" + HtmlEscape(h) + "</th>";
+  t += "</tr>\n";
+  for (const auto& sc : r.scenarios)
+    for (const auto& res : sc.results) {
+      t += fmt::format("<tr><td>{}</td><td>{}</td>", HtmlEscape(sc.name), HtmlEscape(res.policy));
+      for (const auto& cell : NineQuarterCells(res)) t += "<td>" + cell + "</td>";
+      t += "</tr>\n";
+    }
+  return t + "</table>\n";
+}
+
 std::string HeadlineMarkdown(const StressReport& r) {
   std::string md = "| scenario | policy |";
   for (const auto& h : Headlines()) md += " " + h.label + " |";

@@ -28,6 +28,10 @@ std::string ReportCss();
 /// breaches, failures and liquidity shortfalls, the breach counts, then income.
 std::string VerdictMarkdown(const StressReport& report);
 std::string VerdictHtml(const StressReport& report);
+/// DFAST-style nine-quarter view (quarters 1-9) beside the whole horizon: minimum capital ratio
+/// and cumulative loss rate per scenario and policy.
+std::string NineQuarterMarkdown(const StressReport& report);
+std::string NineQuarterHtml(const StressReport& report);
 std::string HeadlineMarkdown(const StressReport& report);
 std::string ScenarioTableMarkdown(const ScenarioReport& scenario);
 std::string DifferenceTableMarkdown(const ScenarioReport& scenario);

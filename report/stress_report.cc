@@ -30,6 +30,13 @@ const std::vector<StressMetric>& StressMetrics() {
        "approvals / applications summed over the horizon"},
       {"final_equity", "final equity", "currency", true,
        "equity (net worth / CET1 capital) at the end"},
+      {"min_capital_ratio_9q", "minimum capital ratio, quarters 1-9", "fraction", true,
+       "DFAST-style: lowest quarter-end capital ratio over the first nine quarters (months 3, "
+       "6, ..., 27, or the quarter-ends within a shorter horizon)"},
+      {"cumulative_loss_rate_9q", "cumulative loss rate, quarters 1-9", "fraction", false,
+       "DFAST-style: net charge-offs and losses on foreclosed collateral over the first 27 "
+       "months, as a share of the average month-end loan balance over those months (not "
+       "annualised)"},
   };
   return metrics;
 }
@@ -106,8 +113,17 @@ void PolicyRunReducer::Add(const PathBlock& b) {
     double ni = 0, apps = 0, approvals = 0, peak_co = -1e300, min_capital = 1e300;
     int trough = 1;
     bool under = false, below_well = false, short_of_cash = false;
+    // The DFAST nine-quarter window: months 1..27 (quarter-ends 3, 6, ..., 27).
+    double min_capital_9q = 1e300, losses_9q = 0, balance_9q = 0;
+    int months_9q = 0;
     for (int m = 0; m < months_; ++m) {
       const double* row = b.row(p, m);
+      if (m < 27) {
+        losses_9q += row[kNetChargeOffs] + row[kForeclosedLosses];
+        balance_9q += row[kLoanBalance];
+        ++months_9q;
+        if ((m + 1) % 3 == 0) min_capital_9q = std::min(min_capital_9q, row[kCapitalRatio]);
+      }
       ni += row[kNetIncome];
       apps += row[kApplications];
       approvals += row[kApprovals];
@@ -137,6 +153,10 @@ void PolicyRunReducer::Add(const PathBlock& b) {
     per_path_["capital_trough_month"].push_back(trough);
     per_path_["approval_rate"].push_back(apps > 0 ? approvals / apps : 0.0);
     per_path_["final_equity"].push_back(b.at(p, months_ - 1, kEquity));
+    if (min_capital_9q > 1e299) min_capital_9q = min_capital;  // horizon under one quarter
+    per_path_["min_capital_ratio_9q"].push_back(min_capital_9q);
+    per_path_["cumulative_loss_rate_9q"].push_back(
+        balance_9q > 0 ? losses_9q / (balance_9q / months_9q) : 0.0);
     r_.paths_undercapitalised += under;
     r_.paths_below_well_capitalised += below_well;
     r_.paths_liquidity_shortfall += short_of_cash;

@@ -231,6 +231,15 @@ TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
                     res["counts"]["paths_liquidity_shortfall"] == 0);
     }
   EXPECT_TRUE(doc["scenarios"][0]["results"][1]["vs_first"].contains("paths/breach_minimum"));
+  // The nine-quarter view: beside the whole horizon, never below its minimum.
+  EXPECT_NE(md.find("## DFAST-style nine-quarter view"), std::string::npos);
+  for (const auto& sc : report.scenarios)
+    for (const auto& res : sc.results)
+      for (size_t p = 0; p < res.per_path.at("min_capital_ratio").size(); ++p) {
+        EXPECT_GE(res.per_path.at("min_capital_ratio_9q")[p],
+                  res.per_path.at("min_capital_ratio")[p]);
+        EXPECT_GE(res.per_path.at("cumulative_loss_rate_9q")[p], 0.0);
+      }
 }
 
 TEST(StressVerdict, BreachesFailThePolicyAndPairedCountsFlagTheWorseOne) {

@@ -6,4 +6,8 @@ const char* LoantwinVersion() {
   return LOANTWIN_VERSION;
 }
 
+const char* LoantwinSourceDir() {
+  return LOANTWIN_SOURCE_DIR;
+}
+
 }  // namespace loantwin

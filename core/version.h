@@ -6,5 +6,7 @@ namespace loantwin {
 
 /// "MAJOR.MINOR.PATCH" of this build.
 const char* LoantwinVersion();
+/// The source tree this binary was built from (provenance: its git revision, if still there).
+const char* LoantwinSourceDir();
 
 }  // namespace loantwin

@@ -134,6 +134,21 @@ const Chart* FindChart(const std::vector<Chart>& charts, const std::string& id) 
   return nullptr;
 }
 
+/// A policy's checkpoint and weights, short: "step_...pt (sha256 1a2b3c4d5e6f)".
+std::string PolicyProvenance(const PolicyInfo& p) {
+  std::string out = p.checkpoint.empty() ? "" : fs::path(p.checkpoint).filename().string();
+  if (!p.checkpoint_sha256.empty())
+    out += fmt::format(" (sha256 {})", p.checkpoint_sha256.substr(0, 12));
+  for (const auto& [file, digest] : p.module_sha256)
+    out += fmt::format("{}{} {}", out.empty() ? "" : "; ", file, digest.substr(0, 12));
+  return out.empty() ? "-" : out;
+}
+
+std::string ProvenanceLine(const StressReport& r) {
+  return fmt::format("Generated {} by loantwin {} (source revision {}).", r.provenance.generated_at,
+                     r.provenance.loantwin_version, r.provenance.source_revision);
+}
+
 // ---- Markdown ----
 
 std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
@@ -144,13 +159,17 @@ std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
       "Institution **{}**; {} Monte Carlo paths x {} months per scenario and policy; seed {} "
       "(common random numbers: every policy sees the same paths). Schema {} v{}.\n\n",
       s.institution, s.paths, s.months, s.seed, kStressReportSchema, kStressReportSchemaVersion);
+  md += ProvenanceLine(r) + "\n\n";
   md += "## Verdict\n\n" + VerdictMarkdown(r) + "\n";
-  md += "## Policies\n\n| policy | kind | source | roles |\n|---|---|---|---|\n";
+  md +=
+      "## Policies\n\n| policy | kind | source | roles | checkpoint and weights |\n"
+      "|---|---|---|---|---|\n";
   for (const auto& p : r.policies) {
     std::string roles;
     for (const auto& [role, driver] : p.roles)
       roles += (roles.empty() ? "" : ", ") + role + ": " + driver;
-    md += fmt::format("| {} | {} | `{}` | {} |\n", p.name, p.kind, p.source, roles);
+    md += fmt::format("| {} | {} | `{}` | {} | {} |\n", p.name, p.kind, p.source, roles,
+                      PolicyProvenance(p));
   }
   md += "\n## Headline metrics (mean over paths unless stated)\n\n";
   md += HeadlineMarkdown(r);
@@ -194,19 +213,20 @@ std::string Html(const StressReport& r, const std::vector<Chart>& charts, bool c
       HtmlEscape(s.institution), s.paths, s.months, s.seed, kStressReportSchema,
       kStressReportSchemaVersion, r.wall_seconds,
       r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0);
+  h += "<p class=\"meta\">" + HtmlEscape(ProvenanceLine(r)) + "</p>\n";
   h += "<h2>Verdict</h2>\n" + VerdictHtml(r);
-  h += "<h2>Policies</h2>\n<table><tr><th>policy</th><th>kind</th><th>source</th><th>roles</th></"
-       "tr>\n";
+  h += "<h2>Policies</h2>\n<table><tr><th>policy</th><th>kind</th><th>source</th><th>roles</th>"
+       "<th>checkpoint and weights</th></tr>\n";
   for (const auto& p : r.policies) {
     std::string roles;
     for (const auto& [role, driver] : p.roles)
       roles += (roles.empty() ? "" : ", ") + role + ": " + driver;
     h += fmt::format(
         "<tr><td><span class=\"swatch\" "
-        "style=\"background:{}\"></span>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></"
-        "tr>\n",
+        "style=\"background:{}\"></span>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>"
+        "<td><code>{}</code></td></tr>\n",
         PolicyColor(&p - r.policies.data()), HtmlEscape(p.name), p.kind, HtmlEscape(p.source),
-        HtmlEscape(roles));
+        HtmlEscape(roles), HtmlEscape(PolicyProvenance(p)));
   }
   h += "</table>\n";
   h += "<h2>Scenario &times; policy heatmap</h2>\n" + HeadlineHeatmapHtml(r);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/version.h"
 #include "env/twin/capital.h"
 #include "env/twin/metrics.h"
 
@@ -280,7 +281,10 @@ std::string StressReportJson(const StressReport& report) {
   nlohmann::json j;
   j["schema"] = kStressReportSchema;
   j["schema_version"] = kStressReportSchemaVersion;
-  j["generated_by"] = "loantwin 0.1.0";
+  j["generated_by"] = std::string("loantwin ") + LoantwinVersion();
+  j["provenance"] = {{"generated_at", report.provenance.generated_at},
+                     {"loantwin_version", report.provenance.loantwin_version},
+                     {"source_revision", report.provenance.source_revision}};
   const StressSettings& s = report.settings;
   j["settings"] = {{"institution", s.institution},
                    {"paths", s.paths},
@@ -302,9 +306,14 @@ std::string StressReportJson(const StressReport& report) {
                       {"definition", m.definition}};
   j["metric_definitions"] = metrics;
   j["policies"] = nlohmann::json::array();
-  for (const auto& p : report.policies)
-    j["policies"].push_back(
-        {{"name", p.name}, {"kind", p.kind}, {"source", p.source}, {"roles", p.roles}});
+  for (const auto& p : report.policies) {
+    nlohmann::json jp = {
+        {"name", p.name}, {"kind", p.kind}, {"source", p.source}, {"roles", p.roles}};
+    if (!p.checkpoint.empty()) jp["checkpoint"] = p.checkpoint;
+    if (!p.checkpoint_sha256.empty()) jp["checkpoint_sha256"] = p.checkpoint_sha256;
+    if (!p.module_sha256.empty()) jp["module_sha256"] = p.module_sha256;
+    j["policies"].push_back(jp);
+  }
   j["scenarios"] = nlohmann::json::array();
   for (const auto& sc : report.scenarios) {
     nlohmann::json js;

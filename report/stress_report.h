@@ -89,6 +89,19 @@ struct PolicyInfo {
   std::string kind;                          ///< baseline | run | export
   std::string source;                        ///< directory, or "built-in"
   std::map<std::string, std::string> roles;  ///< role -> driver (ppo, dqn, baseline, ...)
+  /// Provenance: a run's checkpoint (path and SHA-256 of the file), an export's checkpoint
+  /// (as its manifest names it) and the SHA-256 of each module file; empty for the baseline.
+  std::string checkpoint, checkpoint_sha256;
+  std::map<std::string, std::string> module_sha256;
+};
+
+/// When, by which build and from which source revision a report was made.
+struct Provenance {
+  std::string generated_at;  ///< UTC, ISO 8601
+  std::string loantwin_version;
+  /// git revision of the source tree the binary was built from ("unknown" when it cannot be
+  /// read); "-dirty" when that tree has uncommitted changes.
+  std::string source_revision;
 };
 
 struct StressSettings {
@@ -102,6 +115,7 @@ struct StressSettings {
 
 struct StressReport {
   StressSettings settings;
+  Provenance provenance;
   std::vector<PolicyInfo> policies;
   std::vector<ScenarioReport> scenarios;
   double wall_seconds = 0;

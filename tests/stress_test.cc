@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "agents/export_manifest.h"
 #include "core/atomic_file.h"
 #include "core/config_error.h"
 #include "report/frontier.h"
@@ -93,7 +94,10 @@ TEST_F(StressRun, CommonRandomNumbersAcrossPoliciesRepeatsAndThreads) {
     for (size_t p = 0; p < sa.results.size(); ++p)
       for (const auto& [k, v] : sa.results[p].per_path)
         EXPECT_EQ(v, b.scenarios[s].results[p].per_path.at(k)) << sa.name << " " << k;
-    EXPECT_EQ(StressReportJson(a).substr(0, 1000), StressReportJson(b).substr(0, 1000));
+    // Identical but for the provenance's time stamp.
+    StressReport a2 = a, b2 = b;
+    a2.provenance.generated_at = b2.provenance.generated_at = "";
+    EXPECT_EQ(StressReportJson(a2).substr(0, 1000), StressReportJson(b2).substr(0, 1000));
     // The run and its export decide identically.
     for (const auto& [k, v] : sa.results[1].per_path)
       EXPECT_EQ(v, sa.results[2].per_path.at(k)) << k;
@@ -219,6 +223,14 @@ TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
   const std::string md = ReadFile(out.path() + "/report/report.md");
   EXPECT_NE(md.find("97.5% expected shortfall"), std::string::npos);
   EXPECT_NE(md.find("Differences versus `baseline`"), std::string::npos);
+  // Provenance: time, version, revision; the run's checkpoint with its hash.
+  EXPECT_EQ(doc["provenance"]["generated_at"].get<std::string>().size(), 20u);
+  EXPECT_NE(doc["provenance"]["source_revision"], "");
+  EXPECT_EQ(doc["policies"][1]["kind"], "run");
+  EXPECT_EQ(doc["policies"][1]["checkpoint_sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(doc["policies"][1]["checkpoint_sha256"],
+            FileSha256(doc["policies"][1]["checkpoint"].get<std::string>()));
+  EXPECT_NE(md.find("Generated "), std::string::npos);
   // The verdict comes first, and every result carries one.
   EXPECT_EQ(md.find("\n## "), md.find("\n## Verdict"));
   EXPECT_LT(html.find("<h2>Verdict</h2>"), html.find("<h2>Policies</h2>"));

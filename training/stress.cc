@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "agents/export_manifest.h"
 #include "core/config_error.h"
+#include "core/version.h"
 #include "env/twin/config_paths.h"
 #include "env/twin/institution.h"
 #include "env/twin/scenario.h"
@@ -55,14 +58,15 @@ void DescribeRoles(const ExperimentConfig& c, StressPolicy& p) {
   }
 }
 
-std::unique_ptr<Trainer> LoadRun(const fs::path& dir, ExperimentConfig* config) {
+std::unique_ptr<Trainer> LoadRun(const fs::path& dir, ExperimentConfig* config,
+                                 std::string* checkpoint) {
   *config = ExperimentConfig::Load((dir / "config.yaml").string());
   if (config->env_name != "twin")
     throw std::invalid_argument(
         fmt::format("{}: a run of environment '{}'; stress evaluation needs the twin", dir.string(),
                     config->env_name));
   auto trainer = std::make_unique<Trainer>(*config);
-  LoadLatestCheckpoint(*trainer, dir.string(), "evaluate");
+  *checkpoint = LoadLatestCheckpoint(*trainer, dir.string(), "evaluate");
   return trainer;
 }
 
@@ -77,7 +81,9 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
   }
   std::unique_ptr<StressPolicy> p(new StressPolicy());
   if (spec == "baseline") {
-    p->info = {label.empty() ? "baseline" : label, "baseline", "built-in", {}};
+    p->info.name = label.empty() ? "baseline" : label;
+    p->info.kind = "baseline";
+    p->info.source = "built-in";
     for (const char* role : kTwinRoleNames) p->info.roles[role] = "baseline";
     return p;
   }
@@ -98,7 +104,8 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
     std::ifstream probe(dir / "config.yaml");
     if (!probe) throw std::invalid_argument(spec + "/config.yaml: cannot be read");
     ExperimentConfig config;
-    p->trainer_ = LoadRun(dir, &config);
+    p->trainer_ = LoadRun(dir, &config, &p->info.checkpoint);
+    p->info.checkpoint_sha256 = FileSha256(p->info.checkpoint);
     p->info.kind = "run";
     DescribeRoles(config, *p);
     TwinEnvConfig tc =
@@ -148,6 +155,8 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
       ExperimentConfig::Parse(YamlValue::LoadString(yaml, manifest_file));
   p->trainer_ = std::make_unique<Trainer>(config);
   p->info.kind = "export";
+  p->info.checkpoint = manifest.checkpoint;
+  p->info.module_sha256 = manifest.module_sha256;
   return p;
 }
 
@@ -170,6 +179,36 @@ std::vector<std::string> ResolveScenarios(const std::vector<std::string>& names)
   return unique;
 }
 
+Provenance CurrentProvenance() {
+  Provenance p;
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  p.generated_at = stamp;
+  p.loantwin_version = LoantwinVersion();
+  p.source_revision = "unknown";
+  // The source tree this binary was built from: its git revision, if it is still there.
+  auto run = [](const std::string& cmd, std::string* out) {
+    FILE* f = popen(cmd.c_str(), "r");
+    if (!f) return false;
+    char buf[128];
+    out->clear();
+    while (std::fgets(buf, sizeof buf, f)) *out += buf;
+    return pclose(f) == 0;
+  };
+  const std::string dir = LoantwinSourceDir();
+  std::string rev, status;
+  if (run("git -C '" + dir + "' rev-parse HEAD 2>/dev/null", &rev) && rev.size() >= 40) {
+    p.source_revision = rev.substr(0, 40);
+    if (run("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null", &status) &&
+        !status.empty())
+      p.source_revision += "-dirty";
+  }
+  return p;
+}
+
 StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
                        const StressOptions& o) {
   if (policies.empty()) throw std::invalid_argument("no policies to evaluate");
@@ -181,6 +220,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::string> scenarios = ResolveScenarios(o.scenarios);
   StressReport report;
+  report.provenance = CurrentProvenance();
   // Environment settings (reward weights, capital floor) of the first run, else the defaults.
   TwinEnvConfig base;
   report.settings.reward_weights_from = "defaults";

@@ -64,6 +64,9 @@ struct StressOptions {
 /// Expands "all" and checks every scenario loads (ConfigError naming the bad one).
 std::vector<std::string> ResolveScenarios(const std::vector<std::string>& names);
 
+/// The report's provenance now: UTC time, version, the source tree's git revision.
+Provenance CurrentProvenance();
+
 /// Runs every policy on every scenario with the same paths. Policies must have unique names.
 StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
                        const StressOptions& options);

@@ -128,6 +128,8 @@ void PrintStressSummary(const StressReport& r) {
                  res.paths_liquidity_shortfall, res.paths_below_well_capitalised,
                  FormatValue(res.metrics.at("cumulative_net_income").mean, "currency"), diff,
                  FormatValue(res.es_975, "currency"), res.paths_with_invariant_breaches);
+      for (const auto& reason : v.reasons)
+        if (reason.rfind("constraint ", 0) == 0) fmt::print("  {:<24} {}\n", "", reason);
       if (!v.worse.empty()) {
         std::string worse;
         for (const auto& flag : v.worse) worse += (worse.empty() ? "" : ", ") + flag;
@@ -137,7 +139,8 @@ void PrintStressSummary(const StressReport& r) {
   }
   fmt::print(
       "\nverdict: {} of {} scenario-policy results FAIL (a path below the capital "
-      "minimum, failed or short of liquidity); counts are paths of {}\n",
+      "minimum, failed, short of liquidity, or over one of its own constraints' limits); counts "
+      "are paths of {}\n",
       failing, results, r.settings.paths);
 }
 

@@ -244,13 +244,18 @@ std::vector<std::string> VerdictCells(const PolicyScenarioResult& r, bool first)
   std::string worse;
   for (const auto& flag : v.worse) worse += (worse.empty() ? "" : ", ") + flag;
   if (first) worse = "(reference)";
+  std::string own;
+  for (const ConstraintOutcome& c : r.constraints)
+    own += fmt::format("{}{} {:.4g} / {:.4g}{}", own.empty() ? "" : "; ", c.name, c.mean_cost,
+                       c.limit, c.pass() ? "" : " over");
   return {v.pass ? "PASS" : "FAIL",
           count(r.paths_undercapitalised),
           count(r.paths_failed),
           count(r.paths_liquidity_shortfall),
           count(r.paths_below_well_capitalised),
           FormatValue(r.metrics.at("cumulative_net_income").mean, "currency"),
-          worse.empty() ? "-" : worse};
+          worse.empty() ? "-" : worse,
+          own.empty() ? "-" : own};
 }
 
 const std::vector<std::string>& VerdictHeaders() {
@@ -260,7 +265,8 @@ const std::vector<std::string>& VerdictHeaders() {
                                              "short of liquidity",
                                              "below min + buffer",
                                              "mean cumulative net income",
-                                             "significantly worse than the first"};
+                                             "significantly worse than the first",
+                                             "own constraints: mean cost / limit"};
   return h;
 }
 
@@ -268,7 +274,10 @@ const char* kVerdictNote =
     "A policy fails a scenario when any path falls below the capital regime's minimum "
     "(undercapitalised or worse), fails, or runs short of liquidity (emergency borrowing). "
     "\"Significantly worse\": the paired difference in the share of paths with that breach is "
-    "above zero at 95% (same paths as the first policy). Income comes after the breaches.";
+    "above zero at 95% (same paths as the first policy). A policy trained under constraints "
+    "also fails where a constraint's mean cost over the report's horizon exceeds its limit (the "
+    "limit was set per training episode: over a longer horizon the test is stricter). Income "
+    "comes after the breaches.";
 
 }  // namespace
 
@@ -301,7 +310,8 @@ std::string VerdictHtml(const StressReport& r) {
       for (size_t c = 0; c < cells.size(); ++c) {
         std::string cls;
         if (c == 0) cls = cells[0] == "PASS" ? "sig-good" : "sig-bad";
-        if (c == cells.size() - 1 && i > 0 && cells[c] != "-") cls = "sig-bad";
+        if (c == cells.size() - 2 && i > 0 && cells[c] != "-") cls = "sig-bad";
+        if (c == cells.size() - 1 && cells[c].find(" over") != std::string::npos) cls = "sig-bad";
         t += fmt::format("<td{}>{}</td>", cls.empty() ? "" : " class=\"" + cls + "\"",
                          HtmlEscape(cells[c]));
       }

@@ -94,6 +94,26 @@ Band BandSketch::ToBand() const {
   return b;
 }
 
+void PolicyRunReducer::SetConstraints(std::vector<PolicyConstraint> constraints) {
+  constraint_specs_ = std::move(constraints);
+  constraint_cost_.assign(constraint_specs_.size(), 0.0);
+  constraint_over_.assign(constraint_specs_.size(), 0);
+  constraint_bad_.assign(constraint_specs_.size(), 0);
+}
+
+namespace {
+
+/// A constraint's metric in one month's row (max_product_share derived from the products).
+double ConstraintMetric(const PolicyConstraint& c, const double* row) {
+  if (c.column >= 0) return row[c.column];
+  double largest = 0;
+  for (int p = 0; p < kNumProducts; ++p)
+    largest = std::max(largest, row[ProductMetricIndex(p, kPBalance)]);
+  return row[kLoanBalance] > 0 ? largest / row[kLoanBalance] : 0.0;
+}
+
+}  // namespace
+
 PolicyRunReducer::PolicyRunReducer(std::string policy, int months, bool macro, size_t exact_paths)
     : months_(months), macro_(macro) {
   r_.policy = std::move(policy);
@@ -154,6 +174,23 @@ void PolicyRunReducer::Add(const PathBlock& b) {
     per_path_["capital_trough_month"].push_back(trough);
     per_path_["approval_rate"].push_back(apps > 0 ? approvals / apps : 0.0);
     per_path_["final_equity"].push_back(b.at(p, months_ - 1, kEquity));
+    // The policy's own constraints, costed month by month as in training.
+    for (size_t k = 0; k < constraint_specs_.size(); ++k) {
+      const PolicyConstraint& c = constraint_specs_[k];
+      double cost = 0, weight = 1;
+      for (int m = 0; m < months_; ++m) {
+        const double v = ConstraintMetric(c, b.row(p, m));
+        double outside = 0;
+        if (c.min && v < *c.min) outside = *c.min - v;
+        if (c.max && v > *c.max) outside = std::max(outside, v - *c.max);
+        const bool violated = outside > 0 || std::isnan(v);
+        cost += weight * (c.indicator || std::isnan(v) ? (violated ? 1.0 : 0.0) : outside);
+        weight *= c.discount;
+        constraint_bad_[k] += violated;
+      }
+      constraint_cost_[k] += cost;
+      constraint_over_[k] += cost > c.limit;
+    }
     if (min_capital_9q > 1e299) min_capital_9q = min_capital;  // horizon under one quarter
     per_path_["min_capital_ratio_9q"].push_back(min_capital_9q);
     per_path_["cumulative_loss_rate_9q"].push_back(
@@ -182,6 +219,16 @@ PolicyScenarioResult PolicyRunReducer::Finish(const PolicyRun& run) {
       if (r.paths_with_invariant_breaches++ == 0)
         r.first_invariant_breach = run.first_invariant_breach[p];
     }
+  }
+  for (size_t k = 0; k < constraint_specs_.size(); ++k) {
+    ConstraintOutcome o;
+    o.name = constraint_specs_[k].name;
+    o.limit = constraint_specs_[k].limit;
+    o.mean_cost = r.paths > 0 ? constraint_cost_[k] / r.paths : 0.0;
+    o.paths_over_limit = static_cast<int>(constraint_over_[k]);
+    o.violation_rate =
+        r.paths > 0 ? static_cast<double>(constraint_bad_[k]) / (double(r.paths) * months_) : 0.0;
+    r.constraints.push_back(o);
   }
   for (const auto& [key, values] : r.per_path) r.metrics[key] = Describe(values);
   r.var_99 = Var99(r.per_path["cumulative_net_income"]);
@@ -230,6 +277,12 @@ Verdict JudgeResult(const PolicyScenarioResult& r) {
   if (r.paths_liquidity_shortfall > 0)
     v.reasons.push_back(
         fmt::format("{} of {} paths short of liquidity", r.paths_liquidity_shortfall, r.paths));
+  for (const ConstraintOutcome& c : r.constraints)
+    if (!c.pass())
+      v.reasons.push_back(fmt::format(
+          "constraint {}: mean cost {:.4g} over the horizon above its limit {:.4g} ({} of {} paths "
+          "over)",
+          c.name, c.mean_cost, c.limit, c.paths_over_limit, r.paths));
   v.pass = v.reasons.empty();
   for (const auto& [flag, label] : BreachFlags()) {
     const auto it = r.vs_first.find("paths/" + flag);
@@ -338,6 +391,16 @@ std::string StressReportJson(const StressReport& report) {
                       {"paths_with_invariant_breaches", r.paths_with_invariant_breaches}};
       if (!r.first_invariant_breach.empty())
         jr["counts"]["first_invariant_breach"] = r.first_invariant_breach;
+      if (!r.constraints.empty()) {
+        jr["constraints"] = nlohmann::json::array();
+        for (const ConstraintOutcome& c : r.constraints)
+          jr["constraints"].push_back({{"name", c.name},
+                                       {"limit", c.limit},
+                                       {"mean_cost", c.mean_cost},
+                                       {"paths_over_limit", c.paths_over_limit},
+                                       {"violation_rate", c.violation_rate},
+                                       {"pass", c.pass()}});
+      }
       const Verdict verdict = JudgeResult(r);
       jr["verdict"] = {{"pass", verdict.pass},
                        {"reasons", verdict.reasons},

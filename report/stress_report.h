@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,26 @@ struct Band {
   std::vector<double> p05, p50, p95, mean;
 };
 
+/// A constraint a policy was trained under (its run's experiment or its export's manifest;
+/// docs/training.md, "Constraints"), judged on the stress paths the way training counts it.
+struct PolicyConstraint {
+  std::string name, metric;
+  int column = -1;  ///< metrics-row column; -1 = max_product_share (derived)
+  std::optional<double> min, max;
+  bool indicator = false;  ///< cost 1 per month outside; else the distance outside
+  double limit = 0, discount = 1;
+};
+
+/// A constraint's outcome over one policy's paths of a scenario.
+struct ConstraintOutcome {
+  std::string name;
+  double limit = 0;
+  double mean_cost = 0;       ///< mean over paths of sum_t discount^t c_t over the horizon
+  int paths_over_limit = 0;   ///< paths whose cost exceeds the limit
+  double violation_rate = 0;  ///< share of path-months outside [min, max]
+  bool pass() const { return mean_cost <= limit; }
+};
+
 struct PolicyScenarioResult {
   std::string policy;
   int paths = 0;
@@ -53,6 +74,8 @@ struct PolicyScenarioResult {
   /// Per path 0/1: breach_minimum (undercapitalised or worse in some month), breach_buffer (not
   /// well capitalised in some month), failed, liquidity_shortfall - paired across policies.
   std::map<std::string, std::vector<double>> path_flags;
+  /// The policy's own constraints (PolicyInfo::constraints), in its order.
+  std::vector<ConstraintOutcome> constraints;
   int paths_with_invariant_breaches = 0;  ///< must be 0
   std::string first_invariant_breach;
   std::map<std::string, std::vector<double>> role_return_paths;  ///< role -> return per path
@@ -93,6 +116,7 @@ struct PolicyInfo {
   /// (as its manifest names it) and the SHA-256 of each module file; empty for the baseline.
   std::string checkpoint, checkpoint_sha256;
   std::map<std::string, std::string> module_sha256;
+  std::vector<PolicyConstraint> constraints;  ///< what it was trained to respect
 };
 
 /// When, by which build and from which source revision a report was made.
@@ -140,6 +164,8 @@ class PolicyRunReducer {
  public:
   /// macro: also reduce the macro bands (MacroSeries()).
   PolicyRunReducer(std::string policy, int months, bool macro, size_t exact_paths = 1000);
+  /// The policy's constraints, judged path by path (call before the first Add).
+  void SetConstraints(std::vector<PolicyConstraint> constraints);
   /// Blocks in path order.
   void Add(const PathBlock& block);
   /// Adds what the run kept per path (failures, invariant breaches, role rewards).
@@ -154,6 +180,9 @@ class PolicyRunReducer {
   bool macro_;
   PolicyScenarioResult r_;
   std::map<std::string, std::vector<double>> per_path_;
+  std::vector<PolicyConstraint> constraint_specs_;
+  std::vector<double> constraint_cost_;                    ///< [k], summed over paths
+  std::vector<int64_t> constraint_over_, constraint_bad_;  ///< [k]: paths over limit, months out
   std::vector<BandSketch> bands_, macro_bands_;
   Sha256 macro_digest_;
   std::string macro_digest_hex_;

@@ -254,6 +254,58 @@ TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
       }
 }
 
+TEST(StressVerdict, APolicyIsJudgedByTheConstraintsItWasTrainedUnder) {
+  // A run trained under an impossible capital floor (50%) and a harmless one; its export carries
+  // both. On the stress paths the first is violated every month: its mean cost is the sum of the
+  // monthly shortfalls and the policy fails; the second passes.
+  TempDir dir;
+  const std::string run = dir.path() + "/constrained";
+  std::filesystem::create_directories(run);
+  const std::string yaml =
+      testing::TinyTwinExperiment("constrained", 3, 640, "ppo") +
+      "constraints:\n  - {name: impossible, metric: capital_ratio, min: 0.5, limit: 0.1}\n"
+      "  - {name: harmless, metric: max_product_share, max: 1.0, cost: indicator}\n";
+  WriteFileAtomically(run + "/config.yaml", [&](std::ostream& o) { o << yaml; });
+  {
+    Trainer t(ExperimentConfig::Load(run + "/config.yaml"));
+    t.Train();
+    CheckpointManager ckpt(run + "/checkpoints", 1);
+    ExportRun(t, run, ckpt.Save(t), run + "/export");
+  }
+  auto policies = Load({"baseline", run, "exported=" + run + "/export"});
+  ASSERT_EQ(policies[1]->info.constraints.size(), 2u);
+  ASSERT_EQ(policies[2]->info.constraints.size(), 2u);
+  StressOptions o = SmallOptions();
+  o.scenarios = {"steady_state"};
+  const StressReport report = RunStress(policies, o);
+  const ScenarioReport& sc = report.scenarios[0];
+  EXPECT_TRUE(sc.results[0].constraints.empty());  // the baseline has none
+  for (int k : {1, 2}) {
+    const PolicyScenarioResult& r = sc.results[k];
+    ASSERT_EQ(r.constraints.size(), 2u);
+    const ConstraintOutcome& imp = r.constraints[0];
+    EXPECT_EQ(imp.name, "impossible");
+    // Every month is outside: the cost is 0.5 - ratio summed over the months (discount 1).
+    EXPECT_EQ(imp.violation_rate, 1.0);
+    EXPECT_EQ(imp.paths_over_limit, r.paths);
+    EXPECT_GT(imp.mean_cost, o.months * 0.3);  // cu_small's ratio stays under 20%
+    EXPECT_FALSE(imp.pass());
+    EXPECT_TRUE(r.constraints[1].pass());
+    EXPECT_EQ(r.constraints[1].mean_cost, 0.0);
+    const Verdict v = JudgeResult(r);
+    EXPECT_FALSE(v.pass);
+    EXPECT_NE(v.reasons.back().find("constraint impossible: mean cost"), std::string::npos);
+  }
+  // The run and its export are the same policy: the same outcome.
+  EXPECT_EQ(sc.results[1].constraints[0].mean_cost, sc.results[2].constraints[0].mean_cost);
+  const nlohmann::json doc = nlohmann::json::parse(StressReportJson(report));
+  const nlohmann::json schema = nlohmann::json::parse(
+      ReadFile(std::string(LOANTWIN_SOURCE_DIR) + "/docs/schemas/stress-report.schema.json"));
+  EXPECT_EQ(testing::ValidateJson(doc, schema, schema), "");
+  EXPECT_EQ(doc["scenarios"][0]["results"][1]["constraints"][0]["pass"], false);
+  EXPECT_NE(VerdictMarkdown(report).find("impossible"), std::string::npos);
+}
+
 TEST(StressVerdict, BreachesFailThePolicyAndPairedCountsFlagTheWorseOne) {
   // 40 paths: the reference never breaches; the other policy earns more but falls below the
   // minimum on 12 paths (3 of them fail) and runs short of liquidity on one.

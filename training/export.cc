@@ -31,11 +31,9 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   const ConstraintTracker& constraints = trainer.constraints();
   for (int k = 0; k < constraints.size(); ++k) {
     const ConstraintConfig& c = constraints.config(k);
-    nlohmann::json item = {{"name", c.name},
-                           {"metric", c.metric},
-                           {"cost", c.cost},
-                           {"limit", c.limit},
-                           {"lambda", constraints.lambda(k)}};
+    nlohmann::json item = {{"name", c.name},         {"metric", c.metric},
+                           {"cost", c.cost},         {"limit", c.limit},
+                           {"discount", c.discount}, {"lambda", constraints.lambda(k)}};
     if (c.min) item["min"] = *c.min;
     if (c.max) item["max"] = *c.max;
     std::vector<std::string> roles;

@@ -14,6 +14,7 @@
 #include "core/version.h"
 #include "env/twin/config_paths.h"
 #include "env/twin/institution.h"
+#include "env/twin/metrics.h"
 #include "env/twin/scenario.h"
 #include "training/checkpoint.h"
 #include "training/trainer.h"
@@ -70,6 +71,23 @@ std::unique_ptr<Trainer> LoadRun(const fs::path& dir, ExperimentConfig* config,
   return trainer;
 }
 
+/// A trained-under constraint for the report: the metric resolved to a metrics-row column.
+PolicyConstraint ReportConstraint(const std::string& where, const std::string& name,
+                                  const std::string& metric, std::optional<double> min,
+                                  std::optional<double> max, const std::string& cost, double limit,
+                                  double discount) {
+  PolicyConstraint c;
+  c.name = name, c.metric = metric, c.min = min, c.max = max;
+  c.indicator = cost == "indicator";
+  c.limit = limit, c.discount = discount;
+  c.column = metric == "max_product_share" ? -1 : FindMetric(metric);
+  if (c.column < 0 && metric != "max_product_share")
+    throw std::invalid_argument(
+        fmt::format("{}: constraint '{}' reads metric '{}', which the twin does not have", where,
+                    name, metric));
+  return c;
+}
+
 }  // namespace
 
 std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
@@ -107,6 +125,9 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
     p->trainer_ = LoadRun(dir, &config, &p->info.checkpoint);
     p->info.checkpoint_sha256 = FileSha256(p->info.checkpoint);
     p->info.kind = "run";
+    for (const ConstraintConfig& c : config.constraints)
+      p->info.constraints.push_back(ReportConstraint(spec + "/config.yaml", c.name, c.metric, c.min,
+                                                     c.max, c.cost, c.limit, c.discount));
     DescribeRoles(config, *p);
     TwinEnvConfig tc =
         config.env_config ? TwinEnvConfig::Parse(*config.env_config) : TwinEnvConfig{};
@@ -157,6 +178,19 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
   p->info.kind = "export";
   p->info.checkpoint = manifest.checkpoint;
   p->info.module_sha256 = manifest.module_sha256;
+  try {
+    for (const auto& c : manifest.constraints) {
+      std::optional<double> min, max;
+      if (c.contains("min")) min = c.at("min").get<double>();
+      if (c.contains("max")) max = c.at("max").get<double>();
+      p->info.constraints.push_back(ReportConstraint(
+          manifest_file, c.at("name").get<std::string>(), c.at("metric").get<std::string>(), min,
+          max, c.at("cost").get<std::string>(), c.at("limit").get<double>(),
+          c.value("discount", 1.0)));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(manifest_file + ": constraints: " + e.what());
+  }
   return p;
 }
 
@@ -280,6 +314,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       // The paths are reduced batch by batch as they are simulated (memory bounded by the
       // batch and the per-path figures, docs/stress-testing.md).
       PolicyRunReducer reducer(policy.info.name, o.months, k == 0, o.exact_band_paths);
+      reducer.SetConstraints(policy.info.constraints);
       mc.sink = [&](const PathBlock& block) { reducer.Add(block); };
       const PolicyRun run = RunPolicyMonteCarlo(c, &policy, mc);
       progress.done = before + static_cast<int64_t>(o.paths) * o.months;

@@ -297,11 +297,7 @@ const std::vector<std::string>& TwinEnv::metric_names() const {
 
 double TwinEnv::metric(int i, int k) const {
   const double* row = step_metrics(i);
-  if (k < kNumMetrics) return row[k];
-  double largest = 0;
-  for (int p = 0; p < kNumProducts; ++p)
-    largest = std::max(largest, row[ProductMetricIndex(p, kPBalance)]);
-  return row[kLoanBalance] > 0 ? largest / row[kLoanBalance] : 0.0;
+  return k < kNumMetrics ? row[k] : MaxProductShare(row);
 }
 
 std::string TwinEnv::instance_label(int i) const {

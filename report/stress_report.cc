@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/constraint_cost.h"
 #include "core/version.h"
 #include "env/twin/capital.h"
 #include "env/twin/metrics.h"
@@ -105,11 +106,7 @@ namespace {
 
 /// A constraint's metric in one month's row (max_product_share derived from the products).
 double ConstraintMetric(const PolicyConstraint& c, const double* row) {
-  if (c.column >= 0) return row[c.column];
-  double largest = 0;
-  for (int p = 0; p < kNumProducts; ++p)
-    largest = std::max(largest, row[ProductMetricIndex(p, kPBalance)]);
-  return row[kLoanBalance] > 0 ? largest / row[kLoanBalance] : 0.0;
+  return c.column >= 0 ? row[c.column] : MaxProductShare(row);
 }
 
 }  // namespace
@@ -179,12 +176,9 @@ void PolicyRunReducer::Add(const PathBlock& b) {
       const PolicyConstraint& c = constraint_specs_[k];
       double cost = 0, weight = 1;
       for (int m = 0; m < months_; ++m) {
-        const double v = ConstraintMetric(c, b.row(p, m));
-        double outside = 0;
-        if (c.min && v < *c.min) outside = *c.min - v;
-        if (c.max && v > *c.max) outside = std::max(outside, v - *c.max);
-        const bool violated = outside > 0 || std::isnan(v);
-        cost += weight * (c.indicator || std::isnan(v) ? (violated ? 1.0 : 0.0) : outside);
+        const auto [step, violated] =
+            ConstraintStepCost(ConstraintMetric(c, b.row(p, m)), c.min, c.max, c.indicator);
+        cost += weight * step;
         weight *= c.discount;
         constraint_bad_[k] += violated;
       }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/binary_state.h"
+#include "core/constraint_cost.h"
 #include "env/multi_agent_env.h"
 
 namespace loantwin {
@@ -121,16 +122,11 @@ void ConstraintTracker::Observe(const MultiAgentEnv& env) {
   const uint8_t* truncated = env.truncated();
   for (Constraint& c : constraints_) {
     const ConstraintConfig& cc = c.config;
+    const bool indicator = cc.cost == "indicator";
     for (int i = 0; i < num_envs_; ++i) {
-      const double v = env.metric(i, c.metric);
-      double outside = 0;
-      if (cc.min && v < *cc.min) outside = *cc.min - v;
-      if (cc.max && v > *cc.max) outside = std::max(outside, v - *cc.max);
       // A NaN metric (never expected) counts as a violation, not as compliance.
-      const bool violated = outside > 0 || std::isnan(v);
-      const double cost = cc.cost == "indicator" ? (violated ? 1.0 : 0.0)
-                          : std::isnan(v)        ? 1.0
-                                                 : outside;
+      const auto [cost, violated] =
+          ConstraintStepCost(env.metric(i, c.metric), cc.min, cc.max, indicator);
       c.step_cost[i] = cost;
       c.episode_cost[i] += c.weight[i] * cost;
       c.weight[i] *= cc.discount;

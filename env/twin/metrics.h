@@ -104,6 +104,17 @@ constexpr int ProductMetricIndex(int product, ProductMetric m) {
   return kNumGlobalMetrics + product * kNumProductMetrics + m;
 }
 
+/// The largest product's share of the loan balance in a metrics row (0 without loans): the
+/// concentration metric max_product_share of constraints and reports.
+inline double MaxProductShare(const double* row) {
+  double largest = 0;
+  for (int p = 0; p < kNumProducts; ++p)
+    largest = largest > row[ProductMetricIndex(p, kPBalance)]
+                  ? largest
+                  : row[ProductMetricIndex(p, kPBalance)];
+  return row[kLoanBalance] > 0 ? largest / row[kLoanBalance] : 0.0;
+}
+
 /// Column name: global name, or "<product>_<name>" for per-product metrics.
 const std::string& MetricName(int index);
 /// One-line description (docs and --list-metrics).

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "core/binary_state.h"
 #include "core/config_error.h"
 #include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
@@ -364,6 +366,153 @@ TEST(Levers, RiskAppetiteBoundsCutoffAndBudget) {
   }
   l.risk_appetite = 4;
   EXPECT_EQ(ApplyRiskAppetite(l).approval_cutoff[0], 6);
+}
+
+}  // namespace
+}  // namespace loantwin
+
+namespace loantwin {
+namespace {
+
+// ---- generated scenarios (docs/scenarios.md, "Generated scenarios") ----
+
+TEST(GeneratedScenarios, UsPostwarIsNotInTheNamedLibraryButLoadsByName) {
+  const auto names = ListConfigs("scenarios");
+  EXPECT_EQ(std::find(names.begin(), names.end(), "us_postwar"), names.end());
+  const auto s = LoadScenario("us_postwar");
+  EXPECT_TRUE(s->generator.enabled);
+  EXPECT_NEAR(s->generator.recession.rate_per_year, 6 / 49.0, 1e-3);  // 6 in 1976-2024
+  EXPECT_NEAR(s->generator.rate_shock.rate_per_year, 4 / 49.0, 1e-3);
+  EXPECT_NEAR(s->generator.house_price_correction.rate_per_year, 1 / 49.0, 1e-3);
+}
+
+TEST(GeneratedScenarios, EventsFollowTheFittedDistributions) {
+  const auto s = LoadScenario("us_postwar");
+  const auto& rec = s->generator.recession;
+  std::vector<double> rises, months, shocks;
+  int64_t recessions = 0;
+  const int keys = 3000, horizon = 1200;
+  for (int k = 0; k < keys; ++k) {
+    const auto events = s->DrawEvents(static_cast<uint64_t>(k) * 7919 + 3, horizon);
+    EXPECT_EQ(events, s->DrawEvents(static_cast<uint64_t>(k) * 7919 + 3, horizon));  // pure
+    for (size_t i = 1; i < events.size(); ++i) EXPECT_LE(events[i - 1].start, events[i].start);
+    for (const auto& e : events) {
+      EXPECT_LT(e.start, horizon);
+      if (e.kind == MacroEvent::kRecession) {
+        ++recessions, rises.push_back(e.size), months.push_back(e.months);
+        EXPECT_GE(e.size, rec.rise_pp.min);
+        EXPECT_LE(e.size, rec.rise_pp.max);
+      } else if (e.kind == MacroEvent::kRateShock) {
+        shocks.push_back(e.size);
+      }
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  EXPECT_NEAR(std::log(median(rises)), rec.rise_pp.log_mean, 0.05);
+  EXPECT_NEAR(std::log(median(months)), rec.rise_months.log_mean, 0.05);
+  EXPECT_NEAR(std::log(median(shocks)), s->generator.rate_shock.rise_pp.log_mean, 0.05);
+  // Arrivals: a Poisson clock restarted at each peak, so one recession per 1/rate years plus
+  // the mean rise time.
+  double mean_rise_years = 0;
+  for (double m : months) mean_rise_years += m / 12 / months.size();
+  const double expected = keys * (horizon / 12.0) / (1 / rec.rate_per_year + mean_rise_years);
+  EXPECT_NEAR(recessions / expected, 1.0, 0.05) << recessions << " vs " << expected;
+}
+
+constexpr const char* kOneRecession = R"(name: one
+paths: {unemployment: [4.5], gdp_growth: [2], policy_rate: [3.5], rate_10y: [4], mortgage_rate: [6], hpi: [100], credit_spread: [1.5]}
+shocks: {scale: 0}
+generator:
+  recession:
+    rate_per_year: 1.0e-9
+    rise_pp: {log_mean: 1.0986, log_sd: 0}
+    rise_months: {log_mean: 2.4849, log_sd: 0}
+    recovery_pp_per_month: 0.1
+    policy_cut_per_pp: 1.0
+    long_rate_beta: 0.5
+    spread_per_pp: 0.5
+    hpi_drag_per_year: 6
+)";
+
+TEST(GeneratedScenarios, TheOverlayMovesEveryVariableAsDocumented) {
+  // One recession at month 10 of +3 points over 12 months, recovering at 0.1 pp a month.
+  const auto s = ParseScenario(kOneRecession, "one.yaml");
+  const std::vector<MacroEvent> events = {{MacroEvent::kRecession, 10, 3.0, 12.0}};
+  const auto at = [&](int month) { return Scenario::EventOverlay(s->generator, events, month); };
+  EXPECT_EQ(at(9)[kUnemploymentVar], 0.0);
+  EXPECT_NEAR(at(16)[kUnemploymentVar], 1.5, 1e-12);              // half way up
+  EXPECT_NEAR(at(22)[kUnemploymentVar], 3.0, 1e-12);              // the peak
+  EXPECT_NEAR(at(37)[kUnemploymentVar], 1.5, 1e-12);              // 15 months of 0.1 pp down
+  EXPECT_NEAR(at(52)[kUnemploymentVar], 0.0, 1e-12);              // recovered
+  EXPECT_NEAR(at(16)[kGdpGrowthVar], -2.0 * 3 * 12 / 12, 1e-12);  // Okun: 2 x 3 pp a year
+  EXPECT_NEAR(at(16)[kPolicyRateVar], -3.0, 1e-12);               // cut in full by mid-rise
+  EXPECT_NEAR(at(16)[kRate10yVar], -1.5, 1e-12);
+  EXPECT_NEAR(at(22)[kCreditSpreadVar], 1.5, 1e-12);
+  EXPECT_NEAR(at(40)[kHpiVar], -0.06, 1e-12);  // 6%/yr for the 12 rising months, lasting
+  // A house-price correction: 20% off over 40 months, lasting.
+  const std::vector<MacroEvent> hpc = {{MacroEvent::kHousePriceCorrection, 0, 0.2, 40.0}};
+  EXPECT_NEAR(Scenario::EventOverlay(s->generator, hpc, 20)[kHpiVar], std::log(0.8) / 2, 1e-12);
+  EXPECT_NEAR(Scenario::EventOverlay(s->generator, hpc, 90)[kHpiVar], std::log(0.8), 1e-12);
+  // The macro model lays the drawn events over the anchors; same key, same path.
+  MacroModel a(s), b(s);
+  a.Reset(5), b.Reset(5);
+  for (int m = 0; m < 600; ++m) {
+    const MacroState x = a.Step(m), y = b.Step(m);
+    ASSERT_EQ(x.unemployment, y.unemployment);
+    ASSERT_EQ(x.hpi, y.hpi);
+  }
+  EXPECT_TRUE(a.events().empty());  // at 1e-9 a year, nothing arrives
+}
+
+TEST(GeneratedScenarios, EpisodesDifferAndACheckpointKeepsTheirEvents) {
+  const auto s = LoadScenario("us_postwar");
+  MacroModel a(s);
+  double worst = 0;
+  int with_recession = 0;
+  for (uint64_t key = 0; key < 200; ++key) {
+    a.Reset(key);
+    double peak = 0;
+    for (int m = 0; m < 120; ++m) peak = std::max(peak, a.Step(m).unemployment);
+    worst = std::max(worst, peak);
+    with_recession += peak > 0.07;
+  }
+  EXPECT_GT(worst, 0.09);         // some episodes see a deep recession
+  EXPECT_GT(with_recession, 20);  // and many a recession at all
+  EXPECT_LT(with_recession, 190);
+  // Save mid-episode, restore into a fresh model: the rest of the path is identical.
+  a.Reset(11);
+  for (int m = 0; m < 30; ++m) a.Step(m);
+  StateWriter w;
+  a.Save(w);
+  MacroModel b(s);
+  StateReader r(w.bytes().data(), w.bytes().size());
+  b.Load(r);
+  EXPECT_EQ(a.events(), b.events());
+  for (int m = 30; m < 120; ++m) ASSERT_EQ(a.Step(m).unemployment, b.Step(m).unemployment);
+}
+
+TEST(GeneratedScenarios, BadGeneratorsAreRefusedNamingTheKey) {
+  std::string text = kOneRecession;
+  auto error = [](const std::string& yaml) {
+    try {
+      ParseScenario(yaml, "g.yaml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error(text + "  earthquake: {rate_per_year: 1}\n").find("earthquake"),
+            std::string::npos);
+  std::string swapped = text;
+  swapped.replace(swapped.find("log_sd: 0}\n    rise_months"), 10, "log_sd: -1}");
+  EXPECT_NE(error(swapped).find("log_sd"), std::string::npos);
+  std::string no_months = text;
+  no_months.erase(no_months.find("    rise_months"),
+                  std::string("    rise_months: {log_mean: 2.4849, log_sd: 0}\n").size());
+  EXPECT_NE(error(no_months).find("rise_months"), std::string::npos);
 }
 
 }  // namespace

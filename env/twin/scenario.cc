@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/config_fields.h"
 #include "core/counter_rng.h"
 #include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
@@ -46,6 +47,78 @@ double Interpolate(const std::vector<double>& points, int step, double offset, i
   if (i + 1 >= points.size()) return points.back();
   const double f = x - i;
   return points[i] * (1 - f) + points[i + 1] * f;
+}
+
+LogNormalDraw ReadDraw(YamlMap& parent, const char* key, double lo, double hi) {
+  LogNormalDraw d;
+  YamlMap m(parent.Require(key));
+  m.Read("log_mean", &d.log_mean, -20.0, 20.0);
+  m.Read("log_sd", &d.log_sd, 0.0, 5.0);
+  d.min = lo, d.max = hi;
+  m.Read("min", &d.min, lo, hi);
+  m.Read("max", &d.max, lo, hi);
+  if (d.min > d.max) m.value().Fail(fmt::format("'{}': min {} is above max {}", key, d.min, d.max));
+  m.Done();
+  return d;
+}
+
+// The scalar keys of each event, listed once (core/config_fields.h; docs/scenarios.md's table).
+template <typename V>
+void VisitFields(ScenarioGenerator::Recession& c, V&& v) {
+  v("rate_per_year", c.rate_per_year, 0.0, 12.0, "arrivals a year");
+  v("recovery_pp_per_month", c.recovery_pp_per_month, 1e-3, 10.0, "unemployment's fall");
+  v("okun", c.okun, 0.0, 10.0, "GDP growth gap per pp/year of unemployment change");
+  v("policy_cut_per_pp", c.policy_cut_per_pp, 0.0, 10.0, "policy cut per pp of rise");
+  v("long_rate_beta", c.long_rate_beta, 0.0, 2.0, "10-year and mortgage move x policy");
+  v("spread_per_pp", c.spread_per_pp, 0.0, 10.0, "BBB spread widening per pp");
+  v("hpi_drag_per_year", c.hpi_drag_per_year, 0.0, 50.0, "percent a year off house prices");
+}
+template <typename V>
+void VisitFields(ScenarioGenerator::RateShock& c, V&& v) {
+  v("rate_per_year", c.rate_per_year, 0.0, 12.0, "arrivals a year");
+  v("pp_per_month", c.pp_per_month, 1e-3, 10.0, "climb pace");
+  v("hold_months", c.hold_months, 0.0, 240.0, "months at the top");
+  v("unwind_pp_per_month", c.unwind_pp_per_month, 1e-3, 10.0, "unwind pace");
+  v("long_rate_beta", c.long_rate_beta, 0.0, 2.0, "10-year and mortgage move x policy");
+}
+template <typename V>
+void VisitFields(ScenarioGenerator::HousePriceCorrection& c, V&& v) {
+  v("rate_per_year", c.rate_per_year, 0.0, 12.0, "arrivals a year");
+  v("decline_per_month", c.decline_per_month, 1e-4, 0.5, "fall pace, fraction a month");
+}
+
+void ParseGenerator(const YamlValue& node, ScenarioGenerator* g) {
+  g->enabled = true;
+  YamlMap m(node);
+  if (auto r = m.Get("recession")) {
+    YamlMap rm(*r);
+    VisitFields(g->recession, FieldReader{rm});
+    g->recession.rise_pp = ReadDraw(rm, "rise_pp", 0.0, 40.0);
+    g->recession.rise_months = ReadDraw(rm, "rise_months", 1.0, 240.0);
+    rm.Done();
+  }
+  if (auto r = m.Get("rate_shock")) {
+    YamlMap rm(*r);
+    VisitFields(g->rate_shock, FieldReader{rm});
+    g->rate_shock.rise_pp = ReadDraw(rm, "rise_pp", 0.0, 30.0);
+    rm.Done();
+  }
+  if (auto r = m.Get("house_price_correction")) {
+    YamlMap rm(*r);
+    VisitFields(g->house_price_correction, FieldReader{rm});
+    g->house_price_correction.decline = ReadDraw(rm, "decline", 0.0, 0.95);
+    rm.Done();
+  }
+  m.Done();
+}
+
+double Draw(const LogNormalDraw& d, CounterRng& rng) {
+  return std::clamp(std::exp(d.log_mean + d.log_sd * rng.Normal()), d.min, d.max);
+}
+
+/// Months to the next arrival of a Poisson process with `per_year` events a year.
+double Arrival(double per_year, CounterRng& rng) {
+  return -std::log(1.0 - rng.Uniform()) / per_year * 12.0;
 }
 
 std::shared_ptr<const Scenario> Parse(const YamlValue& root) {
@@ -105,6 +178,7 @@ std::shared_ptr<const Scenario> Parse(const YamlValue& root) {
     }
     sm.Done();
   }
+  if (auto g = m.Get("generator")) ParseGenerator(*g, &s->generator);
   m.Done();
   return s;
 }
@@ -129,6 +203,107 @@ double Scenario::FraudMultiplierAt(int month) const {
              ? 1.0
              : Interpolate(fraud_multiplier, step_months, AnchorMonth(0), month);
 }
+std::vector<MacroEvent> Scenario::DrawEvents(uint64_t key, int months) const {
+  std::vector<MacroEvent> events;
+  if (!generator.enabled) return events;
+  // One stream per event kind, apart from the monthly innovations' (keys below 1,201).
+  const ScenarioGenerator& g = generator;
+  {
+    CounterRng rng(DeriveKey(key, 0x7265636573730001));  // recessions
+    const auto& c = g.recession;
+    // The next recession can begin once the previous one's unemployment has peaked.
+    for (double t = c.rate_per_year > 0 ? Arrival(c.rate_per_year, rng) : months; t < months;) {
+      MacroEvent e;
+      e.kind = MacroEvent::kRecession;
+      e.start = static_cast<int>(t);
+      e.size = Draw(c.rise_pp, rng);
+      e.months = Draw(c.rise_months, rng);
+      events.push_back(e);
+      t += e.months + Arrival(c.rate_per_year, rng);
+    }
+  }
+  {
+    CounterRng rng(DeriveKey(key, 0x7261746573680002));  // rate shocks
+    const auto& c = g.rate_shock;
+    for (double t = c.rate_per_year > 0 ? Arrival(c.rate_per_year, rng) : months; t < months;) {
+      MacroEvent e;
+      e.kind = MacroEvent::kRateShock;
+      e.start = static_cast<int>(t);
+      e.size = Draw(c.rise_pp, rng);
+      e.months = e.size / c.pp_per_month;
+      events.push_back(e);
+      t += e.months + c.hold_months + Arrival(c.rate_per_year, rng);
+    }
+  }
+  {
+    CounterRng rng(DeriveKey(key, 0x6870696472700003));  // house-price corrections
+    const auto& c = g.house_price_correction;
+    for (double t = c.rate_per_year > 0 ? Arrival(c.rate_per_year, rng) : months; t < months;) {
+      MacroEvent e;
+      e.kind = MacroEvent::kHousePriceCorrection;
+      e.start = static_cast<int>(t);
+      e.size = Draw(c.decline, rng);
+      e.months = e.size / c.decline_per_month;
+      events.push_back(e);
+      t += e.months + Arrival(c.rate_per_year, rng);
+    }
+  }
+  std::stable_sort(events.begin(), events.end(),
+                   [](const MacroEvent& a, const MacroEvent& b) { return a.start < b.start; });
+  return events;
+}
+
+std::array<double, kNumMacroVars> Scenario::EventOverlay(const ScenarioGenerator& g,
+                                                         const std::vector<MacroEvent>& events,
+                                                         int month) {
+  std::array<double, kNumMacroVars> d{};
+  for (const MacroEvent& e : events) {
+    if (e.start > month) break;  // in start order
+    const double tau = month - e.start;
+    if (e.kind == MacroEvent::kRecession) {
+      const auto& c = g.recession;
+      const double rise = e.size, up = std::max(1.0, e.months);
+      const double down = rise / c.recovery_pp_per_month;
+      double u = 0, gdp = 0, cut = 0;
+      const double cut_size = c.policy_cut_per_pp * rise;
+      if (tau < up) {  // unemployment climbs; the policy rate is cut over the first half
+        u = rise * tau / up;
+        gdp = -c.okun * rise * 12 / up;
+        cut = cut_size * std::min(1.0, tau / (up / 2));
+      } else if (tau < up + down) {  // recovery at the historical pace
+        const double f = 1 - (tau - up) / down;
+        u = rise * f;
+        gdp = c.okun * c.recovery_pp_per_month * 12;
+        cut = cut_size * f;
+      }
+      d[kUnemploymentVar] += u;
+      d[kGdpGrowthVar] += gdp;
+      d[kPolicyRateVar] -= cut;
+      d[kRate10yVar] -= c.long_rate_beta * cut;
+      d[kMortgageRateVar] -= c.long_rate_beta * cut;
+      d[kCreditSpreadVar] += c.spread_per_pp * u;
+      d[kHpiVar] -= c.hpi_drag_per_year / 100 * std::min(tau, up) / 12;  // a lasting level loss
+    } else if (e.kind == MacroEvent::kRateShock) {
+      const auto& c = g.rate_shock;
+      const double up = std::max(1.0, e.months), unwind = e.size / c.unwind_pp_per_month;
+      double p = 0;
+      if (tau < up)
+        p = e.size * tau / up;
+      else if (tau < up + c.hold_months)
+        p = e.size;
+      else if (tau < up + c.hold_months + unwind)
+        p = e.size * (1 - (tau - up - c.hold_months) / unwind);
+      d[kPolicyRateVar] += p;
+      d[kRate10yVar] += c.long_rate_beta * p;
+      d[kMortgageRateVar] += c.long_rate_beta * p;
+    } else {
+      const double f = std::min(1.0, tau / std::max(1.0, e.months));
+      d[kHpiVar] += std::log(1 - e.size) * f;  // lasting: prices grow on from the trough
+    }
+  }
+  return d;
+}
+
 int Scenario::LengthMonths() const {
   size_t n = 0;
   for (const auto& a : anchors) n = std::max(n, a.size());
@@ -136,6 +311,16 @@ int Scenario::LengthMonths() const {
 }
 
 std::shared_ptr<const Scenario> LoadScenario(const std::string& name_or_path) {
+  // Generated scenarios (configs/generators/) load by name too; they are not part of the named
+  // library ("all" in evaluation), so policies are evaluated on paths they were not tuned to.
+  const bool plain = name_or_path.find('/') == std::string::npos &&
+                     name_or_path.find(".yaml") == std::string::npos &&
+                     name_or_path.find(".yml") == std::string::npos;
+  if (plain) {
+    const auto generators = ListConfigs("generators");
+    if (std::find(generators.begin(), generators.end(), name_or_path) != generators.end())
+      return Parse(YamlValue::LoadFile(ResolveConfig("generators", name_or_path)));
+  }
   return Parse(YamlValue::LoadFile(ResolveConfig("scenarios", name_or_path)));
 }
 std::shared_ptr<const Scenario> ParseScenario(const std::string& yaml, const std::string& name) {
@@ -166,6 +351,7 @@ void MacroModel::Reset(uint64_t key) {
   month_ = -1;
   deviation_.setZero();
   hpi0_ = scenario_->AnchorAt(kHpiVar, 0);
+  events_ = scenario_->DrawEvents(key, kMaxEventMonths);
 }
 
 const MacroState& MacroModel::Step(int month) {
@@ -178,16 +364,20 @@ const MacroState& MacroModel::Step(int month) {
   for (int v = 0; v < kNumMacroVars; ++v)
     deviation_(v) = scenario_->shock_persistence[v] * deviation_(v) + innovation(v);
 
+  std::array<double, kNumMacroVars> overlay{};
+  if (!events_.empty()) overlay = Scenario::EventOverlay(scenario_->generator, events_, month);
   auto value = [&](int v) {
     const bool rate = v == kPolicyRateVar || v == kRate10yVar || v == kMortgageRateVar;
-    return scenario_->AnchorAt(v, month) + deviation_(v) + (rate && month >= 1 ? rate_shift_ : 0);
+    return scenario_->AnchorAt(v, month) + deviation_(v) + overlay[v] +
+           (rate && month >= 1 ? rate_shift_ : 0);
   };
   state_.unemployment = std::clamp(value(kUnemploymentVar), 1.0, 40.0) / 100;
   state_.gdp_growth = value(kGdpGrowthVar) / 100;
   state_.policy_rate = std::max(0.0, value(kPolicyRateVar)) / 100;
   state_.rate_10y = std::max(0.0, value(kRate10yVar)) / 100;
   state_.mortgage_rate = std::max(0.5, value(kMortgageRateVar)) / 100;
-  state_.hpi = scenario_->AnchorAt(kHpiVar, month) / hpi0_ * std::exp(deviation_(kHpiVar));
+  state_.hpi = scenario_->AnchorAt(kHpiVar, month) / hpi0_ *
+               std::exp(deviation_(kHpiVar) + overlay[kHpiVar]);
   state_.credit_spread = std::max(0.0, value(kCreditSpreadVar)) / 100;
   state_.fraud_multiplier = scenario_->FraudMultiplierAt(month);
   return state_;

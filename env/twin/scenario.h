@@ -25,6 +25,52 @@ inline constexpr std::array<const char*, kNumMacroVars> kMacroVarNames = {
     "unemployment",  "gdp_growth", "policy_rate",  "rate_10y",
     "mortgage_rate", "hpi",        "credit_spread"};
 
+/// A log-normal draw, clamped: exp(log_mean + log_sd z) in [min, max].
+struct LogNormalDraw {
+  double log_mean = 0, log_sd = 0, min = 0, max = 1e9;
+};
+
+/// Random macro events laid over a scenario's anchor paths, drawn per episode (docs/scenarios.md,
+/// "Generated scenarios"): recessions, policy-rate shocks and house-price corrections arriving
+/// as Poisson processes, with sizes and durations from the distributions below (fitted to the
+/// Fed's Table 1A by scripts/fit_scenario_generator.py).
+struct ScenarioGenerator {
+  bool enabled = false;
+  struct Recession {
+    double rate_per_year = 0;
+    LogNormalDraw rise_pp;                ///< trough-to-peak unemployment rise, percentage points
+    LogNormalDraw rise_months;            ///< months from trough to peak
+    double recovery_pp_per_month = 0.06;  ///< unemployment's fall after the peak
+    double okun = 2.0;  ///< GDP growth gap (pp, annualised) per pp/year of unemployment change
+    double policy_cut_per_pp = 1.5;  ///< policy-rate cut per pp of unemployment rise
+    double long_rate_beta = 0.4;     ///< 10-year and mortgage rates move this x the policy rate
+    double spread_per_pp = 0.6;      ///< BBB spread widening per pp of unemployment rise
+    double hpi_drag_per_year = 3.0;  ///< percent a year off house prices during the rise
+  } recession;
+  struct RateShock {
+    double rate_per_year = 0;
+    LogNormalDraw rise_pp;  ///< policy-rate rise, percentage points
+    double pp_per_month = 0.25, hold_months = 12, unwind_pp_per_month = 0.1;
+    double long_rate_beta = 0.6;
+  } rate_shock;
+  struct HousePriceCorrection {
+    double rate_per_year = 0;
+    LogNormalDraw decline;  ///< peak-to-trough fall of the house price index, fraction
+    double decline_per_month = 0.005;
+  } house_price_correction;
+};
+
+/// One drawn event of a generated scenario.
+struct MacroEvent {
+  enum Kind : int { kRecession, kRateShock, kHousePriceCorrection } kind = kRecession;
+  int start = 0;      ///< month the event begins
+  double size = 0;    ///< pp of unemployment or policy rate; fraction of HPI
+  double months = 0;  ///< rise (recession), climb (rate shock) or decline (HPI) months
+  bool operator==(const MacroEvent& o) const {
+    return kind == o.kind && start == o.start && size == o.size && months == o.months;
+  }
+};
+
 struct Scenario {
   std::string name, description, source, file;
   int step_months = 3;  ///< spacing of the anchor points
@@ -44,6 +90,16 @@ struct Scenario {
   double shock_scale = 1.0;  ///< multiplies every innovation sd (0 = deterministic)
   std::array<double, kNumMacroVars> shock_sd;           ///< monthly innovation sd, file units
   std::array<double, kNumMacroVars> shock_persistence;  ///< AR(1) coefficient of the deviation
+  /// Random events over the anchors, drawn per episode (`generator:`); off by default.
+  ScenarioGenerator generator;
+
+  /// The events of one episode (key), in start order, up to `months`: what MacroModel lays over
+  /// the anchors. Empty without a generator.
+  std::vector<MacroEvent> DrawEvents(uint64_t key, int months) const;
+  /// The events' deviation at a month, added to the anchors (file units; HPI as a log change).
+  static std::array<double, kNumMacroVars> EventOverlay(const ScenarioGenerator& g,
+                                                        const std::vector<MacroEvent>& events,
+                                                        int month);
 
   /// Anchor value at a month (linear interpolation; after the end the last point holds, or
   /// reverts to long_run when given).
@@ -91,7 +147,11 @@ class MacroModel {
   void Load(R& r) {
     for (int v = 0; v < kNumMacroVars; ++v) r.Get(&deviation_(v));
     r.Get(&key_), r.Get(&month_), r.Get(&hpi0_), r.Get(&state_);
+    events_ = scenario_->DrawEvents(key_, kMaxEventMonths);  // a function of the key
   }
+  const std::vector<MacroEvent>& events() const { return events_; }
+  /// Events are drawn over this many months (the longest horizon, 1,200 months).
+  static constexpr int kMaxEventMonths = 1201;
 
  private:
   std::shared_ptr<const Scenario> scenario_;
@@ -102,6 +162,7 @@ class MacroModel {
   double rate_shift_ = 0;
   double hpi0_ = 1;
   MacroState state_;
+  std::vector<MacroEvent> events_;
 };
 
 }  // namespace loantwin

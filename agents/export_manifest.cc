@@ -10,7 +10,9 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/config_error.h"
 #include "core/sha256.h"
+#include "core/yaml_reader.h"
 #include "env/multi_agent_env.h"
 
 namespace fs = std::filesystem;
@@ -87,6 +89,7 @@ json ExportManifest::ToJson() const {
   m["global_step"] = global_step;
   m["module_sha256"] = module_sha256;
   if (!constraints.empty()) m["constraints"] = constraints;
+  if (!guardrails.empty()) m["guardrails"] = json::parse(GuardrailsToJson(guardrails));
   json roles_json = json::object();
   for (const auto& [name, r] : roles) {
     json role;
@@ -154,6 +157,15 @@ ExportManifest ExportManifest::FromJson(const json& m, const std::string& where)
         if (!c.is_object() || !c.contains("name") || !c.contains("lambda") ||
             !c["lambda"].is_number())
           fail("constraints: each item needs a name and a numeric lambda");
+    }
+    if (m.contains("guardrails")) {
+      if (!m["guardrails"].is_array()) fail("guardrails: not an array");
+      try {  // one parser for the experiment's YAML and the manifest's JSON (a subset of YAML)
+        out.guardrails =
+            ParseGuardrails(YamlValue::LoadString(m["guardrails"].dump(), where + ": guardrails"));
+      } catch (const ConfigError& e) {
+        throw ManifestError(e.what());  // names the manifest and the item
+      }
     }
     const json& roles = m.at("roles");
     if (!roles.is_object() || roles.empty()) fail("no roles");
@@ -289,6 +301,15 @@ void ExportManifest::Validate(const MultiAgentEnv& env, const std::string& where
         fail(fmt::format("role '{}': action component '{}' has {} values for {} choices", name,
                          a.name, a.values.size(), a.size));
       offset += a.size;
+    }
+  }
+  if (!guardrails.empty()) {
+    std::vector<GuardrailLayout> layouts;
+    for (int r = 0; r < env.num_roles(); ++r) layouts.push_back(GuardrailLayout::Of(env.role(r)));
+    try {
+      CompileGuardrails(guardrails, layouts);
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
     }
   }
 }

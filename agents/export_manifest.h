@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "env/guardrails.h"
+
 namespace loantwin {
 
 class MultiAgentEnv;
@@ -70,6 +72,9 @@ struct ExportManifest {
   /// The experiment's constraints with their multipliers at the checkpoint (name, metric,
   /// min/max, cost, limit, lambda, roles); an empty array when it has none.
   nlohmann::json constraints = nlohmann::json::array();
+  /// The experiment's guardrails (env/guardrails.h): serving and stress evaluation apply them
+  /// before the policy decides, as training did.
+  std::vector<GuardrailRule> guardrails;
 
   /// The description of a role as the environment defines it (features, bounds, actions).
   static ManifestRole DescribeRole(const RoleSpec& spec);

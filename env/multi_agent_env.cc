@@ -85,7 +85,7 @@ void MultiAgentEnv::Reset() {
     }
     for (size_t r = 0; r < roles_.size(); ++r) {
       std::fill(acting_[r].begin() + begin, acting_[r].begin() + end, 1);
-      WriteMasks(static_cast<int>(r), begin, end);
+      RefreshMasks(static_cast<int>(r), begin, end);
     }
   });
   for (size_t r = 0; r < roles_.size(); ++r) {
@@ -150,6 +150,10 @@ void MultiAgentEnv::Act(int role, const int32_t* actions) {
       int32_t* out = scratch_[role].data();
       if (fallback_[role] == FallbackPolicy::kBaseline) {
         BaselineActions(role, begin, end, out);
+        if (!guards_.empty() && !guards_[role].empty())
+          for (int i = begin; i < end; ++i)
+            if (acting_[role][i])
+              guards_[role].Project(mask_row(role, i), out + static_cast<size_t>(i) * dims);
       } else {
         for (int i = begin; i < end; ++i) {
           CounterRng rng(DeriveKey(DeriveKey(DeriveKey(seed_, 0x72616e64), instance_id(i)),
@@ -158,6 +162,18 @@ void MultiAgentEnv::Act(int role, const int32_t* actions) {
         }
       }
       src = out;
+    }
+    if (!guards_.empty() && guards_[role].applies()) {
+      const uint64_t applies = guards_[role].applies();
+      for (int i = begin; i < end; ++i) {
+        if (!acting_[role][i]) continue;
+        const uint64_t fired = guard_fired_[role][i];
+        for (size_t k = 0; k < guard_rules_.size(); ++k) {
+          if (!(applies >> k & 1)) continue;
+          guard_decisions_[k * n_ + i] += 1;
+          guard_fired_count_[k * n_ + i] += fired >> k & 1;
+        }
+      }
     }
     int32_t* dst = actions_[role].data();
     for (int i = begin; i < end; ++i)
@@ -185,7 +201,7 @@ void MultiAgentEnv::Step() {
           std::memcpy(final_obs_[r].data() + i * d, obs_[r].data() + i * d, sizeof(float) * d);
           // Masks of the final state (before the reset replaces the state).
           const size_t w = roles_[r].action_space.mask_width();
-          WriteMasks(static_cast<int>(r), i, i + 1);
+          RefreshMasks(static_cast<int>(r), i, i + 1);
           std::memcpy(final_masks_[r].data() + i * w, masks_[r].data() + i * w, w);
         }
         episodes_[i] += 1;
@@ -194,7 +210,7 @@ void MultiAgentEnv::Step() {
       }
       for (size_t r = 0; r < roles_.size(); ++r) acting_[r][i] = steps_[i] % roles_[r].cadence == 0;
     }
-    for (size_t r = 0; r < roles_.size(); ++r) WriteMasks(static_cast<int>(r), begin, end);
+    for (size_t r = 0; r < roles_.size(); ++r) RefreshMasks(static_cast<int>(r), begin, end);
   });
   std::fill(acted_.begin(), acted_.end(), false);
   ++step_count_;
@@ -218,6 +234,11 @@ void MultiAgentEnv::SaveState(StateWriter& w) const {
   w.PutVector(terminated_), w.PutVector(truncated_), w.PutVector(steps_), w.PutVector(episodes_);
   w.Put(reset_done_), w.Put(step_count_);
   SaveInstances(w);
+  if (!guards_.empty()) {
+    w.Tag("guardrails");
+    for (const auto& f : guard_fired_) w.PutVector(f);
+    w.PutVector(guard_fired_count_), w.PutVector(guard_decisions_);
+  }
 }
 
 void MultiAgentEnv::LoadState(StateReader& r) {
@@ -235,6 +256,49 @@ void MultiAgentEnv::LoadState(StateReader& r) {
   r.Get(&reset_done_), r.Get(&step_count_);
   std::fill(acted_.begin(), acted_.end(), false);
   LoadInstances(r);
+  if (!guards_.empty()) {
+    r.Tag("guardrails");
+    for (auto& f : guard_fired_) r.GetVector(&f);
+    r.GetVector(&guard_fired_count_), r.GetVector(&guard_decisions_);
+    const size_t want = guard_rules_.size() * static_cast<size_t>(n_);
+    if (guard_fired_count_.size() != want || guard_decisions_.size() != want)
+      throw std::runtime_error(name_ + ": checkpoint has a different number of guardrails");
+  }
+}
+
+void MultiAgentEnv::SetGuardrails(std::vector<GuardrailRule> rules) {
+  if (reset_done_) throw std::logic_error(name_ + ": set guardrails before the first Reset()");
+  guards_.clear();
+  guard_rules_.clear();
+  guard_fired_.clear();
+  if (rules.empty()) return;
+  if (rules.size() > static_cast<size_t>(kMaxGuardrails))
+    throw std::invalid_argument(fmt::format("at most {} guardrails", kMaxGuardrails));
+  std::vector<GuardrailLayout> layouts;
+  for (const RoleSpec& r : roles_) layouts.push_back(GuardrailLayout::Of(r));
+  guards_ = CompileGuardrails(rules, layouts);
+  guard_rules_ = std::move(rules);
+  guard_fired_.assign(roles_.size(), std::vector<uint64_t>(static_cast<size_t>(n_), 0));
+  guard_fired_count_.assign(guard_rules_.size() * static_cast<size_t>(n_), 0);
+  guard_decisions_.assign(guard_rules_.size() * static_cast<size_t>(n_), 0);
+}
+
+void MultiAgentEnv::RefreshMasks(int role, int begin, int end) {
+  WriteMasks(role, begin, end);
+  if (guards_.empty()) return;
+  const RoleGuardrails& g = guards_[role];
+  for (int i = begin; i < end; ++i)
+    guard_fired_[role][i] = g.empty() ? 0 : g.Apply(obs_row(role, i), mask_row(role, i));
+}
+
+std::vector<MultiAgentEnv::GuardrailCount> MultiAgentEnv::guardrail_counts() const {
+  std::vector<GuardrailCount> out(guard_rules_.size());
+  for (size_t k = 0; k < out.size(); ++k)
+    for (int i = 0; i < n_; ++i) {
+      out[k].fired += guard_fired_count_[k * n_ + i];
+      out[k].decisions += guard_decisions_[k * n_ + i];
+    }
+  return out;
 }
 
 const std::vector<std::string>& MultiAgentEnv::metric_names() const {

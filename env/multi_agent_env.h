@@ -28,6 +28,7 @@
 
 #include "core/binary_state.h"
 #include "core/parallel_runner.h"
+#include "env/guardrails.h"
 #include "spaces/space.h"
 
 namespace loantwin {
@@ -109,6 +110,23 @@ class MultiAgentEnv {
   /// empty by default.
   virtual std::string instance_label(int /*i*/) const { return ""; }
 
+  /// Guardrails (env/guardrails.h) applied to every role's masks after the environment's own
+  /// rules, before any policy (agent, baseline or random fallback) acts; baselines' actions are
+  /// moved to the nearest allowed ones. Call before the first Reset. std::invalid_argument
+  /// naming the rule if one does not fit the roles.
+  void SetGuardrails(std::vector<GuardrailRule> rules);
+  const std::vector<GuardrailRule>& guardrails() const { return guard_rules_; }
+  struct GuardrailCount {
+    int64_t fired = 0;      ///< decisions the rule restricted
+    int64_t decisions = 0;  ///< decisions of the roles it applies to
+  };
+  /// Per rule, summed over instances since construction (or the checkpoint loaded).
+  std::vector<GuardrailCount> guardrail_counts() const;
+  /// Rules that restricted role r's current mask of instance i (bit k: rule k).
+  uint64_t guardrails_fired(int r, int i) const {
+    return guards_.empty() ? 0 : guard_fired_[r][static_cast<size_t>(i)];
+  }
+
   // Buffers, row-major over instances; valid after Reset and after each Step.
   const float* observations(int r) const { return obs_[r].data(); }
   const float* final_observations(int r) const { return final_obs_[r].data(); }
@@ -144,6 +162,8 @@ class MultiAgentEnv {
   virtual void BaselineActions(int role, int begin, int end, int32_t* out) = 0;
   /// After role r decided for instances [begin, end): refresh the roles below (directives).
   virtual void OnDecision(int /*role*/, int /*begin*/, int /*end*/) {}
+  /// WriteMasks and then the guardrails: what OnDecision calls to refresh the roles below.
+  void RefreshMasks(int role, int begin, int end);
   /// The environment's own state (SaveState/LoadState call these).
   virtual void SaveInstances(StateWriter& w) const = 0;
   virtual void LoadInstances(StateReader& r) = 0;
@@ -193,6 +213,10 @@ class MultiAgentEnv {
   std::vector<bool> acted_;
   bool reset_done_ = false;
   uint64_t step_count_ = 0;
+  std::vector<GuardrailRule> guard_rules_;
+  std::vector<RoleGuardrails> guards_;              ///< [role]; empty without guardrails
+  std::vector<std::vector<uint64_t>> guard_fired_;  ///< [role][instance]: rules that fired
+  std::vector<int64_t> guard_fired_count_, guard_decisions_;  ///< [rule * N + instance]
 };
 
 }  // namespace loantwin

@@ -25,6 +25,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
   c.terminate_on_failure = false;
   c.check_invariants = o.twin.check_invariants;
   c.count_invariant_breaches = o.twin.count_invariant_breaches;
+  for (const auto& g : c.guardrails) run.guardrail_names.push_back(g.name);
   std::vector<int32_t> actions;
   for (int start = 0; start < o.paths; start += o.batch) {
     EnvOptions eo;
@@ -71,6 +72,12 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
         }
       }
       if (o.month_progress) o.month_progress(start, eo.num_envs, m + 1);
+    }
+    const auto counts = env.guardrail_counts();
+    run.guardrail_counts.resize(counts.size());
+    for (size_t g = 0; g < counts.size(); ++g) {
+      run.guardrail_counts[g].fired += counts[g].fired;
+      run.guardrail_counts[g].decisions += counts[g].decisions;
     }
     for (int i = 0; i < eo.num_envs; ++i) {
       run.invariant_breaches[start + i] = env.twin(i).invariant_breaches();

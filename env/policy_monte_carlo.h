@@ -31,6 +31,9 @@ struct PolicyRun {
   /// twin.check_invariants is on; counted, not thrown) and the first breach's message.
   std::vector<int> invariant_breaches;
   std::vector<std::string> first_invariant_breach;
+  /// The config's guardrails and, per rule, the decisions it restricted over all paths.
+  std::vector<std::string> guardrail_names;
+  std::vector<MultiAgentEnv::GuardrailCount> guardrail_counts;
 };
 
 /// Decides roles of the five-role environment for a batch of instances (learned or exported

@@ -267,6 +267,7 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
   else
     for (const auto& name : config.scenarios) scenarios_.push_back(LoadScenario(name));
   for (int r = 0; r < kNumTwinRoles; ++r) SetFallback(r, config.roles[r].fallback);
+  if (!config.guardrails.empty()) SetGuardrails(config.guardrails);
   states_.resize(num_envs());
   TwinOptions topt;
   topt.check_invariants = config.check_invariants;
@@ -416,7 +417,7 @@ void TwinEnv::WriteDirectives(int i) {
 
 void TwinEnv::OnDecision(int role, int begin, int end) {
   for (int i = begin; i < end; ++i) WriteDirectives(i);
-  for (int r = role + 1; r < kNumTwinRoles; ++r) WriteMasks(r, begin, end);
+  for (int r = role + 1; r < kNumTwinRoles; ++r) RefreshMasks(r, begin, end);
 }
 
 void TwinEnv::WriteMasks(int role, int begin, int end) {

@@ -55,6 +55,9 @@ struct TwinEnvConfig {
   /// Not a YAML key: with check_invariants, count breaches per instance (Twin::
   /// invariant_breaches) instead of throwing; set by stress evaluation.
   bool count_invariant_breaches = false;
+  /// Not a YAML key (the experiment's `guardrails:`): the policy's guardrails, set by stress
+  /// evaluation for the policy evaluated (MultiAgentEnv::SetGuardrails).
+  std::vector<GuardrailRule> guardrails;
   std::array<TwinRoleConfig, kNumTwinRoles> roles = DefaultRoles();
 
   /// Default reward weights per role (docs/environment.md).

@@ -161,6 +161,11 @@ std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
       s.institution, s.paths, s.months, s.seed, kStressReportSchema, kStressReportSchemaVersion);
   md += ProvenanceLine(r) + "\n\n";
   md += "## Verdict\n\n" + VerdictMarkdown(r) + "\n";
+  if (const std::string g = GuardrailMarkdown(r); !g.empty())
+    md +=
+        "## Guardrails\n\nShare of the decisions of the roles each guardrail limits that it "
+        "restricted (docs/training.md, \"Guardrails\").\n\n" +
+        g + "\n";
   md +=
       "## Policies\n\n| policy | kind | source | roles | checkpoint and weights |\n"
       "|---|---|---|---|---|\n";
@@ -215,6 +220,7 @@ std::string Html(const StressReport& r, const std::vector<Chart>& charts, bool c
       r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0);
   h += "<p class=\"meta\">" + HtmlEscape(ProvenanceLine(r)) + "</p>\n";
   h += "<h2>Verdict</h2>\n" + VerdictHtml(r);
+  if (const std::string g = GuardrailHtml(r); !g.empty()) h += "<h2>Guardrails</h2>\n" + g;
   h += "<h2>Policies</h2>\n<table><tr><th>policy</th><th>kind</th><th>source</th><th>roles</th>"
        "<th>checkpoint and weights</th></tr>\n";
   for (const auto& p : r.policies) {

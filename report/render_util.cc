@@ -321,6 +321,38 @@ std::string VerdictHtml(const StressReport& r) {
 }
 
 namespace {
+bool AnyGuardrails(const StressReport& r) {
+  for (const auto& sc : r.scenarios)
+    for (const auto& res : sc.results)
+      if (!res.guardrail_fired_rate.empty()) return true;
+  return false;
+}
+}  // namespace
+
+std::string GuardrailMarkdown(const StressReport& r) {
+  if (!AnyGuardrails(r)) return "";
+  std::string md = "| scenario | policy | guardrail | decisions restricted |\n|---|---|---|---:|\n";
+  for (const auto& sc : r.scenarios)
+    for (const auto& res : sc.results)
+      for (const auto& [name, rate] : res.guardrail_fired_rate)
+        md += fmt::format("| {} | {} | {} | {:.1f}% |\n", sc.name, res.policy, name, 100 * rate);
+  return md;
+}
+
+std::string GuardrailHtml(const StressReport& r) {
+  if (!AnyGuardrails(r)) return "";
+  std::string t =
+      "<table><tr><th>scenario</th><th>policy</th><th>guardrail</th><th>decisions "
+      "restricted</th></tr>\n";
+  for (const auto& sc : r.scenarios)
+    for (const auto& res : sc.results)
+      for (const auto& [name, rate] : res.guardrail_fired_rate)
+        t += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}%</td></tr>\n",
+                         HtmlEscape(sc.name), HtmlEscape(res.policy), HtmlEscape(name), 100 * rate);
+  return t + "</table>\n";
+}
+
+namespace {
 
 /// The nine-quarter view's cells: 9-quarter minimum capital (mean, 5% worst), 9-quarter loss
 /// rate (mean, 95% worst) and the whole horizon's minimum capital (mean, 5% worst).

@@ -28,6 +28,10 @@ std::string ReportCss();
 /// breaches, failures and liquidity shortfalls, the breach counts, then income.
 std::string VerdictMarkdown(const StressReport& report);
 std::string VerdictHtml(const StressReport& report);
+/// Per scenario and policy with guardrails, the share of decisions each guardrail restricted;
+/// empty when no policy has any.
+std::string GuardrailMarkdown(const StressReport& report);
+std::string GuardrailHtml(const StressReport& report);
 /// DFAST-style nine-quarter view (quarters 1-9) beside the whole horizon: minimum capital ratio
 /// and cumulative loss rate per scenario and policy.
 std::string NineQuarterMarkdown(const StressReport& report);

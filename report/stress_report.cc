@@ -224,6 +224,11 @@ PolicyScenarioResult PolicyRunReducer::Finish(const PolicyRun& run) {
         r.paths > 0 ? static_cast<double>(constraint_bad_[k]) / (double(r.paths) * months_) : 0.0;
     r.constraints.push_back(o);
   }
+  for (size_t g = 0; g < run.guardrail_names.size() && g < run.guardrail_counts.size(); ++g) {
+    const auto& c = run.guardrail_counts[g];
+    r.guardrail_fired_rate.emplace_back(
+        run.guardrail_names[g], c.decisions > 0 ? static_cast<double>(c.fired) / c.decisions : 0.0);
+  }
   for (const auto& [key, values] : r.per_path) r.metrics[key] = Describe(values);
   r.var_99 = Var99(r.per_path["cumulative_net_income"]);
   r.es_975 = Es975(r.per_path["cumulative_net_income"]);
@@ -359,6 +364,10 @@ std::string StressReportJson(const StressReport& report) {
     if (!p.checkpoint.empty()) jp["checkpoint"] = p.checkpoint;
     if (!p.checkpoint_sha256.empty()) jp["checkpoint_sha256"] = p.checkpoint_sha256;
     if (!p.module_sha256.empty()) jp["module_sha256"] = p.module_sha256;
+    if (!p.guardrails.empty()) {
+      jp["guardrails"] = nlohmann::json::array();
+      for (const auto& g : p.guardrails) jp["guardrails"].push_back(nlohmann::json::parse(g));
+    }
     j["policies"].push_back(jp);
   }
   j["scenarios"] = nlohmann::json::array();
@@ -394,6 +403,11 @@ std::string StressReportJson(const StressReport& report) {
                                        {"paths_over_limit", c.paths_over_limit},
                                        {"violation_rate", c.violation_rate},
                                        {"pass", c.pass()}});
+      }
+      if (!r.guardrail_fired_rate.empty()) {
+        jr["guardrails"] = nlohmann::json::array();
+        for (const auto& [name, rate] : r.guardrail_fired_rate)
+          jr["guardrails"].push_back({{"name", name}, {"fired_rate", rate}});
       }
       const Verdict verdict = JudgeResult(r);
       jr["verdict"] = {{"pass", verdict.pass},

@@ -76,6 +76,9 @@ struct PolicyScenarioResult {
   std::map<std::string, std::vector<double>> path_flags;
   /// The policy's own constraints (PolicyInfo::constraints), in its order.
   std::vector<ConstraintOutcome> constraints;
+  /// The policy's guardrails: name -> share of the decisions of the roles it limits that it
+  /// restricted (over every path and month).
+  std::vector<std::pair<std::string, double>> guardrail_fired_rate;
   int paths_with_invariant_breaches = 0;  ///< must be 0
   std::string first_invariant_breach;
   std::map<std::string, std::vector<double>> role_return_paths;  ///< role -> return per path
@@ -117,6 +120,7 @@ struct PolicyInfo {
   std::string checkpoint, checkpoint_sha256;
   std::map<std::string, std::string> module_sha256;
   std::vector<PolicyConstraint> constraints;  ///< what it was trained to respect
+  std::vector<std::string> guardrails;        ///< its guardrails, as JSON objects
 };
 
 /// When, by which build and from which source revision a report was made.

@@ -72,7 +72,7 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
     fail(std::string("institution: ") + e.what());
   }
   for (const auto& [name, entry] : m.roles) {
-    ServedRole role = DescribeServedRole(name, entry, b->version_);
+    ServedRole role = DescribeServedRole(name, entry, b->version_, m.guardrails);
     const std::string file = (fs::path(dir) / entry.file).string();
     try {
       role.module = torch::jit::load(file);
@@ -135,7 +135,8 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
 }
 
 ServedRole DescribeServedRole(const std::string& name, const ManifestRole& entry,
-                              const std::string& version) {
+                              const std::string& version,
+                              const std::vector<GuardrailRule>& guardrails) {
   ServedRole role;
   role.name = name;
   role.algorithm = entry.algorithm;
@@ -163,7 +164,41 @@ ServedRole DescribeServedRole(const std::string& name, const ManifestRole& entry
   }
   role.response_head = "{\"policy_version\":" + nlohmann::json(version).dump() +
                        ",\"role\":" + nlohmann::json(name).dump() + ",";
+  if (!guardrails.empty()) {
+    // The layout the environment's guardrails see: features with their scaling, action blocks.
+    GuardrailLayout layout;
+    layout.role = name;
+    layout.features = role.features;
+    layout.centers = role.center;
+    layout.scales = role.scale;
+    layout.mask_width = role.mask_width;
+    for (const auto& comp : role.components)
+      layout.components.push_back({comp.name, comp.size, comp.mask_offset, comp.values});
+    try {
+      role.guardrails = RoleGuardrails::Compile(guardrails, layout);
+    } catch (const std::invalid_argument& e) {
+      throw ManifestError(std::string("guardrails: ") + e.what());
+    }
+    for (const auto& g : guardrails) role.guardrail_names.push_back(g.name);
+  }
   return role;
+}
+
+std::vector<uint64_t> ApplyGuardrails(const ServedRole& role, const std::vector<float>& obs,
+                                      std::vector<uint8_t>& masks, int n) {
+  std::vector<uint64_t> fired(static_cast<size_t>(n), 0);
+  if (role.guardrails.empty()) return fired;
+  const size_t d = role.features.size(), w = static_cast<size_t>(role.mask_width);
+  for (int i = 0; i < n; ++i)
+    fired[i] = role.guardrails.Apply(obs.data() + i * d, masks.data() + i * w);
+  return fired;
+}
+
+std::string GuardrailJson(const ServedRole& role, uint64_t bits) {
+  std::string out = "[";
+  for (size_t k = 0; k < role.guardrail_names.size(); ++k)
+    if (bits >> k & 1) out += (out.size() > 1 ? ",\"" : "\"") + role.guardrail_names[k] + "\"";
+  return out + "]";
 }
 
 const ServedRole* PolicyBundle::role(const std::string& name) const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agents/export_manifest.h"
+#include "env/guardrails.h"
 #include "env/twin/institution.h"
 
 namespace loantwin {
@@ -32,6 +33,9 @@ struct ServedRole {
   std::vector<std::vector<std::string>> action_json;
   /// Pre-rendered start of a decide response: {"policy_version":..,"role":..,
   std::string response_head;
+  /// The manifest's guardrails that apply to this role (env/guardrails.h), and their names.
+  RoleGuardrails guardrails;
+  std::vector<std::string> guardrail_names;  ///< [rule index of the manifest]
   /// forward(obs, mask) -> int64 [batch, components]; frozen (parameters as constants).
   mutable torch::jit::Module module;
 };
@@ -39,7 +43,15 @@ struct ServedRole {
 /// A role's request and response layout from its manifest entry (no module): what the parsers
 /// need (the fuzz targets build roles this way).
 ServedRole DescribeServedRole(const std::string& name, const ManifestRole& entry,
-                              const std::string& version);
+                              const std::string& version,
+                              const std::vector<GuardrailRule>& guardrails = {});
+
+/// Applies the role's guardrails to rows [0, n) of observations and masks: returns, per row,
+/// the rules that fired (bit k: rule k of the manifest).
+std::vector<uint64_t> ApplyGuardrails(const ServedRole& role, const std::vector<float>& obs,
+                                      std::vector<uint8_t>& masks, int n);
+/// The names of the rules in `bits`, as a JSON array ("[\"a\",\"b\"]").
+std::string GuardrailJson(const ServedRole& role, uint64_t bits);
 
 class PolicyBundle {
  public:

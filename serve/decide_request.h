@@ -27,6 +27,8 @@ struct DecideRequest {
   /// For the audit log of a batch, when asked: each row's request ({"observation": <object
   /// as sent>} or, for bodies with masks, re-serialised with its mask).
   std::vector<std::string> row_requests;
+  /// Per row, the bundle's guardrails that restricted its mask (bit k: rule k of the manifest).
+  std::vector<uint64_t> guardrails_fired;
 };
 
 /// Parses a decide body for `role`; false with `error` set on a client error. `audit_rows`

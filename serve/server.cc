@@ -143,7 +143,8 @@ struct Server::Impl : RequestHandler {
   /// The decide response for `rows` decisions (and their audit lines).
   void AnswerDecisions(Tenant& t, const ServedRole& role, bool batch, int rows,
                        std::string_view raw, const std::vector<std::string>& row_requests,
-                       std::string_view route, const int64_t* actions, const Respond& respond);
+                       const std::vector<uint64_t>& fired, std::string_view route,
+                       const int64_t* actions, const Respond& respond);
   /// An application's final answer (approve or decline), audited.
   void AnswerApplication(Tenant& t, const PolicyBundle& b, std::string_view raw, json out,
                          const Respond& respond);
@@ -549,13 +550,15 @@ void Server::Impl::Decide(Worker& w, Tenant& t, const std::string& role_name,
   job.bundle = b;
   job.role = role;
   job.n = request->rows;
+  // Guardrails restrict the masks on the observation before the policy decides.
+  request->guardrails_fired = ApplyGuardrails(*role, request->obs, request->masks, request->rows);
   job.obs = std::move(request->obs);
   job.mask = std::move(request->masks);
   job.respond = respond;
   // `b` keeps the bundle (and so `role`) alive until the answer is written.
   job.done = [this, &t, b, role, request, raw, route, respond](const int64_t* actions) {
-    AnswerDecisions(t, *role, request->batch, request->rows, raw, request->row_requests, route,
-                    actions, respond);
+    AnswerDecisions(t, *role, request->batch, request->rows, raw, request->row_requests,
+                    request->guardrails_fired, route, actions, respond);
   };
   t.batcher(w).SubmitOrReject(std::move(job));
 }
@@ -563,8 +566,8 @@ void Server::Impl::Decide(Worker& w, Tenant& t, const std::string& role_name,
 void Server::Impl::AnswerDecisions(Tenant& t, const ServedRole& role, bool batch, int rows,
                                    std::string_view raw,
                                    const std::vector<std::string>& row_requests,
-                                   std::string_view route, const int64_t* actions,
-                                   const Respond& respond) {
+                                   const std::vector<uint64_t>& fired, std::string_view route,
+                                   const int64_t* actions, const Respond& respond) {
   const size_t dims = role.components.size();
   auto action = [&](size_t i, std::string& out) {
     out += "{";
@@ -573,6 +576,8 @@ void Server::Impl::AnswerDecisions(Tenant& t, const ServedRole& role, bool batch
       out += role.action_json[c][actions[i * dims + c]];
     }
     out += "}";
+    // The guardrails that restricted this decision (in the response and so in its audit line).
+    if (i < fired.size() && fired[i]) out += ",\"guardrails\":" + GuardrailJson(role, fired[i]);
   };
   const std::string& head = role.response_head;
   std::string out = head;
@@ -641,13 +646,18 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
   }
   job.n = 1;
   job.mask.assign(credit->mask_width, 1);
+  // The guardrails that restricted the credit (and pricing) decision go into the answer.
+  auto fired = std::make_shared<json>(json::array());
+  if (const uint64_t bits = ApplyGuardrails(*credit, job.obs, job.mask, 1)[0])
+    *fired = json::parse(GuardrailJson(*credit, bits));
   const ProductSpec& spec = b->institution().products[app->product].spec;
   const std::string band_name = kBandNames[app->band];
   // The session keeps the body until the response is sent: the audit record reads it there.
   const std::string_view raw(body);
-  auto decline = [this, tp, b, raw, respond](const Decline& d, json extra) {
+  auto decline = [this, tp, b, raw, respond, fired](const Decline& d, json extra) {
     json out = {{"decision", "decline"}, {"decided_by", d.by}, {"reason", d.reason}};
     for (auto& [k, v] : extra.items()) out[k] = v;
+    if (!fired->empty()) out["guardrails"] = *fired;
     AnswerApplication(*tp, *b, raw, std::move(out), respond);
   };
   if (auto d = UnderwritingRules(b->institution(), *app))  // rules that need no policy
@@ -658,7 +668,7 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
   job.role = credit;
   job.respond = respond;
   job.done = [this, tp, wp = &w, b, app, credit, pricing, product, band_name, raw, respond, decline,
-              spec](const int64_t* actions) {
+              spec, fired](const int64_t* actions) {
     const auto cutoff = CutoffFromActions(*credit, product, actions);
     if (!cutoff) return respond(ErrorReply(500, "credit policy has no cutoff for " + product));
     if (app->band > cutoff->band)
@@ -679,6 +689,7 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
       out["decided_by"] = "policy:credit";
       out["reason"] =
           fmt::format("band {} within the credit policy's cutoff ({})", band_name, cutoff->meaning);
+      if (!fired->empty()) out["guardrails"] = *fired;
       AnswerApplication(*tp, *b, raw, std::move(out), respond);
     };
     if (!pricing) return price(0.0, "rule:standard_spread");
@@ -692,6 +703,9 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
       return respond(ErrorReply(400, e.message, e.field));
     }
     pj.mask.assign(pricing->mask_width, 1);
+    if (const uint64_t bits = ApplyGuardrails(*pricing, pj.obs, pj.mask, 1)[0])
+      for (const auto& name : json::parse(GuardrailJson(*pricing, bits)))
+        if (std::find(fired->begin(), fired->end(), name) == fired->end()) fired->push_back(name);
     pj.respond = respond;
     pj.done = [pricing, product, price](const int64_t* pa) {
       if (const auto offset = PricingOffsetFromActions(*pricing, product, pa))

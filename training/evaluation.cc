@@ -15,19 +15,26 @@
 namespace loantwin {
 namespace {
 
+/// `guarded`: with the experiment's guardrails (the trained policy acts under them, as in
+/// training); the baselines are evaluated as they are.
 std::unique_ptr<MultiAgentEnv> MakeEvalEnv(const ExperimentConfig& c, const std::string& scenario,
-                                           const EvaluationOptions& o) {
+                                           const EvaluationOptions& o, bool guarded) {
   EnvOptions eo;
   eo.num_envs = o.paths;
   eo.num_threads = o.threads;
   eo.seed = o.seed;
   eo.max_episode_steps = c.max_episode_steps;
-  if (c.env_name != "twin") return MakeEnv(c.env_name, eo, c.env_config ? &*c.env_config : nullptr);
+  if (c.env_name != "twin") {
+    auto env = MakeEnv(c.env_name, eo, c.env_config ? &*c.env_config : nullptr);
+    if (guarded) env->SetGuardrails(c.guardrails);
+    return env;
+  }
   TwinEnvConfig tc = c.env_config ? TwinEnvConfig::Parse(*c.env_config) : TwinEnvConfig{};
   if (!scenario.empty()) {
     tc.scenario = scenario;
     tc.scenarios.clear();
   }
+  if (guarded) tc.guardrails = c.guardrails;
   return std::make_unique<TwinEnv>(eo, tc);
 }
 
@@ -135,9 +142,9 @@ std::vector<ScenarioEvaluation> Evaluate(Trainer& trainer, const EvaluationOptio
   for (const auto& s : scenarios) {
     ScenarioEvaluation e;
     e.scenario = s;
-    auto env_a = MakeEvalEnv(trainer.config(), s, o);
+    auto env_a = MakeEvalEnv(trainer.config(), s, o, /*guarded=*/true);
     e.trained = RunEpisodes(trainer, *env_a, true);
-    auto env_b = MakeEvalEnv(trainer.config(), s, o);
+    auto env_b = MakeEvalEnv(trainer.config(), s, o, /*guarded=*/false);
     e.baseline = RunEpisodes(trainer, *env_b, false);
     results.push_back(std::move(e));
   }

@@ -134,6 +134,10 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
       c.constraint_nodes.push_back(item);
     }
   }
+  if (auto list = m.Get("guardrails")) {
+    c.guardrails = ParseGuardrails(*list);
+    c.guardrails_node = *list;
+  }
   m.Done();
   return c;
 }
@@ -174,6 +178,11 @@ std::string ExperimentConfig::ToYaml() const {
   if (!constraints.empty()) {
     out << YAML::Key << "constraints" << YAML::Value << YAML::BeginSeq;
     for (const ConstraintConfig& k : constraints) k.Write(out);
+    out << YAML::EndSeq;
+  }
+  if (!guardrails.empty()) {
+    out << YAML::Key << "guardrails" << YAML::Value << YAML::BeginSeq;
+    for (const GuardrailRule& g : guardrails) g.Write(out);
     out << YAML::EndSeq;
   }
   out << YAML::EndMap;

@@ -11,6 +11,7 @@
 
 #include "agents/agent_registry.h"
 #include "core/yaml_reader.h"
+#include "env/guardrails.h"
 #include "training/constraints.h"
 
 namespace loantwin {
@@ -64,6 +65,9 @@ struct ExperimentConfig {
   // constraints priced into the learning roles' rewards (training/constraints.h)
   std::vector<ConstraintConfig> constraints;
   std::vector<YamlValue> constraint_nodes;  ///< for error messages naming the file line
+  // guardrails masking actions before any policy acts (env/guardrails.h)
+  std::vector<GuardrailRule> guardrails;
+  std::optional<YamlValue> guardrails_node;
 
   /// Loads and validates; ConfigError naming file, line and key on any problem.
   static ExperimentConfig Load(const std::string& file);

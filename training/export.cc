@@ -42,6 +42,7 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
     item["roles"] = roles;
     manifest.constraints.push_back(std::move(item));
   }
+  manifest.guardrails = trainer.config().guardrails;
   std::vector<std::string> files;
   auto write_module = [&](const torch::jit::Module& module, const std::string& name) {
     const std::string path = out_dir + "/" + name;

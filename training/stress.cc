@@ -129,6 +129,8 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
       p->info.constraints.push_back(ReportConstraint(spec + "/config.yaml", c.name, c.metric, c.min,
                                                      c.max, c.cost, c.limit, c.discount));
     DescribeRoles(config, *p);
+    p->guardrails = config.guardrails;
+    for (const auto& g : config.guardrails) p->info.guardrails.push_back(g.ToJson());
     TwinEnvConfig tc =
         config.env_config ? TwinEnvConfig::Parse(*config.env_config) : TwinEnvConfig{};
     for (const auto& [name, rc] : config.roles)
@@ -178,6 +180,8 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
   p->info.kind = "export";
   p->info.checkpoint = manifest.checkpoint;
   p->info.module_sha256 = manifest.module_sha256;
+  p->guardrails = manifest.guardrails;
+  for (const auto& g : manifest.guardrails) p->info.guardrails.push_back(g.ToJson());
   try {
     for (const auto& c : manifest.constraints) {
       std::optional<double> min, max;
@@ -301,6 +305,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       c.scenario = scenarios[s];
       c.scenarios.clear();
       for (int r = 0; r < kNumTwinRoles; ++r) c.roles[r].fallback = policy.fallbacks[r];
+      c.guardrails = policy.guardrails;
       progress.scenario = static_cast<int>(s);
       progress.policy = static_cast<int>(k);
       progress.scenario_name = sr.name;

@@ -34,6 +34,8 @@ class StressPolicy : public RoleDriver {
   /// A run's environment config (reward weights, floor, ...); empty for baseline and exports.
   std::optional<TwinEnvConfig> env_config;
   std::array<FallbackPolicy, kNumTwinRoles> fallbacks{};
+  /// Its guardrails (the run's experiment or the export's manifest), applied on its paths.
+  std::vector<GuardrailRule> guardrails;
   /// The institution the policy was trained on ("" when unknown).
   std::string trained_institution;
 

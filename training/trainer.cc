@@ -47,6 +47,14 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
   } catch (const std::invalid_argument& e) {
     throw ConfigError(fmt::format("{}: env: {}", config_.file, e.what()));
   }
+  if (!config_.guardrails.empty()) {
+    try {
+      env_->SetGuardrails(config_.guardrails);
+    } catch (const std::invalid_argument& e) {
+      config_.guardrails_node->Fail(e.what());
+    }
+    guardrail_seen_.assign(config_.guardrails.size(), {});
+  }
   const int n = env_->num_envs();
   learners_.resize(env_->num_roles());
   frozen_.resize(env_->num_roles());
@@ -346,6 +354,16 @@ void Trainer::LogMetrics(bool force) {
         }
     }
     for (const auto& [k, v] : constraints_.Metrics()) logger_->Log(k, v, global_step_, p.seconds);
+    // Guardrails: the share of the decisions since the last log line each one restricted.
+    const auto counts = env_->guardrail_counts();
+    for (size_t k = 0; k < counts.size(); ++k) {
+      const int64_t decisions = counts[k].decisions - guardrail_seen_[k].decisions;
+      const int64_t fired = counts[k].fired - guardrail_seen_[k].fired;
+      if (decisions > 0)
+        logger_->Log("guardrails/" + config_.guardrails[k].name + "/fired_rate",
+                     static_cast<double>(fired) / decisions, global_step_, p.seconds);
+      guardrail_seen_[k] = counts[k];
+    }
     logger_->Flush();
   }
   if (progress_) progress_(p);

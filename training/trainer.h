@@ -129,6 +129,8 @@ class Trainer {
   std::vector<std::exception_ptr> update_errors_;   ///< per learning role, during an update
   ConstraintTracker constraints_;
   std::vector<float> shaped_rewards_;  ///< a role's rewards less lambda x costs
+  /// Guardrail counts at the last log line (per rule).
+  std::vector<MultiAgentEnv::GuardrailCount> guardrail_seen_;
 };
 
 }  // namespace loantwin

@@ -38,6 +38,7 @@ void Agent::Observe(const AgentFeedback& feedback) {
   for (int i = 0; i < feedback.n; ++i)
     if (!std::isfinite(feedback.rewards[i]))
       throw NonFiniteError(fmt::format("reward (instance {})", i), feedback.rewards[i]);
+  LT_CHECK(!learns_costs() || feedback.n == 0 || (feedback.costs && feedback.cost_weights));
   DoObserve(feedback);
   env_steps_ += feedback.n;
 }

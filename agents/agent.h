@@ -53,6 +53,10 @@ struct AgentFeedback {
   const float* final_critic_obs = nullptr;  ///< [n, critic_dim], rows valid where truncated
   const float* final_obs = nullptr;         ///< [n, obs_dim], rows valid where the episode ended
   const uint8_t* final_masks = nullptr;     ///< [n, mask_width], rows valid where it ended
+  /// Agents that learn costs apart from rewards (learns_costs()): [n, num_costs], the step's
+  /// cost of each constraint pricing the role, and [num_costs] their multipliers (lambda).
+  const float* costs = nullptr;
+  const float* cost_weights = nullptr;
 };
 
 /// What an exported policy looks like, for the manifest (docs/export.md).
@@ -74,6 +78,10 @@ class Agent {
   virtual std::string algorithm() const = 0;
   /// True if the agent wants the global state (all roles' observations) as critic_obs.
   virtual bool wants_global_state() const { return false; }
+  /// True if the agent takes constraint costs and multipliers in AgentFeedback and prices them
+  /// itself (PPO's cost critic); otherwise the trainer hands it the Lagrangian reward
+  /// r - sum_k lambda_k c_k.
+  virtual bool learns_costs() const { return false; }
 
   /// Batched decision for n instances, masked; exploration when `deterministic` is false.
   void Act(const float* obs, const uint8_t* masks, int n, bool deterministic, int32_t* actions);

@@ -74,6 +74,7 @@ struct AgentSpec {
   int cadence = 1;            ///< environment steps per decision of the role
   uint64_t seed = 0;          ///< network initialisation and the agent's random stream
   int64_t total_steps = 0;    ///< environment steps of the whole run (schedules)
+  int num_costs = 0;          ///< constraints pricing the role (docs/training.md, Constraints)
 };
 
 struct AgentAlgorithm {

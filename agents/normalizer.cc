@@ -76,6 +76,7 @@ void RewardScaler::Scale(float* rewards, const uint8_t* done, int n, double clip
   }
   rms_.Update(ret.data(), n);
   const double scale = 1.0 / std::sqrt(rms_.var()[0] + 1e-8);
+  last_scale_ = scale;
   for (int i = 0; i < n; ++i) {
     rewards[i] = static_cast<float>(std::clamp(rewards[i] * scale, -clip, clip));
     if (done[i]) returns_[i] = 0;

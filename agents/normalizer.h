@@ -36,6 +36,8 @@ class RewardScaler {
   RewardScaler(int num_envs, double gamma);
   /// Scales rewards in place; `done` marks instances whose episode ended at this step.
   void Scale(float* rewards, const uint8_t* done, int n, double clip = 10.0);
+  /// The factor of the last Scale() call (1 before any).
+  double last_scale() const { return last_scale_; }
   void Save(torch::serialize::OutputArchive& a, const std::string& prefix) const;
   void Load(torch::serialize::InputArchive& a, const std::string& prefix);
 
@@ -43,6 +45,7 @@ class RewardScaler {
   double gamma_;
   std::vector<double> returns_;
   RunningMeanStd rms_;
+  double last_scale_ = 1.0;
 };
 
 }  // namespace loantwin

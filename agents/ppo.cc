@@ -1,5 +1,7 @@
 #include "agents/ppo.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -9,22 +11,26 @@
 #include "agents/module_util.h"
 #include "agents/numerics.h"
 #include "agents/schedule.h"
+#include "core/check.h"
 #include "core/counter_rng.h"
 
 namespace loantwin {
 
 ActorCriticImpl::ActorCriticImpl(int64_t obs_dim, int64_t critic_dim, int64_t logits,
-                                 const PpoConfig& c) {
+                                 const PpoConfig& c, int64_t num_costs) {
   const Activation act = ParseActivation(c.activation);
   actor = register_module("actor", Mlp(obs_dim, c.hidden, logits, 0.01, act));
   critic = register_module("critic", Mlp(critic_dim, c.hidden, 1, 1.0, act));
+  if (num_costs > 0)
+    cost_critic = register_module("cost_critic", Mlp(critic_dim, c.hidden, num_costs, 1.0, act));
 }
 
 PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int num_envs,
-                   const PpoConfig& config, uint64_t seed, int64_t planned_updates)
+                   const PpoConfig& config, uint64_t seed, int64_t planned_updates, int num_costs)
     : Agent(obs_dim, DeriveKey(seed, 0x70706f)),
       obs_dim_(obs_dim),
       critic_dim_(critic_dim),
+      num_costs_(config.cost_critic ? num_costs : 0),
       nvec_(std::move(nvec)),
       config_(config),
       critic_rms_(critic_dim),
@@ -33,10 +39,10 @@ PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int n
       num_envs_(num_envs),
       buffer_(num_envs, obs_dim, critic_dim, static_cast<int>(nvec_.size()),
               static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
-              config.gamma, config.gae_lambda) {
+              config.gamma, config.gae_lambda, num_costs_) {
   for (int64_t n : nvec_) mask_width_ += static_cast<int>(n);
   torch::manual_seed(seed);
-  net_ = ActorCritic(obs_dim, critic_dim, mask_width_, config_);
+  net_ = ActorCritic(obs_dim, critic_dim, mask_width_, config_, num_costs_);
   // One flat parameter/gradient buffer: an Adam step and the gradient-norm clip are a handful
   // of tensor operations instead of several per layer tensor (same update as torch.optim.Adam).
   optimizer_ = std::make_unique<FlatAdam>(net_->parameters(), config_.learning_rate, 1e-5);
@@ -134,6 +140,40 @@ void SampleRows(const float* logits, const uint8_t* masks, int64_t n,
   }
 }
 
+/// max(a, b)'s derivative share for a: torch's max splits ties.
+inline double MaxWeight(double a, double b) {
+  return a > b ? 1.0 : a == b ? 0.5 : 0.0;
+}
+
+/// One row's value loss and its derivative in v: 0.5 (v - R)^2, or with clipping 0.5 max((v -
+/// R)^2, (v_clip - R)^2), v_clip = old + clamp(v - old, -eps, eps) (clamp passes the gradient
+/// inside the closed range).
+struct ValueTerm {
+  double loss, grad;
+};
+ValueTerm ValueLoss(double v, double ret, double old_v, bool clip, double eps) {
+  if (!clip) return {0.5 * (v - ret) * (v - ret), v - ret};
+  const double diff = v - old_v;
+  const double vc = old_v + std::clamp(diff, -eps, eps);
+  const double l1 = (v - ret) * (v - ret), l2 = (vc - ret) * (vc - ret);
+  const double wa = MaxWeight(l1, l2);
+  const bool in_range = diff >= -eps && diff <= eps;
+  return {0.5 * std::max(l1, l2), wa * (v - ret) + (1 - wa) * (in_range ? vc - ret : 0.0)};
+}
+
+/// 1 - Var(y - v) / Var(y), unbiased variances as torch.var (0 when y is constant).
+double ExplainedVariance(const std::vector<float>& y, const std::vector<float>& v) {
+  const size_t s = y.size();
+  if (s == 0) return 0.0;
+  double my = 0, md = 0;
+  for (size_t i = 0; i < s; ++i) my += y[i], md += y[i] - v[i];
+  my /= s, md /= s;
+  double vy = 0, vd = 0;
+  for (size_t i = 0; i < s; ++i)
+    vy += (y[i] - my) * (y[i] - my), vd += (y[i] - v[i] - md) * (y[i] - v[i] - md);
+  return vy == 0 ? 0.0 : 1.0 - vd / vy;
+}
+
 }  // namespace
 
 void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const uint8_t* masks,
@@ -168,12 +208,18 @@ void PpoAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
   step_critic_.resize(static_cast<size_t>(n) * critic_dim_);
   ActForTraining(b.obs, b.critic_obs, b.masks, n, actions, step_log_probs_.data(),
                  step_values_.data(), step_obs_.data(), step_critic_.data());
+  if (num_costs_ > 0) {
+    step_cost_values_.resize(static_cast<size_t>(n) * num_costs_);
+    net_->cost_critic->ForwardFast(step_critic_.data(), n, step_cost_values_.data());
+  }
   for (int i = 0; i < n; ++i)
     if (b.acting[i])
-      buffer_.Open(i, &step_obs_[static_cast<size_t>(i) * obs_dim_],
-                   &step_critic_[static_cast<size_t>(i) * critic_dim_],
-                   b.masks + static_cast<size_t>(i) * mask_width_,
-                   actions + static_cast<size_t>(i) * dims, step_log_probs_[i], step_values_[i]);
+      buffer_.Open(
+          i, &step_obs_[static_cast<size_t>(i) * obs_dim_],
+          &step_critic_[static_cast<size_t>(i) * critic_dim_],
+          b.masks + static_cast<size_t>(i) * mask_width_, actions + static_cast<size_t>(i) * dims,
+          step_log_probs_[i], step_values_[i],
+          num_costs_ > 0 ? &step_cost_values_[static_cast<size_t>(i) * num_costs_] : nullptr);
 }
 
 void PpoAgent::DoObserve(const AgentFeedback& f) {
@@ -186,33 +232,62 @@ void PpoAgent::DoObserve(const AgentFeedback& f) {
     any_truncated |= f.truncated[i] != 0;
   }
   ScaleRewards(step_rewards_.data(), step_done_.data(), n);
-  for (int i = 0; i < n; ++i) buffer_.AddReward(i, step_rewards_[i]);
-  final_values_.assign(n, 0.0f);
-  if (any_truncated) Values(f.final_critic_obs, n, final_values_.data());  // time-limit bootstrap
+  const size_t k = static_cast<size_t>(num_costs_);
+  if (num_costs_ > 0) {
+    // Costs share the rewards' scale (normalize_reward), so lambda prices them alike.
+    const double scale = config_.normalize_reward ? reward_scaler_.last_scale() : 1.0;
+    step_costs_.resize(n * k);
+    for (size_t j = 0; j < n * k; ++j) {
+      if (!std::isfinite(f.costs[j]))
+        throw NonFiniteError(fmt::format("cost (instance {})", j / k), f.costs[j]);
+      step_costs_[j] = static_cast<float>(f.costs[j] * scale);
+    }
+    cost_weights_.assign(f.cost_weights, f.cost_weights + k);
+  }
   for (int i = 0; i < n; ++i)
-    if (step_done_[i]) buffer_.EndEpisode(i, f.truncated[i], final_values_[i]);
+    buffer_.AddReward(i, step_rewards_[i], num_costs_ > 0 ? &step_costs_[i * k] : nullptr);
+  final_values_.assign(n, 0.0f);
+  final_cost_values_.assign(n * k, 0.0f);
+  if (any_truncated) {  // time-limit bootstrap
+    Values(f.final_critic_obs, n, final_values_.data());
+    if (num_costs_ > 0) CostValues(f.final_critic_obs, n, final_cost_values_.data());
+  }
+  for (int i = 0; i < n; ++i)
+    if (step_done_[i])
+      buffer_.EndEpisode(i, f.truncated[i], final_values_[i],
+                         num_costs_ > 0 ? &final_cost_values_[i * k] : nullptr);
   ++steps_in_rollout_;
 }
 
 UpdateStats PpoAgent::DoMaybeUpdate(const AgentBatch& current) {
   if (steps_in_rollout_ < config_.num_steps) return {};
-  std::vector<float> last(current.n);
+  std::vector<float> last(current.n), last_cost(static_cast<size_t>(current.n) * num_costs_);
   Values(current.critic_obs, current.n, last.data());
-  buffer_.Finish(last.data());
+  if (num_costs_ > 0) CostValues(current.critic_obs, current.n, last_cost.data());
+  buffer_.Finish(last.data(), num_costs_ > 0 ? last_cost.data() : nullptr);
   const double progress = std::min(1.0, static_cast<double>(updates_) / planned_updates_);
-  UpdateStats stats = Update(buffer_, progress);
+  UpdateStats stats = Update(buffer_, progress, cost_weights_.data());
   buffer_.Clear();
   steps_in_rollout_ = 0;
   return stats;
 }
 
-void PpoAgent::Values(const float* critic_obs, int n, float* out) {
+const float* PpoAgent::NormalizedCriticInput(const float* critic_obs, int n) {
   scratch_critic_.resize(static_cast<size_t>(n) * critic_dim_);
   if (config_.normalize_obs && critic_dim_ == obs_dim_ && !config_.centralized_critic)
     obs_rms_.Normalize(critic_obs, n, scratch_critic_.data());
   else
     NormalizeCritic(critic_obs, n, scratch_critic_.data());
-  net_->critic->ForwardFast(scratch_critic_.data(), n, out);
+  return scratch_critic_.data();
+}
+
+void PpoAgent::Values(const float* critic_obs, int n, float* out) {
+  net_->critic->ForwardFast(NormalizedCriticInput(critic_obs, n), n, out);
+}
+
+void PpoAgent::CostValues(const float* critic_obs, int n, float* out) {
+  LT_CHECK(num_costs_ > 0);
+  net_->cost_critic->ForwardFast(NormalizedCriticInput(critic_obs, n), n, out);
 }
 
 void PpoAgent::ScaleRewards(float* rewards, const uint8_t* done, int n) {
@@ -250,10 +325,29 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
     v_loss = 0.5 * (new_value - ret).pow(2).mean();
   }
   const torch::Tensor entropy_loss = entropy.mean();
-  const torch::Tensor loss = pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+  torch::Tensor loss = pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+  double cost_value_loss = 0;
+  if (num_costs_ > 0) {
+    // The cost critic's loss, the value loss's rules per output, summed over the outputs.
+    const int64_t k = num_costs_;
+    const torch::Tensor cv = net_->cost_critic->forward(critic_obs);
+    const torch::Tensor cret = f32(g.cost_returns, {m, k});
+    torch::Tensor c_loss;
+    if (config_.clip_vloss) {
+      const torch::Tensor old_cv = f32(g.old_cost_values, {m, k});
+      const torch::Tensor clipped =
+          old_cv + (cv - old_cv).clamp(-config_.clip_coef, config_.clip_coef);
+      c_loss = 0.5 * torch::max((cv - cret).pow(2), (clipped - cret).pow(2)).sum(1).mean();
+    } else {
+      c_loss = 0.5 * (cv - cret).pow(2).sum(1).mean();
+    }
+    loss = loss + config_.vf_coef * c_loss;
+    cost_value_loss = c_loss.item<double>();
+  }
   CheckFinite("loss", loss.item<double>());
   loss.backward();
-  return {pg_loss.item<double>(), v_loss.item<double>(), entropy_loss.item<double>()};
+  return {pg_loss.item<double>(), v_loss.item<double>(), entropy_loss.item<double>(),
+          cost_value_loss};
 }
 
 PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_ratio_out) {
@@ -275,7 +369,6 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
   net_->actor->ForwardTrain(g.obs.data(), m, g.logits.data());
   net_->critic->ForwardTrain(g.critic.data(), m, g.values.data());
   const double d_ent = config_.ent_coef * inv_m;  // the loss carries -ent_coef * mean(H)
-  auto max_weight = [](double a, double b) { return a > b ? 1.0 : a == b ? 0.5 : 0.0; };
   MinibatchLosses out;
   std::vector<double> lp(static_cast<size_t>(w)), p(static_cast<size_t>(w));
   std::vector<double> comp_h(static_cast<size_t>(dims));
@@ -302,7 +395,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
     const double rho_c = std::clamp(rho, 1 - eps, 1 + eps);
     const double t1 = -a * rho, t2 = -a * rho_c;
     out.policy += std::max(t1, t2), out.entropy += h;
-    const double w1 = max_weight(t1, t2);
+    const double w1 = MaxWeight(t1, t2);
     const bool inside = rho >= 1 - eps && rho <= 1 + eps;
     const double d_logp = -a * (w1 + (1 - w1) * (inside ? 1.0 : 0.0)) * rho * inv_m;
     float* dz = &g.dlogits[r * w];
@@ -317,21 +410,25 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
       off += k;
     }
     // Value.
-    const double v = g.values[r], ret = g.returns[r];
-    double dv;
-    if (config_.clip_vloss) {
-      const double old_v = g.old_values[r], diff = v - old_v;
-      const double vc = old_v + std::clamp(diff, -eps, eps);
-      const double l1 = (v - ret) * (v - ret), l2 = (vc - ret) * (vc - ret);
-      out.value += 0.5 * std::max(l1, l2);
-      const double wa = max_weight(l1, l2);
-      const bool in_range = diff >= -eps && diff <= eps;
-      dv = wa * (v - ret) + (1 - wa) * (in_range ? vc - ret : 0.0);
-    } else {
-      out.value += 0.5 * (v - ret) * (v - ret);
-      dv = v - ret;
+    const ValueTerm vt =
+        ValueLoss(g.values[r], g.returns[r], g.old_values[r], config_.clip_vloss, eps);
+    out.value += vt.loss;
+    g.dvalues[r] = static_cast<float>(config_.vf_coef * vt.grad * inv_m);
+  }
+  if (num_costs_ > 0) {
+    // The cost critic: per output the value loss's rules, summed over outputs, mean over rows.
+    const int64_t k = num_costs_;
+    g.cost_values.resize(static_cast<size_t>(m * k));
+    g.dcost.resize(static_cast<size_t>(m * k));
+    net_->cost_critic->ForwardTrain(g.critic.data(), m, g.cost_values.data());
+    for (int64_t j = 0; j < m * k; ++j) {
+      const ValueTerm vt = ValueLoss(g.cost_values[j], g.cost_returns[j], g.old_cost_values[j],
+                                     config_.clip_vloss, eps);
+      out.cost_value += vt.loss;
+      g.dcost[j] = static_cast<float>(config_.vf_coef * vt.grad * inv_m);
     }
-    g.dvalues[r] = static_cast<float>(config_.vf_coef * dv * inv_m);
+    out.cost_value *= inv_m;
+    net_->cost_critic->BackwardTrain(g.dcost.data(), m);
   }
   out.policy *= inv_m, out.value *= inv_m, out.entropy *= inv_m;
   net_->actor->BackwardTrain(g.dlogits.data(), m);
@@ -339,7 +436,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
   return out;
 }
 
-UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
+UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const float* cost_weights) {
   const int64_t s = b.size();
   UpdateStats stats;
   if (s == 0) return stats;
@@ -360,8 +457,26 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   g.masks.resize(static_cast<size_t>(mb) * mask_width_);
   g.actions.resize(static_cast<size_t>(mb) * dims);
   g.old_logp.resize(mb), g.old_values.resize(mb), g.adv.resize(mb), g.returns.resize(mb);
+  const int64_t nc = num_costs_;
+  g.old_cost_values.resize(static_cast<size_t>(mb * nc));
+  g.cost_returns.resize(static_cast<size_t>(mb * nc));
+  // PPO-Lagrangian: the surrogate's advantage is that of the Lagrangian reward, A_r - sum_k
+  // lambda_k A_c,k, from the reward and cost critics' own GAE (standardised below with norm_adv).
+  std::vector<float> lagrangian_adv;
+  if (nc > 0) {
+    LT_CHECK(cost_weights != nullptr);
+    LT_CHECK_EQ(b.num_costs(), nc);
+    lagrangian_adv.resize(s);
+    for (int64_t i = 0; i < s; ++i) {
+      double a = b.advantages()[i];
+      for (int64_t c = 0; c < nc; ++c) a -= cost_weights[c] * b.cost_advantages()[i * nc + c];
+      lagrangian_adv[i] = static_cast<float>(a);
+    }
+  }
+  const std::vector<float>& advantages = nc > 0 ? lagrangian_adv : b.advantages();
   std::vector<int64_t> order(s);
   double pg_sum = 0, v_sum = 0, ent_sum = 0, norm_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
+  double cv_sum = 0;
   int steps = 0;
   bool stop = false;
   for (int epoch = 0; epoch < config_.update_epochs && !stop; ++epoch) {
@@ -379,7 +494,11 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
         std::copy_n(&b.masks()[i * mask_width_], mask_width_, &g.masks[r * mask_width_]);
         for (int d = 0; d < dims; ++d) g.actions[r * dims + d] = b.actions()[i * dims + d];
         g.old_logp[r] = b.log_probs()[i], g.old_values[r] = b.values()[i];
-        g.adv[r] = b.advantages()[i], g.returns[r] = b.returns()[i];
+        g.adv[r] = advantages[i], g.returns[r] = b.returns()[i];
+        if (nc > 0) {
+          std::copy_n(&b.cost_values()[i * nc], nc, &g.old_cost_values[r * nc]);
+          std::copy_n(&b.cost_returns()[i * nc], nc, &g.cost_returns[r * nc]);
+        }
         adv_mean += g.adv[r];
       }
       if (config_.norm_adv && m > 1) {
@@ -407,28 +526,19 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
         old_kl = k_old / m, kl = k_new / m;
         clip_sum += clipped / m;
       }
-      CheckFinite("loss", l.policy - config_.ent_coef * l.entropy + config_.vf_coef * l.value);
+      CheckFinite("loss", l.policy - config_.ent_coef * l.entropy +
+                              config_.vf_coef * (l.value + l.cost_value));
       const double norm = optimizer_->ClipGradNorm(config_.max_grad_norm);
       CheckFinite("gradient norm", norm);
       optimizer_->Step();
       pg_sum += l.policy, v_sum += l.value, ent_sum += l.entropy, norm_sum += norm;
+      cv_sum += l.cost_value;
       ++steps;
     }
     if (config_.target_kl > 0 && kl > config_.target_kl) stop = true;
   }
   ++updates_;
-  {
-    // Explained variance of the rollout's values, unbiased variances as torch.var.
-    const std::vector<float>& y = b.returns();
-    const std::vector<float>& v = b.values();
-    double my = 0, md = 0;
-    for (int64_t i = 0; i < s; ++i) my += y[i], md += y[i] - v[i];
-    my /= s, md /= s;
-    double vy = 0, vd = 0;
-    for (int64_t i = 0; i < s; ++i)
-      vy += (y[i] - my) * (y[i] - my), vd += (y[i] - v[i] - md) * (y[i] - v[i] - md);
-    stats["losses/explained_variance"] = vy == 0 ? 0.0 : 1.0 - vd / vy;
-  }
+  stats["losses/explained_variance"] = ExplainedVariance(b.returns(), b.values());
   stats["charts/learning_rate"] = lr;
   stats["losses/policy_loss"] = pg_sum / steps;
   stats["losses/value_loss"] = v_sum / steps;
@@ -437,6 +547,14 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress) {
   stats["losses/old_approx_kl"] = old_kl;
   stats["losses/clipfrac"] = clip_sum / steps;
   stats["losses/grad_norm"] = norm_sum / steps;
+  if (nc > 0) {
+    stats["losses/cost_value_loss"] = cv_sum / steps;
+    double mean_adv_c = 0;
+    for (float a : b.cost_advantages()) mean_adv_c += a;
+    stats["losses/cost_advantage"] = mean_adv_c / static_cast<double>(b.cost_advantages().size());
+    // Explained variance of the cost values, over every channel.
+    stats["losses/cost_explained_variance"] = ExplainedVariance(b.cost_returns(), b.cost_values());
+  }
   return stats;
 }
 
@@ -452,6 +570,7 @@ void PpoAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   StateWriter w;
   w.Put<int32_t>(steps_in_rollout_);
   buffer_.SaveState(w);
+  if (num_costs_ > 0) w.PutVector(cost_weights_);
   WriteStateBytes(archive, "rollout", w.bytes());
 }
 
@@ -461,7 +580,7 @@ void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
   archive.read("optimizer", opt);
   {
     // Loading replaces a module's parameter storage; copy into the optimiser's flat views.
-    ActorCritic loaded(obs_dim_, critic_dim_, mask_width_, config_);
+    ActorCritic loaded(obs_dim_, critic_dim_, mask_width_, config_, num_costs_);
     loaded->load(net);
     CopyParameters(*loaded, *net_);
   }
@@ -475,6 +594,7 @@ void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
   StateReader r(rollout.data(), rollout.size());
   steps_in_rollout_ = r.Get<int32_t>();
   buffer_.LoadState(r);
+  if (num_costs_ > 0) r.GetVector(&cost_weights_);
 }
 
 AgentAlgorithm PpoAlgorithm() {
@@ -485,7 +605,7 @@ AgentAlgorithm PpoAlgorithm() {
             const int64_t planned =
                 s.total_steps / (static_cast<int64_t>(c.num_steps) * std::max(1, s.num_envs));
             return std::make_unique<PpoAgent>(s.obs_dim, critic_dim, s.nvec, s.num_envs, c, s.seed,
-                                              planned);
+                                              planned, s.num_costs);
           }};
 }
 

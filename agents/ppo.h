@@ -4,6 +4,15 @@
 // advantage normalisation, entropy bonus, linear LR annealing, minibatch epochs, gradient-norm
 // clipping, optional KL early stop, optional observation and reward normalisation, truncation
 // bootstrapping (RolloutBuffer), optional centralised critic, Adam with eps 1e-5.
+//
+// Under an experiment's constraints the agent is PPO-Lagrangian (the structure of OmniSafe's
+// PPOLag and safety-starter-agents' ppo_lagrangian, Ray et al. 2019): a separate cost critic
+// with one output per constraint pricing the role, cost GAE advantages and returns from the
+// rollout's own cost channels, and the surrogate's advantage A_r - sum_k lambda_k A_c,k with
+// the trainer's multipliers. Unlike those implementations the combined advantage is then
+// standardised (norm_adv) rather than divided by 1 + lambda, so lambda carries the same units
+// (reward per unit of cost) as the Lagrangian reward r - lambda c that DQN and MuZero learn
+// from. cost_critic: false makes PPO learn from that shaped reward too.
 
 #include <torch/torch.h>
 
@@ -44,11 +53,15 @@ struct PpoConfig {
   /// The minibatch gradient from a hand-written backward pass in plain C++/Eigen (false:
   /// LibTorch autograd). The same loss and gradient to float rounding.
   bool fused_update = true;
+  /// With constraints: a separate cost critic and cost advantages (PPO-Lagrangian).
+  bool cost_critic = true;
 };
 
 struct ActorCriticImpl : torch::nn::Module {
-  ActorCriticImpl(int64_t obs_dim, int64_t critic_dim, int64_t logits, const PpoConfig& c);
-  Mlp actor{nullptr}, critic{nullptr};
+  /// num_costs > 0 adds the cost critic (one output per constraint).
+  ActorCriticImpl(int64_t obs_dim, int64_t critic_dim, int64_t logits, const PpoConfig& c,
+                  int64_t num_costs = 0);
+  Mlp actor{nullptr}, critic{nullptr}, cost_critic{nullptr};
 };
 TORCH_MODULE(ActorCritic);
 
@@ -78,6 +91,9 @@ void VisitFields(PpoConfig& c, V&& v) {
     "critic sees the global state (all roles' observations)");
   v("fused_update", c.fused_update,
     "minibatch gradients from a hand-written backward pass (false: LibTorch autograd)");
+  v("cost_critic", c.cost_critic,
+    "with constraints: a separate cost critic and cost advantages (PPO-Lagrangian); false: "
+    "learn from the shaped reward r - lambda c");
 }
 
 struct AgentAlgorithm;
@@ -90,17 +106,23 @@ class PpoAgent : public Agent {
   /// critic is centralised. The seed sets network initialisation and the agent's random stream.
   /// planned_updates: the number of updates over the whole run (learning-rate annealing).
   PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int num_envs,
-           const PpoConfig& config, uint64_t seed, int64_t planned_updates = 1);
+           const PpoConfig& config, uint64_t seed, int64_t planned_updates = 1, int num_costs = 0);
 
   std::string algorithm() const override { return "ppo"; }
   bool wants_global_state() const override { return config_.centralized_critic; }
+  bool learns_costs() const override { return num_costs_ > 0; }
+  int num_costs() const { return num_costs_; }
   ExportSummary Summary() const override;
   std::vector<torch::Tensor> Parameters() const override { return net_->parameters(); }
 
   /// V(critic observation) for raw observations, [n].
   void Values(const float* critic_obs, int n, float* out);
-  /// PPO epochs over a finished buffer; progress in [0, 1) drives LR annealing.
-  UpdateStats Update(const RolloutBuffer& buffer, double progress);
+  /// Cost values for raw critic observations, [n, num_costs].
+  void CostValues(const float* critic_obs, int n, float* out);
+  /// PPO epochs over a finished buffer; progress in [0, 1) drives LR annealing. With cost
+  /// channels, cost_weights [num_costs] are the multipliers of the Lagrangian advantage.
+  UpdateStats Update(const RolloutBuffer& buffer, double progress,
+                     const float* cost_weights = nullptr);
 
   const PpoConfig& config() const { return config_; }
   ActorCritic& net() { return net_; }
@@ -134,14 +156,16 @@ class PpoAgent : public Agent {
   void NormalizeObs(const float* in, int n, float* out) const;
   void NormalizeCritic(const float* in, int n, float* out) const;
   struct MinibatchLosses {
-    double policy = 0, value = 0, entropy = 0;
+    double policy = 0, value = 0, entropy = 0, cost_value = 0;
   };
+  /// The critic observations of Values() and CostValues(), normalised, into scratch_critic_.
+  const float* NormalizedCriticInput(const float* critic_obs, int n);
   /// Loss and gradient of one gathered minibatch of m rows (into the optimiser's gradient
   /// buffer, zeroed first); log_ratio receives new minus old log-probabilities, [m].
   MinibatchLosses MinibatchGradAutograd(int64_t m, float* log_ratio);
   MinibatchLosses MinibatchGradFused(int64_t m, float* log_ratio);
 
-  int obs_dim_, critic_dim_, mask_width_ = 0;
+  int obs_dim_, critic_dim_, mask_width_ = 0, num_costs_ = 0;
   std::vector<int64_t> nvec_;
   PpoConfig config_;
   ActorCritic net_{nullptr};
@@ -158,10 +182,13 @@ class PpoAgent : public Agent {
     std::vector<float> obs, critic, old_logp, old_values, adv, returns;
     std::vector<uint8_t> masks;
     std::vector<int64_t> actions;
-    std::vector<float> logits, values, dlogits, dvalues, log_ratio;  // fused update
+    std::vector<float> logits, values, dlogits, dvalues, log_ratio;        // fused update
+    std::vector<float> old_cost_values, cost_returns, cost_values, dcost;  // [m, num_costs]
   } minibatch_;
   std::vector<float> step_log_probs_, step_values_, step_obs_, step_critic_, step_rewards_,
       final_values_;
+  std::vector<float> step_cost_values_, step_costs_, final_cost_values_;
+  std::vector<float> cost_weights_;  ///< the multipliers of the last feedback
   std::vector<uint8_t> step_done_;
   std::vector<int32_t> step_actions_;
 };

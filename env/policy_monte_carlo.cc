@@ -27,6 +27,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
   c.count_invariant_breaches = o.twin.count_invariant_breaches;
   for (const auto& g : c.guardrails) run.guardrail_names.push_back(g.name);
   std::vector<int32_t> actions;
+  std::vector<double> resolved_rows;  ///< [instance][metric]: failed paths as resolved
   for (int start = 0; start < o.paths; start += o.batch) {
     EnvOptions eo;
     eo.num_envs = std::min(o.batch, o.paths - start);
@@ -46,6 +47,7 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
     const size_t k = run.rewards.objectives.size();
     env.Reset();
     double* out = output.Batch(start);
+    resolved_rows.assign(static_cast<size_t>(eo.num_envs) * kNumMetrics, 0.0);
     for (int m = 0; m < o.months; ++m) {
       if (driver) {
         for (int r = 0; r < env.num_roles(); ++r) {
@@ -62,9 +64,22 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
       for (int i = 0; i < eo.num_envs; ++i) {
         const int path = start + i;
         const double* row = env.step_metrics(i);
-        std::copy_n(row, kNumMetrics, out + (static_cast<size_t>(i) * o.months + m) * kNumMetrics);
-        if (!run.failed_month[path] && (row[kCapitalRatio] < c.capital_floor || row[kEquity] <= 0))
+        double* dst = out + (static_cast<size_t>(i) * o.months + m) * kNumMetrics;
+        double* resolved = &resolved_rows[static_cast<size_t>(i) * kNumMetrics];
+        if (o.resolve_failures && run.failed_month[path]) {
+          // Resolved in an earlier month: no more business, no more rewards.
+          ResolvedMonth(resolved, row, dst);
+          continue;
+        }
+        std::copy_n(row, kNumMetrics, dst);
+        if (!run.failed_month[path] &&
+            (row[kCapitalRatio] < c.capital_floor || row[kEquity] <= 0)) {
           run.failed_month[path] = m + 1;
+          if (o.resolve_failures) {
+            ResolveFailureMonth(dst);
+            std::copy_n(dst, kNumMetrics, resolved);
+          }
+        }
         for (int r = 0; r < env.num_roles(); ++r) {
           run.rewards.returns[r][path] += env.rewards(r)[i];
           const float* vec = env.reward_vectors(r) + static_cast<size_t>(i) * k;

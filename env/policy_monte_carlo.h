@@ -25,7 +25,8 @@ struct PolicyRun {
   PathSet paths;  ///< empty when the options stream the metrics to a sink
   RoleRewards rewards;
   /// Per path, the first month (1-based) with CET1 below the config's floor or equity <= 0;
-  /// 0 if the institution never failed. Failed paths run on (terminate_on_failure is off).
+  /// 0 if the institution never failed. Failed paths run on (terminate_on_failure is off);
+  /// with the options' resolve_failures their metrics show the resolution from that month on.
   std::vector<int> failed_month;
   /// Per path, the months with a broken accounting invariant (checked when the options'
   /// twin.check_invariants is on; counted, not thrown) and the first breach's message.

@@ -156,9 +156,11 @@ std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
   const StressSettings& s = r.settings;
   md += "# Stress-test report\n\n";
   md += fmt::format(
-      "Institution **{}**; {} Monte Carlo paths x {} months per scenario and policy; seed {} "
-      "(common random numbers: every policy sees the same paths). Schema {} v{}.\n\n",
-      s.institution, s.paths, s.months, s.seed, kStressReportSchema, kStressReportSchemaVersion);
+      "Institution **{}**; amounts in {} (M = millions); {} Monte Carlo paths x {} months per "
+      "scenario and policy; seed {} (common random numbers: every policy sees the same paths). "
+      "Schema {} v{}.\n\n",
+      s.institution, s.currency, s.paths, s.months, s.seed, kStressReportSchema,
+      kStressReportSchemaVersion);
   md += ProvenanceLine(r) + "\n\n";
   md += "## Verdict\n\n" + VerdictMarkdown(r) + "\n";
   if (const std::string g = GuardrailMarkdown(r); !g.empty())
@@ -211,12 +213,13 @@ std::string Html(const StressReport& r, const std::vector<Chart>& charts, bool c
   const StressSettings& s = r.settings;
   h += "<h1>Stress-test report</h1>\n";
   h += fmt::format(
-      "<p class=\"meta\">Institution <b>{}</b>; {} Monte Carlo paths &times; {} months per "
-      "scenario and policy; seed {}. Every policy sees the same seeded paths (common random "
+      "<p class=\"meta\">Institution <b>{}</b>; amounts in {} (M = millions); {} Monte Carlo "
+      "paths &times; {} months per scenario and policy; seed {}. Every policy sees the same seeded "
+      "paths (common random "
       "numbers), so differences between policies are not sampling noise. Schema {} v{}; {:.1f} "
       "s wall; {:.3g} loan-months/s.</p>\n",
-      HtmlEscape(s.institution), s.paths, s.months, s.seed, kStressReportSchema,
-      kStressReportSchemaVersion, r.wall_seconds,
+      HtmlEscape(s.institution), HtmlEscape(s.currency), s.paths, s.months, s.seed,
+      kStressReportSchema, kStressReportSchemaVersion, r.wall_seconds,
       r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0);
   h += "<p class=\"meta\">" + HtmlEscape(ProvenanceLine(r)) + "</p>\n";
   h += "<h2>Verdict</h2>\n" + VerdictHtml(r);

@@ -339,6 +339,7 @@ std::string StressReportJson(const StressReport& report) {
                      {"source_revision", report.provenance.source_revision}};
   const StressSettings& s = report.settings;
   j["settings"] = {{"institution", s.institution},
+                   {"currency", s.currency},
                    {"paths", s.paths},
                    {"months", s.months},
                    {"seed", s.seed},

@@ -134,6 +134,7 @@ struct Provenance {
 
 struct StressSettings {
   std::string institution;
+  std::string currency = "USD";  ///< the institution's ISO 4217 code: every amount is in it
   /// The institution's capital regime: the ratio's name and thresholds derive from it.
   CapitalRegime regime = CapitalRegime::kBasel;
   int paths = 0, months = 0, threads = 1;

@@ -114,8 +114,10 @@ TEST(Mlp, FastForwardMatchesLibTorch) {
 TEST(Ppo, FusedUpdateMatchesAutograd) {
   const std::vector<int64_t> nvec = {3, 5, 2};
   const int obs_dim = 6, envs = 4, steps = 16, width = 10, dims = 3;
-  for (int variant = 0; variant < 2; ++variant) {
-    RolloutBuffer buffer(envs, obs_dim, obs_dim, dims, width, 0.99, 0.95);
+  // Variants 2 and 3 add two cost channels (PPO-Lagrangian's cost critic and advantages).
+  for (int variant = 0; variant < 4; ++variant) {
+    const int costs = variant >= 2 ? 2 : 0;
+    RolloutBuffer buffer(envs, obs_dim, obs_dim, dims, width, 0.99, 0.95, costs);
     uint64_t counter = 0;
     auto uniform = [&] { return ToUniform(RandomBits(77, counter++)); };
     for (int t = 0; t < steps; ++t)
@@ -137,28 +139,39 @@ TEST(Ppo, FusedUpdateMatchesAutograd) {
         }
         // Near the (almost uniform) initial policy: ratios both inside and outside the clip.
         const float old_logp = static_cast<float>(logp + 0.6 * (uniform() - 0.5));
-        buffer.Open(i, obs, obs, mask, action, old_logp, static_cast<float>(uniform() - 0.5));
-        buffer.AddReward(i, static_cast<float>(2 * uniform() - 1));
-        if (t % 7 == 6) buffer.EndEpisode(i, t % 2 == 0, 0.3f);
+        const float cost_values[2] = {static_cast<float>(uniform()),
+                                      static_cast<float>(0.2 * uniform())};
+        buffer.Open(i, obs, obs, mask, action, old_logp, static_cast<float>(uniform() - 0.5),
+                    costs ? cost_values : nullptr);
+        const float step_costs[2] = {static_cast<float>(uniform() < 0.3),
+                                     static_cast<float>(0.05 * uniform())};
+        buffer.AddReward(i, static_cast<float>(2 * uniform() - 1), costs ? step_costs : nullptr);
+        const float final_costs[2] = {0.5f, 0.01f};
+        if (t % 7 == 6) buffer.EndEpisode(i, t % 2 == 0, 0.3f, costs ? final_costs : nullptr);
       }
     const float last[envs] = {0.1f, -0.2f, 0.3f, 0.0f};
-    buffer.Finish(last);
+    const float last_costs[2 * envs] = {0.2f, 0.0f, 0.4f, 0.1f, 0.0f, 0.0f, 1.0f, 0.02f};
+    buffer.Finish(last, costs ? last_costs : nullptr);
+    const float lambdas[2] = {1.5f, 20.0f};
     PpoConfig c;
     c.learning_rate = 1e-3;
     c.num_minibatches = 2;
     c.update_epochs = 2;
-    c.max_grad_norm = variant == 0 ? 1e9 : 0.5;  // no clip / clipped
-    c.clip_vloss = variant == 0;
-    c.activation = variant == 0 ? "tanh" : "relu";
+    c.max_grad_norm = variant % 2 == 0 ? 1e9 : 0.5;  // no clip / clipped
+    c.clip_vloss = variant % 2 == 0;
+    c.activation = variant % 2 == 0 ? "tanh" : "relu";
     c.ent_coef = 0.05;
     c.fused_update = false;
-    PpoAgent reference(obs_dim, obs_dim, nvec, envs, c, 5);
+    PpoAgent reference(obs_dim, obs_dim, nvec, envs, c, 5, 1, costs);
     c.fused_update = true;
-    PpoAgent fused(obs_dim, obs_dim, nvec, envs, c, 5);
-    const UpdateStats want = reference.Update(buffer, 0.0);
-    const UpdateStats got = fused.Update(buffer, 0.0);
-    for (const char* key : {"losses/policy_loss", "losses/value_loss", "losses/entropy",
-                            "losses/grad_norm", "losses/approx_kl", "losses/clipfrac"}) {
+    PpoAgent fused(obs_dim, obs_dim, nvec, envs, c, 5, 1, costs);
+    EXPECT_EQ(fused.learns_costs(), costs > 0);
+    const UpdateStats want = reference.Update(buffer, 0.0, costs ? lambdas : nullptr);
+    const UpdateStats got = fused.Update(buffer, 0.0, costs ? lambdas : nullptr);
+    for (const char* key :
+         {"losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/grad_norm",
+          "losses/approx_kl", "losses/clipfrac", "losses/cost_value_loss"}) {
+      if (!costs && std::string(key) == "losses/cost_value_loss") continue;
       ASSERT_TRUE(want.count(key)) << key;
       EXPECT_NEAR(got.at(key), want.at(key), 1e-5 * std::max(1.0, std::abs(want.at(key))))
           << key << " variant " << variant;
@@ -226,6 +239,73 @@ TEST(RolloutBuffer, OpenSamplesBootstrapAtTheRolloutEnd) {
   const float last = 4.0f;
   b.Finish(&last);
   EXPECT_NEAR(b.returns()[0], 1.5 + 0.25 * 4.0, 1e-6);
+}
+
+TEST(RolloutBuffer, CostChannelsRunTheirOwnGae) {
+  // Each cost channel's advantages and returns are those of a buffer whose rewards and values
+  // were that channel's costs and cost values: same samples, discounts, ends and bootstraps.
+  const double g = 0.9, lam = 0.8;
+  RolloutBuffer both(2, 1, 1, 1, 2, g, lam, 2);
+  RolloutBuffer plain[2] = {RolloutBuffer(2, 1, 1, 1, 2, g, lam),
+                            RolloutBuffer(2, 1, 1, 1, 2, g, lam)};
+  const float o = 0;
+  const uint8_t m[2] = {1, 1};
+  const int32_t a = 0;
+  auto open = [&](int i, float v, float c0, float c1) {
+    const float cv[2] = {c0, c1};
+    both.Open(i, &o, &o, m, &a, 0, v, cv);
+    plain[0].Open(i, &o, &o, m, &a, 0, c0);
+    plain[1].Open(i, &o, &o, m, &a, 0, c1);
+  };
+  auto step = [&](int i, float r, float c0, float c1) {
+    const float c[2] = {c0, c1};
+    both.AddReward(i, r, c);
+    plain[0].AddReward(i, c0);
+    plain[1].AddReward(i, c1);
+  };
+  open(0, 1.0f, 0.5f, 0.0f);
+  step(0, 1.0f, 1.0f, 0.1f);
+  open(0, 2.0f, 0.7f, 0.2f);
+  step(0, 3.0f, 0.0f, 0.3f);
+  {
+    const float fc[2] = {9.0f, 9.0f};  // terminated: not used
+    both.EndEpisode(0, false, 0, fc);
+    plain[0].EndEpisode(0, false, 0);
+    plain[1].EndEpisode(0, false, 0);
+  }
+  open(1, 0.5f, 0.3f, 0.05f);
+  step(1, 1.0f, 1.0f, 0.0f);
+  step(1, 2.0f, 0.0f, 0.4f);
+  {
+    const float fc[2] = {2.0f, 0.25f};  // truncated: bootstrapped
+    both.EndEpisode(1, true, 10.0f, fc);
+    plain[0].EndEpisode(1, true, 2.0f);
+    plain[1].EndEpisode(1, true, 0.25f);
+  }
+  open(1, 0.0f, 0.4f, 0.6f);
+  step(1, 0.0f, 1.0f, 1.0f);  // open at the rollout end
+  const float last[2] = {0, 3.0f}, last_c[4] = {0, 0, 1.5f, 0.75f};
+  both.Finish(last, last_c);
+  const float last0[2] = {0, 1.5f}, last1[2] = {0, 0.75f};
+  plain[0].Finish(last0);
+  plain[1].Finish(last1);
+  ASSERT_EQ(both.size(), 4);
+  EXPECT_NEAR(both.advantages()[1], 1.0, 1e-6);  // the reward channel is unchanged
+  for (int k = 0; k < 4; ++k)
+    for (int c = 0; c < 2; ++c) {
+      EXPECT_FLOAT_EQ(both.cost_advantages()[k * 2 + c], plain[c].advantages()[k]) << k << c;
+      EXPECT_FLOAT_EQ(both.cost_returns()[k * 2 + c], plain[c].returns()[k]) << k << c;
+    }
+  // By hand, channel 0 of sample 2 (truncated): 1 + 0.9 * 0 + 0.81 * 2 - 0.3 = 2.32.
+  EXPECT_NEAR(both.cost_advantages()[2 * 2], 2.32, 1e-5);
+  // And a checkpointed buffer finishes the same.
+  StateWriter w;
+  both.SaveState(w);
+  RolloutBuffer copy(2, 1, 1, 1, 2, g, lam, 2);
+  StateReader r(w.bytes().data(), w.bytes().size());
+  copy.LoadState(r);
+  copy.Finish(last, last_c);
+  EXPECT_EQ(copy.cost_advantages(), both.cost_advantages());
 }
 
 TEST(SumTree, TotalsMinimumAndUpdates) {

@@ -101,6 +101,20 @@ TEST(InstitutionConfig, EmptyNamesAndUnsimulatableVolumesAreRefused) {
       "ok.yaml", std::string(kMinimalInstitution) + "    applications_per_month: 20000\n")));
 }
 
+TEST(InstitutionConfig, CurrencyIsAnIso4217Code) {
+  TempDir dir;
+  EXPECT_EQ(LoadInstitution("cu_mid")->currency, "USD");
+  EXPECT_EQ(
+      LoadInstitution(dir.File("e.yaml", "currency: EUR\n" + std::string(kMinimalInstitution)))
+          ->currency,
+      "EUR");
+  const std::string msg = ErrorOf([&] {
+    LoadInstitution(dir.File("c.yaml", "currency: euro\n" + std::string(kMinimalInstitution)));
+  });
+  EXPECT_NE(msg.find("c.yaml:1:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("ISO 4217 code of three capital letters"), std::string::npos) << msg;
+}
+
 TEST(InstitutionConfig, WrongTypeNamesKey) {
   TempDir dir;
   const std::string f =

@@ -198,6 +198,7 @@ TEST(Constraints, ResolvedConfigRoundTrips) {
 struct BanditResult {
   std::array<double, 3> share{};
   double lambda = 0, violation_rate = 0;
+  bool learns_costs = false;  ///< the agent took the costs apart (PPO's cost critic)
 };
 BanditResult TrainBandit(const std::string& agent, bool constrained, int64_t steps) {
   RegisterBandit();
@@ -218,6 +219,7 @@ BanditResult TrainBandit(const std::string& agent, bool constrained, int64_t ste
     t.Train(t.global_step() + 16);
     for (int i = 0; i < 16; ++i) ++count[t.env().actions(0)[i]];
   }
+  out.learns_costs = t.agent(0)->learns_costs();
   const double total = count[0] + count[1] + count[2];
   for (int a = 0; a < 3; ++a) out.share[a] = count[a] / total;
   if (constrained) {
@@ -234,11 +236,18 @@ TEST(Constraints, PpoLagrangianFindsTheBestFeasibleArm) {
       " ent_coef: 0.0, hidden: [16]}}";
   const BanditResult free = TrainBandit(ppo, false, 12000);
   EXPECT_GT(free.share[0], 0.9) << "the unconstrained optimum is the risky arm";
-  const BanditResult safe = TrainBandit(ppo, true, 12000);
-  EXPECT_GT(safe.share[1], 0.9) << safe.share[0] << " " << safe.share[1] << " " << safe.share[2];
-  EXPECT_LT(safe.share[0], 0.05);
-  EXPECT_GT(safe.lambda, 0.4) << "a multiplier above the risky arm's premium (1.0 - 0.6)";
-  EXPECT_LT(safe.violation_rate, 0.05);
+  EXPECT_FALSE(free.learns_costs);
+  // PPO-Lagrangian with its cost critic (the default), then learning from r - lambda c.
+  for (const std::string critic : {"true", "false"}) {
+    const std::string agent = ppo.substr(0, ppo.size() - 2) + ", cost_critic: " + critic + "}}";
+    const BanditResult safe = TrainBandit(agent, true, 12000);
+    EXPECT_EQ(safe.learns_costs, critic == "true");
+    EXPECT_GT(safe.share[1], 0.9) << critic << ": " << safe.share[0] << " " << safe.share[1] << " "
+                                  << safe.share[2];
+    EXPECT_LT(safe.share[0], 0.05) << critic;
+    EXPECT_GT(safe.lambda, 0.4) << "a multiplier above the risky arm's premium (1.0 - 0.6)";
+    EXPECT_LT(safe.violation_rate, 0.05) << critic;
+  }
 }
 
 TEST(Constraints, DqnLagrangianFindsTheBestFeasibleArm) {

@@ -1,10 +1,12 @@
 #pragma once
 // A small JSON Schema validator for the keywords loantwin's documented schemas use: type
 // (string or list), const, enum, properties, required, additionalProperties (bool or schema),
-// items, minItems, minimum, maximum, $ref ("#/$defs/<name>"). Returns the first violation as
+// items, minItems, minimum, maximum, pattern (ECMAScript, searched), $ref ("#/$defs/<name>").
+// Returns the first violation as
 // "<json pointer>: <reason>", or "" when the document is valid.
 
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 
 namespace loantwin::testing {
@@ -46,6 +48,9 @@ inline std::string ValidateJson(const nlohmann::json& v, const nlohmann::json& s
     for (const auto& e : schema["enum"]) found |= e == v;
     if (!found) return where + ": " + v.dump() + " not in " + schema["enum"].dump();
   }
+  if (v.is_string() && schema.contains("pattern") &&
+      !std::regex_search(v.get<std::string>(), std::regex(schema["pattern"].get<std::string>())))
+    return where + ": " + v.dump() + " does not match " + schema["pattern"].dump();
   if (v.is_number()) {
     if (schema.contains("minimum") && v.get<double>() < schema["minimum"].get<double>())
       return where + ": below minimum";

@@ -168,6 +168,62 @@ TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBat
   EXPECT_THROW(wrong.Add(PathBlock{1, 1, o.months, data.data()}), std::invalid_argument);
 }
 
+TEST(StressReduction, AFailedInstitutionIsResolvedNotLeftToRecover) {
+  // The severe recession fails some cu_small paths under the random policy. With
+  // resolve_failures, each failed path shows the loss at resolution in its failure month and
+  // no business afterwards; every path up to its failure is the run without resolution.
+  TwinEnvConfig c;
+  c.institution = "cu_small";
+  c.scenario = "severe_recession";
+  MonteCarloOptions o;
+  o.paths = 24;
+  o.months = 60;
+  o.seed = 4;
+  o.batch = 8;
+  const PolicyRun open = RunPolicyMonteCarlo(c, FallbackPolicy::kRandom, o);
+  o.resolve_failures = true;
+  const PolicyRun resolved = RunPolicyMonteCarlo(c, FallbackPolicy::kRandom, o);
+  EXPECT_EQ(resolved.failed_month, open.failed_month);
+  int failed = 0, recovered = 0;
+  for (int p = 0; p < o.paths; ++p) {
+    const int f = open.failed_month[p];
+    const int last = f ? f - 1 : o.months;  // months before the failure month are identical
+    for (int m = 0; m < last; ++m)
+      for (int k = 0; k < kNumMetrics; ++k)
+        ASSERT_EQ(resolved.paths.at(p, m, k), open.paths.at(p, m, k)) << p << " " << m;
+    double ni_open = 0, ni_resolved = 0;
+    for (int m = 0; m < o.months; ++m)
+      ni_open += open.paths.at(p, m, kNetIncome),
+          ni_resolved += resolved.paths.at(p, m, kNetIncome);
+    if (!f) {
+      EXPECT_EQ(ni_resolved, ni_open);
+      EXPECT_EQ(resolved.rewards.returns[0][p], open.rewards.returns[0][p]);
+      continue;
+    }
+    ++failed;
+    const int fm = f - 1;
+    const double equity = open.paths.at(p, fm, kEquity);
+    EXPECT_DOUBLE_EQ(resolved.paths.at(p, fm, kNetIncome),
+                     open.paths.at(p, fm, kNetIncome) - std::max(equity, 0.0));
+    EXPECT_EQ(resolved.paths.at(p, fm, kEquity), std::min(equity, 0.0));
+    EXPECT_LE(resolved.paths.at(p, fm, kCapitalRatio), 0.0);
+    EXPECT_EQ(resolved.paths.at(p, fm, kCapitalCategory), 4);
+    for (int m = fm + 1; m < o.months; ++m) {
+      for (int k : {kNetIncome, kOriginations, kNetChargeOffs, kApprovals, kInterestIncome})
+        EXPECT_EQ(resolved.paths.at(p, m, k), 0.0) << MetricName(k) << " month " << m + 1;
+      for (int k : {kLoanBalance, kEquity, kCapitalRatio, kDeposits})
+        EXPECT_EQ(resolved.paths.at(p, m, k), resolved.paths.at(p, fm, k)) << MetricName(k);
+      for (int k : {kUnemployment, kHpi, kPolicyRate})  // the economy goes on
+        EXPECT_EQ(resolved.paths.at(p, m, k), open.paths.at(p, m, k)) << MetricName(k);
+    }
+    // Equity at the end is what it was resolved to: never a recovery.
+    EXPECT_LE(resolved.paths.at(p, o.months - 1, kEquity), 0.0);
+    recovered += open.paths.at(p, o.months - 1, kEquity) > 0;
+  }
+  EXPECT_GT(failed, 0) << "the scenario should fail some paths under the random policy";
+  EXPECT_GT(recovered, 0) << "without resolution some failed paths show positive equity later";
+}
+
 TEST_F(StressRun, ReportFilesValidateAndHtmlIsSelfContained) {
   ASSERT_TRUE(GnuplotAvailable()) << "gnuplot (gnuplot-nox) is needed for the report charts";
   TempDir out;

@@ -164,6 +164,23 @@ bool ConstraintTracker::Shape(int role, const float* rewards, int n, float* out)
   return true;
 }
 
+int ConstraintTracker::num_applying(int role) const {
+  int k = 0;
+  for (const Constraint& c : constraints_) k += c.roles[role] ? 1 : 0;
+  return k;
+}
+
+void ConstraintTracker::CostsFor(int role, int n, float* costs, float* weights) const {
+  const int k = num_applying(role);
+  int j = 0;
+  for (const Constraint& c : constraints_) {
+    if (!c.roles[role]) continue;
+    weights[j] = static_cast<float>(c.multiplier.lambda);
+    for (int i = 0; i < n; ++i) costs[static_cast<size_t>(i) * k + j] = c.step_cost[i];
+    ++j;
+  }
+}
+
 std::vector<std::pair<std::string, double>> ConstraintTracker::Metrics() const {
   std::vector<std::pair<std::string, double>> out;
   for (const Constraint& c : constraints_) {

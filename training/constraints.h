@@ -105,6 +105,11 @@ class ConstraintTracker {
   /// rewards - sum over the constraints applying to `role` of lambda x cost, into out[n].
   /// Returns false (out untouched) if no constraint applies to the role.
   bool Shape(int role, const float* rewards, int n, float* out) const;
+  /// Constraints pricing role r (in constraint order).
+  int num_applying(int role) const;
+  /// For agents that learn costs themselves (PPO-Lagrangian): the last observed step's costs of
+  /// the constraints pricing `role`, [n, num_applying(role)], and their multipliers.
+  void CostsFor(int role, int n, float* costs, float* weights) const;
 
   /// name -> value at this point: cost (mean discounted episode cost over the window),
   /// violation_rate (share of steps outside the bounds), episode_violation_rate (share of

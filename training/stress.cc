@@ -273,7 +273,11 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   else if (report.settings.reward_weights_from == "defaults")
     base.institution = "cu_mid";
   report.settings.institution = base.institution;
-  report.settings.regime = LoadInstitution(base.institution)->capital.regime;
+  {
+    const auto institution = LoadInstitution(base.institution);
+    report.settings.regime = institution->capital.regime;
+    report.settings.currency = institution->currency;
+  }
   report.settings.paths = o.paths;
   report.settings.months = o.months;
   report.settings.seed = o.seed;
@@ -288,6 +292,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   mc.batch = o.batch;
   mc.twin.check_invariants = true;
   mc.twin.count_invariant_breaches = true;
+  mc.resolve_failures = true;  // a failed institution is resolved, not left to recover
   StressProgress progress;
   progress.scenarios = static_cast<int>(scenarios.size());
   progress.policies = static_cast<int>(policies.size());

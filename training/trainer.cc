@@ -85,6 +85,18 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     }
     frozen_[r] = std::move(module);
   };
+  if (!config_.constraints.empty()) {
+    // Before the agents: an agent that learns costs itself is built with one cost channel per
+    // constraint pricing its role.
+    std::vector<bool> learning(env_->num_roles());
+    for (const auto& [name, rc] : config_.roles) {
+      const int r = env_->FindRole(name);
+      if (r >= 0 && rc.agent != "frozen" && rc.learning()) learning[r] = true;
+    }
+    constraints_ = ConstraintTracker(config_.constraints, config_.constraint_nodes, *env_, learning,
+                                     config_.return_window);
+    shaped_rewards_.resize(n);
+  }
   std::string role_names;
   for (int r = 0; r < env_->num_roles(); ++r)
     role_names += (role_names.empty() ? "" : ", ") + env_->role(r).name;
@@ -118,6 +130,7 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     as.cadence = spec.cadence;
     as.seed = DeriveKey(config_.seed, 0x6167656e74 + r);
     as.total_steps = config_.total_steps;
+    if (!constraints_.empty()) as.num_costs = constraints_.num_applying(r);
     auto l = std::make_unique<Learner>();
     try {
       l->agent = AgentAlgorithms().Get(rc.agent).make(as, *rc.options);
@@ -129,13 +142,6 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
   }
   for (int r = 0; r < env_->num_roles(); ++r)
     if (learners_[r]) learning_roles_.push_back(r);
-  if (!config_.constraints.empty()) {
-    std::vector<bool> learning(env_->num_roles());
-    for (int r = 0; r < env_->num_roles(); ++r) learning[r] = learners_[r] != nullptr;
-    constraints_ = ConstraintTracker(config_.constraints, config_.constraint_nodes, *env_, learning,
-                                     config_.return_window);
-    shaped_rewards_.resize(n);
-  }
   update_errors_.assign(learning_roles_.size(), nullptr);
   const int learner_threads = std::min(config_.threads, static_cast<int>(learning_roles_.size()));
   // No spinning: a spinning learner thread would compete with the environment's workers.
@@ -256,10 +262,18 @@ void Trainer::StepOnce() {
     AgentFeedback feedback;
     feedback.n = n;
     feedback.rewards = env_->rewards(r);
-    // Constrained roles learn from the Lagrangian reward r - sum_k lambda_k c_k; the episodic
-    // returns logged above stay the environment's own.
-    if (constraints_.Shape(r, env_->rewards(r), n, shaped_rewards_.data()))
+    // Constrained roles learn from the Lagrangian reward r - sum_k lambda_k c_k, or (agents with
+    // a cost critic) from the reward and the costs apart; the episodic returns logged above
+    // stay the environment's own.
+    if (l->agent->learns_costs()) {
+      const int k = constraints_.num_applying(r);
+      role_costs_.resize(static_cast<size_t>(n) * k), role_cost_weights_.resize(k);
+      constraints_.CostsFor(r, n, role_costs_.data(), role_cost_weights_.data());
+      feedback.costs = role_costs_.data();
+      feedback.cost_weights = role_cost_weights_.data();
+    } else if (constraints_.Shape(r, env_->rewards(r), n, shaped_rewards_.data())) {
       feedback.rewards = shaped_rewards_.data();
+    }
     feedback.terminated = env_->terminated();
     feedback.truncated = env_->truncated();
     feedback.final_critic_obs = central ? GlobalState(true) : env_->final_observations(r);

@@ -128,7 +128,8 @@ class Trainer {
   std::unique_ptr<ParallelRunner> learner_runner_;  ///< null: updates run in turn
   std::vector<std::exception_ptr> update_errors_;   ///< per learning role, during an update
   ConstraintTracker constraints_;
-  std::vector<float> shaped_rewards_;  ///< a role's rewards less lambda x costs
+  std::vector<float> shaped_rewards_;                  ///< a role's rewards less lambda x costs
+  std::vector<float> role_costs_, role_cost_weights_;  ///< costs for agents that learn them
   /// Guardrail counts at the last log line (per rule).
   std::vector<MultiAgentEnv::GuardrailCount> guardrail_seen_;
 };

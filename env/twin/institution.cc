@@ -25,6 +25,16 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
       name.Fail("'name' must not be empty (reports and exports name the institution)");
   }
   m.Read("description", &cfg->description);
+  if (auto node = m.Get("currency")) {
+    const std::string code = node->AsString();
+    if (code.size() != 3 ||
+        !std::all_of(code.begin(), code.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }))
+      node->Fail(fmt::format(
+          "'currency' must be an ISO 4217 code of three capital letters (USD, EUR, GBP), not "
+          "'{}'",
+          code));
+    cfg->currency = code;
+  }
   cfg->members = static_cast<int>(m.Require("members").AsInt(1, 100000000));
 
   for (int p = 0; p < kNumProducts; ++p) cfg->products[p].spec = DefaultProductSpec(Product(p));

@@ -38,6 +38,8 @@ struct CreditCycle {
 struct InstitutionConfig {
   std::string name;
   std::string description;
+  /// ISO 4217 code of the currency every amount is in (reports state it); default USD.
+  std::string currency = "USD";
   std::string file;  ///< where it was loaded from
   int members = 10000;
   std::array<ProductLine, kNumProducts> products;

@@ -1,5 +1,6 @@
 #include "env/twin/metrics.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace loantwin {
@@ -30,6 +31,50 @@ const Catalogue& Get() {
 }
 
 }  // namespace
+
+void ResolveFailureMonth(double* row) {
+  const double stake = std::max(row[kEquity], 0.0);
+  row[kNetIncome] -= stake;
+  for (int c : {kEquity, kCet1Ratio, kLeverageRatio, kCapitalRatio, kRbcRatio})
+    row[c] = std::min(row[c], 0.0);
+  row[kCapitalCategory] = 4;  // critically undercapitalised
+}
+
+void ResolvedMonth(const double* resolved, const double* live, double* out) {
+  std::copy_n(resolved, kNumMetrics, out);
+  // Macro variables: every column before the book's.
+  static_assert(kLoans == kCreditFactor + 1, "the macro columns come first");
+  std::copy_n(live, kLoans, out);
+  static constexpr int kFlows[] = {kApplications,
+                                   kApprovals,
+                                   kApprovalRate,
+                                   kOriginations,
+                                   kInterestIncome,
+                                   kFeeIncome,
+                                   kFundingCost,
+                                   kNii,
+                                   kOpex,
+                                   kCollectionCost,
+                                   kProvisionExpense,
+                                   kGrossChargeOffs,
+                                   kRecoveries,
+                                   kNetChargeOffs,
+                                   kForeclosedLosses,
+                                   kTax,
+                                   kNetIncome,
+                                   kDividends,
+                                   kSecuritiesGains,
+                                   kLiquidityShortfall,
+                                   kRoe,
+                                   kRoa,
+                                   kNim,
+                                   kCostToIncome,
+                                   kChargeOffRate};
+  for (int c : kFlows) out[c] = 0;
+  for (int p = 0; p < kNumProducts; ++p)
+    for (ProductMetric m : {kPOriginations, kPChargeOffRate, kPYield})
+      out[ProductMetricIndex(p, m)] = 0;
+}
 
 const std::string& MetricName(int index) {
   return Get().names.at(index);

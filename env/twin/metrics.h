@@ -115,6 +115,16 @@ inline double MaxProductShare(const double* row) {
   return row[kLoanBalance] > 0 ? largest / row[kLoanBalance] : 0.0;
 }
 
+/// Resolution of a failed institution (docs/stress-testing.md, "Failure stops a path"), in the
+/// failure month's row, in place: the owners' residual stake is the loss at resolution, so net
+/// income falls by max(equity, 0), equity and the capital ratios become min(value, 0), and the
+/// capital category critically undercapitalised (equity's change still equals net income's).
+void ResolveFailureMonth(double* row);
+/// A month after the failure month: the path's macro variables (`live`) go on; the balance
+/// sheet stays as it was resolved (`resolved`, the failure month's row after
+/// ResolveFailureMonth); every flow and flow ratio is 0.
+void ResolvedMonth(const double* resolved, const double* live, double* out);
+
 /// Column name: global name, or "<product>_<name>" for per-product metrics.
 const std::string& MetricName(int index);
 /// One-line description (docs and --list-metrics).

@@ -42,6 +42,10 @@ struct MonteCarloOptions {
   /// When set, each batch's metrics go to the sink and are not kept: the returned PathSet is
   /// empty and memory is bounded by batch x months x metrics.
   PathSink sink;
+  /// Policy runs: a path whose institution fails is resolved (ResolveFailureMonth,
+  /// ResolvedMonth in env/twin/metrics.h): its rows from the failure month on show the
+  /// resolution, not a recovery, and its role rewards stop. Off: failed paths run on.
+  bool resolve_failures = false;
 };
 
 /// Metrics of every path and month: path p, month m (1-based month m is index m - 1).

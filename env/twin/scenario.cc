@@ -203,51 +203,50 @@ double Scenario::FraudMultiplierAt(int month) const {
              ? 1.0
              : Interpolate(fraud_multiplier, step_months, AnchorMonth(0), month);
 }
+namespace {
+
+/// Events of one kind arriving as a Poisson process on their own stream: `make` sizes the event
+/// that starts at e->start and returns the months until the next one can begin to arrive.
+template <typename Make>
+void DrawArrivals(uint64_t stream, double rate_per_year, int months, MacroEvent::Kind kind,
+                  std::vector<MacroEvent>* events, Make make) {
+  CounterRng rng(stream);
+  for (double t = rate_per_year > 0 ? Arrival(rate_per_year, rng) : months; t < months;) {
+    MacroEvent e;
+    e.kind = kind;
+    e.start = static_cast<int>(t);
+    const double busy = make(rng, &e);
+    events->push_back(e);
+    t += busy + Arrival(rate_per_year, rng);
+  }
+}
+
+}  // namespace
+
 std::vector<MacroEvent> Scenario::DrawEvents(uint64_t key, int months) const {
   std::vector<MacroEvent> events;
   if (!generator.enabled) return events;
   // One stream per event kind, apart from the monthly innovations' (keys below 1,201).
   const ScenarioGenerator& g = generator;
-  {
-    CounterRng rng(DeriveKey(key, 0x7265636573730001));  // recessions
-    const auto& c = g.recession;
-    // The next recession can begin once the previous one's unemployment has peaked.
-    for (double t = c.rate_per_year > 0 ? Arrival(c.rate_per_year, rng) : months; t < months;) {
-      MacroEvent e;
-      e.kind = MacroEvent::kRecession;
-      e.start = static_cast<int>(t);
-      e.size = Draw(c.rise_pp, rng);
-      e.months = Draw(c.rise_months, rng);
-      events.push_back(e);
-      t += e.months + Arrival(c.rate_per_year, rng);
-    }
-  }
-  {
-    CounterRng rng(DeriveKey(key, 0x7261746573680002));  // rate shocks
-    const auto& c = g.rate_shock;
-    for (double t = c.rate_per_year > 0 ? Arrival(c.rate_per_year, rng) : months; t < months;) {
-      MacroEvent e;
-      e.kind = MacroEvent::kRateShock;
-      e.start = static_cast<int>(t);
-      e.size = Draw(c.rise_pp, rng);
-      e.months = e.size / c.pp_per_month;
-      events.push_back(e);
-      t += e.months + c.hold_months + Arrival(c.rate_per_year, rng);
-    }
-  }
-  {
-    CounterRng rng(DeriveKey(key, 0x6870696472700003));  // house-price corrections
-    const auto& c = g.house_price_correction;
-    for (double t = c.rate_per_year > 0 ? Arrival(c.rate_per_year, rng) : months; t < months;) {
-      MacroEvent e;
-      e.kind = MacroEvent::kHousePriceCorrection;
-      e.start = static_cast<int>(t);
-      e.size = Draw(c.decline, rng);
-      e.months = e.size / c.decline_per_month;
-      events.push_back(e);
-      t += e.months + Arrival(c.rate_per_year, rng);
-    }
-  }
+  // The next recession can begin once the previous one's unemployment has peaked.
+  DrawArrivals(DeriveKey(key, 0x7265636573730001), g.recession.rate_per_year, months,
+               MacroEvent::kRecession, &events, [&](CounterRng& rng, MacroEvent* e) {
+                 e->size = Draw(g.recession.rise_pp, rng);
+                 e->months = Draw(g.recession.rise_months, rng);
+                 return e->months;
+               });
+  DrawArrivals(DeriveKey(key, 0x7261746573680002), g.rate_shock.rate_per_year, months,
+               MacroEvent::kRateShock, &events, [&](CounterRng& rng, MacroEvent* e) {
+                 e->size = Draw(g.rate_shock.rise_pp, rng);
+                 e->months = e->size / g.rate_shock.pp_per_month;
+                 return e->months + g.rate_shock.hold_months;
+               });
+  DrawArrivals(DeriveKey(key, 0x6870696472700003), g.house_price_correction.rate_per_year, months,
+               MacroEvent::kHousePriceCorrection, &events, [&](CounterRng& rng, MacroEvent* e) {
+                 e->size = Draw(g.house_price_correction.decline, rng);
+                 e->months = e->size / g.house_price_correction.decline_per_month;
+                 return e->months;
+               });
   std::stable_sort(events.begin(), events.end(),
                    [](const MacroEvent& a, const MacroEvent& b) { return a.start < b.start; });
   return events;

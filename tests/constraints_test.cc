@@ -262,6 +262,23 @@ TEST(Constraints, DqnLagrangianFindsTheBestFeasibleArm) {
   EXPECT_LT(safe.share[0], 0.05);
 }
 
+TEST(Constraints, MuZeroLagrangianFindsTheBestFeasibleArm) {
+  // MuZero plans on the Lagrangian reward r - lambda c: its model learns the shaped reward. (With
+  // 6 simulations and little root noise the search never tries the other arms once its prior
+  // has settled: 16 simulations with the default noise explore enough.)
+  const std::string muzero =
+      "{agent: muzero, muzero: {unroll_steps: 1, td_steps: 1, gamma: 0.0, num_simulations: 16,"
+      " batch_size: 64, buffer_size: 3000, train_ratio: 0.1, learning_starts: 500,"
+      " learning_rate: 0.005, hidden: [16], latent_dim: 8}}";
+  const BanditResult free = TrainBandit(muzero, false, 10000);
+  EXPECT_GT(free.share[0], 0.9) << "the unconstrained optimum is the risky arm";
+  const BanditResult safe = TrainBandit(muzero, true, 10000);
+  EXPECT_GT(safe.share[1], 0.9) << safe.share[0] << " " << safe.share[1] << " " << safe.share[2];
+  EXPECT_LT(safe.share[0], 0.05);
+  EXPECT_GT(safe.lambda, 0.4) << "a multiplier above the risky arm's premium (1.0 - 0.6)";
+  EXPECT_LT(safe.violation_rate, 0.05);
+}
+
 TEST(Constraints, TwinCostsFollowTheMetricAndResumeIsExactWithMultipliers) {
   // A capital floor above every instance's ratio: each month costs the shortfall, the
   // multiplier rises every num_envs episodes, and a resumed run continues bit for bit.

@@ -33,6 +33,7 @@ struct SimulateArgs {
   int batch = 64;
   int exact_band_paths = 1000;
   bool rate_shocks = false;
+  bool resolve_failures = false;
 };
 
 void PrintNiiSensitivity(const std::vector<NiiSensitivityRow>& rows) {
@@ -196,6 +197,9 @@ Runner RegisterSimulate(CLI::App& app) {
                 "under the same shifts and the repricing gap at month 0");
   cmd->add_flag("--check-invariants", a->check_invariants,
                 "verify the accounting invariants every month (error and exit 3 on a breach)");
+  cmd->add_flag("--resolve-failures", a->resolve_failures,
+                "a failed institution is resolved as in stress reports: the loss at resolution in "
+                "the failure month, no business after (not with --policy static)");
   cmd->add_option("--threads", a->threads, "worker threads (0 = all cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -208,6 +212,10 @@ Runner RegisterSimulate(CLI::App& app) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   return [a] {
+    if (a->resolve_failures && a->policy == "static")
+      throw std::invalid_argument(
+          "--resolve-failures needs --policy baseline or random (the static levers run the bare "
+          "twin, which does not judge failure)");
     const auto inst = LoadInstitution(a->institution);
     const auto sc = LoadScenario(a->scenario);
     MonteCarloOptions o;
@@ -218,6 +226,7 @@ Runner RegisterSimulate(CLI::App& app) {
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     o.batch = a->batch;
     o.twin.check_invariants = a->check_invariants;
+    o.resolve_failures = a->resolve_failures;
     o.progress = [a](int done) { spdlog::info("simulated {}/{} paths", done, a->paths); };
     const Levers levers = DefaultLevers(*inst);
     spdlog::info("{} under {}: {} months x {} paths on {} threads, policy {}", inst->name, sc->name,

@@ -42,6 +42,26 @@ Result RunCli(const std::string& args) {
   return RunShell(std::string(LOANTWIN_CLI) + " " + args);
 }
 
+TEST(Cli, SimulateResolvesFailuresOnRequest) {
+  TempDir dir;
+  const std::string base =
+      "simulate --institution cu_small --scenario severe_recession --months 60 --paths 16 "
+      "--policy random --seed 4 --threads 1 --out ";
+  ASSERT_EQ(RunCli(base + dir.path() + "/open.csv").code, 0);
+  const Result r = RunCli(base + dir.path() + "/resolved.csv --resolve-failures");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("institution failures"), std::string::npos) << r.output;
+  EXPECT_NE(ReadFile(dir.path() + "/open.csv"), ReadFile(dir.path() + "/resolved.csv"))
+      << "some of these paths fail, and their rows after failure differ";
+  const Result bad =
+      RunCli("simulate --months 6 --paths 2 --policy static --resolve-failures --out " +
+             dir.path() + "/s.csv");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.output.find("--resolve-failures needs --policy baseline or random"),
+            std::string::npos)
+      << bad.output;
+}
+
 TEST(Cli, SimulateWritesCsvAndSummary) {
   TempDir dir;
   const std::string out = dir.path() + "/run.csv";

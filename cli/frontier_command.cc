@@ -12,22 +12,24 @@ namespace loantwin::cli {
 
 /// Evaluates the policies (baseline first unless excluded) and writes the frontier.
 void RunFrontier(std::vector<std::string> specs, const std::string& scenario,
-                 const std::string& return_metric, bool with_baseline, const StressArgs& args,
-                 const std::string& out) {
+                 const std::string& return_metric, const std::string& risk_metric,
+                 bool with_baseline, const StressArgs& args, const std::string& out) {
   if (with_baseline) specs.insert(specs.begin(), "baseline");
   auto policies = LoadPolicies(specs, args);
   StressReport report = RunStressWithProgress(policies, {scenario}, args);
-  const FrontierReport f = BuildFrontier(std::move(report), return_metric);
+  const FrontierReport f = BuildFrontier(std::move(report), return_metric, risk_metric);
   const std::string unit = return_metric == "roe" ? "fraction" : "currency";
+  const std::string risk_unit = risk_metric == "es_975" ? "currency" : "fraction";
   fmt::print(
-      "efficient frontier under {} ({} paths x {} months, {}): return = mean {}, risk = "
-      "97.5% expected shortfall\n",
+      "efficient frontier under {} ({} paths x {} months, {}): return = mean {}, risk = {}\n",
       f.stress.scenarios[0].name, args.paths, args.months, f.stress.settings.institution,
-      return_metric);
+      return_metric,
+      risk_metric == "es_975" ? std::string("97.5% expected shortfall")
+                              : "share of paths " + risk_metric);
   fmt::print("  {:<28} {:<9} {:>14} {:>14}  {}\n", "policy", "kind", "return", "risk", "efficient");
   for (const auto& p : f.points)
     fmt::print("  {:<28} {:<9} {:>14} {:>14}  {}\n", p.policy, p.kind,
-               FormatValue(p.return_value, unit), FormatValue(p.risk, "currency"),
+               FormatValue(p.return_value, unit), FormatValue(p.risk, risk_unit),
                p.efficient ? "yes" : "no");
   WriteFrontier(f, out, !args.no_charts);
   fmt::print("wrote {}/frontier.json, frontier.md, frontier.html{} and report.*\n", out,
@@ -38,7 +40,7 @@ Runner RegisterFrontier(CLI::App& app) {
   struct Args {
     std::vector<std::string> runs;
     std::string scenario = "severe_recession", return_metric = "cumulative_net_income",
-                out = "frontier";
+                risk_metric = "es_975", out = "frontier";
     bool no_baseline = false;
     StressArgs stress;
   };
@@ -53,11 +55,17 @@ Runner RegisterFrontier(CLI::App& app) {
   cmd->add_option("--return", a->return_metric, "return axis")
       ->check(CLI::IsMember({"cumulative_net_income", "roe"}))
       ->capture_default_str();
+  cmd->add_option("--risk", a->risk_metric,
+                  "risk axis: 97.5% expected shortfall of P&L, or the share of paths with a "
+                  "breach flag")
+      ->check(CLI::IsMember(FrontierRiskMetrics()))
+      ->capture_default_str();
   cmd->add_flag("--no-baseline", a->no_baseline, "leave the rule-based baseline out");
   cmd->add_option("--out", a->out, "output directory")->capture_default_str();
   AddStressOptions(cmd, a->stress);
   return [a] {
-    RunFrontier(a->runs, a->scenario, a->return_metric, !a->no_baseline, a->stress, a->out);
+    RunFrontier(a->runs, a->scenario, a->return_metric, a->risk_metric, !a->no_baseline, a->stress,
+                a->out);
     return 0;
   };
 }

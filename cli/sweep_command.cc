@@ -13,6 +13,7 @@
 #include "core/atomic_file.h"
 #include "core/config_error.h"
 #include "core/yaml_reader.h"
+#include "report/frontier.h"
 #include "training/checkpoint.h"
 #include "training/experiment.h"
 
@@ -21,8 +22,8 @@ namespace fs = std::filesystem;
 namespace loantwin::cli {
 
 void RunFrontier(std::vector<std::string> specs, const std::string& scenario,
-                 const std::string& return_metric, bool with_baseline, const StressArgs& args,
-                 const std::string& out);
+                 const std::string& return_metric, const std::string& risk_metric,
+                 bool with_baseline, const StressArgs& args, const std::string& out);
 
 namespace {
 
@@ -44,7 +45,8 @@ struct Sweep {
   std::vector<Override> set;  ///< every run
   std::vector<SweepRun> runs;
   bool frontier = false;
-  std::string scenario = "severe_recession", return_metric = "cumulative_net_income";
+  std::string scenario = "severe_recession", return_metric = "cumulative_net_income",
+              risk_metric = "es_975";
   StressArgs stress;
 };
 
@@ -95,6 +97,7 @@ Sweep ParseSweep(const std::string& file) {
     s.frontier = true;
     fm.Read("scenario", &s.scenario);
     if (auto v = fm.Get("return")) s.return_metric = v->AsEnum({"cumulative_net_income", "roe"});
+    if (auto v = fm.Get("risk")) s.risk_metric = v->AsEnum(FrontierRiskMetrics());
     fm.Read("paths", &s.stress.paths, 1, 1000000);
     fm.Read("months", &s.stress.months, 1, 1200);
     fm.Read("institution", &s.stress.institution);
@@ -202,7 +205,7 @@ Runner RegisterSweep(CLI::App& app) {
     std::vector<std::string> specs;
     for (size_t i = 0; i < s.runs.size(); ++i) specs.push_back(s.runs[i].name + "=" + dirs[i]);
     fmt::print("\n== sweep {}: frontier under {}\n", s.name, s.scenario);
-    RunFrontier(specs, s.scenario, s.return_metric, true, stress,
+    RunFrontier(specs, s.scenario, s.return_metric, s.risk_metric, true, stress,
                 (fs::path(s.out) / "frontier").string());
     return 0;
   };

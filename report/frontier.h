@@ -1,8 +1,10 @@
 #pragma once
 // The risk-return (efficient) frontier of evaluated policies on one scenario: return = mean of
 // a stress metric (cumulative net income or ROE), risk = 97.5% expected shortfall of the
-// cumulative P&L. A policy is Pareto-efficient when no other policy has at least its return
-// and at most its risk, and is strictly better in one of the two.
+// cumulative P&L or the probability of a capital breach (the share of paths below the regime's
+// minimum or its minimum plus buffer in some month, failed, or short of liquidity). A policy is
+// Pareto-efficient when no other policy has at least its return and at most its risk, and is
+// strictly better in one of the two.
 
 #include <string>
 #include <utility>
@@ -24,10 +26,15 @@ struct FrontierPoint {
 struct FrontierReport {
   StressReport stress;        ///< exactly one scenario
   std::string return_metric;  ///< cumulative_net_income | roe
+  std::string risk_metric;    ///< FrontierRiskMetrics()
   std::vector<FrontierPoint> points;
 };
 
-FrontierReport BuildFrontier(StressReport stress, const std::string& return_metric);
+/// The risk axes: es_975, then the breach flags (BreachFlags()) as probabilities.
+const std::vector<std::string>& FrontierRiskMetrics();
+
+FrontierReport BuildFrontier(StressReport stress, const std::string& return_metric,
+                             const std::string& risk_metric = "es_975");
 
 /// frontier.json, frontier.md, frontier.html (+ frontier.svg) and the full stress report
 /// (report.*) of the scenario, in `dir`.

@@ -429,6 +429,43 @@ TEST_F(StressRun, FrontierMarksEfficientPoliciesAndBaseline) {
   EXPECT_THROW(BuildFrontier(RunStress(policies, SmallOptions()), "roe"), std::invalid_argument);
 }
 
+TEST_F(StressRun, FrontierRiskCanBeTheShareOfPathsBreachingCapital) {
+  auto policies = Load({"baseline", Run()});
+  StressOptions o = SmallOptions();
+  o.scenarios = {"severe_recession"};
+  const StressReport stress = RunStress(policies, o);
+  for (const char* risk : {"breach_minimum", "breach_buffer", "failed"}) {
+    const FrontierReport f = BuildFrontier(stress, "cumulative_net_income", risk);
+    ASSERT_EQ(f.points.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      const PolicyScenarioResult& r = stress.scenarios[0].results[i];
+      const int count = std::string(risk) == "breach_minimum" ? r.paths_undercapitalised
+                        : std::string(risk) == "failed"       ? r.paths_failed
+                                                              : r.paths_below_well_capitalised;
+      EXPECT_DOUBLE_EQ(f.points[i].risk, static_cast<double>(count) / r.paths) << risk;
+    }
+    // Pareto over (return, share of paths): the same rule as over expected shortfall.
+    const auto eff = ParetoEfficient({{f.points[0].return_value, f.points[0].risk},
+                                      {f.points[1].return_value, f.points[1].risk}});
+    EXPECT_EQ(f.points[0].efficient, eff[0]);
+    EXPECT_EQ(f.points[1].efficient, eff[1]);
+  }
+  const FrontierReport f = BuildFrontier(stress, "cumulative_net_income", "breach_minimum");
+  TempDir out;
+  WriteFrontier(f, out.path(), true);
+  const auto j = nlohmann::json::parse(ReadFile(out.path() + "/frontier.json"));
+  EXPECT_EQ(j["risk_metric"], "breach_minimum");
+  EXPECT_NE(ReadFile(out.path() + "/frontier.md").find("share of paths below the regime's minimum"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(out.path() + "/frontier.svg").find("share of paths below"), std::string::npos);
+  try {
+    BuildFrontier(stress, "cumulative_net_income", "var");
+    ADD_FAILURE() << "an unknown risk metric was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'var'"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(StressRun, BadInputsGiveClearErrors) {
   auto expect_error = [](const std::function<void()>& f, const std::string& text) {
     try {

@@ -143,6 +143,85 @@ std::string ErrorOf(const std::string& yaml) {
   return "<no error>";
 }
 
+/// Every step costs 1 (metric 1, max 0); instance 0 fails (terminates) at its second step,
+/// instance 1 runs to the horizon of 6 steps.
+class FailingEnv : public MultiAgentEnv {
+ public:
+  explicit FailingEnv(const EnvOptions& o) : MultiAgentEnv("failing", {Role()}, o, 6) {
+    count_.assign(num_envs(), 0);
+  }
+  const std::vector<std::string>& metric_names() const override {
+    static const std::vector<std::string> names = {"breach"};
+    return names;
+  }
+  double metric(int, int) const override { return 1.0; }
+
+ protected:
+  static RoleSpec Role() {
+    RoleSpec r;
+    r.name = "agent";
+    r.features.Add("bias", 0.0f, 2.0f);
+    r.action_space = Discrete(2);
+    r.action_dim_names = {"a"};
+    r.action_meanings = {{"x", "y"}};
+    r.objectives = {"payoff"};
+    return r;
+  }
+  void ResetInstance(int i, uint64_t) override { count_[i] = 0, obs_row(0, i)[0] = 1.0f; }
+  void StepInstances(int begin, int end) override {
+    for (int i = begin; i < end; ++i) {
+      set_reward(0, i, 0.0f);
+      if (++count_[i] == 2 && i == 0) set_terminated(i);
+    }
+  }
+  void WriteMasks(int, int begin, int end) override {
+    for (int i = begin; i < end; ++i) std::fill_n(mask_row(0, i), 2, uint8_t{1});
+  }
+  void BaselineActions(int, int begin, int end, int32_t* out) override {
+    for (int i = begin; i < end; ++i) out[i] = 0;
+  }
+  void SaveInstances(StateWriter& w) const override { w.PutVector(count_); }
+  void LoadInstances(StateReader& r) override { r.GetVector(&count_); }
+
+ private:
+  std::vector<int32_t> count_;
+};
+
+TEST(Constraints, FailureIsAbsorbingNotAnEscapeFromCosts) {
+  EnvOptions o;
+  o.num_envs = 2;
+  o.num_threads = 1;
+  o.seed = 3;
+  // costs(absorbing, discount): the step costs of instances 0 and 1 over two steps, and the
+  // finished episode's J_c.
+  const auto run = [&](bool absorbing, double discount) {
+    FailingEnv env(o);
+    ConstraintConfig c = Gradient(0.0, 0.0);
+    c.metric = "breach", c.absorbing = absorbing, c.discount = discount;
+    ConstraintTracker t({c}, {}, env, {true}, 10);
+    env.Reset();
+    std::vector<double> costs;
+    for (int step = 0; step < 2; ++step) {
+      env.Step();
+      t.Observe(env);
+      costs.push_back(t.cost(0, 0)), costs.push_back(t.cost(0, 1));
+    }
+    for (const auto& [key, value] : t.Metrics())
+      if (key == "constraints/c/cost") costs.push_back(value);
+    return costs;
+  };
+  // Absorbing: the failure step is charged for itself and the 4 steps it took away; J_c = 6,
+  // as if the breach had lasted the whole 6-step horizon. The running instance pays 1 a step.
+  EXPECT_EQ(run(true, 1.0), (std::vector<double>{1, 1, 5, 1, 6}));
+  // Discounted as J_c is: 1 + 0.5 + 0.25 + 0.125 + 0.0625 at the failure step; J_c = 1 + 0.5 x
+  // 1.9375.
+  EXPECT_EQ(run(true, 0.5), (std::vector<double>{1, 1, 1.9375, 1, 1.96875}));
+  // absorbing: false (the default) - failing ends the costs: J_c = 2, a third of staying in
+  // breach.
+  EXPECT_EQ(run(false, 1.0), (std::vector<double>{1, 1, 1, 1, 2}));
+  EXPECT_FALSE(ConstraintConfig{}.absorbing);
+}
+
 TEST(Constraints, ConfigErrorsNameTheLineAndTheProblem) {
   const std::string base = "name: x\nenv: {name: constrained_bandit}\nroles: {agent: ppo}\n";
   std::string msg = ErrorOf(base + "constraints:\n  - {name: c, metric: risk}\n");

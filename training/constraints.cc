@@ -127,10 +127,18 @@ void ConstraintTracker::Observe(const MultiAgentEnv& env) {
       // A NaN metric (never expected) counts as a violation, not as compliance.
       const auto [cost, violated] =
           ConstraintStepCost(env.metric(i, c.metric), cc.min, cc.max, indicator);
-      c.step_cost[i] = cost;
-      c.episode_cost[i] += c.weight[i] * cost;
-      c.weight[i] *= cc.discount;
       ++c.steps[i];
+      // Absorbing termination: the final state's cost for this step and each of the `remaining`
+      // steps to the horizon, discounted as the episode cost is (1 + d + ... + d^remaining).
+      double repeats = 1;
+      if (cc.absorbing && terminated[i] && !truncated[i] && cost > 0) {
+        const int remaining = std::max(0, env.max_episode_steps() - c.steps[i]);
+        double w = 1;
+        for (int k = 0; k < remaining; ++k) w *= cc.discount, repeats += w;
+      }
+      c.step_cost[i] = cost * repeats;
+      c.episode_cost[i] += c.weight[i] * cost * repeats;
+      c.weight[i] *= cc.discount;
       c.violations[i] += violated;
       if (!labels_[i].empty()) {
         auto& [bad, all] = c.by_label[labels_[i]];

@@ -42,6 +42,11 @@ struct ConstraintConfig {
   double lambda_max = 1e4;  ///< the multiplier's cap
   double pid_kp = 0, pid_ki = 0.1, pid_kd = 0;
   int episodes_per_update = 0;  ///< episodes averaged per multiplier update (0: num_envs)
+  /// true: a terminated episode (the twin: the institution failed) ends in an absorbing state
+  /// whose cost repeats every remaining step to the horizon, charged at the terminal step, so
+  /// failing is no way out of the costs of breaching. Off by default: on the quickstart it made
+  /// failures more frequent, not less (docs/training.md, "Failure and the cost stream").
+  bool absorbing = false;
 
   /// Parses one item of `constraints:` (ConfigError naming file, line and key).
   static ConstraintConfig Parse(const YamlValue& node);
@@ -68,6 +73,8 @@ void VisitFields(ConstraintConfig& c, V&& v) {
   v("pid_kd", c.pid_kd, 0.0, 1e12, "pid: derivative gain on the rise of J_c");
   v("episodes_per_update", c.episodes_per_update, 0, 1000000,
     "finished episodes averaged into J_c per update (0: env.num_envs)");
+  v("absorbing", c.absorbing,
+    "a terminated episode's last cost repeats to the horizon (charged at the terminal step)");
 }
 
 /// The multiplier's update rule alone (unit-testable).

@@ -23,7 +23,9 @@ struct RoleAgentConfig {
   std::string agent = "baseline";
   std::string policy;          ///< frozen: path to an exported TorchScript policy (<role>.pt)
   AgentOptionsHolder options;  ///< the algorithm's hyperparameters (learning roles only)
-  bool learning() const { return static_cast<bool>(options); }
+  /// Whether the trainer builds a learning agent for the role: the one predicate every pass over
+  /// the roles uses (constraints, agents, checkpoints).
+  bool learning() const { return agent != "frozen" && static_cast<bool>(options); }
   /// The typed hyperparameters, e.g. hyperparameters<PpoConfig>() (std::bad_cast for another
   /// algorithm's).
   template <typename Config>

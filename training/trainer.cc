@@ -91,7 +91,7 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     std::vector<bool> learning(env_->num_roles());
     for (const auto& [name, rc] : config_.roles) {
       const int r = env_->FindRole(name);
-      if (r >= 0 && rc.agent != "frozen" && rc.learning()) learning[r] = true;
+      if (r >= 0 && rc.learning()) learning[r] = true;
     }
     constraints_ = ConstraintTracker(config_.constraints, config_.constraint_nodes, *env_, learning,
                                      config_.return_window);

@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 W=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W"
-"$BIN" train "$ROOT/configs/quickstart.yaml" --total-steps 2000 --out run >/dev/null 2>&1 || exit 1
+"$BIN" train "$ROOT/configs/quickstart_unconstrained.yaml" --total-steps 2000 --out run >/dev/null 2>&1 || exit 1
 "$BIN" export run --out run/export >/dev/null 2>&1 || exit 1
 start() {  # fd limit, port
   (ulimit -n "$1"; exec "$BIN" serve --bundle run/export --port "$2" --threads 2) >/dev/null 2>serve.log &

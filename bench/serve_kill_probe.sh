@@ -15,7 +15,7 @@ PID=
 trap '[[ -n "$PID" ]] && kill -9 $PID 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W"
 if [[ -z "$BUNDLE" ]]; then
-  "$BIN" train "$ROOT/configs/quickstart.yaml" --total-steps 2000 --out run >/dev/null 2>&1 || exit 1
+  "$BIN" train "$ROOT/configs/quickstart_unconstrained.yaml" --total-steps 2000 --out run >/dev/null 2>&1 || exit 1
   "$BIN" export run --out run/export >/dev/null 2>&1 || exit 1
   BUNDLE=run/export
 fi

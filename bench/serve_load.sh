@@ -22,7 +22,7 @@ SERVER_PID=
 cleanup() { [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 if [[ -z "$BUNDLE" ]]; then
-  "$BUILD/bin/loantwin" train configs/quickstart.yaml --out "$WORK/run" --total-steps 20000 >/dev/null 2>&1
+  "$BUILD/bin/loantwin" train configs/quickstart_unconstrained.yaml --out "$WORK/run" --total-steps 20000 >/dev/null 2>&1
   "$BUILD/bin/loantwin" export "$WORK/run" --out "$WORK/bundle" >/dev/null
   BUNDLE="$WORK/bundle"
 fi

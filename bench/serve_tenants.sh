@@ -46,7 +46,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   exit 1
 fi
 if [[ -z "$BUNDLE" ]]; then
-  "$BUILD/bin/loantwin" train configs/quickstart.yaml --out "$WORK/run" --total-steps 20000 >/dev/null 2>&1
+  "$BUILD/bin/loantwin" train configs/quickstart_unconstrained.yaml --out "$WORK/run" --total-steps 20000 >/dev/null 2>&1
   "$BUILD/bin/loantwin" export "$WORK/run" --out "$WORK/bundle" >/dev/null
   BUNDLE="$WORK/bundle"
 fi

@@ -19,13 +19,11 @@ void RunFrontier(std::vector<std::string> specs, const std::string& scenario,
   StressReport report = RunStressWithProgress(policies, {scenario}, args);
   const FrontierReport f = BuildFrontier(std::move(report), return_metric, risk_metric);
   const std::string unit = return_metric == "roe" ? "fraction" : "currency";
-  const std::string risk_unit = risk_metric == "es_975" ? "currency" : "fraction";
+  const std::string risk_unit = FrontierRiskUnit(risk_metric);
   fmt::print(
       "efficient frontier under {} ({} paths x {} months, {}): return = mean {}, risk = {}\n",
       f.stress.scenarios[0].name, args.paths, args.months, f.stress.settings.institution,
-      return_metric,
-      risk_metric == "es_975" ? std::string("97.5% expected shortfall")
-                              : "share of paths " + risk_metric);
+      return_metric, FrontierRiskLabel(risk_metric));
   fmt::print("  {:<28} {:<9} {:>14} {:>14}  {}\n", "policy", "kind", "return", "risk", "efficient");
   for (const auto& p : f.points)
     fmt::print("  {:<28} {:<9} {:>14} {:>14}  {}\n", p.policy, p.kind,

@@ -1,6 +1,7 @@
 #include "report/frontier.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -42,17 +43,20 @@ bool IsProbability(const std::string& risk_metric) {
   return risk_metric != "es_975";
 }
 
-std::string RiskUnit(const std::string& risk_metric) {
+}  // namespace
+
+std::string FrontierRiskUnit(const std::string& risk_metric) {
   return IsProbability(risk_metric) ? "fraction" : "currency";
 }
 
-/// "97.5% expected shortfall of cumulative P&L" or "probability: <flag label>".
-std::string RiskLabel(const std::string& risk_metric) {
+std::string FrontierRiskLabel(const std::string& risk_metric) {
   if (!IsProbability(risk_metric)) return "97.5% expected shortfall of cumulative P&L (a loss)";
   for (const auto& [key, label] : BreachFlags())
     if (key == risk_metric) return "share of " + label;
   return risk_metric;
 }
+
+namespace {
 
 std::string RiskShort(const std::string& risk_metric) {
   return IsProbability(risk_metric) ? "P(" + risk_metric + ")" : "ES 97.5%";
@@ -69,10 +73,9 @@ FrontierReport BuildFrontier(StressReport stress, const std::string& return_metr
                                 return_metric + "'");
   const auto& risks = FrontierRiskMetrics();
   if (std::find(risks.begin(), risks.end(), risk_metric) == risks.end())
-    throw std::invalid_argument(
-        "--risk must be one of es_975, breach_minimum, breach_buffer, "
-        "failed, liquidity_shortfall, not '" +
-        risk_metric + "'");
+    throw std::invalid_argument("--risk must be one of " +
+                                fmt::format("{}", fmt::join(risks, ", ")) + ", not '" +
+                                risk_metric + "'");
   FrontierReport f;
   f.return_metric = return_metric;
   f.risk_metric = risk_metric;
@@ -141,7 +144,7 @@ std::string FrontierChart(const FrontierReport& f) {
                                f.stress.settings.paths, f.stress.settings.months,
                                f.stress.settings.institution)),
       GnuplotQuote(IsProbability(f.risk_metric)
-                       ? "risk: " + RiskLabel(f.risk_metric) + " (%)"
+                       ? "risk: " + FrontierRiskLabel(f.risk_metric) + " (%)"
                        : std::string("risk: 97.5% expected shortfall of cumulative P&L (loss, "
                                      "millions)")),
       GnuplotQuote(roe ? "return: mean ROE (% annualised)"
@@ -192,13 +195,13 @@ std::vector<std::string> WriteFrontier(const FrontierReport& f, const std::strin
                            {"efficient", p.efficient}});
   std::string svg;
   if (charts) svg = FrontierChart(f);
-  const std::string risk_unit = RiskUnit(f.risk_metric);
+  const std::string risk_unit = FrontierRiskUnit(f.risk_metric);
   std::string md = fmt::format(
       "# Efficient frontier: `{}`\n\n{} paths x {} months, institution {}, seed {}. Return: mean "
       "{}; risk: {}. Efficient: no other "
       "policy has at least the return and at most the risk.\n\n",
       sc.name, f.stress.settings.paths, f.stress.settings.months, f.stress.settings.institution,
-      f.stress.settings.seed, f.return_metric, RiskLabel(f.risk_metric));
+      f.stress.settings.seed, f.return_metric, FrontierRiskLabel(f.risk_metric));
   md +=
       fmt::format("| policy | kind | return | risk ({}) | efficient |\n|---|---|---:|---:|:---:|\n",
                   RiskShort(f.risk_metric));
@@ -218,7 +221,7 @@ std::vector<std::string> WriteFrontier(const FrontierReport& f, const std::strin
                                              "Return: mean {}; risk: {}.",
                                              f.stress.settings.paths, f.stress.settings.months,
                                              f.stress.settings.institution, f.stress.settings.seed,
-                                             f.return_metric, RiskLabel(f.risk_metric))));
+                                             f.return_metric, FrontierRiskLabel(f.risk_metric))));
   if (charts)
     html +=
         "<figure class=\"chart\" id=\"chart-frontier\"><img alt=\"efficient frontier\" "

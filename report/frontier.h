@@ -32,6 +32,10 @@ struct FrontierReport {
 
 /// The risk axes: es_975, then the breach flags (BreachFlags()) as probabilities.
 const std::vector<std::string>& FrontierRiskMetrics();
+/// "currency" for es_975, "fraction" for the breach probabilities (FormatValue's units).
+std::string FrontierRiskUnit(const std::string& risk_metric);
+/// The axis label: "97.5% expected shortfall of cumulative P&L (a loss)" or "share of <flag>".
+std::string FrontierRiskLabel(const std::string& risk_metric);
 
 FrontierReport BuildFrontier(StressReport stress, const std::string& return_metric,
                              const std::string& risk_metric = "es_975");

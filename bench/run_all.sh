@@ -23,3 +23,5 @@ echo "== stress evaluation: baseline, all scenarios, 1000 paths x 120 months, cu
 bash bench/stress_eval.sh "$BUILD"
 echo "== decision server: wrk load test of loantwin serve (credit role; single and batched, audit log on/off) and the policy call by batch size"
 bash bench/serve_load.sh "$BUILD"
+echo "== Python module: make_vec CartPole and twin steps/s vs the C++ benchmarks"
+PYTHONPATH="$BUILD/python" /usr/bin/python3 bench/python_env_bench.py --build "$BUILD"

@@ -18,13 +18,16 @@ LIBRARIES=(
   libgloo-dev
   protobuf-compiler libprotobuf-dev
 )
+# The Python module (python/, docs/python.md): pybind11 builds it against Debian's python3;
+# its tests and examples use numpy and torch (Debian's python3-torch, the same 1.13 as libtorch).
+PYTHON=(python3-dev pybind11-dev python3-numpy python3-torch)
 # Programs the tool drives: gnuplot draws the stress-report and frontier charts; wrk is the
 # load generator of bench/serve_load.sh.
 PROGRAMS=(gnuplot-nox wrk)
 # The toolchain, for machines that lack it; clang with its runtime builds the libFuzzer targets
 # (scripts/fuzz.sh, run by the tests for a bounded time).
 TOOLCHAIN=(g++ make cmake clang libclang-rt-14-dev)
-PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}" "${PROGRAMS[@]}")
+PACKAGES=("${TOOLCHAIN[@]}" "${LIBRARIES[@]}" "${PYTHON[@]}" "${PROGRAMS[@]}")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 
 from . import spaces as _spaces
-from .vector import make_native, native_args
+from .vector import check_fallbacks, make_native, native_args
 
 
 class _MultiAgentBase:
@@ -64,6 +64,7 @@ class _MultiAgentBase:
             raise ValueError(f"agents lists a role twice: {driven}")
         # Keep the environment's top-down order whatever order the caller gave.
         self._driven_order = [n for n in self.possible_agents if n in driven]
+        check_fallbacks(self._fallback, self.possible_agents, self._driven_order)
         self._policies = {}
         for r, role in enumerate(self.possible_agents):
             if role in self._driven_order:

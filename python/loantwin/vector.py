@@ -76,6 +76,18 @@ def make_native(args, seed):
                          _guardrails_text(args["guardrails"]))
 
 
+def check_fallbacks(fallback, role_names, driven):
+    """A fallback dict names only roles of the environment that are not driven."""
+    if not isinstance(fallback, dict):
+        return
+    for role in fallback:
+        if role not in role_names:
+            raise KeyError(f"fallback names no role of this environment: {role!r} "
+                           f"(roles: {role_names})")
+        if role in driven:
+            raise ValueError(f"fallback for {role!r}, which is driven from Python")
+
+
 def default_role(env_name, role_names):
     """The role make_vec drives when none is named: the only one, or the twin's credit role."""
     if len(role_names) == 1:
@@ -113,6 +125,7 @@ class VectorEnv(_VectorBase):
         role = self._role_name if self._role_name is not None \
             else default_role(self._args["env_id"], names)
         r = env.role_index(role)
+        check_fallbacks(self._fallback, names, [names[r]])
         for k in range(env.num_roles):
             if k != r:
                 if isinstance(self._fallback, dict):

@@ -105,6 +105,14 @@ class Parallel(unittest.TestCase):
             loantwin.parallel_env("twin", config=CONFIG, agents=["lending"])
         with self.assertRaisesRegex(ValueError, "fallback"):
             loantwin.parallel_env("twin", config=CONFIG, agents=["credit"], fallback="greedy")
+        with self.assertRaisesRegex(KeyError, "fallback names no role.*'lending'"):
+            loantwin.parallel_env("twin", config=CONFIG, agents=["credit"],
+                                  fallback={"lending": "random"})
+        with self.assertRaisesRegex(ValueError, "fallback for 'credit', which is driven"):
+            loantwin.parallel_env("twin", config=CONFIG, agents=["credit"],
+                                  fallback={"credit": "random"})
+        with self.assertRaisesRegex(KeyError, "fallback names no role"):
+            loantwin.make_vec("twin", config=CONFIG, fallback={"riks": "random"})
         with self.assertRaisesRegex(ValueError, "twice"):
             loantwin.parallel_env("twin", config=CONFIG, agents=["credit", "credit"])
 

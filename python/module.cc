@@ -168,10 +168,13 @@ class PyEnv {
   }
 
   /// A numpy array viewing `ptr` (rows = instances); read-only unless `writeable`. Its base is
-  /// this object, which therefore outlives the array.
+  /// this object, which therefore outlives the array. Only buffers the environment rewrites in
+  /// full every step and never reads (rewards, reward vectors, terminated, truncated) are
+  /// writeable, so in-place transforms (Gymnasium's reward wrappers) work and cannot change
+  /// the environment; observations and masks, which it reads or writes in part, are read-only.
   template <typename T>
   py::array View(const T* ptr, std::vector<py::ssize_t> shape, py::handle self,
-                 const char* dtype = nullptr) const {
+                 const char* dtype = nullptr, bool writeable = false) const {
     py::dtype dt = dtype ? py::dtype(dtype) : py::dtype::of<T>();
     std::vector<py::ssize_t> strides(shape.size());
     py::ssize_t stride = static_cast<py::ssize_t>(sizeof(T));
@@ -180,7 +183,8 @@ class PyEnv {
       stride *= shape[k];
     }
     py::array a(dt, shape, strides, ptr, self);
-    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    if (!writeable)
+      py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
     return a;
   }
 
@@ -422,7 +426,7 @@ PYBIND11_MODULE(_loantwin, m) {
            [](py::object self, const py::object& role) {
              PyEnv& e = self.cast<PyEnv&>();
              const int r = e.RoleIndex(role);
-             return e.View(e.env().rewards(r), {e.env().num_envs()}, self);
+             return e.View(e.env().rewards(r), {e.env().num_envs()}, self, nullptr, true);
            })
       .def("reward_vectors",
            [](py::object self, const py::object& role) {
@@ -431,17 +435,18 @@ PYBIND11_MODULE(_loantwin, m) {
              const auto& env = e.env();
              return e.View(
                  env.reward_vectors(r),
-                 {env.num_envs(), static_cast<py::ssize_t>(env.role(r).objectives.size())}, self);
+                 {env.num_envs(), static_cast<py::ssize_t>(env.role(r).objectives.size())}, self,
+                 nullptr, true);
            })
       .def("terminated",
            [](py::object self) {
              PyEnv& e = self.cast<PyEnv&>();
-             return e.View(e.env().terminated(), {e.env().num_envs()}, self, "?");
+             return e.View(e.env().terminated(), {e.env().num_envs()}, self, "?", true);
            })
       .def("truncated",
            [](py::object self) {
              PyEnv& e = self.cast<PyEnv&>();
-             return e.View(e.env().truncated(), {e.env().num_envs()}, self, "?");
+             return e.View(e.env().truncated(), {e.env().num_envs()}, self, "?", true);
            })
       .def("episode_steps",
            [](py::object self) {

@@ -34,6 +34,13 @@ import warnings
 import numpy as np
 
 from . import spaces as _spaces
+
+try:  # pragma: no cover - depends on the machine
+    import pettingzoo as _pz
+
+    _ParallelBase, _AECBase = _pz.ParallelEnv, _pz.AECEnv
+except ImportError:  # pragma: no cover
+    _ParallelBase = _AECBase = object
 from .vector import check_fallbacks, make_native, native_args
 
 
@@ -95,13 +102,27 @@ class _MultiAgentBase:
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._raw_term, self._raw_trunc = term, trunc
         self._infos = {
-            n: {"action_mask": sq(env.action_masks(n)), "acting": sq(env.acting(n)),
+            n: {"action_mask": self._sample_mask(n, sq(env.action_masks(n))),
+                "mask": sq(env.action_masks(n)), "acting": sq(env.acting(n)),
                 "reward_vector": sq(env.reward_vectors(n)),
                 "final_obs": sq(env.final_observations(n)), "_final_obs": sq(self._done),
                 "adjusted": 0}
             for n in self.possible_agents}
         self.agents = []
         self._over = False
+
+    def _sample_mask(self, role, flat):
+        """info["action_mask"]: with one instance, the form Gymnasium's space.sample(mask) and
+        PettingZoo's API test take (int8; a tuple of one array per component for
+        MultiDiscrete), as views of the mask buffer; otherwise the flat bool [N, width] mask."""
+        if not self.squeeze:
+            return flat
+        spec = self._specs[role]
+        m = flat.view(np.int8)
+        if not spec["multi_discrete"]:
+            return m
+        offsets = np.cumsum([0] + list(spec["nvec"]))
+        return tuple(m[offsets[k]:offsets[k + 1]] for k in range(len(spec["nvec"])))
 
     @staticmethod
     def _env_feature_names(env, role):
@@ -185,7 +206,7 @@ def _check_options(options):
                       stacklevel=3)
 
 
-class ParallelEnv(_MultiAgentBase):
+class ParallelEnv(_MultiAgentBase, _ParallelBase):
     """PettingZoo Parallel API: every driven role acts at once (see the module docstring)."""
 
     def reset(self, seed=None, options=None):
@@ -240,7 +261,7 @@ class ParallelEnv(_MultiAgentBase):
         return obs, rew, term, trunc, infos
 
 
-class AECEnv(_MultiAgentBase):
+class AECEnv(_MultiAgentBase, _AECBase):
     """PettingZoo AEC API: driven roles act one after another, top-down, each on the observation
     and mask after the roles above decided; the month advances after the last driven role.
 
@@ -312,6 +333,8 @@ class AECEnv(_MultiAgentBase):
                 raise ValueError(f"{agent!r} is done: the only valid action is None")
             i = self.agents.index(agent)
             self.agents.remove(agent)
+            for n in self.agents:
+                self.rewards[n] = 0.0
             for d in (self.rewards, self.terminations, self.truncations, self.infos,
                       self._cumulative_rewards):
                 d.pop(agent, None)
@@ -330,6 +353,9 @@ class AECEnv(_MultiAgentBase):
             self._cumulative_rewards[agent].fill(0.0)
         self._cursor = self.possible_agents.index(agent) + 1
         self._next += 1
+        if self.squeeze:  # PettingZoo: rewards holds what this step() generated
+            for n in self.agents:
+                self.rewards[n] = 0.0
         if self._next == len(self.agents):
             # The month: the remaining roles fall back, then every role's reward accrues.
             self._decide_until_end()

@@ -6,7 +6,9 @@ first observation of a new episode where one ended, and ``info["final_obs"]`` ho
 observation of the finished one (rows valid where ``info["_final_obs"]``).
 
 Zero copy: ``obs``, ``rewards``, ``terminated``, ``truncated`` and the arrays in ``info`` are
-read-only numpy views of the environment's own buffers, the same array objects on every call.
+numpy views of the environment's own buffers, the same array objects on every call (observations
+and masks read-only; rewards and flags writeable for in-place transforms - the environment
+rewrites them every step).
 They are overwritten by the next ``reset`` or ``step``: copy what you keep (``obs.copy()``,
 ``torch.as_tensor(obs).clone()``). ``reset(seed=...)`` rebuilds the environment, so arrays
 returned before it keep the old environment's final values and new ones are returned.
@@ -188,7 +190,7 @@ class VectorEnv(_VectorBase):
         self._ep_return.fill(0.0)
         self._ep_length.fill(0)
         self._has_reset = True
-        return self._obs, self._info
+        return self._obs, self._fresh_info()
 
     def step(self, actions):
         """Applies one action per instance ([num_envs] for Discrete, [num_envs, dims] for
@@ -207,7 +209,14 @@ class VectorEnv(_VectorBase):
         np.copyto(self._final_length, self._ep_length, where=self._done)
         np.copyto(self._ep_return, 0.0, where=self._done)
         np.copyto(self._ep_length, 0, where=self._done)
-        return self._obs, self._rew, self._term, self._trunc, self._info
+        return self._obs, self._rew, self._term, self._trunc, self._fresh_info()
+
+    def _fresh_info(self):
+        """A new dict per call holding the same arrays: wrappers (Gymnasium's
+        RecordEpisodeStatistics) add keys to the info they get, which must not carry over."""
+        info = dict(self._info)
+        info["final_info"] = dict(self._info["final_info"])
+        return info
 
     def close(self, **kwargs):
         self.closed = True

@@ -32,7 +32,7 @@ class Parallel(unittest.TestCase):
             for a in env.agents:
                 self.assertTrue(env.observation_space(a).contains(obs[a]), a)
             acting_risk.append(bool(infos["risk"]["acting"]))
-            actions = {a: random_actions(rng, env.action_space(a), infos[a]["action_mask"])
+            actions = {a: random_actions(rng, env.action_space(a), infos[a]["mask"])
                        for a in env.agents}
             obs, rew, term, trunc, infos = env.step(actions)
             self.assertEqual(set(rew), set(ROLES))
@@ -52,7 +52,7 @@ class Parallel(unittest.TestCase):
         for t in range(12):
             acts = {}
             for a in ["pricing", "credit"]:
-                m = infos[a]["action_mask"]
+                m = infos[a]["mask"]
                 acts[a] = np.stack([np.argmax(m[i].reshape(5, -1), axis=1) for i in range(3)])
                 acts[a] = acts[a].astype(np.int32)
             native.act("pricing", acts["pricing"])
@@ -70,7 +70,7 @@ class Parallel(unittest.TestCase):
         obs, infos = env.reset()
 
         def top_budgets():  # the highest budget the mask shown allows, per product
-            mask = infos["portfolio"]["action_mask"].reshape(4, 5, 8)
+            mask = infos["portfolio"]["mask"].reshape(4, 5, 8)
             return (7 - np.argmax(mask[:, :, ::-1], axis=2)).astype(np.int32)
 
         for month in range(3):  # aggressive appetite for a quarter
@@ -125,7 +125,7 @@ class EpisodeEnds(unittest.TestCase):
     def test_parallel_agents_leave_at_the_end(self):
         env = loantwin.parallel_env("twin", seed=0, config=self.SHORT, agents=["credit"])
         obs, infos = env.reset(seed=0)
-        a = {"credit": np.argmax(infos["credit"]["action_mask"].reshape(5, 8), axis=1)}
+        a = {"credit": np.argmax(infos["credit"]["mask"].reshape(5, 8), axis=1)}
         for month in range(3):
             self.assertEqual(env.agents, ["credit"])
             obs, rew, term, trunc, infos = env.step(a)
@@ -157,7 +157,7 @@ class EpisodeEnds(unittest.TestCase):
                 env.step(None)
                 nones += 1
             else:
-                env.step(random_actions(rng, env.action_space(agent), info["action_mask"]))
+                env.step(random_actions(rng, env.action_space(agent), info["mask"]))
             steps += 1
         self.assertEqual((steps, nones), (5 * 3 + 5, 5))
         self.assertEqual(env.agents, [])
@@ -176,11 +176,11 @@ class AEC(unittest.TestCase):
             if agent == "risk":
                 action = np.int64(steps % 5)
             else:
-                action = random_actions(rng, env.action_space(agent), info["action_mask"])
+                action = random_actions(rng, env.action_space(agent), info["mask"])
             if agent == "portfolio":
                 # The risk appetite decided this month bounds the budgets shown now.
                 cap = [1, 2, 4, 6, 7][int(env.native.actions("risk")[0, 0])]
-                mask = info["action_mask"].reshape(5, 8)
+                mask = info["mask"].reshape(5, 8)
                 self.assertFalse(np.any(mask[:, cap + 1:]), (cap, mask))
             env.step(action)
             steps += 1
@@ -199,7 +199,7 @@ class AEC(unittest.TestCase):
         for agent in env.agent_iter(max_iter=4):
             obs, reward, term, trunc, info = env.last()
             self.assertEqual(agent, "credit")
-            env.step(np.argmax(info["action_mask"].reshape(5, 8), axis=1))
+            env.step(np.argmax(info["mask"].reshape(5, 8), axis=1))
         self.assertEqual(len(calls), 5)  # the fifth month's pricing has decided
         self.assertTrue(np.all(env.native.actions("pricing") == 4))
 

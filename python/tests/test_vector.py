@@ -134,9 +134,25 @@ class CartPoleVector(unittest.TestCase):
         outs = env.step(actions)
         for _ in range(10):
             outs2 = env.step(actions)
-            for x, y in zip(outs, outs2):
-                self.assertIs(x, y)  # the same objects every step
+            for x, y in zip(outs[:4], outs2[:4]):
+                self.assertIs(x, y)  # the same arrays every step
+            for key, value in outs[4].items():
+                if isinstance(value, np.ndarray):
+                    self.assertIs(value, outs2[4][key], key)
+            self.assertIsNot(outs[4], outs2[4])  # a new dict: wrappers may add keys
         self.assertEqual(outs2[0].__array_interface__["data"][0], ptr)
+        # Rewards and flags may be transformed in place (Gymnasium's reward wrappers do): the
+        # environment rewrites them in full every step and never reads them.
+        rew, term = outs2[1], outs2[2]
+        self.assertTrue(rew.flags.writeable and term.flags.writeable)
+        self.assertFalse(info["action_mask"].flags.writeable)
+        rew[:] = -5.0
+        term[:] = True
+        obs_before = obs.copy()
+        _, rew2, term2, _, _ = env.step(actions)
+        self.assertTrue(np.all(rew2 == 1.0))
+        self.assertFalse(np.array_equal(obs, obs_before))
+        self.assertLess(int(term2.sum()), 256)
         tracemalloc.start()
         try:
             env.step(actions)

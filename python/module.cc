@@ -15,6 +15,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/config_error.h"
@@ -286,6 +287,32 @@ py::dict RoleDict(const RoleSpec& s) {
   return d;
 }
 
+/// Defines `name(role)` on the Env class: a read-only (unless writeable) view of the per-role
+/// buffer get(env, r), shaped [num_envs, width(env, r)], or [num_envs] when width is nullptr.
+/// Views are created once per call, keep the Env alive and are overwritten by every reset/step.
+template <typename Get, typename Width>
+void DefRoleView(py::class_<PyEnv>& cls, const char* name, Get get, Width width,
+                 const char* dtype = nullptr, bool writeable = false) {
+  cls.def(name, [get, width, dtype, writeable](py::object self, const py::object& role) {
+    PyEnv& e = self.cast<PyEnv&>();
+    const int r = e.RoleIndex(role);
+    const MultiAgentEnv& env = e.env();
+    std::vector<py::ssize_t> shape{env.num_envs()};
+    if constexpr (!std::is_same_v<Width, std::nullptr_t>) shape.push_back(width(env, r));
+    return e.View(get(env, r), shape, self, dtype, writeable);
+  });
+}
+
+/// Defines `name()` on the Env class: a view of the per-instance buffer get(env), [num_envs].
+template <typename Get>
+void DefEnvView(py::class_<PyEnv>& cls, const char* name, Get get, const char* dtype = nullptr,
+                bool writeable = false) {
+  cls.def(name, [get, dtype, writeable](py::object self) {
+    PyEnv& e = self.cast<PyEnv&>();
+    return e.View(get(e.env()), {e.env().num_envs()}, self, dtype, writeable);
+  });
+}
+
 }  // namespace
 }  // namespace loantwin
 
@@ -296,13 +323,13 @@ PYBIND11_MODULE(_loantwin, m) {
   py::register_exception<loantwin::ConfigError>(m, "ConfigError", PyExc_ValueError);
   m.def("registered_envs", &loantwin::RegisteredEnvs, "Names of the registered environments.");
 
-  py::class_<PyEnv>(m, "Env")
-      .def(py::init<const std::string&, int, uint64_t, int, int, const std::string&,
-                    const std::string&, const std::string&, const std::string&>(),
-           py::arg("name"), py::arg("num_envs") = 1, py::arg("seed") = 0, py::arg("threads") = 1,
-           py::arg("max_episode_steps") = 0, py::arg("config_text") = "",
-           py::arg("config_file") = "", py::arg("config_name") = "<config>",
-           py::arg("guardrails_text") = "")
+  py::class_<PyEnv> cls(m, "Env");
+  cls.def(py::init<const std::string&, int, uint64_t, int, int, const std::string&,
+                   const std::string&, const std::string&, const std::string&>(),
+          py::arg("name"), py::arg("num_envs") = 1, py::arg("seed") = 0, py::arg("threads") = 1,
+          py::arg("max_episode_steps") = 0, py::arg("config_text") = "",
+          py::arg("config_file") = "", py::arg("config_name") = "<config>",
+          py::arg("guardrails_text") = "")
       .def_property_readonly("name", [](const PyEnv& e) { return e.env().name(); })
       .def_property_readonly("num_envs", [](const PyEnv& e) { return e.env().num_envs(); })
       .def_property_readonly("num_roles", [](const PyEnv& e) { return e.env().num_roles(); })
@@ -369,92 +396,45 @@ PYBIND11_MODULE(_loantwin, m) {
             return out;
           },
           "Per-instance metrics of the last step, [num_envs, len(metric_names)] (a copy).")
-      .def("instance_labels",
-           [](const PyEnv& e) {
-             std::vector<std::string> out;
-             for (int i = 0; i < e.env().num_envs(); ++i) out.push_back(e.env().instance_label(i));
-             return out;
-           })
-      // Views of the environment's buffers (created once per call; valid while the Env lives,
-      // overwritten by every reset and step).
-      .def("observations",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             const auto& env = e.env();
-             return e.View(env.observations(r), {env.num_envs(), env.role(r).obs_dim()}, self);
-           })
-      .def(
-          "final_observations",
-          [](py::object self, const py::object& role) {
-            PyEnv& e = self.cast<PyEnv&>();
-            const int r = e.RoleIndex(role);
-            const auto& env = e.env();
-            return e.View(env.final_observations(r), {env.num_envs(), env.role(r).obs_dim()}, self);
-          })
-      .def("action_masks",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             const auto& env = e.env();
-             return e.View(env.action_masks(r),
-                           {env.num_envs(), env.role(r).action_space.mask_width()}, self, "?");
-           })
-      .def("final_action_masks",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             const auto& env = e.env();
-             return e.View(env.final_action_masks(r),
-                           {env.num_envs(), env.role(r).action_space.mask_width()}, self, "?");
-           })
-      .def("acting",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             return e.View(e.env().acting(r), {e.env().num_envs()}, self, "?");
-           })
-      .def("actions",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             const auto& env = e.env();
-             return e.View(env.actions(r), {env.num_envs(), env.role(r).action_space.action_dims()},
-                           self);
-           })
-      .def("rewards",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             return e.View(e.env().rewards(r), {e.env().num_envs()}, self, nullptr, true);
-           })
-      .def("reward_vectors",
-           [](py::object self, const py::object& role) {
-             PyEnv& e = self.cast<PyEnv&>();
-             const int r = e.RoleIndex(role);
-             const auto& env = e.env();
-             return e.View(
-                 env.reward_vectors(r),
-                 {env.num_envs(), static_cast<py::ssize_t>(env.role(r).objectives.size())}, self,
-                 nullptr, true);
-           })
-      .def("terminated",
-           [](py::object self) {
-             PyEnv& e = self.cast<PyEnv&>();
-             return e.View(e.env().terminated(), {e.env().num_envs()}, self, "?", true);
-           })
-      .def("truncated",
-           [](py::object self) {
-             PyEnv& e = self.cast<PyEnv&>();
-             return e.View(e.env().truncated(), {e.env().num_envs()}, self, "?", true);
-           })
-      .def("episode_steps",
-           [](py::object self) {
-             PyEnv& e = self.cast<PyEnv&>();
-             return e.View(e.env().episode_steps(), {e.env().num_envs()}, self);
-           })
-      .def("episodes", [](py::object self) {
-        PyEnv& e = self.cast<PyEnv&>();
-        return e.View(e.env().episodes(), {e.env().num_envs()}, self);
+      .def("instance_labels", [](const PyEnv& e) {
+        std::vector<std::string> out;
+        for (int i = 0; i < e.env().num_envs(); ++i) out.push_back(e.env().instance_label(i));
+        return out;
       });
+  // Views of the environment's buffers (see DefRoleView / DefEnvView).
+  using Env = loantwin::MultiAgentEnv;
+  using loantwin::DefEnvView;
+  using loantwin::DefRoleView;
+  const auto obs_dim = [](const Env& env, int r) { return env.role(r).obs_dim(); };
+  const auto mask_width = [](const Env& env, int r) {
+    return env.role(r).action_space.mask_width();
+  };
+  DefRoleView(
+      cls, "observations", [](const Env& env, int r) { return env.observations(r); }, obs_dim);
+  DefRoleView(
+      cls, "final_observations", [](const Env& env, int r) { return env.final_observations(r); },
+      obs_dim);
+  DefRoleView(
+      cls, "action_masks", [](const Env& env, int r) { return env.action_masks(r); }, mask_width,
+      "?");
+  DefRoleView(
+      cls, "final_action_masks", [](const Env& env, int r) { return env.final_action_masks(r); },
+      mask_width, "?");
+  DefRoleView(
+      cls, "acting", [](const Env& env, int r) { return env.acting(r); }, nullptr, "?");
+  DefRoleView(
+      cls, "actions", [](const Env& env, int r) { return env.actions(r); },
+      [](const Env& env, int r) { return env.role(r).action_space.action_dims(); });
+  DefRoleView(
+      cls, "rewards", [](const Env& env, int r) { return env.rewards(r); }, nullptr, nullptr, true);
+  DefRoleView(
+      cls, "reward_vectors", [](const Env& env, int r) { return env.reward_vectors(r); },
+      [](const Env& env, int r) { return static_cast<int>(env.role(r).objectives.size()); },
+      nullptr, true);
+  DefEnvView(
+      cls, "terminated", [](const Env& env) { return env.terminated(); }, "?", true);
+  DefEnvView(
+      cls, "truncated", [](const Env& env) { return env.truncated(); }, "?", true);
+  DefEnvView(cls, "episode_steps", [](const Env& env) { return env.episode_steps(); });
+  DefEnvView(cls, "episodes", [](const Env& env) { return env.episodes(); });
 }

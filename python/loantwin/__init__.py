@@ -24,7 +24,7 @@ from ._loantwin import ConfigError, Env, registered_envs
 from ._loantwin import __version__
 from .multiagent import AECEnv, ParallelEnv, aec_env, parallel_env
 from .spaces import HAVE_GYMNASIUM
-from .vector import VectorEnv, make_vec
+from .vector import VectorEnv, check_policy_features, make_vec
 
 __all__ = [
     "AECEnv", "ConfigError", "Env", "ParallelEnv", "TorchScriptPolicy", "VectorEnv",
@@ -81,10 +81,7 @@ def _run_paths(config, paths, months, seed, threads, policies, guardrails):
     if months > env.max_episode_steps:
         raise ValueError(f"months must be <= the horizon ({env.max_episode_steps}), got {months}")
     for role, policy in policies.items():
-        expected = getattr(policy, "feature_names", None)
-        if expected is not None and list(expected) != list(env.role(role)["feature_names"]):
-            raise ValueError(f"the policy for {role!r} was exported for other observation "
-                             f"features than this twin's")
+        check_policy_features(policy, env, role)
     names = list(env.metric_names)
     out = np.full((len(names), paths, months), np.nan)
     alive = np.ones(paths, dtype=bool)

@@ -41,7 +41,7 @@ try:  # pragma: no cover - depends on the machine
     _ParallelBase, _AECBase = _pz.ParallelEnv, _pz.AECEnv
 except ImportError:  # pragma: no cover
     _ParallelBase = _AECBase = object
-from .vector import check_fallbacks, make_native, native_args
+from .vector import check_fallbacks, check_policy_features, make_native, native_args
 
 
 class _MultiAgentBase:
@@ -79,10 +79,7 @@ class _MultiAgentBase:
             fb = self._fallback.get(role, "baseline") if isinstance(self._fallback, dict) \
                 else self._fallback
             if callable(fb):
-                names = getattr(fb, "feature_names", None)
-                if names is not None and list(names) != self._env_feature_names(env, role):
-                    raise ValueError(f"the policy for {role!r} was exported for other features "
-                                     f"than this environment's (feature names differ)")
+                check_policy_features(fb, env, role)
                 self._policies[role] = fb
             else:
                 env.set_fallback(r, fb)
@@ -123,10 +120,6 @@ class _MultiAgentBase:
             return m
         offsets = np.cumsum([0] + list(spec["nvec"]))
         return tuple(m[offsets[k]:offsets[k + 1]] for k in range(len(spec["nvec"])))
-
-    @staticmethod
-    def _env_feature_names(env, role):
-        return list(env.role(role)["feature_names"])
 
     # -- PettingZoo attributes ---------------------------------------------------------------
     def observation_space(self, agent):
@@ -287,7 +280,6 @@ class AECEnv(_MultiAgentBase, _AECBase):
             self._cumulative_rewards = {n: np.zeros(self.num_envs, np.float64)
                                         for n in self.agents}
         self.infos = {n: self._infos[n] for n in self.agents}
-        self._next = 0
         self._cursor = 0
         self._decide_until(self.agents[0])
         self.agent_selection = self.agents[0]
@@ -352,11 +344,11 @@ class AECEnv(_MultiAgentBase, _AECBase):
         else:
             self._cumulative_rewards[agent].fill(0.0)
         self._cursor = self.possible_agents.index(agent) + 1
-        self._next += 1
+        nxt = self.agents.index(agent) + 1  # the next driven agent, in top-down order
         if self.squeeze:  # PettingZoo: rewards holds what this step() generated
             for n in self.agents:
                 self.rewards[n] = 0.0
-        if self._next == len(self.agents):
+        if nxt == len(self.agents):
             # The month: the remaining roles fall back, then every role's reward accrues.
             self._decide_until_end()
             self._env.step()
@@ -370,13 +362,13 @@ class AECEnv(_MultiAgentBase, _AECBase):
                 else:
                     np.add(self._cumulative_rewards[n], self._rew[n],
                            out=self._cumulative_rewards[n])
-            self._next = 0
+            nxt = 0
             self._cursor = 0
             if self.squeeze and bool(self._done[0]):
                 self._over = True
                 self.agent_selection = self.agents[0]
                 return
-        self.agent_selection = self.agents[self._next]
+        self.agent_selection = self.agents[nxt]
         self._decide_until(self.agent_selection)
 
 

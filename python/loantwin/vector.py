@@ -90,6 +90,15 @@ def check_fallbacks(fallback, role_names, driven):
             raise ValueError(f"fallback for {role!r}, which is driven from Python")
 
 
+def check_policy_features(policy, env, role):
+    """A policy that names its observation features (an exported one) must have been exported
+    for this environment's features of `role`."""
+    names = getattr(policy, "feature_names", None)
+    if names is not None and list(names) != list(env.role(role)["feature_names"]):
+        raise ValueError(f"the policy for {role!r} was exported for other observation features "
+                         f"than this environment's (feature names differ)")
+
+
 def default_role(env_name, role_names):
     """The role make_vec drives when none is named: the only one, or the twin's credit role."""
     if len(role_names) == 1:

@@ -56,5 +56,6 @@ Runner RegisterFrontier(CLI::App& app);
 Runner RegisterSweep(CLI::App& app);
 Runner RegisterServe(CLI::App& app);
 Runner RegisterAudit(CLI::App& app);
+Runner RegisterLaunch(CLI::App& app);
 
 }  // namespace loantwin::cli

@@ -11,8 +11,10 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/distributed_common.h"
 #include "cli/stress_common.h"
 #include "core/atomic_file.h"
+#include "core/config_error.h"
 #include "report/render_util.h"
 #include "report/stress_report.h"
 #include "training/checkpoint.h"
@@ -64,6 +66,7 @@ Runner RegisterEvaluate(CLI::App& app) {
     std::string scenarios = "all", out;
     bool no_baseline = false;
     StressArgs stress;
+    DistributedArgs dist;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -81,11 +84,19 @@ Runner RegisterEvaluate(CLI::App& app) {
   cmd->add_option("--out", a->out,
                   "report directory (default: <first run>/report, or ./stress-report)");
   AddStressOptions(cmd, a->stress);
+  AddDistributedOptions(cmd, a->dist);
   return [a] {
+    Collective* group = JoinProcessGroup(a->dist);
     // A single run of an environment without scenarios: returns against the fallbacks.
     if (a->policies.size() == 1 && fs::is_regular_file(a->policies[0] + "/config.yaml")) {
       const ExperimentConfig c = ExperimentConfig::Load(a->policies[0] + "/config.yaml");
-      if (c.env_name != "twin") return EvaluateReturns(a->policies[0], a->stress, a->out);
+      if (c.env_name != "twin") {
+        if (group)
+          throw ConfigError("--distributed evaluates the twin's stress scenarios; " +
+                            a->policies[0] + " is a " + c.env_name +
+                            " run (evaluate it without --distributed)");
+        return EvaluateReturns(a->policies[0], a->stress, a->out);
+      }
     }
     std::vector<std::string> specs = a->policies;
     const bool has_baseline = std::any_of(specs.begin(), specs.end(), [](const std::string& s) {
@@ -106,10 +117,13 @@ Runner RegisterEvaluate(CLI::App& app) {
           break;
         }
     }
-    const StressReport report = RunStressWithProgress(policies, scenarios, a->stress);
-    PrintStressSummary(report);
-    const auto files = WriteStressReport(report, out, !a->stress.no_charts);
-    fmt::print("\nwrote {}/report.json, report.md, report.html ({} files)\n", out, files.size());
+    const StressReport report = RunStressWithProgress(policies, scenarios, a->stress, group);
+    if (group == nullptr || group->rank() == 0) {
+      PrintStressSummary(report);
+      const auto files = WriteStressReport(report, out, !a->stress.no_charts);
+      fmt::print("\nwrote {}/report.json, report.md, report.html ({} files)\n", out, files.size());
+    }
+    if (group) group->Barrier();  // no rank leaves before rank 0 has written the report
     return 0;
   };
 }

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/distributed_common.h"
 #include "core/config_error.h"
 #include "core/version.h"
 #include "env/twin/twin.h"
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterSweep);
   add(loantwin::cli::RegisterServe);
   add(loantwin::cli::RegisterAudit);
+  add(loantwin::cli::RegisterLaunch);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;
@@ -57,18 +59,26 @@ int main(int argc, char** argv) {
               << " --help)\n";
     return 2;
   }
+  // A rank of a distributed run that fails tells the others why (they name it), then leaves.
+  auto fail = [](const std::exception& e, int code) {
+    std::cerr << "error: " << e.what() << "\n";
+    loantwin::cli::ReportFailure(e.what());
+    loantwin::cli::LeaveProcessGroup();
+    return code;
+  };
   try {
     for (auto& [sub, run] : commands)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        const int code = run();
+        loantwin::cli::LeaveProcessGroup();
+        return code;
+      }
   } catch (const loantwin::ConfigError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
+    return fail(e, 2);
   } catch (const loantwin::InvariantError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 3;
+    return fail(e, 3);
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    return fail(e, 1);
   }
   return 0;
 }

@@ -59,8 +59,9 @@ std::vector<std::unique_ptr<StressPolicy>> LoadPolicies(const std::vector<std::s
 
 StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
                                    const std::vector<std::string>& scenarios,
-                                   const StressArgs& args) {
+                                   const StressArgs& args, Collective* group) {
   StressOptions o;
+  o.group = group;
   o.scenarios = scenarios;
   o.paths = args.paths;
   o.exact_band_paths = args.exact_band_paths;
@@ -70,11 +71,13 @@ StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolic
   o.threads = args.threads > 0 ? args.threads
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   o.batch = args.batch;
-  const bool tty = ::isatty(STDERR_FILENO);
+  const bool root = group == nullptr || group->rank() == 0;
+  const bool tty = ::isatty(STDERR_FILENO) && root;
   const auto t0 = std::chrono::steady_clock::now();
   auto last = t0 - std::chrono::seconds(10);
   int last_logged = -1;
   o.progress = [&](const StressProgress& p) {
+    if (!root) return;
     const auto now = std::chrono::steady_clock::now();
     const double frac = p.total > 0 ? static_cast<double>(p.done) / p.total : 1.0;
     const double elapsed = std::chrono::duration<double>(now - t0).count();

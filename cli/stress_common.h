@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "report/stress_report.h"
 #include "training/stress.h"
 
@@ -27,9 +28,10 @@ void AddStressOptions(CLI::App* cmd, StressArgs& args);
 std::vector<std::unique_ptr<StressPolicy>> LoadPolicies(const std::vector<std::string>& specs,
                                                         const StressArgs& args);
 /// RunStress with a progress bar over paths x scenarios x policies (on a terminal) or log lines.
+/// With a group (distributed evaluation) only rank 0 shows progress and gets the report.
 StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
                                    const std::vector<std::string>& scenarios,
-                                   const StressArgs& args);
+                                   const StressArgs& args, Collective* group = nullptr);
 void PrintStressSummary(const StressReport& report);
 
 }  // namespace loantwin::cli

@@ -3,6 +3,7 @@
 #   core -> spaces, rewards -> env/twin -> env -> report -> agents -> training -> cli
 #                                                         agents -> serve -> cli
 #                                              env -> python (the Python module: no LibTorch)
+#   core -> distributed (c10d, behind core/collective.h) -> cli
 #
 # A library may include its own headers and those of the libraries below it. tests/ and bench/
 # may include anything. Usage: cmake -DROOT=<source dir> -P cmake/check_layers.cmake
@@ -13,7 +14,7 @@ endif()
 get_filename_component(ROOT "${ROOT}" ABSOLUTE)
 
 # Longest prefixes first, so env/twin/x.h belongs to env/twin rather than env.
-set(LAYERS env/twin core spaces rewards env report agents training serve cli python)
+set(LAYERS env/twin core spaces rewards env report agents training distributed serve cli python)
 set(ALLOWED_core core)
 set(ALLOWED_spaces core spaces)
 set(ALLOWED_rewards core rewards)
@@ -22,8 +23,9 @@ set(ALLOWED_env core spaces rewards env/twin env)
 set(ALLOWED_report core spaces rewards env/twin env report)
 set(ALLOWED_agents core spaces rewards env/twin env agents)
 set(ALLOWED_training core spaces rewards env/twin env report agents training)
+set(ALLOWED_distributed core distributed)
 set(ALLOWED_serve core spaces rewards env/twin env agents serve)
-set(ALLOWED_cli env/twin core spaces rewards env report agents training serve cli)
+set(ALLOWED_cli env/twin core spaces rewards env report agents training distributed serve cli)
 set(ALLOWED_python core spaces rewards env/twin env python)
 
 function(layer_of path out)

@@ -26,24 +26,32 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
   c.check_invariants = o.twin.check_invariants;
   c.count_invariant_breaches = o.twin.count_invariant_breaches;
   for (const auto& g : c.guardrails) run.guardrail_names.push_back(g.name);
+  if (o.shards < 1 || o.shard < 0 || o.shard >= o.shards)
+    throw std::invalid_argument("Monte Carlo shard " + std::to_string(o.shard) + " of " +
+                                std::to_string(o.shards));
+  if (o.shards > 1 && !o.sink)
+    throw std::invalid_argument("a sharded Monte Carlo run streams its paths to a sink");
+  // The rewards' layout (roles, objectives), sized for every path whichever batches run here.
+  auto init_rewards = [&](const TwinEnv& env) {
+    RoleRewards& rr = run.rewards;
+    rr.objectives = env.role(0).objectives;
+    for (int r = 0; r < env.num_roles(); ++r) {
+      rr.roles.push_back(env.role(r).name);
+      rr.objective_sums.emplace_back(static_cast<size_t>(o.paths) * rr.objectives.size(), 0.0);
+      rr.returns.emplace_back(o.paths, 0.0);
+    }
+  };
   std::vector<int32_t> actions;
   std::vector<double> resolved_rows;  ///< [instance][metric]: failed paths as resolved
-  for (int start = 0; start < o.paths; start += o.batch) {
+  for (int start = 0, b = 0; start < o.paths; start += o.batch, ++b) {
+    if (b % o.shards != o.shard) continue;
     EnvOptions eo;
     eo.num_envs = std::min(o.batch, o.paths - start);
     eo.num_threads = std::min(o.threads, eo.num_envs);
     eo.seed = o.seed;
     eo.instance_offset = start;
     TwinEnv env(eo, c);
-    if (start == 0) {
-      RoleRewards& rr = run.rewards;
-      rr.objectives = env.role(0).objectives;
-      for (int r = 0; r < env.num_roles(); ++r) {
-        rr.roles.push_back(env.role(r).name);
-        rr.objective_sums.emplace_back(static_cast<size_t>(o.paths) * rr.objectives.size(), 0.0);
-        rr.returns.emplace_back(o.paths, 0.0);
-      }
-    }
+    if (run.rewards.roles.empty()) init_rewards(env);
     const size_t k = run.rewards.objectives.size();
     env.Reset();
     double* out = output.Batch(start);
@@ -100,6 +108,13 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
     }
     output.Done(start, eo.num_envs);
     if (o.progress) o.progress(start + eo.num_envs);
+  }
+  if (run.rewards.roles.empty()) {  // a shard without batches
+    EnvOptions eo;
+    eo.seed = o.seed;
+    TwinEnv env(eo, c);
+    init_rewards(env);
+    run.guardrail_counts.resize(env.guardrail_counts().size());
   }
   run.paths = output.Take();
   return run;

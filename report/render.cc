@@ -145,8 +145,10 @@ std::string PolicyProvenance(const PolicyInfo& p) {
 }
 
 std::string ProvenanceLine(const StressReport& r) {
-  return fmt::format("Generated {} by loantwin {} (source revision {}).", r.provenance.generated_at,
-                     r.provenance.loantwin_version, r.provenance.source_revision);
+  return fmt::format(
+      "Generated {} by loantwin {} (source revision {}){}.", r.provenance.generated_at,
+      r.provenance.loantwin_version, r.provenance.source_revision,
+      r.provenance.ranks > 1 ? fmt::format(" on {} processes", r.provenance.ranks) : std::string());
 }
 
 // ---- Markdown ----

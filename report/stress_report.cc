@@ -336,7 +336,8 @@ std::string StressReportJson(const StressReport& report) {
   j["generated_by"] = std::string("loantwin ") + LoantwinVersion();
   j["provenance"] = {{"generated_at", report.provenance.generated_at},
                      {"loantwin_version", report.provenance.loantwin_version},
-                     {"source_revision", report.provenance.source_revision}};
+                     {"source_revision", report.provenance.source_revision},
+                     {"ranks", report.provenance.ranks}};
   const StressSettings& s = report.settings;
   j["settings"] = {{"institution", s.institution},
                    {"currency", s.currency},

@@ -130,6 +130,8 @@ struct Provenance {
   /// git revision of the source tree the binary was built from ("unknown" when it cannot be
   /// read); "-dirty" when that tree has uncommitted changes.
   std::string source_revision;
+  /// Processes that ran it (distributed evaluation; 1 for one process).
+  int ranks = 1;
 };
 
 struct StressSettings {

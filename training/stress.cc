@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "agents/export_manifest.h"
+#include "core/collective.h"
 #include "core/config_error.h"
 #include "core/version.h"
 #include "env/twin/config_paths.h"
@@ -86,6 +88,81 @@ PolicyConstraint ReportConstraint(const std::string& where, const std::string& n
         fmt::format("{}: constraint '{}' reads metric '{}', which the twin does not have", where,
                     name, metric));
   return c;
+}
+
+/// One policy's run split across the group's ranks: rank r simulates the batches b with
+/// b % world == r; rank 0 reduces every batch in path order (its own as they are made, the
+/// others' as they arrive) and receives the per-path figures, so what it reduces is exactly what
+/// one process would. The other ranks return their partial run.
+PolicyRun RunShardedPolicy(const TwinEnvConfig& config, StressPolicy& policy, MonteCarloOptions mc,
+                           PolicyRunReducer* reducer, Collective& group) {
+  const int world = group.world_size(), me = group.rank();
+  const int batches = (mc.paths + mc.batch - 1) / mc.batch;
+  mc.shard = me;
+  mc.shards = world;
+  int next = 0;  // rank 0: the next batch to reduce
+  std::vector<double> buffer;
+  auto receive_until = [&](int end) {
+    for (; next < end; ++next) {
+      if (next % world == 0) continue;  // rank 0's own: reduced as it was made
+      PathBlock block;
+      block.first_path = next * mc.batch;
+      block.count = std::min(mc.batch, mc.paths - block.first_path);
+      block.months = mc.months;
+      buffer.resize(static_cast<size_t>(block.count) * mc.months * kNumMetrics);
+      group.Recv(buffer.data(), buffer.size() * sizeof(double), next % world, next);
+      block.data = buffer.data();
+      reducer->Add(block);
+    }
+  };
+  mc.sink = [&](const PathBlock& block) {
+    const int b = block.first_path / mc.batch;
+    if (me == 0) {
+      receive_until(b);
+      reducer->Add(block);
+      next = b + 1;
+    } else {
+      group.Send(block.data,
+                 static_cast<size_t>(block.count) * block.months * kNumMetrics * sizeof(double), 0,
+                 b);
+    }
+  };
+  PolicyRun run = RunPolicyMonteCarlo(config, &policy, mc);
+  if (me == 0) receive_until(batches);
+  // Per-path figures: each path is non-zero on the rank that ran it only, so the sums are exact
+  // (x + 0 == x; the sums start at +0.0 and can never be -0.0).
+  for (auto& v : run.rewards.returns) group.AllReduceSum(v.data(), v.size());
+  for (auto& v : run.rewards.objective_sums) group.AllReduceSum(v.data(), v.size());
+  std::vector<int64_t> counts;
+  for (int v : run.failed_month) counts.push_back(v);
+  for (int v : run.invariant_breaches) counts.push_back(v);
+  for (const auto& g : run.guardrail_counts)
+    counts.push_back(g.fired), counts.push_back(g.decisions);
+  group.AllReduceSum(counts.data(), counts.size());
+  size_t k = 0;
+  for (int& v : run.failed_month) v = static_cast<int>(counts[k++]);
+  for (int& v : run.invariant_breaches) v = static_cast<int>(counts[k++]);
+  for (auto& g : run.guardrail_counts) g.fired = counts[k++], g.decisions = counts[k++];
+  // The first invariant breach's message per path (rare): (path, length, bytes) records.
+  std::string mine;
+  for (size_t p = 0; p < run.first_invariant_breach.size(); ++p) {
+    const std::string& m = run.first_invariant_breach[p];
+    if (m.empty()) continue;
+    const int64_t head[2] = {static_cast<int64_t>(p), static_cast<int64_t>(m.size())};
+    mine.append(reinterpret_cast<const char*>(head), sizeof head);
+    mine += m;
+  }
+  for (const std::string& records : group.AllGather(mine)) {
+    for (size_t at = 0; at < records.size();) {
+      int64_t head[2];
+      std::memcpy(head, records.data() + at, sizeof head);
+      at += sizeof head;
+      run.first_invariant_breach[static_cast<size_t>(head[0])] =
+          records.substr(at, static_cast<size_t>(head[1]));
+      at += static_cast<size_t>(head[1]);
+    }
+  }
+  return run;
 }
 
 }  // namespace
@@ -259,6 +336,9 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
   const std::vector<std::string> scenarios = ResolveScenarios(o.scenarios);
   StressReport report;
   report.provenance = CurrentProvenance();
+  const bool distributed = o.group != nullptr && o.group->world_size() > 1;
+  const bool root = o.group == nullptr || o.group->rank() == 0;
+  if (o.group != nullptr) report.provenance.ranks = o.group->world_size();
   // Environment settings (reward weights, capital floor) of the first run, else the defaults.
   TwinEnvConfig base;
   report.settings.reward_weights_from = "defaults";
@@ -325,8 +405,14 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       // batch and the per-path figures, docs/stress-testing.md).
       PolicyRunReducer reducer(policy.info.name, o.months, k == 0, o.exact_band_paths);
       reducer.SetConstraints(policy.info.constraints);
-      mc.sink = [&](const PathBlock& block) { reducer.Add(block); };
-      const PolicyRun run = RunPolicyMonteCarlo(c, &policy, mc);
+      PolicyRun run;
+      if (distributed) {
+        run = RunShardedPolicy(c, policy, mc, &reducer, *o.group);
+        if (!root) continue;
+      } else {
+        mc.sink = [&](const PathBlock& block) { reducer.Add(block); };
+        run = RunPolicyMonteCarlo(c, &policy, mc);
+      }
       progress.done = before + static_cast<int64_t>(o.paths) * o.months;
       sr.results.push_back(reducer.Finish(run));
       report.loan_months += sr.results.back().loan_months;
@@ -338,6 +424,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
         sr.macro_paths_identical = false;
       }
     }
+    if (!root) continue;
     CompareToFirst(sr, o.seed);
     report.scenarios.push_back(std::move(sr));
   }

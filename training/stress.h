@@ -16,6 +16,7 @@
 
 namespace loantwin {
 
+class Collective;
 class Trainer;
 
 /// One policy set: roles decided by a run's agents or an export's TorchScript modules, the
@@ -61,6 +62,12 @@ struct StressOptions {
   /// Band quantiles are exact up to this many paths, a t-digest beyond (memory bound).
   int exact_band_paths = 1000;
   std::function<void(const StressProgress&)> progress;
+  /// Distributed evaluation (docs/distributed.md): the ranks split each run's batches of paths
+  /// (path i is still instance i of the seed), rank 0 reduces every path in path order and
+  /// returns the report - identical to one process's for the same seed and paths, apart from
+  /// provenance and timing; the other ranks return a report without scenarios. Every rank
+  /// calls RunStress with the same policies and options. Null: one process.
+  Collective* group = nullptr;
 };
 
 /// Expands "all" and checks every scenario loads (ConfigError naming the bad one).

@@ -46,6 +46,10 @@ struct MonteCarloOptions {
   /// ResolvedMonth in env/twin/metrics.h): its rows from the failure month on show the
   /// resolution, not a recovery, and its role rewards stop. Off: failed paths run on.
   bool resolve_failures = false;
+  /// Distributed evaluation (policy runs): only the batches b (paths [b * batch, (b + 1) *
+  /// batch)) with b % shards == shard are simulated, so ranks split a run and path p is still
+  /// instance p of the seed; the others' per-path figures stay zero. Needs a sink.
+  int shard = 0, shards = 1;
 };
 
 /// Metrics of every path and month: path p, month m (1-based month m is index m - 1).

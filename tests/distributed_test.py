@@ -1,0 +1,189 @@
+"""Distributed runs on loopback (docs/distributed.md): `loantwin launch`, torchrun, stress
+evaluation split across ranks, failures and launch errors. Run by ctest (Distributed.*) with
+LOANTWIN_CLI set to the built binary; only the standard library is needed. Every wait is
+bounded (a hung rank fails the test rather than the suite)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import unittest
+
+CLI = os.environ.get("LOANTWIN_CLI", "build/bin/loantwin")
+BOUND = 300  # seconds any one command may take before the test fails
+
+
+def run(args, env=None, timeout=BOUND):
+    full = dict(os.environ)
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+              "TORCHELASTIC_USE_AGENT_STORE"):
+        full.pop(k, None)
+    full.update(env or {})
+    return subprocess.run(args, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_report(directory):
+    """report.json without the fields allowed to differ: provenance and timing."""
+    with open(os.path.join(directory, "report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    report.pop("provenance")
+    report.pop("timing")
+    return report
+
+
+EVAL = ["evaluate", "baseline", "--scenarios", "severe_recession,steady_state", "--paths", "150",
+        "--batch", "32", "--months", "24", "--threads", "1", "--seed", "11", "--no-charts"]
+
+
+class StressEvaluation(unittest.TestCase):
+    """Paths split across ranks give the single-process report, bit for bit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="loantwin-dist-")
+        single = run([CLI] + EVAL + ["--out", os.path.join(cls.dir, "single")])
+        assert single.returncode == 0, single.stderr
+        cls.single = load_report(os.path.join(cls.dir, "single"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_two_ranks_under_launch_give_the_single_process_report(self):
+        out = os.path.join(self.dir, "two")
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin"] + EVAL +
+                ["--out", out, "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("launch: all 2 ranks finished", r.stderr)
+        self.assertEqual(load_report(out), self.single)
+        with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["provenance"]["ranks"], 2)
+        # Only rank 0 writes and prints the summary.
+        self.assertEqual(r.stdout.count("wrote "), 1)
+
+    def test_three_ranks_with_an_uneven_split_give_the_same_report(self):
+        # 150 paths in batches of 32: five batches, two ranks get two, one gets one.
+        out = os.path.join(self.dir, "three")
+        r = run([CLI, "launch", "--nproc", "3", "--", "loantwin"] + EVAL +
+                ["--out", out, "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(load_report(out), self.single)
+
+    @unittest.skipUnless(shutil.which("torchrun"), "torchrun (python3-torch) is not installed")
+    def test_torchrun_launches_the_same_run(self):
+        out = os.path.join(self.dir, "torchrun")
+        # torchrun hosts the store itself (TORCHELASTIC_USE_AGENT_STORE); --redirects 1 --tee 1
+        # avoids torchrun 1.13's Std parsing bug on Python 3.11 (docs/distributed.md).
+        r = run(["torchrun", "--nproc_per_node", "2", "--master_port", str(free_port()),
+                 "--redirects", "1",
+                 "--tee", "1", "--no_python", CLI] + EVAL + ["--out", out, "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("torchrun's store", r.stdout + r.stderr)
+        self.assertEqual(load_report(out), self.single)
+
+
+class Failures(unittest.TestCase):
+    def test_a_killed_rank_stops_the_other_with_an_error_naming_it(self):
+        with tempfile.TemporaryDirectory() as d:
+            args = [CLI, "launch", "--nproc", "2", "--grace", "120", "--", "loantwin",
+                    "evaluate", "baseline", "--scenarios", "severe_recession", "--paths",
+                    "100000", "--months", "120", "--threads", "1", "--no-charts", "--out", d,
+                    "--distributed", "--dist-timeout", "60"]
+            p = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 text=True)
+            pids, seen = {}, []
+            try:
+                # Kill rank 1 once both ranks are evaluating (rank 0 logs the first policy run).
+                for line in p.stderr:
+                    seen.append(line)
+                    if line.startswith("launch: rank ") and " is pid " in line:
+                        rank, pid = line.split()[2], line.split()[-1]
+                        pids[int(rank)] = int(pid)
+                    if "evaluating scenario 1/1" in line:
+                        os.kill(pids[1], signal.SIGKILL)
+                        break
+                _, rest = p.communicate(timeout=BOUND)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+            text = "".join(seen) + rest
+            self.assertEqual(p.returncode, 128 + signal.SIGKILL, text)
+            self.assertIn("launch: rank 1 (pid", text)
+            self.assertRegex(text, r"error: rank 0: .* failed: .*rank 1 stopped answering")
+            self.assertIn("launch:   rank 0: exited with code 1", text)
+
+    def test_a_failing_rank_makes_launch_fail_with_its_code(self):
+        r = run([CLI, "launch", "--nproc", "2", "--", "sh", "-c",
+                 'if [ "$RANK" = 1 ]; then exit 3; fi'])
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("launch: failed: rank 1 exited with code 3", r.stderr)
+        self.assertIn("launch:   rank 0: exited with code 0", r.stderr)
+
+    def test_a_rank_that_cannot_start_is_reported(self):
+        r = run([CLI, "launch", "--nproc", "1", "--", "/nonexistent/program"])
+        self.assertEqual(r.returncode, 127, r.stderr)
+        self.assertIn("cannot run /nonexistent/program", r.stderr)
+
+
+class LaunchErrors(unittest.TestCase):
+    BASE = [CLI, "evaluate", "baseline", "--scenarios", "steady_state", "--paths", "10",
+            "--months", "6", "--no-charts", "--out", os.devnull + "-never", "--distributed"]
+
+    def check(self, env, code, *needles, extra=()):
+        r = run(self.BASE + list(extra), env=env)
+        self.assertEqual(r.returncode, code, r.stderr)
+        for n in needles:
+            self.assertIn(n, r.stderr)
+
+    def test_missing_variables_are_named(self):
+        self.check({}, 2, "WORLD_SIZE is not set", "torchrun")
+        self.check({"WORLD_SIZE": "2"}, 2, "RANK is not set")
+        self.check({"WORLD_SIZE": "2", "RANK": "0"}, 2, "MASTER_ADDR is not set")
+        self.check({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1"}, 2,
+                   "MASTER_PORT is not set")
+
+    def test_malformed_variables_are_named(self):
+        env = {"WORLD_SIZE": "2", "RANK": "x", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+        self.check(env, 2, "RANK='x' is not a whole number")
+        env.update(RANK="2")
+        self.check(env, 2, "RANK=2 is not below WORLD_SIZE=2")
+        env.update(RANK="0", MASTER_PORT="70000")
+        self.check(env, 2, "MASTER_PORT='70000' is not a whole number from 1 to 65535")
+
+    def test_an_unreachable_master_fails_within_the_timeout(self):
+        # Rank 1 with no rank 0: nobody hosts the store on this port.
+        env = {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "9"}
+        self.check(env, 1, "rank 1: cannot reach the rendezvous store at 127.0.0.1:9 within 2 s",
+                   extra=["--dist-timeout", "2"])
+
+    def test_ranks_started_with_different_world_sizes_are_refused(self):
+        port = str(free_port())
+        common = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        args = self.BASE + ["--dist-timeout", "60"]
+        env0 = dict(os.environ, WORLD_SIZE="2", RANK="0", **common)
+        rank0 = subprocess.Popen(args, env=env0, stderr=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, text=True)
+        try:
+            r1 = run(args, env=dict(WORLD_SIZE="3", RANK="1", **common))
+            _, err0 = rank0.communicate(timeout=BOUND)
+        finally:
+            if rank0.poll() is None:
+                rank0.kill()
+        self.assertEqual(r1.returncode, 1, r1.stderr)
+        self.assertIn("rank 1 was started with WORLD_SIZE=3 but rank 0 with WORLD_SIZE=2",
+                      r1.stderr)
+        self.assertEqual(rank0.returncode, 1, err0)
+        self.assertIn("rank 1 failed while joining: rank 1 was started with WORLD_SIZE=3", err0)
+
+
+if __name__ == "__main__":
+    unittest.main()

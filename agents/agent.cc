@@ -6,6 +6,8 @@
 
 #include "agents/numerics.h"
 #include "core/check.h"
+#include "core/collective.h"
+#include "core/counter_rng.h"
 #include "env/multi_agent_env.h"
 
 namespace loantwin {
@@ -47,7 +49,29 @@ UpdateStats Agent::MaybeUpdate(const AgentBatch& current) {
   LT_CHECK_GE(current.n, 0);
   UpdateStats stats = DoMaybeUpdate(current);
   if (!stats.empty()) CheckFiniteParameters(Parameters());  // after every update, any algorithm
+  if (!stats.empty() && group_ != nullptr) {
+    // Every rank updated at this step (the algorithms' cadences are in environment steps,
+    // which every rank counts alike): merge the normalisers' statistics.
+    obs_rms_.Sync(*group_);
+    SyncStatistics(*group_);
+  }
   return stats;
+}
+
+void Agent::SetGroup(Collective* group) {
+  LT_CHECK(group_ == nullptr);
+  group_ = group;
+  if (group == nullptr) return;
+  if (group->rank() > 0) rng_key_ = DeriveKey(rng_key_, 0x72616e6b00000000ULL + group->rank());
+  obs_rms_.TrackForSync();
+  OnGroup(group);
+}
+
+bool Agent::AllRanks(bool local) {
+  if (group_ == nullptr) return local;
+  int64_t missing = local ? 0 : 1;
+  group_->AllReduceSum(&missing, 1);
+  return missing == 0;
 }
 
 torch::jit::Module Agent::Export(const RoleSpec& role) const {

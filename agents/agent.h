@@ -29,6 +29,7 @@
 
 namespace loantwin {
 
+class Collective;
 struct RoleSpec;
 
 /// Scalars an update reports (CleanRL names: "losses/value_loss", "losses/approx_kl", ...).
@@ -114,6 +115,14 @@ class Agent {
   void Save(torch::serialize::OutputArchive& archive) const;
   void Load(torch::serialize::InputArchive& archive);
 
+  /// Data-parallel training (DD-PPO style, docs/distributed.md): every rank holds an identical
+  /// agent (same seed, same initial parameters) driving its own shard of environments; the
+  /// gradients are averaged over the group before each optimiser step, so the parameters stay
+  /// identical, and after each update the normalisers merge every rank's statistics. Ranks
+  /// above 0 draw their own exploration stream. Call once, before training.
+  void SetGroup(Collective* group);
+  Collective* group() const { return group_; }
+
   int obs_features() const { return static_cast<int>(obs_rms_.dim()); }
   /// Environment steps observed (summed over instances).
   int64_t env_steps() const { return env_steps_; }
@@ -132,6 +141,14 @@ class Agent {
   virtual void SaveState(torch::serialize::OutputArchive& archive) const = 0;
   virtual void LoadState(torch::serialize::InputArchive& archive) = 0;
 
+  /// Algorithms: hand the group to their optimisers and start their own normalisers' tracking
+  /// (RunningMeanStd::TrackForSync).
+  virtual void OnGroup(Collective* /*group*/) {}
+  /// Algorithms: merge their own normalisers after an update (obs_rms_ is merged by the base).
+  virtual void SyncStatistics(Collective& /*group*/) {}
+  /// True on every rank when `local` holds on every rank (a collective); `local` without a group.
+  bool AllRanks(bool local);
+
   /// The next draw of the agent's random stream.
   uint64_t NextBits() { return RandomBits(rng_key_, rng_counter_++); }
 
@@ -139,6 +156,7 @@ class Agent {
   uint64_t rng_key_;
   uint64_t rng_counter_ = 0;
   int64_t env_steps_ = 0;  ///< environment steps observed, summed over instances
+  Collective* group_ = nullptr;
 };
 
 }  // namespace loantwin

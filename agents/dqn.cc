@@ -313,7 +313,14 @@ UpdateStats DqnAgent::DoMaybeUpdate(const AgentBatch& current) {
   const int64_t rounds = env_steps_ / config_.train_frequency - prev / config_.train_frequency;
   const int64_t target_updates =
       env_steps_ / config_.target_network_frequency - prev / config_.target_network_frequency;
-  if (replay_.size() >= config_.batch_size) {
+  // Distributed: every rank's replay must hold a batch before any rank trains (the ranks'
+  // gradient steps are all-reduced together). `rounds` is alike on every rank.
+  bool ready = replay_.size() >= config_.batch_size;
+  if (group_ != nullptr) {
+    if (rounds > 0 && !replay_ready_) replay_ready_ = AllRanks(ready);
+    ready = replay_ready_;
+  }
+  if (ready) {
     for (int64_t r = 0; r < rounds; ++r)
       for (int g = 0; g < config_.gradient_steps; ++g) stats = TrainStep();
     for (int64_t t = 0; t < target_updates; ++t) UpdateTarget();
@@ -345,7 +352,7 @@ UpdateStats DqnAgent::TrainStep() {
 double DqnAgent::ClipAndStep() {
   const double grad_norm = config_.max_grad_norm > 0
                                ? optimizer_->ClipGradNorm(config_.max_grad_norm)
-                               : optimizer_->grad().norm().item<double>();
+                               : optimizer_->GradNorm();
   CheckFinite("gradient norm", grad_norm);
   optimizer_->Step();
   ++updates_;
@@ -536,6 +543,10 @@ AgentAlgorithm DqnAlgorithm() {
             return std::make_unique<DqnAgent>(s.obs_dim, s.nvec, s.num_envs,
                                               OptionsAs<DqnConfig>(o), s.seed, s.total_steps);
           }};
+}
+
+void DqnAgent::OnGroup(Collective* group) {
+  optimizer_->set_group(group);
 }
 
 }  // namespace loantwin

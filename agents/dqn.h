@@ -163,6 +163,7 @@ class DqnAgent : public Agent {
   torch::jit::Module DoExport(const RoleSpec& role) const override;
   void SaveState(torch::serialize::OutputArchive& archive) const override;
   void LoadState(torch::serialize::InputArchive& archive) override;
+  void OnGroup(Collective* group) override;
 
  private:
   torch::Tensor Normalize(const torch::Tensor& raw) const;
@@ -183,6 +184,7 @@ class DqnAgent : public Agent {
   int64_t total_steps_;
   QNetwork q_{nullptr}, target_{nullptr};
   std::unique_ptr<FlatAdam> optimizer_;
+  bool replay_ready_ = false;  ///< every rank's replay holds a batch (latched)
   NStepAccumulator nstep_;
   ReplayBuffer replay_;
   int64_t updates_ = 0;

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/collective.h"
+
 namespace loantwin {
 
 FlatAdam::FlatAdam(std::vector<torch::Tensor> params, double lr, double eps, double beta1,
@@ -35,7 +37,19 @@ FlatAdam::FlatAdam(std::vector<torch::Tensor> params, double lr, double eps, dou
   }
 }
 
+void FlatAdam::ReduceGrad() {
+  if (group_ == nullptr || reduced_) return;
+  group_->AllReduceMean(grad_.data_ptr<float>(), static_cast<size_t>(grad_.numel()));
+  reduced_ = true;
+}
+
+double FlatAdam::GradNorm() {
+  ReduceGrad();
+  return grad_.norm().item<double>();
+}
+
 double FlatAdam::ClipGradNorm(double max_norm) {
+  ReduceGrad();
   const double norm = grad_.norm().item<double>();
   if (norm > max_norm) grad_.mul_(max_norm / (norm + 1e-6));
   return norm;
@@ -43,6 +57,8 @@ double FlatAdam::ClipGradNorm(double max_norm) {
 
 void FlatAdam::Step() {
   torch::NoGradGuard no_grad;
+  ReduceGrad();
+  reduced_ = false;
   ++step_;
   if (weight_decay_ != 0) grad_.add_(flat_, weight_decay_);
   const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));

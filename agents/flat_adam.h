@@ -16,16 +16,27 @@
 
 namespace loantwin {
 
+class Collective;
+
 class FlatAdam {
  public:
   /// weight_decay: L2 penalty added to the gradient before the moments (torch.optim.Adam's
   /// weight_decay, not AdamW's decoupled decay).
   FlatAdam(std::vector<torch::Tensor> params, double lr, double eps = 1e-8, double beta1 = 0.9,
            double beta2 = 0.999, double weight_decay = 0.0);
-  void ZeroGrad() { grad_.zero_(); }
+  void ZeroGrad() {
+    grad_.zero_();
+    reduced_ = false;
+  }
   /// Scales the gradient so its global L2 norm is at most max_norm; returns the norm before.
   double ClipGradNorm(double max_norm);
+  /// The gradient's L2 norm (averaged over the group first, as ClipGradNorm and Step do).
+  double GradNorm();
   void Step();
+  /// Data-parallel training (DD-PPO style, docs/distributed.md): the gradient is averaged over
+  /// the group's ranks - one all-reduce of the flat buffer - before it is clipped or applied, so
+  /// every rank takes the same step. Null: this process alone.
+  void set_group(Collective* group) { group_ = group; }
   void set_lr(double lr) { lr_ = lr; }
   const torch::Tensor& flat() const { return flat_; }
   const torch::Tensor& grad() const { return grad_; }
@@ -39,6 +50,9 @@ class FlatAdam {
   torch::Tensor flat_, grad_, exp_avg_, exp_avg_sq_;
   double lr_, eps_, beta1_, beta2_, weight_decay_;
   int64_t step_ = 0;
+  Collective* group_ = nullptr;
+  bool reduced_ = false;  ///< the gradient since ZeroGrad has been averaged over the group
+  void ReduceGrad();
 };
 
 }  // namespace loantwin

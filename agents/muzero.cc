@@ -207,7 +207,12 @@ void MuZeroAgent::DoObserve(const AgentFeedback& f) {
 
 UpdateStats MuZeroAgent::DoMaybeUpdate(const AgentBatch&) {
   UpdateStats stats;
-  if (env_steps_ < config_.learning_starts || games_.empty()) return stats;
+  if (env_steps_ < config_.learning_starts) return stats;
+  // Distributed: every rank must have a stored game before any rank trains (env_steps_ is alike
+  // on every rank, so they all ask here together).
+  if (group_ == nullptr ? games_.empty()
+                        : !(games_ready_ = games_ready_ || AllRanks(!games_.empty())))
+    return stats;
   const auto due =
       static_cast<int64_t>((env_steps_ - config_.learning_starts) * config_.train_ratio);
   while (training_steps_ < due) stats = TrainStep();
@@ -332,7 +337,7 @@ UpdateStats MuZeroAgent::TrainStep() {
   loss.backward();
   CheckFinite("gradient norm", config_.max_grad_norm > 0
                                    ? optimizer_->ClipGradNorm(config_.max_grad_norm)
-                                   : optimizer_->grad().norm().item<double>());
+                                   : optimizer_->GradNorm());
   optimizer_->Step();
   ++training_steps_;
   if (training_steps_ % config_.target_update_interval == 0) CopyParameters(*net_, *target_);
@@ -447,6 +452,10 @@ AgentAlgorithm MuZeroAlgorithm() {
                                                  s.cadence, OptionsAs<MuZeroConfig>(o), s.seed,
                                                  s.total_steps);
           }};
+}
+
+void MuZeroAgent::OnGroup(Collective* group) {
+  optimizer_->set_group(group);
 }
 
 }  // namespace loantwin

@@ -135,6 +135,7 @@ class MuZeroAgent : public Agent {
   torch::jit::Module DoExport(const RoleSpec& role) const override;
   void SaveState(torch::serialize::OutputArchive& archive) const override;
   void LoadState(torch::serialize::InputArchive& archive) override;
+  void OnGroup(Collective* group) override;
 
  private:
   void Search(const float* obs, const uint8_t* masks, int n, bool explore, int32_t* actions,
@@ -151,6 +152,7 @@ class MuZeroAgent : public Agent {
   MuZeroNetConfig net_config_;
   MuZeroNet net_{nullptr}, target_{nullptr};
   std::unique_ptr<FlatAdam> optimizer_;
+  bool games_ready_ = false;  ///< every rank has stored a game (latched)
   std::unique_ptr<BatchedMcts> mcts_;
   std::vector<GameHistory> open_;               ///< per instance, the episode being played
   std::vector<uint8_t> pending_;                ///< a decision awaits its rewards

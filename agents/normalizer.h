@@ -10,6 +10,8 @@
 
 namespace loantwin {
 
+class Collective;
+
 class RunningMeanStd {
  public:
   explicit RunningMeanStd(int64_t dim = 1, double epsilon = 1e-4);
@@ -24,9 +26,22 @@ class RunningMeanStd {
   void Save(torch::serialize::OutputArchive& a, const std::string& prefix) const;
   void Load(torch::serialize::InputArchive& a, const std::string& prefix);
 
+  /// Data-parallel training: from now on also keeps the moments this rank added since the last
+  /// Sync, so Sync can merge every rank's additions into the statistics of the last Sync.
+  void TrackForSync();
+  /// Every rank ends with the same statistics: those of the last Sync merged with each rank's
+  /// additions since, in rank order (a collective: every rank calls it at the same point).
+  void Sync(Collective& group);
+
  private:
+  /// Merges n samples with these per-feature moments into (mean, var, count).
+  static void Merge(std::vector<double>& mean, std::vector<double>& var, double& count,
+                    const double* batch_mean, const double* batch_var, double n);
   std::vector<double> mean_, var_;
   double count_;
+  bool tracking_ = false;
+  std::vector<double> base_mean_, base_var_, pending_mean_, pending_var_;
+  double base_count_ = 0, pending_count_ = 0;
 };
 
 /// Scales rewards by the running std of the discounted return per environment instance (as
@@ -40,6 +55,10 @@ class RewardScaler {
   double last_scale() const { return last_scale_; }
   void Save(torch::serialize::OutputArchive& a, const std::string& prefix) const;
   void Load(torch::serialize::InputArchive& a, const std::string& prefix);
+  /// The return statistics' RunningMeanStd::TrackForSync / Sync (the per-instance returns stay
+  /// each rank's own).
+  void TrackForSync() { rms_.TrackForSync(); }
+  void Sync(Collective& group) { rms_.Sync(group); }
 
  private:
   double gamma_;

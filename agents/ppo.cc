@@ -609,4 +609,15 @@ AgentAlgorithm PpoAlgorithm() {
           }};
 }
 
+void PpoAgent::OnGroup(Collective* group) {
+  optimizer_->set_group(group);
+  critic_rms_.TrackForSync();
+  reward_scaler_.TrackForSync();
+}
+
+void PpoAgent::SyncStatistics(Collective& group) {
+  critic_rms_.Sync(group);
+  reward_scaler_.Sync(group);
+}
+
 }  // namespace loantwin

@@ -143,6 +143,8 @@ class PpoAgent : public Agent {
   torch::jit::Module DoExport(const RoleSpec& role) const override;
   void SaveState(torch::serialize::OutputArchive& archive) const override;
   void LoadState(torch::serialize::InputArchive& archive) override;
+  void OnGroup(Collective* group) override;
+  void SyncStatistics(Collective& group) override;
 
  private:
   /// Training-time decision: updates the observation statistics, normalises, samples.

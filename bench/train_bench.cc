@@ -1,7 +1,11 @@
 // Training throughput of an experiment against its environment-only bound, with the time budget
 // of the training loop per component (docs/performance.md, "Training time budget").
 //
-//   train_bench <experiment.yaml> [steps=200000] [env-only steps=50000]
+//   train_bench <experiment.yaml> [steps=200000] [env-only steps=50000] [--distributed]
+//
+// --distributed: one rank of a distributed run (launched by `loantwin launch` or torchrun;
+// docs/distributed.md): steps count every rank's, and each rank prints its own budget
+// (collectives are inside the updates).
 //
 // 1. Environment only: the experiment's environment (same instances, threads, seed) stepped with
 //    every role on its rule-based baseline - the bound a training loop can approach.
@@ -19,6 +23,9 @@
 #include <filesystem>
 #include <string>
 
+#include "agents/agent.h"
+#include "core/collective.h"
+#include "distributed/process_group.h"
 #include "training/experiment.h"
 #include "training/metrics_logger.h"
 #include "training/trainer.h"
@@ -33,12 +40,18 @@ double Now() {
 
 int main(int argc, char** argv) {
   using namespace loantwin;
+  bool distributed = false;
+  if (argc > 1 && std::string(argv[argc - 1]) == "--distributed") distributed = true, --argc;
   if (argc < 2 || argc > 4) {
-    std::fprintf(stderr, "usage: %s <experiment.yaml> [steps=200000] [env-only steps=50000]\n",
+    std::fprintf(stderr,
+                 "usage: %s <experiment.yaml> [steps=200000] [env-only steps=50000] "
+                 "[--distributed]\n",
                  argv[0]);
     return 2;
   }
   try {
+    std::unique_ptr<Collective> group;
+    if (distributed) group = CreateProcessGroup(ReadLaunchEnv(), GroupOptions{});
     ExperimentConfig config = ExperimentConfig::Load(argv[1]);
     const int64_t steps = argc > 2 ? std::stoll(argv[2]) : 200000;
     const int64_t env_steps = argc > 3 ? std::stoll(argv[3]) : 50000;
@@ -46,7 +59,7 @@ int main(int argc, char** argv) {
     config.checkpoint_every_steps = 0;
     config.eval_every_steps = 0;
 
-    Trainer trainer(config);
+    Trainer trainer(config, group.get());
     MultiAgentEnv& env = trainer.env();
     const int n = env.num_envs();
     double env_rate = 0;
@@ -85,6 +98,7 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(dir);
 
     const TimeBudget& b = trainer.budget();
+    if (group) std::printf("rank %d of %d:\n", group->rank(), group->world_size());
     std::printf("experiment %s: %d instances, %d env threads\n", config.name.c_str(), n,
                 config.threads);
     std::printf("environment only (baselines): %.0f steps/s\n", env_rate);
@@ -93,7 +107,8 @@ int main(int argc, char** argv) {
         "rate)\n",
         static_cast<long long>(trainer.global_step()), rate, seconds, 100.0 * rate / env_rate);
     std::printf("\n| component | seconds | share | us per vector step |\n|---|---|---|---|\n");
-    const double vsteps = static_cast<double>(trainer.global_step()) / n;
+    const double vsteps =
+        static_cast<double>(trainer.global_step()) / n / (group ? group->world_size() : 1);
     auto Row = [&](const std::string& name, double s) {
       std::printf("| %s | %.2f | %.1f%% | %.0f |\n", name.c_str(), s, 100.0 * s / b.total,
                   1e6 * s / vsteps);
@@ -119,6 +134,24 @@ int main(int argc, char** argv) {
     Row("unaccounted", b.total - accounted);
     Row("total", b.total);
     std::printf("\none checkpoint (Save + write): %.3f s\n", save_seconds);
+    if (group) {
+      const Collective::Stats st = group->stats();
+      std::printf(
+          "all-reduces: %lld calls, %.1f MB (%.0f bytes per call), %.2f s (%.3f ms per call, "
+          "%.0f%% of training)\n",
+          static_cast<long long>(st.all_reduces), st.all_reduce_bytes / 1e6,
+          st.all_reduces ? static_cast<double>(st.all_reduce_bytes) / st.all_reduces : 0.0,
+          st.all_reduce_seconds,
+          st.all_reduces ? 1e3 * st.all_reduce_seconds / st.all_reduces : 0.0,
+          100.0 * st.all_reduce_seconds / seconds);
+      for (int r = 0; r < env.num_roles(); ++r)
+        if (Agent* agent = trainer.agent(r)) {
+          int64_t count = 0;
+          for (const torch::Tensor& t : agent->Parameters()) count += t.numel();
+          std::printf("role %s: %lld parameters\n", env.role(r).name.c_str(),
+                      static_cast<long long>(count));
+        }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

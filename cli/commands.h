@@ -9,8 +9,9 @@
 #include <string>
 
 namespace loantwin {
+class Collective;
 struct ExperimentConfig;
-}
+}  // namespace loantwin
 
 namespace loantwin::cli {
 
@@ -18,7 +19,9 @@ using Runner = std::function<int()>;
 
 /// Trains `config` into `run_dir` (logs, metrics, checkpoints; resumes from its latest
 /// checkpoint when `resume`), as `loantwin train` does.
-void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume);
+/// With a group (distributed training) every rank calls it; rank 0 writes the run directory.
+void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume,
+               Collective* group = nullptr, bool check_parameters = false);
 
 /// A seed option's check: a whole number from 0 to 2^64 - 1 (CLI11 alone lets a larger number
 /// through, wrapped).

@@ -18,8 +18,11 @@
 #include <set>
 #include <vector>
 
+#include "agents/agent.h"
 #include "cli/commands.h"
+#include "cli/distributed_common.h"
 #include "core/atomic_file.h"
+#include "core/collective.h"
 #include "training/checkpoint.h"
 #include "training/metrics_logger.h"
 #include "training/trainer.h"
@@ -36,6 +39,8 @@ struct TrainArgs {
   bool overwrite = false;
   int threads = 0;
   int64_t total_steps = 0;
+  DistributedArgs dist;
+  bool check_parameters = false;
 };
 
 std::string NewRunDir(const ExperimentConfig& c) {
@@ -123,25 +128,44 @@ std::vector<std::string> CheckResumable(const ExperimentConfig& config,
 
 }  // namespace
 
-void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume) {
+void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool resume,
+               Collective* group, bool check_parameters) {
+  // Distributed: rank 0 owns the run directory (config, logs, metrics, checkpoints); every
+  // rank trains its shard and takes part in the checkpoints.
+  const bool root = group == nullptr || group->rank() == 0;
   // Everything that can be refused is checked before the run directory is touched.
   const std::vector<std::string> changes =
-      resume ? CheckResumable(config, run_dir) : std::vector<std::string>{};
-  Trainer trainer(config);
+      resume && root ? CheckResumable(config, run_dir) : std::vector<std::string>{};
+  Trainer trainer(config, group);
+  trainer.SetParameterCheck(check_parameters);
   CheckpointManager checkpoints(run_dir + "/checkpoints", config.keep_checkpoints);
   RestoredCheckpoint restored;
   if (resume) {
-    if (checkpoints.Latest().empty())
+    if (root && checkpoints.Latest().empty())
       throw std::invalid_argument("--resume " + run_dir + ": no checkpoint to resume from");
-    restored = LoadNewestReadableCheckpoint(trainer, run_dir + "/checkpoints");
+    restored = LoadNewestReadableCheckpoint(trainer, run_dir + "/checkpoints", /*resume=*/true);
   }
-  fs::create_directories(run_dir);
-  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
-  auto logger =
-      std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
+  if (root) {
+    fs::create_directories(run_dir);
+    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log");
+    auto logger =
+        std::make_shared<spdlog::logger>("loantwin", spdlog::sinks_init_list{console, file});
+    logger->flush_on(spdlog::level::info);
+    if (group != nullptr)
+      logger->set_pattern(
+          fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}] [%^%l%$] %v", group->rank()));
+    spdlog::set_default_logger(logger);
+  } else {
+    spdlog::set_level(spdlog::level::warn);  // rank 0 speaks for the run
+  }
+  if (!root) {
+    trainer.SetCheckpointCallback([&](int64_t) { checkpoints.Save(trainer); });
+    trainer.Train();
+    checkpoints.Save(trainer);
+    group->Barrier();  // rank 0 has written the last checkpoint
+    return;
+  }
 
   WriteFileAtomically(run_dir + "/config.yaml", [&](std::ostream& out) { out << config.ToYaml(); });
   for (const std::string& dir : {run_dir, run_dir + "/checkpoints"})
@@ -164,16 +188,42 @@ void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool 
     const std::string path = checkpoints.Save(trainer);
     if (!tty) spdlog::info("checkpoint {} (step {})", path, step);
   });
-  spdlog::info("training {} ({}; {} envs, {} threads) for {} steps into {}", config.name,
-               config.env_name, config.num_envs, config.threads, config.total_steps, run_dir);
+  spdlog::info("training {} ({}; {} envs, {} threads{}) for {} steps into {}", config.name,
+               config.env_name, config.num_envs, config.threads,
+               group != nullptr ? fmt::format(" per rank, {} ranks", group->world_size()) : "",
+               config.total_steps, run_dir);
+  if (group != nullptr) {
+    // The gradient all-reduce's message: one flat buffer of a role's parameters per update.
+    for (int r = 0; r < trainer.env().num_roles(); ++r)
+      if (const Agent* agent = trainer.agent(r)) {
+        int64_t count = 0;
+        for (const torch::Tensor& t : agent->Parameters()) count += t.numel();
+        spdlog::info("role {}: {} parameters ({} bytes per gradient all-reduce)",
+                     trainer.env().role(r).name, count, 4 * count);
+      }
+  }
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start = trainer.global_step();
+  const Collective::Stats before = group != nullptr ? group->stats() : Collective::Stats{};
   trainer.Train();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (tty) fmt::print(stderr, "\n");
   const std::string last = checkpoints.Save(trainer);
   const TrainProgress p = trainer.Progress();
+  if (group != nullptr) {
+    const Collective::Stats after = group->stats();
+    const int64_t calls = after.all_reduces - before.all_reduces;
+    const double secs = after.all_reduce_seconds - before.all_reduce_seconds;
+    spdlog::info(
+        "all-reduces on rank 0: {} calls, {:.1f} MB, {:.2f} s ({:.0f}% of the run; {:.3f} ms "
+        "per call)",
+        calls, (after.all_reduce_bytes - before.all_reduce_bytes) / 1e6, secs,
+        seconds > 0 ? 100 * secs / seconds : 0.0, calls > 0 ? 1e3 * secs / calls : 0.0);
+  }
+  if (check_parameters && group != nullptr)
+    spdlog::info("parameters identical on all {} ranks after every update ({} checks)",
+                 group->world_size(), trainer.parameter_checks());
   fmt::print("\ntrained {}: {} steps in {:.1f} s ({:.0f} steps/s)\n", config.name,
              trainer.global_step() - start, seconds, (trainer.global_step() - start) / seconds);
   for (const auto& [role, r] : p.episodic_return)
@@ -183,6 +233,7 @@ void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool 
       "run directory: {}\n  config.yaml, train.log, metrics.csv, events.out.tfevents.* "
       "(tensorboard --logdir {})\n  checkpoint: {}\n",
       run_dir, run_dir, last);
+  if (group != nullptr) group->Barrier();
 }
 
 Runner RegisterTrain(CLI::App& app) {
@@ -198,8 +249,20 @@ Runner RegisterTrain(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--total-steps", a->total_steps, "override total_steps")
       ->check(CLI::Range(int64_t{1}, INT64_MAX));
+  AddDistributedOptions(cmd, a->dist);
+  cmd->add_flag("--check-parameters", a->check_parameters,
+                "distributed: compare a hash of every updated role's parameters across the "
+                "ranks after every update (debugging; one small all-reduce per update)");
   return [a] {
+    if (a->dist.enabled && a->resume.empty() && a->out.empty())
+      throw std::invalid_argument(
+          "--distributed needs --out <run directory> (or --resume): every rank must name the "
+          "same run");
+    if (!a->dist.enabled && a->check_parameters)
+      throw std::invalid_argument("--check-parameters compares ranks: it needs --distributed");
     ExperimentConfig config = ExperimentConfig::Load(a->experiment);
+    Collective* group = JoinProcessGroup(a->dist);
+    const bool root = group == nullptr || group->rank() == 0;  // owns the run directory
     if (a->threads > 0) config.threads = a->threads;
     if (a->total_steps > 0) config.total_steps = a->total_steps;
     if (!a->resume.empty() && !a->out.empty() && a->resume != a->out)
@@ -208,11 +271,11 @@ Runner RegisterTrain(CLI::App& app) {
     const std::string run_dir = !a->resume.empty() ? a->resume
                                 : !a->out.empty()  ? a->out
                                                    : NewRunDir(config);
-    if (!a->resume.empty() && !fs::is_directory(run_dir))
+    if (root && !a->resume.empty() && !fs::is_directory(run_dir))
       throw std::invalid_argument("--resume " + run_dir + ": no such run directory");
     if (a->overwrite && !a->resume.empty())
       throw std::invalid_argument("--overwrite starts a run afresh; it does not go with --resume");
-    if (a->resume.empty() && fs::exists(run_dir)) {
+    if (root && a->resume.empty() && fs::exists(run_dir)) {
       if (!fs::is_directory(run_dir))
         throw std::invalid_argument("--out " + run_dir + ": a file, not a directory");
       const bool used =
@@ -230,7 +293,7 @@ Runner RegisterTrain(CLI::App& app) {
             fs::remove(e.path());
       }
     }
-    TrainInto(config, run_dir, !a->resume.empty());
+    TrainInto(config, run_dir, !a->resume.empty(), group, a->check_parameters);
     return 0;
   };
 }

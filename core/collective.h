@@ -39,6 +39,14 @@ class Collective {
   virtual void Recv(void* data, size_t bytes, int peer, int tag) = 0;
   virtual void Barrier() = 0;
 
+  /// What the all-reduces of this group have cost so far (bench/, docs/distributed.md).
+  struct Stats {
+    int64_t all_reduces = 0;
+    int64_t all_reduce_bytes = 0;  ///< one rank's payload, summed over the calls
+    double all_reduce_seconds = 0;
+  };
+  virtual Stats stats() const = 0;
+
   /// Every rank's byte string, in rank order, on every rank (sizes may differ).
   std::vector<std::string> AllGather(const std::string& mine);
   /// The mean in place (a sum, then divided by the world size).

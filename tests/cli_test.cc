@@ -473,7 +473,8 @@ TEST(Docs, EveryCommandInTheDocsRuns) {
   std::filesystem::create_directory_symlink(std::string(LOANTWIN_SOURCE_DIR) + "/configs",
                                             dir.path() + "/configs");
   int commands = 0;
-  for (const char* doc : {"docs/cli.md", "README.md", "docs/stress-testing.md"}) {
+  for (const char* doc :
+       {"docs/cli.md", "README.md", "docs/stress-testing.md", "docs/distributed.md"}) {
     for (const auto& block : FencedBlocks(std::string(LOANTWIN_SOURCE_DIR) + "/" + doc, "sh")) {
       std::istringstream lines(block);
       std::string line, cmd;

@@ -1,7 +1,7 @@
 """Distributed runs on loopback (docs/distributed.md): `loantwin launch`, torchrun, stress
-evaluation split across ranks, failures and launch errors. Run by ctest (Distributed.*) with
-LOANTWIN_CLI set to the built binary; only the standard library is needed. Every wait is
-bounded (a hung rank fails the test rather than the suite)."""
+evaluation split across ranks, data-parallel training, failures and launch errors. Run by ctest
+(Distributed.*) with LOANTWIN_CLI set to the built binary; only the standard library is needed.
+Every wait is bounded (a hung rank fails the test rather than the suite)."""
 
 import json
 import os
@@ -13,6 +13,7 @@ import tempfile
 import unittest
 
 CLI = os.environ.get("LOANTWIN_CLI", "build/bin/loantwin")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOUND = 300  # seconds any one command may take before the test fails
 
 
@@ -38,6 +39,26 @@ def load_report(directory):
     report.pop("provenance")
     report.pop("timing")
     return report
+
+
+def launch_and_kill_rank_1(args, when):
+    """Runs `loantwin launch` with args; SIGKILLs rank 1 at the first stderr line for which
+    when(line) holds. Returns (launch's exit code, its whole stderr)."""
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    pids, seen = {}, []
+    try:
+        for line in p.stderr:
+            seen.append(line)
+            if line.startswith("launch: rank ") and " is pid " in line:
+                pids[int(line.split()[2])] = int(line.split()[-1])
+            if when(line):
+                os.kill(pids[1], signal.SIGKILL)
+                break
+        _, rest = p.communicate(timeout=BOUND)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return p.returncode, "".join(seen) + rest
 
 
 EVAL = ["evaluate", "baseline", "--scenarios", "severe_recession,steady_state", "--paths", "150",
@@ -90,6 +111,133 @@ class StressEvaluation(unittest.TestCase):
         self.assertIn("torchrun's store", r.stdout + r.stderr)
         self.assertEqual(load_report(out), self.single)
 
+PPO_YAML = """name: cartpole_dist
+seed: 1
+total_steps: {steps}
+env: {{name: cartpole, num_envs: 4}}
+roles:
+  agent: {{agent: ppo}}
+logging: {{every_steps: 10000}}
+checkpoint: {{every_steps: {every}, keep: 100}}
+"""
+
+
+def last_metric(run_dir, key):
+    """The value of `key` at the run's last logged step (metrics.csv)."""
+    value = None
+    with open(os.path.join(run_dir, "metrics.csv"), encoding="utf-8") as f:
+        for line in f:
+            step, _, k, v = line.rstrip("\n").split(",")
+            if k == key:
+                value = (int(step), float(v))
+    return value
+
+
+class Training(unittest.TestCase):
+    """DD-PPO style training: each rank its own environment shard, gradients averaged."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="loantwin-dist-train-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def config(self, steps, every=0):
+        path = os.path.join(self.dir, f"ppo_{steps}_{every}.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(PPO_YAML.format(steps=steps, every=every))
+        return path
+
+    def test_two_rank_ppo_learns_cartpole_with_identical_parameters_after_every_update(self):
+        run_dir = os.path.join(self.dir, "ppo")
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin", "train", self.config(100000),
+                 "--out", run_dir, "--distributed", "--check-parameters"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # 50,000 steps per rank in rollouts of 4 envs x 128 steps: 97 updates, each compared.
+        self.assertIn("parameters identical on all 2 ranks after every update (97 checks)",
+                      r.stderr)
+        self.assertIn("4 envs, 1 threads per rank, 2 ranks", r.stderr)
+        step, ret = last_metric(run_dir, "charts/episodic_return/agent")
+        self.assertEqual(step, 100000)
+        self.assertGreaterEqual(ret, 195.0)  # the single-process conformance threshold
+        # Rank 0 alone writes the run directory; one checkpoint holds both ranks.
+        self.assertEqual(os.listdir(os.path.join(run_dir, "checkpoints")),
+                         ["step_000000100000.pt"])
+        self.assertEqual(r.stdout.count("trained cartpole_dist"), 1)
+        # Export reads rank 0's state from the distributed checkpoint.
+        e = run([CLI, "export", run_dir])
+        self.assertEqual(e.returncode, 0, e.stderr)
+
+    def test_two_rank_dqn_learns_with_identical_parameters_after_every_update(self):
+        # Each rank its own replay; every gradient step all-reduced.
+        run_dir = os.path.join(self.dir, "dqn")
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin", "train",
+                 os.path.join(ROOT, "configs", "cartpole_rainbow_lite.yaml"), "--total-steps",
+                 "20000", "--out", run_dir, "--distributed", "--check-parameters"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"parameters identical on all 2 ranks after every update "
+                                   r"\(([1-9][0-9]*) checks\)")
+        _, ret = last_metric(run_dir, "charts/episodic_return/agent")
+        self.assertGreaterEqual(ret, 100.0)  # a random policy balances ~22 steps
+
+    def test_a_killed_training_rank_stops_the_other_and_the_run_resumes_exactly(self):
+        config = self.config(300000, every=40000)
+        whole = os.path.join(self.dir, "whole")
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin", "train", config, "--out", whole,
+                 "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        killed = os.path.join(self.dir, "killed")
+        code, text = launch_and_kill_rank_1(
+            [CLI, "launch", "--nproc", "2", "--grace", "120", "--", "loantwin", "train", config,
+             "--out", killed, "--distributed", "--dist-timeout", "60"],
+            lambda line: "checkpoint " in line and "(step 80000)" in line)
+        self.assertEqual(code, 128 + signal.SIGKILL, text)
+        self.assertRegex(text, r"error: rank 0: .*rank 1 (stopped answering|is gone)")
+        self.assertIn("launch:   rank 0: exited with code 1", text)
+        # Resumed with the same world size from the newest checkpoint, it ends where the
+        # uninterrupted run ended, bit for bit.
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin", "train", config, "--resume",
+                 killed, "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("resumed", r.stderr)
+        key = "charts/episodic_return/agent"
+        self.assertEqual(last_metric(killed, key), last_metric(whole, key))
+        # Another world size is refused, naming both.
+        for nproc in ("1", "3"):
+            r = run([CLI, "launch", "--nproc", nproc, "--", "loantwin", "train", config,
+                     "--resume", whole, "--distributed"])
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"written by a run of 2 ranks, resumed with {nproc}", r.stderr)
+        r = run([CLI, "train", config, "--resume", whole])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("written by a run of 2 ranks, resumed with 1", r.stderr)
+
+    def test_ranks_with_different_experiments_are_refused(self):
+        port = str(free_port())
+        common = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2"}
+        out = os.path.join(self.dir, "mismatch")
+        rank0 = subprocess.Popen([CLI, "train", self.config(20000), "--out", out,
+                                  "--distributed", "--dist-timeout", "60"],
+                                 env=dict(os.environ, RANK="0", **common),
+                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        try:
+            r1 = run([CLI, "train", self.config(30000), "--out", out, "--distributed",
+                      "--dist-timeout", "60"], env=dict(RANK="1", **common))
+            _, err0 = rank0.communicate(timeout=BOUND)
+        finally:
+            if rank0.poll() is None:
+                rank0.kill()
+        self.assertNotEqual(r1.returncode, 0, r1.stderr)
+        self.assertIn("ranks differ in experiment (config.yaml)", r1.stderr + err0)
+
+    def test_distributed_training_needs_a_run_directory(self):
+        r = run([CLI, "train", self.config(1000), "--distributed"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--distributed needs --out", r.stderr)
+        r = run([CLI, "train", self.config(1000), "--check-parameters"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--check-parameters compares ranks: it needs --distributed", r.stderr)
+
 
 class Failures(unittest.TestCase):
     def test_a_killed_rank_stops_the_other_with_an_error_naming_it(self):
@@ -98,25 +246,9 @@ class Failures(unittest.TestCase):
                     "evaluate", "baseline", "--scenarios", "severe_recession", "--paths",
                     "100000", "--months", "120", "--threads", "1", "--no-charts", "--out", d,
                     "--distributed", "--dist-timeout", "60"]
-            p = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                 text=True)
-            pids, seen = {}, []
-            try:
-                # Kill rank 1 once both ranks are evaluating (rank 0 logs the first policy run).
-                for line in p.stderr:
-                    seen.append(line)
-                    if line.startswith("launch: rank ") and " is pid " in line:
-                        rank, pid = line.split()[2], line.split()[-1]
-                        pids[int(rank)] = int(pid)
-                    if "evaluating scenario 1/1" in line:
-                        os.kill(pids[1], signal.SIGKILL)
-                        break
-                _, rest = p.communicate(timeout=BOUND)
-            finally:
-                if p.poll() is None:
-                    p.kill()
-            text = "".join(seen) + rest
-            self.assertEqual(p.returncode, 128 + signal.SIGKILL, text)
+            code, text = launch_and_kill_rank_1(
+                args, lambda line: "evaluating scenario 1/1" in line)
+            self.assertEqual(code, 128 + signal.SIGKILL, text)
             self.assertIn("launch: rank 1 (pid", text)
             self.assertRegex(text, r"error: rank 0: .* failed: .*rank 1 stopped answering")
             self.assertIn("launch:   rank 0: exited with code 1", text)

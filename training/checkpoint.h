@@ -13,6 +13,8 @@ class CheckpointManager {
  public:
   CheckpointManager(std::string dir, int keep);
   /// Writes the trainer's state; returns the path. Older checkpoints beyond `keep` are removed.
+  /// Distributed: every rank calls it; rank 0 writes every rank's state into one file (the
+  /// others return "").
   std::string Save(const Trainer& trainer);
   /// Newest checkpoint path, or "" if none.
   std::string Latest() const;
@@ -25,7 +27,12 @@ class CheckpointManager {
 
 /// Restores a trainer from a checkpoint file (same experiment configuration); a file that is
 /// not a checkpoint or does not fit the trainer's agents -> std::runtime_error naming it.
-void LoadCheckpoint(Trainer& trainer, const std::string& path);
+/// Distributed (the trainer has a group): rank 0 reads the file and every rank restores its own
+/// state from it. `resume` (continuing training): the checkpoint must have been written by as
+/// many ranks as the trainer's group has (else std::invalid_argument, which
+/// LoadNewestReadableCheckpoint does not pass over); evaluation and export read rank 0's state
+/// from any.
+void LoadCheckpoint(Trainer& trainer, const std::string& path, bool resume = false);
 /// What LoadNewestReadableCheckpoint restored, and the newer checkpoints it had to pass over.
 struct RestoredCheckpoint {
   std::string path;
@@ -34,7 +41,8 @@ struct RestoredCheckpoint {
 /// Restores the newest checkpoint of `dir` that loads; a newer one that does not (torn by a
 /// crash, damaged on disk) is passed over and listed. None, or none that loads ->
 /// std::runtime_error with the newest one's reason (std::invalid_argument when there is none).
-RestoredCheckpoint LoadNewestReadableCheckpoint(Trainer& trainer, const std::string& dir);
+RestoredCheckpoint LoadNewestReadableCheckpoint(Trainer& trainer, const std::string& dir,
+                                                bool resume = false);
 /// LoadNewestReadableCheckpoint of <run_dir>/checkpoints, warning about any passed over;
 /// returns its path; none -> std::invalid_argument "<run_dir>: no checkpoint to <purpose>".
 std::string LoadLatestCheckpoint(Trainer& trainer, const std::string& run_dir,

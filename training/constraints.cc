@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/binary_state.h"
+#include "core/collective.h"
 #include "core/constraint_cost.h"
 #include "env/multi_agent_env.h"
 
@@ -149,13 +150,28 @@ void ConstraintTracker::Observe(const MultiAgentEnv& env) {
       while (static_cast<int>(c.recent.size()) > window_) c.recent.pop_front();
       c.pending.push_back(c.episode_cost[i]);
       c.episode_cost[i] = 0, c.weight[i] = 1, c.steps[i] = 0, c.violations[i] = 0;
-      if (static_cast<int>(c.pending.size()) >= cc.episodes_per_update) {
+      if (!defer_updates_ && static_cast<int>(c.pending.size()) >= cc.episodes_per_update) {
         double sum = 0;
         for (double x : c.pending) sum += x;
         c.multiplier.Update(cc, sum / static_cast<double>(c.pending.size()));
         c.pending.clear();
       }
     }
+  }
+}
+
+void ConstraintTracker::SyncMultipliers(Collective& group) {
+  std::vector<double> sums(2 * constraints_.size(), 0.0);
+  for (size_t k = 0; k < constraints_.size(); ++k) {
+    for (double x : constraints_[k].pending) sums[2 * k] += x;
+    sums[2 * k + 1] = static_cast<double>(constraints_[k].pending.size());
+  }
+  group.AllReduceSum(sums.data(), sums.size());
+  for (size_t k = 0; k < constraints_.size(); ++k) {
+    Constraint& c = constraints_[k];
+    if (sums[2 * k + 1] < c.config.episodes_per_update) continue;
+    c.multiplier.Update(c.config, sums[2 * k] / sums[2 * k + 1]);
+    c.pending.clear();
   }
 }
 

@@ -24,6 +24,8 @@
 
 namespace loantwin {
 
+class Collective;
+
 class MultiAgentEnv;
 class StateWriter;
 class StateReader;
@@ -127,6 +129,14 @@ class ConstraintTracker {
   void Save(StateWriter& w) const;
   void Load(StateReader& r);
 
+  /// Distributed training: Observe keeps the finished episodes' costs for SyncMultipliers
+  /// instead of updating the multipliers itself.
+  void DeferMultiplierUpdates() { defer_updates_ = true; }
+  /// Every rank's finished episodes since the last multiplier update, summed over the ranks:
+  /// once there are episodes_per_update of them, every rank updates the multiplier with their
+  /// mean cost (a collective; the trainer calls it at the steps where its roles update).
+  void SyncMultipliers(Collective& group);
+
  private:
   struct EpisodeStats {
     double cost = 0;
@@ -147,6 +157,7 @@ class ConstraintTracker {
   std::vector<Constraint> constraints_;
   std::vector<std::string> labels_;  ///< [instance]
   int window_ = 20;
+  bool defer_updates_ = false;
   int num_envs_ = 0;
 };
 

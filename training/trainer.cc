@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -12,6 +13,7 @@
 #include "agents/module_util.h"
 #include "agents/numerics.h"
 #include "core/binary_state.h"
+#include "core/collective.h"
 #include "core/config_error.h"
 #include "core/counter_rng.h"
 #include "core/parallel_runner.h"
@@ -21,6 +23,12 @@
 
 namespace loantwin {
 namespace {
+
+uint64_t Fnv1a(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
 
 double WallSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -34,13 +42,20 @@ struct Trainer::Learner {
   UpdateStats last_stats;
 };
 
-Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
+Trainer::Trainer(ExperimentConfig config, Collective* group)
+    : config_(std::move(config)), group_(group), world_(group ? group->world_size() : 1) {
   at::set_num_threads(1);  // small networks: one intra-op thread is fastest and deterministic
   PinBlasToOneThread();
+  if (group_ != nullptr) {
+    // Every rank runs the same experiment (and so makes the same collective calls).
+    group_->CheckSame(Fnv1a(config_.ToYaml()), "experiment (config.yaml)");
+  }
   EnvOptions eo;
   eo.num_envs = config_.num_envs;
   eo.num_threads = config_.threads;
   eo.seed = config_.seed;
+  // A rank's shard: the next num_envs instances of the seed's streams.
+  if (group_ != nullptr) eo.instance_offset = group_->rank() * config_.num_envs;
   eo.max_episode_steps = config_.max_episode_steps;
   try {
     env_ = MakeEnv(config_.env_name, eo, config_.env_config ? &*config_.env_config : nullptr);
@@ -129,7 +144,7 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
     as.num_envs = n;
     as.cadence = spec.cadence;
     as.seed = DeriveKey(config_.seed, 0x6167656e74 + r);
-    as.total_steps = config_.total_steps;
+    as.total_steps = config_.total_steps / world_;  // an agent counts its own rank's steps
     if (!constraints_.empty()) as.num_costs = constraints_.num_applying(r);
     auto l = std::make_unique<Learner>();
     try {
@@ -138,6 +153,7 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
       node.Fail(e.what());
     }
     l->actions.resize(static_cast<size_t>(n) * spec.action_space.action_dims());
+    l->agent->SetGroup(group_);
     learners_[r] = std::move(l);
   }
   for (int r = 0; r < env_->num_roles(); ++r)
@@ -145,7 +161,16 @@ Trainer::Trainer(ExperimentConfig config) : config_(std::move(config)) {
   update_errors_.assign(learning_roles_.size(), nullptr);
   const int learner_threads = std::min(config_.threads, static_cast<int>(learning_roles_.size()));
   // No spinning: a spinning learner thread would compete with the environment's workers.
-  if (learner_threads > 1) learner_runner_ = std::make_unique<ParallelRunner>(learner_threads, 0);
+  // Distributed: the roles update in turn, so every rank makes its collectives in one order.
+  if (learner_threads > 1 && world_ == 1)
+    learner_runner_ = std::make_unique<ParallelRunner>(learner_threads, 0);
+  if (group_ != nullptr) {
+    if (!constraints_.empty()) constraints_.DeferMultiplierUpdates();
+    // Identical initial parameters (same seeds on every rank), checked once.
+    for (int r : learning_roles_)
+      group_->CheckSame(ParameterHash(r), "initial parameters of role " + env_->role(r).name);
+  }
+  updated_.assign(env_->num_roles(), false);
   budget_.act.assign(env_->num_roles(), 0.0);
   budget_.observe.assign(env_->num_roles(), 0.0);
   budget_.update.assign(env_->num_roles(), 0.0);
@@ -237,7 +262,7 @@ void Trainer::StepOnce() {
     t0 = t1;
   }
   env_->Step();
-  global_step_ += n;
+  global_step_ += static_cast<int64_t>(n) * world_;
   t1 = WallSeconds();
   budget_.env_step += t1 - t0;
   t0 = t1;
@@ -308,6 +333,7 @@ void Trainer::StepOnce() {
       current.masks = env_->action_masks(r);
       current.acting = env_->acting(r);
       UpdateStats stats = l->agent->MaybeUpdate(current);
+      updated_[r] = !stats.empty();
       if (!stats.empty()) l->last_stats = std::move(stats);
     } catch (...) {
       update_errors_[k] = std::current_exception();
@@ -332,6 +358,31 @@ void Trainer::StepOnce() {
       std::fill(update_errors_.begin(), update_errors_.end(), nullptr);
       std::rethrow_exception(e);
     }
+  // Distributed: the multipliers merge the ranks' finished episodes at the steps where the
+  // learning roles update (the same steps on every rank), not at every step - a collective per
+  // step would cost more than the step.
+  if (group_ != nullptr && !constraints_.empty() &&
+      std::any_of(updated_.begin(), updated_.end(), [](uint8_t u) { return u != 0; }))
+    constraints_.SyncMultipliers(*group_);
+  if (check_parameters_ && group_ != nullptr)
+    for (int r : learning_roles_)
+      if (updated_[r]) {
+        ++parameter_checks_;
+        group_->CheckSame(ParameterHash(r), fmt::format("parameters of role {} after the update "
+                                                        "at step {}",
+                                                        env_->role(r).name, global_step_));
+      }
+}
+
+uint64_t Trainer::ParameterHash(int role) const {
+  uint64_t h = 1469598103934665603ULL;
+  for (const torch::Tensor& p : learners_.at(role)->agent->Parameters()) {
+    const torch::Tensor c = p.detach().contiguous();
+    const auto* bytes = static_cast<const uint8_t*>(c.data_ptr());
+    for (size_t i = 0; i < static_cast<size_t>(c.nbytes()); ++i)
+      h = (h ^ bytes[i]) * 1099511628211ULL;
+  }
+  return h;
 }
 
 TrainProgress Trainer::Progress() const {
@@ -340,14 +391,32 @@ TrainProgress Trainer::Progress() const {
   p.total = config_.total_steps;
   p.seconds = WallSeconds() - start_time_;
   p.steps_per_second = p.seconds > 0 ? (global_step_ - start_step_) / p.seconds : 0;
-  p.episodes = episodes_;
+  const bool reduced = group_ != nullptr && !reduced_return_.empty();
+  p.episodes = reduced ? reduced_episodes_ : episodes_;
   for (int r = 0; r < env_->num_roles(); ++r)
-    p.episodic_return[env_->role(r).name] = MeanEpisodicReturn(r);
+    p.episodic_return[env_->role(r).name] = reduced ? reduced_return_[r] : MeanEpisodicReturn(r);
   return p;
+}
+
+void Trainer::ReduceEpisodeStatistics() {
+  // Per role: the sum and count of each rank's recent returns; and the episodes.
+  const int roles = env_->num_roles();
+  std::vector<double> sums(2 * roles + 1, 0.0);
+  for (int r = 0; r < roles; ++r) {
+    for (double v : recent_returns_[r]) sums[2 * r] += v;
+    sums[2 * r + 1] = static_cast<double>(recent_returns_[r].size());
+  }
+  sums[2 * roles] = static_cast<double>(episodes_);
+  group_->AllReduceSum(sums.data(), sums.size());
+  reduced_return_.assign(roles, std::numeric_limits<double>::quiet_NaN());
+  for (int r = 0; r < roles; ++r)
+    if (sums[2 * r + 1] > 0) reduced_return_[r] = sums[2 * r] / sums[2 * r + 1];
+  reduced_episodes_ = static_cast<int64_t>(sums[2 * roles]);
 }
 
 void Trainer::LogMetrics(bool force) {
   if (!force && global_step_ < next_log_) return;
+  if (group_ != nullptr) ReduceEpisodeStatistics();  // every rank logs at the same steps
   // The closing call of Train() right after a periodic one (or on a finished run resumed):
   // this step's rows are written; only the progress line is new.
   const bool logged = next_log_ == global_step_ + config_.log_every_steps;
@@ -357,7 +426,7 @@ void Trainer::LogMetrics(bool force) {
     logger_->Log("charts/SPS", p.steps_per_second, global_step_, p.seconds);
     for (int r = 0; r < env_->num_roles(); ++r) {
       const std::string& name = env_->role(r).name;
-      const double ret = MeanEpisodicReturn(r);
+      const double ret = p.episodic_return.at(name);
       if (!std::isnan(ret))
         logger_->Log("charts/episodic_return/" + name, ret, global_step_, p.seconds);
       if (learners_[r])
@@ -498,7 +567,7 @@ void Trainer::Train(int64_t until_step) {
     if (config_.eval_every_steps > 0 && global_step_ >= next_eval_) {
       next_eval_ = global_step_ + config_.eval_every_steps;
       t = WallSeconds();
-      RunEvaluation();
+      if (group_ == nullptr || group_->rank() == 0) RunEvaluation();  // no collectives
       budget_.evaluation += WallSeconds() - t;
     }
     if (checkpoint_ && config_.checkpoint_every_steps > 0 && global_step_ >= next_checkpoint_) {

@@ -25,6 +25,7 @@
 
 namespace loantwin {
 
+class Collective;
 class MetricsLogger;
 class ParallelRunner;
 
@@ -59,7 +60,12 @@ class Trainer {
  public:
   /// Builds the environment and agents; ConfigError (naming the experiment file's line) for
   /// unknown roles, rewards on fixed-reward environments and similar.
-  explicit Trainer(ExperimentConfig config);
+  /// With a group (distributed training, docs/distributed.md): this rank steps its own shard
+  /// of environments - instances [rank x num_envs, (rank + 1) x num_envs) of the seed - with
+  /// agents whose gradients and normalisers are merged across the ranks; global_step counts
+  /// every rank's steps, episode statistics and constraint multipliers are reduced over the
+  /// ranks. Every rank must run the same experiment.
+  explicit Trainer(ExperimentConfig config, Collective* group = nullptr);
   ~Trainer();
 
   /// Sends metrics to a logger (CSV + TensorBoard) every config.log_every_steps.
@@ -81,6 +87,15 @@ class Trainer {
   void Load(torch::serialize::InputArchive& archive);
 
   int64_t global_step() const { return global_step_; }
+  Collective* group() const { return group_; }
+  /// Debugging distributed training: after every update the ranks compare a hash of each
+  /// updated role's parameters and stop with an error naming the role if they differ.
+  void SetParameterCheck(bool on) { check_parameters_ = on; }
+  /// Parameter hashes compared across the ranks so far (SetParameterCheck): one per learning
+  /// role per update, each equal on every rank or the run stopped.
+  int64_t parameter_checks() const { return parameter_checks_; }
+  /// The parameter hash of a role's agent (FNV-1a over the parameters' bytes).
+  uint64_t ParameterHash(int role) const;
   const ExperimentConfig& config() const { return config_; }
   MultiAgentEnv& env() { return *env_; }
   /// The learning agent of a role; nullptr if the role is not learning.
@@ -108,6 +123,10 @@ class Trainer {
   const float* GlobalState(bool final);
 
   ExperimentConfig config_;
+  Collective* group_ = nullptr;
+  int world_ = 1;  ///< ranks (1 without a group)
+  bool check_parameters_ = false;
+  int64_t parameter_checks_ = 0;
   std::unique_ptr<MultiAgentEnv> env_;
   std::vector<std::unique_ptr<Learner>> learners_;           ///< per role, null if not learning
   std::vector<std::unique_ptr<torch::jit::Module>> frozen_;  ///< per role, null if not frozen
@@ -124,7 +143,12 @@ class Trainer {
   double start_time_ = 0;
   int64_t start_step_ = 0;
   TimeBudget budget_;
-  std::vector<int> learning_roles_;                 ///< roles with a learning agent, in order
+  std::vector<int> learning_roles_;  ///< roles with a learning agent, in order
+  std::vector<uint8_t> updated_;     ///< [role]: updated at the last step
+  /// Distributed: the ranks' mean episodic return per role and episodes, at the last log.
+  std::vector<double> reduced_return_;
+  int64_t reduced_episodes_ = 0;
+  void ReduceEpisodeStatistics();
   std::unique_ptr<ParallelRunner> learner_runner_;  ///< null: updates run in turn
   std::vector<std::exception_ptr> update_errors_;   ///< per learning role, during an update
   ConstraintTracker constraints_;

@@ -67,6 +67,15 @@ void Agent::SetGroup(Collective* group) {
   OnGroup(group);
 }
 
+void Agent::Reshard(int from, int to, bool fresh) {
+  LT_CHECK(CanReshard());
+  LT_CHECK_GT(from, 0);
+  LT_CHECK_GT(to, 0);
+  env_steps_ = env_steps_ * from / to;
+  obs_rms_.RevertToSynced();
+  OnReshard(from, to, fresh);
+}
+
 bool Agent::AllRanks(bool local) {
   if (group_ == nullptr) return local;
   int64_t missing = local ? 0 : 1;

@@ -122,6 +122,15 @@ class Agent {
   /// above 0 draw their own exploration stream. Call once, before training.
   void SetGroup(Collective* group);
   Collective* group() const { return group_; }
+  /// Whether a distributed run of this algorithm can resume on another number of ranks: true
+  /// where every rank's state is the shared agent plus experience it can drop (PPO, on-policy).
+  /// DQN and MuZero keep each rank's replay, whose schedules count the rank's own steps.
+  virtual bool CanReshard() const { return false; }
+  /// After Load, resuming a run of `from` ranks on `to` (CanReshard()): the per-rank step
+  /// counters are rescaled so schedules keep their place (global steps / to), the normalisers
+  /// return to their last merged statistics, experience in progress is dropped; `fresh`: the
+  /// state loaded was another rank's (this rank's environments start afresh).
+  void Reshard(int from, int to, bool fresh);
 
   int obs_features() const { return static_cast<int>(obs_rms_.dim()); }
   /// Environment steps observed (summed over instances).
@@ -146,6 +155,8 @@ class Agent {
   virtual void OnGroup(Collective* /*group*/) {}
   /// Algorithms: merge their own normalisers after an update (obs_rms_ is merged by the base).
   virtual void SyncStatistics(Collective& /*group*/) {}
+  /// Algorithms that CanReshard(): rescale their own counters and drop what Reshard says.
+  virtual void OnReshard(int /*from*/, int /*to*/, bool /*fresh*/) {}
   /// True on every rank when `local` holds on every rank (a collective); `local` without a group.
   bool AllRanks(bool local);
 

@@ -89,6 +89,12 @@ void RunningMeanStd::Sync(Collective& group) {
   TrackForSync();
 }
 
+void RunningMeanStd::RevertToSynced() {
+  if (!tracking_) return;
+  mean_ = base_mean_, var_ = base_var_, count_ = base_count_;
+  TrackForSync();
+}
+
 void RunningMeanStd::Normalize(const float* x, int64_t n, float* out, double clip) const {
   const int64_t d = dim();
   std::vector<double> inv(d);

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ class RunningMeanStd {
   /// Every rank ends with the same statistics: those of the last Sync merged with each rank's
   /// additions since, in rank order (a collective: every rank calls it at the same point).
   void Sync(Collective& group);
+  /// Distributed: drops this rank's additions since the last Sync (every rank then holds the
+  /// merged statistics of the last Sync; resuming on another number of ranks). No-op untracked.
+  void RevertToSynced();
 
  private:
   /// Merges n samples with these per-feature moments into (mean, var, count).
@@ -59,6 +63,12 @@ class RewardScaler {
   /// each rank's own).
   void TrackForSync() { rms_.TrackForSync(); }
   void Sync(Collective& group) { rms_.Sync(group); }
+  /// Resuming on another number of ranks: the statistics of the last Sync; `fresh` (a new
+  /// shard of environments): the per-instance returns start at zero.
+  void Reshard(bool fresh) {
+    rms_.RevertToSynced();
+    if (fresh) std::fill(returns_.begin(), returns_.end(), 0.0);
+  }
 
  private:
   double gamma_;

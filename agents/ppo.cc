@@ -620,4 +620,14 @@ void PpoAgent::SyncStatistics(Collective& group) {
   reward_scaler_.Sync(group);
 }
 
+void PpoAgent::OnReshard(int from, int to, bool fresh) {
+  // The schedules' place: updates so far as if every rank's steps had been this many ranks'.
+  updates_ = updates_ * from / to;
+  // The rollout in progress is dropped on every rank (a new shard has none to match it).
+  buffer_.Clear();
+  steps_in_rollout_ = 0;
+  critic_rms_.RevertToSynced();
+  reward_scaler_.Reshard(fresh);
+}
+
 }  // namespace loantwin

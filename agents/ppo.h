@@ -145,6 +145,8 @@ class PpoAgent : public Agent {
   void LoadState(torch::serialize::InputArchive& archive) override;
   void OnGroup(Collective* group) override;
   void SyncStatistics(Collective& group) override;
+  bool CanReshard() const override { return true; }
+  void OnReshard(int from, int to, bool fresh) override;
 
  private:
   /// Training-time decision: updates the observation statistics, normalises, samples.

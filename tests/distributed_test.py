@@ -202,15 +202,44 @@ class Training(unittest.TestCase):
         self.assertIn("resumed", r.stderr)
         key = "charts/episodic_return/agent"
         self.assertEqual(last_metric(killed, key), last_metric(whole, key))
-        # Another world size is refused, naming both.
-        for nproc in ("1", "3"):
-            r = run([CLI, "launch", "--nproc", nproc, "--", "loantwin", "train", config,
-                     "--resume", whole, "--distributed"])
-            self.assertNotEqual(r.returncode, 0, r.stderr)
-            self.assertIn(f"written by a run of 2 ranks, resumed with {nproc}", r.stderr)
-        r = run([CLI, "train", config, "--resume", whole])
+
+    def test_ppo_resumes_on_another_number_of_ranks(self):
+        config = self.config(100000)
+        first = os.path.join(self.dir, "first")
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin", "train", config, "--out", first,
+                 "--total-steps", "40000", "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        single = os.path.join(self.dir, "single")
+        shutil.copytree(first, single)
+        # Three ranks: ranks 0-1 continue their environments, rank 2 starts new ones from rank
+        # 0's agent; the parameters stay identical on all three.
+        r = run([CLI, "launch", "--nproc", "3", "--", "loantwin", "train", config, "--resume",
+                 first, "--total-steps", "100000", "--distributed", "--check-parameters"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("written by a run of 2 ranks, resumed with 3: the rollouts in progress are "
+                      "dropped; environments continued: ranks 0-1; new environments: rank 2",
+                      r.stderr)
+        self.assertIn("parameters identical on all 3 ranks after every update", r.stderr)
+        step, ret = last_metric(first, "charts/episodic_return/agent")
+        self.assertGreaterEqual(step, 100000)
+        self.assertGreaterEqual(ret, 150.0)
+        # One process continues rank 0's environments.
+        r = run([CLI, "train", config, "--resume", single, "--total-steps", "100000"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("resumed with 1: the rollouts in progress are dropped; environments "
+                      "continued: rank 0", r.stderr)
+        step, ret = last_metric(single, "charts/episodic_return/agent")
+        self.assertGreaterEqual(ret, 150.0)
+        # DQN keeps each rank's replay: it resumes on the same number of ranks only.
+        dqn = os.path.join(self.dir, "dqn")
+        rainbow = os.path.join(ROOT, "configs", "cartpole_rainbow_lite.yaml")
+        r = run([CLI, "launch", "--nproc", "2", "--", "loantwin", "train", rainbow, "--out", dqn,
+                 "--total-steps", "2000", "--distributed"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run([CLI, "train", rainbow, "--resume", dqn, "--total-steps", "4000"])
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("written by a run of 2 ranks, resumed with 1", r.stderr)
+        self.assertIn("role agent (dqn) resumes only on the number of ranks that wrote the "
+                      "checkpoint (2), not 1", r.stderr)
 
     def test_ranks_with_different_experiments_are_refused(self):
         port = str(free_port())

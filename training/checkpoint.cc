@@ -108,13 +108,34 @@ void LoadCheckpoint(Trainer& trainer, const std::string& path, bool resume) {
         fmt::format("{}: not a loantwin checkpoint ({})", path, e.what_without_backtrace()));
   }
   const int written_by = CheckpointWorldSize(archive);
-  if (resume && written_by != world)
-    throw std::invalid_argument(fmt::format(
-        "{}: written by a run of {} rank{}, resumed with {}: each rank's environments, "
-        "rollouts and replay are its own, so a run resumes with the world size it was written "
-        "with (docs/distributed.md)",
-        path, written_by, written_by == 1 ? "" : "s", world));
+  const int rank = group != nullptr ? group->rank() : 0;
   try {
+    if (resume && written_by != world) {
+      // Another number of ranks (PPO only; Trainer::LoadResharded): ranks below written_by
+      // continue their shards, new ranks start theirs from rank 0's agents.
+      if (rank == 0) {
+        const auto ranks = [](int first, int last) {
+          return first == last ? fmt::format("rank {}", first)
+                               : fmt::format("ranks {}-{}", first, last);
+        };
+        spdlog::info(
+            "{}: written by a run of {} rank{}, resumed with {}: the rollouts in progress are "
+            "dropped; environments continued: {}{}",
+            path, written_by, written_by == 1 ? "" : "s", world,
+            ranks(0, std::min(written_by, world) - 1),
+            world > written_by ? "; new environments: " + ranks(written_by, world - 1)
+                               : std::string());
+        trainer.LoadResharded(archive, &archive, written_by);
+      } else if (rank < written_by) {
+        const std::string mine = ReadStateBytes(archive, fmt::format("distributed/rank/{}", rank));
+        torch::serialize::InputArchive own;
+        own.load_from(mine.data(), mine.size());
+        trainer.LoadResharded(archive, &own, written_by);
+      } else {
+        trainer.LoadResharded(archive, nullptr, written_by);
+      }
+      return;
+    }
     if (world > 1 && group->rank() > 0) {
       const std::string mine =
           ReadStateBytes(archive, fmt::format("distributed/rank/{}", group->rank()));

@@ -28,9 +28,9 @@ class CheckpointManager {
 /// Restores a trainer from a checkpoint file (same experiment configuration); a file that is
 /// not a checkpoint or does not fit the trainer's agents -> std::runtime_error naming it.
 /// Distributed (the trainer has a group): rank 0 reads the file and every rank restores its own
-/// state from it. `resume` (continuing training): the checkpoint must have been written by as
-/// many ranks as the trainer's group has (else std::invalid_argument, which
-/// LoadNewestReadableCheckpoint does not pass over); evaluation and export read rank 0's state
+/// state from it. `resume` (continuing training) from a checkpoint written by another number of
+/// ranks: Trainer::LoadResharded (PPO; other algorithms: std::invalid_argument, which
+/// LoadNewestReadableCheckpoint does not pass over). Evaluation and export read rank 0's state
 /// from any.
 void LoadCheckpoint(Trainer& trainer, const std::string& path, bool resume = false);
 /// What LoadNewestReadableCheckpoint restored, and the newer checkpoints it had to pass over.

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/binary_state.h"
+#include "core/check.h"
 #include "core/collective.h"
 #include "core/constraint_cost.h"
 #include "env/multi_agent_env.h"
@@ -158,6 +159,12 @@ void ConstraintTracker::Observe(const MultiAgentEnv& env) {
       }
     }
   }
+}
+
+void ConstraintTracker::CopyMultipliersFrom(const ConstraintTracker& other) {
+  LT_CHECK_EQ(other.constraints_.size(), constraints_.size());
+  for (size_t k = 0; k < constraints_.size(); ++k)
+    constraints_[k].multiplier = other.constraints_[k].multiplier;
 }
 
 void ConstraintTracker::SyncMultipliers(Collective& group) {

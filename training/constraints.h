@@ -136,6 +136,9 @@ class ConstraintTracker {
   /// once there are episodes_per_update of them, every rank updates the multiplier with their
   /// mean cost (a collective; the trainer calls it at the steps where its roles update).
   void SyncMultipliers(Collective& group);
+  /// Takes the multipliers (and their PID state) of `other`, a tracker of the same
+  /// constraints: a new shard of a resumed distributed run starts its own statistics.
+  void CopyMultipliersFrom(const ConstraintTracker& other);
 
  private:
   struct EpisodeStats {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
@@ -513,6 +514,41 @@ void Trainer::Load(torch::serialize::InputArchive& archive) {
     constraints_.Load(cr);
     if (!cr.done()) throw std::runtime_error("checkpoint state: trailing constraint data");
   }
+}
+
+void Trainer::LoadResharded(torch::serialize::InputArchive& first,
+                            torch::serialize::InputArchive* own, int from) {
+  for (size_t k = 0; k < learners_.size(); ++k)
+    if (learners_[k] && !learners_[k]->agent->CanReshard())
+      throw std::invalid_argument(fmt::format(
+          "role {} ({}) resumes only on the number of ranks that wrote the checkpoint ({}), not "
+          "{}: each rank's replay and its schedules are its own (docs/distributed.md)",
+          env_->role(static_cast<int>(k)).name, learners_[k]->agent->algorithm(), from, world_));
+  if (own != nullptr) {
+    Load(*own);  // this rank's shard continues
+  } else {
+    const std::string bytes = ReadStateBytes(first, "state");
+    StateReader r(bytes.data(), bytes.size());
+    r.Tag("trainer");
+    int64_t their_episodes = 0;
+    r.Get(&global_step_), r.Get(&next_log_), r.Get(&next_checkpoint_), r.Get(&their_episodes);
+    episodes_ = 0;  // episode statistics are each rank's own (reduced when logged)
+    for (size_t k = 0; k < learners_.size(); ++k) {
+      if (!learners_[k]) continue;
+      torch::serialize::InputArchive agent;
+      first.read("agent/" + env_->role(static_cast<int>(k)).name, agent);
+      learners_[k]->agent->Load(agent);
+    }
+    if (!constraints_.empty()) {
+      const std::string cbytes = ReadStateBytes(first, "constraints");
+      StateReader cr(cbytes.data(), cbytes.size());
+      ConstraintTracker theirs = constraints_;
+      theirs.Load(cr);
+      constraints_.CopyMultipliersFrom(theirs);
+    }
+  }
+  for (auto& l : learners_)
+    if (l) l->agent->Reshard(from, world_, own == nullptr);
 }
 
 void Trainer::RunEvaluation() {

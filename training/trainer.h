@@ -85,6 +85,13 @@ class Trainer {
   /// counters and episode statistics.
   void Save(torch::serialize::OutputArchive& archive) const;
   void Load(torch::serialize::InputArchive& archive);
+  /// Resumes a distributed run written by `from` ranks on this trainer's number of ranks
+  /// (docs/distributed.md): `own` is this rank's state in the checkpoint (a rank below
+  /// `from`), or null for a new shard, which takes `first` (rank 0's state) for its counters,
+  /// agents and constraint multipliers and starts its environments and statistics afresh.
+  /// Every learning agent must CanReshard() (else std::invalid_argument naming the role).
+  void LoadResharded(torch::serialize::InputArchive& first, torch::serialize::InputArchive* own,
+                     int from);
 
   int64_t global_step() const { return global_step_; }
   Collective* group() const { return group_; }

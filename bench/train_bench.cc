@@ -145,12 +145,9 @@ int main(int argc, char** argv) {
           st.all_reduces ? 1e3 * st.all_reduce_seconds / st.all_reduces : 0.0,
           100.0 * st.all_reduce_seconds / seconds);
       for (int r = 0; r < env.num_roles(); ++r)
-        if (Agent* agent = trainer.agent(r)) {
-          int64_t count = 0;
-          for (const torch::Tensor& t : agent->Parameters()) count += t.numel();
+        if (trainer.agent(r) != nullptr)
           std::printf("role %s: %lld parameters\n", env.role(r).name.c_str(),
-                      static_cast<long long>(count));
-        }
+                      static_cast<long long>(trainer.ParameterCount(r)));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -18,7 +18,6 @@
 #include <set>
 #include <vector>
 
-#include "agents/agent.h"
 #include "cli/commands.h"
 #include "cli/distributed_common.h"
 #include "core/atomic_file.h"
@@ -195,9 +194,8 @@ void TrainInto(const ExperimentConfig& config, const std::string& run_dir, bool 
   if (group != nullptr) {
     // The gradient all-reduce's message: one flat buffer of a role's parameters per update.
     for (int r = 0; r < trainer.env().num_roles(); ++r)
-      if (const Agent* agent = trainer.agent(r)) {
-        int64_t count = 0;
-        for (const torch::Tensor& t : agent->Parameters()) count += t.numel();
+      if (trainer.agent(r) != nullptr) {
+        const int64_t count = trainer.ParameterCount(r);
         spdlog::info("role {}: {} parameters ({} bytes per gradient all-reduce)",
                      trainer.env().role(r).name, count, 4 * count);
       }

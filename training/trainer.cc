@@ -25,9 +25,10 @@
 namespace loantwin {
 namespace {
 
-uint64_t Fnv1a(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+/// FNV-1a over bytes, continuing from `h` (the offset basis to start).
+uint64_t Fnv1a(const void* data, size_t size, uint64_t h = 1469598103934665603ULL) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < size; ++i) h = (h ^ bytes[i]) * 1099511628211ULL;
   return h;
 }
 
@@ -49,7 +50,8 @@ Trainer::Trainer(ExperimentConfig config, Collective* group)
   PinBlasToOneThread();
   if (group_ != nullptr) {
     // Every rank runs the same experiment (and so makes the same collective calls).
-    group_->CheckSame(Fnv1a(config_.ToYaml()), "experiment (config.yaml)");
+    const std::string yaml = config_.ToYaml();
+    group_->CheckSame(Fnv1a(yaml.data(), yaml.size()), "experiment (config.yaml)");
   }
   EnvOptions eo;
   eo.num_envs = config_.num_envs;
@@ -376,14 +378,18 @@ void Trainer::StepOnce() {
 }
 
 uint64_t Trainer::ParameterHash(int role) const {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = Fnv1a(nullptr, 0);
   for (const torch::Tensor& p : learners_.at(role)->agent->Parameters()) {
     const torch::Tensor c = p.detach().contiguous();
-    const auto* bytes = static_cast<const uint8_t*>(c.data_ptr());
-    for (size_t i = 0; i < static_cast<size_t>(c.nbytes()); ++i)
-      h = (h ^ bytes[i]) * 1099511628211ULL;
+    h = Fnv1a(c.data_ptr(), static_cast<size_t>(c.nbytes()), h);
   }
   return h;
+}
+
+int64_t Trainer::ParameterCount(int role) const {
+  int64_t count = 0;
+  for (const torch::Tensor& p : learners_.at(role)->agent->Parameters()) count += p.numel();
+  return count;
 }
 
 TrainProgress Trainer::Progress() const {

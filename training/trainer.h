@@ -103,6 +103,9 @@ class Trainer {
   int64_t parameter_checks() const { return parameter_checks_; }
   /// The parameter hash of a role's agent (FNV-1a over the parameters' bytes).
   uint64_t ParameterHash(int role) const;
+  /// The number of parameters of a learning role's agent (4 bytes each in a gradient
+  /// all-reduce).
+  int64_t ParameterCount(int role) const;
   const ExperimentConfig& config() const { return config_; }
   MultiAgentEnv& env() { return *env_; }
   /// The learning agent of a role; nullptr if the role is not learning.

@@ -5,10 +5,12 @@
 
 #include <ostream>
 
+#include "cli/book_backtest_report.h"
 #include "cli/commands.h"
 #include "core/atomic_file.h"
 #include "env/twin/backtest.h"
 #include "env/twin/institution.h"
+#include "report/gnuplot.h"
 
 namespace loantwin::cli {
 namespace {
@@ -35,8 +37,50 @@ Runner RegisterBacktest(CLI::App& app) {
   cmd->add_option("--institution", o->institution, "preset name or YAML file")
       ->capture_default_str();
   AddRunSizeOptions(cmd, &o->paths, &o->seed, &o->threads);
-  cmd->add_option("--out", *out, "also write the quarterly table as CSV (atomically)");
-  return [o, out] {
+  cmd->add_option("--out", *out,
+                  "also write the quarterly table as CSV (atomically); with --performance: the "
+                  "report directory (required)");
+  auto perf = std::make_shared<std::string>();
+  auto scenario = std::make_shared<std::string>();
+  auto months = std::make_shared<int>(0);
+  auto no_charts = std::make_shared<bool>(false);
+  cmd->add_option("--performance", *perf,
+                  "monthly loan-level performance of a synced institution's book: backtest the "
+                  "twin's forecast of that book against it (docs/digital-twin.md)");
+  cmd->add_option("--scenario", *scenario,
+                  "with --performance: the macro the actuals lived through (required)");
+  cmd->add_option("--months", *months, "with --performance: months compared (0 = all)")
+      ->check(CLI::Range(0, 600));
+  cmd->add_flag("--no-charts", *no_charts, "with --performance: tables only (no gnuplot)");
+  return [o, out, perf, scenario, months, no_charts]() -> int {
+    if (!perf->empty()) {
+      if (scenario->empty())
+        throw std::invalid_argument(
+            "--performance needs --scenario: the macro path the actuals lived through");
+      if (out->empty()) throw std::invalid_argument("--performance needs --out DIR for the report");
+      if (!*no_charts && !GnuplotAvailable())
+        throw std::runtime_error(fmt::format(
+            "gnuplot ('{}') does not run: install gnuplot-nox (scripts/install-deps.sh), set "
+            "LOANTWIN_GNUPLOT, or pass --no-charts",
+            GnuplotCommand()));
+      const auto inst = LoadInstitution(o->institution);
+      const Performance data = LoadPerformance(*perf, *inst);
+      BookBacktestOptions bo;
+      bo.scenario = *scenario;
+      bo.months = *months;
+      bo.paths = o->paths;
+      bo.seed = o->seed;
+      bo.threads = o->threads;
+      const BookBacktestResult r = RunBookBacktest(inst, data, bo);
+      WriteBookBacktestReport(r, *out, !*no_charts);
+      fmt::print("{}\nwrote {}/report.md, report.html, report.json\n", BookBacktestMarkdown(r),
+                 *out);
+      return 0;
+    }
+    if (!scenario->empty() || *months != 0 || *no_charts)
+      throw std::invalid_argument(
+          "--scenario, --months and --no-charts apply with --performance only (the historic "
+          "backtest replays historic_2006_2012)");
     const BacktestResult r = RunHistoricBacktest(*o);
     const PublishedChargeOffs& fed = FedChargeOffs2006To2012();
     // Mean path, percent. "-": the cited sources do not give that quarter.

@@ -60,5 +60,8 @@ Runner RegisterSweep(CLI::App& app);
 Runner RegisterServe(CLI::App& app);
 Runner RegisterAudit(CLI::App& app);
 Runner RegisterLaunch(CLI::App& app);
+Runner RegisterSync(CLI::App& app);
+Runner RegisterSnapshot(CLI::App& app);
+Runner RegisterMonitor(CLI::App& app);
 
 }  // namespace loantwin::cli

@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterServe);
   add(loantwin::cli::RegisterAudit);
   add(loantwin::cli::RegisterLaunch);
+  add(loantwin::cli::RegisterSync);
+  add(loantwin::cli::RegisterSnapshot);
+  add(loantwin::cli::RegisterMonitor);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -40,6 +40,7 @@
 #include "tests/test_util.h"
 #include "training/checkpoint.h"
 #include "training/export.h"
+#include "training/monitor.h"
 #include "training/trainer.h"
 
 namespace loantwin {
@@ -1574,6 +1575,107 @@ TEST_F(ServeTest, ShutdownDrainsInFlightRequests) {
   beast::error_code ec;
   s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)), ec);
   EXPECT_TRUE(ec);
+}
+
+}  // namespace
+}  // namespace loantwin
+
+namespace loantwin {
+namespace {
+
+/// Posts every live observation of every role to the server (batches of 64), so the audit log
+/// holds them as served decisions.
+void ServeObservations(Server& server, const std::map<std::string, RoleSample>& live,
+                       const std::string& shift_role = "", int shift_feature = -1,
+                       float shift_value = 0) {
+  Client c(server.port());
+  for (const auto& [role, s] : live) {
+    const size_t nf = s.features.size();
+    for (int64_t begin = 0; begin < s.rows; begin += 64) {
+      json batch = json::array(), masks = json::array();
+      for (int64_t i = begin; i < std::min<int64_t>(s.rows, begin + 64); ++i) {
+        // The masks the policy acted under in the twin (products not offered, risk appetite).
+        masks.push_back(std::vector<int>(s.masks.begin() + i * s.mask_width,
+                                         s.masks.begin() + (i + 1) * s.mask_width));
+        json obs = json::object();
+        for (size_t k = 0; k < nf; ++k)
+          obs[s.features[k]] = role == shift_role && static_cast<int>(k) == shift_feature
+                                   ? shift_value
+                                   : s.obs[i * nf + k];
+        batch.push_back(obs);
+      }
+      int status = 0;
+      const json r = c.Post("/v1/roles/" + role + "/decide",
+                            {{"observations", batch}, {"masks", masks}}, &status);
+      ASSERT_EQ(status, 200) << r.dump();
+    }
+  }
+}
+
+// The monitor on a served bundle's audit log: requests drawn from the policy's own
+// distribution pass; the same requests with one feature moved to the top of its reference
+// range cross the PSI alert, and the report names the feature.
+TEST_F(ServeTest, MonitorPassesInDistributionAndAlertsOnAShiftedFeature) {
+  MonitorOptions mo;
+  mo.reference = Dir() + "/v1";
+  mo.scenarios = {"steady_state", "mild_recession"};
+  // Observations within a path are strongly autocorrelated (the macro moves slowly), so the
+  // samples' sizes are in paths: many short paths on both sides.
+  mo.paths = 128;
+  mo.months = 12;
+  MonitorOptions lo = mo;
+  lo.seed = 2;  // other paths of the same distribution
+  const auto live = CollectReference(lo);
+  ASSERT_FALSE(live.empty());
+  TempDir tmp;
+  {
+    ServerOptions so;
+    so.audit_log = tmp.path() + "/in.log";
+    auto server = Start(so);
+    ServeObservations(*server, live);
+  }
+  mo.audit_log = tmp.path() + "/in.log";
+  const MonitorResult in = RunMonitor(mo);
+  ASSERT_FALSE(in.roles.empty());
+  EXPECT_NE(in.level, "alert");
+  for (const auto& d : in.roles) {
+    double psi = 0, tv = 0;
+    for (const auto& f : d.features) psi = std::max(psi, f.psi);
+    for (const auto& a : d.actions) tv = std::max(tv, a.tv);
+    std::printf("%s: %lld requests, largest feature PSI %.3f, largest decision-mix TV %.3f\n",
+                d.role.c_str(), static_cast<long long>(d.live_rows), psi, tv);
+    EXPECT_GE(d.live_rows, mo.min_requests) << d.role;
+    for (const auto& f : d.features)
+      EXPECT_LT(f.psi, mo.thresholds.psi_alert) << d.role << " " << f.name;
+    for (const auto& a : d.actions)
+      EXPECT_LT(a.tv, mo.thresholds.mix_alert) << d.role << " " << a.name;
+  }
+  // Shift the first credit feature that varies in the reference to its reference maximum.
+  const auto& credit = in.roles.front();
+  int feature = -1;
+  float top = 0;
+  for (size_t k = 0; k < credit.features.size(); ++k)
+    if (credit.features[k].ref_max > credit.features[k].ref_min + 1e-3) {
+      feature = static_cast<int>(k);
+      top = static_cast<float>(credit.features[k].ref_max);
+      break;
+    }
+  ASSERT_GE(feature, 0);
+  {
+    ServerOptions so;
+    so.audit_log = tmp.path() + "/shifted.log";
+    auto server = Start(so);
+    ServeObservations(*server, live, credit.role, feature, top);
+  }
+  mo.audit_log = tmp.path() + "/shifted.log";
+  const MonitorResult shifted = RunMonitor(mo);
+  EXPECT_EQ(shifted.level, "alert");
+  bool named = false;
+  for (const auto& d : shifted.roles)
+    if (d.role == credit.role)
+      for (const auto& f : d.features)
+        if (f.name == credit.features[feature].name) named = f.level == "alert";
+  EXPECT_TRUE(named);
 }
 
 }  // namespace

@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
+#include "env/twin/loan_tape.h"
 
 namespace loantwin {
 namespace {
@@ -14,10 +16,40 @@ constexpr double kMaxApplicationsPerMonth = 1e6;
 constexpr double kMaxBookLoans = 2e7;
 constexpr int kRevolvingLifeMonths = 60;
 
-std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
-  auto cfg = std::make_shared<InstitutionConfig>();
-  cfg->file = root.file();
+/// A path named in `root`'s file: relative paths are relative to that file's directory.
+std::string RelativeTo(const YamlValue& root, const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  const fs::path dir = fs::path(root.file()).parent_path();
+  if (!root.file().empty() && fs::exists(dir / path)) return (dir / path).string();
+  return path;
+}
+
+std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root, int depth) {
   YamlMap m(root);
+  std::shared_ptr<InstitutionConfig> cfg;
+  std::shared_ptr<const InstitutionConfig> base;
+  if (auto b = m.Get("base")) {
+    if (depth >= 4) b->Fail("'base' presets nest more than 4 deep (a cycle?)");
+    const std::string name = b->AsString();
+    const std::string path = RelativeTo(root, name);
+    try {
+      const std::string resolved = std::filesystem::is_directory(path)
+                                       ? (std::filesystem::path(path) / "institution.yaml").string()
+                                       : ResolveConfig("institutions", path);
+      base = Parse(YamlValue::LoadFile(resolved), depth + 1);
+    } catch (const ConfigError& e) {
+      b->Fail(fmt::format("base '{}': {}", name, e.what()));
+    }
+    cfg = std::make_shared<InstitutionConfig>(*base);
+    cfg->book.reset();
+    cfg->as_of.clear();
+    cfg->base = name;
+    cfg->description.clear();
+  } else {
+    cfg = std::make_shared<InstitutionConfig>();
+  }
+  cfg->file = root.file();
   {
     const YamlValue name = m.Require("name");
     cfg->name = name.AsString();
@@ -35,9 +67,20 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
           code));
     cfg->currency = code;
   }
-  cfg->members = static_cast<int>(m.Require("members").AsInt(1, 100000000));
+  if (base) {
+    if (auto n = m.Get("members")) cfg->members = static_cast<int>(n->AsInt(1, 100000000));
+  } else {
+    cfg->members = static_cast<int>(m.Require("members").AsInt(1, 100000000));
+  }
 
-  for (int p = 0; p < kNumProducts; ++p) cfg->products[p].spec = DefaultProductSpec(Product(p));
+  // Products start from the base preset's spec (if it offers them) or the built-in defaults;
+  // only the products listed are offered.
+  for (int p = 0; p < kNumProducts; ++p) {
+    ProductSpec spec =
+        base && base->products[p].offered ? base->products[p].spec : DefaultProductSpec(Product(p));
+    cfg->products[p] = ProductLine{};
+    cfg->products[p].spec = std::move(spec);
+  }
   {
     YamlMap products(m.Require("products"));
     for (int p = 0; p < kNumProducts; ++p) {
@@ -80,6 +123,7 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
     bs.Read("wholesale_spread", &cfg->wholesale_spread, -0.05, 0.2);
     bs.Read("liquid_yield_spread", &cfg->liquid_yield_spread, -0.05, 0.05);
     bs.Read("liquid_term_share", &cfg->liquid_term_share, 0.0, 1.0);
+    bs.Read("borrowings_share", &cfg->borrowings_share, 0.0, 0.9);
     bs.Read("min_liquidity", &cfg->min_liquidity, 0.0, 1.0);
     bs.Read("liquidity_runoff", &cfg->liquidity_runoff, 0.001, 1.0);
     bs.Done();
@@ -156,7 +200,40 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
     cm.Read("demand_gdp_beta", &cc.demand_gdp_beta, 0.0, 50.0);
     cm.Done();
   }
+  std::optional<YamlValue> book_node = m.Get("book");
+  if (auto a = m.Get("as_of")) {
+    cfg->as_of = a->AsString();
+    if (ParseYearMonth(cfg->as_of) < 0) a->Fail("'as_of' is a month: YYYY-MM");
+  }
   m.Done();
+
+  if (book_node) {
+    if (cfg->as_of.empty())
+      book_node->Fail("'book' needs 'as_of' (the month the tape describes, YYYY-MM)");
+    IngestOptions io;
+    io.tape = RelativeTo(root, book_node->AsString());
+    io.as_of = cfg->as_of;
+    std::array<ProductSpec, kNumProducts> specs;
+    for (int p = 0; p < kNumProducts; ++p) specs[p] = cfg->products[p].spec;
+    IngestResult r;
+    try {
+      r = IngestTape(io, DefaultTapeMapping(), specs);
+    } catch (const ConfigError& e) {
+      book_node->Fail(fmt::format("book: {}", e.what()));
+    }
+    for (int p = 0; p < kNumProducts; ++p) {
+      const auto n = static_cast<int64_t>(r.book->loans[p].size());
+      const ProductLine& line = cfg->products[p];
+      if (n > 0 && !line.offered)
+        book_node->Fail(fmt::format("the book has {} {} loans but products.{} is not offered", n,
+                                    kProductNames[p], kProductNames[p]));
+      if (line.offered && n != line.initial_loans)
+        book_node->Fail(fmt::format(
+            "products.{}.initial_loans is {} but the book has {} {} loans (they must agree)",
+            kProductNames[p], line.initial_loans, n, kProductNames[p]));
+    }
+    cfg->book = r.book;
+  }
 
   bool any = false;
   int64_t loans = 0;
@@ -177,18 +254,31 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root) {
         "from the initial book)");
   if (cfg->equity_to_assets + cfg->liquid_share >= 1.0)
     root.Fail("balance_sheet.equity_to_assets + liquid_share must be below 1");
+  if (cfg->equity_to_assets + cfg->borrowings_share >= 1.0)
+    root.Fail(
+        "balance_sheet.equity_to_assets + borrowings_share must be below 1 (deposits fund "
+        "the rest)");
   return cfg;
 }
 
 }  // namespace
 
 std::shared_ptr<const InstitutionConfig> LoadInstitution(const std::string& name_or_path) {
-  return Parse(YamlValue::LoadFile(ResolveConfig("institutions", name_or_path)));
+  if (std::filesystem::is_directory(name_or_path)) {
+    const std::string file = (std::filesystem::path(name_or_path) / "institution.yaml").string();
+    if (!std::filesystem::exists(file))
+      throw ConfigError(fmt::format(
+          "'{}' is a directory without institution.yaml (an institution directory, as loantwin "
+          "sync writes it, holds one; or give a preset name or YAML file)",
+          name_or_path));
+    return Parse(YamlValue::LoadFile(file), 0);
+  }
+  return Parse(YamlValue::LoadFile(ResolveConfig("institutions", name_or_path)), 0);
 }
 
 std::shared_ptr<const InstitutionConfig> ParseInstitution(const std::string& yaml,
                                                           const std::string& name) {
-  return Parse(YamlValue::LoadString(yaml, name));
+  return Parse(YamlValue::LoadString(yaml, name), 0);
 }
 
 }  // namespace loantwin

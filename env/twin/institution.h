@@ -9,6 +9,7 @@
 #include "env/twin/allowance.h"
 #include "env/twin/alm.h"
 #include "env/twin/capital.h"
+#include "env/twin/initial_book.h"
 #include "env/twin/product.h"
 
 namespace loantwin {
@@ -58,8 +59,10 @@ struct InstitutionConfig {
   double liquid_yield_spread = -0.002;  ///< liquid assets earn policy rate + spread (>= 0)
   double liquid_term_share = 0.5;  ///< share of liquid assets yielding the 10-year rate (the rest:
                                    ///< the policy rate), a few years' duration
-  double min_liquidity = 0.05;     ///< liquid floor / deposits; shortfalls borrow wholesale
-  double liquidity_runoff = 0.10;  ///< stressed deposit runoff for the liquidity ratio
+  /// Opening secured-line draw / total assets (synced institutions: their borrowings).
+  double borrowings_share = 0.0;
+  double min_liquidity = 0.05;         ///< liquid floor / deposits; shortfalls borrow wholesale
+  double liquidity_runoff = 0.10;      ///< stressed deposit runoff for the liquidity ratio
   double fixed_cost_per_member = 120;  ///< annual fixed cost per member, currency
   double tax_rate = 0.0;               ///< on positive pre-tax income (credit unions: 0)
   double op_risk_factor = 0.15;        ///< operational-risk capital / annual gross income
@@ -71,9 +74,15 @@ struct InstitutionConfig {
   CapitalRules capital;      ///< the regulatory frame (`capital:`; default basel)
   AllowanceRules allowance;  ///< the loss allowance (`allowance:`; default CECL)
   AlmRules alm;              ///< securities, deposits, borrowing capacity, EVE (`alm:`)
+  /// A book loaded from a loan tape (`book:`, written by loantwin sync): the twin opens with
+  /// these loans instead of drawing a synthetic book. Null for the synthetic presets.
+  std::shared_ptr<const InitialBook> book;
+  std::string as_of;  ///< YYYY-MM: the date of month 0 (`as_of:`; synced institutions)
+  std::string base;   ///< the preset this one starts from (`base:`), "" if none
 };
 
-/// Loads a preset by name (configs/institutions/<name>.yaml) or path. Strict: unknown keys, wrong
+/// Loads a preset by name (configs/institutions/<name>.yaml) or path; a directory (what
+/// loantwin sync writes) loads its institution.yaml. Strict: unknown keys, wrong
 /// types, out-of-range values and missing files raise ConfigError naming file, line and key.
 std::shared_ptr<const InstitutionConfig> LoadInstitution(const std::string& name_or_path);
 /// Parses preset text (tests); `name` stands in for the file name in messages.

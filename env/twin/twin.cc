@@ -69,6 +69,15 @@ RollRates ComputeRollRates(const ProductSpec& s,
   return r;
 }
 
+}  // namespace
+
+double EventualChargeOff(const ProductSpec& s,
+                         const std::array<int, kNumDelinquentBuckets>& collection) {
+  return ComputeRollRates(s, collection, 1.0).eventual[1];
+}
+
+namespace {
+
 double BaselCorrelation(BaselClass c, double pd) {
   switch (c) {
     case BaselClass::kMortgage:
@@ -753,8 +762,11 @@ void Twin::Reset(uint64_t episode) {
   const double total_assets = (loans - allowance + foreclosed_) / (1 - inst.liquid_share);
   allowance_ = allowance;
   equity_ = inst.equity_to_assets * total_assets;
+  const double borrowed = inst.borrowings_share * total_assets;
   AlmReset(inst.alm, inst.liquid_term_share, inst.deposit_growth, inst.deposit_beta,
-           inst.deposit_spread, m, inst.liquid_share * total_assets, total_assets - equity_, &alm_);
+           inst.deposit_spread, m, inst.liquid_share * total_assets,
+           total_assets - equity_ - borrowed, &alm_);
+  alm_.wholesale = borrowed;
   securities_value_ = alm_.securities.Total();  // coupons at today's curve: fair value = par
   securities_duration_ = alm_.securities.Duration(m, 0, inst.alm.securities_spread);
   shortfall_ = 0, securities_gains_ = 0;
@@ -782,11 +794,85 @@ void Twin::Reset(uint64_t episode) {
   RefreshEve();
 }
 
+void Twin::LoadInitialBook() {
+  const MacroState& m = macro_.state();
+  const InitialBook& book = *institution_->book;
+  for (int p = 0; p < kNumProducts; ++p) {
+    LoanBook& bk = books_[p];
+    bk.Clear();
+    const auto& loans = book.loans[p];
+    next_id_[p] = static_cast<uint32_t>(loans.size());
+    if (loans.empty()) continue;
+    const ProductSpec& s = institution_->products[p].spec;
+    const double ref = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
+    const Amortisation amort = AmortisationOf(s);
+    const Collateral coll = CollateralOf(p, s);
+    bk.Reserve(loans.size() + loans.size() / 4);
+    for (size_t j = 0; j < loans.size(); ++j) {
+      const TapeLoan& l = loans[j];
+      LoanRow r;
+      r.balance = l.balance;
+      // Variable-rate loans store their margin over the reference rate.
+      r.rate = s.variable_rate ? l.rate - ref : l.rate;
+      r.remaining = static_cast<int16_t>(l.remaining);
+      r.age = static_cast<int16_t>(std::min(l.age, 32000));
+      r.band = static_cast<uint8_t>(l.band);
+      r.bucket = static_cast<uint8_t>(l.months_past_due);
+      r.flags = l.restructured ? kRestructuredFlag : 0;
+      r.pd_orig = static_cast<float>(s.pd[l.band]);
+      // The term option nearest the loan's term (cohort statistics and curve lengths).
+      int best = 0;
+      for (size_t t = 1; t < s.terms.size(); ++t)
+        if (std::abs(s.terms[t].months - l.term) < std::abs(s.terms[best].months - l.term))
+          best = static_cast<int>(t);
+      r.term = static_cast<uint8_t>(best);
+      if (amort == Amortisation::kAnnuity) r.payment = Annuity(l.balance, l.rate, l.remaining);
+      // Collateral in the twin's units: home in house-price-index units, auto at its value at
+      // origination (depreciated with age), card the credit limit.
+      if (coll == Collateral::kHome)
+        r.collateral = l.collateral / m.hpi;
+      else if (coll == Collateral::kAuto)
+        r.collateral = l.collateral / depreciation_table_[p][std::min(l.age, 480)];
+      else if (amort == Amortisation::kRevolving)
+        r.collateral = l.collateral;
+      r.id = static_cast<uint32_t>(j);
+      bk.Push(r);
+    }
+  }
+}
+
+double Twin::CollateralValue(int p, size_t i) const {
+  const ProductSpec& s = institution_->products[p].spec;
+  const LoanBook& bk = books_[p];
+  switch (CollateralOf(p, s)) {
+    case Collateral::kHome:
+      return bk.collateral[i] * macro_.state().hpi;
+    case Collateral::kAuto:
+      return bk.collateral[i] * depreciation_table_[p][std::min<int>(bk.age[i], 480)];
+    default:
+      return 0;
+  }
+}
+
+double Twin::LossGivenDefault(int p, size_t i) const {
+  const ProductSpec& s = institution_->products[p].spec;
+  const LoanBook& bk = books_[p];
+  if (bk.flags[i] & kFraudFlag) return 1.0;
+  if (CollateralOf(p, s) == Collateral::kNone) return s.lgd;
+  const double value = CollateralValue(p, i);
+  return std::max(s.lgd, 1 - value * (1 - s.sale_cost) / std::max(bk.balance[i], 1e-9));
+}
+
 void Twin::BuildInitialBook(uint64_t key) {
+  if (institution_->book) {
+    LoadInitialBook();
+    return;
+  }
   const MacroState& m = macro_.state();
   for (int p = 0; p < kNumProducts; ++p) {
     LoanBook& bk = books_[p];
     bk.Clear();
+    next_id_[p] = static_cast<uint32_t>(institution_->products[p].initial_loans);
     const ProductLine& line = institution_->products[p];
     if (!line.offered || line.initial_loans == 0) continue;
     const ProductSpec& s = line.spec;
@@ -849,6 +935,7 @@ void Twin::BuildInitialBook(uint64_t key) {
       r.pd_orig = static_cast<float>(s.pd[r.band]);
       r.bucket =
           static_cast<uint8_t>(SampleIndex(state_share[r.band].data(), states, rng.Uniform()));
+      r.id = static_cast<uint32_t>(j);
       bk.Push(r);
     }
   }
@@ -904,6 +991,7 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
           r.collateral = amount / ltv;
         r.pd_orig = static_cast<float>(pm.pd12[b]);
         r.flags = kNewFlag | (rng.Uniform() < fraud_rate ? kFraudFlag : 0);
+        r.id = next_id_[p]++;
         bk.Push(r);
         f->originations += r.balance;
         f->fees += s.origination_fee * r.balance;
@@ -945,6 +1033,16 @@ void Twin::Step(const Levers& requested, double* out) {
     const ProductSpec& s = inst.products[p].spec;
     ProductMonth pm;
     PrepareProductMonth(p, levers, &pm);
+    if (options_.record_transitions) {
+      ProductTransitions& tr = transitions_[p];
+      for (int b = 0; b < kNumBands; ++b) tr.hazard[b] = pm.hazard[b];
+      tr.redefault = pm.redefault;
+      tr.forward = pm.roll.forward;
+      tr.cure = pm.roll.cure;
+      tr.inv_market_rate = pm.inv_market_rate;
+      std::copy(pm.smm.begin(), pm.smm.end(), tr.smm.begin());
+      tr.hpi = pm.hpi;
+    }
     StepBook(p, pm, DeriveKey(month_key, 16 + p), &f);
     const size_t first_new = books_[p].size();
     Originate(p, pm, levers, DeriveKey(month_key, 32 + p), &f);
@@ -1464,12 +1562,13 @@ RepricingGap Twin::Gap() const {
 }
 
 void Twin::SaveState(StateWriter& w) const {
-  w.Tag("twin");
+  w.Tag("twin.v2");
   for (const LoanBook& b : books_) {
     w.PutVector(b.balance), w.PutVector(b.rate), w.PutVector(b.payment), w.PutVector(b.collateral);
     w.PutVector(b.pd_orig), w.PutVector(b.remaining), w.PutVector(b.age), w.PutVector(b.band);
-    w.PutVector(b.bucket), w.PutVector(b.flags), w.PutVector(b.term);
+    w.PutVector(b.bucket), w.PutVector(b.flags), w.PutVector(b.term), w.PutVector(b.id);
   }
+  w.Put(next_id_);
   w.Put(flows_);
   for (const auto& c : cohorts_) w.PutVector(c);
   w.Put(base_apps_);
@@ -1486,13 +1585,14 @@ void Twin::SaveState(StateWriter& w) const {
 }
 
 void Twin::LoadState(StateReader& r) {
-  r.Tag("twin");
+  r.Tag("twin.v2");
   for (LoanBook& b : books_) {
     r.GetVector(&b.balance), r.GetVector(&b.rate), r.GetVector(&b.payment);
     r.GetVector(&b.collateral), r.GetVector(&b.pd_orig), r.GetVector(&b.remaining);
     r.GetVector(&b.age), r.GetVector(&b.band), r.GetVector(&b.bucket), r.GetVector(&b.flags);
-    r.GetVector(&b.term);
+    r.GetVector(&b.term), r.GetVector(&b.id);
   }
+  r.Get(&next_id_);
   r.Get(&flows_);
   for (auto& c : cohorts_) r.GetVector(&c);
   r.Get(&base_apps_);

@@ -38,7 +38,25 @@ struct TwinOptions {
   /// Parallel shift of the policy, 10-year and mortgage rates from month 1 on, basis points:
   /// the balance sheet opens at the scenario's rates and is then shocked (NiiSensitivity).
   double rate_shift_bp = 0;
+  /// Keep each product's transition rates of the last month (transitions(); fitting).
+  bool record_transitions = false;
 };
+
+/// One product's monthly transition rates as the loan loop draws against them (recorded with
+/// TwinOptions::record_transitions): a loan's probabilities follow from its state.
+struct ProductTransitions {
+  std::array<float, kNumBands> hazard{};              ///< roll into 30 dpd per band (not fraud)
+  float redefault = 1;                                ///< hazard multiplier of restructured loans
+  std::array<double, kNumBuckets> forward{}, cure{};  ///< by months past due (90+: [3])
+  BandArray inv_market_rate{};  ///< 1 / market rate per band (prepayment incentive)
+  std::array<float, kPrepaySmmTableSize> smm{};  ///< SMM by coupon / market ratio (0.5 + 0.01 i)
+  double hpi = 1;                                ///< the month's house-price index
+};
+
+/// Probability that a loan entering 30 dpd is eventually charged off, under `collection` at
+/// z = 0 (the twin divides the monthly PD by it to get the roll into 30 dpd).
+double EventualChargeOff(const ProductSpec& s,
+                         const std::array<int, kNumDelinquentBuckets>& collection);
 
 /// A broken accounting invariant. what() names the invariant, instance, month and amounts.
 class InvariantError : public std::runtime_error {
@@ -161,11 +179,20 @@ class Twin {
   RepricingGap Gap() const;
   /// cohorts()[product][term option]: loans originated since reset.
   const std::array<std::vector<CohortCounts>, kNumProducts>& cohorts() const { return cohorts_; }
+  /// Collateral value today of row `row` of a secured product's book (currency).
+  double CollateralValue(int product, size_t row) const;
+  /// Loss given default of row `row` if it defaulted at today's collateral value.
+  double LossGivenDefault(int product, size_t row) const;
+  /// Last month's transition rates of `product` (TwinOptions::record_transitions).
+  const ProductTransitions& transitions(int product) const { return transitions_[product]; }
+  /// Id the next loan originated in `product` gets (LoanBook::id).
+  uint32_t next_id(int product) const { return next_id_[product]; }
   /// Baseline applications per month per product (the flow that keeps the book flat).
   double base_applications(int product) const { return base_apps_[product]; }
 
  private:
   void BuildInitialBook(uint64_t key);
+  void LoadInitialBook();  ///< the institution's loan-tape book (InitialBook)
   void PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) const;
   void StepBook(int p, const ProductMonth& pm, uint64_t key, ProductFlows* f);
   void Originate(int p, const ProductMonth& pm, const Levers& levers, uint64_t key,
@@ -195,6 +222,8 @@ class Twin {
   std::array<ProductFlows, kNumProducts> flows_;
   std::array<std::vector<CohortCounts>, kNumProducts> cohorts_;
   std::array<double, kNumProducts> base_apps_{};
+  std::array<uint32_t, kNumProducts> next_id_{};
+  std::array<ProductTransitions, kNumProducts> transitions_{};  ///< id of the next loan originated
   // Calibration constants per product: eventual default probability of a loan entering 30 dpd
   // under the preset's default collection, and IRB capital per unit EAD x LGD per band.
   std::array<double, kNumProducts> eventual_base_{};

@@ -80,8 +80,12 @@ Runner RegisterCalibrate(CLI::App& app) {
                    BookMetricNames()[b.metric], pct(b.mape), pct(a.mape), pct(b.coverage),
                    pct(a.coverage));
       }
-      fmt::print("\ntransition MAPE: {} before, {} after\nwrote {} (use --institution {})\n",
-                 pct(before.transition_mape), pct(after.transition_mape), f->out, f->out);
+      fmt::print(
+          "\ntransition MAPE: {} before, {} after (quarters: {} before, {} after)\nwrote {} (use "
+          "--institution {})\n",
+          pct(before.transition_mape), pct(after.transition_mape),
+          pct(before.quarterly_transition_mape), pct(after.quarterly_transition_mape), f->out,
+          f->out);
       return 0;
     }
     if (!f->institution.empty() || !f->performance.empty() || !f->scenario.empty() ||

@@ -98,8 +98,10 @@ TEST(BookBacktest, FittingRecoversKnownMultipliersAndLowersTheBacktestError) {
   const auto before = RunBookBacktest(inst, perf, bo);
   const auto after =
       RunBookBacktest(fitted, LoadPerformance(so.out + "/performance.csv", *fitted), bo);
-  std::printf("transition MAPE before %.4f after %.4f\n", before.transition_mape,
-              after.transition_mape);
+  std::printf("transition MAPE before %.4f after %.4f; quarters %.4f after %.4f\n",
+              before.transition_mape, after.transition_mape, before.quarterly_transition_mape,
+              after.quarterly_transition_mape);
+  EXPECT_LT(after.quarterly_transition_mape, before.quarterly_transition_mape);
   EXPECT_LT(after.transition_mape, before.transition_mape);
   auto mape = [](const BookBacktestResult& r, int p, int metric) {
     for (const auto& c : r.metrics)
@@ -108,6 +110,9 @@ TEST(BookBacktest, FittingRecoversKnownMultipliersAndLowersTheBacktestError) {
   };
   EXPECT_LT(mape(after, kCard, kBmRoll30to60), mape(before, kCard, kBmRoll30to60));
   EXPECT_LT(mape(after, kHome, kBmPrepayRate), mape(before, kHome, kBmPrepayRate));
+  // Balances by product and score band: every band of the book, months in order.
+  EXPECT_FALSE(after.segments.empty());
+  for (const auto& c : after.segments) EXPECT_EQ(c.actual.size(), 36u);
   // PD calibration and PSI are reported for every offered product.
   EXPECT_FALSE(after.calibration.empty());
   for (const auto& b : after.calibration) EXPECT_LE(b.lo, b.hi);

@@ -7,6 +7,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/csrc/jit/frontend/parser.h>
 #include <torch/csrc/jit/frontend/resolver.h>
@@ -19,6 +20,7 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -1676,6 +1678,23 @@ TEST_F(ServeTest, MonitorPassesInDistributionAndAlertsOnAShiftedFeature) {
       for (const auto& f : d.features)
         if (f.name == credit.features[feature].name) named = f.level == "alert";
   EXPECT_TRUE(named);
+
+  // The command: exit 0 on the in-distribution log, 4 (a scheduler's alert) on the shifted one,
+  // and a report naming the feature.
+  auto monitor = [&](const std::string& log) {
+    const std::string cmd = fmt::format(
+        "{} monitor --audit-log {} --reference {}/v1 --scenarios steady_state mild_recession "
+        "--paths 128 --months 12 --out {}/drift > {}/monitor.txt 2>&1",
+        LOANTWIN_CLI, log, Dir(), tmp.path(), tmp.path());
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(monitor(tmp.path() + "/in.log"), 0) << ReadFile(tmp.path() + "/monitor.txt");
+  EXPECT_EQ(monitor(tmp.path() + "/shifted.log"), 4) << ReadFile(tmp.path() + "/monitor.txt");
+  const std::string report = ReadFile(tmp.path() + "/drift/report.md");
+  EXPECT_NE(report.find("| " + credit.features[feature].name + " |"), std::string::npos) << report;
+  EXPECT_NE(ReadFile(tmp.path() + "/drift/report.json").find("\"level\": \"alert\""),
+            std::string::npos);
 }
 
 }  // namespace

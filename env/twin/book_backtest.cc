@@ -317,7 +317,8 @@ BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst
   const Levers levers = RunOffLevers(*inst);
   // Per path: metric values [p][t][metric] and defaults by band of the loans current at month 0.
   struct PathOut {
-    std::array<std::vector<std::array<double, kNumBookMetrics>>, kNumProducts> values;
+    std::array<std::vector<BookMonth>, kNumProducts> months;
+    std::array<std::vector<BandArray>, kNumProducts> band_balance;  ///< closing, by score band
     std::array<std::array<int64_t, kNumBands>, kNumProducts> defaults{};
   };
   std::vector<PathOut> paths(o.paths);
@@ -327,7 +328,8 @@ BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst
     PathOut& out = paths[path];
     std::array<std::vector<uint8_t>, kNumProducts> defaulted;
     for (int p = 0; p < kNumProducts; ++p) {
-      out.values[p].resize(months);
+      out.months[p].resize(months);
+      out.band_balance[p].assign(months, BandArray{});
       defaulted[p].assign(twin.book(p).size(), 0);
     }
     struct Prev {
@@ -354,6 +356,7 @@ BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst
           while (i < bk.size() && bk.id[i] < pv.id) ++i;
           if (i < bk.size() && bk.id[i] == pv.id) {
             m.Add(pv.bucket, pv.balance, bk.bucket[i], LoanExit::kNone, bk.balance[i]);
+            out.band_balance[p][t - 1][bk.band[i]] += bk.balance[i];
             if (t <= horizon && bk.bucket[i] >= 3) defaulted[p][pv.id] = 1;
           } else {
             const LoanExit e = InferExit(s, pv.bucket, pv.balance, pv.remaining);
@@ -361,7 +364,7 @@ BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst
             if (t <= horizon && e == LoanExit::kChargedOff) defaulted[p][pv.id] = 1;
           }
         }
-        for (int k = 0; k < kNumBookMetrics; ++k) out.values[p][t - 1][k] = BookMetricValue(m, k);
+        out.months[p][t - 1] = m;
       }
     }
     for (int p = 0; p < kNumProducts; ++p) {
@@ -394,7 +397,8 @@ BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst
       int covered = 0, pct_n = 0;
       for (int t = 0; t < months; ++t) {
         std::vector<double> v(o.paths);
-        for (int path = 0; path < o.paths; ++path) v[path] = paths[path].values[p][t][k];
+        for (int path = 0; path < o.paths; ++path)
+          v[path] = BookMetricValue(paths[path].months[p][t], k);
         double sum = 0;
         int n = 0;
         for (double x : v)
@@ -467,6 +471,73 @@ BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst
     r.psi_band[p] = psi;
   }
   r.transition_mape = mape_n ? mape_sum / mape_n : kNaN;
+
+  // Quarterly: the transition metrics on each quarter's pooled counts (three months' trials),
+  // where single months hold few transitions.
+  const int quarters = months / 3;
+  double q_sum = 0;
+  int q_n = 0;
+  for (int p = 0; p < kNumProducts && quarters > 0; ++p) {
+    if (inst->book->loans[p].empty()) continue;
+    double product_mape = 0;
+    int product_n = 0;
+    for (int k = kBmEntryRate; k < kNumBookMetrics; ++k) {
+      double pct = 0;
+      int n = 0;
+      for (int q = 0; q < quarters; ++q) {
+        BookMonth a;
+        for (int t = 3 * q; t < 3 * q + 3; ++t) a.Merge(actual[p][t]);
+        double sum = 0;
+        int count = 0;
+        for (const PathOut& po : paths) {
+          BookMonth m;
+          for (int t = 3 * q; t < 3 * q + 3; ++t) m.Merge(po.months[p][t]);
+          const double v = BookMetricValue(m, k);
+          if (!std::isnan(v)) sum += v, ++count;
+        }
+        const double av = BookMetricValue(a, k);
+        if (count == 0 || std::isnan(av) || av == 0) continue;
+        pct += std::abs(sum / count - av) / std::abs(av), ++n;
+      }
+      if (n) product_mape += pct / n, ++product_n;
+    }
+    if (product_n) q_sum += product_mape / product_n, ++q_n;
+  }
+  r.quarterly_transition_mape = q_n ? q_sum / q_n : kNaN;
+
+  // Balances by product and score band (the segments of the book).
+  std::array<std::vector<BandArray>, kNumProducts> actual_band;
+  for (auto& v : actual_band) v.assign(months, BandArray{});
+  ForEachTransition(perf, *inst, months,
+                    [&](int p, size_t j, int t, int, double, int, LoanExit e, double nbal) {
+                      if (e == LoanExit::kNone)
+                        actual_band[p][t - 1][inst->book->loans[p][j].band] += nbal;
+                    });
+  for (int p = 0; p < kNumProducts; ++p) {
+    if (inst->book->loans[p].empty()) continue;
+    for (int b = 0; b < kNumBands; ++b) {
+      if (actual_band[p][0][b] <= 0 && paths[0].band_balance[p][0][b] <= 0) continue;
+      SegmentComparison c;
+      c.product = p, c.band = b;
+      double pct = 0;
+      int n = 0, covered = 0;
+      for (int t = 0; t < months; ++t) {
+        std::vector<double> v(o.paths);
+        double sum = 0;
+        for (int path = 0; path < o.paths; ++path)
+          sum += v[path] = paths[path].band_balance[p][t][b];
+        c.actual.push_back(actual_band[p][t][b]);
+        c.mean.push_back(sum / o.paths);
+        c.p05.push_back(Quantile(v, 0.05));
+        c.p95.push_back(Quantile(v, 0.95));
+        if (c.actual.back() > 0) pct += std::abs(c.mean.back() / c.actual.back() - 1), ++n;
+        covered += c.actual.back() >= c.p05.back() - 1e-6 && c.actual.back() <= c.p95.back() + 1e-6;
+      }
+      c.mape = n ? pct / n : kNaN;
+      c.coverage = static_cast<double>(covered) / months;
+      r.segments.push_back(std::move(c));
+    }
+  }
   return r;
 }
 

@@ -103,6 +103,13 @@ struct MetricComparison {
   int months_compared = 0;
 };
 
+/// The as-of book's balance in one product and score band, month by month.
+struct SegmentComparison {
+  int product = 0, band = 0;
+  std::vector<double> actual, mean, p05, p95;
+  double mape = 0, coverage = 0;
+};
+
 struct BandCalibration {
   int product = 0, band = 0;
   int64_t loans = 0, defaults = 0;
@@ -122,6 +129,9 @@ struct BookBacktestResult {
   /// Mean over products of the transition metrics' MAPE (entry, rolls, cure, prepayment): the
   /// one number fitting lowers.
   double transition_mape = 0;
+  /// The same on quarters (each quarter's three months of transitions pooled).
+  double quarterly_transition_mape = 0;
+  std::vector<SegmentComparison> segments;  ///< balances by product and score band
 };
 
 BookBacktestResult RunBookBacktest(std::shared_ptr<const InstitutionConfig> inst,

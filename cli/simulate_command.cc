@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/fund_cli.h"
 #include "core/atomic_file.h"
 #include "env/policy_monte_carlo.h"
 #include "env/twin/institution.h"
@@ -34,6 +35,9 @@ struct SimulateArgs {
   int exact_band_paths = 1000;
   bool rate_shocks = false;
   bool resolve_failures = false;
+  std::string env = "twin";
+  std::string config;
+  bool profile = false;
 };
 
 void PrintNiiSensitivity(const std::vector<NiiSensitivityRow>& rows) {
@@ -211,7 +215,43 @@ Runner RegisterSimulate(CLI::App& app) {
                   "(memory: docs/operations.md)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  return [a] {
+  cmd->add_option("--env", a->env,
+                  "environment: 'twin' (the lending twin) or 'home_equity_fund' (a leveraged fund, "
+                  "docs/fund-model.md)")
+      ->check(CLI::IsMember({"twin", "home_equity_fund"}))
+      ->capture_default_str();
+  cmd->add_option("--config", a->config,
+                  "home_equity_fund: the fund's YAML (env.config keys, or an experiment file); "
+                  "default: the built-in fund");
+  cmd->add_flag("--profile", a->profile,
+                "home_equity_fund: print the time per stage (paths, exits, leverage, waterfall, "
+                "metrics)");
+  return [a, cmd] {
+    if (a->env == "home_equity_fund") {
+      for (const char* twin_only :
+           {"--institution", "--months", "--rate-shocks", "--check-invariants",
+            "--resolve-failures", "--output", "--exact-band-paths"})
+        if (cmd->count(twin_only) > 0)
+          throw std::invalid_argument(fmt::format(
+              "{} applies to --env twin; the fund's term and zones are in --config", twin_only));
+      if (a->policy == "static")
+        throw std::invalid_argument("--policy static applies to --env twin (baseline or random)");
+      FundSimulateArgs f;
+      f.config = a->config;
+      if (cmd->count("--scenario") > 0) f.scenario = a->scenario;
+      f.policy = a->policy;
+      f.paths = a->paths;
+      f.seed = a->seed;
+      f.threads = a->threads > 0
+                      ? a->threads
+                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+      f.batch = std::max(a->batch, 256);
+      f.profile = a->profile;
+      f.out = a->out;
+      return RunFundSimulate(f);
+    }
+    if (!a->config.empty() || a->profile)
+      throw std::invalid_argument("--config and --profile apply to --env home_equity_fund");
     if (a->resolve_failures && a->policy == "static")
       throw std::invalid_argument(
           "--resolve-failures needs --policy baseline or random (the static levers run the bare "

@@ -2,11 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <type_traits>
-
 #include "core/registry.h"
 #include "core/yaml_reader.h"
 #include "env/cartpole.h"
+#include "env/fund_env.h"
 #include "env/twin_env.h"
 
 namespace loantwin {
@@ -17,10 +16,9 @@ struct EnvEntry {
   EnvConfigResolver resolve;
 };
 
-template <typename Config>
+template <typename Config, typename Env>
 EnvEntry BuiltinEnv() {
   auto parse = [](const YamlValue* config) { return config ? Config::Parse(*config) : Config{}; };
-  using Env = std::conditional_t<std::is_same_v<Config, TwinEnvConfig>, TwinEnv, CartPoleEnv>;
   return {[parse](const EnvOptions& o, const YamlValue* config) -> std::unique_ptr<MultiAgentEnv> {
             return std::make_unique<Env>(o, parse(config));
           },
@@ -29,8 +27,10 @@ EnvEntry BuiltinEnv() {
 
 // The built-ins are added in the registry's initialiser (core/registry.h).
 Registry<EnvEntry>& Envs() {
-  static Registry<EnvEntry> registry("environment", {{"twin", BuiltinEnv<TwinEnvConfig>()},
-                                                     {"cartpole", BuiltinEnv<CartPoleConfig>()}});
+  static Registry<EnvEntry> registry(
+      "environment", {{"twin", BuiltinEnv<TwinEnvConfig, TwinEnv>()},
+                      {"cartpole", BuiltinEnv<CartPoleConfig, CartPoleEnv>()},
+                      {"home_equity_fund", BuiltinEnv<FundEnvConfig, HomeEquityFundEnv>()}});
   return registry;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Environments by name. Built-ins: "twin" (the five-role lending twin) and "cartpole"
-// (CartPole-v1). Both come out as the same vectorised multi-agent API.
+// Environments by name. Built-ins: "twin" (the five-role lending twin), "cartpole"
+// (CartPole-v1) and "home_equity_fund" (a leveraged fund, docs/fund-model.md). All come out as the same vectorised multi-agent API.
 //
 //   auto env = MakeEnv("twin", {.num_envs = 64, .num_threads = 2, .seed = 1});
 //

@@ -10,6 +10,7 @@
 #include "core/config_fields.h"
 #include "core/normal_dist.h"
 #include "core/yaml_reader.h"
+#include "env/role_config.h"
 
 namespace loantwin {
 namespace {
@@ -200,32 +201,7 @@ TwinEnvConfig TwinEnvConfig::Parse(const YamlValue& value) {
     for (const auto& item : list->Items()) c.scenarios.push_back(item.AsString());
     if (c.scenarios.empty()) list->Fail("'scenarios' needs at least one scenario");
   }
-  if (auto roles = m.Get("roles")) {
-    YamlMap rm(*roles);
-    for (int r = 0; r < kNumTwinRoles; ++r) {
-      auto node = rm.Get(kTwinRoleNames[r]);
-      if (!node) continue;
-      YamlMap role(*node);
-      if (auto f = role.Get("fallback"))
-        c.roles[r].fallback = f->AsEnum({"baseline", "random"}) == "baseline"
-                                  ? FallbackPolicy::kBaseline
-                                  : FallbackPolicy::kRandom;
-      if (auto w = role.Get("rewards")) {
-        YamlMap wm(*w);
-        c.roles[r].reward_weights.clear();
-        for (const auto& name : RegisteredRewards()) {
-          double weight = 0;
-          if (wm.Has(name)) {
-            wm.Read(name, &weight, -1e6, 1e6);
-            c.roles[r].reward_weights.emplace_back(name, weight);
-          }
-        }
-        wm.Done();
-      }
-      role.Done();
-    }
-    rm.Done();
-  }
+  ReadRoleConfigs(m, kTwinRoleNames, RegisteredRewards(), &c.roles);
   m.Done();
   return c;
 }
@@ -239,17 +215,8 @@ std::string TwinEnvConfig::ToYaml() const {
     out << YAML::Key << "scenario" << YAML::Value << scenario;
   else
     out << YAML::Key << "scenarios" << YAML::Value << YAML::Flow << scenarios;
-  out << YAML::Key << "roles" << YAML::Value << YAML::BeginMap;
-  for (int r = 0; r < kNumTwinRoles; ++r) {
-    out << YAML::Key << kTwinRoleNames[r] << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "fallback" << YAML::Value
-        << (roles[r].fallback == FallbackPolicy::kBaseline ? "baseline" : "random");
-    out << YAML::Key << "rewards" << YAML::Value << YAML::BeginMap;
-    for (const auto& [name, weight] : roles[r].reward_weights)
-      out << YAML::Key << name << YAML::Value << weight;
-    out << YAML::EndMap << YAML::EndMap;
-  }
-  out << YAML::EndMap << YAML::EndMap;
+  EmitRoleConfigs(out, kTwinRoleNames, roles);
+  out << YAML::EndMap;
   return out.c_str();
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/check.h"
 #include "core/config_error.h"
 #include "core/counter_rng.h"
 #include "core/yaml_reader.h"
@@ -20,9 +21,9 @@ float Clip(double x) {
 }
 
 const std::vector<std::string> kMetricNames = {
-    "lp_irr",        "lp_multiple",   "gp_irr",        "equity_irr", "senior_irr",
-    "mezzanine_irr", "nav",           "equity_nav",    "leverage",   "facility_breach",
-    "oc_fail",       "breach_months", "default_losses"};
+    "lp_irr",        "lp_multiple",   "gp_irr",     "equity_irr",    "senior_irr",
+    "mezzanine_irr", "nav",           "equity_nav", "leverage",      "facility_breach",
+    "oc_fail",       "breach_months", "breached",   "default_losses"};
 
 // Shared features (both roles).
 const char* kSharedNames[] = {"fund/progress",
@@ -188,6 +189,7 @@ void HomeEquityFundEnv::SetRewardWeights(
 }
 
 const std::vector<std::string>& HomeEquityFundEnv::metric_names() const {
+  LT_CHECK_EQ(kMetricNames.size(), static_cast<size_t>(kNumFundMetrics));
   return kMetricNames;
 }
 
@@ -327,6 +329,7 @@ void HomeEquityFundEnv::Finalise(int i) {
   row[kFacilityBreach] = m.facility_breach;
   row[kOcFail] = m.oc_fail;
   row[kBreachMonths] = f.breach_months();
+  row[kBreached] = f.breach_months() > 0 ? 1.0 : 0.0;
   double losses = 0;
   for (int z = 0; z < fund_->zones.size(); ++z) losses += f.zone_losses(z);
   row[kDefaultLosses] = losses;

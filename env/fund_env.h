@@ -47,6 +47,7 @@ enum FundMetric : int {
   kFacilityBreach,
   kOcFail,
   kBreachMonths,
+  kBreached,
   kDefaultLosses,
   kNumFundMetrics
 };
@@ -91,8 +92,8 @@ class HomeEquityFundEnv : public MultiAgentEnv {
                         const std::vector<std::pair<std::string, double>>& weights) override;
   /// lp_irr, lp_multiple, gp_irr, equity_irr, senior_irr, mezzanine_irr (final month of an
   /// episode; 0 before), nav, equity_nav, leverage (drawn / borrowing base), facility_breach,
-  /// oc_fail (this month), breach_months, default_losses (so far), each value in currency or
-  /// fraction.
+  /// oc_fail (this month), breach_months, breached (1 once the facility was breached in the
+  /// episode), default_losses (so far), each value in currency or fraction.
   const std::vector<std::string>& metric_names() const override;
   double metric(int i, int k) const override;
   std::string instance_label(int i) const override;

@@ -57,6 +57,9 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
   std::vector<double> net_income(n, 0), roe(n, 0), min_capital(n, 1e9), peak_co(n, 0),
       approvals(n, 0);
   std::vector<int> months(n, 0);
+  // Other environments: each metric of the step that ended the episode (the fund's IRRs).
+  const std::vector<std::string>& metric_names = env.metric_names();
+  std::vector<double> final_metrics(metric_names.size() * n, 0.0);
   std::map<std::string, std::pair<double, int64_t>> decisions;
   for (int step = 0; step < env.max_episode_steps(); ++step) {
     for (int r = 0; r < roles; ++r) {
@@ -94,7 +97,14 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
         approvals[i] += row[kApprovals];
         ++months[i];
       }
-      if (env.terminated()[i] || env.truncated()[i]) alive[i] = 0;
+      if (env.terminated()[i] || env.truncated()[i]) {
+        alive[i] = 0;
+        if (!twin)
+          for (size_t k = 0; k < metric_names.size(); ++k) {
+            const double v = env.metric(i, static_cast<int>(k));
+            final_metrics[k * n + i] = std::isfinite(v) ? v : -1.0;  // an undefined IRR: -100%
+          }
+      }
     }
   }
   PolicyOutcome out;
@@ -112,6 +122,12 @@ PolicyOutcome RunEpisodes(Trainer& trainer, MultiAgentEnv& env, bool trained) {
     out.mean_return[env.role(r).name] = m;
     out.std_return[env.role(r).name] = sd;
   }
+  if (!twin)
+    for (size_t k = 0; k < metric_names.size(); ++k) {
+      double s = 0;
+      for (int i = 0; i < n; ++i) s += final_metrics[k * n + i];
+      out.portfolio["final/" + metric_names[k]] = s / n;
+    }
   if (twin) {
     double m, sd, worst = 1e9;
     mean_std(net_income, &m, &sd);

@@ -16,7 +16,10 @@ class Trainer;
 
 struct PolicyOutcome {
   std::map<std::string, double> mean_return, std_return;  ///< per role
-  std::map<std::string, double> portfolio;                ///< twin only
+  /// The twin: cumulative net income, ROE, capital, charge-offs, approvals; other
+  /// environments: "final/<metric>", each metric() at the end of the episode, mean over paths
+  /// (the fund's LP IRR, breach months, ...; an undefined IRR counts as -1).
+  std::map<std::string, double> portfolio;
   /// Mean numeric value of each decision of the learning roles ("credit/cutoff/card" -> 3.8),
   /// over acting instance-steps (the manifest's action values).
   std::map<std::string, double> mean_decision;

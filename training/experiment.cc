@@ -5,6 +5,7 @@
 
 #include "core/config_fields.h"
 #include "env/env_registry.h"
+#include "env/fund_env.h"
 #include "rewards/reward.h"
 
 namespace loantwin {
@@ -12,7 +13,7 @@ namespace {
 
 /// Reads one role's section: `<role>: ppo` or a mapping with agent/algorithm/frozen/policy, the
 /// algorithm's hyperparameters under its registry name, and reward weights.
-RoleAgentConfig ParseRole(const YamlValue& node) {
+RoleAgentConfig ParseRole(const YamlValue& node, const std::string& env_name) {
   const Registry<AgentAlgorithm>& algorithms = AgentAlgorithms();
   const std::vector<std::string> learners = algorithms.Names();
   auto with = [&](std::vector<std::string> extra) {
@@ -60,7 +61,10 @@ RoleAgentConfig ParseRole(const YamlValue& node) {
     if (auto w = r.Get("rewards")) {
       YamlMap wm(*w);
       rc.has_rewards = true;
-      for (const auto& name : RegisteredRewards()) {
+      // The environment's objectives: the fund's own, the twin's registered rewards otherwise.
+      const std::vector<std::string> objectives =
+          env_name == "home_equity_fund" ? kFundObjectives : RegisteredRewards();
+      for (const auto& name : objectives) {
         if (!wm.Has(name)) continue;
         double weight = 0;
         wm.Read(name, &weight, -1e6, 1e6);
@@ -109,7 +113,7 @@ ExperimentConfig ExperimentConfig::Parse(const YamlValue& root) {
     for (auto it = roles->node().begin(); it != roles->node().end(); ++it) {
       const std::string role = it->first.Scalar();
       const YamlValue node = *rm.Get(role);
-      c.roles[role] = ParseRole(node);
+      c.roles[role] = ParseRole(node, c.env_name);
       c.role_nodes.emplace(role, node);
     }
   }

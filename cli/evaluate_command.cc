@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/distributed_common.h"
+#include "cli/fund_stress.h"
 #include "cli/stress_common.h"
 #include "core/atomic_file.h"
 #include "core/config_error.h"
@@ -65,6 +66,7 @@ Runner RegisterEvaluate(CLI::App& app) {
     std::vector<std::string> policies;
     std::string scenarios = "all", out;
     bool no_baseline = false;
+    std::string fund_config;
     StressArgs stress;
     DistributedArgs dist;
   };
@@ -83,9 +85,25 @@ Runner RegisterEvaluate(CLI::App& app) {
                 "do not prepend the rule-based baseline when no baseline is listed");
   cmd->add_option("--out", a->out,
                   "report directory (default: <first run>/report, or ./stress-report)");
+  cmd->add_option("--fund-config", a->fund_config,
+                  "home_equity_fund: the fund every policy runs (default: the first run's, else "
+                  "the built-in fund); policies 'weights:<level per zone>' and fund runs select "
+                  "the fund's report (docs/fund-model.md)");
   AddStressOptions(cmd, a->stress);
   AddDistributedOptions(cmd, a->dist);
   return [a] {
+    // The home-equity fund: its own stress report (allocation policies on the same paths).
+    if (!a->fund_config.empty() ||
+        std::any_of(a->policies.begin(), a->policies.end(), IsFundPolicy)) {
+      if (a->dist.enabled)
+        throw std::invalid_argument("--distributed evaluates the twin's stress scenarios only");
+      std::stringstream ss(a->scenarios);
+      std::vector<std::string> scenarios;
+      for (std::string s; std::getline(ss, s, ',');)
+        if (!s.empty()) scenarios.push_back(s);
+      return RunFundEvaluate(a->policies, scenarios, a->fund_config, !a->no_baseline, a->stress,
+                             a->out);
+    }
     Collective* group = JoinProcessGroup(a->dist);
     // A single run of an environment without scenarios: returns against the fallbacks.
     if (a->policies.size() == 1 && fs::is_regular_file(a->policies[0] + "/config.yaml")) {

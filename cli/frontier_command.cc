@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/fund_stress.h"
 #include "cli/stress_common.h"
 #include "report/frontier.h"
 #include "report/render_util.h"
@@ -40,6 +41,7 @@ Runner RegisterFrontier(CLI::App& app) {
     std::string scenario = "severe_recession", return_metric = "cumulative_net_income",
                 risk_metric = "es_975", out = "frontier";
     bool no_baseline = false;
+    std::string fund_config;
     StressArgs stress;
   };
   auto a = std::make_shared<Args>();
@@ -50,18 +52,32 @@ Runner RegisterFrontier(CLI::App& app) {
       "policies and the baseline marked)");
   cmd->add_option("runs", a->runs, "run or export directories ([label=]dir)")->required();
   cmd->add_option("--scenario", a->scenario, "scenario name or YAML file")->capture_default_str();
-  cmd->add_option("--return", a->return_metric, "return axis")
-      ->check(CLI::IsMember({"cumulative_net_income", "roe"}))
+  cmd->add_option("--return", a->return_metric,
+                  "return axis (the fund: lp_irr or equity_irr, mean; default lp_irr)")
+      ->check(CLI::IsMember({"cumulative_net_income", "roe", "lp_irr", "equity_irr"}))
       ->capture_default_str();
   cmd->add_option("--risk", a->risk_metric,
                   "risk axis: 97.5% expected shortfall of P&L, or the share of paths with a "
-                  "breach flag")
-      ->check(CLI::IsMember(FrontierRiskMetrics()))
+                  "breach flag; the fund: lp_irr_es95 (default), breached or oc_fail")
+      ->check(CLI::IsMember([] {
+        auto v = FrontierRiskMetrics();
+        for (const auto& r : FundFrontierRisks()) v.push_back(r);
+        return v;
+      }()))
       ->capture_default_str();
   cmd->add_flag("--no-baseline", a->no_baseline, "leave the rule-based baseline out");
   cmd->add_option("--out", a->out, "output directory")->capture_default_str();
+  cmd->add_option("--fund-config", a->fund_config,
+                  "home_equity_fund: the fund every policy runs (default: the first run's); "
+                  "'weights:<level per zone>' policies and fund runs select the fund frontier");
   AddStressOptions(cmd, a->stress);
-  return [a] {
+  return [a, cmd] {
+    if (!a->fund_config.empty() || std::any_of(a->runs.begin(), a->runs.end(), IsFundPolicy)) {
+      const std::string ret = cmd->count("--return") ? a->return_metric : "lp_irr";
+      const std::string risk = cmd->count("--risk") ? a->risk_metric : "lp_irr_es95";
+      return RunFundFrontier(a->runs, a->scenario, a->fund_config, ret, risk, !a->no_baseline,
+                             a->stress, a->out);
+    }
     RunFrontier(a->runs, a->scenario, a->return_metric, a->risk_metric, !a->no_baseline, a->stress,
                 a->out);
     return 0;

@@ -521,6 +521,52 @@ TEST(Cli, SnapshotSyncRoundTrip) {
   EXPECT_NE(testing::ReadFile(synced + "/rejected.csv").find("bad-1"), std::string::npos);
 }
 
+TEST(Cli, HomeEquityFundSimulateEvaluateAndErrors) {
+  TempDir dir;
+  // Monthly bands do not depend on the thread count.
+  const std::string a = dir.path() + "/a.csv", b = dir.path() + "/b.csv";
+  ASSERT_EQ(RunCli("simulate --env home_equity_fund --paths 30 --threads 1 --out " + a).code, 0);
+  Result r = RunCli("simulate --env home_equity_fund --paths 30 --threads 2 --profile --out " + b);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(testing::ReadFile(a), testing::ReadFile(b));
+  for (const char* text : {"LP IRR", "senior notes IRR", "ES 95%", "loss by zone", "profile",
+                           "exits (hazards, payoffs)"})
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << "\n" << r.output;
+  // Twin-only options, a bad correlation matrix, weights for the wrong number of zones.
+  r = RunCli("simulate --env home_equity_fund --months 12");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("--months applies to --env twin"), std::string::npos) << r.output;
+  r = RunCli("simulate --config x.yaml");
+  EXPECT_EQ(r.code, 1);
+  const std::string bad = dir.path() + "/bad_fund.yaml";
+  std::ofstream(bad) << "zones:\n  zones: [{name: a}, {name: b}, {name: c}]\n"
+                        "  correlation: [[1, 0.9, 0.9], [0.9, 1, -0.9], [0.9, -0.9, 1]]\n";
+  r = RunCli("simulate --env home_equity_fund --config " + bad);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("not positive definite"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bad_fund.yaml"), std::string::npos) << r.output;
+  r = RunCli("evaluate weights:1,1 --scenarios steady_state --paths 5");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("2 weights for the fund's 6 zones"), std::string::npos) << r.output;
+  r = RunCli("frontier weights:3,3,0,0,3,0 --risk es_975 --paths 5");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("does not apply to the fund"), std::string::npos) << r.output;
+  // The fund's stress report: the verdict first, the same paths for every policy.
+  const std::string out = dir.path() + "/report";
+  r = RunCli(
+      "evaluate weights:3,3,0,0,3,0 --scenarios steady_state,mild_recession --paths 40 "
+      "--out " +
+      out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string md = testing::ReadFile(out + "/report.md");
+  EXPECT_LT(md.find("## Verdict"), md.find("## Scenario: steady_state"));
+  EXPECT_NE(md.find("MORE borrowing-base breaches in"), std::string::npos);
+  const auto json = nlohmann::json::parse(testing::ReadFile(out + "/report.json"));
+  EXPECT_EQ(json.at("environment"), "home_equity_fund");
+  EXPECT_EQ(json.at("scenarios").size(), 2u);
+  EXPECT_EQ(json.at("scenarios")[0].at("policies")[0].at("policy"), "baseline");
+}
+
 TEST(Docs, EveryCommandInTheDocsRuns) {
   TempDir dir;
   // Relative config paths in the examples resolve against the repository root.
@@ -528,7 +574,7 @@ TEST(Docs, EveryCommandInTheDocsRuns) {
                                             dir.path() + "/configs");
   int commands = 0;
   for (const char* doc : {"docs/cli.md", "README.md", "docs/stress-testing.md",
-                          "docs/distributed.md", "docs/digital-twin.md"}) {
+                          "docs/distributed.md", "docs/digital-twin.md", "docs/fund-model.md"}) {
     for (const auto& block : FencedBlocks(std::string(LOANTWIN_SOURCE_DIR) + "/" + doc, "sh")) {
       std::istringstream lines(block);
       std::string line, cmd;

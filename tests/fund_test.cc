@@ -249,8 +249,8 @@ TEST(Fund, ABorrowingBaseBreachSweepsTheCash) {
 
 TEST(Fund, AFailingCoverageTestDivertsCashToTheSeniorNotesAndDefersTheMezzanineCoupon) {
   auto config = std::make_shared<FundConfig>();
-  config->tranches[0].oc_trigger = 4.0;  // assets / senior >= 4: fails from the start
-  config->tranches[1].oc_trigger = 3.0;
+  config->tranches[0].oc_trigger = 8.0;  // assets / senior >= 8: fails after the ramp-up
+  config->tranches[1].oc_trigger = 6.0;
   FundPath f(config, LoadScenario("steady_state"));
   f.Reset(7);
   const FundDecision d = Baseline(*config);
@@ -321,5 +321,15 @@ TEST(FundEnv, EqualWeightBaselineInvestsAcrossZonesAndEndsAtTheTerm) {
   }
 }
 
+}  // namespace
+}  // namespace loantwin
+
+namespace loantwin {
+namespace {
+TEST(FundConfig, TheShippedExampleIsTheBuiltInFund) {
+  const FundEnvConfig shipped = FundEnvConfig::Load(std::string(LOANTWIN_SOURCE_DIR) +
+                                                    "/configs/funds/home_equity_fund.yaml");
+  EXPECT_EQ(shipped.ToYaml(), FundEnvConfig{}.ToYaml());
+}
 }  // namespace
 }  // namespace loantwin

@@ -118,7 +118,7 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 }  // namespace
 
 std::vector<TrancheTerms> FundConfig::DefaultTranches() {
-  return {{"senior", 0.30, 0.05, 1.6}, {"mezzanine", 0.15, 0.08, 1.25}};
+  return {{"senior", 0.20, 0.05, 1.6}, {"mezzanine", 0.10, 0.08, 1.25}};
 }
 
 double FundConfig::equity_share() const {

@@ -65,7 +65,7 @@ struct ExitTerms {
 };
 
 struct FacilityTerms {
-  double limit = 0.5;              ///< facility size, of the commitment
+  double limit = 0.25;             ///< facility size, of the commitment
   double advance_rate = 0.6;       ///< borrowing base = advance rate x eligible contract value
   double eligibility_cltv = 0.95;  ///< contracts above this combined LTV are not eligible
   double spread = 0.03;            ///< interest: policy rate + spread

@@ -53,15 +53,15 @@ int ZoneSet::Find(const std::string& name) const {
 
 ZoneSet ZoneSet::Default() {
   ZoneSet s;
-  s.tiers = {{"coastal", MakeZone("", "coastal", 1.3, 0.005, 0.05, 7.5e5, 0.50)},
-             {"sun_belt", MakeZone("", "sun_belt", 1.6, 0.0, 0.07, 4.0e5, 0.60)},
+  s.tiers = {{"coastal", MakeZone("", "coastal", 1.1, 0.005, 0.05, 7.5e5, 0.50)},
+             {"sun_belt", MakeZone("", "sun_belt", 1.3, 0.0, 0.07, 4.0e5, 0.60)},
              {"heartland", MakeZone("", "heartland", 0.6, -0.005, 0.03, 2.5e5, 0.55)}};
-  s.zones = {MakeZone("san_francisco", "coastal", 1.4, 0.005, 0.06, 1.1e6, 0.45),
-             MakeZone("boston", "coastal", 1.0, 0.01, 0.035, 7.0e5, 0.50),
-             MakeZone("phoenix", "sun_belt", 1.8, -0.005, 0.08, 4.2e5, 0.62),
-             MakeZone("las_vegas", "sun_belt", 2.0, -0.025, 0.10, 3.8e5, 0.68),
-             MakeZone("dallas", "sun_belt", 1.0, 0.01, 0.04, 3.6e5, 0.58),
-             MakeZone("cleveland", "heartland", 0.5, -0.005, 0.03, 1.9e5, 0.60)};
+  s.zones = {MakeZone("san_francisco", "coastal", 1.2, 0.005, 0.06, 1.1e6, 0.45),
+             MakeZone("boston", "coastal", 0.9, 0.01, 0.035, 7.0e5, 0.50),
+             MakeZone("phoenix", "sun_belt", 1.5, 0.0, 0.08, 4.2e5, 0.62),
+             MakeZone("las_vegas", "sun_belt", 1.8, -0.02, 0.10, 3.8e5, 0.68),
+             MakeZone("dallas", "sun_belt", 0.8, 0.01, 0.04, 3.6e5, 0.58),
+             MakeZone("cleveland", "heartland", 0.6, -0.005, 0.03, 1.9e5, 0.60)};
   const int n = s.size();
   s.correlation = Eigen::MatrixXd::Identity(n, n);
   for (int i = 0; i < n; ++i)

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "env/fund/waterfall.h"
-#include "env/fund/zones.h"
+#include "env/twin/zones.h"
 #include "env/twin/scenario.h"
 
 namespace loantwin {

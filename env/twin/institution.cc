@@ -8,6 +8,7 @@
 #include "core/yaml_reader.h"
 #include "env/twin/config_paths.h"
 #include "env/twin/loan_tape.h"
+#include "env/twin/zones.h"
 
 namespace loantwin {
 namespace {
@@ -74,14 +75,16 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root, int depth)
   }
 
   // Products start from the base preset's spec (if it offers them) or the built-in defaults;
-  // only the products listed are offered.
-  for (int p = 0; p < kNumProducts; ++p) {
+  // only the products listed are offered. With a base and no `products:`, the base's product
+  // lines are kept as they are.
+  const bool inherit_products = base && !m.Has("products");
+  for (int p = 0; p < kNumProducts && !inherit_products; ++p) {
     ProductSpec spec =
         base && base->products[p].offered ? base->products[p].spec : DefaultProductSpec(Product(p));
     cfg->products[p] = ProductLine{};
     cfg->products[p].spec = std::move(spec);
   }
-  {
+  if (!inherit_products) {
     YamlMap products(m.Require("products"));
     for (int p = 0; p < kNumProducts; ++p) {
       auto node = products.Get(kProductNames[p]);
@@ -199,6 +202,25 @@ std::shared_ptr<const InstitutionConfig> Parse(const YamlValue& root, int depth)
     cm.Read("adaptation_months", &cc.adaptation_months, 0.0, 1200.0);
     cm.Read("demand_gdp_beta", &cc.demand_gdp_beta, 0.0, 50.0);
     cm.Done();
+  }
+  if (auto hz = m.Get("home_zones")) {
+    YamlMap zm(*hz);
+    auto zones = std::make_shared<ZoneSet>(ZoneSet::Default());
+    if (auto z = zm.Get("zones")) *zones = ZoneSet::Parse(*z);
+    const YamlValue mix = zm.Require("mix");
+    YamlMap mm(mix);
+    std::vector<double> shares(zones->size(), 0.0);
+    double total = 0;
+    for (int k = 0; k < zones->size(); ++k)
+      if (mm.Has(zones->zones[k].name)) {
+        mm.Read(zones->zones[k].name, &shares[k], 0.0, 1.0);
+        total += shares[k];
+      }
+    mm.Done();
+    if (std::abs(total - 1.0) > 1e-6)
+      mix.Fail(fmt::format("the zones' shares add up to {}, not 1", total));
+    zm.Done();
+    cfg->home_zones = {std::move(zones), std::move(shares)};
   }
   std::optional<YamlValue> book_node = m.Get("book");
   if (auto a = m.Get("as_of")) {

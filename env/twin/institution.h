@@ -5,6 +5,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "env/twin/allowance.h"
 #include "env/twin/alm.h"
@@ -34,6 +35,17 @@ struct CreditCycle {
   /// (borrowers and lenders adjust to a persistently high level); 0 keeps it fixed.
   double adaptation_months = 36;
   double demand_gdp_beta = 3.0;  ///< applications scale by exp(beta * (gdp - gdp_ref))
+};
+
+struct ZoneSet;
+
+/// Regional house prices for the home product (docs/fund-model.md, "The twin's home loans by
+/// zone"): opening and new home loans are spread over the zones by `mix`, and each loan's
+/// collateral follows its zone's index (the zones load on the scenario's national index), so
+/// the loss given default carries the book's regional concentration.
+struct HomeZones {
+  std::shared_ptr<const ZoneSet> zones;  ///< null: every home loan follows the national index
+  std::vector<double> mix;               ///< share of home loans per zone (sums to 1)
 };
 
 struct InstitutionConfig {
@@ -77,8 +89,9 @@ struct InstitutionConfig {
   /// A book loaded from a loan tape (`book:`, written by loantwin sync): the twin opens with
   /// these loans instead of drawing a synthetic book. Null for the synthetic presets.
   std::shared_ptr<const InitialBook> book;
-  std::string as_of;  ///< YYYY-MM: the date of month 0 (`as_of:`; synced institutions)
-  std::string base;   ///< the preset this one starts from (`base:`), "" if none
+  std::string as_of;     ///< YYYY-MM: the date of month 0 (`as_of:`; synced institutions)
+  HomeZones home_zones;  ///< `home_zones:`; none by default
+  std::string base;      ///< the preset this one starts from (`base:`), "" if none
 };
 
 /// Loads a preset by name (configs/institutions/<name>.yaml) or path; a directory (what

@@ -30,6 +30,7 @@ struct LoanRow {
   uint8_t bucket = 0;     ///< Bucket: current, 30, 60, 90+
   uint8_t flags = 0;      ///< LoanFlag bits
   uint8_t term = 0;       ///< index of the product's TermOption
+  uint8_t zone = 0;       ///< home: the house-price zone of the collateral (0 without zones)
   uint32_t id = 0;        ///< per product: the opening book 0..n-1, then in origination order
 };
 
@@ -37,7 +38,7 @@ struct LoanBook {
   std::vector<double> balance, rate, payment, collateral;
   std::vector<float> pd_orig;
   std::vector<int16_t> remaining, age;
-  std::vector<uint8_t> band, bucket, flags, term;
+  std::vector<uint8_t> band, bucket, flags, term, zone;
   std::vector<uint32_t> id;
 
   size_t size() const { return balance.size(); }
@@ -47,13 +48,15 @@ struct LoanBook {
   void Reserve(size_t n) {
     balance.reserve(n), rate.reserve(n), payment.reserve(n), collateral.reserve(n);
     pd_orig.reserve(n), remaining.reserve(n), age.reserve(n);
-    band.reserve(n), bucket.reserve(n), flags.reserve(n), term.reserve(n), id.reserve(n);
+    band.reserve(n), bucket.reserve(n), flags.reserve(n), term.reserve(n), zone.reserve(n);
+    id.reserve(n);
   }
 
   void Resize(size_t n) {
     balance.resize(n), rate.resize(n), payment.resize(n), collateral.resize(n);
     pd_orig.resize(n), remaining.resize(n), age.resize(n);
-    band.resize(n), bucket.resize(n), flags.resize(n), term.resize(n), id.resize(n);
+    band.resize(n), bucket.resize(n), flags.resize(n), term.resize(n), zone.resize(n);
+    id.resize(n);
   }
 
   void Push(const LoanRow& r) {
@@ -61,7 +64,7 @@ struct LoanBook {
     collateral.push_back(r.collateral), pd_orig.push_back(r.pd_orig);
     remaining.push_back(r.remaining), age.push_back(r.age), band.push_back(r.band);
     bucket.push_back(r.bucket), flags.push_back(r.flags), term.push_back(r.term);
-    id.push_back(r.id);
+    zone.push_back(r.zone), id.push_back(r.id);
   }
 
   /// Copies row `src` over row `dst` (compaction).
@@ -70,7 +73,7 @@ struct LoanBook {
     collateral[dst] = collateral[src], pd_orig[dst] = pd_orig[src];
     remaining[dst] = remaining[src], age[dst] = age[src], band[dst] = band[src];
     bucket[dst] = bucket[src], flags[dst] = flags[src], term[dst] = term[src];
-    id[dst] = id[src];
+    zone[dst] = zone[src], id[dst] = id[src];
   }
 };
 

@@ -10,6 +10,7 @@
 #include "core/counter_rng.h"
 #include "core/normal_dist.h"
 #include "env/twin/allowance.h"
+#include "env/twin/zones.h"
 
 namespace loantwin {
 namespace {
@@ -144,6 +145,7 @@ struct ProductMonth {
   float redefault = 1;  // hazard multiplier of restructured loans
   std::array<bool, kNumBuckets> restructure{};
   double hpi = 1;
+  const double* zone_hpi = nullptr;     // home collateral's index by zone (Twin::zone_hpi)
   const float* depreciation = nullptr;  // collateral value factor by age 0..480 (auto)
   double sicr_multiple = 2;
   double concession = 0;
@@ -229,6 +231,7 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   pm->ref_rate = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
   pm->rate_add = s.variable_rate ? pm->ref_rate : 0.0;
   pm->hpi = m.hpi;
+  pm->zone_hpi = zone_hpi_.data();
   pm->sicr_multiple = institution_->sicr_multiple;
   pm->concession = institution_->restructure_concession;
   const AllowanceRules& ar = institution_->allowance;
@@ -312,7 +315,7 @@ namespace {
 
 /// LGD of one loan given its balance and collateral.
 template <Collateral kColl>
-inline double LoanLgd(const ProductMonth& pm, double balance, double collateral, int age,
+inline double LoanLgd(const ProductMonth& pm, double balance, double collateral, int age, int zone,
                       double* ltv) {
   const ProductSpec& s = *pm.spec;
   if constexpr (kColl == Collateral::kNone) {
@@ -320,7 +323,7 @@ inline double LoanLgd(const ProductMonth& pm, double balance, double collateral,
   } else {
     double value;
     if constexpr (kColl == Collateral::kHome)
-      value = collateral * pm.hpi;
+      value = collateral * pm.zone_hpi[zone];
     else
       value = collateral * pm.depreciation[std::min(age, 480)];
     *ltv = balance / std::max(value, 1e-9);
@@ -389,8 +392,9 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
     f->opening += bal;
 
     double ltv = 0;
-    const double lgd =
-        (flags & kFraudFlag) ? 1.0 : LoanLgd<kColl>(pm, bal, bk.collateral[i], age, &ltv);
+    const double lgd = (flags & kFraudFlag)
+                           ? 1.0
+                           : LoanLgd<kColl>(pm, bal, bk.collateral[i], age, bk.zone[i], &ltv);
     bool closed = false;
     if (bucket == kCurrent) {
       float hazard = pm.hazard[(flags & kFraudFlag) * 8 + band];
@@ -515,9 +519,10 @@ template <Amortisation kAmort, Collateral kColl>
 void MeasureLoans(const ProductMonth& pm, const LoanBook& bk, size_t begin, ProductFlows* f) {
   for (size_t i = begin; i < bk.size(); ++i) {
     double ltv = 0;
-    const double lgd = (bk.flags[i] & kFraudFlag)
-                           ? 1.0
-                           : LoanLgd<kColl>(pm, bk.balance[i], bk.collateral[i], bk.age[i], &ltv);
+    const double lgd =
+        (bk.flags[i] & kFraudFlag)
+            ? 1.0
+            : LoanLgd<kColl>(pm, bk.balance[i], bk.collateral[i], bk.age[i], bk.zone[i], &ltv);
     MeasureLoan<kAmort>(pm, bk.balance[i], bk.collateral[i], lgd,
                         std::min<int>(bk.bucket[i], kDpd90), bk.band[i], bk.pd_orig[i],
                         bk.remaining[i], bk.flags[i], f);
@@ -721,6 +726,12 @@ void Twin::Reset(uint64_t episode) {
         line.arrival_multiplier * line.initial_loans / (life * std::max(approval, 1e-9));
   }
 
+  // Home collateral's zones start at their month-0 index (1), or follow the national one.
+  national_hpi_ = m.hpi;
+  const int zones = institution_->home_zones.zones ? institution_->home_zones.zones->size() : 1;
+  zone_log_hpi_.assign(zones, 0.0);
+  zone_hpi_.assign(zones, 1.0);
+  if (!institution_->home_zones.zones) zone_hpi_[0] = m.hpi;
   BuildInitialBook(DeriveKey(episode_key_, 0x626f6f6b));
 
   // Opening balance sheet around the initial book and its allowance.
@@ -794,6 +805,28 @@ void Twin::Reset(uint64_t episode) {
   RefreshEve();
 }
 
+void Twin::StepZones(const MacroState& m) {
+  const HomeZones& hz = institution_->home_zones;
+  if (!hz.zones) {
+    zone_hpi_[0] = m.hpi;
+  } else {
+    const ZoneSet& zs = *hz.zones;
+    double normals[32];
+    CounterRng rng(DeriveKey(DeriveKey(episode_key_, 0x686f6d657a6f6e65), month_));
+    for (int z = 0; z < zs.size(); ++z) normals[z] = rng.Normal();
+    StepZoneHpi(zs, std::log(m.hpi / national_hpi_), normals, zone_log_hpi_.data());
+    for (int z = 0; z < zs.size(); ++z) zone_hpi_[z] = std::exp(zone_log_hpi_[z]);
+  }
+  national_hpi_ = m.hpi;
+}
+
+uint8_t Twin::DrawZone(uint64_t key) const {
+  const HomeZones& hz = institution_->home_zones;
+  if (!hz.zones) return 0;
+  return static_cast<uint8_t>(
+      SampleIndex(hz.mix.data(), static_cast<int>(hz.mix.size()), ToUniform(RandomBits(key, 0))));
+}
+
 void Twin::LoadInitialBook() {
   const MacroState& m = macro_.state();
   const InitialBook& book = *institution_->book;
@@ -829,9 +862,10 @@ void Twin::LoadInitialBook() {
       if (amort == Amortisation::kAnnuity) r.payment = Annuity(l.balance, l.rate, l.remaining);
       // Collateral in the twin's units: home in house-price-index units, auto at its value at
       // origination (depreciated with age), card the credit limit.
-      if (coll == Collateral::kHome)
-        r.collateral = l.collateral / m.hpi;
-      else if (coll == Collateral::kAuto)
+      if (coll == Collateral::kHome) {
+        r.zone = DrawZone(DeriveKey(DeriveKey(episode_key_, 0x7a6f6e65), j));
+        r.collateral = l.collateral / zone_hpi_[r.zone];
+      } else if (coll == Collateral::kAuto)
         r.collateral = l.collateral / depreciation_table_[p][std::min(l.age, 480)];
       else if (amort == Amortisation::kRevolving)
         r.collateral = l.collateral;
@@ -846,7 +880,7 @@ double Twin::CollateralValue(int p, size_t i) const {
   const LoanBook& bk = books_[p];
   switch (CollateralOf(p, s)) {
     case Collateral::kHome:
-      return bk.collateral[i] * macro_.state().hpi;
+      return bk.collateral[i] * zone_hpi_[bk.zone[i]];
     case Collateral::kAuto:
       return bk.collateral[i] * depreciation_table_[p][std::min<int>(bk.age[i], 480)];
     default:
@@ -928,9 +962,10 @@ void Twin::BuildInitialBook(uint64_t key) {
       }
       r.balance = std::max(r.balance, 1.0);
       const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
-      if (coll == Collateral::kHome)
+      if (coll == Collateral::kHome) {
+        r.zone = DrawZone(DeriveKey(DeriveKey(key, 0x7a6f6e65), static_cast<uint64_t>(j)));
         r.collateral = amount / ltv / std::pow(1 + kHistoricHpiGrowth, -r.age / 12.0);
-      else if (coll == Collateral::kAuto)
+      } else if (coll == Collateral::kAuto)
         r.collateral = amount / ltv;
       r.pd_orig = static_cast<float>(s.pd[r.band]);
       r.bucket =
@@ -985,9 +1020,10 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
           if (amort == Amortisation::kAnnuity) r.payment = Annuity(amount, full_rate, months);
         }
         const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
-        if (coll == Collateral::kHome)
-          r.collateral = amount / ltv / pm.hpi;
-        else if (coll == Collateral::kAuto)
+        if (coll == Collateral::kHome) {
+          r.zone = DrawZone(DeriveKey(DeriveKey(key, 0x7a6f6e65), next_id_[p]));
+          r.collateral = amount / ltv / pm.zone_hpi[r.zone];
+        } else if (coll == Collateral::kAuto)
           r.collateral = amount / ltv;
         r.pd_orig = static_cast<float>(pm.pd12[b]);
         r.flags = kNewFlag | (rng.Uniform() < fraud_rate ? kFraudFlag : 0);
@@ -1010,6 +1046,7 @@ void Twin::Step(const Levers& requested, double* out) {
   const InstitutionConfig& inst = *institution_;
   ++month_;
   const MacroState& m = macro_.Step(month_);
+  StepZones(m);
   const double alpha = inst.cycle.smoothing;
   smoothed_unemployment_ = alpha * m.unemployment + (1 - alpha) * smoothed_unemployment_;
   smoothed_gdp_ = alpha * m.gdp_growth + (1 - alpha) * smoothed_gdp_;
@@ -1562,11 +1599,12 @@ RepricingGap Twin::Gap() const {
 }
 
 void Twin::SaveState(StateWriter& w) const {
-  w.Tag("twin.v2");
+  w.Tag("twin.v3");
   for (const LoanBook& b : books_) {
     w.PutVector(b.balance), w.PutVector(b.rate), w.PutVector(b.payment), w.PutVector(b.collateral);
     w.PutVector(b.pd_orig), w.PutVector(b.remaining), w.PutVector(b.age), w.PutVector(b.band);
-    w.PutVector(b.bucket), w.PutVector(b.flags), w.PutVector(b.term), w.PutVector(b.id);
+    w.PutVector(b.bucket), w.PutVector(b.flags), w.PutVector(b.term), w.PutVector(b.zone);
+    w.PutVector(b.id);
   }
   w.Put(next_id_);
   w.Put(flows_);
@@ -1579,18 +1617,19 @@ void Twin::SaveState(StateWriter& w) const {
   w.Put(securities_duration_);
   w.Put(smoothed_unemployment_), w.Put(smoothed_gdp_), w.Put(unemployment_anchor_);
   w.Put(factor_history_), w.Put(hpi_history_);
+  w.PutVector(zone_hpi_), w.PutVector(zone_log_hpi_), w.Put(national_hpi_);
   w.Put(policy_history_), w.Put(mortgage_history_), w.Put(gross_income_history_);
   w.Put(pipeline_), w.Put(pending_recoveries_), w.Put(foreclosed_);
   w.Put(complex_);
 }
 
 void Twin::LoadState(StateReader& r) {
-  r.Tag("twin.v2");
+  r.Tag("twin.v3");
   for (LoanBook& b : books_) {
     r.GetVector(&b.balance), r.GetVector(&b.rate), r.GetVector(&b.payment);
     r.GetVector(&b.collateral), r.GetVector(&b.pd_orig), r.GetVector(&b.remaining);
     r.GetVector(&b.age), r.GetVector(&b.band), r.GetVector(&b.bucket), r.GetVector(&b.flags);
-    r.GetVector(&b.term), r.GetVector(&b.id);
+    r.GetVector(&b.term), r.GetVector(&b.zone), r.GetVector(&b.id);
   }
   r.Get(&next_id_);
   r.Get(&flows_);
@@ -1603,6 +1642,7 @@ void Twin::LoadState(StateReader& r) {
   r.Get(&securities_duration_);
   r.Get(&smoothed_unemployment_), r.Get(&smoothed_gdp_), r.Get(&unemployment_anchor_);
   r.Get(&factor_history_), r.Get(&hpi_history_);
+  r.GetVector(&zone_hpi_), r.GetVector(&zone_log_hpi_), r.Get(&national_hpi_);
   r.Get(&policy_history_), r.Get(&mortgage_history_), r.Get(&gross_income_history_);
   r.Get(&pipeline_), r.Get(&pending_recoveries_), r.Get(&foreclosed_);
   r.Get(&complex_);

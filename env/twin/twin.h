@@ -183,6 +183,10 @@ class Twin {
   double CollateralValue(int product, size_t row) const;
   /// Loss given default of row `row` if it defaulted at today's collateral value.
   double LossGivenDefault(int product, size_t row) const;
+  /// Home collateral's index of zone z this month (relative to month 0; the national index
+  /// without home_zones) and the number of zones (1 without).
+  double zone_hpi(int z) const { return zone_hpi_[z]; }
+  int zones() const { return static_cast<int>(zone_hpi_.size()); }
   /// Last month's transition rates of `product` (TwinOptions::record_transitions).
   const ProductTransitions& transitions(int product) const { return transitions_[product]; }
   /// Id the next loan originated in `product` gets (LoanBook::id).
@@ -262,6 +266,12 @@ class Twin {
   /// modulo the slot count (products read them with their cycle_lag_months).
   std::array<std::array<double, 3>, kMaxCycleLagMonths + 1> factor_history_{};
   std::array<double, 12> hpi_history_{};  ///< HPI of the last 12 months (12-month growth)
+  /// Home collateral's index per zone (relative to month 0): one entry, the national index,
+  /// without home_zones; the zones' log indices and the national index of the last month.
+  std::vector<double> zone_hpi_, zone_log_hpi_;
+  double national_hpi_ = 1;
+  void StepZones(const MacroState& m);
+  uint8_t DrawZone(uint64_t key) const;
   double CreditFactor() const;
   /// Product p's credit factor this month: its sensitivities and lag.
   double ProductCreditFactor(int p) const;

@@ -1,4 +1,4 @@
-#include "env/fund/zones.h"
+#include "env/twin/zones.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>

@@ -30,27 +30,6 @@ int8_t ExitCode(LoanExit e) {
   return static_cast<int8_t>(-1 - static_cast<int>(e));
 }
 
-std::vector<std::string_view> Split(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    const size_t pos = line.find(',', start);
-    if (pos == std::string_view::npos) {
-      out.push_back(line.substr(start));
-      return out;
-    }
-    out.push_back(line.substr(start, pos - start));
-    start = pos + 1;
-  }
-}
-
-bool Number(std::string_view s, double* v) {
-  if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
-  if (s.empty()) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(*v);
-}
-
 double Quantile(std::vector<double> v, double q) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
   if (v.empty()) return kNaN;
@@ -203,20 +182,23 @@ Performance LoadPerformance(const std::string& path, const InstitutionConfig& in
     throw ConfigError(
         fmt::format("{}: row {} (line {}), column {}: {}", path, row, lineno, column, msg));
   };
+  std::vector<std::string_view> f;
+  std::vector<std::string> scratch;
   while (std::getline(in, line)) {
     ++lineno;
-    if (line.empty() || line == "\r") continue;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
     ++row;
-    const auto f = Split(line);
+    if (!SplitLine(line, ',', &f, &scratch)) fail("-", "unterminated quote");
     if (f.size() != 7) fail("-", fmt::format("{} fields, 7 expected", f.size()));
     ++perf.rows;
     std::string_view event = f[5];
     double month = 0, bal = 0, dpd = 0;
-    if (!Number(f[2], &month) || month < 1 || month > 600 || month != static_cast<int>(month))
+    if (!ParseDouble(f[2], &month) || month < 1 || month > 600 || month != static_cast<int>(month))
       fail("month", fmt::format("'{}' is not a month 1..600", f[2]));
-    if (!Number(f[3], &bal) || bal < 0)
+    if (!ParseDouble(f[3], &bal) || bal < 0)
       fail("balance", fmt::format("'{}' is not a balance >= 0", f[3]));
-    const bool dpd_given = Number(f[4], &dpd);
+    const bool dpd_given = ParseDouble(f[4], &dpd);
     if (event != "recovered" && (!dpd_given || dpd < 0 || dpd != static_cast<int>(dpd)))
       fail("days_past_due", fmt::format("'{}' is not a whole number of days >= 0", f[4]));
     LoanExit exit = LoanExit::kNone;

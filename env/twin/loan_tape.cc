@@ -25,8 +25,8 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-/// Splits a line on `delim`. Double-quoted fields may hold the delimiter ("" is a quote); their
-/// unquoted text goes to `scratch` (kept alive by the caller).
+}  // namespace
+
 bool SplitLine(std::string_view line, char delim, std::vector<std::string_view>* out,
                std::vector<std::string>* scratch) {
   out->clear();
@@ -87,6 +87,8 @@ bool ParseDouble(std::string_view s, double* v) {
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
   return ec == std::errc() && end == s.data() + s.size() && std::isfinite(*v);
 }
+
+namespace {
 
 /// Month index of a date in `format` (YYYY-MM, YYYYMM, YYYY-MM-DD, MM/YYYY); -1 if malformed.
 int ParseDate(std::string_view s, const std::string& format) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -140,5 +141,13 @@ std::string FormatYearMonth(int index);
 /// Writes loans in the loantwin schema (the header, then one row per loan).
 void WriteTapeHeader(std::ostream& out);
 void WriteTapeRow(std::ostream& out, int product, bool variable_rate, const TapeLoan& loan);
+
+/// CSV helpers shared by the tape and performance readers. SplitLine splits a line on `delim`;
+/// double-quoted fields may hold the delimiter ("" is a quote), their unquoted text goes to
+/// `scratch` (kept alive by the caller); false for an unterminated quote. ParseDouble reads a
+/// finite number, surrounding blanks and a trailing carriage return allowed.
+bool SplitLine(std::string_view line, char delim, std::vector<std::string_view>* out,
+               std::vector<std::string>* scratch);
+bool ParseDouble(std::string_view s, double* v);
 
 }  // namespace loantwin

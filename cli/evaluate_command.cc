@@ -90,6 +90,9 @@ Runner RegisterEvaluate(CLI::App& app) {
                   "the built-in fund); policies 'weights:<level per zone>' and fund runs select "
                   "the fund's report (docs/fund-model.md)");
   AddStressOptions(cmd, a->stress);
+  cmd->add_option("--applicant-groups", a->stress.applicant_groups,
+                  "add the fair-lending section: applicant groups from a table preset "
+                  "(fed2007) or file (docs/governance.md)");
   AddDistributedOptions(cmd, a->dist);
   return [a] {
     // The home-equity fund: its own stress report (allocation policies on the same paths).
@@ -97,12 +100,8 @@ Runner RegisterEvaluate(CLI::App& app) {
         std::any_of(a->policies.begin(), a->policies.end(), IsFundPolicy)) {
       if (a->dist.enabled)
         throw std::invalid_argument("--distributed evaluates the twin's stress scenarios only");
-      std::stringstream ss(a->scenarios);
-      std::vector<std::string> scenarios;
-      for (std::string s; std::getline(ss, s, ',');)
-        if (!s.empty()) scenarios.push_back(s);
-      return RunFundEvaluate(a->policies, scenarios, a->fund_config, !a->no_baseline, a->stress,
-                             a->out);
+      return RunFundEvaluate(a->policies, SplitCommaList(a->scenarios), a->fund_config,
+                             !a->no_baseline, a->stress, a->out);
     }
     Collective* group = JoinProcessGroup(a->dist);
     // A single run of an environment without scenarios: returns against the fallbacks.
@@ -116,16 +115,8 @@ Runner RegisterEvaluate(CLI::App& app) {
         return EvaluateReturns(a->policies[0], a->stress, a->out);
       }
     }
-    std::vector<std::string> specs = a->policies;
-    const bool has_baseline = std::any_of(specs.begin(), specs.end(), [](const std::string& s) {
-      return s == "baseline" || (s.size() > 9 && s.compare(s.size() - 9, 9, "=baseline") == 0);
-    });
-    if (!has_baseline && !a->no_baseline) specs.insert(specs.begin(), "baseline");
-    auto policies = LoadPolicies(specs, a->stress);
-    std::stringstream ss(a->scenarios);
-    std::vector<std::string> scenarios;
-    for (std::string s; std::getline(ss, s, ',');)
-      if (!s.empty()) scenarios.push_back(s);
+    auto policies = LoadPolicies(WithBaseline(a->policies, a->no_baseline), a->stress);
+    const std::vector<std::string> scenarios = SplitCommaList(a->scenarios);
     std::string out = a->out;
     if (out.empty()) {
       out = "stress-report";

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   add(loantwin::cli::RegisterBacktest);
   add(loantwin::cli::RegisterTrain);
   add(loantwin::cli::RegisterEvaluate);
+  add(loantwin::cli::RegisterFairness);
+  add(loantwin::cli::RegisterExplain);
+  add(loantwin::cli::RegisterValidate);
   add(loantwin::cli::RegisterExport);
   add(loantwin::cli::RegisterFrontier);
   add(loantwin::cli::RegisterSweep);

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
@@ -71,6 +73,7 @@ StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolic
   o.threads = args.threads > 0 ? args.threads
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   o.batch = args.batch;
+  o.applicant_groups = args.applicant_groups;
   const bool root = group == nullptr || group->rank() == 0;
   const bool tty = ::isatty(STDERR_FILENO) && root;
   const auto t0 = std::chrono::steady_clock::now();
@@ -145,6 +148,22 @@ void PrintStressSummary(const StressReport& r) {
       "minimum, failed, short of liquidity, or over one of its own constraints' limits); counts "
       "are paths of {}\n",
       failing, results, r.settings.paths);
+}
+
+std::vector<std::string> SplitCommaList(const std::string& text) {
+  std::stringstream ss(text);
+  std::vector<std::string> items;
+  for (std::string s; std::getline(ss, s, ',');)
+    if (!s.empty()) items.push_back(s);
+  return items;
+}
+
+std::vector<std::string> WithBaseline(std::vector<std::string> specs, bool no_baseline) {
+  const bool has_baseline = std::any_of(specs.begin(), specs.end(), [](const std::string& s) {
+    return s == "baseline" || (s.size() > 9 && s.compare(s.size() - 9, 9, "=baseline") == 0);
+  });
+  if (!has_baseline && !no_baseline) specs.insert(specs.begin(), "baseline");
+  return specs;
 }
 
 }  // namespace loantwin::cli

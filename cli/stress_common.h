@@ -20,6 +20,7 @@ struct StressArgs {
   std::string institution;
   uint64_t seed = 1000003;
   bool no_charts = false;
+  std::string applicant_groups;  ///< fair-lending section ("" = none)
 };
 
 void AddStressOptions(CLI::App* cmd, StressArgs& args);
@@ -33,5 +34,9 @@ StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolic
                                    const std::vector<std::string>& scenarios,
                                    const StressArgs& args, Collective* group = nullptr);
 void PrintStressSummary(const StressReport& report);
+/// "a,b,c" -> {"a", "b", "c"} (empty items dropped): the --scenarios lists.
+std::vector<std::string> SplitCommaList(const std::string& text);
+/// The policy specs with "baseline" first, unless one is listed or `no_baseline`.
+std::vector<std::string> WithBaseline(std::vector<std::string> specs, bool no_baseline);
 
 }  // namespace loantwin::cli

@@ -102,7 +102,10 @@ PolicyRun RunPolicyMonteCarlo(const TwinEnvConfig& config, RoleDriver* driver,
       run.guardrail_counts[g].fired += counts[g].fired;
       run.guardrail_counts[g].decisions += counts[g].decisions;
     }
+    if (env.applicant_groups() != nullptr) run.group_outcomes.resize(o.paths);
     for (int i = 0; i < eo.num_envs; ++i) {
+      if (const ApplicantLens* lens = env.applicant_lens(i))
+        run.group_outcomes[start + i] = lens->total();
       run.invariant_breaches[start + i] = env.twin(i).invariant_breaches();
       run.first_invariant_breach[start + i] = env.twin(i).first_invariant_breach();
     }

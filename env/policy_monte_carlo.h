@@ -35,6 +35,9 @@ struct PolicyRun {
   /// The config's guardrails and, per rule, the decisions it restricted over all paths.
   std::vector<std::string> guardrail_names;
   std::vector<MultiAgentEnv::GuardrailCount> guardrail_counts;
+  /// With the config's applicant_groups, per path: the applicants by group and band over the
+  /// run's months (applicant_groups.h); empty otherwise.
+  std::vector<GroupOutcomes> group_outcomes;
 };
 
 /// Decides roles of the five-role environment for a batch of instances (learned or exported

@@ -236,6 +236,14 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
   for (int r = 0; r < kNumTwinRoles; ++r) SetFallback(r, config.roles[r].fallback);
   if (!config.guardrails.empty()) SetGuardrails(config.guardrails);
   states_.resize(num_envs());
+  for (int k = 0; k < kNumMetrics; ++k) metric_names_.push_back(MetricName(k));
+  metric_names_.push_back("max_product_share");
+  if (!config.applicant_groups.empty()) {
+    groups_ =
+        std::make_shared<ApplicantGroupTable>(ApplicantGroupTable::Load(config.applicant_groups));
+    metric_names_.push_back("fairness/min_air");
+    metric_names_.push_back("fairness/eo_gap");
+  }
   TwinOptions topt;
   topt.check_invariants = config.check_invariants;
   topt.count_invariant_breaches = config.count_invariant_breaches;
@@ -243,6 +251,10 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
     Instance& s = states_[i];
     s.twin = std::make_unique<Twin>(institution_, scenarios_[instance_id(i) % scenarios_.size()],
                                     seed(), static_cast<int>(instance_id(i)), topt);
+    if (groups_) {
+      s.lens = std::make_unique<ApplicantLens>(groups_.get());
+      s.twin->set_applicant_lens(s.lens.get());
+    }
     s.metrics.assign(kNumMetrics, 0.0);
     s.reset_metrics.assign(kNumMetrics, 0.0);
     s.current = s.reset_metrics.data();
@@ -254,18 +266,15 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
 TwinEnv::~TwinEnv() = default;
 
 const std::vector<std::string>& TwinEnv::metric_names() const {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> v;
-    for (int k = 0; k < kNumMetrics; ++k) v.push_back(MetricName(k));
-    v.push_back("max_product_share");
-    return v;
-  }();
-  return names;
+  return metric_names_;
 }
 
 double TwinEnv::metric(int i, int k) const {
   const double* row = step_metrics(i);
-  return k < kNumMetrics ? row[k] : MaxProductShare(row);
+  if (k < kNumMetrics) return row[k];
+  if (k == kNumMetrics) return MaxProductShare(row);
+  const FairnessSummary f = Summarise(states_[i].lens->episode(), *groups_);
+  return k == kNumMetrics + 1 ? f.min_air : f.eo_gap;
 }
 
 std::string TwinEnv::instance_label(int i) const {
@@ -320,6 +329,7 @@ Levers TwinEnv::DecodeLevers(int i) const {
 void TwinEnv::ResetInstance(int i, uint64_t episode) {
   Instance& s = states_[i];
   s.twin->Reset(episode);
+  if (s.lens) s.lens->BeginEpisode();
   s.twin->Snapshot(s.reset_metrics.data());
   s.current = s.reset_metrics.data();
   s.levers = defaults_;
@@ -476,6 +486,7 @@ void TwinEnv::SaveInstances(StateWriter& w) const {
   w.Tag("twin_env");
   for (const Instance& s : states_) {
     s.twin->SaveState(w);
+    if (s.lens) s.lens->SaveState(w);
     w.PutVector(s.metrics), w.PutVector(s.reset_metrics);
     w.Put<uint8_t>(s.current == s.metrics.data());
     w.Put(s.levers), w.Put(s.initial_balance), w.Put(s.initial_equity), w.Put(s.cost_plus_base);
@@ -488,6 +499,7 @@ void TwinEnv::LoadInstances(StateReader& r) {
   r.Tag("twin_env");
   for (Instance& s : states_) {
     s.twin->LoadState(r);
+    if (s.lens) s.lens->LoadState(r);
     r.GetVector(&s.metrics), r.GetVector(&s.reset_metrics);
     s.current = r.Get<uint8_t>() ? s.metrics.data() : s.reset_metrics.data();
     r.Get(&s.levers), r.Get(&s.initial_balance), r.Get(&s.initial_equity), r.Get(&s.cost_plus_base);

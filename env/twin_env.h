@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "env/multi_agent_env.h"
+#include "env/twin/applicant_groups.h"
 #include "env/twin/institution.h"
 #include "env/twin/levers.h"
 #include "env/twin/metrics.h"
@@ -59,6 +60,10 @@ struct TwinEnvConfig {
   /// evaluation for the policy evaluated (MultiAgentEnv::SetGuardrails).
   std::vector<GuardrailRule> guardrails;
   std::array<TwinRoleConfig, kNumTwinRoles> roles = DefaultRoles();
+  /// Applicant groups for fair-lending analysis (applicant_groups.h): a table preset
+  /// (configs/applicant_groups/) or file; "" = off. Adds the metrics fairness/min_air and
+  /// fairness/eo_gap (episode to date); no observation changes.
+  std::string applicant_groups;
 
   /// Default reward weights per role (docs/environment.md).
   static std::array<TwinRoleConfig, kNumTwinRoles> DefaultRoles();
@@ -79,6 +84,9 @@ void VisitFields(TwinEnvConfig& c, V&& v) {
     "terminated (institution fails) below this capital ratio (the regime's: net worth or CET1)");
   v("terminate_on_failure", c.terminate_on_failure, "false: failed institutions run on");
   v("check_invariants", c.check_invariants, "check the accounting invariants every month");
+  v("applicant_groups", c.applicant_groups,
+    "applicant groups for fair-lending analysis (a preset in configs/applicant_groups/ or a "
+    "file; empty: off): adds fairness/min_air and fairness/eo_gap, never observed");
 }
 
 class TwinEnv : public MultiAgentEnv {
@@ -99,6 +107,9 @@ class TwinEnv : public MultiAgentEnv {
   /// The levers applied in the last step of instance i.
   const Levers& levers(int i) const { return states_[i].levers; }
   const Twin& twin(int i) const { return *states_[i].twin; }
+  /// Instance i's applicant lens (null without applicant_groups).
+  const ApplicantLens* applicant_lens(int i) const { return states_[i].lens.get(); }
+  const ApplicantGroupTable* applicant_groups() const { return groups_.get(); }
   /// Reward weights of a role, in the order of role(r).objectives.
   const RewardSet& reward_set(int role) const { return reward_sets_[role]; }
   void SetRewardWeights(int role,
@@ -124,9 +135,10 @@ class TwinEnv : public MultiAgentEnv {
  private:
   struct Instance {
     std::unique_ptr<Twin> twin;
-    std::vector<double> metrics;        ///< last step
-    std::vector<double> reset_metrics;  ///< month-0 snapshot of the current episode
-    const double* current = nullptr;    ///< metrics or reset_metrics
+    std::unique_ptr<ApplicantLens> lens;  ///< with applicant_groups
+    std::vector<double> metrics;          ///< last step
+    std::vector<double> reset_metrics;    ///< month-0 snapshot of the current episode
+    const double* current = nullptr;      ///< metrics or reset_metrics
     Levers levers;
     double initial_balance = 1, initial_equity = 1;
     std::array<double, kNumProducts> cost_plus_base{};         ///< cost-plus spread at reset
@@ -142,6 +154,8 @@ class TwinEnv : public MultiAgentEnv {
   std::shared_ptr<const InstitutionConfig> institution_;
   std::vector<std::shared_ptr<const Scenario>> scenarios_;
   std::vector<Instance> states_;
+  std::shared_ptr<const ApplicantGroupTable> groups_;
+  std::vector<std::string> metric_names_;
   std::array<RewardSet, kNumTwinRoles> reward_sets_;
   Levers defaults_;
   int shared_dim_ = 0;  ///< features shared by every role (macro, portfolio, products, time)

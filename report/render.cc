@@ -197,6 +197,7 @@ std::string Markdown(const StressReport& r, const std::vector<Chart>& charts) {
       if (const Chart* c = FindChart(charts, SafeFileName(sc.name) + kind))
         md += fmt::format("\n![{}]({})\n", c->title, c->file);
   }
+  if (const std::string f = FairnessMarkdown(r); !f.empty()) md += "\n" + f;
   md += fmt::format(
       "\n## Run\n\n{:.1f} s wall, {:.3g} loan-months ({:.3g} loan-months/s), {} instance-months.\n",
       r.wall_seconds, r.loan_months, r.wall_seconds > 0 ? r.loan_months / r.wall_seconds : 0.0,
@@ -269,6 +270,7 @@ std::string Html(const StressReport& r, const std::vector<Chart>& charts, bool c
     if (!charts_on) h += "<p class=\"warn\">Charts were not drawn (--no-charts).</p>\n";
     h += "</section>\n";
   }
+  h += FairnessHtml(r);
   h += MetricDefinitionsHtml();
   h += "</body>\n</html>\n";
   return h;

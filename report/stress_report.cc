@@ -430,6 +430,7 @@ std::string StressReportJson(const StressReport& report) {
                                {"ci95_high", d.high},
                                {"method", d.method}};
       }
+      if (r.fairness) jr["fairness"] = FairnessJson(*r.fairness);
       js["results"].push_back(jr);
     }
     j["scenarios"].push_back(js);

@@ -14,6 +14,7 @@
 #include "core/sha256.h"
 #include "env/policy_monte_carlo.h"
 #include "env/twin/capital.h"
+#include "report/fairness.h"
 #include "report/risk.h"
 
 namespace loantwin {
@@ -88,6 +89,8 @@ struct PolicyScenarioResult {
   /// Versus the first policy (empty for the first): metric / "var_99" / "es_975" /
   /// "role_return/<role>" -> difference with a 95% interval.
   std::map<std::string, PairedDifference> vs_first;
+  /// Fair-lending analysis (StressOptions::applicant_groups; report/fairness.h).
+  std::optional<FairnessResult> fairness;
 };
 
 /// The flags of PolicyScenarioResult::path_flags, breaches first: key, label.

@@ -30,6 +30,7 @@
 #include "env/twin/product.h"
 #include "env/twin_env.h"
 #include "serve/admission.h"
+#include "serve/adverse_action.h"
 #include "serve/audit.h"
 #include "serve/batcher.h"
 #include "serve/bundle.h"
@@ -660,31 +661,52 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
     if (!fired->empty()) out["guardrails"] = *fired;
     AnswerApplication(*tp, *b, raw, std::move(out), respond);
   };
-  if (auto d = UnderwritingRules(b->institution(), *app))  // rules that need no policy
-    return decline(*d, {{"band", band_name}});
+  // Adverse-action reasons (serve/adverse_action.h) go into every decline and into approvals
+  // priced above the best rate; they are part of the audit record.
+  auto explain = [b, app, credit](const DecisionContext& ctx) {
+    return ExplainCredit(b->institution(), *app, *credit, ctx);
+  };
+  if (auto d = UnderwritingRules(b->institution(), *app)) {  // rules that need no policy
+    DecisionContext ctx;
+    ctx.policy_ran = false;
+    return decline(*d, {{"band", band_name}, {"reasons", explain(ctx).ReasonsJson()}});
+  }
   // The credit policy's cutoff for the product, then pricing.
   const std::string product = kProductNames[app->product];
   job.bundle = b;
   job.role = credit;
   job.respond = respond;
   job.done = [this, tp, wp = &w, b, app, credit, pricing, product, band_name, raw, respond, decline,
-              spec, fired](const int64_t* actions) {
+              spec, fired, explain](const int64_t* actions) {
     const auto cutoff = CutoffFromActions(*credit, product, actions);
     if (!cutoff) return respond(ErrorReply(500, "credit policy has no cutoff for " + product));
+    DecisionContext ctx;
+    ctx.cutoff = cutoff->band;
     if (app->band > cutoff->band)
       return decline({"policy:credit", fmt::format("band {} is worse than the credit policy's "
                                                    "cutoff ({})",
                                                    band_name, cutoff->meaning)},
-                     {{"band", band_name}, {"cutoff", cutoff->meaning}});
+                     {{"band", band_name},
+                      {"cutoff", cutoff->meaning},
+                      {"reasons", explain(ctx).ReasonsJson()}});
     auto price = [=](double offset, const std::string& priced_by) {
       Offer offer;
+      Explanation why;
       try {
         offer = PriceApplication(*app, spec, *credit, offset, priced_by, cutoff->meaning);
+        DecisionContext priced = ctx;
+        priced.offset = offset;
+        priced.reference_rate = offer.detail["rate_parts"]["reference"].get<double>();
+        why = explain(priced);
       } catch (const BadRequest& e) {
         return respond(ErrorReply(400, e.message, e.field));
       }
-      if (offer.decline) return decline(*offer.decline, offer.detail);
+      if (offer.decline) {
+        offer.detail["reasons"] = why.ReasonsJson();
+        return decline(*offer.decline, offer.detail);
+      }
       json out = offer.detail;
+      out["price_reasons"] = why.PriceReasonsJson();
       out["decision"] = "approve";
       out["decided_by"] = "policy:credit";
       out["reason"] =

@@ -17,6 +17,7 @@
 #include "env/twin/institution.h"
 #include "env/twin/scenario.h"
 #include "env/twin/twin.h"
+#include "tests/json_schema.h"
 #include "tests/test_util.h"
 
 namespace loantwin {
@@ -567,14 +568,155 @@ TEST(Cli, HomeEquityFundSimulateEvaluateAndErrors) {
   EXPECT_EQ(json.at("scenarios")[0].at("policies")[0].at("policy"), "baseline");
 }
 
+TEST(Cli, FairnessReportExplainAndAFairnessConstrainedCreditPolicy) {
+  TempDir dir;
+  const std::string src = LOANTWIN_SOURCE_DIR;
+  // The fair-lending report: a tighter cutoff approves Black applicants at a lower rate.
+  const Result f = RunCli(
+      "fairness baseline cutoff:C --institution cu_small --paths 8 "
+      "--months 24 --threads 1 --out " +
+      dir.path() + "/fair");
+  ASSERT_EQ(f.code, 0) << f.output;
+  const auto fj = nlohmann::json::parse(ReadFile(dir.path() + "/fair/fairness.json"));
+  EXPECT_EQ(fj["schema"], "loantwin.fairness");
+  const auto& results = fj["scenarios"][0]["results"];
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0]["policy"], "baseline");
+  EXPECT_LT(results[1]["min_adverse_impact_ratio"].get<double>(),
+            results[0]["min_adverse_impact_ratio"].get<double>());
+  EXPECT_TRUE(results[1]["vs_first"].contains("min_air"));
+  EXPECT_EQ(results[0]["groups"].size(), 4u);
+  EXPECT_EQ(fj["scenarios"][0]["frontier"].size(), 2u);
+  EXPECT_NE(ReadFile(dir.path() + "/fair/fairness.md").find("Income and fairness frontier"),
+            std::string::npos);
+  // ... and as a section of the stress report.
+  const Result ev = RunCli(
+      "evaluate baseline --applicant-groups fed2007 --scenarios "
+      "severe_recession --paths 4 --months 12 --no-charts --out " +
+      dir.path() + "/report");
+  ASSERT_EQ(ev.code, 0) << ev.output;
+  EXPECT_NE(ReadFile(dir.path() + "/report/report.md").find("## Fair lending"), std::string::npos);
+  for (const auto& [args, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"fairness cutoff:Q --paths 2", "the cutoff must be a band A..G or 'none'"},
+           {"fairness baseline --paths 2 --applicant-groups nope", "nope"}}) {
+    const Result bad = RunCli(args);
+    EXPECT_NE(bad.code, 0) << args;
+    EXPECT_NE(bad.output.find(expect), std::string::npos) << args << "\n" << bad.output;
+  }
+
+  // A credit policy trained for profit under fairness/min_air >= 0.7 meets it on held-out paths
+  // (another seed), where the baseline does not.
+  const Result t = RunCli("train " + src + "/configs/credit_fair.yaml --total-steps 200000 --out " +
+                          dir.path() + "/run");
+  ASSERT_EQ(t.code, 0) << t.output;
+  const Result h = RunCli("fairness fair=" + dir.path() +
+                          "/run --scenarios "
+                          "steady_state,severe_recession --paths 40 --months 36 --seed 77 "
+                          "--threads 2 --out " +
+                          dir.path() + "/heldout");
+  ASSERT_EQ(h.code, 0) << h.output;
+  const auto hj = nlohmann::json::parse(ReadFile(dir.path() + "/heldout/fairness.json"));
+  for (const auto& sc : hj["scenarios"]) {
+    ASSERT_EQ(sc["results"].size(), 2u);
+    EXPECT_LT(sc["results"][0]["min_adverse_impact_ratio"].get<double>(), 0.7) << sc["name"];
+    EXPECT_GE(sc["results"][1]["min_adverse_impact_ratio"].get<double>(), 0.7) << sc["name"];
+  }
+
+  // Adverse-action reasons for an application under the exported policy.
+  ASSERT_EQ(RunCli("export " + dir.path() + "/run --out " + dir.path() + "/bundle").code, 0);
+  const auto manifest = nlohmann::json::parse(ReadFile(dir.path() + "/bundle/manifest.json"));
+  nlohmann::json state = nlohmann::json::object();
+  for (const auto& feature : manifest["roles"]["credit"]["observation"]["features"])
+    state[feature.get<std::string>()] = 0.0;
+  nlohmann::json app = {{"product", "personal"}, {"amount", 1e6},   {"term_months", 36},
+                        {"band", "A"},           {"income", 90000}, {"state", state}};
+  const std::string file = dir.File("app.json", app.dump());
+  const Result x = RunCli("explain " + dir.path() + "/bundle --obs " + file);
+  ASSERT_EQ(x.code, 0) << x.output;
+  EXPECT_NE(x.output.find("decision: decline (rule:amount_limit"), std::string::npos) << x.output;
+  EXPECT_NE(x.output.find("1. AM01"), std::string::npos) << x.output;
+  app["amount"] = 5000;
+  app["term_months"] = 7;
+  dir.File("app.json", app.dump());
+  const Result xj = RunCli("explain " + dir.path() + "/bundle --obs " + file + " --json");
+  ASSERT_EQ(xj.code, 0) << xj.output;
+  const auto body = nlohmann::json::parse(xj.output.substr(xj.output.find('{')));
+  EXPECT_EQ(body["decided_by"], "rule:term_not_offered");
+  EXPECT_EQ(body["reasons"][0]["code"], "TM01");
+  // Bad files and applications are named.
+  dir.File("bad.json", "{\"product\": ");
+  dir.File("odd.json", "{\"product\": \"personal\", \"colour\": 1}");
+  for (const auto& [args, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"--obs " + dir.path() + "/missing.json", "missing.json: cannot be read"},
+           {"--obs " + dir.path() + "/bad.json", "bad.json: not valid JSON"},
+           {"--obs " + dir.path() + "/odd.json", "unknown key 'colour'"}}) {
+    const Result bad = RunCli("explain " + dir.path() + "/bundle " + args);
+    EXPECT_NE(bad.code, 0) << args;
+    EXPECT_NE(bad.output.find(expect), std::string::npos) << args << "\n" << bad.output;
+  }
+}
+
+TEST(Cli, ValidatePackHasEverySectionAndItsJsonValidates) {
+  TempDir dir;
+  const std::string src = LOANTWIN_SOURCE_DIR;
+  ASSERT_EQ(RunCli("train " + src + "/configs/quickstart.yaml --out " + dir.path() +
+                   "/run --total-steps 640")
+                .code,
+            0);
+  const Result v = RunCli("validate " + dir.path() + "/run --out " + dir.path() +
+                          "/pack --scenarios severe_recession --paths 6 --months 12 --seeds 1 "
+                          "--sensitivity-steps 640 --calibration-paths 2 --backtest-paths 2 "
+                          "--threads 2");
+  ASSERT_EQ(v.code, 0) << v.output;
+  EXPECT_NE(v.output.find("wrote " + dir.path() + "/pack/validation.json"), std::string::npos)
+      << v.output;
+  const auto pack = nlohmann::json::parse(ReadFile(dir.path() + "/pack/validation.json"));
+  const auto schema =
+      nlohmann::json::parse(ReadFile(src + "/docs/schemas/validation.schema.json"));
+  EXPECT_EQ(testing::ValidateJson(pack, schema, schema), "");
+  for (const char* section :
+       {"purpose_and_scope", "data_and_environment", "training", "conceptual_soundness",
+        "outcomes_analysis", "sensitivity", "fairness", "limitations", "reproduce"})
+    EXPECT_TRUE(pack.contains(section)) << section;
+  EXPECT_EQ(pack["training"]["config_sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(pack["outcomes_analysis"]["scenarios"][0]["policies"].size(), 2u);
+  EXPECT_EQ(pack["sensitivity"]["seeds"].size(), 2u);  // the run's seed and one more
+  EXPECT_FALSE(pack["conceptual_soundness"]["calibration"].empty());
+  EXPECT_FALSE(pack["conceptual_soundness"]["historic_backtest"]["checks"].empty());
+  EXPECT_EQ(pack["fairness"]["scenarios"][0]["policies"].size(), 2u);
+  // A broken pack fails the schema (the check is not vacuous).
+  auto broken = pack;
+  broken.erase("sensitivity");
+  EXPECT_NE(testing::ValidateJson(broken, schema, schema), "");
+  const std::string html = ReadFile(dir.path() + "/pack/validation.html");
+  for (const char* heading :
+       {"1. Purpose and scope", "2. Data and environment", "3. Training configuration",
+        "4. Conceptual soundness", "5. Outcomes analysis", "6. Sensitivity across training seeds",
+        "7. Fairness summary", "8. Limitations", "9. Reproduce"})
+    EXPECT_NE(html.find(heading), std::string::npos) << heading;
+  EXPECT_EQ(html.find("<script"), std::string::npos);  // offline, self-contained
+  // Errors name the problem.
+  const Result none = RunCli("validate " + dir.path() + "/nothing");
+  EXPECT_NE(none.code, 0);
+  EXPECT_NE(none.output.find("not a run directory"), std::string::npos) << none.output;
+  ASSERT_EQ(RunCli("train " + src + "/configs/cartpole_ppo.yaml --out " + dir.path() +
+                   "/cp --total-steps 500")
+                .code,
+            0);
+  const Result cp = RunCli("validate " + dir.path() + "/cp");
+  EXPECT_EQ(cp.code, 2) << cp.output;
+  EXPECT_NE(cp.output.find("validate needs a twin run"), std::string::npos) << cp.output;
+}
+
 TEST(Docs, EveryCommandInTheDocsRuns) {
   TempDir dir;
   // Relative config paths in the examples resolve against the repository root.
   std::filesystem::create_directory_symlink(std::string(LOANTWIN_SOURCE_DIR) + "/configs",
                                             dir.path() + "/configs");
   int commands = 0;
-  for (const char* doc : {"docs/cli.md", "README.md", "docs/stress-testing.md",
-                          "docs/distributed.md", "docs/digital-twin.md", "docs/fund-model.md"}) {
+  for (const char* doc :
+       {"docs/cli.md", "README.md", "docs/stress-testing.md", "docs/distributed.md",
+        "docs/digital-twin.md", "docs/fund-model.md", "docs/governance.md"}) {
     for (const auto& block : FencedBlocks(std::string(LOANTWIN_SOURCE_DIR) + "/" + doc, "sh")) {
       std::istringstream lines(block);
       std::string line, cmd;

@@ -24,15 +24,18 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "core/atomic_file.h"
 #include "core/sha256.h"
 #include "serve/admission.h"
+#include "serve/adverse_action.h"
 #include "serve/audit.h"
 #include "serve/bundle.h"
 #include "serve/decide_request.h"
@@ -323,10 +326,13 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   app["amount"] = 1e7;
   r = c.Post("/v1/credit/applications", app, &status);
   EXPECT_EQ(r["decided_by"], "rule:amount_limit") << r.dump();
+  ASSERT_TRUE(r.contains("reasons")) << r.dump();  // adverse-action reasons, ranked
+  EXPECT_EQ(r["reasons"][0]["code"], "AM01") << r.dump();
   app["amount"] = 3000;
   app["term_months"] = 36;
   r = c.Post("/v1/credit/applications", app, &status);
   EXPECT_EQ(r["decided_by"], "rule:term_not_offered") << r.dump();
+  EXPECT_EQ(r["reasons"][0]["code"], "TM01") << r.dump();
   app["term_months"] = 0;
   app["income"] = 100;
   app["band"] = "A";
@@ -349,6 +355,13 @@ TEST_F(ServeTest, EveryEndpointHappyPath) {
   std::vector<json> records;
   std::ifstream in(tmp.path() + "/audit.log");
   for (std::string l; std::getline(in, l);) records.push_back(json::parse(l));
+  // The audit line of a declined application carries its reasons.
+  int declines_with_reasons = 0;
+  for (const json& rec : records)
+    if (rec["response"].contains("decided_by") &&
+        rec["response"]["decided_by"] == "rule:amount_limit")
+      declines_with_reasons += rec["response"]["reasons"][0]["code"] == "AM01";
+  EXPECT_EQ(declines_with_reasons, 1);
   for (int i = 0; i < 3; ++i) {
     const json& r = records[2 + i];
     EXPECT_EQ(r["response"]["decision_id"], batch["decisions"][i]["decision_id"]);
@@ -1695,6 +1708,107 @@ TEST_F(ServeTest, MonitorPassesInDistributionAndAlertsOnAShiftedFeature) {
   EXPECT_NE(report.find("| " + credit.features[feature].name + " |"), std::string::npos) << report;
   EXPECT_NE(ReadFile(tmp.path() + "/drift/report.json").find("\"level\": \"alert\""),
             std::string::npos);
+}
+
+// ---- Adverse-action reasons (serve/adverse_action.h) ----
+
+TEST(AdverseAction, ShapleyOnALinearPolicyEqualsTheAnalyticAttribution) {
+  // f(x) = w.x + c: the Shapley value of feature i is w_i (x_i - reference_i), exactly.
+  const std::vector<double> w = {2.0, -3.0, 0.5, 0.0, 1.25};
+  auto f = [&](const std::vector<double>& z) {
+    double v = 7;
+    for (size_t i = 0; i < w.size(); ++i) v += w[i] * z[i];
+    return v;
+  };
+  const std::vector<double> x = {1.5, 4.0, -2.0, 9.0, 3.0}, ref = {0.5, 1.0, 2.0, -1.0, 3.0};
+  const auto phi = ShapleyValues(f, x, ref);
+  double sum = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    EXPECT_NEAR(phi[i], w[i] * (x[i] - ref[i]), 1e-12) << i;
+    sum += phi[i];
+  }
+  EXPECT_NEAR(sum, f(x) - f(ref), 1e-12);  // efficiency
+  // An interaction splits equally: f = z0 * z1 from (0, 0) to (1, 1) gives 0.5 each.
+  const auto both =
+      ShapleyValues([](const std::vector<double>& z) { return z[0] * z[1]; }, {1, 1}, {0, 0});
+  EXPECT_DOUBLE_EQ(both[0], 0.5);
+  EXPECT_DOUBLE_EQ(both[1], 0.5);
+}
+
+TEST(AdverseAction, ReasonsAreStableUnderIrrelevantChangesAndTheTopReasonFlipsTheDecision) {
+  const auto inst = LoadInstitution("cu_mid");
+  const ServedRole credit;  // only used for a reference rate, which the context gives
+  CreditApplication a;
+  a.product = 0;  // personal
+  a.term = inst->products[0].spec.terms.front().months;
+  a.amount = 0.5 * inst->products[0].spec.mean_amount;
+  a.income = 90000;
+  a.monthly_debt = 200;
+  a.band = 4;  // E
+  DecisionContext ctx;
+  ctx.cutoff = 2;  // up to C
+  ctx.reference_rate = 0.05;
+  auto top = [](const Explanation& e) { return e.reasons.at(0).code; };
+  const Explanation e = ExplainCredit(*inst, a, credit, ctx);
+  ASSERT_TRUE(e.decline);
+  EXPECT_EQ(top(e), "CS01");
+  EXPECT_NEAR(e.reasons[0].contribution, 1.0, 1e-12);  // the score alone declines it
+  // Irrelevant changes (income, other debt, amount within capacity) leave the reasons as they are.
+  for (auto change : std::vector<std::function<void(CreditApplication&)>>{
+           [](CreditApplication& c) { c.income = 150000; },
+           [](CreditApplication& c) { c.monthly_debt = 0; },
+           [](CreditApplication& c) { c.amount *= 0.8; }}) {
+    CreditApplication b = a;
+    change(b);
+    const Explanation eb = ExplainCredit(*inst, b, credit, ctx);
+    ASSERT_EQ(eb.reasons.size(), e.reasons.size());
+    for (size_t i = 0; i < e.reasons.size(); ++i) {
+      EXPECT_EQ(eb.reasons[i].code, e.reasons[i].code);
+      EXPECT_DOUBLE_EQ(eb.reasons[i].contribution, e.reasons[i].contribution);
+    }
+  }
+  // The top reason moved to the reference (approving) value approves.
+  CreditApplication fixed = a;
+  fixed.band = static_cast<int>(e.reference[0]);
+  EXPECT_FALSE(Declines(*inst, fixed, credit, ctx));
+
+  // Debt-to-income: a good score, heavy obligations and a low income.
+  CreditApplication d = a;
+  d.band = 0;
+  d.income = 20000;
+  d.monthly_debt = 600;
+  const Explanation ed = ExplainCredit(*inst, d, credit, ctx);
+  ASSERT_TRUE(ed.decline);
+  std::set<std::string> codes;
+  for (const auto& r : ed.reasons) codes.insert(r.code);
+  EXPECT_TRUE(codes.count("IN01") && codes.count("OB01")) << ed.ReasonsJson().dump();
+  EXPECT_FALSE(codes.count("CS01"));
+  const std::string first = ed.reasons[0].feature;
+  CreditApplication moved = d;
+  if (first == "income") moved.income = ed.reference[3];
+  if (first == "monthly_debt") moved.monthly_debt = ed.reference[4];
+  if (first == "amount") moved.amount = ed.reference[1];
+  EXPECT_FALSE(Declines(*inst, moved, credit, ctx)) << first;
+
+  // A rule decline (amount above the product limit) before any policy ran.
+  CreditApplication big = a;
+  big.band = 0;
+  big.amount = 6 * inst->products[0].spec.mean_amount;
+  DecisionContext rules;
+  rules.policy_ran = false;
+  const Explanation eb = ExplainCredit(*inst, big, credit, rules);
+  ASSERT_TRUE(eb.decline);
+  EXPECT_EQ(top(eb), "AM01");
+
+  // An approval priced above the best rate: the score's band premium, exactly.
+  CreditApplication ok = a;
+  ok.band = 2;
+  const Explanation ep = ExplainCredit(*inst, ok, credit, ctx);
+  ASSERT_FALSE(ep.decline);
+  ASSERT_EQ(ep.price_reasons.size(), 1u);
+  EXPECT_EQ(ep.price_reasons[0].code, "CS02");
+  const ProductSpec& spec = inst->products[0].spec;
+  EXPECT_NEAR(ep.price_reasons[0].contribution, spec.band_premium[2] - spec.band_premium[0], 1e-12);
 }
 
 }  // namespace

@@ -31,11 +31,28 @@ StressPolicy::StressPolicy() {
 StressPolicy::~StressPolicy() = default;
 
 bool StressPolicy::Decides(int role) const {
+  if (fixed_cutoff_ >= 0) return role == kCreditRole;
   return trainer_ && trainer_->HasPolicy(role);
 }
 
 void StressPolicy::Decide(int role, const float* obs, const uint8_t* masks, int n,
                           int32_t* actions) {
+  if (fixed_cutoff_ >= 0) {
+    // Every product's cutoff at the band, or the nearest allowed one (tighter first).
+    constexpr int kValues = kNumBands + 1;
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < kNumProducts; ++p) {
+        const uint8_t* m = masks + (static_cast<size_t>(i) * kNumProducts + p) * kValues;
+        int a = fixed_cutoff_;
+        while (a > 0 && !m[a]) --a;
+        if (!m[a]) {
+          a = fixed_cutoff_;
+          while (a + 1 < kValues && !m[a]) ++a;
+        }
+        actions[static_cast<size_t>(i) * kNumProducts + p] = a;
+      }
+    return;
+  }
   trainer_->Decide(role, obs, masks, n, /*deterministic=*/true, actions);
 }
 
@@ -74,10 +91,14 @@ std::unique_ptr<Trainer> LoadRun(const fs::path& dir, ExperimentConfig* config,
 }
 
 /// A trained-under constraint for the report: the metric resolved to a metrics-row column.
-PolicyConstraint ReportConstraint(const std::string& where, const std::string& name,
-                                  const std::string& metric, std::optional<double> min,
-                                  std::optional<double> max, const std::string& cost, double limit,
-                                  double discount) {
+/// The constraint as the stress report evaluates it from the metrics rows; std::nullopt for
+/// the fairness metrics (applicant groups), which the fair-lending section reports instead.
+std::optional<PolicyConstraint> ReportConstraint(const std::string& where, const std::string& name,
+                                                 const std::string& metric,
+                                                 std::optional<double> min,
+                                                 std::optional<double> max, const std::string& cost,
+                                                 double limit, double discount) {
+  if (metric.rfind("fairness/", 0) == 0) return std::nullopt;
   PolicyConstraint c;
   c.name = name, c.metric = metric, c.min = min, c.max = max;
   c.indicator = cost == "indicator";
@@ -182,6 +203,24 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
     for (const char* role : kTwinRoleNames) p->info.roles[role] = "baseline";
     return p;
   }
+  if (spec.rfind("cutoff:", 0) == 0) {
+    const std::string band = spec.substr(7);
+    if (band == "none") {
+      p->fixed_cutoff_ = 0;
+    } else {
+      for (int b = 0; b < kNumBands; ++b)
+        if (band == kBandNames[b]) p->fixed_cutoff_ = b + 1;
+    }
+    if (p->fixed_cutoff_ < 0)
+      throw std::invalid_argument(fmt::format(
+          "policy '{}': the cutoff must be a band A..G or 'none' (e.g. cutoff:D)", spec_in));
+    p->info.name = label.empty() ? spec : label;
+    p->info.kind = "rule";
+    p->info.source = "built-in";
+    for (const char* role : kTwinRoleNames) p->info.roles[role] = "baseline";
+    p->info.roles["credit"] = "cutoff " + band;
+    return p;
+  }
   const fs::path dir(spec);
   std::error_code ec;
   if (!fs::exists(dir, ec))
@@ -203,8 +242,9 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
     p->info.checkpoint_sha256 = FileSha256(p->info.checkpoint);
     p->info.kind = "run";
     for (const ConstraintConfig& c : config.constraints)
-      p->info.constraints.push_back(ReportConstraint(spec + "/config.yaml", c.name, c.metric, c.min,
-                                                     c.max, c.cost, c.limit, c.discount));
+      if (auto rc = ReportConstraint(spec + "/config.yaml", c.name, c.metric, c.min, c.max, c.cost,
+                                     c.limit, c.discount))
+        p->info.constraints.push_back(*rc);
     DescribeRoles(config, *p);
     p->guardrails = config.guardrails;
     for (const auto& g : config.guardrails) p->info.guardrails.push_back(g.ToJson());
@@ -264,10 +304,11 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
       std::optional<double> min, max;
       if (c.contains("min")) min = c.at("min").get<double>();
       if (c.contains("max")) max = c.at("max").get<double>();
-      p->info.constraints.push_back(ReportConstraint(
-          manifest_file, c.at("name").get<std::string>(), c.at("metric").get<std::string>(), min,
-          max, c.at("cost").get<std::string>(), c.at("limit").get<double>(),
-          c.value("discount", 1.0)));
+      if (auto rc = ReportConstraint(manifest_file, c.at("name").get<std::string>(),
+                                     c.at("metric").get<std::string>(), min, max,
+                                     c.at("cost").get<std::string>(), c.at("limit").get<double>(),
+                                     c.value("discount", 1.0)))
+        p->info.constraints.push_back(*rc);
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(manifest_file + ": constraints: " + e.what());
@@ -359,6 +400,13 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
     report.settings.currency = institution->currency;
   }
   report.settings.paths = o.paths;
+  std::optional<ApplicantGroupTable> groups;
+  if (!o.applicant_groups.empty()) {
+    if (distributed)
+      throw std::invalid_argument(
+          "the fair-lending analysis (applicant groups) runs in one process: drop --distributed");
+    groups = ApplicantGroupTable::Load(o.applicant_groups);
+  }
   report.settings.months = o.months;
   report.settings.seed = o.seed;
   report.settings.threads = o.threads;
@@ -391,6 +439,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       c.scenarios.clear();
       for (int r = 0; r < kNumTwinRoles; ++r) c.roles[r].fallback = policy.fallbacks[r];
       c.guardrails = policy.guardrails;
+      c.applicant_groups = o.applicant_groups;
       progress.scenario = static_cast<int>(s);
       progress.policy = static_cast<int>(k);
       progress.scenario_name = sr.name;
@@ -415,6 +464,12 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       }
       progress.done = before + static_cast<int64_t>(o.paths) * o.months;
       sr.results.push_back(reducer.Finish(run));
+      if (!run.group_outcomes.empty()) {
+        PolicyScenarioResult& pr = sr.results.back();
+        pr.fairness =
+            BuildFairness(run.group_outcomes, *groups, pr.per_path.at("cumulative_net_income"));
+        if (k > 0 && sr.results[0].fairness) PairFairness(*sr.results[0].fairness, &*pr.fairness);
+      }
       report.loan_months += sr.results.back().loan_months;
       report.instance_months += static_cast<int64_t>(o.paths) * o.months;
       if (k == 0) {

@@ -23,8 +23,10 @@ class Trainer;
 /// others by their fallbacks (baseline, or random where the run said so).
 class StressPolicy : public RoleDriver {
  public:
-  /// "baseline", a run directory (config.yaml + checkpoints/), or an export directory
-  /// (manifest.json); "label=<spec>" names it. Clear errors for anything else.
+  /// "baseline", "cutoff:<band>" (the baseline with every product's credit cutoff fixed at a
+  /// band A..G, or "none", within the masks: a rule-based policy family for frontiers), a run
+  /// directory (config.yaml + checkpoints/), or an export directory (manifest.json);
+  /// "label=<spec>" names it. Clear errors for anything else.
   static std::unique_ptr<StressPolicy> Load(const std::string& spec);
   ~StressPolicy() override;
 
@@ -43,6 +45,7 @@ class StressPolicy : public RoleDriver {
  private:
   StressPolicy();
   std::unique_ptr<Trainer> trainer_;
+  int fixed_cutoff_ = -2;  ///< cutoff:<band>: the credit role's action (0 = none .. 7 = G)
 };
 
 struct StressProgress {
@@ -61,6 +64,8 @@ struct StressOptions {
   int batch = 64;  ///< instances alive at once; does not change results
   /// Band quantiles are exact up to this many paths, a t-digest beyond (memory bound).
   int exact_band_paths = 1000;
+  /// Applicant groups for the fair-lending section (a table preset or file; "" = none).
+  std::string applicant_groups;
   std::function<void(const StressProgress&)> progress;
   /// Distributed evaluation (docs/distributed.md): the ranks split each run's batches of paths
   /// (path i is still instance i of the seed), rank 0 reduces every path in path order and

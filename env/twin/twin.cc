@@ -10,6 +10,7 @@
 #include "core/counter_rng.h"
 #include "core/normal_dist.h"
 #include "env/twin/allowance.h"
+#include "env/twin/applicant_groups.h"
 #include "env/twin/zones.h"
 
 namespace loantwin {
@@ -994,6 +995,8 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
   const Collateral coll = CollateralOf(p, s);
   const double fraud_rate = std::min(1.0, s.fraud_rate * macro_.state().fraud_multiplier);
   const auto mixes = TermMixes(s);
+  const double funding = std::max(
+      0.0, institution_->deposit_beta * macro_.state().policy_rate + institution_->deposit_spread);
   CounterRng rng(key);
   LoanBook& bk = books_[p];
   for (size_t t = 0; t < mixes.size(); ++t) {
@@ -1001,7 +1004,14 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
     for (int b = 0; b < kNumBands; ++b) {
       const int64_t n = rng.Poisson(flow * mixes[t].weight * mixes[t].mix[b]);
       f->applications += n;
-      if (b > cutoff) continue;
+      // The lens draws the applicants' groups from its own stream (nothing here changes).
+      const uint64_t lens_key = DeriveKey(key, 0x67726f7570 + t * kNumBands + b);
+      if (b > cutoff) {
+        if (lens_ != nullptr)
+          lens_->Observe(p, mixes[t].mix, b, n, false, 0, 0, funding, s.lgd, lens_key);
+        continue;
+      }
+      double cell_amount = 0, cell_rate = 0;
       for (int64_t j = 0; j < n; ++j) {
         LoanRow r;
         r.term = static_cast<uint8_t>(t);
@@ -1011,6 +1021,7 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
         const double full_rate =
             std::max(0.005, pm.ref_rate + levers.rate_spread[p] + s.band_premium[b]);
         r.rate = full_rate - pm.rate_add;
+        cell_amount += amount, cell_rate = full_rate;
         if (amort == Amortisation::kRevolving) {
           r.collateral = amount;
           r.balance = amount * s.initial_utilisation;
@@ -1036,6 +1047,9 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
         c.originated += 1;
         c.originated_amount += r.balance;
       }
+      if (lens_ != nullptr)
+        lens_->Observe(p, mixes[t].mix, b, n, true, cell_rate, cell_amount, funding, s.lgd,
+                       lens_key);
     }
   }
 }

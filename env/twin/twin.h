@@ -72,6 +72,7 @@ struct CohortCounts {
 
 /// Everything computed once per product per month before the loan loop.
 struct ProductMonth;
+class ApplicantLens;
 /// Flows and stocks accumulated over one product's loans in a month.
 struct ProductFlows {
   double opening = 0, originations = 0, principal = 0, prepayments = 0, charge_offs = 0;
@@ -193,6 +194,9 @@ class Twin {
   uint32_t next_id(int product) const { return next_id_[product]; }
   /// Baseline applications per month per product (the flow that keeps the book flat).
   double base_applications(int product) const { return base_apps_[product]; }
+  /// Attaches an observer of the applicants generated (fair-lending analysis; null: none). It
+  /// draws from its own stream and changes nothing in the twin (applicant_groups.h).
+  void set_applicant_lens(ApplicantLens* lens) { lens_ = lens; }
 
  private:
   void BuildInitialBook(uint64_t key);
@@ -216,6 +220,7 @@ class Twin {
   uint64_t seed_;
   int instance_id_;
   TwinOptions options_;
+  ApplicantLens* lens_ = nullptr;
 
   MacroModel macro_;
   uint64_t episode_key_ = 0;

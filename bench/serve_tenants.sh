@@ -22,6 +22,9 @@ NOISY_CONNECTIONS=${NOISY_CONNECTIONS:-32}
 NOISY_QUEUE=${NOISY_QUEUE:-128}
 NOISY_INFLIGHT=${NOISY_INFLIGHT:-2}
 NOISY_RATE=${NOISY_RATE:-0}  # the noisy tenant's max_requests_per_second (0: no limit)
+NOISY_NICE=${NOISY_NICE:-0}  # the nice value of the noisy tenant's policy threads (tenants file)
+NOISY_WRK_NICE=${NOISY_WRK_NICE:-0}  # the nice value of the noisy load generator
+ROUNDS=${ROUNDS:-1}  # rounds of (quiet alone, quiet beside noisy); the median change is printed
 BATCH=${BATCH:-64}
 SERVE_OPTIONS=${SERVE_OPTIONS:-}
 # CPU lists for taskset (empty: no pinning), e.g. SERVER_CPUS=0 WRK_CPUS=1 on 2 cores.

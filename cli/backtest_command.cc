@@ -87,12 +87,15 @@ Runner RegisterBacktest(CLI::App& app) {
     std::vector<int> products;
     for (int p = 0; p < kNumProducts; ++p)
       if (r.offered[p]) products.push_back(p);
+    // Personal and auto together: the release's "other consumer loans".
+    const bool other = r.offered[kPersonal] || r.offered[kAuto];
     auto header = [&](const char* sep) {
       std::string h = fmt::format("quarter{}unemployment", sep);
       for (int p : products) {
         h += fmt::format("{}{}", sep, kProductNames[p]);
         if (p == kCard || p == kHome) h += fmt::format("{}{}_fed", sep, kProductNames[p]);
       }
+      if (other) h += fmt::format("{}other_consumer", sep);
       return h + fmt::format("{}allowance_to_loans{}capital_ratio", sep, sep);
     };
     auto row = [&](int q, const char* sep) {
@@ -102,11 +105,13 @@ Runner RegisterBacktest(CLI::App& app) {
         if (p == kCard) line += sep + Pct(fed.card[q]);
         if (p == kHome) line += sep + Pct(fed.home[q]);
       }
+      if (other) line += sep + Pct(r.other_consumer[q]);
       return line + sep + Pct(r.allowance_to_loans[q]) + sep + Pct(r.capital_ratio[q]);
     };
     std::string rule = "|";
     for (int i = 0; i < 4; ++i) rule += "---|";  // quarter, unemployment, allowance, capital
     for (int p : products) rule += (p == kCard || p == kHome) ? "---|---|" : "---|";
+    if (other) rule += "---|";
     fmt::print(
         "{} through historic_2006_2012, mean of {} paths (seed {}); charge-off rates "
         "annualised, net, percent; *_fed: published, all US commercial banks\n\n",

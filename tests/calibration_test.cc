@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -30,11 +31,12 @@ TEST(Calibration, EveryCheckInItsRange) {
 // The historic backtest (docs/twin-model.md, "Historic backtest"): cu_mid's mean path over 200
 // paths through 2006-2012 against the Federal Reserve's published charge-off rates. Every
 // window is two-sided: card and home peaks (level and quarter, never before unemployment peaks),
-// cards back below 6% by 2012Q4, home still above 1% in 2011, the allowance's peak, and the net
-// worth ratio's fall compared with credit unions'.
+// cards back below 6% by 2012Q4, home still above 1% in 2011, personal and auto together within
+// 35% of the published other-consumer peak, the allowance's peak, and the net worth ratio's fall
+// compared with credit unions'.
 TEST(Calibration, HistoricBacktestWindows) {
   const BacktestResult r = RunHistoricBacktest(BacktestOptions{});
-  ASSERT_EQ(r.checks.size(), 10u);  // cu_mid: card, home, auto, personal
+  ASSERT_EQ(r.checks.size(), 11u);  // cu_mid: card, home, auto, personal
   for (const auto& c : r.checks) {
     RecordProperty(c.name, std::to_string(c.simulated));
     EXPECT_TRUE(c.pass()) << c.name << ": simulated " << c.simulated << ", accepted [" << c.lo
@@ -45,6 +47,12 @@ TEST(Calibration, HistoricBacktestWindows) {
   EXPECT_DOUBLE_EQ(fed.home[15], 0.028);   // 2009Q4, the residential peak
   EXPECT_DOUBLE_EQ(fed.card[17], 0.1066);  // 2010Q2, the card peak
   EXPECT_LT(fed.card[27], 0);              // 2012Q4: not in the cited sources
+  EXPECT_DOUBLE_EQ(fed.other_consumer_peak, 0.0336);
+  // The other-consumer series is the balance-weighted mean of personal and auto.
+  for (int q : {0, 15, 27}) {
+    EXPECT_GE(r.other_consumer[q], std::min(r.charge_off[kPersonal][q], r.charge_off[kAuto][q]));
+    EXPECT_LE(r.other_consumer[q], std::max(r.charge_off[kPersonal][q], r.charge_off[kAuto][q]));
+  }
   EXPECT_EQ(BacktestQuarterName(15), "2009Q4");
 }
 

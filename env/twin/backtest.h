@@ -24,6 +24,9 @@ std::string BacktestQuarterName(int quarter);
 struct PublishedChargeOffs {
   std::array<double, kBacktestQuarters> card{}, home{};
   std::string card_source, home_source;
+  /// Other consumer loans (FRED COROCLACBS): the highest quarter of 2008-2011, fraction.
+  double other_consumer_peak = 0;
+  std::string other_consumer_source;
 };
 const PublishedChargeOffs& FedChargeOffs2006To2012();
 
@@ -38,6 +41,10 @@ struct BacktestResult {
   /// Mean-path quarterly values (the mean over paths of the quarter's three monthly values).
   std::array<std::array<double, kBacktestQuarters>, kNumProducts> charge_off{};
   std::array<double, kBacktestQuarters> unemployment{}, allowance_to_loans{}, capital_ratio{};
+  /// Personal and auto loans together, weighted by their balances: the Federal Reserve's
+  /// "other consumer loans" category, which the release does not split further. Zero where the
+  /// institution offers neither.
+  std::array<double, kBacktestQuarters> other_consumer{};
   std::vector<bool> offered;  ///< per product: in the institution's book
   /// Two-sided windows (docs/twin-model.md); `unit` says how to print the value.
   std::vector<CalibrationCheck> checks;

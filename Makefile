@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 
-.PHONY: deps configure cli build demo test test-asan fuzz bench clean format
+.PHONY: deps configure cli build-tests build demo test test-asan fuzz bench clean format
 
 deps:
 	@bash scripts/install-deps.sh
@@ -14,9 +14,13 @@ configure: deps
 cli: configure
 	@cmake --build --preset release -j $(JOBS) --target loantwin
 
-# Everything: the CLI, the test suites and the benchmarks.
-build: configure
+# The CLI, the libraries, the test suites and the Python module (what `make test` runs).
+build-tests: configure
 	@cmake --build --preset release -j $(JOBS)
+
+# Everything: the above and the benchmarks.
+build: build-tests
+	@cmake --build --preset release -j $(JOBS) --target benchmarks
 
 demo: cli
 	@rm -rf $(BUILD_DIR)/demo
@@ -33,7 +37,7 @@ demo: cli
 	@echo "stress simulation: ./$(BUILD_DIR)/bin/loantwin simulate --institution cu_mid --scenario severe_recession"
 	@echo "decision engine:   ./$(BUILD_DIR)/bin/loantwin serve --bundle $(BUILD_DIR)/demo/quickstart/export --port 8080 (docs/serving.md)"
 
-test: build
+test: build-tests
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The serve, config and checkpoint suites built with AddressSanitizer and UBSan (build-asan/).

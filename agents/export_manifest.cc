@@ -314,6 +314,33 @@ void ExportManifest::Validate(const MultiAgentEnv& env, const std::string& where
   }
 }
 
+ExportManifest LoadExportForEvaluation(const std::string& dir, const std::string& environment,
+                                       const MultiAgentEnv& probe) {
+  const std::string where = (fs::path(dir) / "manifest.json").string();
+  try {
+    ExportManifest manifest = ExportManifest::Load(dir);
+    if (manifest.environment != environment)
+      throw ManifestError(fmt::format(
+          "{}: an export of environment '{}', not '{}' (fund and twin policies are evaluated "
+          "separately)",
+          where, manifest.environment, environment));
+    manifest.Validate(probe, where);
+    manifest.VerifyFiles(dir);
+    return manifest;
+  } catch (const ManifestError& e) {
+    throw std::invalid_argument(e.what());
+  }
+}
+
+std::string FrozenExportExperimentYaml(const ExportManifest& manifest, const std::string& dir,
+                                       const std::string& name, const std::string& environment) {
+  std::string yaml = fmt::format(
+      "name: {}\nenv:\n  name: {}\n  num_envs: 1\n  threads: 1\nroles:\n", name, environment);
+  for (const auto& [role, entry] : manifest.roles)
+    yaml += fmt::format("  {}: {{frozen: \"{}\"}}\n", role, (fs::path(dir) / entry.file).string());
+  return yaml;
+}
+
 void ExportManifest::VerifyFiles(const std::string& dir) const {
   const std::string where = (fs::path(dir) / "manifest.json").string();
   std::set<std::string> listed;

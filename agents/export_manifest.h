@@ -99,6 +99,17 @@ struct ExportManifest {
   std::string WeightsDigest() const;
 };
 
+/// An export directory loaded for evaluation: manifest.json read, exported from `environment`,
+/// every role's layout validated against `probe` (an instance of that environment) and every
+/// module file's hash verified. Any failure is std::invalid_argument naming the file.
+ExportManifest LoadExportForEvaluation(const std::string& dir, const std::string& environment,
+                                       const MultiAgentEnv& probe);
+
+/// The experiment YAML that runs an export's modules frozen on one instance of `environment`
+/// (roles the export lacks: baseline). `where` names the source in parse errors.
+std::string FrozenExportExperimentYaml(const ExportManifest& manifest, const std::string& dir,
+                                       const std::string& name, const std::string& environment);
+
 /// SHA-256 (hex) of a file's bytes; std::runtime_error if it cannot be read.
 std::string FileSha256(const std::string& path);
 

@@ -5,8 +5,9 @@
 # saturates its queue (--max-queue of its own, NOISY_QUEUE observations) with batches of
 # BATCH (64) observations on NOISY_CONNECTIONS (32) connections. Target: quiet's p99 rises by
 # at most 50%. NOISY_INFLIGHT (2) and NOISY_RATE (0: none) set the noisy tenant's max_inflight and
-# max_requests_per_second, NOISY_NICE (0) the nice value of its policy thread, QUIET_DELAY_MS (0)
-# the pause of each quiet connection between requests.
+# max_requests_per_second, NOISY_NICE (0) the nice value of its policy thread, NOISY_CPU_QUOTA
+# (0: none) its cpu_quota in cores, QUIET_DELAY_MS (0) the pause of each quiet connection between
+# requests, ROUNDS (1) the rounds whose median change is printed.
 # Usage: [PORT=18092] bench/serve_tenants.sh [build-dir] [bundle dir] [seconds]
 # Without a bundle, trains and exports a short quickstart run first.
 set -euo pipefail
@@ -23,6 +24,7 @@ NOISY_QUEUE=${NOISY_QUEUE:-128}
 NOISY_INFLIGHT=${NOISY_INFLIGHT:-2}
 NOISY_RATE=${NOISY_RATE:-0}  # the noisy tenant's max_requests_per_second (0: no limit)
 NOISY_NICE=${NOISY_NICE:-0}  # the nice value of the noisy tenant's policy threads (tenants file)
+NOISY_CPU_QUOTA=${NOISY_CPU_QUOTA:-0}  # the noisy tenant's cpu_quota in cores (0: none)
 NOISY_WRK_NICE=${NOISY_WRK_NICE:-0}  # the nice value of the noisy load generator
 ROUNDS=${ROUNDS:-1}  # rounds of (quiet alone, quiet beside noisy); the median change is printed
 BATCH=${BATCH:-64}
@@ -69,6 +71,7 @@ tenants:
     max_inflight: $NOISY_INFLIGHT
     max_requests_per_second: $NOISY_RATE
     nice: $NOISY_NICE
+    cpu_quota: $NOISY_CPU_QUOTA
 YAML
 # shellcheck disable=SC2086
 pin "$SERVER_CPUS" "$BUILD/bin/loantwin" serve --tenants "$WORK/tenants.yaml" --port "$PORT" --threads 2 $SERVE_OPTIONS \
@@ -110,7 +113,7 @@ for round in $(seq "$ROUNDS"); do
   wait "$NOISY_PID"
   NOISY_PID=
   show "quiet while noisy saturates its queue" "$loaded"
-  show "noisy (c$NOISY_CONNECTIONS, batch $BATCH, inflight $NOISY_INFLIGHT, rate $NOISY_RATE/s, nice $NOISY_NICE)" "$(grep RESULT "$WORK/noisy.txt")"
+  show "noisy (c$NOISY_CONNECTIONS, batch $BATCH, inflight $NOISY_INFLIGHT, rate $NOISY_RATE/s, nice $NOISY_NICE, cpu $NOISY_CPU_QUOTA)" "$(grep RESULT "$WORK/noisy.txt")"
   change=$(python3 - "$alone" "$loaded" <<'PY'
 import sys
 p99 = [float(dict(x.split("=") for x in l.split()[1:])["p99_ms"]) for l in sys.argv[1:]]

@@ -70,32 +70,13 @@ std::unique_ptr<FundPolicy> LoadFundExport(const fs::path& dir, const std::strin
                                            const std::string& spec_in) {
   auto p = std::make_unique<FundPolicy>();
   const std::string manifest_file = (dir / "manifest.json").string();
-  ExportManifest manifest;
-  try {
-    manifest = ExportManifest::Load(dir.string());
-  } catch (const ManifestError& e) {
-    throw std::invalid_argument(e.what());
-  }
-  if (manifest.environment != "home_equity_fund")
-    throw std::invalid_argument(
-        fmt::format("policy '{}': an export of environment '{}', not home_equity_fund", spec_in,
-                    manifest.environment));
   EnvOptions eo;
-  HomeEquityFundEnv probe(eo, FundEnvConfig{});
-  try {
-    manifest.Validate(probe, manifest_file);  // the layouts of the built-in fund's roles
-    manifest.VerifyFiles(dir.string());
-  } catch (const ManifestError& e) {
-    throw std::invalid_argument(e.what());
-  }
-  std::string yaml =
-      "name: fund-export\nenv:\n  name: home_equity_fund\n  num_envs: 1\n  threads: 1\n"
-      "roles:\n";
+  HomeEquityFundEnv probe(eo, FundEnvConfig{});  // the layouts of the built-in fund's roles
+  const ExportManifest manifest = LoadExportForEvaluation(dir.string(), "home_equity_fund", probe);
   for (const char* role : kFundRoleNames) p->roles[role] = "baseline";
-  for (const auto& [role, entry] : manifest.roles) {
-    yaml += fmt::format("  {}: {{frozen: \"{}\"}}\n", role, (dir / entry.file).string());
-    p->roles[role] = "export:" + entry.algorithm;
-  }
+  for (const auto& [role, entry] : manifest.roles) p->roles[role] = "export:" + entry.algorithm;
+  const std::string yaml =
+      FrozenExportExperimentYaml(manifest, dir.string(), "fund-export", "home_equity_fund");
   p->trainer = std::make_unique<Trainer>(
       ExperimentConfig::Parse(YamlValue::LoadString(yaml, manifest_file)));
   p->name = label.empty() ? dir.filename().string() : label;
@@ -293,7 +274,7 @@ FundReport RunFundStress(std::vector<std::unique_ptr<FundPolicy>>& policies,
   o.seed = args.seed;
   o.threads = args.threads > 0 ? args.threads
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  o.batch = std::max(args.batch, 256);
+  if (args.batch > 0) o.batch = args.batch;
   for (const auto& s : r.scenarios) {
     FundEnvConfig c = fund;
     c.scenario = s;

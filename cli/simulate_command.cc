@@ -31,7 +31,7 @@ struct SimulateArgs {
   bool check_invariants = false;
   std::string policy = "baseline";
   int threads = 0;
-  int batch = 64;
+  int batch = 0;  // 0: the environment's (twin 64, fund 256)
   int exact_band_paths = 1000;
   bool rate_shocks = false;
   bool resolve_failures = false;
@@ -207,9 +207,10 @@ Runner RegisterSimulate(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "worker threads (0 = all cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  cmd->add_option("--batch", a->batch, "paths simulated at once (memory); results do not change")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
+  cmd->add_option("--batch", a->batch,
+                  "paths simulated at once (default 64, the home-equity fund 256; memory); "
+                  "results do not change")
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--exact-band-paths", a->exact_band_paths,
                   "--output bands: quantiles are exact up to this many paths, a t-digest beyond "
                   "(memory: docs/operations.md)")
@@ -245,7 +246,7 @@ Runner RegisterSimulate(CLI::App& app) {
       f.threads = a->threads > 0
                       ? a->threads
                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-      f.batch = std::max(a->batch, 256);
+      if (a->batch > 0) f.batch = a->batch;
       f.profile = a->profile;
       f.out = a->out;
       return RunFundSimulate(f);
@@ -264,7 +265,7 @@ Runner RegisterSimulate(CLI::App& app) {
     o.seed = a->seed;
     o.threads = a->threads > 0 ? a->threads
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    o.batch = a->batch;
+    if (a->batch > 0) o.batch = a->batch;
     o.twin.check_invariants = a->check_invariants;
     o.resolve_failures = a->resolve_failures;
     o.progress = [a](int done) { spdlog::info("simulated {}/{} paths", done, a->paths); };

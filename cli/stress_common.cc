@@ -29,9 +29,10 @@ void AddStressOptions(CLI::App* cmd, StressArgs& a) {
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "environment threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--batch", a.batch, "instances simulated at once (memory; results unchanged)")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
+  cmd->add_option("--batch", a.batch,
+                  "instances simulated at once (default 64, the home-equity fund 256; memory, "
+                  "results unchanged)")
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--exact-band-paths", a.exact_band_paths,
                   "fan-chart bands are exact up to this many paths, a t-digest beyond (memory: "
                   "docs/operations.md)")
@@ -72,7 +73,7 @@ StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolic
   o.seed = args.seed;
   o.threads = args.threads > 0 ? args.threads
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  o.batch = args.batch;
+  if (args.batch > 0) o.batch = args.batch;
   o.applicant_groups = args.applicant_groups;
   const bool root = group == nullptr || group->rank() == 0;
   const bool tty = ::isatty(STDERR_FILENO) && root;

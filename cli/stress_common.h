@@ -15,7 +15,8 @@
 namespace loantwin::cli {
 
 struct StressArgs {
-  int paths = 1000, months = 120, threads = 0, batch = 64;
+  int paths = 1000, months = 120, threads = 0;
+  int batch = 0;  ///< instances alive at once; 0: the environment's (twin 64, fund 256)
   int exact_band_paths = 1000;
   std::string institution;
   uint64_t seed = 1000003;

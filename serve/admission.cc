@@ -1,10 +1,54 @@
 #include "serve/admission.h"
 
 #include <algorithm>
+#include <cmath>
+#include <ctime>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace loantwin {
+
+CpuPacer::Clocks CpuPacer::RealClocks() {
+  Clocks c;
+  c.wall = [] {
+    return std::chrono::duration_cast<Nanos>(std::chrono::steady_clock::now().time_since_epoch());
+  };
+  c.thread_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return Nanos(static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+  };
+  c.sleep = [](Nanos d) { std::this_thread::sleep_for(d); };
+  return c;
+}
+
+CpuPacer::CpuPacer(double cores, Nanos burst, Clocks clocks)
+    : cores_(cores),
+      burst_(burst),
+      clocks_(std::move(clocks)),
+      tokens_ns_(static_cast<double>(burst.count())),
+      last_wall_(clocks_.wall()),
+      last_cpu_(clocks_.thread_cpu()) {
+  if (!(cores > 0)) throw std::invalid_argument("CpuPacer: cores must be positive");
+}
+
+CpuPacer::Nanos CpuPacer::AfterWork() {
+  const Nanos wall = clocks_.wall(), cpu = clocks_.thread_cpu();
+  // Refill for the wall time since the last call (idle time included, up to the burst), then
+  // charge the CPU time used.
+  tokens_ns_ = std::min(tokens_ns_ + cores_ * static_cast<double>((wall - last_wall_).count()),
+                        static_cast<double>(burst_.count()));
+  tokens_ns_ -= static_cast<double>((cpu - last_cpu_).count());
+  last_cpu_ = cpu;
+  last_wall_ = wall;
+  if (tokens_ns_ >= 0) return Nanos(0);
+  const Nanos pause(static_cast<int64_t>(std::ceil(-tokens_ns_ / cores_)));
+  clocks_.sleep(pause);
+  slept_ += pause;
+  // The refill for the pause is counted at the next call (from last_wall_).
+  return pause;
+}
 
 struct TenantAdmission::Core : std::enable_shared_from_this<Core> {
   using Clock = TenantAdmission::Clock;

@@ -17,6 +17,36 @@
 
 namespace loantwin {
 
+/// A tenant's CPU quota (tenants file `cpu_quota`): paces one policy thread to `cores` seconds
+/// of CPU per second of wall time, a token bucket of CPU time `burst` deep. After each piece of
+/// work the thread sleeps while the bucket is in debt, so a flooding tenant cannot take more
+/// than its share of the cores however many requests it sends; its excess waits in its own
+/// queue. Clocks and sleep are injectable (tests drive them by hand).
+class CpuPacer {
+ public:
+  using Nanos = std::chrono::nanoseconds;
+  struct Clocks {
+    std::function<Nanos()> wall;        ///< monotonic wall time
+    std::function<Nanos()> thread_cpu;  ///< CPU time of the calling thread
+    std::function<void(Nanos)> sleep;   ///< sleeps the calling thread
+  };
+  /// The real clocks: steady_clock, CLOCK_THREAD_CPUTIME_ID, this_thread::sleep_for.
+  static Clocks RealClocks();
+  CpuPacer(double cores, Nanos burst, Clocks clocks = RealClocks());
+  /// After each piece of work on the paced thread: charges the CPU time it used, then sleeps
+  /// until the bucket is out of debt. Returns the time slept.
+  Nanos AfterWork();
+  Nanos slept() const { return slept_; }
+
+ private:
+  double cores_;
+  Nanos burst_;
+  Clocks clocks_;
+  double tokens_ns_;  ///< CPU time the thread may still use now (negative: in debt)
+  Nanos last_wall_, last_cpu_;
+  Nanos slept_{0};
+};
+
 class TenantAdmission {
  public:
   using Clock = std::chrono::steady_clock;

@@ -69,6 +69,9 @@ struct Tenant {
   /// The executors' nice value (tenants file `nice`, 0..19): a bulk tenant's threads yield the
   /// cores to other tenants' work whenever both are ready to run.
   int nice = 0;
+  /// The executors' CPU quota in cores, shared equally between them (0: none; tenants file
+  /// `cpu_quota`): each paces itself with a CpuPacer.
+  double cpu_quota = 0;
   /// One per executor, or one per I/O thread without executors.
   std::vector<std::unique_ptr<Batcher>> batchers;
   std::unique_ptr<AuditLog> audit;
@@ -834,6 +837,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
       t->token = c.token;
       t->institution = c.institution;
       t->nice = c.nice;
+      t->cpu_quota = c.cpu_quota;
       try {
         t->bundle = PolicyBundle::Load(c.bundle, c.institution, s.opt.max_batch);
       } catch (const std::exception& e) {
@@ -936,17 +940,27 @@ void Server::Start() {
       Worker& ex = *executor;
       std::promise<void> ready;
       configured.push_back(ready.get_future());
-      ex.thread =
-          std::thread([&ex, name = t->name, nice = t->nice, ready = std::move(ready)]() mutable {
+      // A CPU quota is shared equally by the tenant's policy threads.
+      const double quota = t->cpu_quota / static_cast<double>(t->executors.size());
+      ex.thread = std::thread(
+          [&ex, name = t->name, nice = t->nice, quota, ready = std::move(ready)]() mutable {
             ConfigureTorchThread();  // the tenant's policy runs on this thread
             if (nice != 0 &&
                 setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice) != 0)
               spdlog::warn("tenant {}: cannot set nice {} on policy thread {}: {}", name, nice,
                            ex.index, std::strerror(errno));
+            // Paced: after each handler the thread sleeps while it is over its CPU quota (a 2 ms
+            // bucket); its requests wait in the tenant's own queue meanwhile.
+            std::optional<CpuPacer> pacer;
+            if (quota > 0) pacer.emplace(quota, std::chrono::milliseconds(2));
             ready.set_value();
             for (;;) {
               try {
-                ex.ioc.run();
+                if (!pacer) {
+                  ex.ioc.run();
+                  return;
+                }
+                while (ex.ioc.run_one() > 0) pacer->AfterWork();
                 return;
               } catch (const std::exception& e) {
                 spdlog::error("policy thread {} of tenant {}: {}", ex.index, name, e.what());

@@ -102,6 +102,16 @@ std::vector<TenantConfig> LoadTenants(const std::string& file, int default_max_q
     m.Read("max_inflight", &t.max_inflight, 0, 1000000);
     m.Read("threads", &t.threads, 1, 64);
     m.Read("nice", &t.nice, 0, 19);
+    m.Read("cpu_quota", &t.cpu_quota, 0.0, 64.0);
+    if (t.cpu_quota > 0 && t.cpu_quota < 0.01)
+      m.Get("cpu_quota")
+          ->Fail("cpu_quota " + std::to_string(t.cpu_quota) +
+                 " is below 0.01 cores: the tenant could hardly decide at all");
+    if (t.cpu_quota > t.threads)
+      m.Get("cpu_quota")
+          ->Fail("cpu_quota " + std::to_string(t.cpu_quota) + " exceeds the " +
+                 std::to_string(t.threads) +
+                 " policy thread(s) of the tenant: a thread uses at most one core");
     m.Read("max_requests_per_second", &t.max_requests_per_second, 0.0, 1e7);
     t.burst = std::max(1.0, t.max_requests_per_second / 10);
     m.Read("burst", &t.burst, 1.0, 1e7);

@@ -20,6 +20,7 @@ struct TenantConfig {
   int max_inflight = 0;  ///< decision requests admitted and not yet answered (0: no limit)
   int threads = 1;       ///< the tenant's own policy threads
   int nice = 0;          ///< their nice value, 0..19 (higher: yields the cores to other tenants)
+  double cpu_quota = 0;  ///< cores of CPU its policy threads may use (0: no limit; <= threads)
   double max_requests_per_second = 0;  ///< decision requests admitted per second (0: no limit)
   double burst = 1;                    ///< admitted at once after a quiet spell (default rate/10)
   std::string metrics_label;           ///< the tenant="..." label on /metrics (default: name)

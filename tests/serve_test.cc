@@ -871,6 +871,9 @@ TEST_F(ServeTest, BadTenantFilesAreRefusedNamingTheLine) {
   refused("    colour: red\n", "colour");
   refused("    nice: 20\n", "nice");
   refused("    nice: -5\n", "nice");
+  refused("    cpu_quota: 2\n", "exceeds the 1 policy thread(s)");
+  refused("    cpu_quota: 0.001\n", "below 0.01 cores");
+  refused("    cpu_quota: -1\n", "cpu_quota");
   refused("  - name: north\n    bundle: " + Dir() + "/v1\n    token_env: HOME_TOKEN_X\n",
           "listed twice");
   refused("  - name: east\n    bundle: " + Dir() + "/v1\n    token_file: north.token\n",
@@ -950,6 +953,39 @@ TEST(TenantAdmission, InflightAndRateLimitsHoldRequestsAndResumeThemInOrder) {
   EXPECT_FALSE(rate.Acquire(&r5, resume("r5")) && rate.Acquire(&r6, resume("r6")));
   EXPECT_THROW(TenantAdmission({-1, 0, 1}, nullptr), std::invalid_argument);
   held.clear();
+}
+
+// A tenant's CPU quota on clocks the test moves: at 0.5 cores with a 2 ms bucket, 10 ms of CPU
+// in 10 ms of wall time leaves the bucket 8 ms in debt (full at 2 ms, minus 10), which takes
+// 16 ms to refill at half a core: the thread sleeps that long. Idle time refills the bucket up
+// to its depth, not beyond; over a long run the thread's CPU share is the quota.
+TEST(CpuPacer, SleepsOffTheCpuTimeBeyondTheQuota) {
+  using std::chrono::milliseconds;
+  using Nanos = CpuPacer::Nanos;
+  Nanos wall(0), cpu(0), slept(0);
+  CpuPacer::Clocks clocks{[&] { return wall; }, [&] { return cpu; },
+                          [&](Nanos d) {
+                            slept += d;
+                            wall += d;  // sleeping takes wall time, not CPU
+                          }};
+  CpuPacer pacer(0.5, milliseconds(2), clocks);
+  wall += milliseconds(1), cpu += milliseconds(1);  // within the bucket: no pause
+  EXPECT_EQ(pacer.AfterWork(), Nanos(0));
+  wall += milliseconds(10), cpu += milliseconds(10);  // 1 + 5 refilled, capped at 2; -10
+  EXPECT_EQ(pacer.AfterWork(), milliseconds(16));     // a debt of 8 ms at 0.5 cores
+  EXPECT_EQ(slept, milliseconds(16));
+  wall += milliseconds(100);  // idle: refills to the 2 ms depth only
+  cpu += milliseconds(3);
+  EXPECT_EQ(pacer.AfterWork(), milliseconds(2));  // 2 - 3 = -1 ms -> 2 ms at half speed
+  // Over a long stretch of back-to-back work the thread's share of wall time is the quota.
+  const Nanos wall0 = wall, cpu0 = cpu;
+  for (int i = 0; i < 1000; ++i) {
+    wall += milliseconds(1), cpu += milliseconds(1);
+    pacer.AfterWork();
+  }
+  const double share = static_cast<double>((cpu - cpu0).count()) / (wall - wall0).count();
+  EXPECT_NEAR(share, 0.5, 0.01);
+  EXPECT_THROW(CpuPacer(0, milliseconds(2), clocks), std::invalid_argument);
 }
 
 TEST_F(ServeTest, AdminListenerAndTheRefusalToExposeAdminWithoutAToken) {

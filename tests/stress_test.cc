@@ -509,7 +509,7 @@ TEST_F(StressRun, BadInputsGiveClearErrors) {
   edited = manifest;
   edited["environment"] = "cartpole";
   std::ofstream(exp + "/manifest.json") << edited.dump();
-  expect_error([&] { StressPolicy::Load(exp); }, "stress evaluation needs the twin");
+  expect_error([&] { StressPolicy::Load(exp); }, "not 'twin'");
   std::ofstream(exp + "/manifest.json") << "{not json";
   expect_error([&] { StressPolicy::Load(exp); }, "not valid JSON");
   // Duplicate names.

@@ -263,34 +263,15 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
                     "(manifest.json)",
                     spec));
   const std::string manifest_file = (dir / "manifest.json").string();
-  ExportManifest manifest;
-  try {
-    manifest = ExportManifest::Load(dir.string());
-  } catch (const ManifestError& e) {
-    throw std::invalid_argument(e.what());
-  }
-  if (manifest.environment != "twin")
-    throw std::invalid_argument(
-        fmt::format("{}: an export of environment '{}'; stress evaluation "
-                    "needs the twin",
-                    manifest_file, manifest.environment));
   // A twin with its role specs, to check each export's observation and action layout.
   EnvOptions eo;
   TwinEnv probe_env(eo, TwinEnvConfig{});
-  try {
-    manifest.Validate(probe_env, manifest_file);
-    manifest.VerifyFiles(dir.string());
-  } catch (const ManifestError& e) {
-    throw std::invalid_argument(e.what());
-  }
-  std::string yaml =
-      "name: stress-export\nenv:\n  name: twin\n  num_envs: 1\n  threads: 1\nroles:\n";
+  const ExportManifest manifest = LoadExportForEvaluation(dir.string(), "twin", probe_env);
   for (int r = 0; r < kNumTwinRoles; ++r) p->info.roles[kTwinRoleNames[r]] = "baseline";
-  for (const auto& [role, entry] : manifest.roles) {
-    const std::string file = (dir / entry.file).string();
-    yaml += fmt::format("  {}: {{frozen: \"{}\"}}\n", role, file);
+  for (const auto& [role, entry] : manifest.roles)
     p->info.roles[role] = "export:" + entry.algorithm;
-  }
+  const std::string yaml =
+      FrozenExportExperimentYaml(manifest, dir.string(), "stress-export", "twin");
   const ExperimentConfig config =
       ExperimentConfig::Parse(YamlValue::LoadString(yaml, manifest_file));
   p->trainer_ = std::make_unique<Trainer>(config);

@@ -126,8 +126,8 @@ BacktestResult RunHistoricBacktest(const BacktestOptions& o) {
     c.push_back({name + "other consumer (personal + auto) charge-off peak",
                  fmt::format("within 35% of {:.2f}% (published 2008-2011 peak)", 100 * peak),
                  fed.other_consumer_source,
-                 *std::max_element(r.other_consumer.begin(), r.other_consumer.end()),
-                 0.65 * peak, 1.35 * peak});
+                 *std::max_element(r.other_consumer.begin(), r.other_consumer.end()), 0.65 * peak,
+                 1.35 * peak});
   }
   c.push_back({name + "allowance peak / loans", "1.5-4.5% (banks ~3.5-4% in 2010)",
                "FDIC Quarterly Banking Profile; NCUA",

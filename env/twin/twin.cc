@@ -1005,7 +1005,8 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
       const int64_t n = rng.Poisson(flow * mixes[t].weight * mixes[t].mix[b]);
       f->applications += n;
       // The lens draws the applicants' groups from its own stream (nothing here changes).
-      const uint64_t lens_key = DeriveKey(key, 0x67726f7570 + t * kNumBands + b);
+      const uint64_t lens_key =
+          lens_ != nullptr ? DeriveKey(key, 0x67726f7570 + t * kNumBands + b) : 0;
       if (b > cutoff) {
         if (lens_ != nullptr)
           lens_->Observe(p, mixes[t].mix, b, n, false, 0, 0, funding, s.lgd, lens_key);

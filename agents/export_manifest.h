@@ -106,7 +106,7 @@ ExportManifest LoadExportForEvaluation(const std::string& dir, const std::string
                                        const MultiAgentEnv& probe);
 
 /// The experiment YAML that runs an export's modules frozen on one instance of `environment`
-/// (roles the export lacks: baseline). `where` names the source in parse errors.
+/// (roles the export lacks: baseline).
 std::string FrozenExportExperimentYaml(const ExportManifest& manifest, const std::string& dir,
                                        const std::string& name, const std::string& environment);
 

@@ -45,7 +45,6 @@ CpuPacer::Nanos CpuPacer::AfterWork() {
   if (tokens_ns_ >= 0) return Nanos(0);
   const Nanos pause(static_cast<int64_t>(std::ceil(-tokens_ns_ / cores_)));
   clocks_.sleep(pause);
-  slept_ += pause;
   // The refill for the pause is counted at the next call (from last_wall_).
   return pause;
 }

@@ -36,7 +36,6 @@ class CpuPacer {
   /// After each piece of work on the paced thread: charges the CPU time it used, then sleeps
   /// until the bucket is out of debt. Returns the time slept.
   Nanos AfterWork();
-  Nanos slept() const { return slept_; }
 
  private:
   double cores_;
@@ -44,7 +43,6 @@ class CpuPacer {
   Clocks clocks_;
   double tokens_ns_;  ///< CPU time the thread may still use now (negative: in debt)
   Nanos last_wall_, last_cpu_;
-  Nanos slept_{0};
 };
 
 class TenantAdmission {

@@ -65,7 +65,7 @@ Runner RegisterEvaluate(CLI::App& app) {
   struct Args {
     std::vector<std::string> policies;
     std::string scenarios = "all", out;
-    bool no_baseline = false;
+    bool no_baseline = false, metric_bands = false;
     std::string fund_config;
     StressArgs stress;
     DistributedArgs dist;
@@ -93,6 +93,9 @@ Runner RegisterEvaluate(CLI::App& app) {
   cmd->add_option("--applicant-groups", a->stress.applicant_groups,
                   "add the fair-lending section: applicant groups from a table preset "
                   "(fed2007) or file (docs/governance.md)");
+  cmd->add_flag("--metric-bands", a->metric_bands,
+                "also write every twin metric's mean and 5/50/95% bands per month to "
+                "<out>/bands/<scenario>/<policy>.csv (docs/stress-testing.md)");
   AddDistributedOptions(cmd, a->dist);
   return [a] {
     // The home-equity fund: its own stress report (allocation policies on the same paths).
@@ -100,6 +103,10 @@ Runner RegisterEvaluate(CLI::App& app) {
         std::any_of(a->policies.begin(), a->policies.end(), IsFundPolicy)) {
       if (a->dist.enabled)
         throw std::invalid_argument("--distributed evaluates the twin's stress scenarios only");
+      if (a->metric_bands)
+        throw ConfigError(
+            "--metric-bands writes the twin's metrics; the home-equity fund's "
+            "report has its own bands (docs/fund-model.md)");
       return RunFundEvaluate(a->policies, SplitCommaList(a->scenarios), a->fund_config,
                              !a->no_baseline, a->stress, a->out);
     }
@@ -112,6 +119,9 @@ Runner RegisterEvaluate(CLI::App& app) {
           throw ConfigError("--distributed evaluates the twin's stress scenarios; " +
                             a->policies[0] + " is a " + c.env_name +
                             " run (evaluate it without --distributed)");
+        if (a->metric_bands)
+          throw ConfigError("--metric-bands writes the twin's metrics; " + a->policies[0] +
+                            " is a " + c.env_name + " run");
         return EvaluateReturns(a->policies[0], a->stress, a->out);
       }
     }
@@ -126,6 +136,7 @@ Runner RegisterEvaluate(CLI::App& app) {
           break;
         }
     }
+    if (a->metric_bands) a->stress.metric_bands_dir = (fs::path(out) / "bands").string();
     const StressReport report = RunStressWithProgress(policies, scenarios, a->stress, group);
     if (group == nullptr || group->rank() == 0) {
       PrintStressSummary(report);

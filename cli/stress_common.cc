@@ -75,6 +75,7 @@ StressReport RunStressWithProgress(const std::vector<std::unique_ptr<StressPolic
                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   if (args.batch > 0) o.batch = args.batch;
   o.applicant_groups = args.applicant_groups;
+  o.metric_bands_dir = args.metric_bands_dir;
   const bool root = group == nullptr || group->rank() == 0;
   const bool tty = ::isatty(STDERR_FILENO) && root;
   const auto t0 = std::chrono::steady_clock::now();

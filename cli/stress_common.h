@@ -22,6 +22,7 @@ struct StressArgs {
   uint64_t seed = 1000003;
   bool no_charts = false;
   std::string applicant_groups;  ///< fair-lending section ("" = none)
+  std::string metric_bands_dir;  ///< every metric's bands per scenario and policy ("" = none)
 };
 
 void AddStressOptions(CLI::App* cmd, StressArgs& args);

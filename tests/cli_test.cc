@@ -244,6 +244,7 @@ TEST(Cli, BadArgumentsGiveMessagesNotCrashes) {
       {"evaluate /no/such/run", "no such file or directory"},
       {"evaluate baseline --scenarios nowhere --paths 2 --months 2", "unknown scenario 'nowhere'"},
       {"evaluate baseline --paths 0", "--paths"},
+      {"evaluate weights:3,3,0,0,3,0 --metric-bands --paths 2", "--metric-bands writes the twin's"},
       {"frontier", "runs"},
       {"frontier " + dir.path(), "neither a run directory"},
       {"frontier baseline --return profit", "--return"},

@@ -8,8 +8,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "agents/export_manifest.h"
 #include "core/atomic_file.h"
@@ -114,6 +116,51 @@ TEST_F(StressRun, CommonRandomNumbersAcrossPoliciesRepeatsAndThreads) {
             a.scenarios[0].results[0].metrics.at("min_capital_ratio").mean);
   EXPECT_GT(a.scenarios[1].macro.at("unemployment").p50.back(),
             a.scenarios[0].macro.at("unemployment").p50.back());
+}
+
+TEST(StressReduction, MetricBandsAreWrittenPerScenarioAndPolicyAndMatchTheReport) {
+  TempDir dir;
+  auto policies = Load({"baseline", "tight policy=cutoff:B"});
+  StressOptions o = SmallOptions();
+  o.metric_bands_dir = dir.path() + "/bands";
+  const StressReport report = RunStress(policies, o);
+  for (const ScenarioReport& sr : report.scenarios)
+    for (const auto& [name, file] : {std::pair<std::string, std::string>{"baseline", "baseline"},
+                                     {"tight policy", "tight_policy"}}) {
+      const std::string path = o.metric_bands_dir + "/" + sr.name + "/" + file + ".csv";
+      ASSERT_TRUE(std::filesystem::exists(path)) << path;
+      std::istringstream in(ReadFile(path));
+      std::string line;
+      std::getline(in, line);
+      EXPECT_EQ(line, "month,metric,mean,p05,p50,p95");
+      int rows = 0;
+      std::map<int, double> capital_mean, capital_p50;
+      while (std::getline(in, line)) {
+        ++rows;
+        std::vector<std::string> f;
+        std::stringstream cells(line);
+        for (std::string c; std::getline(cells, c, ',');) f.push_back(c);
+        ASSERT_EQ(f.size(), 6u) << line;
+        if (f[1] == "capital_ratio")
+          capital_mean[std::stoi(f[0])] = std::stod(f[2]),
+          capital_p50[std::stoi(f[0])] = std::stod(f[4]);
+      }
+      EXPECT_EQ(rows, o.months * kNumMetrics);
+      // The same paths the report reduced: its capital-ratio band, month by month.
+      const auto& result = *std::find_if(sr.results.begin(), sr.results.end(),
+                                         [&](const auto& r) { return r.policy == name; });
+      const Band& band = result.bands.at("capital_ratio");
+      ASSERT_EQ(capital_mean.size(), static_cast<size_t>(o.months));
+      for (int m = 0; m < o.months; ++m) {
+        EXPECT_NEAR(capital_mean.at(m + 1), band.mean[m], 1e-9 * std::abs(band.mean[m])) << m;
+        EXPECT_NEAR(capital_p50.at(m + 1), band.p50[m], 1e-9 * std::abs(band.p50[m])) << m;
+      }
+    }
+  // One folder per scenario, one file per policy, nothing else.
+  int files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(o.metric_bands_dir))
+    files += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 4);
 }
 
 TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBatch) {

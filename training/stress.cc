@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "agents/export_manifest.h"
@@ -18,6 +19,7 @@
 #include "env/twin/institution.h"
 #include "env/twin/metrics.h"
 #include "env/twin/scenario.h"
+#include "report/render_util.h"
 #include "training/checkpoint.h"
 #include "training/trainer.h"
 
@@ -116,7 +118,7 @@ std::optional<PolicyConstraint> ReportConstraint(const std::string& where, const
 /// others' as they arrive) and receives the per-path figures, so what it reduces is exactly what
 /// one process would. The other ranks return their partial run.
 PolicyRun RunShardedPolicy(const TwinEnvConfig& config, StressPolicy& policy, MonteCarloOptions mc,
-                           PolicyRunReducer* reducer, Collective& group) {
+                           const std::function<void(const PathBlock&)>& reduce, Collective& group) {
   const int world = group.world_size(), me = group.rank();
   const int batches = (mc.paths + mc.batch - 1) / mc.batch;
   mc.shard = me;
@@ -133,14 +135,14 @@ PolicyRun RunShardedPolicy(const TwinEnvConfig& config, StressPolicy& policy, Mo
       buffer.resize(static_cast<size_t>(block.count) * mc.months * kNumMetrics);
       group.Recv(buffer.data(), buffer.size() * sizeof(double), next % world, next);
       block.data = buffer.data();
-      reducer->Add(block);
+      reduce(block);
     }
   };
   mc.sink = [&](const PathBlock& block) {
     const int b = block.first_path / mc.batch;
     if (me == 0) {
       receive_until(b);
-      reducer->Add(block);
+      reduce(block);
       next = b + 1;
     } else {
       group.Send(block.data,
@@ -435,13 +437,24 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       // batch and the per-path figures, docs/stress-testing.md).
       PolicyRunReducer reducer(policy.info.name, o.months, k == 0, o.exact_band_paths);
       reducer.SetConstraints(policy.info.constraints);
+      std::optional<BandAccumulator> bands;
+      if (!o.metric_bands_dir.empty() && root) bands.emplace(o.months, o.exact_band_paths);
+      const auto reduce = [&](const PathBlock& block) {
+        reducer.Add(block);
+        if (bands) bands->Add(block);
+      };
       PolicyRun run;
       if (distributed) {
-        run = RunShardedPolicy(c, policy, mc, &reducer, *o.group);
+        run = RunShardedPolicy(c, policy, mc, reduce, *o.group);
         if (!root) continue;
       } else {
-        mc.sink = [&](const PathBlock& block) { reducer.Add(block); };
+        mc.sink = reduce;
         run = RunPolicyMonteCarlo(c, &policy, mc);
+      }
+      if (bands) {
+        const fs::path dir = fs::path(o.metric_bands_dir) / SafeFileName(sr.name);
+        fs::create_directories(dir);
+        bands->Write((dir / (SafeFileName(policy.info.name) + ".csv")).string());
       }
       progress.done = before + static_cast<int64_t>(o.paths) * o.months;
       sr.results.push_back(reducer.Finish(run));

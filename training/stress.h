@@ -66,6 +66,10 @@ struct StressOptions {
   int exact_band_paths = 1000;
   /// Applicant groups for the fair-lending section (a table preset or file; "" = none).
   std::string applicant_groups;
+  /// Non-empty: every twin metric's mean and 5/50/95% bands per month for each scenario and
+  /// policy, written to <dir>/<scenario>/<policy>.csv (month,metric,mean,p05,p50,p95; names
+  /// outside [A-Za-z0-9_-] become '_'): the trajectories behind the report's figures.
+  std::string metric_bands_dir;
   std::function<void(const StressProgress&)> progress;
   /// Distributed evaluation (docs/distributed.md): the ranks split each run's batches of paths
   /// (path i is still instance i of the seed), rank 0 reduces every path in path order and

@@ -62,7 +62,8 @@ def launch_and_kill_rank_1(args, when):
 
 
 EVAL = ["evaluate", "baseline", "--scenarios", "severe_recession,steady_state", "--paths", "150",
-        "--batch", "32", "--months", "24", "--threads", "1", "--seed", "11", "--no-charts"]
+        "--batch", "32", "--months", "24", "--threads", "1", "--seed", "11", "--no-charts",
+        "--metric-bands"]
 
 
 class StressEvaluation(unittest.TestCase):
@@ -98,6 +99,12 @@ class StressEvaluation(unittest.TestCase):
                 ["--out", out, "--distributed"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(load_report(out), self.single)
+        # Every metric's bands too (--metric-bands), byte for byte.
+        for scenario in ("severe_recession", "steady_state"):
+            with open(os.path.join(out, "bands", scenario, "baseline.csv"), "rb") as a, \
+                    open(os.path.join(self.dir, "single", "bands", scenario, "baseline.csv"),
+                         "rb") as b:
+                self.assertEqual(a.read(), b.read(), scenario)
 
     @unittest.skipUnless(shutil.which("torchrun"), "torchrun (python3-torch) is not installed")
     def test_torchrun_launches_the_same_run(self):

@@ -161,6 +161,16 @@ TEST(StressReduction, MetricBandsAreWrittenPerScenarioAndPolicyAndMatchTheReport
   for (const auto& e : std::filesystem::recursive_directory_iterator(o.metric_bands_dir))
     files += e.is_regular_file() ? 1 : 0;
   EXPECT_EQ(files, 4);
+  // Names that would share a file are refused before anything runs.
+  auto clash = Load({"a b=baseline", "a_b=cutoff:B"});
+  try {
+    RunStress(clash, o);
+    ADD_FAILURE() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'a b' and 'a_b' would write the same metric-bands file"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBatch) {

@@ -352,21 +352,20 @@ Provenance CurrentProvenance() {
 StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policies,
                        const StressOptions& o) {
   if (policies.empty()) throw std::invalid_argument("no policies to evaluate");
+  // Unique names; with --metric-bands also unique as file names (one file per policy).
   std::set<std::string> names;
-  for (const auto& p : policies)
+  std::map<std::string, std::string> files;
+  for (const auto& p : policies) {
     if (!names.insert(p->info.name).second)
       throw std::invalid_argument(fmt::format(
           "two policies are named '{}': name them with <label>=<directory>", p->info.name));
-  if (!o.metric_bands_dir.empty()) {  // one file per policy: names must stay apart as file names
-    std::map<std::string, std::string> files;
-    for (const auto& p : policies) {
-      const auto [it, fresh] = files.emplace(SafeFileName(p->info.name), p->info.name);
-      if (!fresh)
-        throw std::invalid_argument(fmt::format(
-            "policies '{}' and '{}' would write the same metric-bands file '{}.csv': name them "
-            "apart with <label>=<spec>",
-            it->second, p->info.name, it->first));
-    }
+    if (o.metric_bands_dir.empty()) continue;
+    const auto [it, fresh] = files.emplace(SafeFileName(p->info.name), p->info.name);
+    if (!fresh)
+      throw std::invalid_argument(fmt::format(
+          "policies '{}' and '{}' would write the same metric-bands file '{}.csv': name them "
+          "apart with <label>=<spec>",
+          it->second, p->info.name, it->first));
   }
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::string> scenarios = ResolveScenarios(o.scenarios);

@@ -80,7 +80,7 @@ TEST_P(CreditUnionPreset, ProfitableAndStableInSteadyState) {
   EXPECT_GT(nim, 0.025) << GetParam();
   EXPECT_LT(nim, 0.07) << GetParam();
   EXPECT_GT(MinMetric(s, kCet1Ratio), 0.10) << GetParam();
-  // The book grows with the membership (member_growth; the presets keep 0).
+  // The book grows with the membership (member_growth).
   const double start = MeanMetric(s, kLoanBalance, 0, 1),
                end = MeanMetric(s, kLoanBalance, 108, 120);
   const double growth = std::pow(1 + cfg->member_growth, 114 / 12.0);
@@ -88,14 +88,14 @@ TEST_P(CreditUnionPreset, ProfitableAndStableInSteadyState) {
   EXPECT_LT(end, 1.5 * growth * start) << GetParam();
 }
 
-// Balance-sheet realism (docs/twin-model.md, "Accounting"): with members growing at the deposit
-// growth and a dividend policy at 11% net worth, cu_mid's net worth ratio stays within 9-12% on
-// the mean path for ten years of steady state (without them it climbs to ~15%), and the book
-// grows with the membership.
+// Balance-sheet realism (docs/twin-model.md, "Accounting"): cu_mid as shipped (members growing
+// 1% a year, bonus dividends above an 11% net worth ratio) keeps its net worth ratio within 9-12%
+// on the mean path for ten years of steady state (retaining everything, it climbs to ~13-15%), and
+// the book grows with the membership.
 TEST(Calibration, GrowthAndDividendPolicyHoldTheNetWorthRatioSteady) {
-  auto cfg = std::make_shared<InstitutionConfig>(*LoadInstitution("cu_mid"));
-  cfg->member_growth = cfg->deposit_growth;
-  cfg->net_worth_target = 0.11;
+  const auto cfg = LoadInstitution("cu_mid");
+  ASSERT_EQ(cfg->member_growth, 0.01);
+  ASSERT_EQ(cfg->net_worth_target, 0.11);
   const PathSet s = TenYearsOfSteadyState(cfg);
   double dividends = 0;
   for (int m = 0; m < 120; ++m) {
@@ -105,10 +105,14 @@ TEST(Calibration, GrowthAndDividendPolicyHoldTheNetWorthRatioSteady) {
     dividends += MeanMetric(s, kDividends, m, m + 1);
   }
   EXPECT_GT(dividends, 0);
-  EXPECT_NEAR(MeanMetric(s, kMembers, 119, 120), 25000 * std::pow(1.03, 10), 1.0);
+  EXPECT_NEAR(MeanMetric(s, kMembers, 119, 120), 25000 * std::pow(1.01, 10), 1.0);
   const double growth = MeanMetric(s, kLoanBalance, 108, 120) / MeanMetric(s, kLoanBalance, 0, 1);
-  EXPECT_GT(growth, 1.15);
+  EXPECT_GT(growth, 1.05);
   EXPECT_LT(growth, 1.5);
+  // Without the dividend policy the same preset's ratio climbs well above the window.
+  auto retained = std::make_shared<InstitutionConfig>(*cfg);
+  retained->net_worth_target = 0;
+  EXPECT_GT(MeanMetric(TenYearsOfSteadyState(retained), kCapitalRatio, 119, 120), 0.12);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCreditUnions, CreditUnionPreset,

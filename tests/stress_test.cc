@@ -16,6 +16,7 @@
 #include "agents/export_manifest.h"
 #include "core/atomic_file.h"
 #include "core/config_error.h"
+#include "env/twin/calibration.h"
 #include "report/frontier.h"
 #include "report/gnuplot.h"
 #include "report/render_util.h"
@@ -173,14 +174,45 @@ TEST(StressReduction, MetricBandsAreWrittenPerScenarioAndPolicyAndMatchTheReport
   }
 }
 
+/// An institution under a scenario, and the Monte Carlo options of a run of it.
+struct TwinRun {
+  TwinEnvConfig config;
+  MonteCarloOptions options;
+};
+TwinRun MakeTwinRun(const char* institution, const char* scenario, int paths, int months,
+                    uint64_t seed) {
+  TwinRun r;
+  r.config.institution = institution;
+  r.config.scenario = scenario;
+  r.options.paths = paths;
+  r.options.months = months;
+  r.options.seed = seed;
+  return r;
+}
+
+// Balance-sheet realism under the rule-based roles (docs/twin-model.md, "Accounting"): cu_mid as
+// shipped (members +1% a year, bonus dividends above an 11% net worth ratio) keeps the mean path's
+// net worth ratio within 9-12% for ten years of steady state with every role on its baseline, as
+// with the preset's static levers (Calibration.GrowthAndDividendPolicyHoldTheNetWorthRatioSteady).
+TEST(Baselines, KeepCuMidsNetWorthWithinNineToTwelvePercentInSteadyState) {
+  TwinRun ten_years = MakeTwinRun("cu_mid", "steady_state", 64, 120, 1);
+  ten_years.options.threads = 2;
+  const PolicyRun run =
+      RunPolicyMonteCarlo(ten_years.config, FallbackPolicy::kBaseline, ten_years.options);
+  double dividends = 0;
+  for (int m = 0; m < 120; ++m) {
+    const double nwr = MeanMetric(run.paths, kCapitalRatio, m, m + 1);
+    EXPECT_GE(nwr, 0.09) << "month " << m + 1;
+    EXPECT_LE(nwr, 0.12) << "month " << m + 1;
+    dividends += MeanMetric(run.paths, kDividends, m, m + 1);
+  }
+  EXPECT_GT(dividends, 0);
+}
+
 TEST(StressReduction, StreamedReductionEqualsTheWholeRunAndDoesNotDependOnTheBatch) {
-  TwinEnvConfig c;
-  c.institution = "cu_small";
-  c.scenario = "severe_recession";
-  MonteCarloOptions o;
-  o.paths = 14;
-  o.months = 15;
-  o.seed = 9;
+  TwinRun run_setup = MakeTwinRun("cu_small", "severe_recession", 14, 15, 9);
+  const TwinEnvConfig& c = run_setup.config;
+  MonteCarloOptions& o = run_setup.options;
   o.threads = 2;
   o.batch = 14;
   const PolicyRun whole = RunPolicyMonteCarlo(c, FallbackPolicy::kBaseline, o);
@@ -229,13 +261,9 @@ TEST(StressReduction, AFailedInstitutionIsResolvedNotLeftToRecover) {
   // The severe recession fails some cu_small paths under the random policy. With
   // resolve_failures, each failed path shows the loss at resolution in its failure month and
   // no business afterwards; every path up to its failure is the run without resolution.
-  TwinEnvConfig c;
-  c.institution = "cu_small";
-  c.scenario = "severe_recession";
-  MonteCarloOptions o;
-  o.paths = 24;
-  o.months = 60;
-  o.seed = 4;
+  TwinRun run_setup = MakeTwinRun("cu_small", "severe_recession", 24, 60, 4);
+  const TwinEnvConfig& c = run_setup.config;
+  MonteCarloOptions& o = run_setup.options;
   o.batch = 8;
   const PolicyRun open = RunPolicyMonteCarlo(c, FallbackPolicy::kRandom, o);
   o.resolve_failures = true;

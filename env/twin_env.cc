@@ -518,6 +518,9 @@ void TwinEnv::StepInstances(int begin, int end) {
     s.twin->Step(s.levers, s.metrics.data());
     s.current = s.metrics.data();
     const double* row = s.metrics.data();
+    const bool failed = row[kCapitalRatio] < config_.capital_floor || row[kEquity] <= 0;
+    if (failed && config_.terminate_on_failure && config_.resolve_failures)
+      ResolveFailureMonth(s.metrics.data());
     in.net_income = row[kNetIncome];
     in.equity_open = equity_open;
     in.nii = row[kNii];
@@ -545,9 +548,7 @@ void TwinEnv::StepInstances(int begin, int end) {
       set_reward(r, i, static_cast<float>(reward_sets_[r].Compute(in, reward_vec_row(r, i))));
     }
     s.fresh = false;
-    if (config_.terminate_on_failure &&
-        (row[kCapitalRatio] < config_.capital_floor || row[kEquity] <= 0))
-      set_terminated(i);
+    if (config_.terminate_on_failure && failed) set_terminated(i);
     WriteObservations(i, step_of(i) + 1);  // the base counts the step after this hook
   }
 }

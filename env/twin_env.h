@@ -52,6 +52,10 @@ struct TwinEnvConfig {
   int horizon_months = 120;
   double capital_floor = 0.02;  ///< on the regime's capital ratio
   bool terminate_on_failure = true;
+  /// With terminate_on_failure: the failure month is resolved as in stress reports
+  /// (ResolveFailureMonth: net income falls by the remaining equity, the capital ratios to
+  /// min(value, 0)) before rewards, costs and the last observation read it.
+  bool resolve_failures = false;
   bool check_invariants = false;
   /// Not a YAML key: with check_invariants, count breaches per instance (Twin::
   /// invariant_breaches) instead of throwing; set by stress evaluation.
@@ -83,6 +87,9 @@ void VisitFields(TwinEnvConfig& c, V&& v) {
   v("capital_floor", c.capital_floor, -1.0, 0.5,
     "terminated (institution fails) below this capital ratio (the regime's: net worth or CET1)");
   v("terminate_on_failure", c.terminate_on_failure, "false: failed institutions run on");
+  v("resolve_failures", c.resolve_failures,
+    "true: the failure month carries the loss at resolution (the owners' remaining equity) in "
+    "its rewards and costs, as stress reports count it");
   v("check_invariants", c.check_invariants, "check the accounting invariants every month");
   v("applicant_groups", c.applicant_groups,
     "applicant groups for fair-lending analysis (a preset in configs/applicant_groups/ or a "

@@ -183,6 +183,40 @@ TEST(TwinEnv, TerminationWhenTheInstitutionFails) {
   EXPECT_EQ(on->terminated()[0], 0);
 }
 
+// resolve_failures: the failure month is resolved as stress reports count it - net income falls
+// by the remaining equity, capital to zero - and the rewards of that month see it.
+TEST(TwinEnv, AResolvedFailureCarriesTheLossAtResolution) {
+  TwinEnvConfig c;
+  c.capital_floor = 0.9;  // fails at once
+  auto plain = MakeTwin(1, c);
+  c.resolve_failures = true;
+  auto resolved = MakeTwin(1, c);
+  plain->Reset(), resolved->Reset();
+  plain->Step(), resolved->Step();
+  ASSERT_EQ(resolved->terminated()[0], 1);
+  const double* a = plain->step_metrics(0);
+  const double* b = resolved->step_metrics(0);
+  ASSERT_GT(a[kEquity], 0);
+  EXPECT_DOUBLE_EQ(b[kNetIncome], a[kNetIncome] - a[kEquity]);
+  EXPECT_EQ(b[kEquity], 0);
+  EXPECT_EQ(b[kCapitalRatio], 0);
+  EXPECT_EQ(b[kCapitalCategory], 4);
+  // profit = 100 x net income / opening equity: the same opening equity, the resolved income.
+  const size_t n = resolved->reward_set(kCreditRole).weights().size();
+  ASSERT_EQ(n, plain->reward_set(kCreditRole).weights().size());
+  const double profit_plain = plain->reward_vectors(kCreditRole)[0],
+               profit_resolved = resolved->reward_vectors(kCreditRole)[0];
+  EXPECT_LT(profit_resolved, -50);  // about -100: the whole equity lost
+  EXPECT_NEAR(profit_resolved / profit_plain, b[kNetIncome] / a[kNetIncome], 1e-4);
+  EXPECT_LT(resolved->rewards(kCreditRole)[0], plain->rewards(kCreditRole)[0] - 50);
+  // Without termination nothing is resolved.
+  c.terminate_on_failure = false;
+  auto on = MakeTwin(1, c);
+  on->Reset();
+  on->Step();
+  EXPECT_DOUBLE_EQ(on->step_metrics(0)[kEquity], a[kEquity]);
+}
+
 TEST(TwinEnv, TruncatedEpisodesCanBeBootstrapped) {
   TwinEnvConfig c;
   c.horizon_months = 6;

@@ -88,10 +88,10 @@ TEST_P(CreditUnionPreset, ProfitableAndStableInSteadyState) {
   EXPECT_LT(end, 1.5 * growth * start) << GetParam();
 }
 
-// Balance-sheet realism (docs/twin-model.md, "Accounting"): cu_mid as shipped (members growing
-// 1% a year, bonus dividends above an 11% net worth ratio) keeps its net worth ratio within 9-12%
-// on the mean path for ten years of steady state (retaining everything, it climbs to ~13-15%), and
-// the book grows with the membership.
+// Balance-sheet realism (docs/twin-model.md, "Growth and dividends"): cu_mid as shipped (members
+// growing 1% a year, bonus dividends above an 11% net worth ratio) keeps its net worth ratio within
+// 9-12% on the mean path for ten years of steady state (retaining everything, it climbs to
+// ~13-15%), and the book grows with the membership.
 TEST(Calibration, GrowthAndDividendPolicyHoldTheNetWorthRatioSteady) {
   const auto cfg = LoadInstitution("cu_mid");
   ASSERT_EQ(cfg->member_growth, 0.01);

@@ -190,10 +190,11 @@ TwinRun MakeTwinRun(const char* institution, const char* scenario, int paths, in
   return r;
 }
 
-// Balance-sheet realism under the rule-based roles (docs/twin-model.md, "Accounting"): cu_mid as
-// shipped (members +1% a year, bonus dividends above an 11% net worth ratio) keeps the mean path's
-// net worth ratio within 9-12% for ten years of steady state with every role on its baseline, as
-// with the preset's static levers (Calibration.GrowthAndDividendPolicyHoldTheNetWorthRatioSteady).
+// Balance-sheet realism under the rule-based roles (docs/twin-model.md, "Growth and dividends"):
+// cu_mid as shipped (members +1% a year, bonus dividends above an 11% net worth ratio) keeps the
+// mean path's net worth ratio within 9-12% for ten years of steady state with every role on its
+// baseline, as with the preset's static levers
+// (Calibration.GrowthAndDividendPolicyHoldTheNetWorthRatioSteady).
 TEST(Baselines, KeepCuMidsNetWorthWithinNineToTwelvePercentInSteadyState) {
   TwinRun ten_years = MakeTwinRun("cu_mid", "steady_state", 64, 120, 1);
   ten_years.options.threads = 2;

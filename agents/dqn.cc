@@ -98,15 +98,54 @@ DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const D
   CopyParameters(*q_, *target_);
   for (auto& p : target_->parameters()) p.set_requires_grad(false);
   optimizer_ = std::make_unique<FlatAdam>(q_->parameters(), config_.learning_rate);
-  if (!config_.dueling) {
-    auto layers_of = [](QNetwork& net) {
-      std::vector<torch::nn::LinearImpl*> layers;
-      for (const auto& l : *net->trunk) layers.push_back(l->as<torch::nn::Linear>());
-      layers.push_back(net->advantage.get());
-      return layers;
-    };
-    q_stack_ = LinearStack(layers_of(q_), act);
-    target_stack_ = LinearStack(layers_of(target_), act);
+  if (config_.dueling) {
+    // The stacked heads hold copies (RefreshDuelingHeads): their initialisation must not move
+    // the global generator that later modules draw from.
+    const int64_t width = q_->advantage->weight.size(1);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    const at::Tensor rng_state = gen.get_state();
+    q_head_ = torch::nn::Linear(width, mask_width_ + 1);
+    target_head_ = torch::nn::Linear(width, mask_width_ + 1);
+    gen.set_state(rng_state);
+    for (torch::Tensor* t : {&q_head_->weight, &q_head_->bias})
+      t->mutable_grad() = torch::zeros_like(*t);
+  }
+  auto layers_of = [&](QNetwork& net, torch::nn::Linear& head) {
+    std::vector<torch::nn::LinearImpl*> layers;
+    for (const auto& l : *net->trunk) layers.push_back(l->as<torch::nn::Linear>());
+    layers.push_back(config_.dueling ? head.get() : net->advantage.get());
+    return layers;
+  };
+  q_stack_ = LinearStack(layers_of(q_, q_head_), act);
+  target_stack_ = LinearStack(layers_of(target_, target_head_), act);
+}
+
+void DqnAgent::RefreshDuelingHeads() {
+  torch::NoGradGuard no_grad;
+  const int64_t w = mask_width_;
+  for (auto [net, head] : {std::pair{&q_, &q_head_}, std::pair{&target_, &target_head_}}) {
+    (*head)->weight.slice(0, 0, w).copy_((*net)->advantage->weight);
+    (*head)->weight.slice(0, w, w + 1).copy_((*net)->value->weight);
+    (*head)->bias.slice(0, 0, w).copy_((*net)->advantage->bias);
+    (*head)->bias.slice(0, w, w + 1).copy_((*net)->value->bias);
+  }
+}
+
+void DqnAgent::DuelingCombine(const float* raw, int64_t n, float* q) const {
+  // QNetworkImpl::forward's v + a - a.mean(1) per branch, in its order of operations.
+  const int64_t w = mask_width_;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = raw + i * (w + 1);
+    float* row = q + i * w;
+    const float v = r[w];
+    int64_t off = 0;
+    for (int64_t k : nvec_) {
+      float sum = 0;
+      for (int64_t u = 0; u < k; ++u) sum += r[off + u];
+      const float mean = sum / static_cast<float>(k);
+      for (int64_t u = 0; u < k; ++u) row[off + u] = (v + r[off + u]) - mean;
+      off += k;
+    }
   }
 }
 
@@ -346,7 +385,7 @@ void DqnAgent::UpdateTarget() {
 }
 
 UpdateStats DqnAgent::TrainStep() {
-  return config_.fused_update && !config_.dueling ? TrainStepFused() : TrainStepAutograd();
+  return config_.fused_update ? TrainStepFused() : TrainStepAutograd();
 }
 
 double DqnAgent::ClipAndStep() {
@@ -373,16 +412,28 @@ UpdateStats DqnAgent::TrainStepFused() {
     obs_rms_.Normalize(batch.obs.data(), bs, batch.obs.data());
     obs_rms_.Normalize(batch.next_obs.data(), bs, batch.next_obs.data());
   }
-  f.q_next_target.resize(static_cast<size_t>(bs * w));
-  target_stack_.Forward(batch.next_obs.data(), bs, f.q_next_target.data());
+  // Dueling: the stacked head's [A, V] rows go through DuelingCombine (raw) into Q-values.
+  const bool duel = config_.dueling;
+  if (duel) {
+    RefreshDuelingHeads();
+    f.raw.resize(static_cast<size_t>(bs * (w + 1)));
+  }
+  auto forward = [&](LinearStack& stack, const float* x, bool train, std::vector<float>* q) {
+    q->resize(static_cast<size_t>(bs * w));
+    float* out = duel ? f.raw.data() : q->data();
+    if (train)
+      stack.ForwardTrain(x, bs, out);
+    else
+      stack.Forward(x, bs, out);
+    if (duel) DuelingCombine(out, bs, q->data());
+  };
+  forward(target_stack_, batch.next_obs.data(), false, &f.q_next_target);
   const float* q_select = f.q_next_target.data();
   if (config_.double_q) {
-    f.q_next_select.resize(static_cast<size_t>(bs * w));
-    q_stack_.Forward(batch.next_obs.data(), bs, f.q_next_select.data());
+    forward(q_stack_, batch.next_obs.data(), false, &f.q_next_select);
     q_select = f.q_next_select.data();
   }
-  f.q.resize(static_cast<size_t>(bs * w));
-  q_stack_.ForwardTrain(batch.obs.data(), bs, f.q.data());
+  forward(q_stack_, batch.obs.data(), true, &f.q);
   f.dq.assign(static_cast<size_t>(bs * w), 0.0f);
   f.td.resize(bs);
   const bool huber = config_.loss == "huber";
@@ -433,7 +484,33 @@ UpdateStats DqnAgent::TrainStepFused() {
   loss *= scale;
   CheckFinite("loss", loss);
   optimizer_->ZeroGrad();
-  q_stack_.BackwardTrain(f.dq.data(), bs);
+  if (duel) {
+    // Through V + A - mean_branch(A): dA_u = dQ_u - mean over u's branch of dQ, dV = sum dQ.
+    f.draw.assign(static_cast<size_t>(bs * (w + 1)), 0.0f);
+    for (int64_t b = 0; b < bs; ++b) {
+      const float* g = f.dq.data() + b * w;
+      float* d = f.draw.data() + b * (w + 1);
+      int64_t off = 0;
+      for (int64_t k : nvec_) {
+        float sum = 0;
+        for (int64_t u = 0; u < k; ++u) sum += g[off + u];
+        const float mean = sum / static_cast<float>(k);
+        for (int64_t u = 0; u < k; ++u) d[off + u] = g[off + u] - mean;
+        d[w] += sum;
+        off += k;
+      }
+    }
+    torch::NoGradGuard no_grad;
+    q_head_->weight.mutable_grad().zero_();
+    q_head_->bias.mutable_grad().zero_();
+    q_stack_.BackwardTrain(f.draw.data(), bs);
+    q_->advantage->weight.mutable_grad().add_(q_head_->weight.grad().slice(0, 0, w));
+    q_->advantage->bias.mutable_grad().add_(q_head_->bias.grad().slice(0, 0, w));
+    q_->value->weight.mutable_grad().add_(q_head_->weight.grad().slice(0, w, w + 1));
+    q_->value->bias.mutable_grad().add_(q_head_->bias.grad().slice(0, w, w + 1));
+  } else {
+    q_stack_.BackwardTrain(f.dq.data(), bs);
+  }
   const double grad_norm = ClipAndStep();
   if (config_.prioritized) replay_.UpdatePriorities(batch.indices, f.td.data());
   UpdateStats stats;

@@ -50,9 +50,8 @@ struct DqnConfig {
   double max_grad_norm = 0.0;               ///< global gradient-norm clip (0 = off)
   bool normalize_obs = false;               ///< running mean/std observation normalisation
   bool checkpoint_replay = true;            ///< checkpoints include the replay buffer
-  /// Q-networks without the dueling head: the TD loss gradient from a hand-written backward
-  /// pass in plain C++ (false, and dueling networks: LibTorch autograd). The same gradient to
-  /// float rounding.
+  /// The TD loss gradient from a hand-written backward pass in plain C++ (false: LibTorch
+  /// autograd). The same gradient to float rounding.
   bool fused_update = true;
 };
 
@@ -117,7 +116,7 @@ void VisitFields(DqnConfig& c, V&& v) {
   v("checkpoint_replay", c.checkpoint_replay,
     "checkpoints include the replay buffer (exact resume)");
   v("fused_update", c.fused_update,
-    "without the dueling head: TD gradients from a hand-written backward pass (false: autograd)");
+    "TD gradients from a hand-written backward pass (false: autograd)");
 }
 
 /// Cross-field checks ("" or the problem): batch_size <= buffer_size, end_e <= start_e.
@@ -193,12 +192,20 @@ class DqnAgent : public Agent {
   std::vector<float> small_q_;
   mutable std::vector<float> small_in_, small_out_;
   std::vector<float> scratch_;
-  /// The networks' layers without the dueling head: the fused update and greedy acting.
+  /// Dueling networks in the fused update: the advantage and value layers side by side in one
+  /// layer of W + 1 outputs (copied from the network before each update), the dueling
+  /// combination and its gradient by hand.
+  void RefreshDuelingHeads();
+  /// q [n, W] = V + A - mean_branch(A) from the stacked head's output raw [n, W + 1].
+  void DuelingCombine(const float* raw, int64_t n, float* q) const;
+  /// The networks' layers (the trunk and the plain or stacked dueling head): the fused update,
+  /// and greedy acting without the dueling head.
   mutable LinearStack q_stack_;
   LinearStack target_stack_;
+  torch::nn::Linear q_head_{nullptr}, target_head_{nullptr};  ///< dueling: [A; V] stacked
   struct FusedBuffers {
     ReplayBuffer::RawBatch batch;
-    std::vector<float> q, q_next_target, q_next_select, dq, td;
+    std::vector<float> q, q_next_target, q_next_select, dq, td, raw, draw;
   } fused_;
 };
 

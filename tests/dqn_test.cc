@@ -235,17 +235,19 @@ TEST(DqnAgent, DoubleDqnUpdateUsesTheOnlineArgmaxAndTargetValues) {
 TEST(DqnAgent, FusedUpdateMatchesAutograd) {
   const std::vector<int64_t> nvec = {3, 2};
   const int obs_dim = 5, width = 5, dims = 2;
-  for (int variant = 0; variant < 2; ++variant) {
+  // Variants 2 and 3: the dueling head (shared value, per-branch centred advantages).
+  for (int variant = 0; variant < 4; ++variant) {
     DqnConfig c;
     c.hidden = {16, 12};
+    c.dueling = variant >= 2;
     c.buffer_size = 64;
     c.batch_size = 32;
     c.learning_rate = 1e-3;
-    c.double_q = variant == 1;
-    c.loss = variant == 1 ? "huber" : "mse";
-    c.prioritized = variant == 1;
-    c.activation = variant == 1 ? "tanh" : "relu";
-    c.max_grad_norm = variant == 1 ? 0.5 : 0.0;
+    c.double_q = variant % 2 == 1;
+    c.loss = variant % 2 == 1 ? "huber" : "mse";
+    c.prioritized = variant % 2 == 1;
+    c.activation = variant == 1 || variant == 2 ? "tanh" : "relu";
+    c.max_grad_norm = variant % 2 == 1 ? 0.5 : 0.0;
     c.fused_update = false;
     DqnAgent reference(obs_dim, nvec, 1, c, 9, 1000);
     c.fused_update = true;
@@ -283,10 +285,11 @@ TEST(DqnAgent, FusedUpdateMatchesAutograd) {
     const auto a = reference.Parameters(), b = fused.Parameters();
     for (size_t k = 0; k < a.size(); ++k)
       EXPECT_LT((a[k] - b[k]).abs().max().item<float>(), 2e-6f) << "parameter " << k;
-    if (c.prioritized)
+    if (c.prioritized) {
       for (int64_t i = 0; i < 64; ++i)
         EXPECT_NEAR(fused.replay().priority(i), reference.replay().priority(i),
                     1e-5 * reference.replay().priority(i));
+    }
   }
 }
 

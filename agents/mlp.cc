@@ -111,35 +111,47 @@ void LinearStack::Forward(const float* x, int64_t n, float* out) {
 }
 
 void LinearStack::ForwardTrain(const float* x, int64_t n, float* out) {
+  ForwardTrain(x, n, out, &tape_);
+}
+
+void LinearStack::BackwardTrain(const float* dout, int64_t n) {
+  BackwardTrain(dout, n, tape_, nullptr);
+}
+
+void LinearStack::ForwardTrain(const float* x, int64_t n, float* out, Tape* tape) const {
   const size_t count = layers_.size();
-  train_acts_.resize(count - 1);
-  train_in_ = x;
+  tape->acts.resize(count - 1);
+  tape->in = x;
   const float* in = x;
   for (size_t i = 0; i < count; ++i) {
     float* dst = out;
     if (i + 1 < count) {
       const int64_t out_w = layers_[i]->weight.size(0);
-      train_acts_[i].resize(static_cast<size_t>(n * out_w));
-      dst = train_acts_[i].data();
+      tape->acts[i].resize(static_cast<size_t>(n * out_w));
+      dst = tape->acts[i].data();
     }
     Layer(i, in, n, dst);
     in = dst;
   }
 }
 
-void LinearStack::BackwardTrain(const float* dout, int64_t n) {
+void LinearStack::BackwardTrain(const float* dout, int64_t n, const Tape& tape, float* dx_out) {
   const float* dy = dout;
   for (size_t i = layers_.size(); i-- > 0;) {
     const torch::nn::LinearImpl& l = *layers_[i];
     const int64_t in_w = l.weight.size(1), out_w = l.weight.size(0);
     if (!l.weight.grad().defined() || !l.bias.grad().defined())
       throw std::logic_error("LinearStack::BackwardTrain: parameter gradients are not allocated");
-    const float* in = i == 0 ? train_in_ : train_acts_[i - 1].data();
+    const float* in = i == 0 ? tape.in : tape.acts[i - 1].data();
     const Eigen::Map<const RowMajor> d(dy, n, out_w);
     Eigen::Map<Eigen::RowVectorXf> gb(l.bias.grad().data_ptr<float>(), out_w);
     Gemm(true, false, out_w, in_w, n, dy, in, 1.0f, l.weight.grad().data_ptr<float>());
     gb += d.colwise().sum();
-    if (i == 0) break;
+    if (i == 0) {
+      if (dx_out != nullptr)
+        Gemm(false, false, n, in_w, out_w, dy, l.weight.data_ptr<float>(), 0.0f, dx_out);
+      break;
+    }
     std::vector<float>& buf = train_grad_[i % 2];
     buf.resize(static_cast<size_t>(n * in_w));
     Eigen::Map<RowMajor> dx(buf.data(), n, in_w);

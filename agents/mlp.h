@@ -19,6 +19,14 @@ Activation ParseActivation(const std::string& name);  // "tanh" | "relu"
 /// the weights in place (not while another thread updates them).
 class LinearStack {
  public:
+  /// What one ForwardTrain call keeps for its BackwardTrain: the input (not copied; it must stay
+  /// valid) and every hidden layer's output. Several tapes let one stack be applied several
+  /// times in one loss (MuZero's unrolled dynamics), each call differentiated on its own.
+  struct Tape {
+    const float* in = nullptr;
+    std::vector<std::vector<float>> acts;
+  };
+
   LinearStack() = default;
   LinearStack(std::vector<torch::nn::LinearImpl*> layers, Activation activation);
   /// out [n, out] = the stack applied to x [n, in].
@@ -29,6 +37,9 @@ class LinearStack {
   /// Adds dLoss/dW and dLoss/db of the last ForwardTrain batch into the parameters' gradient
   /// tensors (which must exist, e.g. FlatAdam's views), given dLoss/dout [n, out].
   void BackwardTrain(const float* dout, int64_t n);
+  /// The same with an explicit tape; dx, if not null, receives dLoss/dx [n, in].
+  void ForwardTrain(const float* x, int64_t n, float* out, Tape* tape) const;
+  void BackwardTrain(const float* dout, int64_t n, const Tape& tape, float* dx);
 
  private:
   /// One layer: out = act(in * W^T + b) (no activation on the last layer).
@@ -37,9 +48,8 @@ class LinearStack {
   std::vector<torch::nn::LinearImpl*> layers_;
   Activation activation_ = Activation::kTanh;
   std::vector<float> scratch_[2];
-  std::vector<std::vector<float>> train_acts_;  ///< hidden outputs of the last ForwardTrain
+  Tape tape_;  ///< of the last ForwardTrain without an explicit tape
   std::vector<float> train_grad_[2];
-  const float* train_in_ = nullptr;
 };
 
 struct MlpImpl : torch::nn::Module {
@@ -55,6 +65,13 @@ struct MlpImpl : torch::nn::Module {
   /// Matches LibTorch's autograd to float rounding: Ppo.FusedUpdateMatchesAutograd checks it.
   void ForwardTrain(const float* x, int64_t n, float* out) { stack_.ForwardTrain(x, n, out); }
   void BackwardTrain(const float* dout, int64_t n) { stack_.BackwardTrain(dout, n); }
+  /// With an explicit tape and the input's gradient (MuZero's fused update).
+  void ForwardTrain(const float* x, int64_t n, float* out, LinearStack::Tape* tape) const {
+    stack_.ForwardTrain(x, n, out, tape);
+  }
+  void BackwardTrain(const float* dout, int64_t n, const LinearStack::Tape& tape, float* dx) {
+    stack_.BackwardTrain(dout, n, tape, dx);
+  }
 
   torch::nn::ModuleList layers;
   Activation activation;

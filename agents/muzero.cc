@@ -114,7 +114,7 @@ void MuZeroAgent::Search(const float* obs, const uint8_t* masks, int n, bool exp
     if (record) obs_rms_.Update(scratch_obs_.data(), m);  // statistics of acting decisions
     scratch_obs_ = Normalized(scratch_obs_.data(), m);
   }
-  TorchSearchModel model(net_, support_);
+  FastSearchModel model(net_, support_);  // plain C++ (MuZeroNet.FastSearchModelMatches...)
   // A greedy search draws nothing: it leaves the agent's random stream untouched.
   const uint64_t key = explore ? DeriveKey(rng_key_, search_counter_++) : 0;
   mcts_->Search(model, scratch_obs_.data(), scratch_masks_.data(), m, explore,
@@ -262,16 +262,14 @@ UpdateStats MuZeroAgent::TrainStep() {
         where.emplace_back(b, u);
       }
     }
-    if (!where.empty()) {
-      torch::InferenceMode guard;
-      MuZeroNet& net = config_.reanalyse ? net_ : target_;
-      const int64_t m = static_cast<int64_t>(where.size());
+    if (!where.empty()) {  // in plain C++ (FastSearchModel), as the search
+      FastSearchModel model(config_.reanalyse ? net_ : target_, support_);
+      const int m = static_cast<int>(where.size());
       rows = Normalized(rows.data(), m);
-      const auto [p, v] =
-          net->Predict(net->Represent(torch::from_blob(rows.data(), {m, obs_dim_})));
-      const torch::Tensor values = support_.Decode(v).contiguous();
-      for (int64_t j = 0; j < m; ++j)
-        bootstrap[where[j].first][where[j].second] = values.data_ptr<float>()[j];
+      std::vector<float> latent(static_cast<size_t>(m) * net_->latent_dim), values(m),
+          logits(static_cast<size_t>(m) * num_actions_);
+      model.Initial(rows.data(), m, latent.data(), values.data(), logits.data());
+      for (int j = 0; j < m; ++j) bootstrap[where[j].first][where[j].second] = values[j];
     }
   }
   std::vector<float> obs0(static_cast<size_t>(B) * obs_dim_);
@@ -297,29 +295,68 @@ UpdateStats MuZeroAgent::TrainStep() {
     std::copy(u.policies.begin(), u.policies.end(),
               &policies[static_cast<size_t>(b) * (K + 1) * A]);
   }
-  auto f32 = [](std::vector<float>& v, std::vector<int64_t> shape) {
-    return torch::from_blob(v.data(), shape);
-  };
-  const torch::Tensor value_t = support_.TwoHot(f32(values, {B * (K + 1)})).view({B, K + 1, -1});
-  const torch::Tensor reward_t = support_.TwoHot(f32(rewards, {B * (K + 1)})).view({B, K + 1, -1});
-  const torch::Tensor policy_t = f32(policies, {B, K + 1, A});
-  const torch::Tensor vw_t = f32(vw, {B, K + 1}), rw_t = f32(rw, {B, K + 1}),
-                      pw_t = f32(pw, {B, K + 1});
-  const torch::Tensor act_t = torch::from_blob(actions.data(), {B, K}, torch::kLong);
-  torch::Tensor weights = torch::ones({B});
+  std::vector<float> weights(B, 1.0f);
   if (config_.prioritized) {
     for (int b = 0; b < B; ++b)
       weights[b] = static_cast<float>(std::pow(positions * probs[b], -config_.beta));
-    weights = weights / weights.max();
+    const float top = *std::max_element(weights.begin(), weights.end());
+    for (float& w : weights) w /= top;
   }
-
   obs0 = Normalized(obs0.data(), B);  // stored raw, normalised with the current statistics
-  torch::Tensor s = net_->Represent(f32(obs0, {B, obs_dim_}));
+  UnrollBatch batch{obs0, actions, values, rewards, vw, rw, pw, policies, weights};
+  const UnrollLosses l = config_.fused_update ? UnrollGradFused(batch) : UnrollGradAutograd(batch);
+  CheckFinite("loss", l.total);
+  CheckFinite("gradient norm", config_.max_grad_norm > 0
+                                   ? optimizer_->ClipGradNorm(config_.max_grad_norm)
+                                   : optimizer_->GradNorm());
+  optimizer_->Step();
+  ++training_steps_;
+  if (training_steps_ % config_.target_update_interval == 0) CopyParameters(*net_, *target_);
+
+  if (config_.prioritized) {  // |search value - n-step target| of the root, as priority
+    for (int b = 0; b < B; ++b) {
+      const auto [g, t] = samples[b];
+      const float err = std::abs(l.root_values[b] - values[static_cast<size_t>(b) * (K + 1)]);
+      priorities_[g][t] = static_cast<float>(std::pow(err + 1e-6, config_.alpha));
+    }
+    for (int b = 0; b < B; ++b) {
+      double sum = 0;
+      for (float p : priorities_[samples[b].first]) sum += p;
+      game_tree_->Set(samples[b].first, sum);
+    }
+  }
+  UpdateStats stats;
+  stats["losses/value_loss"] = l.value;
+  stats["losses/reward_loss"] = l.reward;
+  stats["losses/policy_loss"] = l.policy;
+  stats["losses/total_loss"] = l.total;
+  stats["charts/temperature"] = temperature();
+  stats["charts/games"] = static_cast<double>(games_.size());
+  stats["charts/training_steps"] = static_cast<double>(training_steps_);
+  return stats;
+}
+
+MuZeroAgent::UnrollLosses MuZeroAgent::UnrollGradAutograd(const UnrollBatch& u) {
+  const int B = config_.batch_size, K = config_.unroll_steps, A = num_actions_;
+  auto f32 = [](const std::vector<float>& v, std::vector<int64_t> shape) {
+    return torch::from_blob(const_cast<float*>(v.data()), shape);
+  };
+  const torch::Tensor value_t = support_.TwoHot(f32(u.values, {B * (K + 1)})).view({B, K + 1, -1});
+  const torch::Tensor reward_t =
+      support_.TwoHot(f32(u.rewards, {B * (K + 1)})).view({B, K + 1, -1});
+  const torch::Tensor policy_t = f32(u.policies, {B, K + 1, A});
+  const torch::Tensor vw_t = f32(u.vw, {B, K + 1}), rw_t = f32(u.rw, {B, K + 1}),
+                      pw_t = f32(u.pw, {B, K + 1});
+  const torch::Tensor act_t =
+      torch::from_blob(const_cast<int64_t*>(u.actions.data()), {B, K}, torch::kLong);
+  const torch::Tensor weights = f32(u.weights, {B});
+
+  torch::Tensor s = net_->Represent(f32(u.obs0, {B, obs_dim_}));
   auto [p0, v0] = net_->Predict(s);
   torch::Tensor value_loss = CrossEntropy(v0, value_t.select(1, 0)) * vw_t.select(1, 0);
   torch::Tensor policy_loss = CrossEntropy(p0, policy_t.select(1, 0)) * pw_t.select(1, 0);
   torch::Tensor reward_loss = torch::zeros({B});
-  const torch::Tensor v0_scalar = support_.Decode(v0.detach());
+  const torch::Tensor v0_scalar = support_.Decode(v0.detach()).contiguous();
   for (int k = 1; k <= K; ++k) {
     auto [next, r] = net_->Dynamics(s, act_t.select(1, k - 1));
     s = 0.5 * next + 0.5 * next.detach();  // scale the gradient through the dynamics by 1/2
@@ -332,38 +369,132 @@ UpdateStats MuZeroAgent::TrainStep() {
   const torch::Tensor per_sample =
       config_.value_loss_weight * value_loss + reward_loss + policy_loss;
   const torch::Tensor loss = (weights * per_sample).mean();
-  CheckFinite("loss", loss.item<double>());
+  UnrollLosses out;
+  out.total = loss.item<double>();
+  CheckFinite("loss", out.total);
   optimizer_->ZeroGrad();
   loss.backward();
-  CheckFinite("gradient norm", config_.max_grad_norm > 0
-                                   ? optimizer_->ClipGradNorm(config_.max_grad_norm)
-                                   : optimizer_->GradNorm());
-  optimizer_->Step();
-  ++training_steps_;
-  if (training_steps_ % config_.target_update_interval == 0) CopyParameters(*net_, *target_);
+  out.value = value_loss.mean().item<double>();
+  out.reward = reward_loss.mean().item<double>();
+  out.policy = policy_loss.mean().item<double>();
+  out.root_values.assign(v0_scalar.data_ptr<float>(), v0_scalar.data_ptr<float>() + B);
+  return out;
+}
 
-  if (config_.prioritized) {  // |search value - n-step target| of the root, as priority
-    const float* pred = v0_scalar.contiguous().data_ptr<float>();
-    for (int b = 0; b < B; ++b) {
-      const auto [g, t] = samples[b];
-      const float err = std::abs(pred[b] - values[static_cast<size_t>(b) * (K + 1)]);
-      priorities_[g][t] = static_cast<float>(std::pow(err + 1e-6, config_.alpha));
-    }
-    for (int b = 0; b < B; ++b) {
-      double sum = 0;
-      for (float p : priorities_[samples[b].first]) sum += p;
-      game_tree_->Set(samples[b].first, sum);
-    }
+namespace {
+/// Cross-entropy -sum t log softmax(z) of one row, and its gradient c * (softmax(z) sum t - t)
+/// added into dz.
+double CrossEntropyRow(const float* z, const float* t, int n, float c, float* dz) {
+  float m = z[0];
+  for (int j = 1; j < n; ++j) m = std::max(m, z[j]);
+  double total = 0, mass = 0;
+  for (int j = 0; j < n; ++j) total += std::exp(static_cast<double>(z[j]) - m), mass += t[j];
+  const double log_total = std::log(total);
+  double ce = 0;
+  for (int j = 0; j < n; ++j) {
+    const double log_p = static_cast<double>(z[j]) - m - log_total;
+    ce -= t[j] * log_p;
+    dz[j] += static_cast<float>(c * (std::exp(log_p) * mass - t[j]));
   }
-  UpdateStats stats;
-  stats["losses/value_loss"] = value_loss.mean().item<double>();
-  stats["losses/reward_loss"] = reward_loss.mean().item<double>();
-  stats["losses/policy_loss"] = policy_loss.mean().item<double>();
-  stats["losses/total_loss"] = loss.item<double>();
-  stats["charts/temperature"] = temperature();
-  stats["charts/games"] = static_cast<double>(games_.size());
-  stats["charts/training_steps"] = static_cast<double>(training_steps_);
-  return stats;
+  return ce;
+}
+}  // namespace
+
+MuZeroAgent::UnrollLosses MuZeroAgent::UnrollGradFused(const UnrollBatch& u) {
+  // The autograd graph of UnrollGradAutograd differentiated by hand: representation, K dynamics
+  // steps (each scaling the gradient into the previous latent by 1/2), the prediction network on
+  // all K + 1 latents at once, min-max scaling and the cross-entropies.
+  const int B = config_.batch_size, K = config_.unroll_steps, A = num_actions_;
+  const int L = static_cast<int>(net_->latent_dim), Z = support_.atoms();
+  const int DI = L + A, DO = L + Z, PO = A + Z;
+  FusedScratch& f = fused_;
+  f.value_t.resize(static_cast<size_t>(B) * (K + 1) * Z);
+  f.reward_t.resize(f.value_t.size());
+  support_.TwoHotInto(u.values.data(), B * (K + 1), f.value_t.data());
+  support_.TwoHotInto(u.rewards.data(), B * (K + 1), f.reward_t.data());
+
+  // Forward. Latents of step k are rows k B .. k B + B - 1 of f.latent.
+  f.latent.resize(static_cast<size_t>(K + 1) * B * L);
+  f.repr_out.resize(static_cast<size_t>(B) * L);
+  net_->representation->ForwardTrain(u.obs0.data(), B, f.repr_out.data(), &f.repr_tape);
+  f.scaling.resize(K + 1);
+  f.dyn_tape.resize(K + 1), f.dyn_in.resize(K + 1), f.dyn_out.resize(K + 1);
+  f.d_dyn.resize(K + 1);
+  NormalizeLatentRows(f.repr_out.data(), B, L, L, f.latent.data(), &f.scaling[0]);
+  for (int k = 1; k <= K; ++k) {
+    std::vector<float>& in = f.dyn_in[k];
+    in.assign(static_cast<size_t>(B) * DI, 0.0f);
+    for (int b = 0; b < B; ++b) {
+      const float* s = &f.latent[(static_cast<size_t>(k - 1) * B + b) * L];
+      std::copy(s, s + L, &in[static_cast<size_t>(b) * DI]);
+      in[static_cast<size_t>(b) * DI + L + u.actions[static_cast<size_t>(b) * K + k - 1]] = 1.0f;
+    }
+    f.dyn_out[k].resize(static_cast<size_t>(B) * DO);
+    net_->dynamics->ForwardTrain(in.data(), B, f.dyn_out[k].data(), &f.dyn_tape[k]);
+    NormalizeLatentRows(f.dyn_out[k].data(), B, L, DO, &f.latent[static_cast<size_t>(k) * B * L],
+                        &f.scaling[k]);
+  }
+  f.pred_out.resize(static_cast<size_t>(K + 1) * B * PO);
+  net_->prediction->ForwardTrain(f.latent.data(), (K + 1) * B, f.pred_out.data(), &f.pred_tape);
+
+  // Losses and their gradients with respect to the logits.
+  UnrollLosses out;
+  f.d_pred.assign(f.pred_out.size(), 0.0f);
+  for (int k = 1; k <= K; ++k) f.d_dyn[k].assign(static_cast<size_t>(B) * DO, 0.0f);
+  double value_sum = 0, reward_sum = 0, policy_sum = 0, total = 0;
+  out.root_values.resize(B);
+  for (int b = 0; b < B; ++b) {
+    const float g = u.weights[b] / static_cast<float>(B);
+    double value_b = 0, reward_b = 0, policy_b = 0;
+    for (int k = 0; k <= K; ++k) {
+      const size_t i = static_cast<size_t>(b) * (K + 1) + k;
+      const float scale = k == 0 ? 1.0f : 1.0f / static_cast<float>(K);
+      const size_t row = static_cast<size_t>(k) * B + b;
+      const float* logits = &f.pred_out[row * PO];
+      float* d = &f.d_pred[row * PO];
+      policy_b +=
+          scale * u.pw[i] * CrossEntropyRow(logits, &u.policies[i * A], A, g * scale * u.pw[i], d);
+      value_b += scale * u.vw[i] *
+                 CrossEntropyRow(
+                     logits + A, &f.value_t[i * Z], Z,
+                     g * static_cast<float>(config_.value_loss_weight) * scale * u.vw[i], d + A);
+      if (k == 0) {
+        out.root_values[b] = support_.DecodeLogits(logits + A);
+      } else {
+        const float* r = &f.dyn_out[k][static_cast<size_t>(b) * DO + L];
+        reward_b += scale * u.rw[i] *
+                    CrossEntropyRow(r, &f.reward_t[i * Z], Z, g * scale * u.rw[i],
+                                    &f.d_dyn[k][static_cast<size_t>(b) * DO + L]);
+      }
+    }
+    value_sum += value_b, reward_sum += reward_b, policy_sum += policy_b;
+    total += u.weights[b] * (config_.value_loss_weight * value_b + reward_b + policy_b);
+  }
+  out.value = value_sum / B, out.reward = reward_sum / B, out.policy = policy_sum / B;
+  out.total = total / B;
+  CheckFinite("loss", out.total);
+
+  // Backward.
+  optimizer_->ZeroGrad();
+  f.d_latent.resize(f.latent.size());
+  net_->prediction->BackwardTrain(f.d_pred.data(), (K + 1) * B, f.pred_tape, f.d_latent.data());
+  f.d_in.resize(static_cast<size_t>(B) * DI);
+  for (int k = K; k >= 1; --k) {
+    float* ds = &f.d_latent[static_cast<size_t>(k) * B * L];  // pred + later dynamics
+    for (size_t j = 0; j < static_cast<size_t>(B) * L; ++j) ds[j] *= 0.5f;
+    NormalizeLatentBackward(&f.latent[static_cast<size_t>(k) * B * L], ds, B, L, f.scaling[k],
+                            f.d_dyn[k].data(), DO);
+    net_->dynamics->BackwardTrain(f.d_dyn[k].data(), B, f.dyn_tape[k], f.d_in.data());
+    float* prev = &f.d_latent[static_cast<size_t>(k - 1) * B * L];
+    for (int b = 0; b < B; ++b)
+      for (int j = 0; j < L; ++j)
+        prev[static_cast<size_t>(b) * L + j] += f.d_in[static_cast<size_t>(b) * DI + j];
+  }
+  f.d_repr.resize(static_cast<size_t>(B) * L);
+  NormalizeLatentBackward(f.latent.data(), f.d_latent.data(), B, L, f.scaling[0], f.d_repr.data(),
+                          L);
+  net_->representation->BackwardTrain(f.d_repr.data(), B, f.repr_tape, nullptr);
+  return out;
 }
 
 void MuZeroAgent::PriorActions(const float* obs, const uint8_t* masks, int n, int32_t* actions) {

@@ -52,6 +52,7 @@ struct MuZeroConfig {
   bool gumbel = false;             ///< Gumbel MuZero root selection
   int gumbel_max_considered = 16;
   bool normalize_obs = false;  ///< running mean/std observation normalisation
+  bool fused_update = true;    ///< hand-written backward pass instead of LibTorch's autograd
 };
 
 /// The hyperparameters of MuZeroConfig, listed once (core/config_fields.h): YAML keys under the
@@ -89,6 +90,8 @@ void VisitFields(MuZeroConfig& c, V&& v) {
   v("gumbel", c.gumbel, "Gumbel MuZero root selection");
   v("gumbel_max_considered", c.gumbel_max_considered, 1, 10000, "actions considered at the root");
   v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
+  v("fused_update", c.fused_update,
+    "hand-written backward pass of the unrolled loss (false: LibTorch autograd)");
 }
 
 struct AgentAlgorithm;
@@ -142,6 +145,22 @@ class MuZeroAgent : public Agent {
               bool record, const uint8_t* acting);
   void CloseGame(int i, bool terminated, float final_value);
   std::pair<int, int> SamplePosition(double* probability);
+  /// One training step's unrolled targets, per sample b and step k at b (K + 1) + k.
+  struct UnrollBatch {
+    const std::vector<float>& obs0;                            ///< [B, obs] normalised
+    const std::vector<int64_t>& actions;                       ///< [B, K]
+    const std::vector<float>&values, &rewards, &vw, &rw, &pw;  ///< [B, K + 1]
+    const std::vector<float>& policies;                        ///< [B, K + 1, A]
+    const std::vector<float>& weights;                         ///< [B] importance weights
+  };
+  struct UnrollLosses {
+    double value = 0, reward = 0, policy = 0, total = 0;  ///< batch means (total: weighted)
+    std::vector<float> root_values;                       ///< [B] decoded root value predictions
+  };
+  /// The loss of a batch and its gradient in the optimiser's (zeroed) gradient buffer, by
+  /// LibTorch's autograd or by the hand-written backward pass (MuZeroAgent.FusedUpdateMatches...).
+  UnrollLosses UnrollGradAutograd(const UnrollBatch& batch);
+  UnrollLosses UnrollGradFused(const UnrollBatch& batch);
   /// Normalised copy of raw observation rows [n, obs_dim] (identity when normalize_obs is off).
   std::vector<float> Normalized(const float* obs, int64_t n) const;
 
@@ -163,6 +182,15 @@ class MuZeroAgent : public Agent {
   int64_t next_game_ = 0;
   uint64_t search_counter_ = 0;
   int64_t training_steps_ = 0;
+  /// Buffers of the hand-written update, reused between steps.
+  struct FusedScratch {
+    std::vector<float> value_t, reward_t, latent, repr_out, pred_out, d_pred, d_latent, d_in,
+        d_repr;
+    std::vector<std::vector<float>> dyn_in, dyn_out, d_dyn;
+    std::vector<LatentScaling> scaling;
+    LinearStack::Tape repr_tape, pred_tape;
+    std::vector<LinearStack::Tape> dyn_tape;
+  } fused_;
   std::vector<float> scratch_obs_;
   std::vector<uint8_t> scratch_masks_;
   std::vector<int> rows_;

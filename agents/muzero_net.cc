@@ -9,6 +9,49 @@ torch::Tensor NormalizeLatent(const torch::Tensor& s) {
   return (s - lo) / (hi - lo).clamp_min(1e-5);
 }
 
+void NormalizeLatentRows(const float* x, int64_t n, int64_t L, int64_t x_stride, float* y,
+                         LatentScaling* keep) {
+  if (keep != nullptr) {
+    keep->lo.resize(n), keep->hi.resize(n), keep->denom.resize(n), keep->unclamped.resize(n);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = x + i * x_stride;
+    int lo = 0, hi = 0;
+    for (int j = 1; j < L; ++j) {
+      if (r[j] < r[lo]) lo = j;
+      if (r[j] > r[hi]) hi = j;
+    }
+    const float span = r[hi] - r[lo];
+    const float d = std::max(span, 1e-5f);
+    float* out = y + i * L;
+    for (int j = 0; j < L; ++j) out[j] = (r[j] - r[lo]) / d;
+    if (keep != nullptr) {
+      keep->lo[i] = lo, keep->hi[i] = hi, keep->denom[i] = d;
+      keep->unclamped[i] = span >= 1e-5f;
+    }
+  }
+}
+
+void NormalizeLatentBackward(const float* y, const float* dy, int64_t n, int64_t L,
+                             const LatentScaling& keep, float* dx, int64_t dx_stride) {
+  // y_j = (x_j - lo) / d, d = hi - lo (unclamped): dx_j = dy_j / d; the minimum also gets
+  // (sum dy y - sum dy) / d and the maximum -(sum dy y) / d.
+  for (int64_t i = 0; i < n; ++i) {
+    const float* g = dy + i * L;
+    const float* yi = y + i * L;
+    float* out = dx + i * dx_stride;
+    const float d = keep.denom[i];
+    float sum = 0, sum_y = 0;
+    for (int j = 0; j < L; ++j) {
+      out[j] = g[j] / d;
+      sum += g[j];
+      sum_y += g[j] * yi[j];
+    }
+    out[keep.lo[i]] += (keep.unclamped[i] ? sum_y - sum : -sum) / d;
+    if (keep.unclamped[i]) out[keep.hi[i]] -= sum_y / d;
+  }
+}
+
 MuZeroNetImpl::MuZeroNetImpl(int64_t obs, int64_t actions, const MuZeroNetConfig& c)
     : obs_dim(obs), num_actions(actions), latent_dim(c.latent_dim), atoms(2 * c.support_size + 1) {
   const Activation relu = Activation::kRelu;
@@ -61,6 +104,42 @@ void TorchSearchModel::Recurrent(const float* latent, const int32_t* actions, in
   std::copy(p.data_ptr<float>(), p.data_ptr<float>() + p.numel(), logits);
   std::copy(rs.data_ptr<float>(), rs.data_ptr<float>() + n, reward);
   std::copy(vs.data_ptr<float>(), vs.data_ptr<float>() + n, value);
+}
+
+void FastSearchModel::Predict(const float* latent, int n, float* value, float* logits) {
+  const int64_t A = net_->num_actions, Z = net_->atoms;
+  pred_.resize(static_cast<size_t>(n) * (A + Z));
+  net_->prediction->ForwardFast(latent, n, pred_.data());
+  for (int i = 0; i < n; ++i) {
+    const float* row = &pred_[static_cast<size_t>(i) * (A + Z)];
+    std::copy(row, row + A, logits + static_cast<size_t>(i) * A);
+    value[i] = support_.DecodeLogits(row + A);
+  }
+}
+
+void FastSearchModel::Initial(const float* obs, int n, float* latent, float* value, float* logits) {
+  const int64_t L = net_->latent_dim;
+  out_.resize(static_cast<size_t>(n) * L);
+  net_->representation->ForwardFast(obs, n, out_.data());
+  NormalizeLatentRows(out_.data(), n, L, L, latent, nullptr);
+  Predict(latent, n, value, logits);
+}
+
+void FastSearchModel::Recurrent(const float* latent, const int32_t* actions, int n,
+                                float* next_latent, float* reward, float* value, float* logits) {
+  const int64_t L = net_->latent_dim, A = net_->num_actions, Z = net_->atoms;
+  in_.assign(static_cast<size_t>(n) * (L + A), 0.0f);
+  for (int i = 0; i < n; ++i) {
+    std::copy(latent + static_cast<size_t>(i) * L, latent + static_cast<size_t>(i + 1) * L,
+              &in_[static_cast<size_t>(i) * (L + A)]);
+    in_[static_cast<size_t>(i) * (L + A) + L + actions[i]] = 1.0f;
+  }
+  out_.resize(static_cast<size_t>(n) * (L + Z));
+  net_->dynamics->ForwardFast(in_.data(), n, out_.data());
+  NormalizeLatentRows(out_.data(), n, L, L + Z, next_latent, nullptr);
+  for (int i = 0; i < n; ++i)
+    reward[i] = support_.DecodeLogits(&out_[static_cast<size_t>(i) * (L + Z) + L]);
+  Predict(next_latent, n, value, logits);
 }
 
 }  // namespace loantwin

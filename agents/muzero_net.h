@@ -25,6 +25,21 @@ struct MuZeroNetConfig {
 /// Per-sample min-max scaling of latents [B, L] to [0, 1].
 torch::Tensor NormalizeLatent(const torch::Tensor& s);
 
+/// NormalizeLatent in plain C++ for the fused update and the search: rows of x (row stride
+/// x_stride, the first L columns) scaled into y [n, L]. `keep`, if not null, receives what the
+/// backward pass needs.
+struct LatentScaling {
+  std::vector<int> lo, hi;         ///< per row, the column of the minimum and of the maximum
+  std::vector<float> denom;        ///< max(hi - lo, 1e-5)
+  std::vector<uint8_t> unclamped;  ///< hi - lo >= 1e-5 (the divisor depends on x)
+};
+void NormalizeLatentRows(const float* x, int64_t n, int64_t L, int64_t x_stride, float* y,
+                         LatentScaling* keep);
+/// dLoss/dx (row stride dx_stride, first L columns written) from dLoss/dy, y and the scaling:
+/// autograd's gradient of NormalizeLatent (the min and max pass theirs to the argmin/argmax).
+void NormalizeLatentBackward(const float* y, const float* dy, int64_t n, int64_t L,
+                             const LatentScaling& keep, float* dx, int64_t dx_stride);
+
 struct MuZeroNetImpl : torch::nn::Module {
   MuZeroNetImpl(int64_t obs_dim, int64_t num_actions, const MuZeroNetConfig& config);
   torch::Tensor Represent(const torch::Tensor& obs);
@@ -52,6 +67,28 @@ class TorchSearchModel : public SearchModel {
  private:
   MuZeroNet net_;
   CategoricalSupport support_;
+};
+
+/// The same model in plain C++ on the networks' own weights (LinearStack; no LibTorch
+/// operations): agrees with TorchSearchModel to float rounding (MuZeroNet.FastSearchModelMatches
+/// checks latents and logits to 1e-5, decoded values and rewards to 1e-3). Reads the weights in
+/// place: not while another thread updates them.
+class FastSearchModel : public SearchModel {
+ public:
+  FastSearchModel(MuZeroNet net, const CategoricalSupport& support)
+      : net_(std::move(net)), support_(support) {}
+  int latent_dim() const override { return static_cast<int>(net_->latent_dim); }
+  void Initial(const float* obs, int n, float* latent, float* value, float* logits) override;
+  void Recurrent(const float* latent, const int32_t* actions, int n, float* next_latent,
+                 float* reward, float* value, float* logits) override;
+
+ private:
+  /// logits [n, A] and value [n] of latents [n, L] through the prediction network.
+  void Predict(const float* latent, int n, float* value, float* logits);
+
+  MuZeroNet net_;
+  CategoricalSupport support_;
+  std::vector<float> in_, out_, pred_;
 };
 
 }  // namespace loantwin

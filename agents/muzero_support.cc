@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace loantwin {
@@ -31,22 +32,28 @@ torch::Tensor CategoricalSupport::TwoHot(const torch::Tensor& values) const {
   const int64_t n = v.numel();
   torch::Tensor out = torch::zeros({n, atoms()});
   const double* x = v.data_ptr<double>();
-  float* o = out.data_ptr<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    const double y = TransformH(x[i]);
-    if (!std::isfinite(y) || y < -size_ - 1e-9 || y > size_ + 1e-9)
-      throw std::out_of_range(
-          fmt::format("value {} is outside the categorical support (size {}, |value| <= {:.6g}): "
-                      "raise the support size",
-                      x[i], size_, max_abs_value()));
-    const double yc = std::min<double>(std::max<double>(y, -size_), size_);
-    const double lo = std::floor(yc);
-    const double frac = yc - lo;
-    const int64_t k = static_cast<int64_t>(lo) + size_;
-    o[i * atoms() + k] += static_cast<float>(1.0 - frac);
-    if (frac > 0) o[i * atoms() + k + 1] += static_cast<float>(frac);
-  }
+  for (int64_t i = 0; i < n; ++i) TwoHotRow(x[i], out.data_ptr<float>() + i * atoms());
   return out;
+}
+
+void CategoricalSupport::TwoHotInto(const float* values, int64_t n, float* out) const {
+  std::fill(out, out + n * atoms(), 0.0f);
+  for (int64_t i = 0; i < n; ++i) TwoHotRow(values[i], out + i * atoms());
+}
+
+void CategoricalSupport::TwoHotRow(double x, float* o) const {
+  const double y = TransformH(x);
+  if (!std::isfinite(y) || y < -size_ - 1e-9 || y > size_ + 1e-9)
+    throw std::out_of_range(
+        fmt::format("value {} is outside the categorical support (size {}, |value| <= {:.6g}): "
+                    "raise the support size",
+                    x, size_, max_abs_value()));
+  const double yc = std::min<double>(std::max<double>(y, -size_), size_);
+  const double lo = std::floor(yc);
+  const double frac = yc - lo;
+  const int64_t k = static_cast<int64_t>(lo) + size_;
+  o[k] += static_cast<float>(1.0 - frac);
+  if (frac > 0) o[k + 1] += static_cast<float>(frac);
 }
 
 torch::Tensor CategoricalSupport::Decode(const torch::Tensor& logits) const {
@@ -63,6 +70,19 @@ double CategoricalSupport::DecodeProbabilities(const float* probs) const {
   double y = 0;
   for (int k = 0; k < atoms(); ++k) y += probs[k] * (k - size_);
   return InverseH(y);
+}
+
+float CategoricalSupport::DecodeLogits(const float* logits) const {
+  const int n = atoms();
+  float m = logits[0];
+  for (int k = 1; k < n; ++k) m = std::max(m, logits[k]);
+  double total = 0, y = 0;
+  for (int k = 0; k < n; ++k) {
+    const double e = std::exp(static_cast<double>(logits[k]) - m);
+    total += e;
+    y += e * (k - size_);
+  }
+  return static_cast<float>(InverseH(y / total));
 }
 
 int SupportSizeFor(double max_abs_return) {

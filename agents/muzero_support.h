@@ -33,12 +33,20 @@ class CategoricalSupport {
   /// Two-hot targets [n, atoms] of scalars [n]; std::out_of_range naming the value if one does
   /// not fit the support.
   torch::Tensor TwoHot(const torch::Tensor& values) const;
+  /// The same into out [n, atoms] (zeroed here) for n scalars.
+  void TwoHotInto(const float* values, int64_t n, float* out) const;
   /// Scalars [n] from logits [n, atoms]: InverseH(sum softmax(logits) * atom).
   torch::Tensor Decode(const torch::Tensor& logits) const;
   /// Same for one row of probabilities (plain C++, for the search).
   double DecodeProbabilities(const float* probs) const;
+  /// Same for one row of logits (plain C++, in double: Decode's float arithmetic loses about
+  /// four digits to cancellation in the inverse of h, so the two agree to ~1e-4, not 1e-6).
+  float DecodeLogits(const float* logits) const;
 
  private:
+  /// Adds x's two-hot mass into one zeroed row.
+  void TwoHotRow(double x, float* row) const;
+
   int size_;
 };
 

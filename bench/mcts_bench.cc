@@ -2,7 +2,8 @@
 // MuZero network (obs 4, 2 actions, latent 64, one hidden layer of 64 per network, support 10).
 // items_per_second = simulations per second (64 x 50 per search); counters split the time into
 // network calls and tree work. MctsTreeOnly replaces the network by a trivial model to show the
-// tree's own throughput.
+// tree's own throughput. BM_MctsCartPoleFastNetwork evaluates the same networks in plain C++
+// (FastSearchModel, the agent's search model) instead of LibTorch.
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
@@ -40,18 +41,33 @@ void Run(benchmark::State& state, SearchModel& model, bool gumbel) {
       1e6 * model_s / (static_cast<double>(state.iterations()) * (kSims + 1));
 }
 
-void BM_MctsCartPoleNetwork(benchmark::State& state) {
+MuZeroNet CartPoleNet() {
   at::set_num_threads(1);
   torch::manual_seed(1);
   MuZeroNetConfig c;
   c.latent_dim = 64;
   c.hidden = {64};
   c.support_size = 10;
-  MuZeroNet net(kObs, kActions, c);
-  TorchSearchModel model(net, CategoricalSupport(c.support_size));
+  return MuZeroNet(kObs, kActions, c);
+}
+
+/// The networks through LibTorch (TorchSearchModel).
+void BM_MctsCartPoleNetwork(benchmark::State& state) {
+  TorchSearchModel model(CartPoleNet(), CategoricalSupport(10));
   Run(state, model, state.range(0) != 0);
 }
 BENCHMARK(BM_MctsCartPoleNetwork)
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgNames({"gumbel"})
+    ->Unit(benchmark::kMillisecond);
+
+/// The same networks in plain C++ (FastSearchModel, what the agent searches with).
+void BM_MctsCartPoleFastNetwork(benchmark::State& state) {
+  FastSearchModel model(CartPoleNet(), CategoricalSupport(10));
+  Run(state, model, state.range(0) != 0);
+}
+BENCHMARK(BM_MctsCartPoleFastNetwork)
     ->Arg(0)
     ->Arg(1)
     ->ArgNames({"gumbel"})

@@ -173,6 +173,130 @@ TEST(MuZeroNet, ShapesNormalisedLatentsAndSearchAdapter) {
   EXPECT_GT(mcts.model_seconds(), 0.0);
 }
 
+TEST(MuZeroNet, FastSearchModelMatchesTheTorchModel) {
+  MuZeroNetConfig c;
+  c.latent_dim = 12;
+  c.hidden = {24};
+  c.support_size = 6;
+  torch::manual_seed(2);
+  MuZeroNet net(5, 4, c);
+  {
+    torch::NoGradGuard no_grad;  // output layers away from their small initial gain
+    for (auto& p : net->parameters()) p.add_(0.2 * torch::randn_like(p));
+  }
+  const CategoricalSupport support(6);
+  TorchSearchModel slow(net, support);
+  FastSearchModel fast(net, support);
+  const int n = 20;
+  CounterRng rng(8);
+  std::vector<float> obs(n * 5);
+  for (auto& x : obs) x = static_cast<float>(2 * rng.Normal());
+  std::vector<int32_t> actions(n);
+  for (int i = 0; i < n; ++i) actions[i] = i % 4;
+  struct Out {
+    std::vector<float> latent, value, logits, next, reward, value2, logits2;
+  } a, b;
+  for (Out* o : {&a, &b}) {
+    o->latent.resize(n * 12), o->value.resize(n), o->logits.resize(n * 4);
+    o->next.resize(n * 12), o->reward.resize(n), o->value2.resize(n), o->logits2.resize(n * 4);
+    SearchModel& m = o == &a ? static_cast<SearchModel&>(slow) : fast;
+    m.Initial(obs.data(), n, o->latent.data(), o->value.data(), o->logits.data());
+    m.Recurrent(o->latent.data(), actions.data(), n, o->next.data(), o->reward.data(),
+                o->value2.data(), o->logits2.data());
+  }
+  // Latents and logits to float rounding; decoded values and rewards to 1e-3 (LibTorch decodes
+  // in float, where the inverse of h cancels about four digits; the plain path uses double).
+  auto close = [](const std::vector<float>& x, const std::vector<float>& y, double tol,
+                  const char* what) {
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(x[i], y[i], tol * std::max(1.0f, std::abs(x[i]))) << what << " " << i;
+  };
+  close(a.latent, b.latent, 1e-5, "latent");
+  close(a.value, b.value, 1e-3, "value");
+  close(a.logits, b.logits, 1e-5, "logits");
+  close(a.next, b.next, 1e-5, "next latent");
+  close(a.reward, b.reward, 1e-3, "reward");
+  close(a.value2, b.value2, 1e-3, "value after");
+  close(a.logits2, b.logits2, 1e-5, "logits after");
+  // The values are not all alike (the comparison means something).
+  EXPECT_GT(std::abs(a.value[0] - a.value[1]) + std::abs(a.reward[0] - a.reward[1]), 1e-3);
+}
+
+TEST(MuZeroAgent, FusedUpdateMatchesAutograd) {
+  // Two agents with the same networks and the same stored games: one training step by LibTorch's
+  // autograd, the other by the hand-written backward pass; losses, gradient norms (through the
+  // clip), parameters after four Adam steps and the priorities agree to float rounding.
+  const int obs_dim = 6, A = 3, n = 4;
+  for (int variant = 0; variant < 2; ++variant) {
+    MuZeroConfig c;
+    c.latent_dim = 10;
+    c.hidden = {16};
+    c.support_size = 8;
+    c.unroll_steps = 3;
+    c.td_steps = 4;
+    c.batch_size = 24;
+    c.learning_starts = 1000000;  // TrainStep is called by hand
+    c.target_update_interval = 2;
+    c.prioritized = variant == 1;
+    c.max_grad_norm = variant == 1 ? 0.05 : 0.0;
+    c.normalize_obs = variant == 1;
+    c.num_simulations = 4;
+    c.fused_update = false;
+    MuZeroAgent reference(obs_dim, A, n, 1, c, 5, 1000);
+    c.fused_update = true;
+    MuZeroAgent fused(obs_dim, A, n, 1, c, 5, 1000);
+    {
+      torch::NoGradGuard no_grad;  // the same perturbation of both (small initial output gains)
+      torch::manual_seed(3);
+      auto pa = reference.Parameters(), pb = fused.Parameters();
+      for (size_t k = 0; k < pa.size(); ++k) {
+        const torch::Tensor delta = 0.2 * torch::randn_like(pa[k]);
+        pa[k].add_(delta), pb[k].add_(delta);
+      }
+    }
+    CounterRng rng(17);
+    std::vector<float> obs(n * obs_dim), rewards(n), final_obs(n * obs_dim);
+    std::vector<uint8_t> masks(n * A, 1), terminated(n), truncated(n), acting(n, 1);
+    std::vector<int32_t> act_a(n), act_b(n);
+    for (int t = 0; t < 60; ++t) {
+      for (auto& x : obs) x = static_cast<float>(rng.Normal());
+      masks[(t % n) * A + t % A] = 0;
+      const AgentBatch batch{n, obs.data(), obs.data(), masks.data(), acting.data()};
+      reference.ActAndRecord(batch, act_a.data());
+      fused.ActAndRecord(batch, act_b.data());
+      ASSERT_EQ(act_a, act_b) << "the same search on the same networks";
+      masks[(t % n) * A + t % A] = 1;
+      for (int i = 0; i < n; ++i) {
+        rewards[i] = static_cast<float>(3 * rng.Normal());
+        terminated[i] = (t + i) % 9 == 8;
+        truncated[i] = !terminated[i] && (t + 2 * i) % 13 == 12;
+      }
+      for (auto& x : final_obs) x = static_cast<float>(rng.Normal());
+      AgentFeedback f;
+      f.n = n, f.rewards = rewards.data(), f.terminated = terminated.data();
+      f.truncated = truncated.data(), f.final_obs = final_obs.data();
+      f.final_critic_obs = final_obs.data(), f.final_masks = masks.data();
+      reference.Observe(f);
+      fused.Observe(f);
+    }
+    ASSERT_GT(reference.games(), 10);
+    const torch::Tensor before = fused.Parameters()[0].clone();
+    for (int step = 0; step < 4; ++step) {
+      const UpdateStats want = reference.TrainStep(), got = fused.TrainStep();
+      for (const char* key :
+           {"losses/value_loss", "losses/reward_loss", "losses/policy_loss", "losses/total_loss"})
+        EXPECT_NEAR(got.at(key), want.at(key), 2e-5 * std::max(1.0, std::abs(want.at(key))))
+            << key << " variant " << variant << " step " << step;
+    }
+    const auto a = reference.Parameters(), b = fused.Parameters();
+    for (size_t k = 0; k < a.size(); ++k)
+      EXPECT_LT((a[k] - b[k]).abs().max().item<float>(), 5e-6f)
+          << "parameter " << k << " variant " << variant;
+    EXPECT_GT((b[0] - before).abs().max().item<float>(), 1e-4f) << "the steps moved it";
+  }
+}
+
 TEST(SequentialHalving, VisitsAreBalancedWithinPhases) {
   const auto seq = SequentialHalvingVisits(4, 8);
   ASSERT_EQ(seq.size(), 8u);

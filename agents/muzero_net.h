@@ -70,7 +70,7 @@ class TorchSearchModel : public SearchModel {
 };
 
 /// The same model in plain C++ on the networks' own weights (LinearStack; no LibTorch
-/// operations): agrees with TorchSearchModel to float rounding (MuZeroNet.FastSearchModelMatches
+/// operations): agrees with TorchSearchModel (MuZeroNet.FastSearchModelMatchesTheTorchModel
 /// checks latents and logits to 1e-5, decoded values and rewards to 1e-3). Reads the weights in
 /// place: not while another thread updates them.
 class FastSearchModel : public SearchModel {

@@ -304,8 +304,8 @@ UpdateStats MuZeroAgent::TrainStep() {
   }
   obs0 = Normalized(obs0.data(), B);  // stored raw, normalised with the current statistics
   UnrollBatch batch{obs0, actions, values, rewards, vw, rw, pw, policies, weights};
+  // Both check the loss for finiteness before their backward pass.
   const UnrollLosses l = config_.fused_update ? UnrollGradFused(batch) : UnrollGradAutograd(batch);
-  CheckFinite("loss", l.total);
   CheckFinite("gradient norm", config_.max_grad_norm > 0
                                    ? optimizer_->ClipGradNorm(config_.max_grad_norm)
                                    : optimizer_->GradNorm());

@@ -36,9 +36,17 @@ TEST(Quickstart, PpoBeatsTheBaselinesOnHeldOutSeeds) {
     }
     EXPECT_GT(trained, baseline) << role;
   }
-  // Where the cost-plus baseline loses volume (a recession), the learned pricing wins clearly.
-  EXPECT_GT(results[1].trained.mean_return.at("pricing"),
-            results[1].baseline.mean_return.at("pricing") + 1.0);
+  // The learned roles' book earns more than the rule-based one in the steady economy (issue 18's
+  // income acceptance, on this test's 60-month episodes). In the mild recession the guardrails
+  // forbid the price cuts that used to win there (docs/training.md, "Guardrails").
+  for (const auto& e : results) {
+    RecordProperty(e.scenario + "/cumulative_net_income/trained",
+                   std::to_string(e.trained.portfolio.at("cumulative_net_income")));
+    RecordProperty(e.scenario + "/cumulative_net_income/baseline",
+                   std::to_string(e.baseline.portfolio.at("cumulative_net_income")));
+  }
+  EXPECT_GT(results[0].trained.portfolio.at("cumulative_net_income"),
+            results[0].baseline.portfolio.at("cumulative_net_income") + 50000);
 }
 
 TEST(CollectionDqn, BeatsTheCollectionBaselineUnderEachScenario) {

@@ -54,6 +54,22 @@ TEST(Alm, LoanValueIsParAtTheCouponAndMatchesTheScheduleUnderShifts) {
   EXPECT_NEAR(BondPrice(0.04, 0.0, 12), 1.04, 1e-12);
 }
 
+// The book's valuer remembers powers per (rate, months, smm, discount): every value, first seen,
+// repeated, or after another key took its slot, is bit-identical to AnnuityLoanValue's.
+TEST(Alm, RememberedPowersGiveExactlyTheLoanValue) {
+  AnnuityValuer valuer;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int n = -1; n <= 480; n += 7)
+      for (double rate : {0.0, 0.031, 0.0655, 0.19})
+        for (double smm : {0.0, 0.0042})
+          for (double shift : {0.0, 0.03}) {
+            const double balance = 1000 + 37.5 * n;
+            EXPECT_EQ(valuer.Value(balance, rate, n, smm, rate + shift),
+                      AnnuityLoanValue(balance, rate, n, smm, rate + shift))
+                << rate << " " << n << " " << smm << " " << shift;
+          }
+}
+
 MacroState Macro(double policy, double ten_year, double spread) {
   MacroState m;
   m.policy_rate = policy, m.rate_10y = ten_year, m.credit_spread = spread, m.unemployment = 0.04;

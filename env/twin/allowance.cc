@@ -103,17 +103,28 @@ void LossCurves(const std::vector<double>& monthly_pd, double smm, double annual
     t_sum[t] = t_sum[t - 1] + t * a;
     survival *= std::max(0.0, 1 - h - smm);
   }
-  double vn = 1;  // v^n
-  auto loss = [&](int n, int horizon) {
-    const int h = std::min(n, horizon);
-    if (linear) return ((n + 1) * a_sum[h] - t_sum[h]) / n;
-    return (a_sum[h] - vn * v * e_sum[h]) / (1 - vn);
-  };
+  // The powers v^n first, then every term's losses independently of the others (a loop the
+  // compiler vectorises; the same operations as term by term). For n <= 12 the 12-month
+  // horizon is the whole term.
+  std::array<double, kMaxLossMonths + 1> vpow;
+  double vn = 1;
+  for (int n = 1; n <= max_months; ++n) vn *= v, vpow[n] = vn;
   life[0] = twelve[0] = 0;
-  for (int n = 1; n <= max_months; ++n) {
-    vn *= v;
-    life[n] = static_cast<float>(loss(n, n));
-    twelve[n] = static_cast<float>(loss(n, 12));
+  const int short_end = std::min(max_months, 12);
+  if (linear) {
+    for (int n = 1; n <= short_end; ++n)
+      life[n] = twelve[n] = static_cast<float>(((n + 1) * a_sum[n] - t_sum[n]) / n);
+    for (int n = short_end + 1; n <= max_months; ++n) {
+      life[n] = static_cast<float>(((n + 1) * a_sum[n] - t_sum[n]) / n);
+      twelve[n] = static_cast<float>(((n + 1) * a_sum[12] - t_sum[12]) / n);
+    }
+  } else {
+    for (int n = 1; n <= short_end; ++n)
+      life[n] = twelve[n] = static_cast<float>((a_sum[n] - vpow[n] * v * e_sum[n]) / (1 - vpow[n]));
+    for (int n = short_end + 1; n <= max_months; ++n) {
+      life[n] = static_cast<float>((a_sum[n] - vpow[n] * v * e_sum[n]) / (1 - vpow[n]));
+      twelve[n] = static_cast<float>((a_sum[12] - vpow[n] * v * e_sum[12]) / (1 - vpow[n]));
+    }
   }
 }
 

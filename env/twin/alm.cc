@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/yaml_reader.h"
 
@@ -52,13 +54,11 @@ double GeomSum(double x, int n, double xn) {
 
 }  // namespace
 
-double AnnuityLoanValue(double balance, double rate, int months, double smm, double discount) {
-  if (months <= 0 || balance <= 0) return std::max(0.0, balance);
-  const double i = std::max(0.0, rate) / 12;
-  const double j = std::max(0.0, discount) / 12;
-  const double q = 1 - std::clamp(smm, 0.0, 0.999);
-  const double x = q / (1 + j);
-  const double xn = std::pow(x, months);
+namespace {
+
+/// The annuity loan's value given its powers xn = x^months and inv_a = (1 + i)^-months.
+double AnnuityValueFromPowers(double balance, double i, int months, double q, double x, double xn,
+                              double inv_a) {
   const double s1 = GeomSum(x, months, xn);
   if (i < 1e-9) {
     // Straight-line principal B/n: cash flow k = q^(k-1) [B/n + (1 - q) B (n - k) / n].
@@ -67,13 +67,47 @@ double AnnuityLoanValue(double balance, double rate, int months, double smm, dou
     for (int k = 1; k <= months; ++k) xk *= x, weighted += xk * (months - k);
     return balance / (q * months) * (s1 + (1 - q) * weighted);
   }
-  const double inv_a = std::pow(1 + i, -months);  // (1 + i)^-n
   const double payment = balance * i / (1 - inv_a);
   // Cash flow k = q^(k-1) [P + (1 - q) B_k], B_k = (P / i)(1 - (1 + i)^(k - n)) scheduled.
   const double y = x * (1 + i);
   const double s2_scaled =
       std::abs(1 - y) < 1e-10 ? months * y * inv_a : y * (inv_a - xn) / (1 - y);
   return payment / q * (s1 + (1 - q) / i * (s1 - s2_scaled));
+}
+
+constexpr int kValuerBits = 12;
+
+}  // namespace
+
+double AnnuityLoanValue(double balance, double rate, int months, double smm, double discount) {
+  if (months <= 0 || balance <= 0) return std::max(0.0, balance);
+  const double i = std::max(0.0, rate) / 12;
+  const double j = std::max(0.0, discount) / 12;
+  const double q = 1 - std::clamp(smm, 0.0, 0.999);
+  const double x = q / (1 + j);
+  const double xn = std::pow(x, months);
+  const double inv_a = i < 1e-9 ? 0.0 : std::pow(1 + i, -months);  // (1 + i)^-n
+  return AnnuityValueFromPowers(balance, i, months, q, x, xn, inv_a);
+}
+
+AnnuityValuer::AnnuityValuer() : table_(size_t{1} << kValuerBits) {}
+
+double AnnuityValuer::Value(double balance, double rate, int months, double smm, double discount) {
+  if (months <= 0 || balance <= 0) return std::max(0.0, balance);
+  const double i = std::max(0.0, rate) / 12;
+  const double j = std::max(0.0, discount) / 12;
+  const double q = 1 - std::clamp(smm, 0.0, 0.999);
+  const double x = q / (1 + j);
+  uint64_t bits;
+  std::memcpy(&bits, &rate, sizeof bits);
+  const uint64_t h = (bits ^ (static_cast<uint64_t>(months) << 40)) * 0x9e3779b97f4a7c15ULL;
+  Entry& e = table_[h >> (64 - kValuerBits)];
+  if (e.months != months || e.rate != rate || e.smm != smm || e.discount != discount) {
+    e.rate = rate, e.smm = smm, e.discount = discount, e.months = months;
+    e.xn = std::pow(x, months);
+    e.inv_a = i < 1e-9 ? 0.0 : std::pow(1 + i, -months);
+  }
+  return AnnuityValueFromPowers(balance, i, months, q, x, e.xn, e.inv_a);
 }
 
 double Ladder::Total() const {

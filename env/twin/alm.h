@@ -70,6 +70,23 @@ double BondPrice(double coupon, double yield, int months);
 /// balance when discount == rate, whatever smm is.
 double AnnuityLoanValue(double balance, double rate, int months, double smm, double discount);
 
+/// AnnuityLoanValue with its two powers, (q / (1 + discount / 12))^months and
+/// (1 + rate / 12)^-months, remembered per (rate, months, smm, discount) in a direct-mapped
+/// table: a book holds many loans of one band, rate and age (a cohort; the opening book's bands),
+/// whose powers are equal. Returns exactly what AnnuityLoanValue returns.
+class AnnuityValuer {
+ public:
+  AnnuityValuer();
+  double Value(double balance, double rate, int months, double smm, double discount);
+
+ private:
+  struct Entry {
+    double rate, smm, discount, xn, inv_a;
+    int months = -1;
+  };
+  std::vector<Entry> table_;
+};
+
 /// A ladder of fixed-rate positions indexed by the month they mature (modulo kLadderSlots).
 struct Ladder {
   std::array<double, kLadderSlots> par{}, coupon{};

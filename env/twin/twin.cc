@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "core/config_error.h"
 #include "core/counter_rng.h"
@@ -314,46 +315,79 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
 
 namespace {
 
+/// The month's constants of a product's loan loop, copied out of ProductMonth / ProductSpec into
+/// a local: the loop's stores to the byte columns (bucket, flags) may alias any object the
+/// compiler cannot see the whole of, so constants read through `pm` would be reloaded per loan.
+struct LoanMonth {
+  const ProductMonth* pm;
+  double rate_add, payment_rate, draw_rate, negative_equity_beta, lgd, sale_cost, ccf;
+  double sicr_multiple, concession;
+  const double* zone_hpi;
+  const float* depreciation;
+  int max_months, charge_off_month;
+  float redefault;
+  bool cecl;
+  uint8_t probation_cure, probation_restructured;
+
+  explicit LoanMonth(const ProductMonth& m)
+      : pm(&m),
+        rate_add(m.rate_add),
+        payment_rate(m.spec->payment_rate),
+        draw_rate(m.spec->draw_rate),
+        negative_equity_beta(m.spec->negative_equity_beta),
+        lgd(m.spec->lgd),
+        sale_cost(m.spec->sale_cost),
+        ccf(m.spec->ccf),
+        sicr_multiple(m.sicr_multiple),
+        concession(m.concession),
+        zone_hpi(m.zone_hpi),
+        depreciation(m.depreciation),
+        max_months(m.max_months),
+        charge_off_month(m.roll.charge_off_month),
+        redefault(m.redefault),
+        cecl(m.cecl),
+        probation_cure(m.probation_cure),
+        probation_restructured(m.probation_restructured) {}
+};
+
 /// LGD of one loan given its balance and collateral.
 template <Collateral kColl>
-inline double LoanLgd(const ProductMonth& pm, double balance, double collateral, int age, int zone,
+inline double LoanLgd(const LoanMonth& lm, double balance, double collateral, int age, int zone,
                       double* ltv) {
-  const ProductSpec& s = *pm.spec;
   if constexpr (kColl == Collateral::kNone) {
-    return s.lgd;
+    return lm.lgd;
   } else {
     double value;
     if constexpr (kColl == Collateral::kHome)
-      value = collateral * pm.zone_hpi[zone];
+      value = collateral * lm.zone_hpi[zone];
     else
-      value = collateral * pm.depreciation[std::min(age, 480)];
+      value = collateral * lm.depreciation[std::min(age, 480)];
     *ltv = balance / std::max(value, 1e-9);
-    return std::max(s.lgd, 1 - value * (1 - s.sale_cost) / std::max(balance, 1e-9));
+    return std::max(lm.lgd, 1 - value * (1 - lm.sale_cost) / std::max(balance, 1e-9));
   }
 }
 
 /// Adds an open loan to the month's stocks: buckets, the allowance, IRB inputs.
 template <Amortisation kAmort>
-inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, double lgd,
-                        int bucket, int band, float pd_orig, int remaining, uint8_t flags,
-                        ProductFlows* f) {
+inline void MeasureLoan(const LoanMonth& lm, double balance, double limit, double lgd, int bucket,
+                        int band, float pd_orig, int remaining, uint8_t flags, ProductFlows* f) {
+  const ProductMonth& pm = *lm.pm;
   double ead = balance;
-  if constexpr (kAmort == Amortisation::kRevolving)
-    ead += pm.spec->ccf * std::max(0.0, limit - balance);
+  if constexpr (kAmort == Amortisation::kRevolving) ead += lm.ccf * std::max(0.0, limit - balance);
   f->exposure += ead;
   f->count[bucket] += 1;
   f->bucket_balance[bucket] += balance;
   f->closing += balance;
   const double el = ead * lgd;
   // CECL holds no allowance on unconditionally cancellable undrawn limits (ASC 326-20-30-11).
-  const double el_allowance = pm.cecl ? balance * lgd : el;
+  const double el_allowance = lm.cecl ? balance * lgd : el;
   if (bucket == kCurrent) {
-    const int n = kAmort == Amortisation::kRevolving ? 0 : std::clamp(remaining, 1, pm.max_months);
+    const int n = kAmort == Amortisation::kRevolving ? 0 : std::clamp(remaining, 1, lm.max_months);
     const bool probation = (flags & kProbationMask) != 0;
-    if (pm.cecl) {
+    if (lm.cecl) {
       f->ecl[0] += el_allowance * pm.life[band][n];
       if (probation) f->stage2_balance += balance;
-    } else if (probation || pm.pd12[band] > pm.sicr_multiple * pd_orig) {
+    } else if (probation || pm.pd12[band] > lm.sicr_multiple * pd_orig) {
       f->ecl[1] += el_allowance * pm.life[band][n];
       f->stage2_balance += balance;
     } else {
@@ -375,60 +409,83 @@ inline void MeasureLoan(const ProductMonth& pm, double balance, double limit, do
   }
 }
 
+/// One month of a product's open loans: payments, prepayments, roll rates, cures and
+/// restructuring, charge-offs; closed and charged-off loans are compacted out of the book.
+/// Results are those of a loop over LoanBook's columns row by row; the columns are read through
+/// local pointers and the flows summed into a local copy (same additions in the same order) so
+/// that the compiler keeps them in registers.
 template <Amortisation kAmort, Collateral kColl>
-void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows* f,
-               std::vector<CohortCounts>& cohorts) {
+void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows* out,
+               std::vector<CohortCounts>& cohorts_vec) {
   const ProductSpec& s = *pm.spec;
+  const LoanMonth lm(pm);
   const size_t n = bk.size();
   const float inv_season = 1.0f / static_cast<float>(s.prepay_seasoning);
+  double* const balance = bk.balance.data();
+  double* const rates = bk.rate.data();
+  double* const payment = bk.payment.data();
+  double* const collateral = bk.collateral.data();
+  float* const pd_orig = bk.pd_orig.data();
+  int16_t* const remaining = bk.remaining.data();
+  int16_t* const ages = bk.age.data();
+  uint8_t* const bands = bk.band.data();
+  uint8_t* const buckets = bk.bucket.data();
+  uint8_t* const flag_col = bk.flags.data();
+  uint8_t* const terms = bk.term.data();
+  uint8_t* const zones = bk.zone.data();
+  uint32_t* const ids = bk.id.data();
+  CohortCounts* const cohorts = cohorts_vec.data();
+  ProductFlows acc = *out;
+  ProductFlows* const f = &acc;
   size_t w = 0;
   for (size_t i = 0; i < n; ++i) {
-    double bal = bk.balance[i];
-    int bucket = bk.bucket[i];
-    const int band = bk.band[i];
-    uint8_t flags = bk.flags[i];
-    const int age = bk.age[i];
+    double bal = balance[i];
+    int bucket = buckets[i];
+    const int band = bands[i];
+    uint8_t flags = flag_col[i];
+    const int age = ages[i];
+    int rem = remaining[i];
+    double rate_i = rates[i];
+    double payment_i = payment[i];
+    const double coll = collateral[i];
     const uint64_t bits = RandomBits(key, i);
     const float u1 = LowUniform(bits), u2 = HighUniform(bits);
     f->opening += bal;
 
     double ltv = 0;
-    const double lgd = (flags & kFraudFlag)
-                           ? 1.0
-                           : LoanLgd<kColl>(pm, bal, bk.collateral[i], age, bk.zone[i], &ltv);
+    const double lgd =
+        (flags & kFraudFlag) ? 1.0 : LoanLgd<kColl>(lm, bal, coll, age, zones[i], &ltv);
     bool closed = false;
     if (bucket == kCurrent) {
       float hazard = pm.hazard[(flags & kFraudFlag) * 8 + band];
-      if (flags & kRestructuredFlag) hazard *= pm.redefault;
+      if (flags & kRestructuredFlag) hazard *= lm.redefault;
       if constexpr (kColl == Collateral::kHome)
-        hazard *= static_cast<float>(1 + s.negative_equity_beta * std::max(0.0, ltv - 1));
+        hazard *= static_cast<float>(1 + lm.negative_equity_beta * std::max(0.0, ltv - 1));
       if (u1 < hazard) {
         bucket = kDpd30;  // missed payment: no interest recognised, no principal
       } else {
         if (flags & kProbationMask) flags -= 1 << kProbationShift;  // a month of probation served
-        const double rate = std::max(0.0, bk.rate[i] + pm.rate_add);
+        const double rate = std::max(0.0, rate_i + lm.rate_add);
         const double interest = bal * rate / 12;
         f->interest += interest;
         double principal;
         if constexpr (kAmort == Amortisation::kRevolving) {
-          principal = bal * s.payment_rate;
-          const double draw = s.draw_rate * std::max(0.0, bk.collateral[i] - bal);
+          principal = bal * lm.payment_rate;
+          const double draw = lm.draw_rate * std::max(0.0, coll - bal);
           f->originations += draw;
           bal += draw;
         } else if constexpr (kAmort == Amortisation::kLinear) {
-          const int rem = bk.remaining[i];
           principal = rem <= 1 ? bal : bal / rem;
         } else {
-          principal =
-              bk.remaining[i] <= 1 ? bal : std::min(bal, std::max(0.0, bk.payment[i] - interest));
+          principal = rem <= 1 ? bal : std::min(bal, std::max(0.0, payment_i - interest));
         }
-        if constexpr (kAmort != Amortisation::kRevolving) bk.remaining[i] -= 1;
+        if constexpr (kAmort != Amortisation::kRevolving) rem -= 1;
         bal -= principal;
         if (bal < 0.01) {
           principal += bal;
           bal = 0;
           closed = true;
-          if (flags & kNewFlag) cohorts[bk.term[i]].matured += 1;
+          if (flags & kNewFlag) cohorts[terms[i]].matured += 1;
         } else {
           float smm;
           if constexpr (kAmort == Amortisation::kAnnuity) {
@@ -442,7 +499,7 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
             f->prepayments += bal;
             bal = 0;
             closed = true;
-            if (flags & kNewFlag) cohorts[bk.term[i]].prepaid += 1;
+            if (flags & kNewFlag) cohorts[terms[i]].prepaid += 1;
           }
         }
         f->principal += principal;
@@ -463,7 +520,7 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
       } else {
         bucket += 1;
       }
-      if (bucket >= pm.roll.charge_off_month) {
+      if (bucket >= lm.charge_off_month) {
         // Charge-off (120 / 180 dpd). Unsecured: the balance, recoveries collected later.
         // Secured: written down to the collateral's value less selling costs, which moves to
         // foreclosed assets until the sale.
@@ -475,56 +532,69 @@ void StepLoans(const ProductMonth& pm, uint64_t key, LoanBook& bk, ProductFlows*
           f->foreclosed += bal * (1 - lgd);
         }
         if (flags & kNewFlag) {
-          cohorts[bk.term[i]].charged_off += 1;
-          cohorts[bk.term[i]].charged_off_amount += bal;
+          cohorts[terms[i]].charged_off += 1;
+          cohorts[terms[i]].charged_off_amount += bal;
         }
         bal = 0;
         closed = true;
       } else if (cured) {
         if (pm.restructure[std::min<int>(bucket, kDpd90)]) {
           // Restructuring cure: rate concession and 12 more months to repay.
-          bk.rate[i] = std::max(0.0, bk.rate[i] - pm.concession);
+          rate_i = std::max(0.0, rate_i - lm.concession);
           if constexpr (kAmort != Amortisation::kRevolving) {
-            bk.remaining[i] = static_cast<int16_t>(std::min(480, bk.remaining[i] + 12));
-            bk.payment[i] = Annuity(bal, bk.rate[i] + pm.rate_add, bk.remaining[i]);
+            rem = std::min(480, rem + 12);
+            payment_i = Annuity(bal, rate_i + lm.rate_add, rem);
           }
           flags |= kRestructuredFlag;
         }
         flags = static_cast<uint8_t>(
             (flags & ~kProbationMask) |
-            ((flags & kRestructuredFlag) ? pm.probation_restructured : pm.probation_cure));
+            ((flags & kRestructuredFlag) ? lm.probation_restructured : lm.probation_cure));
         bucket = kCurrent;
       }
     }
     if (closed) continue;
     if (bucket == kDpd30 || bucket == kDpd60) {
       // Interest accrues (unpaid, capitalised) until 90 dpd, when the loan goes on nonaccrual.
-      const double accrued = bal * std::max(0.0, bk.rate[i] + pm.rate_add) / 12;
+      const double accrued = bal * std::max(0.0, rate_i + lm.rate_add) / 12;
       bal += accrued;
       f->interest += accrued;
       f->accrued += accrued;
     }
-    bk.balance[i] = bal;
-    bk.bucket[i] = static_cast<uint8_t>(bucket);
-    bk.flags[i] = flags;
-    bk.age[i] = static_cast<int16_t>(std::min(age + 1, 32000));
-    MeasureLoan<kAmort>(pm, bal, bk.collateral[i], lgd, std::min<int>(bucket, kDpd90), band,
-                        bk.pd_orig[i], bk.remaining[i], flags, f);
-    if (w != i) bk.MoveRow(w, i);
+    MeasureLoan<kAmort>(lm, bal, coll, lgd, std::min<int>(bucket, kDpd90), band, pd_orig[i],
+                        static_cast<int16_t>(rem), flags, f);
+    // The row, compacted over the closed ones before it.
+    balance[w] = bal;
+    rates[w] = rate_i;
+    payment[w] = payment_i;
+    remaining[w] = static_cast<int16_t>(rem);
+    ages[w] = static_cast<int16_t>(std::min(age + 1, 32000));
+    buckets[w] = static_cast<uint8_t>(bucket);
+    flag_col[w] = flags;
+    if (w != i) {
+      collateral[w] = coll;
+      pd_orig[w] = pd_orig[i];
+      bands[w] = static_cast<uint8_t>(band);
+      terms[w] = terms[i];
+      zones[w] = zones[i];
+      ids[w] = ids[i];
+    }
     ++w;
   }
+  *out = acc;
   bk.Resize(w);
 }
 
 template <Amortisation kAmort, Collateral kColl>
 void MeasureLoans(const ProductMonth& pm, const LoanBook& bk, size_t begin, ProductFlows* f) {
+  const LoanMonth lm(pm);
   for (size_t i = begin; i < bk.size(); ++i) {
     double ltv = 0;
     const double lgd =
         (bk.flags[i] & kFraudFlag)
             ? 1.0
-            : LoanLgd<kColl>(pm, bk.balance[i], bk.collateral[i], bk.age[i], bk.zone[i], &ltv);
-    MeasureLoan<kAmort>(pm, bk.balance[i], bk.collateral[i], lgd,
+            : LoanLgd<kColl>(lm, bk.balance[i], bk.collateral[i], bk.age[i], bk.zone[i], &ltv);
+    MeasureLoan<kAmort>(lm, bk.balance[i], bk.collateral[i], lgd,
                         std::min<int>(bk.bucket[i], kDpd90), bk.band[i], bk.pd_orig[i],
                         bk.remaining[i], bk.flags[i], f);
   }
@@ -678,6 +748,27 @@ int SampleIndex(const double* weights, int n, double u) {
   }
   return n - 1;
 }
+
+/// SampleIndex with its thresholds computed once (the same sums in the same order, so the same
+/// index for every u), for loops that draw many times from one set of weights.
+class IndexSampler {
+ public:
+  IndexSampler(const double* weights, int n) : acc_(n) {
+    double total = 0;
+    for (int i = 0; i < n; ++i) total += weights[i];
+    double acc = 0;
+    for (int i = 0; i < n; ++i) acc += weights[i] / total, acc_[i] = acc;
+  }
+  int operator()(double u) const {
+    const int n = static_cast<int>(acc_.size());
+    for (int i = 0; i < n; ++i)
+      if (u < acc_[i]) return i;
+    return n - 1;
+  }
+
+ private:
+  std::vector<double> acc_;
+};
 
 }  // namespace
 
@@ -935,13 +1026,25 @@ void Twin::BuildInitialBook(uint64_t key) {
     }
     CounterRng rng(DeriveKey(key, p));
     bk.Reserve(static_cast<size_t>(line.initial_loans * 1.3));
+    // Draws and powers shared by many loans, computed once per product (the same values).
+    const IndexSampler term_sampler(term_w.data(), static_cast<int>(term_w.size()));
+    std::vector<IndexSampler> band_samplers, state_samplers;
+    for (const TermMix& tm : mixes) band_samplers.emplace_back(tm.mix.data(), s.default_cutoff + 1);
+    for (int b = 0; b < kNumBands; ++b) state_samplers.emplace_back(state_share[b].data(), states);
+    const bool zoned = coll == Collateral::kHome && institution_->home_zones.zones;
+    const std::optional<IndexSampler> zone_sampler =
+        zoned ? std::optional<IndexSampler>(std::in_place, institution_->home_zones.mix.data(),
+                                            static_cast<int>(institution_->home_zones.mix.size()))
+              : std::nullopt;
+    constexpr int kMaxAge = 481;
+    std::vector<double> age_pow(kNumBands * kMaxAge, 0.0), hpi_pow(kMaxAge, 0.0);
+    std::vector<char> age_pow_set(kNumBands * kMaxAge, 0), hpi_pow_set(kMaxAge, 0);
+    std::vector<double> annuity_den(kNumBands * s.terms.size(), 0.0);
+    std::vector<char> annuity_den_set(annuity_den.size(), 0);
     for (int j = 0; j < line.initial_loans; ++j) {
       LoanRow r;
-      r.term = static_cast<uint8_t>(
-          SampleIndex(term_w.data(), static_cast<int>(term_w.size()), rng.Uniform()));
-      const TermMix& tm = mixes[r.term];
-      const int cutoff = s.default_cutoff;
-      r.band = static_cast<uint8_t>(SampleIndex(tm.mix.data(), cutoff + 1, rng.Uniform()));
+      r.term = static_cast<uint8_t>(term_sampler(rng.Uniform()));
+      r.band = static_cast<uint8_t>(band_samplers[r.term](rng.Uniform()));
       const int months = s.terms[r.term].months;
       r.age = static_cast<int16_t>(rng.Uniform() * (months > 0 ? months : 60));
       const double amount = s.mean_amount * std::exp(s.amount_sigma * rng.Normal() -
@@ -956,21 +1059,49 @@ void Twin::BuildInitialBook(uint64_t key) {
         r.balance = amount * (months - r.age) / months;
         r.remaining = static_cast<int16_t>(months - r.age);
       } else {
-        r.payment = Annuity(amount, full_rate, months);
-        const double i = full_rate / 12, g = std::pow(1 + i, r.age);
+        // Annuity(amount, full_rate, months) and (1 + i)^age, their powers by band, term, age.
+        const double i = full_rate / 12;
+        if (months <= 0) {
+          r.payment = amount;
+        } else if (i < 1e-9) {
+          r.payment = amount / months;
+        } else {
+          const size_t c = r.band * s.terms.size() + r.term;
+          if (!annuity_den_set[c])
+            annuity_den[c] = 1 - std::pow(1 + i, -months), annuity_den_set[c] = 1;
+          r.payment = amount * i / annuity_den[c];
+        }
+        double g;
+        if (r.age < kMaxAge) {
+          const size_t c = r.band * kMaxAge + r.age;
+          if (!age_pow_set[c]) age_pow[c] = std::pow(1 + i, r.age), age_pow_set[c] = 1;
+          g = age_pow[c];
+        } else {
+          g = std::pow(1 + i, r.age);
+        }
         r.balance = amount * g - r.payment * (g - 1) / i;
         r.remaining = static_cast<int16_t>(months - r.age);
       }
       r.balance = std::max(r.balance, 1.0);
       const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
       if (coll == Collateral::kHome) {
-        r.zone = DrawZone(DeriveKey(DeriveKey(key, 0x7a6f6e65), static_cast<uint64_t>(j)));
-        r.collateral = amount / ltv / std::pow(1 + kHistoricHpiGrowth, -r.age / 12.0);
+        if (zone_sampler)
+          r.zone = static_cast<uint8_t>((*zone_sampler)(ToUniform(
+              RandomBits(DeriveKey(DeriveKey(key, 0x7a6f6e65), static_cast<uint64_t>(j)), 0))));
+        double hpi_factor;
+        if (r.age < kMaxAge) {
+          if (!hpi_pow_set[r.age])
+            hpi_pow[r.age] = std::pow(1 + kHistoricHpiGrowth, -r.age / 12.0),
+            hpi_pow_set[r.age] = 1;
+          hpi_factor = hpi_pow[r.age];
+        } else {
+          hpi_factor = std::pow(1 + kHistoricHpiGrowth, -r.age / 12.0);
+        }
+        r.collateral = amount / ltv / hpi_factor;
       } else if (coll == Collateral::kAuto)
         r.collateral = amount / ltv;
       r.pd_orig = static_cast<float>(s.pd[r.band]);
-      r.bucket =
-          static_cast<uint8_t>(SampleIndex(state_share[r.band].data(), states, rng.Uniform()));
+      r.bucket = static_cast<uint8_t>(state_samplers[r.band](rng.Uniform()));
       r.id = static_cast<uint32_t>(j);
       bk.Push(r);
     }
@@ -999,6 +1130,12 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
       0.0, institution_->deposit_beta * macro_.state().policy_rate + institution_->deposit_spread);
   CounterRng rng(key);
   LoanBook& bk = books_[p];
+  const HomeZones& hz = institution_->home_zones;
+  const std::optional<IndexSampler> zone_sampler =
+      coll == Collateral::kHome && hz.zones
+          ? std::optional<IndexSampler>(std::in_place, hz.mix.data(),
+                                        static_cast<int>(hz.mix.size()))
+          : std::nullopt;
   for (size_t t = 0; t < mixes.size(); ++t) {
     const int months = s.terms[t].months;
     for (int b = 0; b < kNumBands; ++b) {
@@ -1013,14 +1150,20 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
         continue;
       }
       double cell_amount = 0, cell_rate = 0;
+      // The cell's rate and its annuity's power (Annuity's, computed once per cell).
+      const double full_rate =
+          std::max(0.005, pm.ref_rate + levers.rate_spread[p] + s.band_premium[b]);
+      const double monthly = full_rate / 12;
+      const double annuity_den =
+          n > 0 && amort == Amortisation::kAnnuity && months > 0 && monthly >= 1e-9
+              ? 1 - std::pow(1 + monthly, -months)
+              : 0.0;
       for (int64_t j = 0; j < n; ++j) {
         LoanRow r;
         r.term = static_cast<uint8_t>(t);
         r.band = static_cast<uint8_t>(b);
         const double amount = s.mean_amount * std::exp(s.amount_sigma * rng.Normal() -
                                                        0.5 * s.amount_sigma * s.amount_sigma);
-        const double full_rate =
-            std::max(0.005, pm.ref_rate + levers.rate_spread[p] + s.band_premium[b]);
         r.rate = full_rate - pm.rate_add;
         cell_amount += amount, cell_rate = full_rate;
         if (amort == Amortisation::kRevolving) {
@@ -1029,11 +1172,15 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
         } else {
           r.balance = amount;
           r.remaining = static_cast<int16_t>(months);
-          if (amort == Amortisation::kAnnuity) r.payment = Annuity(amount, full_rate, months);
+          if (amort == Amortisation::kAnnuity)
+            r.payment = annuity_den != 0 ? amount * monthly / annuity_den
+                                         : Annuity(amount, full_rate, months);
         }
         const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
         if (coll == Collateral::kHome) {
-          r.zone = DrawZone(DeriveKey(DeriveKey(key, 0x7a6f6e65), next_id_[p]));
+          if (zone_sampler)
+            r.zone = static_cast<uint8_t>((*zone_sampler)(
+                ToUniform(RandomBits(DeriveKey(DeriveKey(key, 0x7a6f6e65), next_id_[p]), 0))));
           r.collateral = amount / ltv / pm.zone_hpi[r.zone];
         } else if (coll == Collateral::kAuto)
           r.collateral = amount / ltv;
@@ -1511,6 +1658,7 @@ EconomicValue Twin::Value(double shift_bp) const {
   const double shift = shift_bp / 10000;
   EconomicValue v;
   double loans = 0;
+  std::optional<AnnuityValuer> valuer;  // built on the first fixed-rate loan to value
   for (int p = 0; p < kNumProducts; ++p) {
     const LoanBook& bk = books_[p];
     const ProductSpec& s = inst.products[p].spec;
@@ -1539,7 +1687,8 @@ EconomicValue Twin::Value(double shift_bp) const {
       const double ratio = rate / std::max(1e-4, rate + shift);
       const int k =
           std::clamp(static_cast<int>(std::lround((ratio - 0.5) * 100)), 0, kSmmTableSize - 1);
-      loans += AnnuityLoanValue(b, rate, bk.remaining[i], smm[k], rate + shift);
+      if (!valuer) valuer.emplace();
+      loans += valuer->Value(b, rate, bk.remaining[i], smm[k], rate + shift);
     }
   }
   v.assets = alm_.cash + alm_.securities.Value(m, month_, inst.alm.securities_spread, shift) +

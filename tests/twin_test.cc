@@ -489,6 +489,39 @@ TEST(Allowance, LossCurvesMatchTheLoanScheduleMonthByMonth) {
   EXPECT_LT(twelve[0], life[0]);
 }
 
+// The month's curves of all bands in one interleaved pass are exactly the curves one by one
+// (more curves than one pass holds, a zero rate, short and long terms, every repayment kind).
+TEST(Allowance, LossCurvesOfManyBandsAtOnceAreEachBandsExactly) {
+  AllowanceRules rules;
+  constexpr int kCurves = 11;
+  std::vector<std::vector<double>> pd(kCurves);
+  std::vector<double> rates(kCurves);
+  for (int k = 0; k < kCurves; ++k) {
+    ForecastMonthlyPd(0.01 + 0.02 * k, 0.005 + 0.004 * k, rules, kMaxLossMonths, &pd[k]);
+    rates[k] = k == 3 ? 0.0 : 0.03 + 0.011 * k;
+  }
+  for (Repayment rep : {Repayment::kAnnuity, Repayment::kLinear, Repayment::kRevolving})
+    for (int months : {7, 372})
+      for (bool discount : {true, false}) {
+        std::vector<std::vector<float>> life(kCurves, std::vector<float>(kMaxLossMonths + 1)),
+            twelve = life;
+        std::vector<float*> life_out, twelve_out;
+        for (int k = 0; k < kCurves; ++k)
+          life_out.push_back(life[k].data()), twelve_out.push_back(twelve[k].data());
+        LossCurvesMany(kCurves, pd.data(), 0.004, rates.data(), rep, 0.04, discount, months,
+                       life_out.data(), twelve_out.data());
+        std::vector<float> one(kMaxLossMonths + 1), one12(kMaxLossMonths + 1);
+        const int n_end = rep == Repayment::kRevolving ? 0 : months;
+        for (int k = 0; k < kCurves; ++k) {
+          LossCurves(pd[k], 0.004, rates[k], rep, 0.04, discount, months, one.data(), one12.data());
+          for (int n = 0; n <= n_end; ++n) {
+            ASSERT_EQ(life[k][n], one[n]) << k << " " << n << " " << months;
+            ASSERT_EQ(twelve[k][n], one12[n]) << k << " " << n << " " << months;
+          }
+        }
+      }
+}
+
 TEST(Allowance, BadAllowanceSectionsAreRefusedNamingTheKey) {
   const std::string kHead = "name: x\nmembers: 10\nproducts: {personal: {initial_loans: 10}}\n";
   auto error = [&](const std::string& block) {

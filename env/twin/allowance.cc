@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "core/check.h"
 #include "core/normal_dist.h"
@@ -67,63 +69,108 @@ void ForecastMonthlyPd(double pd_forecast, double pd_long_run, const AllowanceRu
 void LossCurves(const std::vector<double>& monthly_pd, double smm, double annual_rate,
                 Repayment repayment, double payment_rate, bool discount, int max_months,
                 float* life, float* twelve) {
-  const double i = std::max(0.0, annual_rate) / 12;
-  const double v = 1 / (1 + i);
+  LossCurvesMany(1, &monthly_pd, smm, &annual_rate, repayment, payment_rate, discount, max_months,
+                 &life, &twelve);
+}
+
+namespace {
+
+/// Up to this many curves share one interleaved pass (the score bands).
+constexpr int kCurvesPerPass = 8;
+
+void RevolvingLossCurve(const std::vector<double>& monthly_pd, double smm, double v,
+                        double payment_rate, bool discount, float* life, float* twelve) {
+  LT_CHECK_GE(static_cast<int>(monthly_pd.size()), kRevolvingLossMonths);
+  double survival = 1, paydown = 1, df = 1, loss = 0;
+  for (int t = 1; t <= kRevolvingLossMonths; ++t) {
+    if (discount) df *= v;
+    const double h = monthly_pd[t - 1];
+    loss += survival * h * paydown * df;
+    if (t == 12) twelve[0] = static_cast<float>(loss);
+    survival *= std::max(0.0, 1 - h - smm);
+    paydown *= 1 - payment_rate;
+  }
+  life[0] = static_cast<float>(loss);
+}
+
+}  // namespace
+
+void LossCurvesMany(int count, const std::vector<double>* monthly_pd, double smm,
+                    const double* annual_rate, Repayment repayment, double payment_rate,
+                    bool discount, int max_months, float* const* life, float* const* twelve) {
+  if (count > kCurvesPerPass) {
+    for (int k = 0; k < count; k += kCurvesPerPass)
+      LossCurvesMany(std::min(kCurvesPerPass, count - k), monthly_pd + k, smm, annual_rate + k,
+                     repayment, payment_rate, discount, max_months, life + k, twelve + k);
+    return;
+  }
+  std::array<double, kCurvesPerPass> v{};
+  for (int k = 0; k < count; ++k) v[k] = 1 / (1 + std::max(0.0, annual_rate[k]) / 12);
   if (repayment == Repayment::kRevolving) {
-    LT_CHECK_GE(static_cast<int>(monthly_pd.size()), kRevolvingLossMonths);
-    double survival = 1, paydown = 1, df = 1, loss = 0;
-    for (int t = 1; t <= kRevolvingLossMonths; ++t) {
-      if (discount) df *= v;
-      const double h = monthly_pd[t - 1];
-      loss += survival * h * paydown * df;
-      if (t == 12) twelve[0] = static_cast<float>(loss);
-      survival *= std::max(0.0, 1 - h - smm);
-      paydown *= 1 - payment_rate;
-    }
-    life[0] = static_cast<float>(loss);
+    for (int k = 0; k < count; ++k)
+      RevolvingLossCurve(monthly_pd[k], smm, v[k], payment_rate, discount, life[k], twelve[k]);
     return;
   }
   LT_CHECK(max_months >= 1 && max_months <= kMaxLossMonths);
-  LT_CHECK_GE(static_cast<int>(monthly_pd.size()), max_months);
+  for (int k = 0; k < count; ++k) LT_CHECK_GE(static_cast<int>(monthly_pd[k].size()), max_months);
   // Prefix sums over months t <= n of the discounted default density a_t = S_{t-1} h_t DF_t:
   //   A(n) = sum a_t,  E(n) = sum a_t v^-t,  T(n) = sum t a_t.
   // Annuity (n months left): the balance before payment t is (1 - v^(n+1-t)) / (1 - v^n), so
   //   loss(n) = (A(n) - v^(n+1) E(n)) / (1 - v^n);
   // linear: the balance before payment t is (n + 1 - t) / n, so loss(n) = ((n+1) A(n) - T(n)) / n.
-  const bool linear = repayment == Repayment::kLinear || i < 1e-9;
-  std::array<double, kMaxLossMonths + 1> a_sum{}, e_sum{}, t_sum{};
-  double survival = 1, df = 1, vinv = 1;
+  // Month by month for all curves together: each curve's recurrences (v^-t above all, a division
+  // a month) are sequential, the curves' are independent.
+  struct Sums {
+    std::array<double, kMaxLossMonths + 1> a, e, t;
+  };
+  const std::unique_ptr<Sums[]> sums(new Sums[count]);  // uninitialised: written before read
+  std::array<double, kCurvesPerPass> survival, df, vinv;
+  survival.fill(1), df.fill(1), vinv.fill(1);
+  for (int k = 0; k < count; ++k) sums[k].a[0] = sums[k].e[0] = sums[k].t[0] = 0;
   for (int t = 1; t <= max_months; ++t) {
-    if (discount) df *= v;
-    vinv /= v;
-    const double h = monthly_pd[t - 1];
-    const double a = survival * h * df;
-    a_sum[t] = a_sum[t - 1] + a;
-    e_sum[t] = e_sum[t - 1] + a * vinv;
-    t_sum[t] = t_sum[t - 1] + t * a;
-    survival *= std::max(0.0, 1 - h - smm);
-  }
-  // The powers v^n first, then every term's losses independently of the others (a loop the
-  // compiler vectorises; the same operations as term by term). For n <= 12 the 12-month
-  // horizon is the whole term.
-  std::array<double, kMaxLossMonths + 1> vpow;
-  double vn = 1;
-  for (int n = 1; n <= max_months; ++n) vn *= v, vpow[n] = vn;
-  life[0] = twelve[0] = 0;
-  const int short_end = std::min(max_months, 12);
-  if (linear) {
-    for (int n = 1; n <= short_end; ++n)
-      life[n] = twelve[n] = static_cast<float>(((n + 1) * a_sum[n] - t_sum[n]) / n);
-    for (int n = short_end + 1; n <= max_months; ++n) {
-      life[n] = static_cast<float>(((n + 1) * a_sum[n] - t_sum[n]) / n);
-      twelve[n] = static_cast<float>(((n + 1) * a_sum[12] - t_sum[12]) / n);
+    for (int k = 0; k < count; ++k) {
+      if (discount) df[k] *= v[k];
+      vinv[k] /= v[k];
+      const double h = monthly_pd[k][t - 1];
+      const double a = survival[k] * h * df[k];
+      Sums& sk = sums[k];
+      sk.a[t] = sk.a[t - 1] + a;
+      sk.e[t] = sk.e[t - 1] + a * vinv[k];
+      sk.t[t] = sk.t[t - 1] + t * a;
+      survival[k] *= std::max(0.0, 1 - h - smm);
     }
-  } else {
-    for (int n = 1; n <= short_end; ++n)
-      life[n] = twelve[n] = static_cast<float>((a_sum[n] - vpow[n] * v * e_sum[n]) / (1 - vpow[n]));
-    for (int n = short_end + 1; n <= max_months; ++n) {
-      life[n] = static_cast<float>((a_sum[n] - vpow[n] * v * e_sum[n]) / (1 - vpow[n]));
-      twelve[n] = static_cast<float>((a_sum[12] - vpow[n] * v * e_sum[12]) / (1 - vpow[n]));
+  }
+  // Per curve: the powers v^n first, then every term's losses independently of the others (a
+  // loop the compiler vectorises; the same operations as term by term). For n <= 12 the
+  // 12-month horizon is the whole term.
+  std::array<double, kMaxLossMonths + 1> vpow;
+  const int short_end = std::min(max_months, 12);
+  for (int k = 0; k < count; ++k) {
+    const double vk = v[k];
+    const bool linear =
+        repayment == Repayment::kLinear || std::max(0.0, annual_rate[k]) / 12 < 1e-9;
+    const auto& a_sum = sums[k].a;
+    const auto& e_sum = sums[k].e;
+    const auto& t_sum = sums[k].t;
+    float* const lf = life[k];
+    float* const tw = twelve[k];
+    double vn = 1;
+    for (int n = 1; n <= max_months; ++n) vn *= vk, vpow[n] = vn;
+    lf[0] = tw[0] = 0;
+    if (linear) {
+      for (int n = 1; n <= short_end; ++n)
+        lf[n] = tw[n] = static_cast<float>(((n + 1) * a_sum[n] - t_sum[n]) / n);
+      for (int n = short_end + 1; n <= max_months; ++n) {
+        lf[n] = static_cast<float>(((n + 1) * a_sum[n] - t_sum[n]) / n);
+        tw[n] = static_cast<float>(((n + 1) * a_sum[12] - t_sum[12]) / n);
+      }
+    } else {
+      for (int n = 1; n <= short_end; ++n)
+        lf[n] = tw[n] = static_cast<float>((a_sum[n] - vpow[n] * vk * e_sum[n]) / (1 - vpow[n]));
+      for (int n = short_end + 1; n <= max_months; ++n) {
+        lf[n] = static_cast<float>((a_sum[n] - vpow[n] * vk * e_sum[n]) / (1 - vpow[n]));
+        tw[n] = static_cast<float>((a_sum[12] - vpow[n] * vk * e_sum[12]) / (1 - vpow[n]));
+      }
     }
   }
 }

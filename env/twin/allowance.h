@@ -62,4 +62,11 @@ void LossCurves(const std::vector<double>& monthly_pd, double smm, double annual
                 Repayment repayment, double payment_rate, bool discount, int max_months,
                 float* life, float* twelve);
 
+/// LossCurves for `count` loans at once (one per score band: monthly_pd[k], annual_rate[k],
+/// life[k], twelve[k]), each result exactly LossCurves'. The bands' month-by-month recurrences
+/// run interleaved, so their divisions overlap instead of waiting on one another.
+void LossCurvesMany(int count, const std::vector<double>* monthly_pd, double smm,
+                    const double* annual_rate, Repayment repayment, double payment_rate,
+                    bool discount, int max_months, float* const* life, float* const* twelve);
+
 }  // namespace loantwin

@@ -289,25 +289,32 @@ void Twin::PrepareProductMonth(int p, const Levers& levers, ProductMonth* pm) co
   const double smm_base = 1 - std::pow(1 - std::clamp(s.prepay_cpr, 0.0, 0.95), 1.0 / 12);
   static const std::vector<AllowanceScenario> kToday = {AllowanceScenario{"today", 1, 0}};
   const auto& scenarios = ar.scenarios.empty() ? kToday : ar.scenarios;
-  std::vector<double> path;
-  std::array<float, kMaxLossMonths + 1> life, twelve;
+  // All bands' curves of a scenario in one pass (LossCurvesMany), weighted into the month's.
+  std::array<std::vector<double>, kNumBands> paths;
+  std::array<std::array<float, kMaxLossMonths + 1>, kNumBands> life, twelve;
+  std::array<float*, kNumBands> life_out, twelve_out;
+  BandArray rates;
   const int n_curve = pm->max_months + 1;
   for (int b = 0; b < kNumBands; ++b) {
-    const double rate = 1 / pm->inv_market_rate[b];
+    rates[b] = 1 / pm->inv_market_rate[b];
+    life_out[b] = life[b].data(), twelve_out[b] = twelve[b].data();
     std::fill_n(pm->life[b].begin(), n_curve, 0.0f);
     std::fill_n(pm->twelve[b].begin(), n_curve, 0.0f);
-    for (const AllowanceScenario& sc : scenarios) {
+  }
+  for (const AllowanceScenario& sc : scenarios) {
+    for (int b = 0; b < kNumBands; ++b) {
       const double h = std::min(kMaxHazard, AnnualToMonthly(VasicekPdFromQuantile(
                                                 pd_quantile_[p][b], s.cycle_rho, z + sc.z_shift)) *
                                                 shock);
-      ForecastMonthlyPd(1 - std::pow(1 - h, 12), pd_long_run[b], ar, max_months, &path);
-      LossCurves(path, smm_base, rate, repayment, s.payment_rate, ar.discount, max_months,
-                 life.data(), twelve.data());
-      for (int n = 0; n < n_curve; ++n) {
-        pm->life[b][n] += static_cast<float>(sc.weight) * life[n];
-        pm->twelve[b][n] += static_cast<float>(sc.weight) * twelve[n];
-      }
+      ForecastMonthlyPd(1 - std::pow(1 - h, 12), pd_long_run[b], ar, max_months, &paths[b]);
     }
+    LossCurvesMany(kNumBands, paths.data(), smm_base, rates.data(), repayment, s.payment_rate,
+                   ar.discount, max_months, life_out.data(), twelve_out.data());
+    for (int b = 0; b < kNumBands; ++b)
+      for (int n = 0; n < n_curve; ++n) {
+        pm->life[b][n] += static_cast<float>(sc.weight) * life[b][n];
+        pm->twelve[b][n] += static_cast<float>(sc.weight) * twelve[b][n];
+      }
   }
   pm->smm = smm_table_[p];
   if (!depreciation_table_[p].empty()) pm->depreciation = depreciation_table_[p].data();

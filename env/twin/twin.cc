@@ -745,19 +745,9 @@ std::vector<TermMix> TermMixes(const ProductSpec& s) {
   return out;
 }
 
-int SampleIndex(const double* weights, int n, double u) {
-  double total = 0;
-  for (int i = 0; i < n; ++i) total += weights[i];
-  double acc = 0;
-  for (int i = 0; i < n; ++i) {
-    acc += weights[i] / total;
-    if (u < acc) return i;
-  }
-  return n - 1;
-}
-
-/// SampleIndex with its thresholds computed once (the same sums in the same order, so the same
-/// index for every u), for loops that draw many times from one set of weights.
+/// A categorical draw: the first index whose cumulative normalised weight exceeds u (the last
+/// if none does). The thresholds are computed once, for loops that draw many times from one set
+/// of weights.
 class IndexSampler {
  public:
   IndexSampler(const double* weights, int n) : acc_(n) {
@@ -776,6 +766,17 @@ class IndexSampler {
  private:
   std::vector<double> acc_;
 };
+
+/// The home-zone draw of an institution with zones (none without: every loan in zone 0).
+std::optional<IndexSampler> ZoneSampler(const HomeZones& hz) {
+  if (!hz.zones) return std::nullopt;
+  return std::optional<IndexSampler>(std::in_place, hz.mix.data(), static_cast<int>(hz.mix.size()));
+}
+
+/// The zone of the loan keyed `key` (Twin::DrawZone).
+uint8_t DrawZoneWith(const std::optional<IndexSampler>& zones, uint64_t key) {
+  return zones ? static_cast<uint8_t>((*zones)(ToUniform(RandomBits(key, 0)))) : 0;
+}
 
 }  // namespace
 
@@ -920,10 +921,7 @@ void Twin::StepZones(const MacroState& m) {
 }
 
 uint8_t Twin::DrawZone(uint64_t key) const {
-  const HomeZones& hz = institution_->home_zones;
-  if (!hz.zones) return 0;
-  return static_cast<uint8_t>(
-      SampleIndex(hz.mix.data(), static_cast<int>(hz.mix.size()), ToUniform(RandomBits(key, 0))));
+  return DrawZoneWith(ZoneSampler(institution_->home_zones), key);
 }
 
 void Twin::LoadInitialBook() {
@@ -1038,11 +1036,8 @@ void Twin::BuildInitialBook(uint64_t key) {
     std::vector<IndexSampler> band_samplers, state_samplers;
     for (const TermMix& tm : mixes) band_samplers.emplace_back(tm.mix.data(), s.default_cutoff + 1);
     for (int b = 0; b < kNumBands; ++b) state_samplers.emplace_back(state_share[b].data(), states);
-    const bool zoned = coll == Collateral::kHome && institution_->home_zones.zones;
     const std::optional<IndexSampler> zone_sampler =
-        zoned ? std::optional<IndexSampler>(std::in_place, institution_->home_zones.mix.data(),
-                                            static_cast<int>(institution_->home_zones.mix.size()))
-              : std::nullopt;
+        coll == Collateral::kHome ? ZoneSampler(institution_->home_zones) : std::nullopt;
     constexpr int kMaxAge = 481;
     std::vector<double> age_pow(kNumBands * kMaxAge, 0.0), hpi_pow(kMaxAge, 0.0);
     std::vector<char> age_pow_set(kNumBands * kMaxAge, 0), hpi_pow_set(kMaxAge, 0);
@@ -1092,9 +1087,8 @@ void Twin::BuildInitialBook(uint64_t key) {
       r.balance = std::max(r.balance, 1.0);
       const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
       if (coll == Collateral::kHome) {
-        if (zone_sampler)
-          r.zone = static_cast<uint8_t>((*zone_sampler)(ToUniform(
-              RandomBits(DeriveKey(DeriveKey(key, 0x7a6f6e65), static_cast<uint64_t>(j)), 0))));
+        r.zone = DrawZoneWith(zone_sampler,
+                              DeriveKey(DeriveKey(key, 0x7a6f6e65), static_cast<uint64_t>(j)));
         double hpi_factor;
         if (r.age < kMaxAge) {
           if (!hpi_pow_set[r.age])
@@ -1137,12 +1131,8 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
       0.0, institution_->deposit_beta * macro_.state().policy_rate + institution_->deposit_spread);
   CounterRng rng(key);
   LoanBook& bk = books_[p];
-  const HomeZones& hz = institution_->home_zones;
   const std::optional<IndexSampler> zone_sampler =
-      coll == Collateral::kHome && hz.zones
-          ? std::optional<IndexSampler>(std::in_place, hz.mix.data(),
-                                        static_cast<int>(hz.mix.size()))
-          : std::nullopt;
+      coll == Collateral::kHome ? ZoneSampler(institution_->home_zones) : std::nullopt;
   for (size_t t = 0; t < mixes.size(); ++t) {
     const int months = s.terms[t].months;
     for (int b = 0; b < kNumBands; ++b) {
@@ -1185,9 +1175,7 @@ void Twin::Originate(int p, const ProductMonth& pm, const Levers& levers, uint64
         }
         const double ltv = std::clamp(s.ltv_mean + s.ltv_sd * rng.Normal(), 0.3, 1.5);
         if (coll == Collateral::kHome) {
-          if (zone_sampler)
-            r.zone = static_cast<uint8_t>((*zone_sampler)(
-                ToUniform(RandomBits(DeriveKey(DeriveKey(key, 0x7a6f6e65), next_id_[p]), 0))));
+          r.zone = DrawZoneWith(zone_sampler, DeriveKey(DeriveKey(key, 0x7a6f6e65), next_id_[p]));
           r.collateral = amount / ltv / pm.zone_hpi[r.zone];
         } else if (coll == Collateral::kAuto)
           r.collateral = amount / ltv;

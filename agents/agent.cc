@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <stdexcept>
 
 #include "agents/numerics.h"
 #include "core/check.h"
@@ -56,6 +57,29 @@ UpdateStats Agent::MaybeUpdate(const AgentBatch& current) {
     SyncStatistics(*group_);
   }
   return stats;
+}
+
+void Agent::PrepareUpdate(const AgentBatch& current) {
+  LT_CHECK_GE(current.n, 0);
+  if (!can_defer_update() || group_ != nullptr)
+    throw std::logic_error(algorithm() + ": updates cannot be deferred" +
+                           (group_ != nullptr ? " in distributed training" : ""));
+  DoPrepareUpdate(current);
+}
+
+UpdateStats Agent::RunPreparedUpdate() {
+  LT_CHECK(can_defer_update() && group_ == nullptr);
+  UpdateStats stats = DoRunPreparedUpdate();
+  if (!stats.empty()) CheckFiniteParameters(Parameters());
+  return stats;
+}
+
+void Agent::DoPrepareUpdate(const AgentBatch&) {
+  throw std::logic_error(algorithm() + ": updates cannot be deferred");
+}
+
+UpdateStats Agent::DoRunPreparedUpdate() {
+  throw std::logic_error(algorithm() + ": updates cannot be deferred");
 }
 
 void Agent::SetGroup(Collective* group) {

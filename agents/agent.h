@@ -7,6 +7,9 @@
 //   agent.Observe(feedback);              // the role's rewards and the episode ends
 //   agent.MaybeUpdate(current);           // learn when enough experience has been collected
 //
+// (or PrepareUpdate after Observe and RunPreparedUpdate during the next environment step: the
+// trainer's `overlap_updates`)
+//
 // Inference (evaluation, serving) uses Act(..., deterministic = true) or the Export()ed module.
 //
 // The public methods are non-virtual: they check their arguments, keep what every agent shares
@@ -93,6 +96,15 @@ class Agent {
   /// Learns if enough experience has been collected; `current` is the state after the step (for
   /// bootstrapping). Returns the update's statistics, empty when nothing was learned.
   UpdateStats MaybeUpdate(const AgentBatch& current);
+  /// Overlapped learning (`overlap_updates`, docs/training.md): MaybeUpdate in two halves.
+  /// PrepareUpdate does, right after Observe, what must see this step's state (`current`) and
+  /// notes the learning due; RunPreparedUpdate learns it later - in the trainer, during the next
+  /// environment step, after the next ActAndRecord (the policy acts one update behind). The two
+  /// in turn do exactly what MaybeUpdate does. Only algorithms that learn off-policy from a
+  /// replay (can_defer_update(): DQN, MuZero) split it; not with a group (distributed).
+  virtual bool can_defer_update() const { return false; }
+  void PrepareUpdate(const AgentBatch& current);
+  UpdateStats RunPreparedUpdate();
   /// The greedy policy as a self-contained TorchScript module (docs/export.md).
   torch::jit::Module Export(const RoleSpec& role) const;
   /// The decisions the Export()ed module makes, computed by the agent: Act(deterministic) for
@@ -146,6 +158,10 @@ class Agent {
   virtual void DoActAndRecord(const AgentBatch& batch, int32_t* actions) = 0;
   virtual void DoObserve(const AgentFeedback& feedback) = 0;
   virtual UpdateStats DoMaybeUpdate(const AgentBatch& current) = 0;
+  /// Algorithms that can_defer_update(): the halves of DoMaybeUpdate (the learning noted as due
+  /// by DoPrepareUpdate is part of the algorithm's checkpointed state).
+  virtual void DoPrepareUpdate(const AgentBatch& current);
+  virtual UpdateStats DoRunPreparedUpdate();
   virtual torch::jit::Module DoExport(const RoleSpec& role) const = 0;
   virtual void SaveState(torch::serialize::OutputArchive& archive) const = 0;
   virtual void LoadState(torch::serialize::InputArchive& archive) = 0;

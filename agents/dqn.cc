@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
@@ -340,18 +341,28 @@ void DqnAgent::DoObserve(const AgentFeedback& f) {
 }
 
 UpdateStats DqnAgent::DoMaybeUpdate(const AgentBatch& current) {
+  DoPrepareUpdate(current);
+  return DoRunPreparedUpdate();
+}
+
+void DqnAgent::DoPrepareUpdate(const AgentBatch& current) {
   const NStepAccumulator::Sink sink = [this](const TransitionView& t) { replay_.Add(t); };
   for (int i = 0; i < current.n; ++i)
     if (current.acting[i])
       nstep_.Advance(i, current.obs + static_cast<size_t>(i) * obs_dim_,
                      current.masks + static_cast<size_t>(i) * mask_width_, sink);
-  UpdateStats stats;
   const int64_t ls = config_.learning_starts;
-  if (env_steps_ <= ls) return stats;
+  if (env_steps_ <= ls) return;
   const int64_t prev = std::max<int64_t>(env_steps_ - current.n, ls);
-  const int64_t rounds = env_steps_ / config_.train_frequency - prev / config_.train_frequency;
-  const int64_t target_updates =
+  due_rounds_ += env_steps_ / config_.train_frequency - prev / config_.train_frequency;
+  due_target_updates_ +=
       env_steps_ / config_.target_network_frequency - prev / config_.target_network_frequency;
+}
+
+UpdateStats DqnAgent::DoRunPreparedUpdate() {
+  UpdateStats stats;
+  const int64_t rounds = std::exchange(due_rounds_, 0);
+  const int64_t target_updates = std::exchange(due_target_updates_, 0);
   // Distributed: every rank's replay must hold a batch before any rank trains (the ranks'
   // gradient steps are all-reduced together). `rounds` is alike on every rank.
   bool ready = replay_.size() >= config_.batch_size;
@@ -563,6 +574,10 @@ void DqnAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   archive.write("target", target);
   archive.write("optimizer", opt);
   archive.write("counters", torch::tensor({updates_}));
+  // Learning noted as due and not yet run (overlap_updates: the checkpoint falls between the
+  // halves of an update); absent when none, as in checkpoints written before the halves.
+  if (due_rounds_ != 0 || due_target_updates_ != 0)
+    archive.write("due_updates", torch::tensor({due_rounds_, due_target_updates_}));
   StateWriter w;
   nstep_.SaveState(w);
   WriteStateBytes(archive, "nstep", w.bytes());
@@ -591,6 +606,11 @@ void DqnAgent::LoadState(torch::serialize::InputArchive& archive) {
   torch::Tensor t;
   archive.read("counters", t);
   updates_ = t[0].item<int64_t>();
+  due_rounds_ = due_target_updates_ = 0;
+  if (archive.try_read("due_updates", t)) {
+    due_rounds_ = t[0].item<int64_t>();
+    due_target_updates_ = t[1].item<int64_t>();
+  }
   const std::string nstep = ReadStateBytes(archive, "nstep");
   StateReader r(nstep.data(), nstep.size());
   nstep_.LoadState(r);

@@ -159,6 +159,11 @@ class DqnAgent : public Agent {
   /// Completes transitions (next decision reached), then trains every train_frequency
   /// environment steps once learning_starts steps have passed.
   UpdateStats DoMaybeUpdate(const AgentBatch& current) override;
+  /// The halves of DoMaybeUpdate: transitions completed and the gradient rounds and target
+  /// updates due noted; then those rounds learned (overlap_updates).
+  bool can_defer_update() const override { return true; }
+  void DoPrepareUpdate(const AgentBatch& current) override;
+  UpdateStats DoRunPreparedUpdate() override;
   torch::jit::Module DoExport(const RoleSpec& role) const override;
   void SaveState(torch::serialize::OutputArchive& archive) const override;
   void LoadState(torch::serialize::InputArchive& archive) override;
@@ -187,6 +192,7 @@ class DqnAgent : public Agent {
   NStepAccumulator nstep_;
   ReplayBuffer replay_;
   int64_t updates_ = 0;
+  int64_t due_rounds_ = 0, due_target_updates_ = 0;  ///< noted by DoPrepareUpdate, checkpointed
   std::vector<uint8_t> explore_;
   static constexpr int kSmallBatch = 8;
   std::vector<float> small_q_;

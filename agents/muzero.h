@@ -134,6 +134,11 @@ class MuZeroAgent : public Agent {
   void DoActAndRecord(const AgentBatch& batch, int32_t* actions) override;
   void DoObserve(const AgentFeedback& feedback) override;
   UpdateStats DoMaybeUpdate(const AgentBatch& current) override;
+  /// overlap_updates: the training steps due follow from the environment steps observed, which
+  /// only the next Observe changes, so the first half has nothing to note.
+  bool can_defer_update() const override { return true; }
+  void DoPrepareUpdate(const AgentBatch&) override {}
+  UpdateStats DoRunPreparedUpdate() override { return DoMaybeUpdate(AgentBatch{}); }
   /// The acting path: masked argmax of the prediction network's policy on the representation.
   torch::jit::Module DoExport(const RoleSpec& role) const override;
   void SaveState(torch::serialize::OutputArchive& archive) const override;

@@ -186,10 +186,14 @@ void MultiAgentEnv::Act(int role, const int32_t* actions) {
 }
 
 void MultiAgentEnv::Step() {
+  StepWith(0, {});
+}
+
+void MultiAgentEnv::StepWith(int extra_items, const std::function<void(int)>& extra) {
   if (!reset_done_) throw std::logic_error(name_ + ": call Reset() before Step()");
   for (int r = 0; r < num_roles(); ++r)
     if (!acted_[r]) Act(r, nullptr);
-  ForRanges([&](int begin, int end) {
+  auto step = [&](int begin, int end) {
     std::fill(terminated_.begin() + begin, terminated_.begin() + end, 0);
     StepInstances(begin, end);
     for (int i = begin; i < end; ++i) {
@@ -211,7 +215,20 @@ void MultiAgentEnv::Step() {
       for (size_t r = 0; r < roles_.size(); ++r) acting_[r][i] = steps_[i] % roles_[r].cadence == 0;
     }
     for (size_t r = 0; r < roles_.size(); ++r) RefreshMasks(static_cast<int>(r), begin, end);
-  });
+  };
+  if (extra_items <= 0) {
+    ForRanges(step);
+  } else {
+    const int chunks = (n_ + chunk_ - 1) / chunk_;
+    runner_->For(extra_items + chunks, [&](int c) {
+      if (c < extra_items) {
+        extra(c);
+      } else {
+        c -= extra_items;
+        step(c * chunk_, std::min(n_, (c + 1) * chunk_));
+      }
+    });
+  }
   std::fill(acted_.begin(), acted_.end(), false);
   ++step_count_;
 }

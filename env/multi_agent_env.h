@@ -22,6 +22,7 @@
 // bootstrapped from V(final observation).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,6 +90,11 @@ class MultiAgentEnv {
   void Act(int role, const int32_t* actions);
   /// Advances every instance one step (roles that have not acted fall back).
   void Step();
+  /// Step, with `extra_items` calls extra(k), k in [0, extra_items), handed out first to the
+  /// environment's threads beside the instances' work (the trainer's overlapped updates: they
+  /// fill the threads' idle time without more threads than cores). extra must not touch the
+  /// environment and must not throw.
+  void StepWith(int extra_items, const std::function<void(int)>& extra);
   void SetFallback(int role, FallbackPolicy policy);
   /// Complete state (buffers, counters, every instance) for checkpoints: a restored environment
   /// continues bit for bit. Call between steps (not between Act and Step).

@@ -7,8 +7,11 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "agents/dqn.h"
 #include "agents/export_manifest.h"
+#include "agents/muzero.h"
 #include "agents/ppo.h"
+#include "core/collective.h"
 #include "core/config_error.h"
 #include "core/counter_rng.h"
 #include "core/version.h"
@@ -95,40 +98,120 @@ TEST(Checkpoint, ResumeContinuesExactlyOnTheTwin) {
       100);
 }
 
-TEST(Trainer, ConcurrentUpdatesGiveTheSameRunAsSequentialOnes) {
-  // Four learning algorithms update concurrently on two learner threads (env.threads: 2) or in
-  // turn (threads: 1): every parameter and the time budget's accounting must agree.
-  auto Config = [](int threads) {
-    return ExperimentConfig::Parse(YamlValue::LoadString(
-        "name: c\nseed: 3\ntotal_steps: 480\nenv: {name: twin, num_envs: 4, threads: " +
-            std::to_string(threads) +
-            ", config: {institution: cu_small, horizon_months: 24}}\n"
-            "roles:\n"
-            "  risk: {agent: muzero, muzero: {num_simulations: 4, batch_size: 8, unroll_steps: 2, "
-            "td_steps: 2, buffer_size: 50, learning_starts: 16, train_ratio: 0.5, latent_dim: 8, "
-            "hidden: [16], support_size: 5}}\n"
-            "  pricing: {agent: ppo, ppo: {num_steps: 8, num_minibatches: 2, update_epochs: 2}}\n"
-            "  credit: {agent: ppo, ppo: {num_steps: 12, num_minibatches: 2, normalize_obs: "
-            "true}}\n"
-            "  collection: {agent: dqn, dqn: {learning_starts: 32, buffer_size: 500, batch_size: "
-            "8, "
-            "train_frequency: 2}}\n",
-        "c.yaml"));
-  };
-  Trainer one(Config(1)), two(Config(2));
-  one.Train();
-  two.Train();
-  const auto a = testing::LearnedParameters(one), b = testing::LearnedParameters(two);
+// Every learning algorithm on the twin: MuZero (risk), two PPO roles, DQN (collection).
+ExperimentConfig AllAlgorithmsConfig(int threads, bool overlap = false, int64_t total_steps = 480) {
+  return ExperimentConfig::Parse(YamlValue::LoadString(
+      "name: c\nseed: 3\ntotal_steps: " + std::to_string(total_steps) +
+          "\noverlap_updates: " + (overlap ? "true" : "false") +
+          "\nenv: {name: twin, num_envs: 4, threads: " + std::to_string(threads) +
+          ", config: {institution: cu_small, horizon_months: 24}}\n"
+          "roles:\n"
+          "  risk: {agent: muzero, muzero: {num_simulations: 4, batch_size: 8, unroll_steps: 2, "
+          "td_steps: 2, buffer_size: 50, learning_starts: 16, train_ratio: 0.5, latent_dim: 8, "
+          "hidden: [16], support_size: 5}}\n"
+          "  pricing: {agent: ppo, ppo: {num_steps: 8, num_minibatches: 2, update_epochs: 2}}\n"
+          "  credit: {agent: ppo, ppo: {num_steps: 12, num_minibatches: 2, normalize_obs: true}}\n"
+          "  collection: {agent: dqn, dqn: {learning_starts: 32, buffer_size: 500, batch_size: "
+          "8, train_frequency: 2, target_network_frequency: 40}}\n",
+      "c.yaml"));
+}
+
+// Two runs learned the same: every parameter and every role's mean episodic return.
+void ExpectSameRun(Trainer& x, Trainer& y) {
+  const auto a = testing::LearnedParameters(x), b = testing::LearnedParameters(y);
   ASSERT_EQ(a.size(), b.size());
   ASSERT_FALSE(a.empty());
   for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "tensor " << k;
-  for (int r = 0; r < one.env().num_roles(); ++r)
-    EXPECT_EQ(one.MeanEpisodicReturn(r), two.MeanEpisodicReturn(r)) << r;
-  const TimeBudget& t = two.budget();
+  for (int r = 0; r < x.env().num_roles(); ++r)
+    EXPECT_EQ(x.MeanEpisodicReturn(r), y.MeanEpisodicReturn(r)) << r;
+}
+
+// The time budget's components (measured apart, never overlapping) add up to at most its total.
+void ExpectBudgetWithinTotal(const Trainer& trainer) {
+  const TimeBudget& t = trainer.budget();
   double parts = t.env_step + t.update_wall + t.bookkeeping + t.logging;
-  for (int r = 0; r < two.env().num_roles(); ++r) parts += t.act[r] + t.observe[r];
-  EXPECT_GT(t.update_wall, 0);
+  for (size_t r = 0; r < t.act.size(); ++r) parts += t.act[r] + t.observe[r];
   EXPECT_LE(parts, t.total * 1.001);
+}
+
+// The learning agent of the named role as its algorithm's class (null if it is not one).
+template <typename A>
+A* AgentOf(Trainer& trainer, const std::string& role) {
+  for (int r = 0; r < trainer.env().num_roles(); ++r)
+    if (trainer.env().role(r).name == role) return dynamic_cast<A*>(trainer.agent(r));
+  return nullptr;
+}
+
+TEST(Trainer, ConcurrentUpdatesGiveTheSameRunAsSequentialOnes) {
+  // Four learning algorithms update concurrently on two learner threads (env.threads: 2) or in
+  // turn (threads: 1): every parameter and the time budget's accounting must agree.
+  Trainer one(AllAlgorithmsConfig(1)), two(AllAlgorithmsConfig(2));
+  one.Train();
+  two.Train();
+  ExpectSameRun(one, two);
+  EXPECT_GT(two.budget().update_wall, 0);
+  ExpectBudgetWithinTotal(two);
+}
+
+// overlap_updates: the DQN and MuZero roles learn during the next environment step, the PPO
+// roles as before.
+TEST(Trainer, OverlappedUpdatesAreDeterministicActOneUpdateBehindAndLearnEveryUpdate) {
+  Trainer sync(AllAlgorithmsConfig(2)), one(AllAlgorithmsConfig(1, true)),
+      two(AllAlgorithmsConfig(2, true));
+  sync.Train();
+  one.Train();
+  two.Train();
+  // The same run on one or two threads, whatever the timing.
+  ExpectSameRun(one, two);
+  // Acting one update behind changes the run; every update is still learned (the last one at
+  // the final step): the DQN role made as many gradient steps and the MuZero role as many
+  // training steps as without overlap.
+  const auto s = testing::LearnedParameters(sync), b = testing::LearnedParameters(two);
+  bool differs = false;
+  for (size_t k = 0; k < b.size(); ++k) differs = differs || !torch::equal(b[k], s[k]);
+  EXPECT_TRUE(differs);
+  auto* dqn_sync = AgentOf<DqnAgent>(sync, "collection");
+  auto* dqn_two = AgentOf<DqnAgent>(two, "collection");
+  auto* mz_sync = AgentOf<MuZeroAgent>(sync, "risk");
+  auto* mz_two = AgentOf<MuZeroAgent>(two, "risk");
+  ASSERT_TRUE(dqn_sync && dqn_two && mz_sync && mz_two);
+  EXPECT_GT(dqn_two->updates(), 0);
+  EXPECT_EQ(dqn_two->updates(), dqn_sync->updates());
+  EXPECT_GT(mz_two->training_steps(), 0);
+  EXPECT_EQ(mz_two->training_steps(), mz_sync->training_steps());
+  // The time budget's parts still fit in the total (the updates overlap the environment step).
+  ExpectBudgetWithinTotal(two);
+}
+
+TEST(Checkpoint, ResumeContinuesExactlyWithOverlappedUpdates) {
+  // The checkpoint falls between the halves of an update (noted, not yet learned); 250 steps:
+  // a step where the DQN role has rounds due. Straight and resumed runs both end at 500.
+  const auto c = testing::CompareStraightAndResumed(AllAlgorithmsConfig(2, true, 1000), 252);
+  EXPECT_TRUE(c.identical_parameters);
+  EXPECT_EQ(c.straight_return, c.resumed_return);
+}
+
+TEST(Trainer, OverlappedUpdatesAreRefusedInDistributedTraining) {
+  // Checked by the trainer before any step (a group is only built by distributed runs; the
+  // error names the key and the file).
+  struct OneRank : Collective {  // a group of one: its collectives have nothing to exchange
+    int rank() const override { return 0; }
+    int world_size() const override { return 1; }
+    void AllReduceSum(float*, size_t) override {}
+    void AllReduceSum(double*, size_t) override {}
+    void AllReduceSum(int64_t*, size_t) override {}
+    void Broadcast(void*, size_t, int) override {}
+    void Send(const void*, size_t, int, int) override {}
+    void Recv(void*, size_t, int, int) override {}
+    void Barrier() override {}
+    Stats stats() const override { return {}; }
+  } group;
+  try {
+    Trainer t(AllAlgorithmsConfig(1, true), &group);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.yaml: overlap_updates"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Checkpoint, KeepsTheLastKAndRejectsGarbage) {

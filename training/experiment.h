@@ -45,6 +45,7 @@ struct ExperimentConfig {
   std::string file;                 ///< where it was loaded from
   uint64_t seed = 1;
   int64_t total_steps = 100000;
+  bool overlap_updates = false;  ///< off-policy learners update during the next environment step
   // env
   std::string env_name = "cartpole";
   int num_envs = 4;
@@ -87,6 +88,8 @@ void VisitTopFields(ExperimentConfig& c, V&& v) {
   v("seed", c.seed, uint64_t{0}, uint64_t{INT64_MAX}, "seed of the environment and the agents");
   v("total_steps", c.total_steps, int64_t{1}, int64_t{INT64_MAX},
     "environment steps summed over instances");
+  v("overlap_updates", c.overlap_updates,
+    "DQN and MuZero roles learn during the next environment step, acting one update behind");
   v("output_dir", c.output_dir, "run directories go to <output_dir>/<name>/<run>");
 }
 template <typename V>

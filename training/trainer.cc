@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
@@ -167,6 +168,16 @@ Trainer::Trainer(ExperimentConfig config, Collective* group)
   // Distributed: the roles update in turn, so every rank makes its collectives in one order.
   if (learner_threads > 1 && world_ == 1)
     learner_runner_ = std::make_unique<ParallelRunner>(learner_threads, 0);
+  if (config_.overlap_updates) {
+    if (group_ != nullptr)
+      throw ConfigError(fmt::format(
+          "{}: overlap_updates: not in distributed training (the ranks' updates are collective "
+          "operations in a fixed order); set it to false",
+          config_.file));
+    for (int r : learning_roles_)
+      if (learners_[r]->agent->can_defer_update()) deferred_roles_.push_back(r);
+    deferred_errors_.assign(deferred_roles_.size(), nullptr);
+  }
   if (group_ != nullptr) {
     if (!constraints_.empty()) constraints_.DeferMultiplierUpdates();
     // Identical initial parameters (same seeds on every rank), checked once.
@@ -264,11 +275,22 @@ void Trainer::StepOnce() {
     budget_.act[r] += t1 - t0;
     t0 = t1;
   }
-  env_->Step();
+  // overlap_updates: the deferred roles learn what their last PrepareUpdate noted during the
+  // environment step, as work items of its threads beside the instances (their policies have
+  // acted above, one update behind; each touches only its own agent).
+  if (!deferred_roles_.empty()) {
+    env_->StepWith(static_cast<int>(deferred_roles_.size()), [this](int k) { RunDeferred(k); });
+    t1 = WallSeconds();
+    budget_.env_step += t1 - t0;  // the environment and the deferred updates together
+    t0 = t1;
+    RethrowDeferredError();
+  } else {
+    env_->Step();
+    t1 = WallSeconds();
+    budget_.env_step += t1 - t0;
+    t0 = t1;
+  }
   global_step_ += static_cast<int64_t>(n) * world_;
-  t1 = WallSeconds();
-  budget_.env_step += t1 - t0;
-  t0 = t1;
 
   const int roles = env_->num_roles();
   if (!constraints_.empty()) constraints_.Observe(*env_);
@@ -335,9 +357,13 @@ void Trainer::StepOnce() {
       current.critic_obs = l->agent->wants_global_state() ? global_state : current.obs;
       current.masks = env_->action_masks(r);
       current.acting = env_->acting(r);
-      UpdateStats stats = l->agent->MaybeUpdate(current);
-      updated_[r] = !stats.empty();
-      if (!stats.empty()) l->last_stats = std::move(stats);
+      if (config_.overlap_updates && l->agent->can_defer_update()) {
+        l->agent->PrepareUpdate(current);  // learned during the next environment step
+      } else {
+        UpdateStats stats = l->agent->MaybeUpdate(current);
+        updated_[r] = !stats.empty();
+        if (!stats.empty()) l->last_stats = std::move(stats);
+      }
     } catch (...) {
       update_errors_[k] = std::current_exception();
     }
@@ -375,6 +401,31 @@ void Trainer::StepOnce() {
                                                         "at step {}",
                                                         env_->role(r).name, global_step_));
       }
+}
+
+void Trainer::RunDeferred(int k) {
+  const int r = deferred_roles_[k];
+  Learner* l = learners_[r].get();
+  const double u0 = WallSeconds();
+  try {
+    UpdateStats stats = l->agent->RunPreparedUpdate();
+    updated_[r] = !stats.empty();
+    if (!stats.empty()) l->last_stats = std::move(stats);
+  } catch (...) {
+    deferred_errors_[k] = std::current_exception();
+  }
+  budget_.update[r] += WallSeconds() - u0;
+}
+
+void Trainer::RethrowDeferredError() {
+  // The lowest failing role's error, whatever the threads' timing.
+  for (size_t k = 0; k < deferred_errors_.size(); ++k)
+    if (deferred_errors_[k]) {
+      active_role_ = deferred_roles_[k];
+      std::exception_ptr e = deferred_errors_[k];
+      std::fill(deferred_errors_.begin(), deferred_errors_.end(), nullptr);
+      std::rethrow_exception(e);
+    }
 }
 
 uint64_t Trainer::ParameterHash(int role) const {
@@ -618,6 +669,19 @@ void Trainer::Train(int64_t until_step) {
       checkpoint_(global_step_);
       budget_.checkpoint += WallSeconds() - t;
     }
+  }
+  // overlap_updates: the run's last step learns what it noted, so the final parameters hold
+  // every update (a resumed run ends the same way).
+  if (!deferred_roles_.empty() && global_step_ >= config_.total_steps) {
+    const double t = WallSeconds();
+    try {
+      for (size_t k = 0; k < deferred_roles_.size(); ++k) RunDeferred(static_cast<int>(k));
+      RethrowDeferredError();
+    } catch (const NonFiniteError& e) {
+      throw std::runtime_error(fmt::format("training stopped at step {}: role {}: {}", global_step_,
+                                           env_->role(active_role_).name, e.what()));
+    }
+    budget_.update_wall += WallSeconds() - t;
   }
   LogMetrics(true);
   budget_.total += WallSeconds() - start_time_;

@@ -5,7 +5,9 @@
 // learns on its own cadence (PPO: after num_steps environment steps; DQN: every
 // train_frequency steps once learning_starts steps have passed). The learning roles' updates run
 // concurrently on up to env.threads learner threads (each touches only its own agent), so the
-// core the environment uses between its steps is not idle; results do not depend on it.
+// core the environment uses between its steps is not idle; results do not depend on it. With
+// overlap_updates, the roles whose algorithms learn off-policy from a replay (DQN, MuZero)
+// learn during the next environment step instead, their policies acting one update behind.
 
 #include <torch/script.h>
 
@@ -50,7 +52,8 @@ struct TimeBudget {
   std::vector<double> act;      ///< [role]
   std::vector<double> observe;  ///< [role]
   std::vector<double> update;   ///< [role], on whichever learner thread ran it
-  double update_wall = 0;       ///< wall time of all roles' updates (run concurrently)
+  double update_wall = 0;       ///< wall time of all roles' updates (run concurrently); with
+                                ///< overlap_updates the deferred ones are in env_step
   double bookkeeping = 0;       ///< episode returns, the centralised critic's global state
   double logging = 0, evaluation = 0, checkpoint = 0;
   double total = 0;  ///< Train()'s wall time
@@ -161,6 +164,12 @@ class Trainer {
   void ReduceEpisodeStatistics();
   std::unique_ptr<ParallelRunner> learner_runner_;  ///< null: updates run in turn
   std::vector<std::exception_ptr> update_errors_;   ///< per learning role, during an update
+  /// overlap_updates: the learning roles whose updates run during the next environment step
+  /// (Agent::can_defer_update) and their errors.
+  std::vector<int> deferred_roles_;
+  std::vector<std::exception_ptr> deferred_errors_;
+  void RunDeferred(int k);  ///< the k-th deferred role's RunPreparedUpdate (never throws)
+  void RethrowDeferredError();
   ConstraintTracker constraints_;
   std::vector<float> shaped_rewards_;                  ///< a role's rewards less lambda x costs
   std::vector<float> role_costs_, role_cost_weights_;  ///< costs for agents that learn them

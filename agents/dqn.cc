@@ -132,6 +132,18 @@ void DqnAgent::RefreshDuelingHeads() {
   }
 }
 
+void DqnAgent::RefreshOnlineHead() {
+  // RefreshDuelingHeads for the online network alone, by plain copies (acting calls it per
+  // decision: the head's copy is stale after every gradient step).
+  const int64_t w = mask_width_, width = q_->advantage->weight.size(1);
+  float* weight = q_head_->weight.data_ptr<float>();
+  float* bias = q_head_->bias.data_ptr<float>();
+  std::copy_n(q_->advantage->weight.data_ptr<float>(), w * width, weight);
+  std::copy_n(q_->value->weight.data_ptr<float>(), width, weight + w * width);
+  std::copy_n(q_->advantage->bias.data_ptr<float>(), w, bias);
+  bias[w] = q_->value->bias.data_ptr<float>()[0];
+}
+
 void DqnAgent::DuelingCombine(const float* raw, int64_t n, float* q) const {
   // QNetworkImpl::forward's v + a - a.mean(1) per branch, in its order of operations.
   const int64_t w = mask_width_;
@@ -245,14 +257,21 @@ void DqnAgent::ForwardSmall(const float* x, int n, float* q) const {
 void DqnAgent::Greedy(const float* obs, const uint8_t* masks, int n, int32_t* actions) {
   torch::Tensor q;
   const float* qp;
-  if (n <= kSmallBatch) {  // plain C++: a few microseconds instead of a dozen tensor operations
+  if (n <= kStackBatch) {  // plain C++: microseconds instead of a dozen tensor operations
     scratch_.resize(static_cast<size_t>(n) * obs_dim_);
     if (config_.normalize_obs)
       obs_rms_.Normalize(obs, n, scratch_.data());
     else
       std::copy(obs, obs + static_cast<size_t>(n) * obs_dim_, scratch_.data());
     small_q_.resize(static_cast<size_t>(n) * mask_width_);
-    ForwardSmall(scratch_.data(), n, small_q_.data());
+    if (n <= kSmallBatch || !config_.dueling) {
+      ForwardSmall(scratch_.data(), n, small_q_.data());
+    } else {  // the trunk and the stacked [A; V] head through LinearStack, then V + A - mean A
+      RefreshOnlineHead();
+      small_raw_.resize(static_cast<size_t>(n) * (mask_width_ + 1));
+      q_stack_.Forward(scratch_.data(), n, small_raw_.data());
+      DuelingCombine(small_raw_.data(), n, small_q_.data());
+    }
     qp = small_q_.data();
   } else {
     q = QValues(obs, n);

@@ -195,6 +195,11 @@ class DqnAgent : public Agent {
   int64_t due_rounds_ = 0, due_target_updates_ = 0;  ///< noted by DoPrepareUpdate, checkpointed
   std::vector<uint8_t> explore_;
   static constexpr int kSmallBatch = 8;
+  /// Greedy Q-values of up to this many rows without LibTorch (dueling networks above
+  /// kSmallBatch rows: LinearStack and DuelingCombine; within float rounding of QValues).
+  static constexpr int kStackBatch = 256;
+  std::vector<float> small_raw_;
+  void RefreshOnlineHead();
   std::vector<float> small_q_;
   mutable std::vector<float> small_in_, small_out_;
   std::vector<float> scratch_;

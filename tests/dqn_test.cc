@@ -325,13 +325,18 @@ TEST(DqnAgent, ActingRespectsMasksExploringAndGreedy) {
   DqnConfig c;
   c.hidden = {16};
   c.dueling = true;
-  for (int n : {3, 40}) {  // the small-batch C++ path and the tensor path
+  // The small-batch scalar path, the LinearStack path (dueling head stacked) and the tensor path.
+  for (int n : {3, 40, 300}) {
     DqnAgent agent(5, {3, 4}, n, c, 9, 1000);
     CounterRng rng(11);
     std::vector<float> obs(static_cast<size_t>(n) * 5);
     std::vector<uint8_t> mask(static_cast<size_t>(n) * 7);
     std::vector<int32_t> actions(static_cast<size_t>(n) * 2), greedy(actions.size());
     for (int round = 0; round < 50; ++round) {
+      if (round % 10 == 5) {  // as a gradient step would: acting must see the new weights
+        torch::NoGradGuard no_grad;
+        for (auto& p : agent.q()->parameters()) p.add_(0.3 * torch::randn_like(p));
+      }
       for (auto& v : obs) v = static_cast<float>(rng.Normal());
       for (int i = 0; i < n; ++i) {
         for (int k = 0; k < 7; ++k) mask[i * 7 + k] = rng.Uniform() < 0.4;

@@ -121,27 +121,25 @@ DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const D
   target_stack_ = LinearStack(layers_of(target_, target_head_), act);
 }
 
-void DqnAgent::RefreshDuelingHeads() {
-  torch::NoGradGuard no_grad;
-  const int64_t w = mask_width_;
-  for (auto [net, head] : {std::pair{&q_, &q_head_}, std::pair{&target_, &target_head_}}) {
-    (*head)->weight.slice(0, 0, w).copy_((*net)->advantage->weight);
-    (*head)->weight.slice(0, w, w + 1).copy_((*net)->value->weight);
-    (*head)->bias.slice(0, 0, w).copy_((*net)->advantage->bias);
-    (*head)->bias.slice(0, w, w + 1).copy_((*net)->value->bias);
-  }
+namespace {
+
+// A dueling network's advantage and value layers copied into one stacked layer [A; V] of W + 1
+// outputs (plain copies of the contiguous weights).
+void StackHead(const QNetwork& net, torch::nn::Linear& head, int64_t w) {
+  const int64_t width = net->advantage->weight.size(1);
+  float* weight = head->weight.data_ptr<float>();
+  float* bias = head->bias.data_ptr<float>();
+  std::copy_n(net->advantage->weight.data_ptr<float>(), w * width, weight);
+  std::copy_n(net->value->weight.data_ptr<float>(), width, weight + w * width);
+  std::copy_n(net->advantage->bias.data_ptr<float>(), w, bias);
+  bias[w] = net->value->bias.data_ptr<float>()[0];
 }
 
-void DqnAgent::RefreshOnlineHead() {
-  // RefreshDuelingHeads for the online network alone, by plain copies (acting calls it per
-  // decision: the head's copy is stale after every gradient step).
-  const int64_t w = mask_width_, width = q_->advantage->weight.size(1);
-  float* weight = q_head_->weight.data_ptr<float>();
-  float* bias = q_head_->bias.data_ptr<float>();
-  std::copy_n(q_->advantage->weight.data_ptr<float>(), w * width, weight);
-  std::copy_n(q_->value->weight.data_ptr<float>(), width, weight + w * width);
-  std::copy_n(q_->advantage->bias.data_ptr<float>(), w, bias);
-  bias[w] = q_->value->bias.data_ptr<float>()[0];
+}  // namespace
+
+void DqnAgent::RefreshDuelingHeads() {
+  StackHead(q_, q_head_, mask_width_);
+  StackHead(target_, target_head_, mask_width_);
 }
 
 void DqnAgent::DuelingCombine(const float* raw, int64_t n, float* q) const {
@@ -267,7 +265,7 @@ void DqnAgent::Greedy(const float* obs, const uint8_t* masks, int n, int32_t* ac
     if (n <= kSmallBatch || !config_.dueling) {
       ForwardSmall(scratch_.data(), n, small_q_.data());
     } else {  // the trunk and the stacked [A; V] head through LinearStack, then V + A - mean A
-      RefreshOnlineHead();
+      StackHead(q_, q_head_, mask_width_);  // stale after every gradient step
       small_raw_.resize(static_cast<size_t>(n) * (mask_width_ + 1));
       q_stack_.Forward(scratch_.data(), n, small_raw_.data());
       DuelingCombine(small_raw_.data(), n, small_q_.data());

@@ -199,7 +199,6 @@ class DqnAgent : public Agent {
   /// kSmallBatch rows: LinearStack and DuelingCombine; within float rounding of QValues).
   static constexpr int kStackBatch = 256;
   std::vector<float> small_raw_;
-  void RefreshOnlineHead();
   std::vector<float> small_q_;
   mutable std::vector<float> small_in_, small_out_;
   std::vector<float> scratch_;

@@ -67,10 +67,29 @@ void MultiAgentEnv::SetRewardWeights(int role, const std::vector<std::pair<std::
       fmt::format("environment '{}' has fixed rewards for role '{}'", name_, roles_.at(role).name));
 }
 
+namespace {
+
+// Instances [0, n) in chunks of `chunk` on the runner's threads, after `extra_items` calls of
+// extra(k) handed out first (MultiAgentEnv::StepWith).
+template <typename Fn>
+void ForChunks(ParallelRunner& runner, int n, int chunk, Fn&& fn, int extra_items = 0,
+               const std::function<void(int)>* extra = nullptr) {
+  const int chunks = (n + chunk - 1) / chunk;
+  runner.For(extra_items + chunks, [&](int c) {
+    if (c < extra_items) {
+      (*extra)(c);
+    } else {
+      c -= extra_items;
+      fn(c * chunk, std::min(n, (c + 1) * chunk));
+    }
+  });
+}
+
+}  // namespace
+
 template <typename Fn>
 void MultiAgentEnv::ForRanges(Fn&& fn) {
-  const int chunks = (n_ + chunk_ - 1) / chunk_;
-  runner_->For(chunks, [&](int c) { fn(c * chunk_, std::min(n_, (c + 1) * chunk_)); });
+  ForChunks(*runner_, n_, chunk_, fn);
 }
 
 void MultiAgentEnv::Reset() {
@@ -216,19 +235,7 @@ void MultiAgentEnv::StepWith(int extra_items, const std::function<void(int)>& ex
     }
     for (size_t r = 0; r < roles_.size(); ++r) RefreshMasks(static_cast<int>(r), begin, end);
   };
-  if (extra_items <= 0) {
-    ForRanges(step);
-  } else {
-    const int chunks = (n_ + chunk_ - 1) / chunk_;
-    runner_->For(extra_items + chunks, [&](int c) {
-      if (c < extra_items) {
-        extra(c);
-      } else {
-        c -= extra_items;
-        step(c * chunk_, std::min(n_, (c + 1) * chunk_));
-      }
-    });
-  }
+  ForChunks(*runner_, n_, chunk_, step, std::max(extra_items, 0), &extra);
   std::fill(acted_.begin(), acted_.end(), false);
   ++step_count_;
 }

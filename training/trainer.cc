@@ -278,18 +278,14 @@ void Trainer::StepOnce() {
   // overlap_updates: the deferred roles learn what their last PrepareUpdate noted during the
   // environment step, as work items of its threads beside the instances (their policies have
   // acted above, one update behind; each touches only its own agent).
-  if (!deferred_roles_.empty()) {
-    env_->StepWith(static_cast<int>(deferred_roles_.size()), [this](int k) { RunDeferred(k); });
-    t1 = WallSeconds();
-    budget_.env_step += t1 - t0;  // the environment and the deferred updates together
-    t0 = t1;
-    RethrowDeferredError();
-  } else {
+  if (deferred_roles_.empty())
     env_->Step();
-    t1 = WallSeconds();
-    budget_.env_step += t1 - t0;
-    t0 = t1;
-  }
+  else
+    env_->StepWith(static_cast<int>(deferred_roles_.size()), [this](int k) { RunDeferred(k); });
+  t1 = WallSeconds();
+  budget_.env_step += t1 - t0;  // with overlap_updates, the deferred updates too
+  t0 = t1;
+  RethrowDeferredError();  // nothing without deferred roles
   global_step_ += static_cast<int64_t>(n) * world_;
 
   const int roles = env_->num_roles();

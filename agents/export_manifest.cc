@@ -83,6 +83,8 @@ json ExportManifest::ToJson() const {
   m["environment"] = environment;
   m["environment_version"] = environment_version;
   if (!institution.empty()) m["institution"] = institution;
+  if (!pricing_reference.empty() && pricing_reference != "standard")
+    m["pricing_reference"] = pricing_reference;
   m["experiment"] = experiment;
   m["source_run"] = source_run;
   m["checkpoint"] = checkpoint;
@@ -145,6 +147,10 @@ ExportManifest ExportManifest::FromJson(const json& m, const std::string& where)
     out.environment = m.at("environment").get<std::string>();
     out.environment_version = m.at("environment_version").get<int>();
     out.institution = m.value("institution", "");
+    out.pricing_reference = m.value("pricing_reference", "standard");
+    if (out.pricing_reference != "standard" && out.pricing_reference != "cost_plus")
+      fail(fmt::format("pricing_reference '{}': not 'standard' or 'cost_plus'",
+                       out.pricing_reference));
     out.experiment = m.at("experiment").get<std::string>();
     out.source_run = m.value("source_run", "");
     out.checkpoint = m.value("checkpoint", "");

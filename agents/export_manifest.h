@@ -65,6 +65,9 @@ struct ExportManifest {
   std::string environment;
   int environment_version = 0;
   std::string institution;  ///< twin exports: the preset trained on ("" otherwise)
+  /// Twin exports: what the pricing policy's offsets are measured from (the experiment's
+  /// env.config.pricing_reference: "standard" or "cost_plus"); "" (not recorded) = standard.
+  std::string pricing_reference;
   std::string experiment, source_run, checkpoint;
   int64_t global_step = 0;
   std::map<std::string, ManifestRole> roles;

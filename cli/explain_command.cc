@@ -65,6 +65,7 @@ Runner RegisterExplain(CLI::App& app) {
     std::vector<float> obs;
     try {
       app = ParseCreditApplication(req, *credit, pricing, &obs);
+      ApplyPricingReference(*bundle, *credit, &app);
     } catch (const BadRequest& e) {
       throw ConfigError(fmt::format("{}: {} (field '{}')", a->obs, e.message, e.field));
     }
@@ -95,7 +96,7 @@ Runner RegisterExplain(CLI::App& app) {
                {"cutoff", cutoff->meaning}};
       } else {
         double offset = 0;
-        std::string priced_by = "rule:standard_spread";
+        std::string priced_by = app.cost_plus ? "rule:cost_plus" : "rule:standard_spread";
         if (pricing) {
           std::vector<float> pobs;
           try {

@@ -226,7 +226,9 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
       institution_(LoadInstitution(config.institution)),
 
       reward_sets_(MakeRewardSets(config)),
-      defaults_(DefaultLevers(*institution_)) {
+      defaults_(DefaultLevers(*institution_)),
+      cost_plus_reference_(config.pricing_reference == "cost_plus") {
+  if (cost_plus_reference_) calibration_base_ = CostPlusCalibrationBase(institution_);
   MakeRoles(&directive_offset_, &self_offset_);
   shared_dim_ = SharedFeatures().size();
   if (config.scenarios.empty())
@@ -281,23 +283,50 @@ std::string TwinEnv::instance_label(int i) const {
   return states_[i].twin->scenario().name;
 }
 
-double TwinEnv::CostPlusSpread(int i, int p) const {
+double CostPlusSpread(const InstitutionConfig& institution, int product, double policy_rate,
+                      double mortgage_rate, double credit_factor) {
   // Cost-plus: funding + expected loss + servicing cost, all annual rates, over the index.
-  const Twin& twin = *states_[i].twin;
-  const ProductSpec& s = institution_->products[p].spec;
-  const MacroState& m = twin.macro();
-  const double* row = states_[i].current;
+  const ProductSpec& s = institution.products[product].spec;
   const double funding =
-      std::max(0.0, institution_->deposit_beta * m.policy_rate + institution_->deposit_spread);
+      std::max(0.0, institution.deposit_beta * policy_rate + institution.deposit_spread);
   double pd = 0, share = 0;
   for (int b = 0; b <= s.default_cutoff; ++b) {
-    pd += s.applicant_mix[b] * VasicekPd(s.pd[b], s.cycle_rho, row[kCreditFactor]);
+    pd += s.applicant_mix[b] * VasicekPd(s.pd[b], s.cycle_rho, credit_factor);
     share += s.applicant_mix[b];
   }
   const double expected_loss = pd / std::max(share, 1e-12) * s.lgd;
   const double cost = s.servicing_cost * 12 / std::max(1.0, s.mean_amount);
-  const double index = s.rate_index == RateIndex::kPolicy ? m.policy_rate : m.mortgage_rate;
+  const double index = s.rate_index == RateIndex::kPolicy ? policy_rate : mortgage_rate;
   return funding + expected_loss + cost - index;
+}
+
+double CostPlusMove(double spread, double base) {
+  const double steps = std::clamp(std::round((spread - base) / 0.005), -4.0, 4.0);
+  return kSpreadOffsets[static_cast<int>(steps) + 4];
+}
+
+std::array<double, kNumProducts> CostPlusCalibrationBase(
+    const std::shared_ptr<const InstitutionConfig>& institution) {
+  Twin twin(institution, LoadScenario("steady_state"), /*seed=*/0, /*instance_id=*/0);
+  twin.Reset(0);
+  std::vector<double> row(kNumMetrics);
+  twin.Snapshot(row.data());
+  std::array<double, kNumProducts> base{};
+  for (int p = 0; p < kNumProducts; ++p)
+    base[p] = CostPlusSpread(*institution, p, twin.macro().policy_rate, twin.macro().mortgage_rate,
+                             row[kCreditFactor]);
+  return base;
+}
+
+double TwinEnv::CostPlusSpread(int i, int p) const {
+  const MacroState& m = states_[i].twin->macro();
+  return loantwin::CostPlusSpread(*institution_, p, m.policy_rate, m.mortgage_rate,
+                                  states_[i].current[kCreditFactor]);
+}
+
+double TwinEnv::reference_move(int i, int p) const {
+  if (!cost_plus_reference_ || !institution_->products[p].offered) return 0.0;
+  return loantwin::CostPlusMove(CostPlusSpread(i, p), calibration_base_[p]);
 }
 
 void TwinEnv::SetRewardWeights(int role,
@@ -317,9 +346,9 @@ Levers TwinEnv::DecodeLevers(int i) const {
   for (int p = 0; p < kNumProducts; ++p) {
     l.origination_budget[p] = kBudgetLevels[budget[p]];
     // A default spread near its bound saturates there rather than leaving the levers' range.
+    const double reference = institution_->products[p].spec.default_spread + reference_move(i, p);
     l.rate_spread[p] =
-        std::clamp(institution_->products[p].spec.default_spread + kSpreadOffsets[offset[p]],
-                   kMinRateSpread, kMaxRateSpread);
+        std::clamp(reference + kSpreadOffsets[offset[p]], kMinRateSpread, kMaxRateSpread);
     l.approval_cutoff[p] = cutoff[p] - 1;
   }
   for (int k = 0; k < kNumDelinquentBuckets; ++k) l.collection_intensity[k] = collection[k];
@@ -462,8 +491,8 @@ void TwinEnv::BaselineActions(int role, int begin, int end, int32_t* out) {
         break;
       case kPricingRole:  // cost-plus: move the spread with funding cost and expected loss
         for (int p = 0; p < kNumProducts; ++p) {
-          if (!institution_->products[p].offered) {
-            a[p] = 4;
+          if (!institution_->products[p].offered || cost_plus_reference_) {
+            a[p] = 4;  // offset 0: the standard spread, or the cost-plus reference itself
             continue;
           }
           const double delta = CostPlusSpread(i, p) - states_[i].cost_plus_base[p];

@@ -39,6 +39,21 @@ inline constexpr std::array<double, 8> kBudgetLevels = {0.0, 0.5, 0.75, 1.0, 1.2
 inline constexpr std::array<double, 9> kSpreadOffsets = {-0.02, -0.015, -0.01, -0.005, 0.0,
                                                          0.005, 0.01,   0.015, 0.02};
 
+/// The cost-plus rule's spread of a product over its index (annual): funding cost (deposit beta x
+/// policy rate + deposit spread) + expected loss of the applicants within the default cutoff at
+/// the credit factor + servicing cost - the index rate (policy, or mortgage for mortgage-indexed
+/// products). The baseline pricing moves the standard spread by this spread's change.
+double CostPlusSpread(const InstitutionConfig& institution, int product, double policy_rate,
+                      double mortgage_rate, double credit_factor);
+/// The rule's move of a cost-plus spread from `base`: rounded to the pricing offsets' 50 bp steps
+/// within +-2 points.
+double CostPlusMove(double spread, double base);
+/// Each product's cost-plus spread in the institution's calibration economy: the first month of
+/// the steady state (seed 0, instance 0). pricing_reference: cost_plus measures the rule's move
+/// from it, in the environment and in the server alike.
+std::array<double, kNumProducts> CostPlusCalibrationBase(
+    const std::shared_ptr<const InstitutionConfig>& institution);
+
 struct TwinRoleConfig {
   FallbackPolicy fallback = FallbackPolicy::kBaseline;
   std::vector<std::pair<std::string, double>> reward_weights;  ///< objective -> weight
@@ -68,6 +83,11 @@ struct TwinEnvConfig {
   /// (configs/applicant_groups/) or file; "" = off. Adds the metrics fairness/min_air and
   /// fairness/eo_gap (episode to date); no observation changes.
   std::string applicant_groups;
+  /// What the pricing role's spread offsets are measured from: "standard" (each product's
+  /// standard spread) or "cost_plus" (the standard spread moved by the cost-plus rule's change
+  /// from the institution's calibration economy, CostPlusCalibrationBase, in 50 bp steps within
+  /// +-2 points; the fallback pricing is then offset 0).
+  std::string pricing_reference = "standard";
 
   /// Default reward weights per role (docs/environment.md).
   static std::array<TwinRoleConfig, kNumTwinRoles> DefaultRoles();
@@ -94,6 +114,9 @@ void VisitFields(TwinEnvConfig& c, V&& v) {
   v("applicant_groups", c.applicant_groups,
     "applicant groups for fair-lending analysis (a preset in configs/applicant_groups/ or a "
     "file; empty: off): adds fairness/min_air and fairness/eo_gap, never observed");
+  v("pricing_reference", c.pricing_reference, std::vector<std::string>{"standard", "cost_plus"},
+    "what spread offsets are measured from: the standard spread, or the standard spread moved "
+    "by the cost-plus rule (the baseline's pricing)");
 }
 
 class TwinEnv : public MultiAgentEnv {
@@ -126,6 +149,11 @@ class TwinEnv : public MultiAgentEnv {
   const std::vector<std::string>& metric_names() const override;
   double metric(int i, int k) const override;
   std::string instance_label(int i) const override;
+  /// The cost-plus spread of product p at instance i's episode start (CostPlusSpread).
+  double cost_plus_base(int i, int p) const { return states_[i].cost_plus_base[p]; }
+  /// pricing_reference cost_plus: the spread move the cost-plus rule adds to product p's
+  /// standard spread in instance i's current state (0 otherwise or for products not offered).
+  double reference_move(int i, int p) const;
   /// Decodes role actions into levers (the mapping documented in docs/environment.md).
   Levers DecodeLevers(int i) const;
 
@@ -165,6 +193,8 @@ class TwinEnv : public MultiAgentEnv {
   std::vector<std::string> metric_names_;
   std::array<RewardSet, kNumTwinRoles> reward_sets_;
   Levers defaults_;
+  bool cost_plus_reference_ = false;  ///< pricing_reference: cost_plus
+  std::array<double, kNumProducts> calibration_base_{};  ///< CostPlusCalibrationBase
   int shared_dim_ = 0;  ///< features shared by every role (macro, portfolio, products, time)
   std::array<int, kNumTwinRoles> directive_offset_{}, self_offset_{};
 };

@@ -71,6 +71,12 @@ std::shared_ptr<const PolicyBundle> PolicyBundle::Load(const std::string& dir,
   } catch (const std::exception& e) {
     fail(std::string("institution: ") + e.what());
   }
+  b->cost_plus_base_.assign(kNumProducts, 0.0);
+  if (m.pricing_reference == "cost_plus") {  // the environment's base (env/twin_env.h)
+    b->cost_plus_pricing_ = true;
+    const auto base = CostPlusCalibrationBase(b->institution_);
+    b->cost_plus_base_.assign(base.begin(), base.end());
+  }
   for (const auto& [name, entry] : m.roles) {
     ServedRole role = DescribeServedRole(name, entry, b->version_, m.guardrails);
     const std::string file = (fs::path(dir) / entry.file).string();

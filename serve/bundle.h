@@ -70,6 +70,13 @@ class PolicyBundle {
   const std::map<std::string, ServedRole>& roles() const { return roles_; }
   const InstitutionConfig& institution() const { return *institution_; }
   const ExportManifest& manifest() const { return manifest_; }
+  /// The manifest's pricing_reference is "cost_plus": offered rates move the standard spread as
+  /// the cost-plus rule does (docs/serving.md, "Pricing reference").
+  bool cost_plus_pricing() const { return cost_plus_pricing_; }
+  /// With cost_plus_pricing: each product's cost-plus spread in the institution's calibration
+  /// economy (CostPlusCalibrationBase, as the environment measures it), which the rule's move
+  /// is measured from.
+  double cost_plus_base(int product) const { return cost_plus_base_[product]; }
 
   /// Greedy actions [n x components] for observations [n x features] and masks [n x width]
   /// (1 = allowed). Thread-safe (TorchScript modules are).
@@ -81,6 +88,8 @@ class PolicyBundle {
   std::map<std::string, ServedRole> roles_;
   std::shared_ptr<const InstitutionConfig> institution_;
   ExportManifest manifest_;
+  bool cost_plus_pricing_ = false;
+  std::vector<double> cost_plus_base_;
 };
 
 /// Graph-executor settings for serving threads (thread-local in TorchScript): no profiling

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "env/twin/product.h"
+#include "env/twin_env.h"
 #include "serve/decide_request.h"
 
 using json = nlohmann::json;
@@ -149,6 +150,27 @@ std::optional<double> PricingOffsetFromActions(const ServedRole& pricing,
   return std::nullopt;
 }
 
+void ApplyPricingReference(const PolicyBundle& bundle, const ServedRole& credit,
+                           CreditApplication* a) {
+  if (!bundle.cost_plus_pricing()) return;
+  auto rate = [&](const char* feature) {
+    const auto it = credit.feature_index.find(feature);
+    if (it == credit.feature_index.end() || !a->state.is_object() || !a->state.contains(feature) ||
+        !a->state[feature].is_number())
+      throw BadRequest{fmt::format("this bundle prices on the cost-plus reference: the state "
+                                   "needs '{}' (a number)",
+                                   feature),
+                       std::string("state.") + feature};
+    const int k = it->second;
+    return credit.center[k] + credit.scale[k] * a->state[feature].get<double>();
+  };
+  const double spread =
+      CostPlusSpread(bundle.institution(), a->product, rate("macro/policy_rate"),
+                     rate("macro/mortgage_rate"), rate("macro/credit_factor"));
+  a->cost_plus = true;
+  a->cost_plus_move = CostPlusMove(spread, bundle.cost_plus_base(a->product));
+}
+
 Offer PriceApplication(const CreditApplication& a, const ProductSpec& spec,
                        const ServedRole& credit, double offset, const std::string& priced_by,
                        const std::string& cutoff_meaning) {
@@ -168,7 +190,8 @@ Offer PriceApplication(const CreditApplication& a, const ProductSpec& spec,
     ref = credit.center[k] + credit.scale[k] * a.state[feature].get<double>();
     ref_source = std::string("state ") + feature;
   }
-  const double rate = ref + spec.default_spread + spec.band_premium[a.band] + offset;
+  const double rate =
+      ref + spec.default_spread + a.cost_plus_move + spec.band_premium[a.band] + offset;
   const double r = rate / 12;
   const double payment =
       a.term == 0 ? 0.03 * a.amount
@@ -187,6 +210,10 @@ Offer PriceApplication(const CreditApplication& a, const ProductSpec& spec,
                   {"priced_by", priced_by},
                   {"monthly_payment", payment},
                   {"debt_to_income", dti}};
+  if (a.cost_plus) {
+    offer.detail["rate_parts"]["pricing_reference"] = "cost_plus";
+    offer.detail["rate_parts"]["cost_plus_move"] = a.cost_plus_move;
+  }
   if (dti > 0.45)
     offer.decline =
         Decline{"rule:dti_limit",

@@ -24,6 +24,10 @@ struct CreditApplication {
   double amount = 0, income = 0, monthly_debt = 0;
   double reference_rate = NAN;  ///< NaN: derived from the state's rate feature
   nlohmann::json state;         ///< the portfolio observation as sent
+  /// A cost-plus pricing reference (ApplyPricingReference): the rule's move of the standard
+  /// spread, added to the offered rate.
+  bool cost_plus = false;
+  double cost_plus_move = 0;
 };
 
 /// FICO-like score -> band A..G (docs/serving.md).
@@ -37,6 +41,13 @@ CreditApplication ParseCreditApplication(const nlohmann::json& request, const Se
 /// The pricing policy's observation row from the application's state; BadRequest naming the
 /// missing or invalid feature.
 std::vector<float> PricingObservation(const CreditApplication& a, const ServedRole& pricing);
+
+/// For a bundle priced on the cost-plus reference (PolicyBundle::cost_plus_pricing): the
+/// cost-plus rule's move of the product's standard spread from the bundle's base, from the
+/// state's macro/policy_rate, macro/mortgage_rate and macro/credit_factor (as the environment
+/// moves it); BadRequest naming a feature the state lacks. No-op for other bundles.
+void ApplyPricingReference(const PolicyBundle& bundle, const ServedRole& credit,
+                           CreditApplication* a);
 
 /// A decision taken without a policy (or a policy decline), with its reason.
 struct Decline {
@@ -61,7 +72,8 @@ std::optional<CreditCutoff> CutoffFromActions(const ServedRole& credit, const st
 std::optional<double> PricingOffsetFromActions(const ServedRole& pricing,
                                                const std::string& product, const int64_t* actions);
 
-/// The offer: rate = reference + standard spread + band premium + pricing offset; the
+/// The offer: rate = reference + standard spread (+ the cost-plus move on that reference) + band
+/// premium + pricing offset; the
 /// reference is the request's reference_rate or the state's rate feature (policy rate, or the
 /// mortgage rate for mortgage-indexed products) turned back into a rate with the feature's
 /// center and scale from the bundle's manifest. `detail` itemises it; a debt-to-income above

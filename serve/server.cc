@@ -645,6 +645,7 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
   auto app = std::make_shared<CreditApplication>();
   try {
     *app = ParseCreditApplication(req, *credit, pricing, &job.obs);
+    ApplyPricingReference(*b, *credit, app.get());
   } catch (const BadRequest& e) {
     return respond(ErrorReply(400, e.message, e.field));
   }
@@ -717,7 +718,8 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
       if (!fired->empty()) out["guardrails"] = *fired;
       AnswerApplication(*tp, *b, raw, std::move(out), respond);
     };
-    if (!pricing) return price(0.0, "rule:standard_spread");
+    const std::string rule = app->cost_plus ? "rule:cost_plus" : "rule:standard_spread";
+    if (!pricing) return price(0.0, rule);
     Job pj;
     pj.bundle = b;
     pj.role = pricing;
@@ -732,10 +734,10 @@ void Server::Impl::Application(Worker& w, Tenant& t, const std::string& body, Re
       for (const auto& name : json::parse(GuardrailJson(*pricing, bits)))
         if (std::find(fired->begin(), fired->end(), name) == fired->end()) fired->push_back(name);
     pj.respond = respond;
-    pj.done = [pricing, product, price](const int64_t* pa) {
+    pj.done = [pricing, product, price, rule](const int64_t* pa) {
       if (const auto offset = PricingOffsetFromActions(*pricing, product, pa))
         return price(*offset, "policy:pricing");
-      price(0.0, "rule:standard_spread");
+      price(0.0, rule);
     };
     tp->batcher(*wp).SubmitOrReject(std::move(pj));
   };

@@ -1,7 +1,8 @@
 // Guardrails (env/guardrails.h, docs/training.md "Guardrails"): parsing with clear errors, the
 // mask on a hand-made layout, the twin's masks and baselines under guardrails, exact resume of
 // their counts, and one observation getting the same masked decision in training, in stress
-// evaluation and in the decision engine.
+// evaluation and in the decision engine; the cost-plus pricing reference, priced alike in the
+// environment and the decision engine.
 
 #include "env/guardrails.h"
 
@@ -18,6 +19,7 @@
 #include "report/render_util.h"
 #include "report/stress_report.h"
 #include "serve/bundle.h"
+#include "serve/credit_application.h"
 #include "serve/server.h"
 #include "tests/agent_test_util.h"
 #include "tests/json_schema.h"
@@ -357,6 +359,99 @@ TEST(Guardrails, OneObservationGetsOneMaskedDecisionInTrainingEvaluationAndServi
   EXPECT_NE(GuardrailMarkdown(report).find("| steady_state | guarded | buffer | 100.0% |"),
             std::string::npos)
       << GuardrailMarkdown(report);
+}
+
+// pricing_reference: cost_plus travels from the experiment to the export's manifest, to stress
+// evaluation and to the server, and the server's offered rate moves the standard spread exactly
+// as the environment moves it, for the same observed state.
+TEST(Guardrails, TheCostPlusPricingReferenceIsTheSameInTrainingEvaluationAndServing) {
+  testing::TempDir dir;
+  std::string yaml = testing::TinyTwinExperiment("cost-plus", 5, 160, "ppo");
+  const std::string plain_config = "config: {institution: cu_small, horizon_months: 24}";
+  yaml.replace(yaml.find(plain_config), plain_config.size(),
+               "config: {institution: cu_small, horizon_months: 24, pricing_reference: cost_plus}");
+  Trainer trainer(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "cp.yaml")));
+  trainer.Train(160);
+  CheckpointManager ckpt(dir.path() + "/run/checkpoints", 2);
+  ExportRun(trainer, dir.path() + "/run", ckpt.Save(trainer), dir.path() + "/export");
+  const auto manifest = json::parse(testing::ReadFile(dir.path() + "/export/manifest.json"));
+  EXPECT_EQ(manifest["pricing_reference"], "cost_plus");
+  const auto schema = json::parse(
+      testing::ReadFile(std::string(LOANTWIN_SOURCE_DIR) + "/docs/schemas/manifest.schema.json"));
+  EXPECT_EQ(testing::ValidateJson(manifest, schema, schema), "");
+  EXPECT_EQ(StressPolicy::Load(dir.path() + "/export")->pricing_reference, "cost_plus");
+  const auto bundle = PolicyBundle::Load(dir.path() + "/export", "", 1);
+  ASSERT_TRUE(bundle->cost_plus_pricing());
+  const ServedRole& credit = *bundle->role("credit");
+
+  // The environment under a severe recession: the fallback pricing is the zero offset, so the
+  // spread applied in a month is the standard spread plus the rule's move from the state the
+  // observations described - the move the server computes from the same observation.
+  EnvOptions eo;
+  eo.num_envs = 2;
+  TwinEnvConfig tc;
+  tc.institution = "cu_small";
+  tc.scenario = "severe_recession";
+  tc.pricing_reference = "cost_plus";
+  TwinEnv env(eo, tc);
+  env.Reset();
+  const auto base =
+      CostPlusCalibrationBase(std::make_shared<const InstitutionConfig>(env.institution()));
+  for (int p = 0; p < kNumProducts; ++p) EXPECT_EQ(base[p], bundle->cost_plus_base(p)) << p;
+  const RoleSpec& spec = env.role(kCreditRole);
+  const double standard = env.institution().products[kCard].spec.default_spread;
+  double largest = 0;
+  for (int month = 0; month < 36; ++month) {
+    std::vector<CreditApplication> apps(2);
+    for (int i = 0; i < 2; ++i) {
+      const float* obs = env.observations(kCreditRole) + static_cast<size_t>(i) * spec.obs_dim();
+      apps[i].product = kCard;
+      apps[i].state = json::object();
+      for (int k = 0; k < spec.obs_dim(); ++k) apps[i].state[spec.features.names()[k]] = obs[k];
+      ApplyPricingReference(*bundle, credit, &apps[i]);
+      ASSERT_TRUE(apps[i].cost_plus);
+      EXPECT_EQ(apps[i].cost_plus_move, env.reference_move(i, kCard)) << month << " " << i;
+    }
+    env.Step();
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_NEAR(env.levers(i).rate_spread[kCard], standard + apps[i].cost_plus_move, 1e-12)
+          << "month " << month << " instance " << i;
+      largest = std::max(largest, apps[i].cost_plus_move);
+    }
+  }
+  EXPECT_GE(largest, 0.005);  // the rule moved the spread: the comparison is not trivial
+
+  // The server prices on it: the offered rate's parts name the reference and the move.
+  ServerOptions so;
+  so.bundle = dir.path() + "/export";
+  so.port = 0;
+  Server server(so);
+  server.Start();
+  json state = json::object();
+  for (const char* role : {"credit", "pricing"})
+    for (const auto& f : manifest["roles"][role]["observation"]["features"]) state[f] = 0.0;
+  state["macro/credit_factor"] = -1.5;  // z = -3, a downturn: expected loss and cost-plus up
+  json app = {{"product", "card"}, {"amount", 3000},  {"term_months", 0},
+              {"band", "A"},       {"income", 80000}, {"state", state}};
+  int status = 0;
+  json r = PostJson(server.port(), "/v1/credit/applications", app, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  if (r.contains("rate_parts")) {
+    EXPECT_EQ(r["rate_parts"]["pricing_reference"], "cost_plus") << r.dump();
+    EXPECT_GT(r["rate_parts"]["cost_plus_move"].get<double>(), 0.0) << r.dump();
+    EXPECT_NEAR(r["offered_rate"].get<double>(),
+                r["rate_parts"]["reference"].get<double>() + r["rate_parts"]["standard_spread"].get<double>() +
+                    r["rate_parts"]["cost_plus_move"].get<double>() +
+                    r["rate_parts"]["pricing_offset"].get<double>(),
+                1e-12);
+  }
+  // A state without the rule's inputs is a 400 naming the feature.
+  state.erase("macro/credit_factor");
+  app["state"] = state;
+  r = PostJson(server.port(), "/v1/credit/applications", app, &status);
+  EXPECT_EQ(status, 400) << r.dump();
+  EXPECT_NE(r.dump().find("macro/credit_factor"), std::string::npos) << r.dump();
+  server.Shutdown();
 }
 
 }  // namespace

@@ -165,6 +165,75 @@ TEST(TwinEnv, BaselinePricingIsCostPlus) {
   EXPECT_GE(max_offset, 0.005);
 }
 
+// pricing_reference: cost_plus measures the pricing role's offsets from the cost-plus rule (the
+// standard spread moved by the rule's change from the institution's calibration economy): the
+// zero offset prices at the rule, +1 point prices 1 point above it, the fallback is offset 0.
+TEST(TwinEnv, CostPlusPricingReference) {
+  TwinEnvConfig c;
+  c.scenario = "severe_recession";
+  c.pricing_reference = "cost_plus";
+  auto zero = MakeTwin(2, c);
+  auto above = MakeTwin(2, c);
+  zero->Reset(), above->Reset();
+  const auto base = CostPlusCalibrationBase(
+      std::make_shared<const InstitutionConfig>(zero->institution()));
+  const int dims = kNumProducts;
+  std::vector<int32_t> offset0(2 * dims, 4), plus_one(2 * dims, 4);
+  for (int i = 0; i < 2; ++i)
+    for (int p = 0; p < kNumProducts; ++p)
+      if (above->institution().products[p].offered) plus_one[i * dims + p] = 6;
+  double moved = 0;
+  for (int step = 0; step < 30; ++step) {
+    std::vector<double> move(2 * dims);
+    for (int i = 0; i < 2; ++i)
+      for (int p = 0; p < kNumProducts; ++p) {
+        move[i * dims + p] = zero->reference_move(i, p);
+        ASSERT_DOUBLE_EQ(above->reference_move(i, p), move[i * dims + p]);
+        if (!zero->institution().products[p].offered) EXPECT_EQ(move[i * dims + p], 0.0);
+        // The move is the rule's: the cost-plus spread of the state observed, from the base.
+        const double* row = zero->current_metrics(i);
+        if (zero->institution().products[p].offered)
+          EXPECT_DOUBLE_EQ(move[i * dims + p],
+                           CostPlusMove(CostPlusSpread(zero->institution(), p, row[kPolicyRate],
+                                                       row[kMortgageRate], row[kCreditFactor]),
+                                        base[p]));
+      }
+    zero->Act(kPricingRole, offset0.data());
+    above->Act(kPricingRole, plus_one.data());
+    zero->Step(), above->Step();
+    for (int i = 0; i < 2; ++i)
+      for (int p = 0; p < kNumProducts; ++p) {
+        const double standard = zero->institution().products[p].spec.default_spread;
+        ASSERT_NEAR(zero->levers(i).rate_spread[p], standard + move[i * dims + p], 1e-12)
+            << step << " " << p;
+        if (p == kCard)  // cu_small offers cards; +1 point stays within the levers' range
+          EXPECT_NEAR(above->levers(i).rate_spread[p], standard + move[i * dims + p] + 0.01,
+                      1e-12);
+        moved = std::max(moved, move[i * dims + p]);
+      }
+  }
+  EXPECT_GE(moved, 0.005);  // the recession moved the rule: the comparison is not trivial
+  // The fallback pricing under the cost-plus reference is the zero offset.
+  auto fallback = MakeTwin(2, c);
+  fallback->Reset();
+  for (int step = 0; step < 12; ++step) {
+    fallback->Step();
+    for (int p = 0; p < kNumProducts; ++p) EXPECT_EQ(fallback->actions(kPricingRole)[p], 4);
+  }
+  // The standard reference never moves.
+  auto standard = MakeTwin(1);
+  standard->Reset();
+  for (int p = 0; p < kNumProducts; ++p) EXPECT_EQ(standard->reference_move(0, p), 0.0);
+  // An unknown reference is a config error naming the key.
+  const std::string yaml = "institution: cu_small\npricing_reference: market\n";
+  try {
+    TwinEnvConfig::Parse(YamlValue::LoadString(yaml, "env.yaml"));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("pricing_reference"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TwinEnv, TerminationWhenTheInstitutionFails) {
   TwinEnvConfig c;
   c.capital_floor = 0.9;  // unreachable capital: fails at once

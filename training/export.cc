@@ -22,8 +22,10 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   manifest.torch_version = TORCH_VERSION;
   manifest.environment = trainer.config().env_name;
   manifest.environment_version = env.version();
-  if (const auto* twin = dynamic_cast<const TwinEnv*>(&env))
-    manifest.institution = twin->config().institution;  // served products and rules
+  if (const auto* twin = dynamic_cast<const TwinEnv*>(&env)) {
+    manifest.institution = twin->config().institution;              // served products and rules
+    manifest.pricing_reference = twin->config().pricing_reference;  // served offered rates
+  }
   manifest.experiment = trainer.config().name;
   manifest.source_run = run_dir;
   manifest.checkpoint = checkpoint;

@@ -57,6 +57,7 @@ std::map<std::string, RoleSample> CollectReference(const MonitorOptions& o) {
                     : !policy->trained_institution.empty() ? policy->trained_institution
                                                            : cfg.institution;
   cfg.scenarios.clear();
+  cfg.pricing_reference = policy->pricing_reference;
   std::map<std::string, RoleSample> samples;
   {
     EnvOptions eo;

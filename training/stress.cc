@@ -257,6 +257,7 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
       for (int r = 0; r < kNumTwinRoles; ++r)
         if (name == kTwinRoleNames[r] && rc.has_rewards) tc.roles[r].reward_weights = rc.rewards;
     p->trained_institution = tc.institution;
+    p->pricing_reference = tc.pricing_reference;
     p->env_config = tc;
     return p;
   }
@@ -282,6 +283,7 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
   p->info.checkpoint = manifest.checkpoint;
   p->info.module_sha256 = manifest.module_sha256;
   p->guardrails = manifest.guardrails;
+  p->pricing_reference = manifest.pricing_reference;
   for (const auto& g : manifest.guardrails) p->info.guardrails.push_back(g.ToJson());
   try {
     for (const auto& c : manifest.constraints) {
@@ -433,6 +435,7 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       c.scenarios.clear();
       for (int r = 0; r < kNumTwinRoles; ++r) c.roles[r].fallback = policy.fallbacks[r];
       c.guardrails = policy.guardrails;
+      c.pricing_reference = policy.pricing_reference;
       c.applicant_groups = o.applicant_groups;
       progress.scenario = static_cast<int>(s);
       progress.policy = static_cast<int>(k);

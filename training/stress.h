@@ -41,6 +41,9 @@ class StressPolicy : public RoleDriver {
   std::vector<GuardrailRule> guardrails;
   /// The institution the policy was trained on ("" when unknown).
   std::string trained_institution;
+  /// What its pricing offsets are measured from (env.config.pricing_reference of the run, or
+  /// the export's manifest): its paths decode its actions against the same reference.
+  std::string pricing_reference = "standard";
 
  private:
   StressPolicy();

@@ -149,8 +149,6 @@ class TwinEnv : public MultiAgentEnv {
   const std::vector<std::string>& metric_names() const override;
   double metric(int i, int k) const override;
   std::string instance_label(int i) const override;
-  /// The cost-plus spread of product p at instance i's episode start (CostPlusSpread).
-  double cost_plus_base(int i, int p) const { return states_[i].cost_plus_base[p]; }
   /// pricing_reference cost_plus: the spread move the cost-plus rule adds to product p's
   /// standard spread in instance i's current state (0 otherwise or for products not offered).
   double reference_move(int i, int p) const;

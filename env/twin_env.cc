@@ -300,9 +300,18 @@ double CostPlusSpread(const InstitutionConfig& institution, int product, double 
   return funding + expected_loss + cost - index;
 }
 
-double CostPlusMove(double spread, double base) {
+namespace {
+// Index into kSpreadOffsets of the cost-plus rule's move: the spread's distance from its base in
+// 50 bp steps, rounded half away from zero, within +-4 steps (+-200 bp). The rule-based pricing
+// action and the cost-plus reference both use it.
+int CostPlusMoveIndex(double spread, double base) {
   const double steps = std::clamp(std::round((spread - base) / 0.005), -4.0, 4.0);
-  return kSpreadOffsets[static_cast<int>(steps) + 4];
+  return static_cast<int>(steps) + 4;
+}
+}  // namespace
+
+double CostPlusMove(double spread, double base) {
+  return kSpreadOffsets[CostPlusMoveIndex(spread, base)];
 }
 
 std::array<double, kNumProducts> CostPlusCalibrationBase(
@@ -495,9 +504,7 @@ void TwinEnv::BaselineActions(int role, int begin, int end, int32_t* out) {
             a[p] = 4;  // offset 0: the standard spread, or the cost-plus reference itself
             continue;
           }
-          const double delta = CostPlusSpread(i, p) - states_[i].cost_plus_base[p];
-          const int v = static_cast<int>(std::lround(delta / 0.005)) + 4;
-          a[p] = std::clamp(v, 0, static_cast<int>(kSpreadOffsets.size()) - 1);
+          a[p] = CostPlusMoveIndex(CostPlusSpread(i, p), states_[i].cost_plus_base[p]);
         }
         break;
       case kCreditRole:  // fixed cutoff per product, within the appetite

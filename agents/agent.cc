@@ -24,6 +24,11 @@ void Agent::ActAndRecord(const AgentBatch& batch, int32_t* actions) {
   LT_CHECK_GE(batch.n, 0);
   LT_CHECK(batch.n == 0 ||
            (batch.obs && batch.critic_obs && batch.masks && batch.acting && actions));
+  if (batch.n > 0 && batch.demonstrations == nullptr && wants_demonstrations())
+    throw std::invalid_argument(
+        fmt::format("{}: the agent imitates the baseline now (imitation_fraction) and needs the "
+                    "baseline's decisions (AgentBatch::demonstrations)",
+                    algorithm()));
   const int dim = obs_features();
   for (int i = 0; i < batch.n; ++i) {  // training input: a NaN here becomes a NaN loss later
     if (!batch.acting[i]) continue;

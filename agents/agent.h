@@ -46,6 +46,9 @@ struct AgentBatch {
                                       ///< critic, else the same as obs
   const uint8_t* masks = nullptr;     ///< [n, mask_width], 1 = allowed
   const uint8_t* acting = nullptr;    ///< [n], instances where the role decides this step
+  /// [n, action_dims]: the role's rule-based baseline decisions for this step, given to
+  /// ActAndRecord while the agent wants_demonstrations() (the imitation warm start).
+  const int32_t* demonstrations = nullptr;
 };
 
 /// What followed the last recorded decision: the environment step's outcome for the role.
@@ -86,6 +89,9 @@ class Agent {
   /// itself (PPO's cost critic); otherwise the trainer hands it the Lagrangian reward
   /// r - sum_k lambda_k c_k.
   virtual bool learns_costs() const { return false; }
+  /// True while the agent imitates the role's rule-based baseline (PPO's imitation_fraction):
+  /// the next ActAndRecord needs batch.demonstrations, and the actions it returns are those.
+  virtual bool wants_demonstrations() const { return false; }
 
   /// Batched decision for n instances, masked; exploration when `deterministic` is false.
   void Act(const float* obs, const uint8_t* masks, int n, bool deterministic, int32_t* actions);

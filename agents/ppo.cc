@@ -41,6 +41,12 @@ PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int n
               static_cast<int>(std::accumulate(nvec_.begin(), nvec_.end(), int64_t{0})),
               config.gamma, config.gae_lambda, num_costs_) {
   for (int64_t n : nvec_) mask_width_ += static_cast<int>(n);
+  if (config_.imitation_kl_coef > 0 && config_.imitation_fraction <= 0)
+    throw std::invalid_argument(
+        "ppo.imitation_kl_coef needs an imitation phase to stay near (imitation_fraction > 0)");
+  if (config_.imitation_fraction > 0)
+    imitation_updates_ = std::max<int64_t>(
+        1, std::llround(config_.imitation_fraction * static_cast<double>(planned_updates_)));
   torch::manual_seed(seed);
   net_ = ActorCritic(obs_dim, critic_dim, mask_width_, config_, num_costs_);
   // One flat parameter/gradient buffer: an Adam step and the gradient-norm clip are a handful
@@ -140,6 +146,25 @@ void SampleRows(const float* logits, const uint8_t* masks, int64_t n,
   }
 }
 
+/// Log-probabilities of given actions under masked logits (the imitation phase records the
+/// baseline's decisions with the probability the current policy gives them).
+void LogProbRows(const float* logits, const uint8_t* masks, int64_t n,
+                 const std::vector<int64_t>& nvec, int64_t width, const int32_t* actions,
+                 float* log_probs) {
+  const int64_t dims = static_cast<int64_t>(nvec.size());
+  std::vector<double> lp(static_cast<size_t>(width));
+  for (int64_t i = 0; i < n; ++i) {
+    double total = 0;
+    int64_t off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      MaskedLogSoftmax(logits + i * width + off, masks + i * width + off, nvec[d], &lp[off]);
+      total += lp[off + actions[i * dims + d]];
+      off += nvec[d];
+    }
+    log_probs[i] = static_cast<float>(total);
+  }
+}
+
 /// max(a, b)'s derivative share for a: torch's max splits ties.
 inline double MaxWeight(double a, double b) {
   return a > b ? 1.0 : a == b ? 0.5 : 0.0;
@@ -178,7 +203,7 @@ double ExplainedVariance(const std::vector<float>& y, const std::vector<float>& 
 
 void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const uint8_t* masks,
                               int n, int32_t* actions, float* log_probs, float* values,
-                              float* norm_obs, float* norm_critic) {
+                              float* norm_obs, float* norm_critic, const int32_t* given) {
   if (config_.normalize_obs) {
     obs_rms_.Update(obs, n);
     if (critic_obs != obs || critic_dim_ != obs_dim_) critic_rms_.Update(critic_obs, n);
@@ -196,6 +221,11 @@ void PpoAgent::ActForTraining(const float* obs, const float* critic_obs, const u
   net_->actor->ForwardFast(norm_obs, n, logits_.data());
   net_->critic->ForwardFast(norm_critic, n, values);
   const int64_t dims = static_cast<int64_t>(nvec_.size());
+  if (given != nullptr) {
+    std::copy(given, given + static_cast<size_t>(n) * dims, actions);
+    LogProbRows(logits_.data(), masks, n, nvec_, mask_width_, actions, log_probs);
+    return;
+  }
   uniforms_.resize(static_cast<size_t>(n) * dims);
   for (auto& u : uniforms_) u = static_cast<float>(ToUniform(NextBits()));
   SampleRows(logits_.data(), masks, n, nvec_, mask_width_, uniforms_.data(), actions, log_probs);
@@ -207,7 +237,8 @@ void PpoAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
   step_obs_.resize(static_cast<size_t>(n) * obs_dim_);
   step_critic_.resize(static_cast<size_t>(n) * critic_dim_);
   ActForTraining(b.obs, b.critic_obs, b.masks, n, actions, step_log_probs_.data(),
-                 step_values_.data(), step_obs_.data(), step_critic_.data());
+                 step_values_.data(), step_obs_.data(), step_critic_.data(),
+                 wants_demonstrations() ? b.demonstrations : nullptr);
   if (num_costs_ > 0) {
     step_cost_values_.resize(static_cast<size_t>(n) * num_costs_);
     net_->cost_critic->ForwardFast(step_critic_.data(), n, step_cost_values_.data());
@@ -312,9 +343,13 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
   const torch::Tensor log_ratio = new_logp - f32(g.old_logp, {m});
   std::copy_n(log_ratio.data_ptr<float>(), m, log_ratio_out);
   const torch::Tensor ratio = log_ratio.exp();
+  // Imitation: the actor's loss is the cross-entropy of the demonstrated actions, no entropy
+  // bonus (the critics learn as usual: the rollout is the baseline's own).
   const torch::Tensor pg_loss =
-      torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef))
-          .mean();
+      imitating_update_ ? -new_logp.mean()
+                        : torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef,
+                                                                      1 + config_.clip_coef))
+                              .mean();
   torch::Tensor v_loss;
   if (config_.clip_vloss) {
     const torch::Tensor old_v = f32(g.old_values, {m});
@@ -325,7 +360,20 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
     v_loss = 0.5 * (new_value - ret).pow(2).mean();
   }
   const torch::Tensor entropy_loss = entropy.mean();
-  torch::Tensor loss = pg_loss - config_.ent_coef * entropy_loss + config_.vf_coef * v_loss;
+  const double ent_coef = imitating_update_ ? 0.0 : config_.ent_coef;
+  torch::Tensor loss = pg_loss - ent_coef * entropy_loss + config_.vf_coef * v_loss;
+  double anchor_kl = 0;
+  if (anchor_ && !imitating_update_) {
+    // KL(anchor || policy) summed over the components, mean over the rows.
+    torch::Tensor anchor_lp;
+    {
+      torch::NoGradGuard no_grad;
+      anchor_lp = MultiCategorical(anchor_->forward(obs), nvec_, masks).log_probs();
+    }
+    const torch::Tensor kl = (anchor_lp.exp() * (anchor_lp - dist.log_probs())).sum({1, 2}).mean();
+    loss = loss + config_.imitation_kl_coef * kl;
+    anchor_kl = kl.item<double>();
+  }
   double cost_value_loss = 0;
   if (num_costs_ > 0) {
     // The cost critic's loss, the value loss's rules per output, summed over the outputs.
@@ -346,8 +394,14 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
   }
   CheckFinite("loss", loss.item<double>());
   loss.backward();
-  return {pg_loss.item<double>(), v_loss.item<double>(), entropy_loss.item<double>(),
-          cost_value_loss};
+  double matches = 0;
+  if (imitating_update_) matches = (dist.Mode() == actions).all(1).sum().item<double>();
+  return {pg_loss.item<double>(),
+          v_loss.item<double>(),
+          entropy_loss.item<double>(),
+          cost_value_loss,
+          matches,
+          anchor_kl};
 }
 
 PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_ratio_out) {
@@ -368,36 +422,65 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
   g.dvalues.resize(m);
   net_->actor->ForwardTrain(g.obs.data(), m, g.logits.data());
   net_->critic->ForwardTrain(g.critic.data(), m, g.values.data());
-  const double d_ent = config_.ent_coef * inv_m;  // the loss carries -ent_coef * mean(H)
+  // the loss carries -ent_coef * mean(H); imitation: none, and the actor's loss is -mean(logp)
+  // of the demonstrated actions (d/dz_v = -(1[v = a] - p_v) / m)
+  const double d_ent = imitating_update_ ? 0.0 : config_.ent_coef * inv_m;
+  // After the imitation phase, KL(anchor || policy) = sum_d sum_v q_v (log q_v - log p_v) with
+  // the anchor's masked softmax q: d/dz_v = kl_coef (p_v - q_v) / m.
+  const bool anchored = anchor_ && !imitating_update_;
+  if (anchored) {
+    g.anchor_logits.resize(static_cast<size_t>(m * w));
+    anchor_->ForwardFast(g.obs.data(), m, g.anchor_logits.data());
+  }
+  const double d_kl = config_.imitation_kl_coef * inv_m;
   MinibatchLosses out;
   std::vector<double> lp(static_cast<size_t>(w)), p(static_cast<size_t>(w));
+  std::vector<double> alp(anchored ? static_cast<size_t>(w) : 0);
   std::vector<double> comp_h(static_cast<size_t>(dims));
   for (int64_t r = 0; r < m; ++r) {
     const float* z = &g.logits[r * w];
     const uint8_t* mask = &g.masks[r * w];
     double logp = 0, h = 0;
+    bool greedy_match = true;
     int64_t off = 0;
     for (int64_t d = 0; d < dims; ++d) {
       const int64_t k = nvec_[d];
       MaskedLogSoftmax(z + off, mask + off, k, &lp[off]);
       double hd = 0;
+      int64_t best = off;
       for (int64_t v = off; v < off + k; ++v) {
         p[v] = ExpOrZero(lp[v]);
         if (p[v] > 0) hd -= p[v] * lp[v];
+        if (lp[v] > lp[best]) best = v;
       }
       comp_h[d] = hd, h += hd;
+      if (anchored) {
+        MaskedLogSoftmax(&g.anchor_logits[r * w + off], mask + off, k, &alp[off]);
+        for (int64_t v = off; v < off + k; ++v) {
+          const double q = ExpOrZero(alp[v]);
+          if (q > 0) out.anchor_kl += q * (alp[v] - lp[v]);
+        }
+      }
       logp += lp[off + g.actions[r * dims + d]];
+      greedy_match &= best == off + g.actions[r * dims + d];
       off += k;
     }
+    out.matches += greedy_match;
     const float log_ratio = static_cast<float>(logp) - g.old_logp[r];
     log_ratio_out[r] = log_ratio;
     const double rho = std::exp(static_cast<double>(log_ratio)), a = g.adv[r];
-    const double rho_c = std::clamp(rho, 1 - eps, 1 + eps);
-    const double t1 = -a * rho, t2 = -a * rho_c;
-    out.policy += std::max(t1, t2), out.entropy += h;
-    const double w1 = MaxWeight(t1, t2);
-    const bool inside = rho >= 1 - eps && rho <= 1 + eps;
-    const double d_logp = -a * (w1 + (1 - w1) * (inside ? 1.0 : 0.0)) * rho * inv_m;
+    double d_logp;
+    if (imitating_update_) {
+      out.policy -= logp, out.entropy += h;
+      d_logp = -inv_m;
+    } else {
+      const double rho_c = std::clamp(rho, 1 - eps, 1 + eps);
+      const double t1 = -a * rho, t2 = -a * rho_c;
+      out.policy += std::max(t1, t2), out.entropy += h;
+      const double w1 = MaxWeight(t1, t2);
+      const bool inside = rho >= 1 - eps && rho <= 1 + eps;
+      d_logp = -a * (w1 + (1 - w1) * (inside ? 1.0 : 0.0)) * rho * inv_m;
+    }
     float* dz = &g.dlogits[r * w];
     off = 0;
     for (int64_t d = 0; d < dims; ++d) {
@@ -405,7 +488,9 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
       for (int64_t v = off; v < off + k; ++v) {
         if (!mask[v]) continue;
         const double ent_term = p[v] > 0 ? p[v] * (lp[v] + comp_h[d]) : 0.0;
-        dz[v] = static_cast<float>(d_logp * ((v == act ? 1.0 : 0.0) - p[v]) + d_ent * ent_term);
+        const double kl_term = anchored ? d_kl * (p[v] - ExpOrZero(alp[v])) : 0.0;
+        dz[v] = static_cast<float>(d_logp * ((v == act ? 1.0 : 0.0) - p[v]) + d_ent * ent_term +
+                                   kl_term);
       }
       off += k;
     }
@@ -430,7 +515,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
     out.cost_value *= inv_m;
     net_->cost_critic->BackwardTrain(g.dcost.data(), m);
   }
-  out.policy *= inv_m, out.value *= inv_m, out.entropy *= inv_m;
+  out.policy *= inv_m, out.value *= inv_m, out.entropy *= inv_m, out.anchor_kl *= inv_m;
   net_->actor->BackwardTrain(g.dlogits.data(), m);
   net_->critic->BackwardTrain(g.dvalues.data(), m);
   return out;
@@ -444,6 +529,8 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
                                                  : Schedule::Constant(config_.learning_rate);
   const double lr = lr_schedule.At(progress);
   optimizer_->set_lr(lr);
+  imitating_update_ = updates_ < imitation_updates_;
+  const double ent_coef = imitating_update_ ? 0.0 : config_.ent_coef;
 
   const int64_t mb =
       std::max<int64_t>(1, (s + config_.num_minibatches - 1) / config_.num_minibatches);
@@ -476,7 +563,7 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
   const std::vector<float>& advantages = nc > 0 ? lagrangian_adv : b.advantages();
   std::vector<int64_t> order(s);
   double pg_sum = 0, v_sum = 0, ent_sum = 0, norm_sum = 0, kl = 0, old_kl = 0, clip_sum = 0;
-  double cv_sum = 0;
+  double cv_sum = 0, matches = 0, rows = 0, anchor_kl_sum = 0;
   int steps = 0;
   bool stop = false;
   for (int epoch = 0; epoch < config_.update_epochs && !stop; ++epoch) {
@@ -526,18 +613,24 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
         old_kl = k_old / m, kl = k_new / m;
         clip_sum += clipped / m;
       }
-      CheckFinite("loss", l.policy - config_.ent_coef * l.entropy +
-                              config_.vf_coef * (l.value + l.cost_value));
+      CheckFinite("loss", l.policy - ent_coef * l.entropy +
+                              config_.vf_coef * (l.value + l.cost_value) +
+                              config_.imitation_kl_coef * l.anchor_kl);
       const double norm = optimizer_->ClipGradNorm(config_.max_grad_norm);
       CheckFinite("gradient norm", norm);
       optimizer_->Step();
       pg_sum += l.policy, v_sum += l.value, ent_sum += l.entropy, norm_sum += norm;
-      cv_sum += l.cost_value;
+      cv_sum += l.cost_value, anchor_kl_sum += l.anchor_kl;
+      if (epoch + 1 == config_.update_epochs) matches += l.matches, rows += m;
       ++steps;
     }
-    if (config_.target_kl > 0 && kl > config_.target_kl) stop = true;
+    // (the imitation phase runs every epoch: its steps are not PPO's trust-region steps)
+    if (config_.target_kl > 0 && kl > config_.target_kl && !imitating_update_) stop = true;
   }
+  const bool anchored = anchor_ && !imitating_update_;
   ++updates_;
+  if (imitating_update_ && updates_ == imitation_updates_ && config_.imitation_kl_coef > 0)
+    MakeAnchor();  // the phase's last update: the policy to stay near from now on
   stats["losses/explained_variance"] = ExplainedVariance(b.returns(), b.values());
   stats["charts/learning_rate"] = lr;
   stats["losses/policy_loss"] = pg_sum / steps;
@@ -547,6 +640,13 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
   stats["losses/old_approx_kl"] = old_kl;
   stats["losses/clipfrac"] = clip_sum / steps;
   stats["losses/grad_norm"] = norm_sum / steps;
+  if (anchored) stats["losses/anchor_kl"] = anchor_kl_sum / steps;
+  if (imitating_update_) {
+    // The actor's cross-entropy on the baseline's actions, and how often its greedy action is
+    // the baseline's (before each row's last step of the last epoch).
+    stats["losses/imitation_loss"] = pg_sum / steps;
+    stats["losses/imitation_accuracy"] = rows > 0 ? matches / rows : 0.0;
+  }
   if (nc > 0) {
     stats["losses/cost_value_loss"] = cv_sum / steps;
     double mean_adv_c = 0;
@@ -572,6 +672,16 @@ void PpoAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   buffer_.SaveState(w);
   if (num_costs_ > 0) w.PutVector(cost_weights_);
   WriteStateBytes(archive, "rollout", w.bytes());
+  if (anchor_) {
+    torch::serialize::OutputArchive anchor;
+    anchor_->save(anchor);
+    archive.write("anchor", anchor);
+  }
+}
+
+void PpoAgent::MakeAnchor() {
+  anchor_ = Mlp(obs_dim_, config_.hidden, mask_width_, 0.01, ParseActivation(config_.activation));
+  CopyParameters(*net_->actor, *anchor_);
 }
 
 void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
@@ -595,6 +705,15 @@ void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
   steps_in_rollout_ = r.Get<int32_t>();
   buffer_.LoadState(r);
   if (num_costs_ > 0) r.GetVector(&cost_weights_);
+  anchor_ = nullptr;
+  if (config_.imitation_kl_coef > 0 && imitation_updates_ > 0 && updates_ >= imitation_updates_) {
+    torch::serialize::InputArchive anchor;
+    archive.read("anchor", anchor);
+    MakeAnchor();  // the architecture; the parameters from the checkpoint
+    Mlp loaded(obs_dim_, config_.hidden, mask_width_, 0.01, ParseActivation(config_.activation));
+    loaded->load(anchor);
+    CopyParameters(*loaded, *anchor_);
+  }
 }
 
 AgentAlgorithm PpoAlgorithm() {

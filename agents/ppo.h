@@ -55,6 +55,11 @@ struct PpoConfig {
   bool fused_update = true;
   /// With constraints: a separate cost critic and cost advantages (PPO-Lagrangian).
   bool cost_critic = true;
+  /// The first fraction of the run's rollouts in which the role's rule-based baseline acts and
+  /// the actor learns to copy it (behaviour cloning) while the critics learn its values.
+  double imitation_fraction = 0.0;
+  /// After the imitation phase: weight of KL(imitated policy || policy) in the actor's loss.
+  double imitation_kl_coef = 0.0;
 };
 
 struct ActorCriticImpl : torch::nn::Module {
@@ -94,6 +99,13 @@ void VisitFields(PpoConfig& c, V&& v) {
   v("cost_critic", c.cost_critic,
     "with constraints: a separate cost critic and cost advantages (PPO-Lagrangian); false: "
     "learn from the shaped reward r - lambda c");
+  v("imitation_fraction", c.imitation_fraction, 0.0, 1.0,
+    "the first fraction of the run's rollouts in which the role's rule-based baseline acts and "
+    "the actor learns to copy it (cross-entropy on its actions) while the critics learn its "
+    "values; PPO's own updates follow (0 = off)");
+  v("imitation_kl_coef", c.imitation_kl_coef, 0.0, 1000.0,
+    "after the imitation phase: weight of KL(imitated policy || policy) in the actor's loss, "
+    "keeping PPO near the baseline it copied (0 = free; needs imitation_fraction > 0)");
 }
 
 struct AgentAlgorithm;
@@ -111,6 +123,10 @@ class PpoAgent : public Agent {
   std::string algorithm() const override { return "ppo"; }
   bool wants_global_state() const override { return config_.centralized_critic; }
   bool learns_costs() const override { return num_costs_ > 0; }
+  /// While the rollouts of the imitation phase last (imitation_fraction).
+  bool wants_demonstrations() const override { return updates_ < imitation_updates_; }
+  /// Rollouts (updates) of the imitation phase.
+  int64_t imitation_updates() const { return imitation_updates_; }
   int num_costs() const { return num_costs_; }
   ExportSummary Summary() const override;
   std::vector<torch::Tensor> Parameters() const override { return net_->parameters(); }
@@ -151,9 +167,10 @@ class PpoAgent : public Agent {
  private:
   /// Training-time decision: updates the observation statistics, normalises, samples.
   /// Writes the normalised observations (what the buffer stores) to norm_obs / norm_critic.
+  /// With `given` (demonstrations): takes those actions instead of sampling (their log-probs).
   void ActForTraining(const float* obs, const float* critic_obs, const uint8_t* masks, int n,
                       int32_t* actions, float* log_probs, float* values, float* norm_obs,
-                      float* norm_critic);
+                      float* norm_critic, const int32_t* given = nullptr);
   /// Scales a step's rewards when normalize_reward is on (in place).
   void ScaleRewards(float* rewards, const uint8_t* done, int n);
   torch::Tensor Uniforms(int64_t rows, int64_t cols);
@@ -161,6 +178,8 @@ class PpoAgent : public Agent {
   void NormalizeCritic(const float* in, int n, float* out) const;
   struct MinibatchLosses {
     double policy = 0, value = 0, entropy = 0, cost_value = 0;
+    double matches = 0;    ///< imitation: rows whose greedy action is the demonstration
+    double anchor_kl = 0;  ///< KL(anchor || policy), mean over rows
   };
   /// The critic observations of Values() and CostValues(), normalised, into scratch_critic_.
   const float* NormalizedCriticInput(const float* critic_obs, int n);
@@ -178,6 +197,11 @@ class PpoAgent : public Agent {
   RewardScaler reward_scaler_;
   int64_t updates_ = 0;
   int64_t planned_updates_;
+  int64_t imitation_updates_ = 0;
+  bool imitating_update_ = false;  ///< the update in progress is an imitation update
+  /// The actor as the imitation phase left it (imitation_kl_coef > 0, after the phase).
+  Mlp anchor_{nullptr};
+  void MakeAnchor();
   int num_envs_;
   RolloutBuffer buffer_;
   int steps_in_rollout_ = 0;
@@ -187,6 +211,7 @@ class PpoAgent : public Agent {
     std::vector<uint8_t> masks;
     std::vector<int64_t> actions;
     std::vector<float> logits, values, dlogits, dvalues, log_ratio;        // fused update
+    std::vector<float> anchor_logits;                                      // [m, width]
     std::vector<float> old_cost_values, cost_returns, cost_values, dcost;  // [m, num_costs]
   } minibatch_;
   std::vector<float> step_log_probs_, step_values_, step_obs_, step_critic_, step_rewards_,

@@ -115,13 +115,32 @@ void MultiAgentEnv::Reset() {
   reset_done_ = true;
 }
 
-void MultiAgentEnv::Act(int role, const int32_t* actions) {
-  if (!reset_done_) throw std::logic_error(name_ + ": call Reset() before Act()");
+void MultiAgentEnv::GuardedBaseline(int role, int begin, int end, int32_t* out) {
+  BaselineActions(role, begin, end, out);
+  if (guards_.empty() || guards_[role].empty()) return;
+  const int dims = roles_[role].action_space.action_dims();
+  for (int i = begin; i < end; ++i)
+    if (acting_[role][i])
+      guards_[role].Project(mask_row(role, i), out + static_cast<size_t>(i) * dims);
+}
+
+void MultiAgentEnv::ActAbove(int role, const char* caller) {
+  if (!reset_done_)
+    throw std::logic_error(fmt::format("{}: call Reset() before {}()", name_, caller));
   if (role < 0 || role >= num_roles())
     throw std::invalid_argument(
         fmt::format("{}: no role {} (it has {})", name_, role, num_roles()));
   for (int above = 0; above < role; ++above)
     if (!acted_[above]) Act(above, nullptr);
+}
+
+void MultiAgentEnv::BaselineDecisions(int role, int32_t* out) {
+  ActAbove(role, "BaselineDecisions");
+  ForRanges([&](int begin, int end) { GuardedBaseline(role, begin, end, out); });
+}
+
+void MultiAgentEnv::Act(int role, const int32_t* actions) {
+  ActAbove(role, "Act");
   if (acted_[role])
     throw std::logic_error(
         fmt::format("{}: role '{}' already acted this step", name_, roles_[role].name));
@@ -168,11 +187,7 @@ void MultiAgentEnv::Act(int role, const int32_t* actions) {
     if (!src) {
       int32_t* out = scratch_[role].data();
       if (fallback_[role] == FallbackPolicy::kBaseline) {
-        BaselineActions(role, begin, end, out);
-        if (!guards_.empty() && !guards_[role].empty())
-          for (int i = begin; i < end; ++i)
-            if (acting_[role][i])
-              guards_[role].Project(mask_row(role, i), out + static_cast<size_t>(i) * dims);
+        GuardedBaseline(role, begin, end, out);
       } else {
         for (int i = begin; i < end; ++i) {
           CounterRng rng(DeriveKey(DeriveKey(DeriveKey(seed_, 0x72616e64), instance_id(i)),

@@ -88,6 +88,11 @@ class MultiAgentEnv {
   void Reset();
   /// Decides role r's actions for this step; roles above r that have not acted fall back first.
   void Act(int role, const int32_t* actions);
+  /// The rule-based baseline's actions of role r for this step into out ([N, action_dims]; rows
+  /// of acting instances), moved inside the guardrails as the baseline fallback is: what Act(r,
+  /// nullptr) would take under FallbackPolicy::kBaseline. Roles above r that have not acted fall
+  /// back first. Changes nothing else (the trainer's imitation phase, docs/training.md).
+  void BaselineDecisions(int role, int32_t* out);
   /// Advances every instance one step (roles that have not acted fall back).
   void Step();
   /// Step, with `extra_items` calls extra(k), k in [0, extra_items), handed out first to the
@@ -168,6 +173,11 @@ class MultiAgentEnv {
   virtual void BaselineActions(int role, int begin, int end, int32_t* out) = 0;
   /// After role r decided for instances [begin, end): refresh the roles below (directives).
   virtual void OnDecision(int /*role*/, int /*begin*/, int /*end*/) {}
+  /// Checks the call (after Reset, a valid role) and lets the roles above that have not acted
+  /// fall back.
+  void ActAbove(int role, const char* caller);
+  /// BaselineActions for [begin, end), then the guardrails' projection of acting instances.
+  void GuardedBaseline(int role, int begin, int end, int32_t* out);
   /// WriteMasks and then the guardrails: what OnDecision calls to refresh the roles below.
   void RefreshMasks(int role, int begin, int end);
   /// The environment's own state (SaveState/LoadState call these).

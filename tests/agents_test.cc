@@ -110,13 +110,16 @@ TEST(Mlp, FastForwardMatchesLibTorch) {
 
 // The hand-written PPO gradient (fused_update) against LibTorch autograd on the same rollout:
 // masked multi-discrete actions, ratios inside and outside the clip range, clipped and plain
-// value loss, tanh and relu. Same losses, gradient norms and parameters after four Adam steps.
+// value loss, tanh and relu; and the imitation phase's cross-entropy loss (variants 4, 5). Same
+// losses, gradient norms and parameters after four Adam steps.
 TEST(Ppo, FusedUpdateMatchesAutograd) {
   const std::vector<int64_t> nvec = {3, 5, 2};
   const int obs_dim = 6, envs = 4, steps = 16, width = 10, dims = 3;
   // Variants 2 and 3 add two cost channels (PPO-Lagrangian's cost critic and advantages).
-  for (int variant = 0; variant < 4; ++variant) {
-    const int costs = variant >= 2 ? 2 : 0;
+  for (int variant = 0; variant < 8; ++variant) {
+    const int costs = variant == 2 || variant == 3 || variant == 5 || variant == 7 ? 2 : 0;
+    const bool imitation = variant == 4 || variant == 5;
+    const bool anchored = variant >= 6;  // PPO after an imitation update, near its policy
     RolloutBuffer buffer(envs, obs_dim, obs_dim, dims, width, 0.99, 0.95, costs);
     uint64_t counter = 0;
     auto uniform = [&] { return ToUniform(RandomBits(77, counter++)); };
@@ -161,23 +164,42 @@ TEST(Ppo, FusedUpdateMatchesAutograd) {
     c.clip_vloss = variant % 2 == 0;
     c.activation = variant % 2 == 0 ? "tanh" : "relu";
     c.ent_coef = 0.05;
+    c.imitation_fraction = imitation || anchored ? 1.0 : 0.0;
+    c.imitation_kl_coef = anchored ? 3.0 : 0.0;
     c.fused_update = false;
     PpoAgent reference(obs_dim, obs_dim, nvec, envs, c, 5, 1, costs);
     c.fused_update = true;
     PpoAgent fused(obs_dim, obs_dim, nvec, envs, c, 5, 1, costs);
     EXPECT_EQ(fused.learns_costs(), costs > 0);
+    if (anchored) {  // the one planned update imitates; the next ones stay near its result
+      reference.Update(buffer, 0.0, costs ? lambdas : nullptr);
+      fused.Update(buffer, 0.0, costs ? lambdas : nullptr);
+    }
     const UpdateStats want = reference.Update(buffer, 0.0, costs ? lambdas : nullptr);
     const UpdateStats got = fused.Update(buffer, 0.0, costs ? lambdas : nullptr);
     for (const char* key :
          {"losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/grad_norm",
-          "losses/approx_kl", "losses/clipfrac", "losses/cost_value_loss"}) {
+          "losses/approx_kl", "losses/clipfrac", "losses/cost_value_loss", "losses/imitation_loss",
+          "losses/imitation_accuracy", "losses/anchor_kl"}) {
       if (!costs && std::string(key) == "losses/cost_value_loss") continue;
+      if ((!imitation && std::string(key).find("imitation") != std::string::npos) ||
+          (!anchored && std::string(key) == "losses/anchor_kl")) {
+        EXPECT_FALSE(want.count(key)) << key;
+        continue;
+      }
       ASSERT_TRUE(want.count(key)) << key;
       EXPECT_NEAR(got.at(key), want.at(key), 1e-5 * std::max(1.0, std::abs(want.at(key))))
           << key << " variant " << variant;
     }
-    EXPECT_GT(want.at("losses/clipfrac"), 0.05);  // the clipped branch is exercised
-    EXPECT_LT(want.at("losses/clipfrac"), 0.95);
+    if (imitation) {  // the actor's loss is the demonstrations' cross-entropy
+      EXPECT_DOUBLE_EQ(want.at("losses/policy_loss"), want.at("losses/imitation_loss"));
+      EXPECT_GT(want.at("losses/imitation_loss"), 0.5);
+    } else if (anchored) {
+      EXPECT_GT(want.at("losses/anchor_kl"), 1e-6);  // the policy moved away and was pulled back
+    } else {
+      EXPECT_GT(want.at("losses/clipfrac"), 0.05);  // the clipped branch is exercised
+      EXPECT_LT(want.at("losses/clipfrac"), 0.95);
+    }
     const auto a = reference.Parameters(), b = fused.Parameters();
     ASSERT_EQ(a.size(), b.size());
     for (size_t k = 0; k < a.size(); ++k)

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -306,6 +308,94 @@ TEST(ExportManifest, SchemaRoundTripValidationAndModuleHashes) {
   expect_error([&] { m.VerifyFiles(out); }, "credit.pt was modified after export");
   std::filesystem::remove(out + "/credit.pt");
   expect_error([&] { m.VerifyFiles(out); }, "credit.pt: cannot be read");
+}
+
+// The imitation warm start (ppo.imitation_fraction): while it lasts the baseline itself acts
+// (the run is the all-baseline run, step for step), the actor learns to copy it and the critic
+// its values; then PPO's own updates take over. Pricing measured from cost-plus: the rule is
+// offset 0, which the observation shows (under the standard reference the rule's move depends on
+// the episode's first month, which the observation does not carry; docs/agents/ppo.md).
+std::string ImitationExperiment(const std::string& roles, int64_t total_steps) {
+  return "name: im\nseed: 6\ntotal_steps: " + std::to_string(total_steps) +
+         "\nenv: {name: twin, num_envs: 8, config: {institution: cu_small, horizon_months: 24, "
+         "pricing_reference: cost_plus}}\n"
+         "roles:\n" +
+         roles;
+}
+
+TEST(Imitation, TheBaselineActsAndThePolicyLearnsToCopyIt) {
+  const std::string ppo =
+      "ppo: {num_steps: 12, num_minibatches: 2, learning_rate: 1.0e-3, normalize_obs: true, "
+      "anneal_lr: false, imitation_fraction: 1.0}";
+  Trainer learner(ExperimentConfig::Parse(YamlValue::LoadString(
+      ImitationExperiment(
+          "  pricing: {agent: ppo, " + ppo + "}\n  credit: {agent: ppo, " + ppo + "}\n", 9600),
+      "im.yaml")));
+  Trainer baseline(ExperimentConfig::Parse(YamlValue::LoadString(
+      ImitationExperiment("  pricing: baseline\n  credit: baseline\n", 9600), "base.yaml")));
+  learner.Train();
+  baseline.Train();
+  // The same run as the baselines': every role's episodic returns, bit for bit.
+  for (int r = 0; r < learner.env().num_roles(); ++r) {
+    ASSERT_FALSE(std::isnan(baseline.MeanEpisodicReturn(r)));
+    EXPECT_EQ(learner.MeanEpisodicReturn(r), baseline.MeanEpisodicReturn(r)) << r;
+  }
+  for (const char* role : {"pricing", "credit"}) {
+    PpoAgent* agent = AgentOf<PpoAgent>(learner, role);
+    ASSERT_NE(agent, nullptr);
+    EXPECT_EQ(agent->updates(), 100);  // 9600 / (12 x 8), every one imitated
+    EXPECT_EQ(agent->imitation_updates(), 100);
+    // The greedy policy decides as the baseline on states it has not trained on.
+    MultiAgentEnv& env = learner.env();
+    const int r = env.FindRole(role), n = env.num_envs();
+    const int dims = env.role(r).action_space.action_dims();
+    std::vector<int32_t> want(static_cast<size_t>(n) * dims), got(want.size());
+    int rows = 0, same = 0;
+    for (int t = 0; t < 24; ++t) {
+      env.BaselineDecisions(r, want.data());
+      agent->Act(env.observations(r), env.action_masks(r), n, true, got.data());
+      for (int i = 0; i < n; ++i) {
+        if (!env.acting(r)[i]) continue;
+        ++rows;
+        same += std::equal(&want[i * dims], &want[i * dims] + dims, &got[i * dims]);
+      }
+      env.Act(r, want.data());
+      env.Step();
+    }
+    ASSERT_GT(rows, 0);
+    EXPECT_GE(static_cast<double>(same) / rows, 0.9) << role << ": " << same << " of " << rows;
+  }
+}
+
+TEST(Imitation, PpoTakesOverAfterThePhaseAndResumesExactly) {
+  const std::string yaml = ImitationExperiment(
+      "  credit: {agent: ppo, ppo: {num_steps: 8, num_minibatches: 2, imitation_fraction: "
+      "0.5}}\n",
+      1280);
+  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(yaml, "im.yaml")));
+  t.Train();
+  PpoAgent* agent = AgentOf<PpoAgent>(t, "credit");
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(agent->imitation_updates(), 10);  // half of 1280 / (8 x 8)
+  EXPECT_EQ(agent->updates(), 20);
+  EXPECT_FALSE(agent->wants_demonstrations());
+  // Checkpointed inside the phase, resumed across its end.
+  ResumeIsExact(yaml, 600);
+  // Held near the imitated policy (imitation_kl_coef): checkpointed after the phase, the anchor
+  // travels with the checkpoint.
+  ResumeIsExact(ImitationExperiment("  credit: {agent: ppo, ppo: {num_steps: 8, num_minibatches: "
+                                    "2, imitation_fraction: 0.25, imitation_kl_coef: 0.5}}\n",
+                                    2560),
+                800);
+  // Only PPO imitates (a key of its own section).
+  const std::string msg = ErrorOf(
+      ImitationExperiment("  collection: {agent: dqn, dqn: {imitation_fraction: 0.5}}\n", 1000));
+  EXPECT_NE(msg.find("roles.collection.dqn.imitation_fraction"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown key"), std::string::npos) << msg;
+  const std::string alone =
+      ErrorOf(ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_kl_coef: 0.5}}\n", 1000));
+  EXPECT_NE(alone.find("imitation_kl_coef needs an imitation phase"), std::string::npos) << alone;
+  EXPECT_NE(alone.find("exp.yaml:"), std::string::npos) << alone;
 }
 
 TEST(Frozen, ExportedPolicyDrivesARole) {

@@ -42,6 +42,7 @@ double WallSeconds() {
 struct Trainer::Learner {
   std::unique_ptr<Agent> agent;
   std::vector<int32_t> actions;
+  std::vector<int32_t> demonstrations;  ///< the baseline's decisions (imitation phase)
   UpdateStats last_stats;
 };
 
@@ -268,6 +269,11 @@ void Trainer::StepOnce() {
       batch.critic_obs = l->agent->wants_global_state() ? GlobalState(false) : batch.obs;
       batch.masks = env_->action_masks(r);
       batch.acting = env_->acting(r);
+      if (l->agent->wants_demonstrations()) {  // the imitation phase: the baseline acts
+        l->demonstrations.resize(l->actions.size());
+        env_->BaselineDecisions(r, l->demonstrations.data());
+        batch.demonstrations = l->demonstrations.data();
+      }
       l->agent->ActAndRecord(batch, l->actions.data());
       env_->Act(r, l->actions.data());
     }

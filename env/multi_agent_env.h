@@ -203,6 +203,11 @@ class MultiAgentEnv {
     return reward_vec_[r].data() + static_cast<size_t>(i) * roles_[r].objectives.size();
   }
   void set_reward(int r, int i, float v) { reward_[r][i] = v; }
+  /// Sets role r's actions in force for instance i (action_dims values).
+  void set_action_row(int r, int i, const int32_t* a) {
+    const int dims = roles_[r].action_space.action_dims();
+    std::copy(a, a + dims, actions_[r].data() + static_cast<size_t>(i) * dims);
+  }
   void set_terminated(int i) { terminated_[i] = 1; }
   int step_of(int i) const { return steps_[i]; }
   ParallelRunner& runner() { return *runner_; }

@@ -375,6 +375,14 @@ void TwinEnv::ResetInstance(int i, uint64_t episode) {
   s.initial_equity = std::max(1.0, s.reset_metrics[kEquity]);
   for (int p = 0; p < kNumProducts; ++p) s.cost_plus_base[p] = CostPlusSpread(i, p);
   s.fresh = true;
+  // The decisions in force when an episode starts are the baseline's (the institution's standing
+  // levers), top-down: the observation's directive and self features then read the same at the
+  // first month of every episode - a fresh environment's and an auto-reset's alike.
+  std::array<int32_t, kNumProducts> a{};
+  for (int r = 0; r < kNumTwinRoles; ++r) {
+    BaselineRow(r, i, a.data());
+    set_action_row(r, i, a.data());
+  }
   WriteObservations(i, 0);
 }
 
@@ -484,8 +492,11 @@ std::string TwinEnv::ExplainMask(int role, int i, int dim) const {
 
 void TwinEnv::BaselineActions(int role, int begin, int end, int32_t* out) {
   const int dims = this->role(role).action_space.action_dims();
-  for (int i = begin; i < end; ++i) {
-    int32_t* a = out + static_cast<size_t>(i) * dims;
+  for (int i = begin; i < end; ++i) BaselineRow(role, i, out + static_cast<size_t>(i) * dims);
+}
+
+void TwinEnv::BaselineRow(int role, int i, int32_t* a) const {
+  {
     const RiskAppetite& appetite = GetRiskAppetite(AppetiteLevel(i));
     switch (role) {
       case kRiskRole:  // hold appetite

@@ -160,6 +160,8 @@ class TwinEnv : public MultiAgentEnv {
   void StepInstances(int begin, int end) override;
   void WriteMasks(int role, int begin, int end) override;
   void BaselineActions(int role, int begin, int end, int32_t* out) override;
+  /// The baseline's decision of role r for instance i into a (action_dims values).
+  void BaselineRow(int role, int i, int32_t* a) const;
   void OnDecision(int role, int begin, int end) override;
   std::string ExplainMask(int role, int i, int dim) const override;
   void SaveInstances(StateWriter& w) const override;
@@ -191,7 +193,7 @@ class TwinEnv : public MultiAgentEnv {
   std::vector<std::string> metric_names_;
   std::array<RewardSet, kNumTwinRoles> reward_sets_;
   Levers defaults_;
-  bool cost_plus_reference_ = false;  ///< pricing_reference: cost_plus
+  bool cost_plus_reference_ = false;                     ///< pricing_reference: cost_plus
   std::array<double, kNumProducts> calibration_base_{};  ///< CostPlusCalibrationBase
   int shared_dim_ = 0;  ///< features shared by every role (macro, portfolio, products, time)
   std::array<int, kNumTwinRoles> directive_offset_{}, self_offset_{};

@@ -132,6 +132,37 @@ TEST(TwinEnv, DirectivesReachTheRolesBelowInTheSameStep) {
   EXPECT_EQ(env->levers(0).risk_appetite, 3);
 }
 
+TEST(TwinEnv, EpisodesStartWithTheBaselinesDecisionsInForce) {
+  // A fresh environment and an episode that starts by auto-reset after random decisions show
+  // the same decisions in force at month 0 (directive/ and self/ features): the baselines'.
+  TwinEnvConfig c;
+  c.horizon_months = 2;
+  auto fresh = MakeTwin(2, c), used = MakeTwin(2, c);
+  for (int r = 0; r < kNumTwinRoles; ++r) used->SetFallback(r, FallbackPolicy::kRandom);
+  fresh->Reset();
+  used->Reset();
+  used->Step();
+  used->Step();  // truncated: both instances start episode 1
+  int compared = 0;
+  for (int r = 0; r < kNumTwinRoles; ++r) {
+    const auto& names = fresh->role(r).features.names();
+    for (const std::string& name : names) {
+      if (name.rfind("directive/", 0) != 0 && name.rfind("self/", 0) != 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(Feature(*used, r, i, name), Feature(*fresh, r, i, name)) << r << " " << name;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GT(compared, 100);
+  // The baselines' decisions: budgets at 1.0x, offered products' preset cutoffs, the default
+  // appetite.
+  EXPECT_EQ(Feature(*fresh, kPricingRole, 0, "directive/budget/card"), 1.0f);
+  EXPECT_EQ(Feature(*fresh, kPortfolioRole, 0, "self/budget/card"), 3.0f / 7);
+  const std::string appetite = GetRiskAppetite(fresh->institution().default_risk_appetite).name;
+  EXPECT_EQ(Feature(*fresh, kCreditRole, 0, "directive/risk_appetite/" + appetite), 1.0f);
+}
+
 TEST(TwinEnv, OneRoleDrivenFromOutsideOthersOnBaselines) {
   // The single-agent case is the same API: only credit is given actions.
   auto env = MakeTwin(3);
@@ -175,8 +206,8 @@ TEST(TwinEnv, CostPlusPricingReference) {
   auto zero = MakeTwin(2, c);
   auto above = MakeTwin(2, c);
   zero->Reset(), above->Reset();
-  const auto base = CostPlusCalibrationBase(
-      std::make_shared<const InstitutionConfig>(zero->institution()));
+  const auto base =
+      CostPlusCalibrationBase(std::make_shared<const InstitutionConfig>(zero->institution()));
   const int dims = kNumProducts;
   std::vector<int32_t> offset0(2 * dims, 4), plus_one(2 * dims, 4);
   for (int i = 0; i < 2; ++i)
@@ -207,8 +238,7 @@ TEST(TwinEnv, CostPlusPricingReference) {
         ASSERT_NEAR(zero->levers(i).rate_spread[p], standard + move[i * dims + p], 1e-12)
             << step << " " << p;
         if (p == kCard)  // cu_small offers cards; +1 point stays within the levers' range
-          EXPECT_NEAR(above->levers(i).rate_spread[p], standard + move[i * dims + p] + 0.01,
-                      1e-12);
+          EXPECT_NEAR(above->levers(i).rate_spread[p], standard + move[i * dims + p] + 0.01, 1e-12);
         moved = std::max(moved, move[i * dims + p]);
       }
   }

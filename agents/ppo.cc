@@ -346,10 +346,10 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
   // Imitation: the actor's loss is the cross-entropy of the demonstrated actions, no entropy
   // bonus (the critics learn as usual: the rollout is the baseline's own).
   const torch::Tensor pg_loss =
-      imitating_update_ ? -new_logp.mean()
-                        : torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef,
-                                                                      1 + config_.clip_coef))
-                              .mean();
+      wants_demonstrations() ? -new_logp.mean()
+                             : torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef,
+                                                                           1 + config_.clip_coef))
+                                   .mean();
   torch::Tensor v_loss;
   if (config_.clip_vloss) {
     const torch::Tensor old_v = f32(g.old_values, {m});
@@ -360,10 +360,10 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
     v_loss = 0.5 * (new_value - ret).pow(2).mean();
   }
   const torch::Tensor entropy_loss = entropy.mean();
-  const double ent_coef = imitating_update_ ? 0.0 : config_.ent_coef;
+  const double ent_coef = wants_demonstrations() ? 0.0 : config_.ent_coef;
   torch::Tensor loss = pg_loss - ent_coef * entropy_loss + config_.vf_coef * v_loss;
   double anchor_kl = 0;
-  if (anchor_ && !imitating_update_) {
+  if (anchor_ && !wants_demonstrations()) {
     // KL(anchor || policy) summed over the components, mean over the rows.
     torch::Tensor anchor_lp;
     {
@@ -395,7 +395,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
   CheckFinite("loss", loss.item<double>());
   loss.backward();
   double matches = 0;
-  if (imitating_update_) matches = (dist.Mode() == actions).all(1).sum().item<double>();
+  if (wants_demonstrations()) matches = (dist.Mode() == actions).all(1).sum().item<double>();
   return {pg_loss.item<double>(),
           v_loss.item<double>(),
           entropy_loss.item<double>(),
@@ -424,10 +424,10 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
   net_->critic->ForwardTrain(g.critic.data(), m, g.values.data());
   // the loss carries -ent_coef * mean(H); imitation: none, and the actor's loss is -mean(logp)
   // of the demonstrated actions (d/dz_v = -(1[v = a] - p_v) / m)
-  const double d_ent = imitating_update_ ? 0.0 : config_.ent_coef * inv_m;
+  const double d_ent = wants_demonstrations() ? 0.0 : config_.ent_coef * inv_m;
   // After the imitation phase, KL(anchor || policy) = sum_d sum_v q_v (log q_v - log p_v) with
   // the anchor's masked softmax q: d/dz_v = kl_coef (p_v - q_v) / m.
-  const bool anchored = anchor_ && !imitating_update_;
+  const bool anchored = anchor_ && !wants_demonstrations();
   if (anchored) {
     g.anchor_logits.resize(static_cast<size_t>(m * w));
     anchor_->ForwardFast(g.obs.data(), m, g.anchor_logits.data());
@@ -470,7 +470,7 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
     log_ratio_out[r] = log_ratio;
     const double rho = std::exp(static_cast<double>(log_ratio)), a = g.adv[r];
     double d_logp;
-    if (imitating_update_) {
+    if (wants_demonstrations()) {
       out.policy -= logp, out.entropy += h;
       d_logp = -inv_m;
     } else {
@@ -529,8 +529,9 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
                                                  : Schedule::Constant(config_.learning_rate);
   const double lr = lr_schedule.At(progress);
   optimizer_->set_lr(lr);
-  imitating_update_ = updates_ < imitation_updates_;
-  const double ent_coef = imitating_update_ ? 0.0 : config_.ent_coef;
+  // The update in progress imitates while updates_ (counted at its end) is inside the phase.
+  const bool imitating = wants_demonstrations();
+  const double ent_coef = imitating ? 0.0 : config_.ent_coef;
 
   const int64_t mb =
       std::max<int64_t>(1, (s + config_.num_minibatches - 1) / config_.num_minibatches);
@@ -625,11 +626,11 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
       ++steps;
     }
     // (the imitation phase runs every epoch: its steps are not PPO's trust-region steps)
-    if (config_.target_kl > 0 && kl > config_.target_kl && !imitating_update_) stop = true;
+    if (config_.target_kl > 0 && kl > config_.target_kl && !imitating) stop = true;
   }
-  const bool anchored = anchor_ && !imitating_update_;
+  const bool anchored = anchor_ && !imitating;
   ++updates_;
-  if (imitating_update_ && updates_ == imitation_updates_ && config_.imitation_kl_coef > 0)
+  if (imitating && updates_ == imitation_updates_ && config_.imitation_kl_coef > 0)
     MakeAnchor();  // the phase's last update: the policy to stay near from now on
   stats["losses/explained_variance"] = ExplainedVariance(b.returns(), b.values());
   stats["charts/learning_rate"] = lr;
@@ -641,7 +642,7 @@ UpdateStats PpoAgent::Update(const RolloutBuffer& b, double progress, const floa
   stats["losses/clipfrac"] = clip_sum / steps;
   stats["losses/grad_norm"] = norm_sum / steps;
   if (anchored) stats["losses/anchor_kl"] = anchor_kl_sum / steps;
-  if (imitating_update_) {
+  if (imitating) {
     // The actor's cross-entropy on the baseline's actions, and how often its greedy action is
     // the baseline's (before each row's last step of the last epoch).
     stats["losses/imitation_loss"] = pg_sum / steps;
@@ -679,8 +680,12 @@ void PpoAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   }
 }
 
+Mlp PpoAgent::NewActorShaped() const {
+  return Mlp(obs_dim_, config_.hidden, mask_width_, 0.01, ParseActivation(config_.activation));
+}
+
 void PpoAgent::MakeAnchor() {
-  anchor_ = Mlp(obs_dim_, config_.hidden, mask_width_, 0.01, ParseActivation(config_.activation));
+  anchor_ = NewActorShaped();
   CopyParameters(*net_->actor, *anchor_);
 }
 
@@ -709,9 +714,10 @@ void PpoAgent::LoadState(torch::serialize::InputArchive& archive) {
   if (config_.imitation_kl_coef > 0 && imitation_updates_ > 0 && updates_ >= imitation_updates_) {
     torch::serialize::InputArchive anchor;
     archive.read("anchor", anchor);
-    MakeAnchor();  // the architecture; the parameters from the checkpoint
-    Mlp loaded(obs_dim_, config_.hidden, mask_width_, 0.01, ParseActivation(config_.activation));
+    // Loading replaces a module's parameter storage; copy into the storage the fast forward reads.
+    Mlp loaded = NewActorShaped();
     loaded->load(anchor);
+    anchor_ = NewActorShaped();
     CopyParameters(*loaded, *anchor_);
   }
 }

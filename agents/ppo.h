@@ -198,9 +198,10 @@ class PpoAgent : public Agent {
   int64_t updates_ = 0;
   int64_t planned_updates_;
   int64_t imitation_updates_ = 0;
-  bool imitating_update_ = false;  ///< the update in progress is an imitation update
   /// The actor as the imitation phase left it (imitation_kl_coef > 0, after the phase).
   Mlp anchor_{nullptr};
+  /// A network shaped as the actor (the anchor's architecture).
+  Mlp NewActorShaped() const;
   void MakeAnchor();
   int num_envs_;
   RolloutBuffer buffer_;

@@ -44,6 +44,9 @@ PpoAgent::PpoAgent(int obs_dim, int critic_dim, std::vector<int64_t> nvec, int n
   if (config_.imitation_kl_coef > 0 && config_.imitation_fraction <= 0)
     throw std::invalid_argument(
         "ppo.imitation_kl_coef needs an imitation phase to stay near (imitation_fraction > 0)");
+  if (config_.imitation_smoothing > 0 && config_.imitation_fraction <= 0)
+    throw std::invalid_argument(
+        "ppo.imitation_smoothing needs an imitation phase to smooth (imitation_fraction > 0)");
   if (config_.imitation_fraction > 0)
     imitation_updates_ = std::max<int64_t>(
         1, std::llround(config_.imitation_fraction * static_cast<double>(planned_updates_)));
@@ -345,11 +348,36 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
   const torch::Tensor ratio = log_ratio.exp();
   // Imitation: the actor's loss is the cross-entropy of the demonstrated actions, no entropy
   // bonus (the critics learn as usual: the rollout is the baseline's own).
-  const torch::Tensor pg_loss =
+  // With imitation_smoothing eps the target per component is (1 - eps) on the demonstrated
+  // action plus eps / K on each of its K allowed values: -sum_v t_v log p_v.
+  torch::Tensor pg_loss;
+  if (wants_demonstrations() && config_.imitation_smoothing > 0) {
+    const torch::Tensor& lps = dist.log_probs();  // [m, dims, width]
+    const int64_t width = lps.size(2);
+    torch::Tensor target = torch::zeros({m, dims, width});
+    float* t = target.data_ptr<float>();
+    const double eps = config_.imitation_smoothing;
+    for (int64_t r = 0; r < m; ++r) {
+      int64_t off = 0;
+      for (int64_t d = 0; d < dims; ++d) {
+        const uint8_t* mk = &g.masks[r * mask_width_ + off];
+        int64_t allowed = 0;
+        for (int64_t v = 0; v < nvec_[d]; ++v) allowed += mk[v] != 0;
+        float* td = t + (r * dims + d) * width;
+        for (int64_t v = 0; v < nvec_[d]; ++v)
+          if (mk[v]) td[v] = static_cast<float>(eps / static_cast<double>(allowed));
+        td[g.actions[r * dims + d]] += static_cast<float>(1 - eps);
+        off += nvec_[d];
+      }
+    }
+    pg_loss = -(target * lps).sum({1, 2}).mean();
+  } else {
+    pg_loss =
       wants_demonstrations() ? -new_logp.mean()
                              : torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef,
                                                                            1 + config_.clip_coef))
                                    .mean();
+  }
   torch::Tensor v_loss;
   if (config_.clip_vloss) {
     const torch::Tensor old_v = f32(g.old_values, {m});
@@ -437,10 +465,14 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
   std::vector<double> lp(static_cast<size_t>(w)), p(static_cast<size_t>(w));
   std::vector<double> alp(anchored ? static_cast<size_t>(w) : 0);
   std::vector<double> comp_h(static_cast<size_t>(dims));
+  // imitation_smoothing: per component the target (1 - eps) 1[v = a] + eps / K over the K
+  // allowed values; the loss -sum_v t_v log p_v, its derivative d/dz_v = -(t_v - p_v) / m
+  const double smooth = wants_demonstrations() ? config_.imitation_smoothing : 0.0;
+  std::vector<int64_t> allowed(static_cast<size_t>(dims));
   for (int64_t r = 0; r < m; ++r) {
     const float* z = &g.logits[r * w];
     const uint8_t* mask = &g.masks[r * w];
-    double logp = 0, h = 0;
+    double logp = 0, h = 0, smooth_ll = 0;
     bool greedy_match = true;
     int64_t off = 0;
     for (int64_t d = 0; d < dims; ++d) {
@@ -462,6 +494,14 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
         }
       }
       logp += lp[off + g.actions[r * dims + d]];
+      if (smooth > 0) {
+        allowed[d] = 0;
+        double sum_lp = 0;
+        for (int64_t v = off; v < off + k; ++v)
+          if (mask[v]) ++allowed[d], sum_lp += lp[v];
+        smooth_ll += (1 - smooth) * lp[off + g.actions[r * dims + d]] +
+                     smooth * sum_lp / static_cast<double>(allowed[d]);
+      }
       greedy_match &= best == off + g.actions[r * dims + d];
       off += k;
     }
@@ -471,7 +511,8 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
     const double rho = std::exp(static_cast<double>(log_ratio)), a = g.adv[r];
     double d_logp;
     if (wants_demonstrations()) {
-      out.policy -= logp, out.entropy += h;
+      out.policy -= smooth > 0 ? smooth_ll : logp;
+      out.entropy += h;
       d_logp = -inv_m;
     } else {
       const double rho_c = std::clamp(rho, 1 - eps, 1 + eps);
@@ -489,8 +530,11 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradFused(int64_t m, float* log_rat
         if (!mask[v]) continue;
         const double ent_term = p[v] > 0 ? p[v] * (lp[v] + comp_h[d]) : 0.0;
         const double kl_term = anchored ? d_kl * (p[v] - ExpOrZero(alp[v])) : 0.0;
-        dz[v] = static_cast<float>(d_logp * ((v == act ? 1.0 : 0.0) - p[v]) + d_ent * ent_term +
-                                   kl_term);
+        // smoothed imitation: the one-hot target becomes (1 - eps) 1[v = a] + eps / K
+        const double target =
+            smooth > 0 ? (v == act ? 1 - smooth : 0.0) + smooth / static_cast<double>(allowed[d])
+                       : (v == act ? 1.0 : 0.0);
+        dz[v] = static_cast<float>(d_logp * (target - p[v]) + d_ent * ent_term + kl_term);
       }
       off += k;
     }

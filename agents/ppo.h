@@ -60,6 +60,10 @@ struct PpoConfig {
   double imitation_fraction = 0.0;
   /// After the imitation phase: weight of KL(imitated policy || policy) in the actor's loss.
   double imitation_kl_coef = 0.0;
+  /// Imitation with label smoothing: the copied target per action component is the baseline's
+  /// action with 1 - eps and eps spread evenly over the component's allowed values, so the copy
+  /// decides greedily as the baseline but keeps exploring around it for PPO (0 = exact copy).
+  double imitation_smoothing = 0.0;
 };
 
 struct ActorCriticImpl : torch::nn::Module {
@@ -106,6 +110,10 @@ void VisitFields(PpoConfig& c, V&& v) {
   v("imitation_kl_coef", c.imitation_kl_coef, 0.0, 1000.0,
     "after the imitation phase: weight of KL(imitated policy || policy) in the actor's loss, "
     "keeping PPO near the baseline it copied (0 = free; needs imitation_fraction > 0)");
+  v("imitation_smoothing", c.imitation_smoothing, 0.0, 0.5,
+    "imitation with label smoothing: the target is the baseline's action with 1 - eps and eps "
+    "spread over the allowed values, so the copy decides greedily as the baseline but keeps "
+    "sampling around it for PPO to learn from (0 = exact copy; needs imitation_fraction > 0)");
 }
 
 struct AgentAlgorithm;

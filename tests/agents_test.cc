@@ -110,7 +110,8 @@ TEST(Mlp, FastForwardMatchesLibTorch) {
 
 // The hand-written PPO gradient (fused_update) against LibTorch autograd on the same rollout:
 // masked multi-discrete actions, ratios inside and outside the clip range, clipped and plain
-// value loss, tanh and relu; and the imitation phase's cross-entropy loss (variants 4, 5). Same
+// value loss, tanh and relu; and the imitation phase's cross-entropy loss (variants 4, 5; 5 with
+// label smoothing). Same
 // losses, gradient norms and parameters after four Adam steps.
 TEST(Ppo, FusedUpdateMatchesAutograd) {
   const std::vector<int64_t> nvec = {3, 5, 2};
@@ -166,6 +167,7 @@ TEST(Ppo, FusedUpdateMatchesAutograd) {
     c.ent_coef = 0.05;
     c.imitation_fraction = imitation || anchored ? 1.0 : 0.0;
     c.imitation_kl_coef = anchored ? 3.0 : 0.0;
+    c.imitation_smoothing = variant == 5 ? 0.2 : 0.0;  // smoothed targets (masked components)
     c.fused_update = false;
     PpoAgent reference(obs_dim, obs_dim, nvec, envs, c, 5, 1, costs);
     c.fused_update = true;
@@ -204,6 +206,58 @@ TEST(Ppo, FusedUpdateMatchesAutograd) {
     ASSERT_EQ(a.size(), b.size());
     for (size_t k = 0; k < a.size(); ++k)
       EXPECT_LT((a[k] - b[k]).abs().max().item<float>(), 2e-6f) << "parameter " << k;
+  }
+}
+
+// imitation_smoothing: the copy converges to the smoothed target - greedy on the demonstrated
+// action, with the target's entropy left to explore with - where the exact copy's entropy
+// collapses. Cross-entropy is at least the target's entropy, so the loss is bounded below by
+// H(t) = sum_d H((1 - eps) 1[a] + eps / K_d) and reaches it only when the policy is the target.
+TEST(Ppo, SmoothedImitationKeepsTheTargetsEntropy) {
+  const std::vector<int64_t> nvec = {3, 5, 2};
+  const int obs_dim = 4, envs = 4, steps = 16, width = 10, dims = 3;
+  RolloutBuffer buffer(envs, obs_dim, obs_dim, dims, width, 0.99, 0.95, 0);
+  uint64_t counter = 0;
+  auto uniform = [&] { return ToUniform(RandomBits(91, counter++)); };
+  for (int t = 0; t < steps; ++t)
+    for (int i = 0; i < envs; ++i) {
+      float obs[obs_dim];
+      for (float& o : obs) o = static_cast<float>(4 * uniform() - 2);
+      uint8_t mask[width];
+      std::fill_n(mask, width, uint8_t{1});
+      int32_t action[dims];
+      for (int d = 0; d < dims; ++d)
+        action[d] = std::min<int32_t>(static_cast<int32_t>(uniform() * nvec[d]), nvec[d] - 1);
+      buffer.Open(i, obs, obs, mask, action, -2.0f, 0.0f);
+      buffer.AddReward(i, 0.0f);
+    }
+  const float last[envs] = {0, 0, 0, 0};
+  buffer.Finish(last);
+  const double eps = 0.2;
+  double target_entropy = 0;
+  for (int64_t k : nvec) {
+    const double on = 1 - eps + eps / k, off = eps / k;
+    target_entropy -= on * std::log(on) + (k - 1) * off * std::log(off);
+  }
+  for (const double smoothing : {0.0, eps}) {
+    PpoConfig c;
+    c.learning_rate = 3e-3;
+    c.num_minibatches = 2;
+    c.anneal_lr = false;
+    c.imitation_fraction = 1.0;
+    c.imitation_smoothing = smoothing;
+    const int updates = 300;
+    PpoAgent agent(obs_dim, obs_dim, nvec, envs, c, 3, updates, 0);
+    UpdateStats last_stats;
+    for (int u = 0; u < updates; ++u) last_stats = agent.Update(buffer, 0.0, nullptr);
+    EXPECT_EQ(last_stats.at("losses/imitation_accuracy"), 1.0) << smoothing;
+    if (smoothing > 0) {
+      EXPECT_GE(last_stats.at("losses/imitation_loss"), target_entropy - 1e-4);
+      EXPECT_LT(last_stats.at("losses/imitation_loss"), target_entropy + 0.05);
+      EXPECT_NEAR(last_stats.at("losses/entropy"), target_entropy, 0.1);
+    } else {
+      EXPECT_LT(last_stats.at("losses/entropy"), 0.2 * target_entropy);
+    }
   }
 }
 

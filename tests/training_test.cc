@@ -381,10 +381,11 @@ TEST(Imitation, PpoTakesOverAfterThePhaseAndResumesExactly) {
   EXPECT_FALSE(agent->wants_demonstrations());
   // Checkpointed inside the phase, resumed across its end.
   ResumeIsExact(yaml, 600);
-  // Held near the imitated policy (imitation_kl_coef): checkpointed after the phase, the anchor
-  // travels with the checkpoint.
+  // Held near the imitated policy (imitation_kl_coef), a smoothed copy (imitation_smoothing):
+  // checkpointed after the phase, the anchor travels with the checkpoint.
   ResumeIsExact(ImitationExperiment("  credit: {agent: ppo, ppo: {num_steps: 8, num_minibatches: "
-                                    "2, imitation_fraction: 0.25, imitation_kl_coef: 0.5}}\n",
+                                    "2, imitation_fraction: 0.25, imitation_kl_coef: 0.5, "
+                                    "imitation_smoothing: 0.2}}\n",
                                     2560),
                 800);
   // Only PPO imitates (a key of its own section).
@@ -396,6 +397,14 @@ TEST(Imitation, PpoTakesOverAfterThePhaseAndResumesExactly) {
       ErrorOf(ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_kl_coef: 0.5}}\n", 1000));
   EXPECT_NE(alone.find("imitation_kl_coef needs an imitation phase"), std::string::npos) << alone;
   EXPECT_NE(alone.find("exp.yaml:"), std::string::npos) << alone;
+  const std::string smooth_alone =
+      ErrorOf(ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_smoothing: 0.1}}\n", 1000));
+  EXPECT_NE(smooth_alone.find("imitation_smoothing needs an imitation phase"), std::string::npos)
+      << smooth_alone;
+  const std::string too_smooth = ErrorOf(ImitationExperiment(
+      "  credit: {agent: ppo, ppo: {imitation_fraction: 0.5, imitation_smoothing: 0.9}}\n", 1000));
+  EXPECT_NE(too_smooth.find("roles.credit.ppo.imitation_smoothing"), std::string::npos)
+      << too_smooth;
 }
 
 TEST(Frozen, ExportedPolicyDrivesARole) {

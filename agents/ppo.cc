@@ -372,11 +372,11 @@ PpoAgent::MinibatchLosses PpoAgent::MinibatchGradAutograd(int64_t m, float* log_
     }
     pg_loss = -(target * lps).sum({1, 2}).mean();
   } else {
-    pg_loss =
-      wants_demonstrations() ? -new_logp.mean()
-                             : torch::max(-adv * ratio, -adv * ratio.clamp(1 - config_.clip_coef,
-                                                                           1 + config_.clip_coef))
-                                   .mean();
+    pg_loss = wants_demonstrations()
+                  ? -new_logp.mean()
+                  : torch::max(-adv * ratio,
+                               -adv * ratio.clamp(1 - config_.clip_coef, 1 + config_.clip_coef))
+                        .mean();
   }
   torch::Tensor v_loss;
   if (config_.clip_vloss) {

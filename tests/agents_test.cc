@@ -111,8 +111,7 @@ TEST(Mlp, FastForwardMatchesLibTorch) {
 // The hand-written PPO gradient (fused_update) against LibTorch autograd on the same rollout:
 // masked multi-discrete actions, ratios inside and outside the clip range, clipped and plain
 // value loss, tanh and relu; and the imitation phase's cross-entropy loss (variants 4, 5; 5 with
-// label smoothing). Same
-// losses, gradient norms and parameters after four Adam steps.
+// label smoothing). Same losses, gradient norms and parameters after four Adam steps.
 TEST(Ppo, FusedUpdateMatchesAutograd) {
   const std::vector<int64_t> nvec = {3, 5, 2};
   const int obs_dim = 6, envs = 4, steps = 16, width = 10, dims = 3;

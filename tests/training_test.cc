@@ -397,8 +397,8 @@ TEST(Imitation, PpoTakesOverAfterThePhaseAndResumesExactly) {
       ErrorOf(ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_kl_coef: 0.5}}\n", 1000));
   EXPECT_NE(alone.find("imitation_kl_coef needs an imitation phase"), std::string::npos) << alone;
   EXPECT_NE(alone.find("exp.yaml:"), std::string::npos) << alone;
-  const std::string smooth_alone =
-      ErrorOf(ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_smoothing: 0.1}}\n", 1000));
+  const std::string smooth_alone = ErrorOf(
+      ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_smoothing: 0.1}}\n", 1000));
   EXPECT_NE(smooth_alone.find("imitation_smoothing needs an imitation phase"), std::string::npos)
       << smooth_alone;
   const std::string too_smooth = ErrorOf(ImitationExperiment(

@@ -83,6 +83,7 @@ json ExportManifest::ToJson() const {
   m["environment"] = environment;
   m["environment_version"] = environment_version;
   if (!institution.empty()) m["institution"] = institution;
+  if (!institutions.empty()) m["institutions"] = institutions;
   if (!pricing_reference.empty() && pricing_reference != "standard")
     m["pricing_reference"] = pricing_reference;
   m["experiment"] = experiment;
@@ -147,6 +148,7 @@ ExportManifest ExportManifest::FromJson(const json& m, const std::string& where)
     out.environment = m.at("environment").get<std::string>();
     out.environment_version = m.at("environment_version").get<int>();
     out.institution = m.value("institution", "");
+    out.institutions = m.value("institutions", std::vector<std::string>{});
     out.pricing_reference = m.value("pricing_reference", "standard");
     if (out.pricing_reference != "standard" && out.pricing_reference != "cost_plus")
       fail(fmt::format("pricing_reference '{}': not 'standard' or 'cost_plus'",

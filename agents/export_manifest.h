@@ -65,6 +65,9 @@ struct ExportManifest {
   std::string environment;
   int environment_version = 0;
   std::string institution;  ///< twin exports: the preset trained on ("" otherwise)
+  /// Twin exports trained on several institutions (env.config.institutions): all of them, the
+  /// first being `institution` (the served one unless the server names another); else empty.
+  std::vector<std::string> institutions;
   /// Twin exports: what the pricing policy's offsets are measured from (the experiment's
   /// env.config.pricing_reference: "standard" or "cost_plus"); "" (not recorded) = standard.
   std::string pricing_reference;

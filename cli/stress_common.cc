@@ -1,6 +1,7 @@
 #include "cli/stress_common.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -52,10 +53,11 @@ std::vector<std::unique_ptr<StressPolicy>> LoadPolicies(const std::vector<std::s
   for (const auto& spec : specs) {
     policies.push_back(StressPolicy::Load(spec));
     const StressPolicy& p = *policies.back();
-    if (!args.institution.empty() && !p.trained_institution.empty() &&
-        p.trained_institution != args.institution)
+    const auto& trained = p.trained_institutions;
+    if (!args.institution.empty() && !trained.empty() &&
+        std::find(trained.begin(), trained.end(), args.institution) == trained.end())
       spdlog::warn("policy {} was trained on institution {}, evaluated on {}", p.info.name,
-                   p.trained_institution, args.institution);
+                   fmt::join(trained, ", "), args.institution);
   }
   return policies;
 }

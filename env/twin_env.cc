@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string_view>
 
 #include "core/config_error.h"
 #include "core/config_fields.h"
@@ -195,6 +196,17 @@ TwinEnvConfig TwinEnvConfig::Parse(const YamlValue& value) {
   TwinEnvConfig c;
   YamlMap m(value);
   VisitFields(c, FieldReader{m});
+  if (auto list = m.Get("institutions")) {
+    if (m.Has("institution")) list->Fail("give either 'institution' or 'institutions', not both");
+    for (const auto& item : list->Items()) {
+      const std::string name = item.AsString();
+      if (std::find(c.institutions.begin(), c.institutions.end(), name) != c.institutions.end())
+        item.Fail(fmt::format("'institutions' lists '{}' twice", name));
+      c.institutions.push_back(name);
+    }
+    if (c.institutions.empty()) list->Fail("'institutions' needs at least one institution");
+    c.institution = c.institutions[0];
+  }
   m.Read("scenario", &c.scenario);
   if (auto list = m.Get("scenarios")) {
     if (m.Has("scenario")) list->Fail("give either 'scenario' or 'scenarios', not both");
@@ -210,7 +222,13 @@ std::string TwinEnvConfig::ToYaml() const {
   TwinEnvConfig copy = *this;
   YAML::Emitter out;
   out << YAML::BeginMap;
-  VisitFields(copy, FieldWriter{out});
+  FieldWriter writer{out};
+  VisitFields(copy, [&](const char* name, auto& field, auto&&... rest) {
+    if (institutions.empty() || std::string_view(name) != "institution")
+      writer(name, field, rest...);
+  });
+  if (!institutions.empty())
+    out << YAML::Key << "institutions" << YAML::Value << YAML::Flow << institutions;
   if (scenarios.empty())
     out << YAML::Key << "scenario" << YAML::Value << scenario;
   else
@@ -223,12 +241,15 @@ std::string TwinEnvConfig::ToYaml() const {
 TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
     : MultiAgentEnv("twin", RoleSpecs(), options, config.horizon_months),
       config_(config),
-      institution_(LoadInstitution(config.institution)),
-
       reward_sets_(MakeRewardSets(config)),
-      defaults_(DefaultLevers(*institution_)),
       cost_plus_reference_(config.pricing_reference == "cost_plus") {
-  if (cost_plus_reference_) calibration_base_ = CostPlusCalibrationBase(institution_);
+  for (const std::string& name : config.InstitutionList()) {
+    Lender l;
+    l.config = LoadInstitution(name);
+    l.defaults = DefaultLevers(*l.config);
+    if (cost_plus_reference_) l.calibration_base = CostPlusCalibrationBase(l.config);
+    lenders_.push_back(std::move(l));
+  }
   MakeRoles(&directive_offset_, &self_offset_);
   shared_dim_ = SharedFeatures().size();
   if (config.scenarios.empty())
@@ -251,8 +272,10 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
   topt.count_invariant_breaches = config.count_invariant_breaches;
   runner().For(num_envs(), [&](int i) {
     Instance& s = states_[i];
-    s.twin = std::make_unique<Twin>(institution_, scenarios_[instance_id(i) % scenarios_.size()],
-                                    seed(), static_cast<int>(instance_id(i)), topt);
+    const uint64_t id = instance_id(i);
+    s.lender = &lenders_[(id / scenarios_.size()) % lenders_.size()];
+    s.twin = std::make_unique<Twin>(s.lender->config, scenarios_[id % scenarios_.size()], seed(),
+                                    static_cast<int>(id), topt);
     if (groups_) {
       s.lens = std::make_unique<ApplicantLens>(groups_.get());
       s.twin->set_applicant_lens(s.lens.get());
@@ -280,7 +303,9 @@ double TwinEnv::metric(int i, int k) const {
 }
 
 std::string TwinEnv::instance_label(int i) const {
-  return states_[i].twin->scenario().name;
+  // With several institutions the label names both: <institution>/<scenario>.
+  const std::string& scenario = states_[i].twin->scenario().name;
+  return lenders_.size() > 1 ? states_[i].lender->config->name + "/" + scenario : scenario;
 }
 
 double CostPlusSpread(const InstitutionConfig& institution, int product, double policy_rate,
@@ -329,13 +354,14 @@ std::array<double, kNumProducts> CostPlusCalibrationBase(
 
 double TwinEnv::CostPlusSpread(int i, int p) const {
   const MacroState& m = states_[i].twin->macro();
-  return loantwin::CostPlusSpread(*institution_, p, m.policy_rate, m.mortgage_rate,
+  return loantwin::CostPlusSpread(*states_[i].lender->config, p, m.policy_rate, m.mortgage_rate,
                                   states_[i].current[kCreditFactor]);
 }
 
 double TwinEnv::reference_move(int i, int p) const {
-  if (!cost_plus_reference_ || !institution_->products[p].offered) return 0.0;
-  return loantwin::CostPlusMove(CostPlusSpread(i, p), calibration_base_[p]);
+  const Lender& lender = *states_[i].lender;
+  if (!cost_plus_reference_ || !lender.config->products[p].offered) return 0.0;
+  return loantwin::CostPlusMove(CostPlusSpread(i, p), lender.calibration_base[p]);
 }
 
 void TwinEnv::SetRewardWeights(int role,
@@ -346,7 +372,8 @@ void TwinEnv::SetRewardWeights(int role,
 }
 
 Levers TwinEnv::DecodeLevers(int i) const {
-  Levers l = defaults_;
+  const Lender& lender = *states_[i].lender;
+  Levers l = lender.defaults;
   l.risk_appetite = AppetiteLevel(i);
   const int32_t* budget = action_row(kPortfolioRole, i);
   const int32_t* offset = action_row(kPricingRole, i);
@@ -355,7 +382,7 @@ Levers TwinEnv::DecodeLevers(int i) const {
   for (int p = 0; p < kNumProducts; ++p) {
     l.origination_budget[p] = kBudgetLevels[budget[p]];
     // A default spread near its bound saturates there rather than leaving the levers' range.
-    const double reference = institution_->products[p].spec.default_spread + reference_move(i, p);
+    const double reference = lender.config->products[p].spec.default_spread + reference_move(i, p);
     l.rate_spread[p] =
         std::clamp(reference + kSpreadOffsets[offset[p]], kMinRateSpread, kMaxRateSpread);
     l.approval_cutoff[p] = cutoff[p] - 1;
@@ -370,7 +397,7 @@ void TwinEnv::ResetInstance(int i, uint64_t episode) {
   if (s.lens) s.lens->BeginEpisode();
   s.twin->Snapshot(s.reset_metrics.data());
   s.current = s.reset_metrics.data();
-  s.levers = defaults_;
+  s.levers = s.lender->defaults;
   s.initial_balance = std::max(1.0, s.reset_metrics[kLoanBalance]);
   s.initial_equity = std::max(1.0, s.reset_metrics[kEquity]);
   for (int p = 0; p < kNumProducts; ++p) s.cost_plus_base[p] = CostPlusSpread(i, p);
@@ -401,7 +428,7 @@ void TwinEnv::WriteObservations(int i, int steps_done) {
   shared[k++] = Clip(row[kAllowance] / loans / 0.03);
   for (int p = 0; p < kNumProducts; ++p) {
     const double bal = row[ProductMetricIndex(p, kPBalance)];
-    shared[k++] = institution_->products[p].offered ? 1.0f : 0.0f;
+    shared[k++] = s.lender->config->products[p].offered ? 1.0f : 0.0f;
     shared[k++] = static_cast<float>(std::clamp(bal / loans, 0.0, 1.0));
     shared[k++] = Clip(row[ProductMetricIndex(p, kPChargeOffRate)] / 0.05);
     shared[k++] = Clip(row[ProductMetricIndex(p, kPDq30Rate)] / 0.05);
@@ -446,6 +473,7 @@ void TwinEnv::OnDecision(int role, int begin, int end) {
 void TwinEnv::WriteMasks(int role, int begin, int end) {
   for (int i = begin; i < end; ++i) {
     uint8_t* m = mask_row(role, i);
+    const InstitutionConfig& inst = *states_[i].lender->config;
     const RiskAppetite& a = GetRiskAppetite(AppetiteLevel(i));
     switch (role) {
       case kRiskRole:
@@ -454,20 +482,18 @@ void TwinEnv::WriteMasks(int role, int begin, int end) {
       case kPortfolioRole:
         for (int p = 0; p < kNumProducts; ++p)
           for (size_t v = 0; v < kBudgetLevels.size(); ++v)
-            m[p * kBudgetLevels.size() + v] = institution_->products[p].offered
-                                                  ? kBudgetLevels[v] <= a.max_budget + 1e-9
-                                                  : v == 0;
+            m[p * kBudgetLevels.size() + v] =
+                inst.products[p].offered ? kBudgetLevels[v] <= a.max_budget + 1e-9 : v == 0;
         break;
       case kPricingRole:
         for (int p = 0; p < kNumProducts; ++p)
           for (size_t v = 0; v < kSpreadOffsets.size(); ++v)
-            m[p * kSpreadOffsets.size() + v] = institution_->products[p].offered || v == 4;
+            m[p * kSpreadOffsets.size() + v] = inst.products[p].offered || v == 4;
         break;
       case kCreditRole:
         for (int p = 0; p < kNumProducts; ++p)
           for (int v = 0; v <= kNumBands; ++v)
-            m[p * (kNumBands + 1) + v] =
-                institution_->products[p].offered ? v - 1 <= a.max_cutoff : v == 0;
+            m[p * (kNumBands + 1) + v] = inst.products[p].offered ? v - 1 <= a.max_cutoff : v == 0;
         break;
       case kCollectionRole:
         std::fill(m, m + kNumDelinquentBuckets * kNumCollectionIntensities, 1);
@@ -477,9 +503,10 @@ void TwinEnv::WriteMasks(int role, int begin, int end) {
 }
 
 std::string TwinEnv::ExplainMask(int role, int i, int dim) const {
+  const InstitutionConfig& inst = *states_[i].lender->config;
   if ((role == kPortfolioRole || role == kCreditRole || role == kPricingRole) &&
-      !institution_->products[dim].offered)
-    return fmt::format("{} does not offer {} loans", institution_->name, kProductNames[dim]);
+      !inst.products[dim].offered)
+    return fmt::format("{} does not offer {} loans", inst.name, kProductNames[dim]);
   const RiskAppetite& a = GetRiskAppetite(AppetiteLevel(i));
   if (role == kPortfolioRole)
     return fmt::format("risk appetite '{}' allows budgets up to {}", a.name,
@@ -497,21 +524,22 @@ void TwinEnv::BaselineActions(int role, int begin, int end, int32_t* out) {
 
 void TwinEnv::BaselineRow(int role, int i, int32_t* a) const {
   {
+    const Lender& lender = *states_[i].lender;
     const RiskAppetite& appetite = GetRiskAppetite(AppetiteLevel(i));
     switch (role) {
       case kRiskRole:  // hold appetite
-        a[0] = defaults_.risk_appetite;
+        a[0] = lender.defaults.risk_appetite;
         break;
       case kPortfolioRole:  // hold allocation: the baseline flow, within the appetite
         for (int p = 0; p < kNumProducts; ++p) {
-          int v = institution_->products[p].offered ? 3 : 0;  // 1.0x
+          int v = lender.config->products[p].offered ? 3 : 0;  // 1.0x
           while (v > 0 && kBudgetLevels[v] > appetite.max_budget + 1e-9) --v;
           a[p] = v;
         }
         break;
       case kPricingRole:  // cost-plus: move the spread with funding cost and expected loss
         for (int p = 0; p < kNumProducts; ++p) {
-          if (!institution_->products[p].offered || cost_plus_reference_) {
+          if (!lender.config->products[p].offered || cost_plus_reference_) {
             a[p] = 4;  // offset 0: the standard spread, or the cost-plus reference itself
             continue;
           }
@@ -520,7 +548,7 @@ void TwinEnv::BaselineRow(int role, int i, int32_t* a) const {
         break;
       case kCreditRole:  // fixed cutoff per product, within the appetite
         for (int p = 0; p < kNumProducts; ++p)
-          a[p] = std::min(defaults_.approval_cutoff[p], appetite.max_cutoff) + 1;
+          a[p] = std::min(lender.defaults.approval_cutoff[p], appetite.max_cutoff) + 1;
         break;
       case kCollectionRole:  // soft at 30, hard at 60+
         a[0] = kSoft, a[1] = kHard, a[2] = kHard;
@@ -577,7 +605,7 @@ void TwinEnv::StepInstances(int begin, int end) {
     in.loan_balance = row[kLoanBalance];
     in.rwa = row[kRwa];
     in.capital_ratio = row[kCapitalRatio];
-    in.capital_buffer = CapitalBuffer(institution_->capital.regime);
+    in.capital_buffer = CapitalBuffer(s.lender->config->capital.regime);
     in.liquidity_ratio = row[kLiquidityRatio];
     in.approval_rate = row[kApprovalRate];
     for (int p = 0; p < kNumProducts; ++p) in.exposures[p] = row[ProductMetricIndex(p, kPBalance)];

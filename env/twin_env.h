@@ -60,7 +60,11 @@ struct TwinRoleConfig {
 };
 
 struct TwinEnvConfig {
-  std::string institution = "cu_small";
+  std::string institution = "cu_small";  ///< with `institutions`: its first entry
+  /// Institution mix (overrides `institution` when non-empty): with k scenarios, instance i runs
+  /// institutions[(i / k) mod n], so every scenario meets every institution once there are
+  /// k x n instances. One policy then learns on several product sets and balance sheets.
+  std::vector<std::string> institutions;
   std::string scenario = "steady_state";  ///< scenario name or path
   /// Scenario mix (overrides `scenario` when non-empty): instance i runs scenarios[i mod k].
   std::vector<std::string> scenarios;
@@ -96,9 +100,13 @@ struct TwinEnvConfig {
   /// Every key, defaults included (each role's fallback and reward weights), as a YAML mapping
   /// that Parse reads back to the same config.
   std::string ToYaml() const;
+  /// The institutions the instances run: `institutions`, or {institution}.
+  std::vector<std::string> InstitutionList() const {
+    return institutions.empty() ? std::vector<std::string>{institution} : institutions;
+  }
 };
 
-/// The scalar fields of TwinEnvConfig, listed once (core/config_fields.h); institution,
+/// The scalar fields of TwinEnvConfig, listed once (core/config_fields.h); institutions,
 /// scenario/scenarios and roles are structured and handled by Parse / ToYaml.
 template <typename V>
 void VisitFields(TwinEnvConfig& c, V&& v) {
@@ -127,7 +135,10 @@ class TwinEnv : public MultiAgentEnv {
   static constexpr int kVersion = 1;
   std::string ConfigYaml() const override { return config_.ToYaml(); }
 
-  const InstitutionConfig& institution() const { return *institution_; }
+  /// The first (with `institutions`) or only institution.
+  const InstitutionConfig& institution() const { return *lenders_[0].config; }
+  /// The institution instance i runs.
+  const InstitutionConfig& institution(int i) const { return *states_[i].lender->config; }
   const TwinEnvConfig& config() const { return config_; }
   /// Twin metrics of instance i's last step, [kNumMetrics] (unchanged by an auto-reset).
   const double* step_metrics(int i) const { return states_[i].metrics.data(); }
@@ -148,6 +159,7 @@ class TwinEnv : public MultiAgentEnv {
   /// share of the loan balance (concentration).
   const std::vector<std::string>& metric_names() const override;
   double metric(int i, int k) const override;
+  /// The scenario's name; with several institutions, "<institution>/<scenario>".
   std::string instance_label(int i) const override;
   /// pricing_reference cost_plus: the spread move the cost-plus rule adds to product p's
   /// standard spread in instance i's current state (0 otherwise or for products not offered).
@@ -168,7 +180,14 @@ class TwinEnv : public MultiAgentEnv {
   void LoadInstances(StateReader& r) override;
 
  private:
+  /// An institution the instances run, with what the environment derives from it once.
+  struct Lender {
+    std::shared_ptr<const InstitutionConfig> config;
+    Levers defaults;                                      ///< DefaultLevers
+    std::array<double, kNumProducts> calibration_base{};  ///< with pricing_reference cost_plus
+  };
   struct Instance {
+    const Lender* lender = nullptr;
     std::unique_ptr<Twin> twin;
     std::unique_ptr<ApplicantLens> lens;  ///< with applicant_groups
     std::vector<double> metrics;          ///< last step
@@ -186,15 +205,13 @@ class TwinEnv : public MultiAgentEnv {
   double CostPlusSpread(int i, int product) const;
 
   TwinEnvConfig config_;
-  std::shared_ptr<const InstitutionConfig> institution_;
+  std::vector<Lender> lenders_;  ///< InstitutionList(), in order
   std::vector<std::shared_ptr<const Scenario>> scenarios_;
   std::vector<Instance> states_;
   std::shared_ptr<const ApplicantGroupTable> groups_;
   std::vector<std::string> metric_names_;
   std::array<RewardSet, kNumTwinRoles> reward_sets_;
-  Levers defaults_;
-  bool cost_plus_reference_ = false;                     ///< pricing_reference: cost_plus
-  std::array<double, kNumProducts> calibration_base_{};  ///< CostPlusCalibrationBase
+  bool cost_plus_reference_ = false;  ///< pricing_reference: cost_plus
   int shared_dim_ = 0;  ///< features shared by every role (macro, portfolio, products, time)
   std::array<int, kNumTwinRoles> directive_offset_{}, self_offset_{};
 };

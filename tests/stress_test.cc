@@ -448,6 +448,57 @@ TEST(StressVerdict, APolicyIsJudgedByTheConstraintsItWasTrainedUnder) {
   EXPECT_NE(VerdictMarkdown(report).find("impossible"), std::string::npos);
 }
 
+TEST(StressRunAcrossInstitutions, OneInstitutionPerReportTheFirstUnlessNamed) {
+  // A run trained on two institutions (env.config.institutions): its report runs the first
+  // unless --institution names another, on every path; the export's manifest lists both.
+  TempDir dir;
+  const std::string run = dir.path() + "/mixed";
+  std::filesystem::create_directories(run);
+  std::string yaml = testing::TinyTwinExperiment("mixed", 3, 640, "ppo");
+  const std::string one = "institution: cu_small";
+  ASSERT_NE(yaml.find(one), std::string::npos);
+  yaml.replace(yaml.find(one), one.size(), "institutions: [cu_mid, cu_small]");
+  WriteFileAtomically(run + "/config.yaml", [&](std::ostream& o) { o << yaml; });
+  {
+    Trainer t(ExperimentConfig::Load(run + "/config.yaml"));
+    t.Train();
+    const auto& twin = dynamic_cast<const TwinEnv&>(t.env());
+    EXPECT_EQ(twin.institution(0).name, "cu_mid");
+    EXPECT_EQ(twin.institution(1).name, "cu_small");  // one scenario: i mod 2
+    CheckpointManager ckpt(run + "/checkpoints", 1);
+    ExportRun(t, run, ckpt.Save(t), run + "/export");
+  }
+  const ExportManifest m = ExportManifest::Load(run + "/export");
+  EXPECT_EQ(m.institution, "cu_mid");
+  EXPECT_EQ(m.institutions, (std::vector<std::string>{"cu_mid", "cu_small"}));
+  auto policies = Load({"baseline", run});
+  EXPECT_EQ(policies[1]->trained_institutions, m.institutions);
+  StressOptions o = SmallOptions();
+  o.scenarios = {"steady_state"};
+  o.institution.clear();
+  const StressReport first = RunStress(policies, o);
+  EXPECT_EQ(first.settings.institution, "cu_mid");
+  o.institution = "cu_small";
+  const StressReport named = RunStress(policies, o);
+  EXPECT_EQ(named.settings.institution, "cu_small");
+  o.institution = "cu_mid";
+  const StressReport explicit_first = RunStress(policies, o);
+  // Every path of a report runs its one institution: the named first gives the same report as
+  // the default, the other a different one (cu_small is a fraction of cu_mid's size).
+  for (int k : {0, 1}) {
+    const auto income = [&](const StressReport& r) {
+      return r.scenarios[0].results[k].metrics.at("cumulative_net_income").mean;
+    };
+    EXPECT_EQ(income(first), income(explicit_first));
+    EXPECT_GT(income(first), 2 * income(named));
+  }
+  // ... the same paths as a report of cu_mid alone (the baseline, no run's config).
+  o.institution = "cu_mid";
+  const StressReport alone = RunStress(Load({"baseline"}), o);
+  EXPECT_EQ(alone.scenarios[0].results[0].metrics.at("cumulative_net_income").mean,
+            first.scenarios[0].results[0].metrics.at("cumulative_net_income").mean);
+}
+
 TEST(StressVerdict, BreachesFailThePolicyAndPairedCountsFlagTheWorseOne) {
   // 40 paths: the reference never breaches; the other policy earns more but falls below the
   // minimum on 12 paths (3 of them fail) and runs short of liquidity on one.

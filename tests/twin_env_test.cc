@@ -424,6 +424,16 @@ TEST(TwinEnv, EveryFeatureAndComponentIsDocumented) {
     EXPECT_NE(doc.find("`" + o + "`"), std::string::npos) << o;
 }
 
+// The message of the ConfigError parsing `text` (as bad.yaml) gives.
+std::string ParseError(const std::string& text) {
+  try {
+    TwinEnvConfig::Parse(YamlValue::LoadString(text, "bad.yaml"));
+  } catch (const ConfigError& e) {
+    return std::string(e.what());
+  }
+  return std::string("<no error>");
+}
+
 TEST(TwinEnvConfig, ParsesAndRejectsWithFileLineAndKey) {
   const auto ok = YamlValue::LoadString(R"(institution: cu_mid
 scenario: rate_shock
@@ -444,23 +454,93 @@ roles:
   auto env = MakeTwin(1, c);
   EXPECT_DOUBLE_EQ(env->reward_set(kCreditRole).weights()[6], 2.0);  // customer
 
-  auto error = [](const std::string& text) {
-    try {
-      TwinEnvConfig::Parse(YamlValue::LoadString(text, "bad.yaml"));
-    } catch (const ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("<no error>");
-  };
-  std::string msg = error("roles:\n  credit:\n    rewards: {profti: 1}\n");
+  std::string msg = ParseError("roles:\n  credit:\n    rewards: {profti: 1}\n");
   EXPECT_NE(msg.find("bad.yaml:3:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("roles.credit.rewards.profti"), std::string::npos) << msg;
-  msg = error("roles:\n  lending: {fallback: random}\n");
+  msg = ParseError("roles:\n  lending: {fallback: random}\n");
   EXPECT_NE(msg.find("roles.lending"), std::string::npos) << msg;
-  msg = error("roles:\n  risk: {fallback: smart}\n");
+  msg = ParseError("roles:\n  risk: {fallback: smart}\n");
   EXPECT_NE(msg.find("'smart' is not one of: baseline, random"), std::string::npos) << msg;
-  msg = error("horizon_months: 0\n");
+  msg = ParseError("horizon_months: 0\n");
   EXPECT_NE(msg.find("0 is out of range [1, 1200]"), std::string::npos) << msg;
+}
+
+TEST(TwinEnvConfig, InstitutionsParseRoundTripAndReject) {
+  const TwinEnvConfig c = TwinEnvConfig::Parse(YamlValue::LoadString(
+      "institutions: [cu_mid, cu_small]\nscenarios: [steady_state, rate_shock]\n", "env.yaml"));
+  EXPECT_EQ(c.institutions, (std::vector<std::string>{"cu_mid", "cu_small"}));
+  EXPECT_EQ(c.institution, "cu_mid");  // the first
+  EXPECT_EQ(c.InstitutionList(), c.institutions);
+  const std::string yaml = c.ToYaml();
+  EXPECT_EQ(yaml.find("institution:"), std::string::npos) << yaml;  // only the list
+  const TwinEnvConfig back = TwinEnvConfig::Parse(YamlValue::LoadString(yaml, "back.yaml"));
+  EXPECT_EQ(back.institutions, c.institutions);
+  EXPECT_EQ(back.institution, "cu_mid");
+  EXPECT_EQ(back.ToYaml(), yaml);
+  EXPECT_EQ(TwinEnvConfig{}.InstitutionList(), std::vector<std::string>{"cu_small"});
+
+  std::string msg = ParseError("institution: cu_mid\ninstitutions: [cu_small]\n");
+  EXPECT_NE(msg.find("bad.yaml:2:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("either 'institution' or 'institutions'"), std::string::npos) << msg;
+  msg = ParseError("institutions: [cu_mid, cu_small, cu_mid]\n");
+  EXPECT_NE(msg.find("lists 'cu_mid' twice"), std::string::npos) << msg;
+  msg = ParseError("institutions: []\n");
+  EXPECT_NE(msg.find("needs at least one institution"), std::string::npos) << msg;
+  TwinEnvConfig unknown;
+  unknown.institutions = {"cu_mid", "cu_nowhere"};
+  EXPECT_THROW(MakeTwin(1, unknown), std::exception);
+}
+
+// Instance i runs scenarios[i mod k] at institutions[(i / k) mod n], and each instance behaves
+// exactly as the same instance of an environment with its institution alone: observations
+// (offered flags, product features), masks, baseline decisions, levers and rewards.
+TEST(TwinEnv, SeveralInstitutionsRunEachInstanceAsItsInstitutionAlone) {
+  TwinEnvConfig mixed;
+  mixed.institutions = {"cu_mid", "cu_small"};
+  mixed.institution = "cu_mid";
+  mixed.scenarios = {"steady_state", "mild_recession"};
+  mixed.pricing_reference = "cost_plus";  // per-institution calibration base
+  TwinEnvConfig mid = mixed, small = mixed;
+  mid.institutions.clear();
+  small.institutions.clear();
+  small.institution = "cu_small";
+  const int n = 8;
+  auto env = MakeTwin(n, mixed, 2), alone_mid = MakeTwin(n, mid), alone_small = MakeTwin(n, small);
+  EXPECT_EQ(env->institution().name, "cu_mid");
+  const auto alone = [&](int i) -> TwinEnv& { return (i / 2) % 2 ? *alone_small : *alone_mid; };
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(env->institution(i).name, (i / 2) % 2 ? "cu_small" : "cu_mid") << i;
+    EXPECT_EQ(env->instance_label(i),
+              env->institution(i).name + (i % 2 ? "/mild_recession" : "/steady_state"));
+  }
+  EXPECT_EQ(alone_mid->instance_label(1), "mild_recession");
+  for (TwinEnv* e : {env.get(), alone_mid.get(), alone_small.get()}) e->Reset();
+  int differing_offers = 0;
+  for (int step = 0; step < 14; ++step) {
+    for (int r = 0; r < kNumTwinRoles; ++r) {
+      const int obs = env->role(r).obs_dim();
+      const int mask = env->role(r).action_space.mask_width();
+      for (int i = 0; i < n; ++i) {
+        for (int k = 0; k < obs; ++k)
+          ASSERT_EQ(env->observations(r)[i * obs + k], alone(i).observations(r)[i * obs + k])
+              << "step " << step << " role " << r << " instance " << i << " feature " << k;
+        for (int k = 0; k < mask; ++k)
+          ASSERT_EQ(env->action_masks(r)[i * mask + k], alone(i).action_masks(r)[i * mask + k])
+              << "step " << step << " role " << r << " instance " << i << " mask " << k;
+      }
+    }
+    const float auto_offered = Feature(*env, kCreditRole, 0, "product/auto/offered");
+    differing_offers += auto_offered != Feature(*env, kCreditRole, 2, "product/auto/offered");
+    for (TwinEnv* e : {env.get(), alone_mid.get(), alone_small.get()}) e->Step();
+    for (int i = 0; i < n; ++i) {
+      for (int r = 0; r < kNumTwinRoles; ++r)
+        ASSERT_EQ(env->rewards(r)[i], alone(i).rewards(r)[i]) << step << " " << r << " " << i;
+      for (int p = 0; p < kNumProducts; ++p)
+        ASSERT_EQ(env->levers(i).rate_spread[p], alone(i).levers(i).rate_spread[p]);
+      ASSERT_EQ(env->step_metrics(i)[kNetIncome], alone(i).step_metrics(i)[kNetIncome]);
+    }
+  }
+  EXPECT_EQ(differing_offers, 14);  // cu_mid lends auto loans, cu_small does not
 }
 
 }  // namespace

@@ -23,7 +23,8 @@ std::vector<std::string> ExportRun(Trainer& trainer, const std::string& run_dir,
   manifest.environment = trainer.config().env_name;
   manifest.environment_version = env.version();
   if (const auto* twin = dynamic_cast<const TwinEnv*>(&env)) {
-    manifest.institution = twin->config().institution;              // served products and rules
+    manifest.institution = twin->config().institution;  // served products and rules (the first)
+    if (twin->config().institutions.size() > 1) manifest.institutions = twin->config().institutions;
     manifest.pricing_reference = twin->config().pricing_reference;  // served offered rates
   }
   manifest.experiment = trainer.config().name;

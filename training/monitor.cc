@@ -53,9 +53,8 @@ int Rank(const std::string& level) {
 std::map<std::string, RoleSample> CollectReference(const MonitorOptions& o) {
   auto policy = StressPolicy::Load(o.reference);
   TwinEnvConfig cfg = policy->env_config ? *policy->env_config : TwinEnvConfig{};
-  cfg.institution = !o.institution.empty()                 ? o.institution
-                    : !policy->trained_institution.empty() ? policy->trained_institution
-                                                           : cfg.institution;
+  if (!o.institution.empty()) cfg.institution = o.institution;
+  cfg.institutions.clear();  // the first of a run's institutions unless --institution
   cfg.scenarios.clear();
   cfg.pricing_reference = policy->pricing_reference;
   std::map<std::string, RoleSample> samples;

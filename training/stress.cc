@@ -256,7 +256,7 @@ std::unique_ptr<StressPolicy> StressPolicy::Load(const std::string& spec_in) {
     for (const auto& [name, rc] : config.roles)
       for (int r = 0; r < kNumTwinRoles; ++r)
         if (name == kTwinRoleNames[r] && rc.has_rewards) tc.roles[r].reward_weights = rc.rewards;
-    p->trained_institution = tc.institution;
+    p->trained_institutions = tc.InstitutionList();
     p->pricing_reference = tc.pricing_reference;
     p->env_config = tc;
     return p;
@@ -385,10 +385,12 @@ StressReport RunStress(const std::vector<std::unique_ptr<StressPolicy>>& policie
       report.settings.reward_weights_from = p->info.name;
       break;
     }
+  // One institution per report: --institution, else the run's (the first of its `institutions`).
   if (!o.institution.empty())
     base.institution = o.institution;
   else if (report.settings.reward_weights_from == "defaults")
     base.institution = "cu_mid";
+  base.institutions.clear();
   report.settings.institution = base.institution;
   {
     const auto institution = LoadInstitution(base.institution);

@@ -39,8 +39,8 @@ class StressPolicy : public RoleDriver {
   std::array<FallbackPolicy, kNumTwinRoles> fallbacks{};
   /// Its guardrails (the run's experiment or the export's manifest), applied on its paths.
   std::vector<GuardrailRule> guardrails;
-  /// The institution the policy was trained on ("" when unknown).
-  std::string trained_institution;
+  /// The institutions the policy was trained on (empty when unknown).
+  std::vector<std::string> trained_institutions;
   /// What its pricing offsets are measured from (env.config.pricing_reference of the run, or
   /// the export's manifest): its paths decode its actions against the same reference.
   std::string pricing_reference = "standard";

@@ -24,7 +24,8 @@ void AddStressOptions(CLI::App* cmd, StressArgs& a) {
       ->check(CLI::Range(1, 1200))
       ->capture_default_str();
   cmd->add_option("--institution", a.institution,
-                  "institution preset or file (default: the first run's, else cu_mid)");
+                  "institution preset or file (default: the first run's - the first of its "
+                  "institutions -, else cu_mid)");
   cmd->add_option("--seed", a.seed, "seed of the paths (held out from training by default)")
       ->check(SeedValidator())
       ->capture_default_str();

@@ -243,6 +243,7 @@ TwinEnv::TwinEnv(const EnvOptions& options, const TwinEnvConfig& config)
       config_(config),
       reward_sets_(MakeRewardSets(config)),
       cost_plus_reference_(config.pricing_reference == "cost_plus") {
+  config_.institution = config.InstitutionList()[0];  // the first, however the config was built
   for (const std::string& name : config.InstitutionList()) {
     Lender l;
     l.config = LoadInstitution(name);

@@ -497,16 +497,17 @@ TEST(TwinEnvConfig, InstitutionsParseRoundTripAndReject) {
 TEST(TwinEnv, SeveralInstitutionsRunEachInstanceAsItsInstitutionAlone) {
   TwinEnvConfig mixed;
   mixed.institutions = {"cu_mid", "cu_small"};
-  mixed.institution = "cu_mid";
   mixed.scenarios = {"steady_state", "mild_recession"};
   mixed.pricing_reference = "cost_plus";  // per-institution calibration base
   TwinEnvConfig mid = mixed, small = mixed;
   mid.institutions.clear();
+  mid.institution = "cu_mid";
   small.institutions.clear();
   small.institution = "cu_small";
   const int n = 8;
   auto env = MakeTwin(n, mixed, 2), alone_mid = MakeTwin(n, mid), alone_small = MakeTwin(n, small);
   EXPECT_EQ(env->institution().name, "cu_mid");
+  EXPECT_EQ(env->config().institution, "cu_mid");  // the first of the list
   const auto alone = [&](int i) -> TwinEnv& { return (i / 2) % 2 ? *alone_small : *alone_mid; };
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(env->institution(i).name, (i / 2) % 2 ? "cu_small" : "cu_mid") << i;

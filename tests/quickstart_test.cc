@@ -1,6 +1,7 @@
 // The shipped learning experiments beat the rule-based baselines on held-out seeds, evaluated as
 // `loantwin evaluate --scenarios steady_state,mild_recession --paths 100`:
-// - configs/quickstart.yaml: PPO on the credit and pricing roles of cu_small (~2.5 minutes);
+// - configs/quickstart.yaml: PPO on the credit and pricing roles of cu_small and cu_mid (~4
+//   minutes; the evaluation runs both institutions, alternating across paths);
 // - configs/collection_dqn.yaml: DQN with branching heads on the collection role of cu_mid
 //   (~2 minutes);
 // - configs/home_equity_fund_ppo.yaml: PPO allocating a home-equity fund across zones beats the

@@ -92,6 +92,9 @@ DqnAgent::DqnAgent(int obs_dim, std::vector<int64_t> nvec, int num_envs, const D
               ReplayBuffer::Options{config.buffer_size, config.prioritized, config.alpha,
                                     config.priority_eps}) {
   for (int64_t k : nvec_) mask_width_ += static_cast<int>(k);
+  if (config_.imitation_fraction > 0)
+    imitation_steps_ = std::max<int64_t>(
+        1, std::llround(config_.imitation_fraction * static_cast<double>(total_steps_)));
   torch::manual_seed(seed);
   const Activation act = ParseActivation(config_.activation);
   q_ = QNetwork(obs_dim, nvec_, config_.hidden, act, config_.dueling);
@@ -164,7 +167,9 @@ double DqnAgent::epsilon() const {
   const double duration = config_.exploration_fraction * static_cast<double>(total_steps_);
   if (duration <= 0) return config_.end_e;
   const double slope = (config_.end_e - config_.start_e) / duration;
-  return std::max(config_.end_e, config_.start_e + slope * static_cast<double>(env_steps_));
+  // With an imitation phase the schedule starts when the phase ends (the baseline acts in it).
+  const int64_t steps = std::max<int64_t>(0, env_steps_ - imitation_steps_);
+  return std::max(config_.end_e, config_.start_e + slope * static_cast<double>(steps));
 }
 
 double DqnAgent::beta() const {
@@ -337,7 +342,10 @@ void DqnAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
     if (!scratch_.empty())
       obs_rms_.Update(scratch_.data(), static_cast<int64_t>(scratch_.size()) / obs_dim_);
   }
-  Act(b.obs, b.masks, n, /*deterministic=*/false, actions);
+  if (wants_demonstrations())  // the imitation phase: the baseline's decisions (DQfD)
+    std::copy(b.demonstrations, b.demonstrations + static_cast<size_t>(n) * dims, actions);
+  else
+    Act(b.obs, b.masks, n, /*deterministic=*/false, actions);
   for (int i = 0; i < n; ++i) {
     if (!b.acting[i]) continue;
     nstep_.Open(i, b.obs + static_cast<size_t>(i) * obs_dim_,
@@ -368,6 +376,10 @@ void DqnAgent::DoPrepareUpdate(const AgentBatch& current) {
     if (current.acting[i])
       nstep_.Advance(i, current.obs + static_cast<size_t>(i) * obs_dim_,
                      current.masks + static_cast<size_t>(i) * mask_width_, sink);
+  // The phase has ended: the network as it left it is the anchor of the margin loss from now on.
+  if (config_.imitation_anchor_coef > 0 && imitation_steps_ > 0 && !anchor_ &&
+      env_steps_ >= imitation_steps_)
+    MakeAnchor();
   const int64_t ls = config_.learning_starts;
   if (env_steps_ <= ls) return;
   const int64_t prev = std::max<int64_t>(env_steps_ - current.n, ls);
@@ -398,6 +410,41 @@ UpdateStats DqnAgent::DoRunPreparedUpdate() {
     stats["charts/replay_size"] = static_cast<double>(replay_.size());
   }
   return stats;
+}
+
+void DqnAgent::MakeAnchor() {
+  anchor_ = QNetwork(obs_dim_, nvec_, config_.hidden, ParseActivation(config_.activation),
+                     config_.dueling);
+  CopyParameters(*q_, *anchor_);
+  for (auto& p : anchor_->parameters()) p.set_requires_grad(false);
+}
+
+bool DqnAgent::MarginTargets(const float* obs, const int64_t* stored, int64_t bs,
+                             std::vector<int64_t>* expert, double* coef) {
+  const int64_t dims = static_cast<int64_t>(nvec_.size());
+  if (wants_demonstrations()) {  // the replay holds the baseline's transitions only
+    expert->assign(stored, stored + bs * dims);
+    *coef = config_.imitation_coef;
+    return *coef > 0;
+  }
+  if (!anchor_) return false;
+  // The anchor's greedy action per component (over every action: the replay keeps no mask of
+  // the decision's state; the baseline it copied only took allowed ones).
+  torch::InferenceMode guard;
+  const torch::Tensor q =
+      anchor_->forward(torch::from_blob(const_cast<float*>(obs), {bs, obs_dim_})).contiguous();
+  const float* qp = q.data_ptr<float>();
+  expert->resize(static_cast<size_t>(bs * dims));
+  for (int64_t b = 0; b < bs; ++b) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      const float* row = qp + b * mask_width_ + off;
+      (*expert)[b * dims + d] = std::max_element(row, row + nvec_[d]) - row;
+      off += nvec_[d];
+    }
+  }
+  *coef = config_.imitation_anchor_coef;
+  return true;
 }
 
 void DqnAgent::UpdateTarget() {
@@ -510,6 +557,33 @@ UpdateStats DqnAgent::TrainStepFused() {
     f.td[b] = static_cast<float>(abs_td / static_cast<double>(dims));
   }
   loss *= scale;
+  // The large-margin loss (imitation): per row and component J = max_v [Q(v) + l 1(v != a_E)]
+  // - Q(a_E), weighted as the TD loss; dJ/dQ(v*) = +1 at the maximiser, -1 at a_E.
+  double margin_coef = 0, margin_loss = 0, matches = 0;
+  const bool margin =
+      MarginTargets(batch.obs.data(), batch.actions.data(), bs, &f.expert, &margin_coef);
+  if (margin) {
+    const float l = static_cast<float>(config_.imitation_margin);
+    for (int64_t b = 0; b < bs; ++b) {
+      const double g = margin_coef * (config_.prioritized ? batch.weights[b] : 1.0) * scale;
+      const float* q = f.q.data() + b * w;
+      int64_t off = 0;
+      for (int64_t d = 0; d < dims; ++d) {
+        const int64_t e = f.expert[b * dims + d];
+        int64_t best = 0, greedy = 0;
+        for (int64_t v = 1; v < nvec_[d]; ++v) {
+          if (q[off + v] + (v != e ? l : 0.0f) > q[off + best] + (best != e ? l : 0.0f)) best = v;
+          if (q[off + v] > q[off + greedy]) greedy = v;
+        }
+        matches += greedy == e;
+        margin_loss += g * (q[off + best] + (best != e ? l : 0.0f) - q[off + e]);
+        f.dq[b * w + off + best] += static_cast<float>(g);
+        f.dq[b * w + off + e] -= static_cast<float>(g);
+        off += nvec_[d];
+      }
+    }
+    loss += margin_loss;
+  }
   CheckFinite("loss", loss);
   optimizer_->ZeroGrad();
   if (duel) {
@@ -542,9 +616,13 @@ UpdateStats DqnAgent::TrainStepFused() {
   const double grad_norm = ClipAndStep();
   if (config_.prioritized) replay_.UpdatePriorities(batch.indices, f.td.data());
   UpdateStats stats;
-  stats["losses/td_loss"] = loss;
+  stats["losses/td_loss"] = loss - margin_loss;
   stats["losses/q_values"] = q_sum * scale;
   stats["losses/grad_norm"] = grad_norm;
+  if (margin) {
+    stats["losses/margin_loss"] = margin_loss;
+    stats["losses/imitation_accuracy"] = matches * scale;
+  }
   return stats;
 }
 
@@ -559,14 +637,39 @@ UpdateStats DqnAgent::TrainStepAutograd() {
     const torch::Tensor q_select = config_.double_q ? q_->forward(next_obs) : q_next_target;
     y = DqnTarget(batch.rewards, batch.discounts, q_next_target, q_select, batch.next_masks, nvec_);
   }
-  const torch::Tensor q_taken = GatherBranches(q_->forward(obs), batch.actions, nvec_);  // [B, D]
+  const torch::Tensor q_all = q_->forward(obs);
+  const torch::Tensor q_taken = GatherBranches(q_all, batch.actions, nvec_);  // [B, D]
   const torch::Tensor td = y.unsqueeze(1) - q_taken;
   const torch::Tensor per_branch =
       config_.loss == "huber" ? torch::where(td.abs() <= 1.0, 0.5 * td.pow(2), td.abs() - 0.5)
                               : td.pow(2);
   const torch::Tensor per_sample = per_branch.mean(1);
-  const torch::Tensor loss =
+  const torch::Tensor td_loss =
       config_.prioritized ? (batch.weights * per_sample).mean() : per_sample.mean();
+  torch::Tensor loss = td_loss, margin_loss;
+  // The large-margin loss (imitation), per component: max_v [Q(v) + l 1(v != a_E)] - Q(a_E).
+  std::vector<int64_t> expert;
+  double margin_coef = 0;
+  const torch::Tensor obs_c = obs.contiguous();
+  const torch::Tensor stored = batch.actions.to(torch::kLong).contiguous();
+  if (MarginTargets(obs_c.data_ptr<float>(), stored.data_ptr<int64_t>(), batch.obs.size(0), &expert,
+                    &margin_coef)) {
+    const int64_t dims = static_cast<int64_t>(nvec_.size());
+    const torch::Tensor e = torch::tensor(expert, torch::kLong).view({-1, dims});
+    std::vector<torch::Tensor> parts;
+    int64_t off = 0;
+    for (int64_t d = 0; d < dims; ++d) {
+      const torch::Tensor qd = q_all.slice(1, off, off + nvec_[d]);
+      const torch::Tensor ed = e.select(1, d).unsqueeze(1);
+      const torch::Tensor margins =
+          torch::full_like(qd, config_.imitation_margin).scatter(1, ed, 0.0);
+      parts.push_back(std::get<0>((qd + margins).max(1)) - qd.gather(1, ed).squeeze(1));
+      off += nvec_[d];
+    }
+    const torch::Tensor j = torch::stack(parts, 1).mean(1);
+    margin_loss = margin_coef * (config_.prioritized ? (batch.weights * j).mean() : j.mean());
+    loss = loss + margin_loss;
+  }
   CheckFinite("loss", loss.item<double>());
   optimizer_->ZeroGrad();
   loss.backward();
@@ -576,7 +679,8 @@ UpdateStats DqnAgent::TrainStepAutograd() {
     replay_.UpdatePriorities(batch.indices, abs_td.data_ptr<float>());
   }
   UpdateStats stats;
-  stats["losses/td_loss"] = loss.item<double>();
+  stats["losses/td_loss"] = td_loss.item<double>();
+  if (margin_loss.defined()) stats["losses/margin_loss"] = margin_loss.item<double>();
   stats["losses/q_values"] = q_taken.detach().mean().item<double>();
   stats["losses/grad_norm"] = grad_norm;
   return stats;
@@ -598,6 +702,11 @@ void DqnAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   StateWriter w;
   nstep_.SaveState(w);
   WriteStateBytes(archive, "nstep", w.bytes());
+  if (anchor_) {
+    torch::serialize::OutputArchive anchor;
+    anchor_->save(anchor);
+    archive.write("anchor", anchor);
+  }
   if (config_.checkpoint_replay) {
     torch::serialize::OutputArchive replay;
     replay_.Save(replay);
@@ -628,6 +737,13 @@ void DqnAgent::LoadState(torch::serialize::InputArchive& archive) {
     due_rounds_ = t[0].item<int64_t>();
     due_target_updates_ = t[1].item<int64_t>();
   }
+  anchor_ = nullptr;
+  torch::serialize::InputArchive anchor;
+  if (archive.try_read("anchor", anchor)) {
+    MakeAnchor();  // the shape; then the saved parameters
+    anchor_->load(anchor);
+    for (auto& p : anchor_->parameters()) p.set_requires_grad(false);
+  }
   const std::string nstep = ReadStateBytes(archive, "nstep");
   StateReader r(nstep.data(), nstep.size());
   nstep_.LoadState(r);
@@ -645,6 +761,8 @@ std::string CheckFields(const DqnConfig& c) {
   if (c.batch_size > c.buffer_size)
     return "batch_size (" + std::to_string(c.batch_size) + ") is larger than buffer_size (" +
            std::to_string(c.buffer_size) + ")";
+  if (c.imitation_anchor_coef > 0 && c.imitation_fraction <= 0)
+    return "imitation_anchor_coef needs an imitation phase to stay near (imitation_fraction > 0)";
   if (c.end_e > c.start_e)
     return "end_e (" + std::to_string(c.end_e) + ") is above start_e (" +
            std::to_string(c.start_e) + ")";

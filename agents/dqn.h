@@ -53,6 +53,16 @@ struct DqnConfig {
   /// The TD loss gradient from a hand-written backward pass in plain C++ (false: LibTorch
   /// autograd). The same gradient to float rounding.
   bool fused_update = true;
+  /// Imitation warm start (DQfD, Hester et al. 2018): for this share of total_steps the role's
+  /// rule-based baseline acts, its transitions fill the replay and the Q-network learns them by
+  /// TD and the large-margin loss max_a [Q(s, a) + margin 1(a != a_E)] - Q(s, a_E), so its
+  /// greedy action is the baseline's. Epsilon's schedule starts when the phase ends.
+  double imitation_fraction = 0.0;
+  double imitation_margin = 0.8;  ///< DQfD's margin l(a_E, a) for a != a_E
+  double imitation_coef = 1.0;    ///< weight of the margin loss in the phase (DQfD's lambda_2)
+  /// After the phase: weight of the same margin loss towards the greedy action of the Q-network
+  /// as the phase left it (the anchor), keeping the learner near the baseline it copied.
+  double imitation_anchor_coef = 0.0;
 };
 
 /// Q-network with one head per action component over a shared trunk. forward -> [B, sum(nvec)]
@@ -117,6 +127,17 @@ void VisitFields(DqnConfig& c, V&& v) {
     "checkpoints include the replay buffer (exact resume)");
   v("fused_update", c.fused_update,
     "TD gradients from a hand-written backward pass (false: autograd)");
+  v("imitation_fraction", c.imitation_fraction, 0.0, 1.0,
+    "share of total_steps in which the rule-based baseline acts and the Q-network learns its "
+    "transitions with the large-margin loss (DQfD); epsilon decays after it (0 = off)");
+  v("imitation_margin", c.imitation_margin, 0.0, 1e6,
+    "margin of the large-margin loss: Q of every other action is pushed this far below the "
+    "imitated one's");
+  v("imitation_coef", c.imitation_coef, 0.0, 1000.0,
+    "weight of the large-margin loss during the imitation phase");
+  v("imitation_anchor_coef", c.imitation_anchor_coef, 0.0, 1000.0,
+    "after the imitation phase: weight of the large-margin loss towards the greedy action of "
+    "the Q-network as the phase left it (0 = free; needs imitation_fraction > 0)");
 }
 
 /// Cross-field checks ("" or the problem): batch_size <= buffer_size, end_e <= start_e.
@@ -133,6 +154,12 @@ class DqnAgent : public Agent {
            uint64_t seed, int64_t total_steps);
 
   std::string algorithm() const override { return "dqn"; }
+  /// While the imitation phase lasts (imitation_fraction of total_steps).
+  bool wants_demonstrations() const override { return env_steps_ < imitation_steps_; }
+  /// Environment steps of the imitation phase.
+  int64_t imitation_steps() const { return imitation_steps_; }
+  /// True once the phase has ended and the anchor (imitation_anchor_coef) has been taken.
+  bool anchored() const { return static_cast<bool>(anchor_); }
   ExportSummary Summary() const override;
   std::vector<torch::Tensor> Parameters() const override { return q_->parameters(); }
 
@@ -186,7 +213,15 @@ class DqnAgent : public Agent {
   std::vector<int64_t> nvec_;
   DqnConfig config_;
   int64_t total_steps_;
+  int64_t imitation_steps_ = 0;
   QNetwork q_{nullptr}, target_{nullptr};
+  /// The Q-network as the imitation phase left it (imitation_anchor_coef > 0, after the phase).
+  QNetwork anchor_{nullptr};
+  void MakeAnchor();
+  /// The action each sampled row's margin loss imitates, [B, D], and the loss's weight; false
+  /// when no margin loss applies (no imitation, or after the phase without an anchor).
+  bool MarginTargets(const float* obs_normalised, const int64_t* stored_actions, int64_t bs,
+                     std::vector<int64_t>* expert, double* coef);
   std::unique_ptr<FlatAdam> optimizer_;
   bool replay_ready_ = false;  ///< every rank's replay holds a batch (latched)
   NStepAccumulator nstep_;
@@ -216,6 +251,7 @@ class DqnAgent : public Agent {
   struct FusedBuffers {
     ReplayBuffer::RawBatch batch;
     std::vector<float> q, q_next_target, q_next_select, dq, td, raw, draw;
+    std::vector<int64_t> expert;
   } fused_;
 };
 

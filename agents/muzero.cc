@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "agents/agent_registry.h"
 #include "agents/module_util.h"
@@ -45,6 +46,9 @@ MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence
       config_(config),
       total_steps_(std::max<int64_t>(1, total_steps)),
       support_(config.support_size) {
+  if (config_.imitation_fraction > 0)
+    imitation_steps_ = std::max<int64_t>(
+        1, std::llround(config_.imitation_fraction * static_cast<double>(total_steps_)));
   torch::manual_seed(seed);
   MuZeroNetConfig nc;
   nc.latent_dim = config.latent_dim;
@@ -68,6 +72,8 @@ MuZeroAgent::MuZeroAgent(int obs_dim, int num_actions, int num_envs, int cadence
   mc.root_exploration_fraction = config.root_exploration_fraction;
   mc.gumbel = config.gumbel;
   mc.gumbel_max_considered = config.gumbel_max_considered;
+  mc.gumbel_c_visit = config.gumbel_c_visit;
+  mc.gumbel_c_scale = config.gumbel_c_scale;
   mcts_ = std::make_unique<BatchedMcts>(num_envs, num_actions, config.latent_dim, mc);
   open_.resize(num_envs);
   for (auto& g : open_) g.obs_dim = obs_dim, g.num_actions = num_actions;
@@ -90,8 +96,15 @@ double MuZeroAgent::temperature() const {
   return config_.temperature_start * (p < 0.5 ? 1.0 : p < 0.75 ? 0.5 : 0.25);
 }
 
+void MuZeroAgent::MakeAnchor() {
+  anchor_ = MuZeroNet(obs_dim_, num_actions_, net_config_);
+  CopyParameters(*net_, *anchor_);
+  for (auto& p : anchor_->parameters()) p.set_requires_grad(false);
+}
+
 void MuZeroAgent::Search(const float* obs, const uint8_t* masks, int n, bool explore,
-                         int32_t* actions, bool record, const uint8_t* acting) {
+                         int32_t* actions, bool record, const uint8_t* acting,
+                         const int32_t* demonstrations) {
   rows_.clear();
   for (int i = 0; i < n; ++i) {
     const uint8_t* m = masks + static_cast<size_t>(i) * num_actions_;
@@ -119,10 +132,44 @@ void MuZeroAgent::Search(const float* obs, const uint8_t* masks, int n, bool exp
   const uint64_t key = explore ? DeriveKey(rng_key_, search_counter_++) : 0;
   mcts_->Search(model, scratch_obs_.data(), scratch_masks_.data(), m, explore,
                 explore ? temperature() : 0.0, key);
+  // After the imitation phase (imitation_anchor_weight): the anchor's prior of every root.
+  const bool anchored = record && anchor_ && !demonstrations;
+  if (anchored) {
+    anchor_latent_.resize(static_cast<size_t>(m) * config_.latent_dim);
+    anchor_value_.resize(m);
+    anchor_logits_.resize(static_cast<size_t>(m) * num_actions_);
+    FastSearchModel(anchor_, support_)
+        .Initial(scratch_obs_.data(), m, anchor_latent_.data(), anchor_value_.data(),
+                 anchor_logits_.data());
+  }
+  std::vector<float>& target = policy_target_;
+  target.resize(num_actions_);
   for (int j = 0; j < m; ++j) {
     const int i = rows_[j];
-    actions[i] = mcts_->action(j);
+    actions[i] = demonstrations ? demonstrations[i] : mcts_->action(j);
     if (!record) continue;
+    const uint8_t* mask = &scratch_masks_[static_cast<size_t>(j) * num_actions_];
+    const float* searched = mcts_->policy(j);
+    if (demonstrations) {  // the baseline's action, label-smoothed over the allowed actions
+      const int allowed = static_cast<int>(std::count(mask, mask + num_actions_, 1));
+      const double eps = config_.imitation_smoothing;
+      for (int a = 0; a < num_actions_; ++a)
+        target[a] = static_cast<float>((a == actions[i] ? 1.0 - eps : 0.0) +
+                                       (mask[a] ? eps / std::max(allowed, 1) : 0.0));
+      searched = target.data();
+    } else if (anchored) {  // (1 - w) search + w anchor's masked softmax
+      const float* l = &anchor_logits_[static_cast<size_t>(j) * num_actions_];
+      float top = -std::numeric_limits<float>::infinity();
+      for (int a = 0; a < num_actions_; ++a)
+        if (mask[a]) top = std::max(top, l[a]);
+      double z = 0;
+      for (int a = 0; a < num_actions_; ++a) z += mask[a] ? std::exp(l[a] - top) : 0.0;
+      const double w = config_.imitation_anchor_weight;
+      for (int a = 0; a < num_actions_; ++a)
+        target[a] = static_cast<float>((1.0 - w) * searched[a] +
+                                       (mask[a] ? w * std::exp(l[a] - top) / z : 0.0));
+      searched = target.data();
+    }
     GameHistory& g = open_[i];
     g.obs.insert(g.obs.end(), obs + static_cast<size_t>(i) * obs_dim_,
                  obs + static_cast<size_t>(i + 1) * obs_dim_);
@@ -130,7 +177,7 @@ void MuZeroAgent::Search(const float* obs, const uint8_t* masks, int n, bool exp
     g.rewards.push_back(0.0f);
     g.discounts.push_back(1.0f);
     g.root_values.push_back(mcts_->root_value(j));
-    g.policies.insert(g.policies.end(), mcts_->policy(j), mcts_->policy(j) + num_actions_);
+    g.policies.insert(g.policies.end(), searched, searched + num_actions_);
     pending_[i] = 1;
     pending_discount_[i] = 1.0;
   }
@@ -147,7 +194,14 @@ void MuZeroAgent::DoAct(const float* obs, const uint8_t* masks, int n, bool dete
 }
 
 void MuZeroAgent::DoActAndRecord(const AgentBatch& b, int32_t* actions) {
-  Search(b.obs, b.masks, b.n, true, actions, true, b.acting);
+  const bool imitating = wants_demonstrations();
+  // The phase has ended: the network as it left it is the anchor of the policy targets.
+  if (!imitating && imitation_steps_ > 0 && config_.imitation_anchor_weight > 0 && !anchor_)
+    MakeAnchor();
+  Search(b.obs, b.masks, b.n, true, actions, true, b.acting,
+         imitating ? b.demonstrations : nullptr);
+  if (imitating)  // every row decides as the baseline (rows not acting this step too)
+    std::copy(b.demonstrations, b.demonstrations + b.n, actions);
 }
 
 void MuZeroAgent::CloseGame(int i, bool terminated, float final_value) {
@@ -533,6 +587,11 @@ void MuZeroAgent::SaveState(torch::serialize::OutputArchive& archive) const {
   for (const auto& g : open_) PutGame(w, g);
   w.PutVector(pending_), w.PutVector(pending_discount_);
   WriteStateBytes(archive, "state", w.bytes());
+  if (anchor_) {
+    torch::serialize::OutputArchive anchor;
+    anchor_->save(anchor);
+    archive.write("anchor", anchor);
+  }
 }
 
 void MuZeroAgent::LoadState(torch::serialize::InputArchive& archive) {
@@ -569,6 +628,23 @@ void MuZeroAgent::LoadState(torch::serialize::InputArchive& archive) {
   }
   for (auto& g : open_) GetGame(r, &g);
   r.GetVector(&pending_), r.GetVector(&pending_discount_);
+  anchor_ = nullptr;
+  torch::serialize::InputArchive anchor;
+  if (archive.try_read("anchor", anchor)) {
+    // Loading replaces a module's parameter storage; copy into the storage the search reads.
+    MuZeroNet loaded = MuZeroNet(obs_dim_, num_actions_, net_config_);
+    loaded->load(anchor);
+    MakeAnchor();
+    CopyParameters(*loaded, *anchor_);
+  }
+}
+
+std::string CheckFields(const MuZeroConfig& c) {
+  if (c.imitation_fraction <= 0 && c.imitation_smoothing > 0)
+    return "imitation_smoothing needs an imitation phase to smooth (imitation_fraction > 0)";
+  if (c.imitation_fraction <= 0 && c.imitation_anchor_weight > 0)
+    return "imitation_anchor_weight needs an imitation phase to stay near (imitation_fraction > 0)";
+  return "";
 }
 
 AgentAlgorithm MuZeroAlgorithm() {

@@ -51,8 +51,23 @@ struct MuZeroConfig {
   double temperature_start = 1.0;  ///< visit-count temperature, halved at 50% and 75% of the run
   bool gumbel = false;             ///< Gumbel MuZero root selection
   int gumbel_max_considered = 16;
+  /// sigma(q) = (gumbel_c_visit + max N) x gumbel_c_scale x q with q the completed Q-values
+  /// min-max normalised to [0, 1] (Danihelka et al. 2022, eq. 8): how far the search's decision
+  /// and policy target move from the prior.
+  double gumbel_c_visit = 50;
+  double gumbel_c_scale = 1.0;
   bool normalize_obs = false;  ///< running mean/std observation normalisation
   bool fused_update = true;    ///< hand-written backward pass instead of LibTorch's autograd
+  /// Imitation warm start: for this share of total_steps the role's rule-based baseline acts
+  /// and each stored decision's policy target is the baseline's action (label-smoothed by
+  /// imitation_smoothing over the allowed actions) instead of the search's, so the prior policy
+  /// learns to copy the baseline and the value and reward heads learn its returns.
+  double imitation_fraction = 0.0;
+  double imitation_smoothing = 0.0;
+  /// After the phase: the policy target is (1 - w) x the search policy + w x the prior of the
+  /// network as the phase left it (the anchor); the cross-entropy to it is the search's plus
+  /// w x KL(anchor || prior) up to a constant, keeping the policy near the baseline it copied.
+  double imitation_anchor_weight = 0.0;
 };
 
 /// The hyperparameters of MuZeroConfig, listed once (core/config_fields.h): YAML keys under the
@@ -89,10 +104,26 @@ void VisitFields(MuZeroConfig& c, V&& v) {
     "visit-count temperature (halved at 50% and 75% of the run)");
   v("gumbel", c.gumbel, "Gumbel MuZero root selection");
   v("gumbel_max_considered", c.gumbel_max_considered, 1, 10000, "actions considered at the root");
+  v("gumbel_c_visit", c.gumbel_c_visit, 0.0, 1e6,
+    "sigma(q) = (gumbel_c_visit + max N) x gumbel_c_scale x normalised q");
+  v("gumbel_c_scale", c.gumbel_c_scale, 0.0, 1e6,
+    "scale of sigma(q): how far the search's decisions and targets move from the prior");
   v("normalize_obs", c.normalize_obs, "running mean/std observation normalisation");
   v("fused_update", c.fused_update,
     "hand-written backward pass of the unrolled loss (false: LibTorch autograd)");
+  v("imitation_fraction", c.imitation_fraction, 0.0, 1.0,
+    "share of total_steps in which the rule-based baseline acts and its decisions are the "
+    "policy targets (0 = off)");
+  v("imitation_smoothing", c.imitation_smoothing, 0.0, 0.5,
+    "imitation with label smoothing: the target is the baseline's action with 1 - eps and eps "
+    "spread over the allowed actions (needs imitation_fraction > 0)");
+  v("imitation_anchor_weight", c.imitation_anchor_weight, 0.0, 1.0,
+    "after the imitation phase: share of the prior policy as the phase left it in each policy "
+    "target (0 = free; needs imitation_fraction > 0)");
 }
+
+/// Cross-field checks ("" or the problem): the imitation options need an imitation phase.
+std::string CheckFields(const MuZeroConfig& c);
 
 struct AgentAlgorithm;
 /// The registry entry (agents/agent_registry.cc).
@@ -105,6 +136,10 @@ class MuZeroAgent : public Agent {
               uint64_t seed, int64_t total_steps);
 
   std::string algorithm() const override { return "muzero"; }
+  /// While the imitation phase lasts (imitation_fraction of total_steps).
+  bool wants_demonstrations() const override { return env_steps_ < imitation_steps_; }
+  int64_t imitation_steps() const { return imitation_steps_; }
+  bool anchored() const { return static_cast<bool>(anchor_); }
   /// The full model (initial_inference, recurrent_inference) for planners.
   torch::jit::Module ExportModel() const;
   /// The exported module is the prior policy: PriorActions, not the search.
@@ -146,8 +181,9 @@ class MuZeroAgent : public Agent {
   void OnGroup(Collective* group) override;
 
  private:
+  /// demonstrations (the imitation phase, recording only): the actions taken and imitated.
   void Search(const float* obs, const uint8_t* masks, int n, bool explore, int32_t* actions,
-              bool record, const uint8_t* acting);
+              bool record, const uint8_t* acting, const int32_t* demonstrations = nullptr);
   void CloseGame(int i, bool terminated, float final_value);
   std::pair<int, int> SamplePosition(double* probability);
   /// One training step's unrolled targets, per sample b and step k at b (K + 1) + k.
@@ -175,6 +211,11 @@ class MuZeroAgent : public Agent {
   CategoricalSupport support_;
   MuZeroNetConfig net_config_;
   MuZeroNet net_{nullptr}, target_{nullptr};
+  int64_t imitation_steps_ = 0;
+  /// The network as the imitation phase left it (imitation_anchor_weight > 0, after the phase).
+  MuZeroNet anchor_{nullptr};
+  void MakeAnchor();
+  std::vector<float> anchor_latent_, anchor_value_, anchor_logits_, policy_target_;
   std::unique_ptr<FlatAdam> optimizer_;
   bool games_ready_ = false;  ///< every rank has stored a game (latched)
   std::unique_ptr<BatchedMcts> mcts_;

@@ -231,15 +231,22 @@ TEST(DqnAgent, DoubleDqnUpdateUsesTheOnlineArgmaxAndTargetValues) {
 
 // The hand-written TD gradient (fused_update) against LibTorch autograd: branching heads with
 // masks, plain and double targets, MSE and Huber, uniform and prioritised replay, terminal and
-// bootstrapped transitions. Same losses and parameters after a few Adam steps.
+// bootstrapped transitions, with the imitation phase's large-margin loss. Same losses and
+// parameters after a few Adam steps.
 TEST(DqnAgent, FusedUpdateMatchesAutograd) {
   const std::vector<int64_t> nvec = {3, 2};
   const int obs_dim = 5, width = 5, dims = 2;
-  // Variants 2 and 3: the dueling head (shared value, per-branch centred advantages).
-  for (int variant = 0; variant < 4; ++variant) {
+  // Variants 2, 3 and 4: the dueling head (shared value, per-branch centred advantages);
+  // 4 and 5: in the imitation phase (the margin loss on the stored actions).
+  for (int variant = 0; variant < 6; ++variant) {
     DqnConfig c;
     c.hidden = {16, 12};
-    c.dueling = variant >= 2;
+    c.dueling = variant >= 2 && variant <= 4;
+    if (variant >= 4) {
+      c.imitation_fraction = 0.5;
+      c.imitation_margin = 0.7;
+      c.imitation_coef = 1.5;
+    }
     c.buffer_size = 64;
     c.batch_size = 32;
     c.learning_rate = 1e-3;
@@ -281,6 +288,12 @@ TEST(DqnAgent, FusedUpdateMatchesAutograd) {
       for (const char* key : {"losses/td_loss", "losses/q_values", "losses/grad_norm"})
         EXPECT_NEAR(got.at(key), want.at(key), 1e-5 * std::max(1.0, std::abs(want.at(key))))
             << key << " variant " << variant << " step " << step;
+      if (variant >= 4) {
+        ASSERT_TRUE(fused.wants_demonstrations());
+        EXPECT_NEAR(got.at("losses/margin_loss"), want.at("losses/margin_loss"), 1e-5)
+            << " variant " << variant << " step " << step;
+        EXPECT_GT(got.at("losses/margin_loss"), 0.0);
+      }
     }
     const auto a = reference.Parameters(), b = fused.Parameters();
     for (size_t k = 0; k < a.size(); ++k)

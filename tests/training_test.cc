@@ -323,6 +323,36 @@ std::string ImitationExperiment(const std::string& roles, int64_t total_steps) {
          roles;
 }
 
+// The share of a role's decisions (acting instances) on which `decide` agrees with the
+// baseline, over 24 fresh months of the trainer's environment driven by the baselines.
+template <typename Decide>
+double AgreementWithBaseline(Trainer& t, const std::string& role, Decide decide) {
+  MultiAgentEnv& env = t.env();
+  const int r = env.FindRole(role), n = env.num_envs();
+  const int dims = env.role(r).action_space.action_dims();
+  std::vector<int32_t> want(static_cast<size_t>(n) * dims), got(want.size());
+  int rows = 0, same = 0;
+  for (int month = 0; month < 24; ++month) {
+    for (int k = 0; k < env.num_roles(); ++k) {
+      if (k != r) {
+        env.Act(k, nullptr);
+        continue;
+      }
+      env.BaselineDecisions(r, want.data());
+      decide(env.observations(r), env.action_masks(r), n, got.data());
+      for (int i = 0; i < n; ++i) {
+        if (!env.acting(r)[i]) continue;
+        ++rows;
+        same += std::equal(&want[i * dims], &want[i * dims] + dims, &got[i * dims]);
+      }
+      env.Act(r, want.data());
+    }
+    env.Step();
+  }
+  EXPECT_GT(rows, 0);
+  return rows > 0 ? static_cast<double>(same) / rows : 0.0;
+}
+
 TEST(Imitation, TheBaselineActsAndThePolicyLearnsToCopyIt) {
   const std::string ppo =
       "ppo: {num_steps: 12, num_minibatches: 2, learning_rate: 1.0e-3, normalize_obs: true, "
@@ -346,24 +376,10 @@ TEST(Imitation, TheBaselineActsAndThePolicyLearnsToCopyIt) {
     EXPECT_EQ(agent->updates(), 100);  // 9600 / (12 x 8), every one imitated
     EXPECT_EQ(agent->imitation_updates(), 100);
     // The greedy policy decides as the baseline on states it has not trained on.
-    MultiAgentEnv& env = learner.env();
-    const int r = env.FindRole(role), n = env.num_envs();
-    const int dims = env.role(r).action_space.action_dims();
-    std::vector<int32_t> want(static_cast<size_t>(n) * dims), got(want.size());
-    int rows = 0, same = 0;
-    for (int t = 0; t < 24; ++t) {
-      env.BaselineDecisions(r, want.data());
-      agent->Act(env.observations(r), env.action_masks(r), n, true, got.data());
-      for (int i = 0; i < n; ++i) {
-        if (!env.acting(r)[i]) continue;
-        ++rows;
-        same += std::equal(&want[i * dims], &want[i * dims] + dims, &got[i * dims]);
-      }
-      env.Act(r, want.data());
-      env.Step();
-    }
-    ASSERT_GT(rows, 0);
-    EXPECT_GE(static_cast<double>(same) / rows, 0.9) << role << ": " << same << " of " << rows;
+    const double agree = AgreementWithBaseline(
+        learner, role,
+        [&](const float* o, const uint8_t* m, int n, int32_t* a) { agent->Act(o, m, n, true, a); });
+    EXPECT_GE(agree, 0.9) << role << ": " << agree;
   }
 }
 
@@ -388,11 +404,6 @@ TEST(Imitation, PpoTakesOverAfterThePhaseAndResumesExactly) {
                                     "imitation_smoothing: 0.2}}\n",
                                     2560),
                 800);
-  // Only PPO imitates (a key of its own section).
-  const std::string msg = ErrorOf(
-      ImitationExperiment("  collection: {agent: dqn, dqn: {imitation_fraction: 0.5}}\n", 1000));
-  EXPECT_NE(msg.find("roles.collection.dqn.imitation_fraction"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("unknown key"), std::string::npos) << msg;
   const std::string alone =
       ErrorOf(ImitationExperiment("  credit: {agent: ppo, ppo: {imitation_kl_coef: 0.5}}\n", 1000));
   EXPECT_NE(alone.find("imitation_kl_coef needs an imitation phase"), std::string::npos) << alone;
@@ -405,6 +416,101 @@ TEST(Imitation, PpoTakesOverAfterThePhaseAndResumesExactly) {
       "  credit: {agent: ppo, ppo: {imitation_fraction: 0.5, imitation_smoothing: 0.9}}\n", 1000));
   EXPECT_NE(too_smooth.find("roles.credit.ppo.imitation_smoothing"), std::string::npos)
       << too_smooth;
+}
+
+// A run of `role` (spec: its YAML mapping) imitating for `steps`, checked against the
+// all-baseline run: the same run, every role's episodic returns bit for bit.
+std::unique_ptr<Trainer> TrainedInThePhase(const std::string& role, const std::string& spec,
+                                           int64_t steps) {
+  auto learner = std::make_unique<Trainer>(ExperimentConfig::Parse(YamlValue::LoadString(
+      ImitationExperiment("  " + role + ": " + spec + "\n", steps), "im.yaml")));
+  Trainer baseline(ExperimentConfig::Parse(YamlValue::LoadString(
+      ImitationExperiment("  " + role + ": baseline\n", steps), "base.yaml")));
+  learner->Train();
+  baseline.Train();
+  for (int r = 0; r < learner->env().num_roles(); ++r) {
+    EXPECT_FALSE(std::isnan(baseline.MeanEpisodicReturn(r)));
+    EXPECT_EQ(learner->MeanEpisodicReturn(r), baseline.MeanEpisodicReturn(r)) << r;
+  }
+  return learner;
+}
+
+// DQN's warm start (DQfD): in the phase the baseline acts (the run is the all-baseline run),
+// the Q-network's greedy action becomes the baseline's through the large-margin loss; after it
+// epsilon-greedy takes over, held near the phase's network by the anchor, resumed exactly.
+TEST(Imitation, DqnCopiesTheBaselineWithTheMarginLossAndResumesExactly) {
+  const std::string dqn =
+      "dqn: {learning_starts: 64, buffer_size: 4000, batch_size: 32, train_frequency: 2, "
+      "learning_rate: 1.0e-3, normalize_obs: true, dueling: true, imitation_fraction: 1.0, "
+      "imitation_margin: 0.5, imitation_coef: 2.0}";
+  auto trained = TrainedInThePhase("collection", "{agent: dqn, " + dqn + "}", 4000);
+  Trainer& learner = *trained;
+  DqnAgent* agent = AgentOf<DqnAgent>(learner, "collection");
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(agent->imitation_steps(), 4000);  // the phase is the whole run
+  EXPECT_GT(agent->updates(), 500);
+  const double agree = AgreementWithBaseline(
+      learner, "collection",
+      [&](const float* o, const uint8_t* m, int n, int32_t* a) { agent->Act(o, m, n, true, a); });
+  EXPECT_GE(agree, 0.9) << agree;
+  // The phase ends half-way: epsilon's schedule starts there, the anchor is taken and travels
+  // with the checkpoint (checkpointed inside the phase, then after it).
+  const std::string half = ImitationExperiment(
+      "  collection: {agent: dqn, dqn: {learning_starts: 32, buffer_size: 500, "
+      "batch_size: 8, train_frequency: 2, imitation_fraction: 0.5, "
+      "imitation_anchor_coef: 0.5, start_e: 0.2}}\n",
+      1600);
+  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(half, "im.yaml")));
+  t.Train(800);
+  DqnAgent* d = AgentOf<DqnAgent>(t, "collection");
+  EXPECT_EQ(d->imitation_steps(), 800);
+  EXPECT_FALSE(d->wants_demonstrations());
+  EXPECT_TRUE(d->anchored());           // taken as the phase ended
+  EXPECT_DOUBLE_EQ(d->epsilon(), 0.2);  // the schedule starts there
+  t.Train();
+  EXPECT_LT(d->epsilon(), 0.2);
+  ResumeIsExact(half, 600);
+  ResumeIsExact(half, 1200);
+  const std::string alone = ErrorOf(
+      ImitationExperiment("  collection: {agent: dqn, dqn: {imitation_anchor_coef: 0.5}}\n", 1000));
+  EXPECT_NE(alone.find("imitation_anchor_coef needs an imitation phase"), std::string::npos)
+      << alone;
+}
+
+// MuZero's warm start: in the phase the baseline acts and its decisions are the policy
+// targets, so the prior policy (the exported acting path) copies it; after it the search acts,
+// the targets mixed with the anchor's prior; resumed exactly across the phase's end.
+TEST(Imitation, MuZeroPriorCopiesTheBaselineAndResumesExactly) {
+  const std::string muzero =
+      "muzero: {num_simulations: 4, batch_size: 32, unroll_steps: 2, td_steps: 2, buffer_size: "
+      "200, learning_starts: 64, train_ratio: 0.1, latent_dim: 16, hidden: [32], support_size: "
+      "5, normalize_obs: true, imitation_fraction: 1.0}";
+  auto trained = TrainedInThePhase("risk", "{agent: muzero, " + muzero + "}", 4000);
+  Trainer& learner = *trained;
+  MuZeroAgent* agent = AgentOf<MuZeroAgent>(learner, "risk");
+  ASSERT_NE(agent, nullptr);
+  EXPECT_GT(agent->training_steps(), 100);
+  const double agree = AgreementWithBaseline(
+      learner, "risk", [&](const float* o, const uint8_t* m, int n, int32_t* a) {
+        agent->PriorActions(o, m, n, a);
+      });
+  EXPECT_GE(agree, 0.9) << agree;
+  const std::string half = ImitationExperiment(
+      "  risk: {agent: muzero, muzero: {num_simulations: 4, batch_size: 8, unroll_steps: 2, "
+      "td_steps: 2, buffer_size: 50, learning_starts: 16, train_ratio: 0.5, latent_dim: 8, "
+      "hidden: [16], support_size: 5, imitation_fraction: 0.5, imitation_smoothing: 0.2, "
+      "imitation_anchor_weight: 0.3}}\n",
+      1600);
+  Trainer t(ExperimentConfig::Parse(YamlValue::LoadString(half, "im.yaml")));
+  t.Train();
+  MuZeroAgent* mz = AgentOf<MuZeroAgent>(t, "risk");
+  EXPECT_EQ(mz->imitation_steps(), 800);
+  EXPECT_TRUE(mz->anchored());
+  ResumeIsExact(half, 600);
+  ResumeIsExact(half, 1200);
+  const std::string alone = ErrorOf(
+      ImitationExperiment("  risk: {agent: muzero, muzero: {imitation_smoothing: 0.1}}\n", 1000));
+  EXPECT_NE(alone.find("imitation_smoothing needs an imitation phase"), std::string::npos) << alone;
 }
 
 TEST(Frozen, ExportedPolicyDrivesARole) {

@@ -3,14 +3,14 @@
 # environment-only rate of the same instances, with the training loop's time budget per
 # component (docs/performance.md, "Training throughput"). Usage:
 #   bench/train_throughput.sh [build-dir] [experiment.yaml ...]
-# Default experiments: configs/quickstart_unconstrained.yaml and configs/full_hierarchy.yaml.
+# Default experiments: configs/quickstart_unconstrained.yaml and configs/full_hierarchy_scratch.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 shift || true
 EXPERIMENTS=("$@")
 if [ ${#EXPERIMENTS[@]} -eq 0 ]; then
-  EXPERIMENTS=(configs/quickstart_unconstrained.yaml configs/full_hierarchy.yaml)
+  EXPERIMENTS=(configs/quickstart_unconstrained.yaml configs/full_hierarchy_scratch.yaml)
 fi
 for e in "${EXPERIMENTS[@]}"; do
   echo "== $e"

@@ -603,7 +603,7 @@ TEST(MuZeroAgent, ExportsTheActingPathAndTheModel) {
 
 TEST(MixedHierarchy, ResumesAndExportsEveryRole) {
   // MuZero, PPO and DQN roles learning together on the twin: exact resume, and every role
-  // exports (the small version of configs/full_hierarchy.yaml).
+  // exports (the small version of configs/full_hierarchy.yaml and configs/full_hierarchy_scratch.yaml).
   const std::string yaml =
       "name: h\nseed: 6\ntotal_steps: 2000\nenv: {name: twin, num_envs: 4, config: "
       "{horizon_months: 12}}\nroles:\n"
